@@ -1,0 +1,366 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// BatchHandler handles one batch of messages in stream order. It returns how
+// many leading messages are finished — their outputs are durably published,
+// their effects durably applied, or they were dead-lettered — and, when that
+// is fewer than len(msgs), the error that stopped message done. The consumer
+// redelivers the unfinished rest after a back-off and dead-letters a message
+// that keeps failing. ctx is cancelled only when a stop's deadline passes.
+type BatchHandler func(ctx context.Context, msgs []jetstream.Msg) (done int, err error)
+
+// ConsumerDeps are what a Consumer needs besides its spec.
+type ConsumerDeps struct {
+	JetStream jetstream.JetStream
+	Config    Config
+	Logger    *slog.Logger
+	Metrics   *Metrics
+	Handler   BatchHandler
+}
+
+// Consumer runs one durable pull consumer of one stage: it fetches
+// continuously, hands the handler whatever has arrived (one message when
+// traffic is light, up to MaxBatch under load, so latency stays low and
+// throughput high), and acknowledges the last finished message. The
+// consumer's ack policy is AckAll, so that one ack finishes the whole prefix:
+// a batch costs one acknowledgement, not one per event.
+//
+// AckAll has a price that this type pays: acknowledging a message also
+// acknowledges every earlier one, so no earlier message may still be
+// unfinished. The consumer therefore never lets a later message overtake an
+// unfinished one. Each time it starts, and after each failure, it rewinds the
+// durable consumer to its ack floor (the first unacknowledged message), so
+// everything not acknowledged is delivered again, in order, before anything
+// newer. A stop needs to give nothing back: what it leaves unacknowledged is
+// the next start's first delivery. Only one process may run a given durable
+// at a time.
+type Consumer struct {
+	deps ConsumerDeps
+	spec ConsumerSpec
+	log  *slog.Logger
+	dead *deadLetterer
+
+	// failures counts failed attempts per stream sequence across rewinds.
+	failures map[uint64]int
+	// lastAck is the last message acknowledged, confirmed at a stop.
+	lastAck jetstream.Msg
+
+	stopping chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+
+	handlerCtx    context.Context
+	cancelHandler context.CancelFunc
+}
+
+// NewConsumer returns a consumer; Start creates it on the server and runs it.
+func NewConsumer(spec ConsumerSpec, deps ConsumerDeps) *Consumer {
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("stage", spec.Stage, "consumer", spec.Durable)
+	return &Consumer{
+		deps:     deps,
+		spec:     spec,
+		log:      log,
+		dead:     &deadLetterer{pub: NewPublisher(deps.JetStream), stage: spec.Stage},
+		failures: map[uint64]int{},
+	}
+}
+
+// Start rewinds the durable consumer to its ack floor (creating it the first
+// time) and starts fetching. ctx bounds the set-up only.
+func (c *Consumer) Start(ctx context.Context) error {
+	iter, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	c.stopping = make(chan struct{})
+	c.done = make(chan struct{})
+	c.handlerCtx, c.cancelHandler = context.WithCancel(context.Background())
+	go c.run(iter)
+	return nil
+}
+
+// Stop stops fetching and lets the batch in hand finish. When ctx ends first,
+// the batch in hand is cancelled and left unacknowledged. Either way nothing
+// unfinished is ever acknowledged, and the next Start delivers it again.
+func (c *Consumer) Stop(ctx context.Context) error {
+	if c.done == nil {
+		return nil
+	}
+	c.stopOnce.Do(func() { close(c.stopping) })
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		c.cancelHandler()
+		<-c.done
+		return fmt.Errorf("stopping consumer %s: %w", c.spec.Durable, ctx.Err())
+	}
+}
+
+// open rewinds the durable consumer to its ack floor and subscribes.
+func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) {
+	js, cfg := c.deps.JetStream, consumerConfig(c.deps.Config, c.spec)
+	cons, err := js.Consumer(ctx, c.spec.Stream, c.spec.Durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		cons, err = js.CreateConsumer(ctx, c.spec.Stream, cfg)
+	case err == nil:
+		info := cons.CachedInfo()
+		if info.NumAckPending == 0 && info.Delivered.Stream == info.AckFloor.Stream {
+			// Nothing delivered is unacknowledged: no need to rewind.
+			// Where it starts cannot change; the rest can be updated.
+			cfg.DeliverPolicy, cfg.OptStartSeq = info.Config.DeliverPolicy, info.Config.OptStartSeq
+			cons, err = js.CreateOrUpdateConsumer(ctx, c.spec.Stream, cfg)
+			break
+		}
+		if err = js.DeleteConsumer(ctx, c.spec.Stream, c.spec.Durable); err != nil {
+			return nil, fmt.Errorf("rewinding consumer %s: %w", c.spec.Durable, err)
+		}
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = info.AckFloor.Stream + 1
+		cons, err = js.CreateConsumer(ctx, c.spec.Stream, cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating consumer %s on %s: %w", c.spec.Durable, c.spec.Stream, err)
+	}
+	iter, err := cons.Messages(jetstream.PullMaxMessages(2 * c.deps.Config.MaxBatch))
+	if err != nil {
+		return nil, fmt.Errorf("subscribing consumer %s: %w", c.spec.Durable, err)
+	}
+	return iter, nil
+}
+
+// run consumes until stopped, rewinding after every failure.
+func (c *Consumer) run(iter jetstream.MessagesContext) {
+	defer close(c.done)
+	defer c.cancelHandler()
+	defer c.confirmLastAck()
+	for {
+		failed := c.consume(iter)
+		iter.Stop()
+		if !failed {
+			return
+		}
+		for {
+			if !c.sleep(c.deps.Config.backoff(c.maxFailures())) {
+				return
+			}
+			ctx, cancel := context.WithTimeout(c.handlerCtx, 30*time.Second)
+			var err error
+			iter, err = c.open(ctx)
+			cancel()
+			if err == nil {
+				break
+			}
+			c.log.Warn("rewinding after a failure", "error", err)
+		}
+	}
+}
+
+// consume handles batches until the consumer stops (false) or a batch fails
+// (true), after acknowledging the batch's finished prefix.
+func (c *Consumer) consume(iter jetstream.MessagesContext) bool {
+	msgs := make(chan jetstream.Msg, c.deps.Config.MaxBatch)
+	go pump(iter, msgs, c.log)
+	batch := make([]jetstream.Msg, 0, c.deps.Config.MaxBatch)
+	for {
+		var m jetstream.Msg
+		var ok bool
+		select {
+		case m, ok = <-msgs:
+			if !ok {
+				return false
+			}
+		case <-c.stopping:
+			return false
+		}
+		batch = append(batch[:0], m)
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		if !c.handle(batch) {
+			return !c.isStopping() && c.handlerCtx.Err() == nil
+		}
+		if c.isStopping() {
+			return false
+		}
+	}
+}
+
+// pump moves messages from the iterator into a channel the consumer can
+// drain without blocking, which is what lets it build batches of whatever
+// has arrived. It ends when the iterator is stopped.
+func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, log *slog.Logger) {
+	defer close(out)
+	for {
+		m, err := iter.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			// Missed heartbeats and the like: the iterator recovers by
+			// itself.
+			log.Warn("fetching messages", "error", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		out <- m
+	}
+}
+
+// handle runs the handler on a batch. It returns true when the whole batch is
+// finished; false when a message failed (the finished prefix is acknowledged,
+// the rest will be delivered again after a rewind).
+func (c *Consumer) handle(batch []jetstream.Msg) bool {
+	for len(batch) > 0 {
+		start := time.Now()
+		done, err := c.deps.Handler(c.handlerCtx, batch)
+		done = min(max(done, 0), len(batch))
+		c.deps.Metrics.observeBatch(c.spec.Stage, done, time.Since(start))
+		if done > 0 {
+			c.ack(batch[done-1])
+			for _, m := range batch[:done] {
+				delete(c.failures, sequence(m))
+			}
+			batch = batch[done:]
+		}
+		if len(batch) == 0 {
+			return true
+		}
+		if err == nil {
+			err = errors.New("the handler finished part of the batch without saying why")
+		}
+		if c.handlerCtx.Err() != nil {
+			return false
+		}
+		seq := sequence(batch[0])
+		c.failures[seq]++
+		c.deps.Metrics.observeRetry(c.spec.Stage)
+		if c.failures[seq] < c.deps.Config.MaxDeliver {
+			c.log.Warn("batch failed; retrying from the failed message", "sequence", seq, "attempt", c.failures[seq], "error", err)
+			return false
+		}
+		if !c.deadLetter(batch[0], err, c.failures[seq]) {
+			return false
+		}
+		delete(c.failures, seq)
+		batch = batch[1:]
+	}
+	return true
+}
+
+func (c *Consumer) maxFailures() int {
+	n := 1
+	for _, f := range c.failures {
+		n = max(n, f)
+	}
+	return n
+}
+
+func (c *Consumer) deadLetter(m jetstream.Msg, cause error, attempts int) bool {
+	reason := fmt.Sprintf("gave up after %d attempts: %v", attempts, cause)
+	if err := c.dead.publish(c.handlerCtx, m, CodeRetriesExhausted, reason); err != nil {
+		c.log.Error("dead-lettering message", "sequence", sequence(m), "error", err)
+		return false
+	}
+	c.deps.Metrics.observeDeadLetter(c.spec.Stage)
+	c.ack(m)
+	return true
+}
+
+// sleep waits for d; it returns false when the consumer is stopping.
+func (c *Consumer) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.stopping:
+		return false
+	}
+}
+
+func (c *Consumer) isStopping() bool {
+	select {
+	case <-c.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// confirmLastAck waits until the server has processed the last
+// acknowledgement (acks are asynchronous), so that the next start begins
+// right after it instead of repeating the last batch.
+func (c *Consumer) confirmLastAck() {
+	if c.lastAck == nil {
+		return
+	}
+	seq := sequence(c.lastAck)
+	ctx, cancel := context.WithTimeout(c.handlerCtx, 5*time.Second)
+	defer cancel()
+	for {
+		cons, err := c.deps.JetStream.Consumer(ctx, c.spec.Stream, c.spec.Durable)
+		if err == nil && cons.CachedInfo().AckFloor.Stream >= seq {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			c.log.Debug("confirming the last acknowledgement", "sequence", seq, "error", ctx.Err())
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Consumer) ack(m jetstream.Msg) {
+	c.lastAck = m
+	if err := m.Ack(); err != nil {
+		// The ack is lost only with the connection; the messages are then
+		// delivered again, which every stage makes harmless.
+		c.log.Warn("acknowledging messages", "sequence", sequence(m), "error", err)
+	}
+}
+
+func deliveries(m jetstream.Msg) int {
+	md, err := m.Metadata()
+	if err != nil {
+		return 1
+	}
+	return int(md.NumDelivered)
+}
+
+func sequence(m jetstream.Msg) uint64 {
+	md, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return md.Sequence.Stream
+}
+
+// Deliveries returns how many times the server has delivered m, for the
+// attempts column of the API log.
+func Deliveries(m jetstream.Msg) int { return deliveries(m) }

@@ -1,0 +1,265 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/natstest"
+)
+
+func testConfig() bus.Config {
+	c := bus.DefaultConfig()
+	c.Backoff = []time.Duration{20 * time.Millisecond, 40 * time.Millisecond}
+	c.MaxDeliver = 3
+	c.MaxBatch = 50
+	c.AckWait = 2 * time.Second
+	return c
+}
+
+func setup(t *testing.T) (*nats.Conn, jetstream.JetStream, bus.Config) {
+	t.Helper()
+	s := natstest.Run(t)
+	nc, js := natstest.Connect(t, s)
+	cfg := testConfig()
+	if err := bus.EnsureStreams(context.Background(), js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// Creating the streams twice changes nothing and fails nothing.
+	if err := bus.EnsureStreams(context.Background(), js, cfg); err != nil {
+		t.Fatalf("second EnsureStreams: %v", err)
+	}
+	return nc, js, cfg
+}
+
+func publishN(t *testing.T, js jetstream.JetStream, subject string, n int) {
+	t.Helper()
+	msgs := make([]*nats.Msg, n)
+	for i := range msgs {
+		m := nats.NewMsg(subject)
+		m.Header.Set(bus.HeaderMsgID, subject+"-"+strconv.Itoa(i))
+		m.Data = []byte(strconv.Itoa(i))
+		msgs[i] = m
+	}
+	if err := bus.NewPublisher(js).Publish(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// recorder is a handler that records what it was given, in order.
+type recorder struct {
+	mu   sync.Mutex
+	seen []string
+	fail func(data string, attempt int) error
+	runs map[string]int
+}
+
+func (r *recorder) handle(_ context.Context, msgs []jetstream.Msg) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.runs == nil {
+		r.runs = map[string]int{}
+	}
+	for i, m := range msgs {
+		d := string(m.Data())
+		r.runs[d]++
+		if r.fail != nil {
+			if err := r.fail(d, r.runs[d]); err != nil {
+				return i, err
+			}
+		}
+		r.seen = append(r.seen, d)
+	}
+	return len(msgs), nil
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.seen)
+}
+
+func pending(t *testing.T, js jetstream.JetStream, durable string) (ackPending int, numPending uint64) {
+	t.Helper()
+	c, err := js.Consumer(context.Background(), bus.StreamIngest, durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.NumAckPending, info.NumPending
+}
+
+func TestConsumerHandlesInOrderAndAcks(t *testing.T) {
+	_, js, cfg := setup(t)
+	publishN(t, js, "ingest.acme.shop.order", 200)
+	rec := &recorder{}
+	c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "ordered", Filter: "ingest.>"},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: rec.handle})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { return rec.count() == 200 }, "not all 200 messages handled")
+	for i, d := range rec.seen {
+		if d != strconv.Itoa(i) {
+			t.Fatalf("message %d handled as %q: out of order", i, d)
+		}
+	}
+	waitFor(t, 5*time.Second, func() bool { a, n := pending(t, js, "ordered"); return a == 0 && n == 0 }, "messages left unacknowledged")
+}
+
+func TestConsumerRetriesThenSucceeds(t *testing.T) {
+	_, js, cfg := setup(t)
+	publishN(t, js, "ingest.acme.shop.order", 10)
+	rec := &recorder{fail: func(d string, attempt int) error {
+		if d == "4" && attempt < 2 {
+			return errors.New("store briefly down")
+		}
+		return nil
+	}}
+	c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "retry", Filter: "ingest.>"},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: rec.handle})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { return rec.count() == 10 }, "not all messages handled after a retry")
+	// Nothing overtook the failed message: the order is intact.
+	for i, d := range rec.seen {
+		if d != strconv.Itoa(i) {
+			t.Fatalf("after a retry, message %d handled as %q", i, d)
+		}
+	}
+}
+
+func TestConsumerDeadLettersAfterMaxDeliver(t *testing.T) {
+	_, js, cfg := setup(t)
+	publishN(t, js, "ingest.acme.shop.order", 5)
+	rec := &recorder{fail: func(d string, _ int) error {
+		if d == "2" {
+			return errors.New("target refuses record 2")
+		}
+		return nil
+	}}
+	c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "dead", Filter: "ingest.>"},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: rec.handle})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { return rec.count() == 4 }, "the messages after the bad one were not handled")
+	dlq, err := js.Stream(context.Background(), bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := dlq.GetMsg(context.Background(), 1)
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	if string(m.Data) != "2" || m.Subject != "dlq.acme.test" {
+		t.Errorf("dead letter = %s %q, want dlq.acme.test \"2\"", m.Subject, m.Data)
+	}
+	want := map[string]string{
+		bus.HeaderDeadCode:     bus.CodeRetriesExhausted,
+		bus.HeaderDeadReason:   "gave up after 3 attempts: target refuses record 2",
+		bus.HeaderDeadSubject:  "ingest.acme.shop.order",
+		bus.HeaderDeadStream:   bus.StreamIngest,
+		bus.HeaderDeadSequence: "3",
+		bus.HeaderDeadStage:    "test",
+	}
+	for k, v := range want {
+		if got := m.Header.Get(k); got != v {
+			t.Errorf("dead letter header %s = %q, want %q", k, got, v)
+		}
+	}
+	waitFor(t, 5*time.Second, func() bool { a, n := pending(t, js, "dead"); return a == 0 && n == 0 }, "messages left unacknowledged")
+}
+
+// TestStopGivesBackUnfinished stops a consumer while its handler is busy: the
+// batch in hand finishes, nothing unfinished is acknowledged, and a new
+// consumer on the same durable gets every remaining message at once.
+func TestStopGivesBackUnfinished(t *testing.T) {
+	_, js, cfg := setup(t)
+	publishN(t, js, "ingest.acme.shop.order", 100)
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	first := &recorder{}
+	slow := func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+		once.Do(func() { close(started) })
+		<-release
+		n, err := first.handle(ctx, msgs[:1])
+		return n, err
+	}
+	c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "stop", Filter: "ingest.>"},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: slow})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	stopped := make(chan error)
+	go func() { stopped <- c.Stop(context.Background()) }()
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	handled := first.count()
+	if handled != 1 {
+		t.Fatalf("first consumer finished %d messages, want 1", handled)
+	}
+
+	second := &recorder{}
+	c2 := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "stop", Filter: "ingest.>"},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: second.handle})
+	if err := c2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c2.Stop(context.Background()) })
+	// Well within AckWait: given back, not waiting out a timeout.
+	waitFor(t, time.Second, func() bool { return second.count() >= 99 }, "the second consumer did not get the 99 remaining messages")
+	time.Sleep(50 * time.Millisecond)
+	if n := second.count(); n != 99 {
+		t.Errorf("second consumer handled %d messages, want the 99 the first did not finish", n)
+	}
+	if second.seen[0] != "1" {
+		t.Errorf("second consumer started at %q, want \"1\"", second.seen[0])
+	}
+}
+
+func TestPublishIsDeduplicatedByMsgID(t *testing.T) {
+	_, js, _ := setup(t)
+	publishN(t, js, "ingest.acme.shop.order", 10)
+	publishN(t, js, "ingest.acme.shop.order", 10)
+	s, err := js.Stream(context.Background(), bus.StreamIngest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 10 {
+		t.Errorf("stream holds %d messages after publishing 10 twice, want 10", info.State.Msgs)
+	}
+}

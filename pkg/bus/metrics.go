@@ -1,0 +1,68 @@
+package bus
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the per-stage pipeline metrics. A nil *Metrics records nothing,
+// so tests and tools need not build one.
+type Metrics struct {
+	finished    *prometheus.CounterVec
+	retries     *prometheus.CounterVec
+	deadLetters *prometheus.CounterVec
+	batchSize   *prometheus.HistogramVec
+	batchTime   *prometheus.HistogramVec
+}
+
+// NewMetrics registers the pipeline metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncline_stage_messages_finished_total",
+			Help: "Messages a stage finished (output durable, or dead-lettered).",
+		}, []string{"stage"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncline_stage_retries_total",
+			Help: "Batches a stage had to retry after a failure.",
+		}, []string{"stage"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncline_stage_dead_letters_total",
+			Help: "Messages a stage dead-lettered after exhausting its retries.",
+		}, []string{"stage"}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "syncline_stage_batch_size",
+			Help:    "Messages finished per handled batch.",
+			Buckets: []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000},
+		}, []string{"stage"}),
+		batchTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "syncline_stage_batch_seconds",
+			Help:    "Time a stage spent on one batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"stage"}),
+	}
+	reg.MustRegister(m.finished, m.retries, m.deadLetters, m.batchSize, m.batchTime)
+	return m
+}
+
+func (m *Metrics) observeBatch(stage string, finished int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.finished.WithLabelValues(stage).Add(float64(finished))
+	m.batchSize.WithLabelValues(stage).Observe(float64(finished))
+	m.batchTime.WithLabelValues(stage).Observe(d.Seconds())
+}
+
+func (m *Metrics) observeRetry(stage string) {
+	if m != nil {
+		m.retries.WithLabelValues(stage).Inc()
+	}
+}
+
+func (m *Metrics) observeDeadLetter(stage string) {
+	if m != nil {
+		m.deadLetters.WithLabelValues(stage).Inc()
+	}
+}

@@ -1,0 +1,83 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// streamConfigs are the five streams. Pipeline streams keep events for MaxAge
+// after they are written (limits retention, not work-queue or interest): an
+// event published before its consumer exists is kept, not dropped, and a
+// stream can be inspected or replayed for a while.
+func streamConfigs(c Config) []jetstream.StreamConfig {
+	pipeline := func(name, subjects, desc string) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:        name,
+			Description: desc,
+			Subjects:    []string{subjects},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    c.Replicas,
+			MaxAge:      c.MaxAge,
+			Discard:     jetstream.DiscardOld,
+			Duplicates:  2 * time.Minute,
+			AllowDirect: true,
+		}
+	}
+	dlq := pipeline(StreamDeadLetter, "dlq.>", "Events a stage could not process, with the reason; replayable.")
+	dlq.MaxAge = c.DeadLetterMaxAge
+	return []jetstream.StreamConfig{
+		pipeline(StreamIngest, "ingest.>", "Change events as sources publish them."),
+		pipeline(StreamFlow, "flow.>", "Mapped events, one per matching flow, partitioned by source key."),
+		pipeline(StreamPush, "push.>", "Events the ledger decided to apply, partitioned by source key."),
+		pipeline(StreamAudit, "audit.>", "Outcomes of every stage, for the API log. Never payloads."),
+		dlq,
+	}
+}
+
+// EnsureStreams creates the streams, or brings their settings up to date. Every
+// service calls it at start, so the order in which services start does not
+// matter.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, c Config) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	for _, sc := range streamConfigs(c) {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("creating stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// ConsumerSpec names one durable consumer of a stage.
+type ConsumerSpec struct {
+	// Stage names the service step for metrics, logs and dead letters:
+	// mapper, dedup, connector, eventlog.
+	Stage string
+	// Stream and Durable identify the consumer.
+	Stream  string
+	Durable string
+	// Filter is the subject filter, e.g. "flow.*.*.3" for partition 3.
+	Filter string
+}
+
+// consumerConfig acknowledges with AckAll: a stage handles its messages in
+// stream order and acks the last finished one, which acknowledges everything
+// before it in one message instead of one ack per event.
+func consumerConfig(c Config, s ConsumerSpec) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       s.Durable,
+		Description:   "Syncline " + s.Stage,
+		FilterSubject: s.Filter,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckAllPolicy,
+		AckWait:       c.AckWait,
+		MaxDeliver:    c.MaxDeliver,
+		MaxAckPending: c.MaxAckPending,
+		MaxWaiting:    512,
+	}
+}

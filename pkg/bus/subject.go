@@ -1,0 +1,99 @@
+package bus
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Subjects carry routing only, never personal data:
+//
+//	ingest.<tenant>.<endpoint>.<entity>
+//	flow.<tenant>.<flow>.<partition>
+//	push.<tenant>.<flow>.<partition>
+//	audit.<tenant>.<flow>
+//	dlq.<tenant>.<stage>
+//
+// The tenant is always the second token, so any stage can attribute a message
+// it cannot decode.
+
+// NoFlow stands in the flow token of an audit subject for events that matched
+// no flow (an unknown tenant, endpoint or entity).
+const NoFlow = "_"
+
+// IngestSubject is where a source publishes a change of one entity.
+func IngestSubject(tenant, endpoint, entity string) string {
+	return "ingest." + tenant + "." + endpoint + "." + entity
+}
+
+// FlowSubject is where the mapper puts a mapped event for the dedup stage.
+func FlowSubject(tenant, flow string, partition int) string {
+	return "flow." + tenant + "." + flow + "." + strconv.Itoa(partition)
+}
+
+// PushSubject is where the dedup stage puts an event for the target push.
+func PushSubject(tenant, flow string, partition int) string {
+	return "push." + tenant + "." + flow + "." + strconv.Itoa(partition)
+}
+
+// AuditSubject is where every stage reports outcomes for the API log.
+func AuditSubject(tenant, flow string) string {
+	if flow == "" {
+		flow = NoFlow
+	}
+	return "audit." + tenant + "." + flow
+}
+
+// DeadLetterSubject is where a stage puts what it could not process.
+func DeadLetterSubject(tenant, stage string) string {
+	return "dlq." + tenant + "." + stage
+}
+
+// TenantOf returns the tenant token of any Syncline subject, or "" when the
+// subject has none.
+func TenantOf(subject string) string {
+	_, rest, ok := strings.Cut(subject, ".")
+	if !ok {
+		return ""
+	}
+	tenant, _, _ := strings.Cut(rest, ".")
+	return tenant
+}
+
+// Partition maps a source key to one of n partitions with 32-bit FNV-1a: cheap,
+// allocation-free and stable across processes and versions, which is what
+// keeps one key in one partition.
+func Partition(key string, n int) int {
+	const (
+		offset = 2166136261
+		prime  = 16777619
+	)
+	h := uint32(offset)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= prime
+	}
+	return int(h % uint32(n))
+}
+
+// ValidateToken checks that a name can be one token of a subject and a
+// resource name: lower-case letters, digits and '-', starting with a letter,
+// at most 63 characters. what names the field for the error, e.g. "tenant".
+func ValidateToken(what, name string) error {
+	if name == "" {
+		return fmt.Errorf("%s is empty: give a name of lower-case letters, digits and '-'", what)
+	}
+	if len(name) > 63 {
+		return fmt.Errorf("%s %q is %d characters long: use at most 63", what, name, len(name))
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z':
+		case (c >= '0' && c <= '9' || c == '-') && i > 0:
+		default:
+			return fmt.Errorf("%s %q has %q at position %d: use lower-case letters, digits and '-', starting with a letter", what, name, c, i+1)
+		}
+	}
+	return nil
+}

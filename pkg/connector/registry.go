@@ -1,0 +1,144 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+)
+
+// Registry maps connector type names to their specs and, for targets, their factories. A
+// service constructs one, registers its connectors while it wires up, and then reads it from
+// any goroutine.
+type Registry struct {
+	mu      sync.RWMutex
+	entries map[string]entry
+}
+
+type entry struct {
+	spec    *checkedSpec
+	factory TargetFactory
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{entries: map[string]entry{}}
+}
+
+// RegisterTarget registers a target connector. A duplicate type name or an invalid spec is a
+// programming error in the connector, reported so that the service fails at start-up.
+func (r *Registry) RegisterTarget(spec Spec, f TargetFactory) error {
+	if spec.Kind != KindTarget {
+		return fmt.Errorf("registering connector %q: kind is %q, a target needs %q", spec.Type, spec.Kind, KindTarget)
+	}
+	if f == nil {
+		return fmt.Errorf("registering connector %q: the target factory is nil", spec.Type)
+	}
+	return r.register(spec, f)
+}
+
+// RegisterSource registers a source connector that needs no code on this side yet, such as
+// "nats", whose events are published straight to the bus: endpoints of that type are then
+// validated like any other.
+func (r *Registry) RegisterSource(spec Spec) error {
+	if spec.Kind != KindSource {
+		return fmt.Errorf("registering connector %q: kind is %q, a source needs %q", spec.Type, spec.Kind, KindSource)
+	}
+	return r.register(spec, nil)
+}
+
+func (r *Registry) register(spec Spec, f TargetFactory) error {
+	c, err := checkSpec(spec)
+	if err != nil {
+		return fmt.Errorf("registering connector %q: %w", spec.Type, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.entries[spec.Type]; ok {
+		return fmt.Errorf("registering connector %q: the type is already registered", spec.Type)
+	}
+	r.entries[spec.Type] = entry{spec: c, factory: f}
+	return nil
+}
+
+// Spec returns the spec registered under typ. The copy is the caller's to change.
+func (r *Registry) Spec(typ string) (Spec, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.entries[typ]
+	if !ok {
+		return Spec{}, false
+	}
+	return cloneSpec(e.spec.spec), true
+}
+
+// Specs returns every registered spec, sorted by type, for docs and schema generation.
+func (r *Registry) Specs() []Spec {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	specs := make([]Spec, 0, len(r.entries))
+	for _, e := range r.entries {
+		specs = append(specs, cloneSpec(e.spec.spec))
+	}
+	slices.SortFunc(specs, func(a, b Spec) int { return strings.Compare(a.Type, b.Type) })
+	return specs
+}
+
+// ValidateSettings checks settings against the spec of typ: required fields present, no
+// unknown fields, types right, enums and patterns respected. Every problem is a *SettingsError
+// naming its path (for example `settings.table: required`), and all of them are returned
+// joined. Secret values are never echoed.
+//
+// It returns a new map with defaults filled in and values normalised, so a factory can use
+// plain type assertions: string -> string, int -> int64, bool -> bool, duration ->
+// time.Duration (from a string such as "30s"), map -> map[string]any.
+func (r *Registry) ValidateSettings(typ string, settings map[string]any) (map[string]any, error) {
+	e, err := r.lookup(typ)
+	if err != nil {
+		return nil, err
+	}
+	return e.spec.validate(settings)
+}
+
+// OpenTarget validates settings for the target type typ and opens it with its factory. ctx
+// bounds the opening only.
+func (r *Registry) OpenTarget(ctx context.Context, typ string, settings map[string]any) (Target, error) {
+	e, err := r.lookup(typ)
+	if err != nil {
+		return nil, err
+	}
+	if e.factory == nil {
+		return nil, &SettingsError{Path: "type", Reason: fmt.Sprintf("%q is a %s connector and cannot be a flow's target", typ, e.spec.spec.Kind)}
+	}
+	valid, err := e.spec.validate(settings)
+	if err != nil {
+		return nil, err
+	}
+	t, err := e.factory(ctx, valid)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s target: %w", typ, err)
+	}
+	if t == nil {
+		return nil, fmt.Errorf("opening %s target: the factory returned neither a target nor an error", typ)
+	}
+	return t, nil
+}
+
+func (r *Registry) lookup(typ string) (entry, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.entries[typ]
+	if !ok {
+		return entry{}, &SettingsError{Path: "type", Reason: fmt.Sprintf("%q is not a registered connector type; use one of %s", typ, r.typesLocked())}
+	}
+	return e, nil
+}
+
+func (r *Registry) typesLocked() string {
+	if len(r.entries) == 0 {
+		return "(none registered)"
+	}
+	return strings.Join(slices.Sorted(maps.Keys(r.entries)), ", ")
+}

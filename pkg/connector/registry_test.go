@@ -1,0 +1,164 @@
+package connector_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/syncline/syncline/pkg/connector"
+)
+
+type nopTarget struct{ settings map[string]any }
+
+func (nopTarget) Push(context.Context, string, []connector.Record) ([]connector.Result, error) {
+	return nil, nil
+}
+
+func (nopTarget) Close() error { return nil }
+
+func nopFactory(_ context.Context, settings map[string]any) (connector.Target, error) {
+	return nopTarget{settings: settings}, nil
+}
+
+func targetSpec(typ string) connector.Spec {
+	return connector.Spec{
+		Type:    typ,
+		Kind:    connector.KindTarget,
+		Summary: "writes somewhere",
+		Fields: []connector.Field{
+			{Name: "url", Type: connector.TypeString, Summary: "where", Required: true},
+		},
+	}
+}
+
+func TestRegisterTargetRefusesBadSpecs(t *testing.T) {
+	field := func(f connector.Field) connector.Spec {
+		s := targetSpec("x")
+		s.Fields = append(s.Fields, f)
+		return s
+	}
+	tests := []struct {
+		name    string
+		spec    connector.Spec
+		factory connector.TargetFactory
+		wantErr string
+	}{
+		{"empty type", targetSpec(""), nopFactory, "spec type"},
+		{"upper-case type", targetSpec("SQL"), nopFactory, "spec type"},
+		{"source kind", connector.Spec{Type: "x", Kind: connector.KindSource, Summary: "s"}, nopFactory, "a target needs"},
+		{"nil factory", targetSpec("x"), nil, "factory is nil"},
+		{"no summary", connector.Spec{Type: "x", Kind: connector.KindTarget}, nopFactory, "summary is empty"},
+		{"bad field name", field(connector.Field{Name: "Table", Type: "string", Summary: "s"}), nopFactory, `field "Table": name`},
+		{"bad field type", field(connector.Field{Name: "n", Type: "float", Summary: "s"}), nopFactory, `type "float" is not one of`},
+		{"field without summary", field(connector.Field{Name: "n", Type: "int"}), nopFactory, "summary is empty"},
+		{"duplicate field", field(connector.Field{Name: "url", Type: "string", Summary: "s"}), nopFactory, `"url" is declared twice`},
+		{"enum on int", field(connector.Field{Name: "n", Type: "int", Summary: "s", Enum: []string{"1"}}), nopFactory, "string fields only"},
+		{"bad pattern", field(connector.Field{Name: "n", Type: "string", Summary: "s", Pattern: "("}), nopFactory, "compiling pattern"},
+		{"required with default", field(connector.Field{Name: "n", Type: "int", Summary: "s", Required: true, Default: 1}), nopFactory, "cannot have a default"},
+		{"default of wrong type", field(connector.Field{Name: "n", Type: "int", Summary: "s", Default: "one"}), nopFactory, "must be a whole number"},
+		{"default outside enum", field(connector.Field{Name: "n", Type: "string", Summary: "s", Enum: []string{"a"}, Default: "b"}), nopFactory, "not in the enum"},
+		{"default against pattern", field(connector.Field{Name: "n", Type: "string", Summary: "s", Pattern: "[a-z]+", Default: "B"}), nopFactory, "does not match the pattern"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := connector.NewRegistry().RegisterTarget(tt.spec, tt.factory)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("RegisterTarget error = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestRegisterRefusesDuplicateType(t *testing.T) {
+	r := connector.NewRegistry()
+	if err := r.RegisterTarget(targetSpec("sql"), nopFactory); err != nil {
+		t.Fatalf("first RegisterTarget: %v", err)
+	}
+	source := connector.Spec{Type: "sql", Kind: connector.KindSource, Summary: "events"}
+	for name, register := range map[string]func() error{
+		"target": func() error { return r.RegisterTarget(targetSpec("sql"), nopFactory) },
+		"source": func() error { return r.RegisterSource(source) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := register(); err == nil || !strings.Contains(err.Error(), "already registered") {
+				t.Fatalf("second registration error = %v, want already registered", err)
+			}
+		})
+	}
+}
+
+func TestSpecsAreSortedCopies(t *testing.T) {
+	r := connector.NewRegistry()
+	for _, typ := range []string{"sql", "rest", "webhook"} {
+		if err := r.RegisterTarget(targetSpec(typ), nopFactory); err != nil {
+			t.Fatalf("RegisterTarget(%s): %v", typ, err)
+		}
+	}
+	if err := r.RegisterSource(connector.Spec{Type: "nats", Kind: connector.KindSource, Summary: "events on the bus"}); err != nil {
+		t.Fatalf("RegisterSource: %v", err)
+	}
+	var got []string
+	for _, s := range r.Specs() {
+		got = append(got, s.Type)
+	}
+	if want := "nats,rest,sql,webhook"; strings.Join(got, ",") != want {
+		t.Fatalf("Specs types = %v, want %s", got, want)
+	}
+
+	spec, ok := r.Spec("sql")
+	if !ok {
+		t.Fatal(`Spec("sql") not found`)
+	}
+	spec.Fields[0].Required = false
+	if _, err := r.ValidateSettings("sql", map[string]any{}); err == nil {
+		t.Fatal("changing a returned spec changed the registry: url is no longer required")
+	}
+	if _, ok := r.Spec("ftp"); ok {
+		t.Fatal(`Spec("ftp") found, want not registered`)
+	}
+}
+
+func TestOpenTarget(t *testing.T) {
+	r := connector.NewRegistry()
+	if err := r.RegisterTarget(targetSpec("rest"), nopFactory); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RegisterTarget(targetSpec("broken"), func(context.Context, map[string]any) (connector.Target, error) {
+		return nil, errors.New("dialing: refused")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RegisterSource(connector.Spec{Type: "nats", Kind: connector.KindSource, Summary: "events"}); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		typ      string
+		settings map[string]any
+		wantErr  string
+	}{
+		{"opens with valid settings", "rest", map[string]any{"url": "http://x"}, ""},
+		{"unknown type", "ftp", map[string]any{}, `type: "ftp" is not a registered connector type; use one of broken, nats, rest`},
+		{"source type", "nats", map[string]any{}, `type: "nats" is a source connector`},
+		{"invalid settings", "rest", map[string]any{}, "settings.url: required"},
+		{"factory error is wrapped", "broken", map[string]any{"url": "x"}, "opening broken target: dialing: refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target, err := r.OpenTarget(context.Background(), tt.typ, tt.settings)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("OpenTarget: %v", err)
+				}
+				if got := target.(nopTarget).settings["url"]; got != "http://x" {
+					t.Fatalf("factory got url %v, want the validated settings", got)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("OpenTarget error = %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}

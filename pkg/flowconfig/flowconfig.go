@@ -1,0 +1,74 @@
+// Package flowconfig carries compiled flow configurations from the control
+// plane to the data plane through a JetStream key-value bucket. The control
+// plane writes; mapper, dedup and connector watch and pick up every change
+// without a restart.
+package flowconfig
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/syncline/syncline/pkg/mapping"
+)
+
+// Bucket is the key-value bucket's name.
+const Bucket = "syncline_flows"
+
+// Duplicate policies: what to do when a record the ledger already knows
+// changes again.
+const (
+	DuplicateUpdate = "update" // overwrite the existing target record
+	DuplicateSkip   = "skip"   // keep the existing target record
+	DuplicateError  = "error"  // fail the event
+)
+
+// Endpoint is a connected system as the data plane needs it.
+type Endpoint struct {
+	Name     string         `json:"name"`
+	Type     string         `json:"type"`
+	Settings map[string]any `json:"settings,omitempty"`
+}
+
+// Flow is one direction of sync for one entity type, compiled: endpoints
+// resolved, mapping checked.
+type Flow struct {
+	Tenant     string `json:"tenant"`
+	Name       string `json:"name"`
+	Integrator string `json:"integrator"`
+	// Generation increases with every change of the flow or of anything it
+	// uses; events record the generation that mapped them.
+	Generation int64        `json:"generation"`
+	Entity     string       `json:"entity"`
+	Source     Endpoint     `json:"source"`
+	Target     Endpoint     `json:"target"`
+	Mapping    mapping.Spec `json:"mapping"`
+	// Duplicates is the duplicate policy: update, skip or error.
+	Duplicates string `json:"duplicates"`
+}
+
+// Key is the flow's key in the bucket.
+func (f *Flow) Key() string { return Key(f.Tenant, f.Name) }
+
+// Key returns the bucket key of a tenant's flow.
+func Key(tenant, flow string) string { return "flow." + tenant + "." + flow }
+
+// TenantKey returns the bucket key that marks a tenant as known.
+func TenantKey(tenant string) string { return "tenant." + tenant }
+
+// Encode serialises a flow for the bucket.
+func Encode(f *Flow) ([]byte, error) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("encoding flow %s/%s: %w", f.Tenant, f.Name, err)
+	}
+	return b, nil
+}
+
+// Decode parses a flow from the bucket.
+func Decode(b []byte) (*Flow, error) {
+	f := &Flow{}
+	if err := json.Unmarshal(b, f); err != nil {
+		return nil, fmt.Errorf("decoding flow config: %w", err)
+	}
+	return f, nil
+}

@@ -1,0 +1,200 @@
+package flowconfig
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// OpenBucket creates the bucket if needed and returns it.
+func OpenBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "Compiled flow configs, written by the control plane, watched by the data plane.",
+		History:     5,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening key-value bucket %s: %w", Bucket, err)
+	}
+	return kv, nil
+}
+
+type sourceKey struct{ tenant, endpoint, entity string }
+
+// Index is the data plane's live view of the bucket. Lookups are safe from
+// any goroutine and never wait for the network.
+type Index struct {
+	mu       sync.RWMutex
+	flows    map[string]*Flow // by tenant + "." + flow
+	bySource map[sourceKey][]*Flow
+	tenants  map[string]bool
+}
+
+func newIndex() *Index {
+	return &Index{flows: map[string]*Flow{}, bySource: map[sourceKey][]*Flow{}, tenants: map[string]bool{}}
+}
+
+// Get returns a tenant's flow, or nil.
+func (x *Index) Get(tenant, flow string) *Flow {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.flows[tenant+"."+flow]
+}
+
+// Match returns the flows that read entity from a tenant's endpoint.
+func (x *Index) Match(tenant, endpoint, entity string) []*Flow {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.bySource[sourceKey{tenant, endpoint, entity}]
+}
+
+// KnowsTenant says whether the tenant exists.
+func (x *Index) KnowsTenant(tenant string) bool {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.tenants[tenant]
+}
+
+func (x *Index) put(f *Flow) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.removeLocked(f.Tenant + "." + f.Name)
+	x.flows[f.Tenant+"."+f.Name] = f
+	sk := sourceKey{f.Tenant, f.Source.Name, f.Entity}
+	x.bySource[sk] = append(x.bySource[sk], f)
+}
+
+func (x *Index) remove(id string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.removeLocked(id)
+}
+
+func (x *Index) removeLocked(id string) {
+	old := x.flows[id]
+	if old == nil {
+		return
+	}
+	delete(x.flows, id)
+	sk := sourceKey{old.Tenant, old.Source.Name, old.Entity}
+	list := x.bySource[sk]
+	kept := make([]*Flow, 0, len(list))
+	for _, f := range list {
+		if f != old {
+			kept = append(kept, f)
+		}
+	}
+	if len(kept) == 0 {
+		delete(x.bySource, sk)
+	} else {
+		x.bySource[sk] = kept
+	}
+}
+
+func (x *Index) setTenant(t string, known bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if known {
+		x.tenants[t] = true
+	} else {
+		delete(x.tenants, t)
+	}
+}
+
+// Watcher keeps an Index in step with the bucket.
+type Watcher struct {
+	kv    jetstream.KeyValue
+	log   *slog.Logger
+	index *Index
+	w     jetstream.KeyWatcher
+	done  chan struct{}
+}
+
+// NewWatcher returns a watcher on kv.
+func NewWatcher(kv jetstream.KeyValue, log *slog.Logger) *Watcher {
+	return &Watcher{kv: kv, log: log, index: newIndex()}
+}
+
+// Index returns the live index.
+func (w *Watcher) Index() *Index { return w.index }
+
+// Start loads the bucket's current content before it returns, so a service
+// never handles an event with a half-loaded config, then follows changes in
+// the background.
+func (w *Watcher) Start(ctx context.Context) error {
+	kw, err := w.kv.WatchAll(context.WithoutCancel(ctx))
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", Bucket, err)
+	}
+	w.w = kw
+	for {
+		select {
+		case e, ok := <-kw.Updates():
+			if !ok {
+				return errors.New("watching flow configs: watch closed during initial load")
+			}
+			if e == nil {
+				w.done = make(chan struct{})
+				go w.follow()
+				return nil
+			}
+			w.apply(e)
+		case <-ctx.Done():
+			_ = kw.Stop()
+			return fmt.Errorf("loading flow configs: %w", ctx.Err())
+		}
+	}
+}
+
+func (w *Watcher) follow() {
+	defer close(w.done)
+	for e := range w.w.Updates() {
+		if e != nil {
+			w.apply(e)
+		}
+	}
+}
+
+func (w *Watcher) apply(e jetstream.KeyValueEntry) {
+	key := e.Key()
+	deleted := e.Operation() != jetstream.KeyValuePut
+	switch {
+	case strings.HasPrefix(key, "tenant."):
+		w.index.setTenant(strings.TrimPrefix(key, "tenant."), !deleted)
+	case strings.HasPrefix(key, "flow."):
+		if deleted {
+			w.index.remove(strings.TrimPrefix(key, "flow."))
+			w.log.Info("flow removed", "flow", strings.TrimPrefix(key, "flow."))
+			return
+		}
+		f, err := Decode(e.Value())
+		if err != nil {
+			w.log.Error("ignoring flow config", "key", key, "error", err)
+			return
+		}
+		w.index.put(f)
+		w.log.Info("flow loaded", "tenant", f.Tenant, "flow", f.Name, "generation", f.Generation)
+	}
+}
+
+// Stop ends the watch.
+func (w *Watcher) Stop(context.Context) error {
+	if w.w == nil {
+		return nil
+	}
+	err := w.w.Stop()
+	if w.done != nil {
+		<-w.done
+	}
+	if err != nil {
+		return fmt.Errorf("stopping flow config watch: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+// Package ingest is how other services publish change events into Syncline:
+// build a Change, call Publish, and the event is on the ingest stream when it
+// returns. Any language can do the same by publishing a
+// syncline.event.v1.Envelope (protobuf) to ingest.<tenant>.<endpoint>.<entity>
+// with the event id in the Nats-Msg-Id header; see the README.
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
+	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/envelope"
+	"github.com/syncline/syncline/pkg/telemetry"
+)
+
+// Change is one change of one record in a source system.
+type Change struct {
+	// EventID identifies this change; empty means a new UUIDv7. Publishing
+	// the same EventID again within two minutes stores it once.
+	EventID    string
+	Tenant     string
+	Integrator string
+	// Endpoint is the source endpoint's name, Entity the entity type
+	// (order, customer, product...).
+	Endpoint string
+	Entity   string
+	// Key is the record's key in the source system.
+	Key string
+	// Version orders changes of one key: an updated-at in unix milliseconds
+	// or a sequence. Zero means the time of publishing.
+	Version int64
+	// Delete marks a deletion; Payload may then be empty.
+	Delete bool
+	// Payload is the record as a JSON object.
+	Payload []byte
+	// OccurredAt is when the change happened; zero means now.
+	OccurredAt time.Time
+	Attributes map[string]string
+}
+
+// Publisher publishes changes to the ingest stream.
+type Publisher struct {
+	pub    *bus.Publisher
+	tracer trace.Tracer
+}
+
+// NewPublisher returns a publisher on js. Each change starts a trace (or
+// joins the one in ctx) with spans from tp; with a nil tp the trace ids are
+// still made and sent, but no spans are recorded.
+func NewPublisher(js jetstream.JetStream, tp trace.TracerProvider) *Publisher {
+	if tp == nil {
+		tp = telemetry.IDsOnly()
+	}
+	return &Publisher{pub: bus.NewPublisher(js), tracer: tp.Tracer("github.com/syncline/syncline/pkg/ingest")}
+}
+
+// Publish validates and publishes changes as one batch and returns their
+// event ids once the stream has stored all of them. ctx bounds the call. A
+// change that fails validation fails the call before anything is sent, with
+// an error naming the change's index and key.
+func (p *Publisher) Publish(ctx context.Context, changes ...Change) ([]string, error) {
+	now := time.Now()
+	msgs := make([]*nats.Msg, len(changes))
+	ids := make([]string, len(changes))
+	spans := make([]trace.Span, len(changes))
+	defer func() {
+		for _, s := range spans {
+			if s != nil {
+				s.End()
+			}
+		}
+	}()
+	for i, c := range changes {
+		e, err := c.envelope(now)
+		if err != nil {
+			return nil, fmt.Errorf("change %d (key %q): %w", i, c.Key, err)
+		}
+		data, err := envelope.Encode(e)
+		if err != nil {
+			return nil, err
+		}
+		sctx, span := p.tracer.Start(ctx, "ingest publish", trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				attribute.String("syncline.tenant", e.Tenant),
+				attribute.String("syncline.endpoint", e.SourceEndpoint),
+				attribute.String("syncline.entity", e.Entity),
+				attribute.String("syncline.event_id", e.EventId),
+			))
+		spans[i] = span
+		m := nats.NewMsg(bus.IngestSubject(e.Tenant, e.SourceEndpoint, e.Entity))
+		m.Header.Set(bus.HeaderMsgID, e.EventId)
+		bus.InjectTrace(sctx, m.Header)
+		m.Data = data
+		msgs[i], ids[i] = m, e.EventId
+	}
+	if err := p.pub.Publish(ctx, msgs...); err != nil {
+		for _, s := range spans {
+			s.SetStatus(codes.Error, "publish failed")
+		}
+		return nil, err
+	}
+	return ids, nil
+}
+
+func (c Change) envelope(now time.Time) (*eventv1.Envelope, error) {
+	for _, t := range []struct{ what, v string }{{"tenant", c.Tenant}, {"endpoint", c.Endpoint}, {"entity", c.Entity}} {
+		if err := bus.ValidateToken(t.what, t.v); err != nil {
+			return nil, err
+		}
+	}
+	if c.Integrator != "" {
+		if err := bus.ValidateToken("integrator", c.Integrator); err != nil {
+			return nil, err
+		}
+	}
+	if c.Key == "" {
+		return nil, fmt.Errorf("%w: set the record's key in the source system", envelope.ErrMissingKey)
+	}
+	e := &eventv1.Envelope{
+		SchemaVersion:  envelope.SchemaVersion,
+		EventId:        c.EventID,
+		Tenant:         c.Tenant,
+		Integrator:     c.Integrator,
+		SourceEndpoint: c.Endpoint,
+		Entity:         c.Entity,
+		Operation:      eventv1.Operation_OPERATION_UPSERT,
+		SourceKey:      c.Key,
+		SourceVersion:  c.Version,
+		Payload:        c.Payload,
+		Attributes:     c.Attributes,
+		PublishedAt:    envelope.Timestamp(now),
+	}
+	if c.Delete {
+		e.Operation = eventv1.Operation_OPERATION_DELETE
+	}
+	if e.EventId == "" {
+		e.EventId = envelope.NewEventID()
+	}
+	if e.SourceVersion == 0 {
+		e.SourceVersion = now.UnixMilli()
+	}
+	occurred := c.OccurredAt
+	if occurred.IsZero() {
+		occurred = now
+	}
+	e.OccurredAt = envelope.Timestamp(occurred)
+	if err := envelope.CheckPayload(e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}

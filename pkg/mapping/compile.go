@@ -1,0 +1,275 @@
+package mapping
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/google/cel-go/cel"
+	celast "github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/ext"
+)
+
+// costLimit bounds the work of one expression with a comprehension on one record, in CEL cost
+// units (roughly one per operation, and per byte or element for operations over strings and
+// lists). Mapping an order line to a four-field object costs about 50, so 1,000,000 leaves
+// room for documents of some 20,000 lines, yet stops a runaway comprehension (nested loops
+// over the record) after about 100 ms of CPU.
+const costLimit = 1_000_000
+
+// Program is a compiled Spec: every expression parsed, type-checked and planned once, when
+// the flow is applied. It does not change after Compile (apart from a pool of decoding
+// buffers) and is safe for concurrent use by any number of goroutines.
+type Program struct {
+	adapter      types.Adapter
+	filter       cel.Program
+	filterReason string
+	fields       []field // sorted by name, the order of the JSON output
+	rules        []rule
+	needsTarget  bool // some check reads `target`, so the record map must be built for it
+	names        []string
+	stacks       sync.Pool // of *stacks, for decoding payloads
+}
+
+// field is one target field: its expression, value map and default, each optional (but not
+// all absent).
+type field struct {
+	name     string
+	path     string // "fields.<name>", for errors
+	key      []byte // the field's JSON key with its colon, written once here
+	expr     cel.Program
+	valueMap *valueMap
+	def      any
+	hasDef   bool
+}
+
+type valueMap struct {
+	path     string // "valueMaps.<field>"
+	field    string
+	values   map[string]any // boxed once here so a translation does not allocate
+	fallback any            // nil: an unlisted value is an error
+}
+
+type rule struct {
+	index   int // into Program.fields
+	path    string
+	check   cel.Program
+	message string
+}
+
+// Compile type-checks every expression of spec so that a bad mapping is refused when a flow is
+// applied, not when its first record arrives. Every problem is reported as a *CompileError,
+// joined with errors.Join when there are several, so that one round fixes them all. A filter
+// or check whose result is not bool (or dyn, which is then checked per record) is refused, and
+// so is a spec with no fields and no defaults. The package documentation lists the CEL
+// features, the cost limit of 1,000,000 units per expression with a comprehension, and how
+// values convert.
+func Compile(spec Spec) (*Program, error) {
+	if len(spec.Fields) == 0 && len(spec.Defaults) == 0 {
+		return nil, &CompileError{
+			Path:    "fields",
+			Message: "the mapping has no fields and no defaults; add at least one target field, for example sku: source.sku",
+		}
+	}
+	sourceEnv, err := newEnv(cel.Variable("source", cel.MapType(cel.StringType, cel.DynType)))
+	if err != nil {
+		return nil, fmt.Errorf("creating CEL environment for fields: %w", err)
+	}
+	checkEnv, err := newEnv(
+		cel.Variable("value", cel.DynType),
+		cel.Variable("target", cel.MapType(cel.StringType, cel.DynType)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("creating CEL environment for validations: %w", err)
+	}
+
+	p := &Program{adapter: sourceEnv.CELTypeAdapter()}
+	p.stacks.New = func() any { return new(stacks) }
+	var errs []error
+	if strings.TrimSpace(spec.Filter) != "" {
+		var ferrs []error
+		p.filter, ferrs = compileExpr(sourceEnv, "filter", spec.Filter, true)
+		errs = append(errs, ferrs...)
+		p.filterReason = "filtered out by " + spec.Filter
+	}
+
+	names := slices.Sorted(maps.Keys(spec.Fields))
+	for name := range spec.Defaults {
+		if _, ok := spec.Fields[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	index := make(map[string]int, len(names))
+	for _, name := range names {
+		f, ferrs := compileField(sourceEnv, spec, name)
+		errs = append(errs, ferrs...)
+		index[name] = len(p.fields)
+		p.fields = append(p.fields, f)
+		p.names = append(p.names, name)
+	}
+
+	for _, name := range slices.Sorted(maps.Keys(spec.ValueMaps)) {
+		vm, err := compileValueMap(name, spec.ValueMaps[name])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		i, ok := index[name]
+		if !ok {
+			errs = append(errs, &CompileError{
+				Path:    vm.path,
+				Message: fmt.Sprintf("no target field %q in fields or defaults; a value map translates a field the mapping produces", name),
+			})
+			continue
+		}
+		p.fields[i].valueMap = vm
+	}
+
+	for i, r := range spec.Validations {
+		path := fmt.Sprintf("validations[%d]", i)
+		fi, ok := index[r.Field]
+		switch {
+		case r.Field == "":
+			errs = append(errs, &CompileError{Path: path + ".field", Message: "field is empty; name the target field to check"})
+		case !ok:
+			errs = append(errs, &CompileError{
+				Path:    path + ".field",
+				Message: fmt.Sprintf("no target field %q in fields or defaults; check a field the mapping produces", r.Field),
+			})
+		}
+		check, cerrs := compileExpr(checkEnv, path+".check", r.Check, true)
+		errs = append(errs, cerrs...)
+		// A mention of "target" anywhere, even in a string literal, builds the map: a
+		// harmless over-estimate that saves walking the syntax tree.
+		p.needsTarget = p.needsTarget || strings.Contains(r.Check, "target")
+		msg := r.Message
+		if msg == "" {
+			msg = fmt.Sprintf("check %q is false", r.Check)
+		}
+		p.rules = append(p.rules, rule{index: fi, path: path + ".check", check: check, message: msg})
+	}
+
+	switch len(errs) {
+	case 0:
+		return p, nil
+	case 1:
+		return nil, errs[0]
+	default:
+		return nil, errors.Join(errs...)
+	}
+}
+
+// newEnv makes a CEL environment with the language features a mapping may use.
+func newEnv(vars ...cel.EnvOption) (*cel.Env, error) {
+	opts := []cel.EnvOption{
+		cel.OptionalTypes(),
+		ext.Strings(),
+		cel.CrossTypeNumericComparisons(true),
+		cel.DefaultUTCTimeZone(true),
+	}
+	return cel.NewEnv(append(opts, vars...)...)
+}
+
+func compileField(env *cel.Env, spec Spec, name string) (field, []error) {
+	f := field{name: name, path: "fields." + name}
+	f.key = append(appendString(nil, name), ':')
+	var errs []error
+	if name == "" {
+		errs = append(errs, &CompileError{Path: "fields", Message: "a target field has an empty name; give every field a name"})
+	}
+	if expr, ok := spec.Fields[name]; ok {
+		var ferrs []error
+		f.expr, ferrs = compileExpr(env, f.path, expr, false)
+		errs = append(errs, ferrs...)
+	}
+	if def, ok := spec.Defaults[name]; ok {
+		path := "defaults." + name
+		v, verr := normalize(def)
+		switch {
+		case verr != nil:
+			errs = append(errs, &CompileError{Path: path + verr.at, Message: verr.msg})
+		case v == nil:
+			errs = append(errs, &CompileError{Path: path, Message: "default is null; give a value or remove the default"})
+		default:
+			f.def, f.hasDef = v, true
+		}
+	}
+	return f, errs
+}
+
+func compileValueMap(name string, vm ValueMap) (*valueMap, error) {
+	out := &valueMap{path: "valueMaps." + name, field: name, values: make(map[string]any, len(vm.Values))}
+	if len(vm.Values) == 0 && vm.Fallback == nil {
+		return nil, &CompileError{
+			Path:    out.path,
+			Message: "values is empty and there is no fallback, so every value would fail; add values or a fallback",
+		}
+	}
+	for k, v := range vm.Values {
+		out.values[k] = v
+	}
+	if vm.Fallback != nil {
+		out.fallback = *vm.Fallback
+	}
+	return out, nil
+}
+
+// compileExpr parses, checks and plans one expression. Positions in the errors are 1-based;
+// CEL counts columns from 0.
+func compileExpr(env *cel.Env, path, expr string, wantBool bool) (cel.Program, []error) {
+	if strings.TrimSpace(expr) == "" {
+		return nil, []error{&CompileError{Path: path, Message: "expression is empty; write a CEL expression"}}
+	}
+	checked, iss := env.Compile(expr)
+	if iss.Err() != nil {
+		var errs []error
+		for _, e := range iss.Errors() {
+			// CEL names the (always empty) container in every undeclared reference; it is noise here.
+			msg := strings.ReplaceAll(e.Message, " (in container '')", "")
+			ce := &CompileError{Path: path, Expr: expr, Message: msg}
+			if line := e.Location.Line(); line > 0 {
+				ce.Line, ce.Column = line, e.Location.Column()+1
+			}
+			errs = append(errs, ce)
+		}
+		return nil, errs
+	}
+	if out := checked.OutputType(); wantBool && out.Kind() != types.BoolKind && out.Kind() != types.DynKind {
+		return nil, []error{&CompileError{
+			Path: path, Expr: expr, Line: 1, Column: 1,
+			Message: fmt.Sprintf("result is %s, want bool", out),
+		}}
+	}
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if loops(checked) {
+		opts = append(opts, cel.CostLimit(costLimit))
+	}
+	prg, err := env.Program(checked, opts...)
+	if err != nil {
+		return nil, []error{&CompileError{Path: path, Expr: expr, Message: err.Error()}}
+	}
+	return prg, nil
+}
+
+// loops reports whether an expression holds a comprehension (all, exists, exists_one, map,
+// filter...). Only those can run long: without one, CEL visits each node once, so the work is
+// bounded by the size of the expression and the record. Metering cost takes a third of the
+// evaluation time, so it is paid only where it can matter.
+func loops(checked *cel.Ast) bool {
+	found := false
+	celast.PreOrderVisit(checked.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() == celast.ComprehensionKind {
+			found = true
+		}
+	}))
+	return found
+}
+
+// Fields returns the target fields the mapping may produce (those with an expression and
+// those with only a default), sorted.
+func (p *Program) Fields() []string { return slices.Clone(p.names) }

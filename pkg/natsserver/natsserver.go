@@ -1,0 +1,105 @@
+// Package natsserver runs a NATS server with JetStream inside the process:
+// the all-in-one mode's bus and the test suites' bus. Services reach it
+// through an in-process connection; other programs through an optional
+// client listener.
+package natsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Config configures an embedded server.
+type Config struct {
+	// Dir holds JetStream's files.
+	Dir string
+	// Host and Port of the client listener. Port 0 means no listener (only
+	// in-process connections); -1 picks a free port.
+	Host string
+	Port int
+	// SyncInterval is how often JetStream fsyncs; zero keeps the server's
+	// default (two minutes). SyncAlways fsyncs every write.
+	SyncInterval time.Duration
+	SyncAlways   bool
+}
+
+// Server is a running embedded server.
+type Server struct {
+	ns *server.Server
+}
+
+// Start starts the server and waits until it accepts connections.
+func Start(cfg Config) (*Server, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("starting embedded NATS: no JetStream folder given")
+	}
+	opts := &server.Options{
+		ServerName:   "syncline",
+		Host:         cfg.Host,
+		Port:         cfg.Port,
+		JetStream:    true,
+		StoreDir:     cfg.Dir,
+		NoSigs:       true,
+		NoLog:        true,
+		SyncInterval: cfg.SyncInterval,
+		SyncAlways:   cfg.SyncAlways,
+		// The pipeline publishes large async batches; the default 64 MB
+		// pending limit per client is plenty, but say so explicitly.
+		MaxPending: 64 << 20,
+	}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if cfg.Port == 0 {
+		opts.DontListen = true
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("starting embedded NATS: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("starting embedded NATS: not ready after 10s")
+	}
+	return &Server{ns: ns}, nil
+}
+
+// Connect opens an in-process connection (no TCP) with reconnects disabled:
+// the server cannot go away without the process.
+func (s *Server) Connect(name string) (*nats.Conn, error) {
+	nc, err := nats.Connect("", nats.InProcessServer(s.ns), nats.Name(name), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("connecting to embedded NATS: %w", err)
+	}
+	return nc, nil
+}
+
+// ClientURL is the client listener's URL, or "" when there is none.
+func (s *Server) ClientURL() string {
+	if addr := s.ns.Addr(); addr != nil {
+		return "nats://" + addr.String()
+	}
+	return ""
+}
+
+// Stop shuts the server down and waits for it, up to ctx's deadline.
+func (s *Server) Stop(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.ns.Shutdown()
+		s.ns.WaitForShutdown()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stopping embedded NATS: %w", ctx.Err())
+	}
+}

@@ -1,0 +1,77 @@
+// Package stage holds what the pipeline's stages share about events in
+// flight: building the audit and output messages they publish, and the stable
+// codes that say why an event was skipped or failed. Codes are API: SREs
+// alert and filter on them, so they never change meaning.
+package stage
+
+import (
+	"context"
+
+	"github.com/nats-io/nats.go"
+
+	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
+	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/envelope"
+)
+
+// Stage names.
+const (
+	Mapper    = "mapper"
+	Dedup     = "dedup"
+	Connector = "connector"
+	Eventlog  = "eventlog"
+)
+
+// Codes for skipped and failed events.
+const (
+	CodeMalformed      = "malformed_event"
+	CodeMissingKey     = "missing_key"
+	CodePayloadNotJSON = "payload_not_json"
+	CodeUnknownTenant  = "unknown_tenant"
+	CodeNoFlow         = "no_flow"
+	CodeMappingFailed  = "mapping_failed"
+	CodeFiltered       = "filtered_out"
+	CodeUnchanged      = "unchanged"
+	CodeStaleVersion   = "stale_version"
+	CodeDuplicate      = "duplicate"
+	CodeNotInTarget    = "not_in_target"
+	CodeFlowGone       = "flow_gone"
+	CodeTargetRejected = "target_rejected"
+)
+
+// MsgID is the Nats-Msg-Id of an event's copy for one flow: the same on every
+// redelivery, so the next stream stores it once.
+func MsgID(e *eventv1.Envelope) string {
+	return e.GetEventId() + ":" + e.GetFlow()
+}
+
+// Audit builds the audit message for e's outcome. The payload is never
+// included: the API log does not keep payloads. e is left as it was.
+func Audit(ctx context.Context, e *eventv1.Envelope, r *eventv1.Result) (*nats.Msg, error) {
+	payload, result := e.Payload, e.Result
+	e.Payload, e.Result = nil, r
+	data, err := envelope.Encode(e)
+	e.Payload, e.Result = payload, result
+	if err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(bus.AuditSubject(e.GetTenant(), e.GetFlow()))
+	bus.InjectTrace(ctx, m.Header)
+	m.Header.Set(bus.HeaderMsgID, MsgID(e))
+	m.Data = data
+	return m, nil
+}
+
+// Output builds the message that carries e to the next stage on subject.
+// ctx's span becomes the parent of the next stage's span.
+func Output(ctx context.Context, subject string, e *eventv1.Envelope) (*nats.Msg, error) {
+	data, err := envelope.Encode(e)
+	if err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(subject)
+	bus.InjectTrace(ctx, m.Header)
+	m.Header.Set(bus.HeaderMsgID, MsgID(e))
+	m.Data = data
+	return m, nil
+}

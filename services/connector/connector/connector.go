@@ -1,0 +1,260 @@
+// Package connector is the connector service's target side: it consumes the
+// push stream partition by partition, writes each flow's records into its
+// target system in batches, and reports every outcome on the audit stream.
+// A record the target rejects is failed and dead-lettered (so it can be
+// replayed once the cause is fixed); a target that cannot be reached makes
+// the whole batch retry with back-off.
+package connector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
+	"github.com/syncline/syncline/pkg/bus"
+	sdk "github.com/syncline/syncline/pkg/connector"
+	"github.com/syncline/syncline/pkg/envelope"
+	"github.com/syncline/syncline/pkg/flowconfig"
+	"github.com/syncline/syncline/pkg/lifecycle"
+	"github.com/syncline/syncline/pkg/stage"
+	"github.com/syncline/syncline/pkg/telemetry"
+)
+
+// Deps are the connector service's dependencies.
+type Deps struct {
+	JetStream  jetstream.JetStream
+	Flows      *flowconfig.Index
+	Connectors *sdk.Registry
+	Bus        bus.Config
+	Logger     *slog.Logger
+	Tracer     trace.TracerProvider
+	Metrics    *bus.Metrics
+}
+
+// Service is the connector service.
+type Service struct {
+	deps   Deps
+	log    *slog.Logger
+	tracer trace.Tracer
+	pub    *bus.Publisher
+	parts  *lifecycle.Group
+
+	mu      sync.Mutex
+	targets map[string]*openTarget // by tenant + "/" + endpoint
+}
+
+type openTarget struct {
+	settings string // the settings it was opened with, as JSON
+	target   sdk.Target
+}
+
+// New returns a connector service; Start runs it.
+func New(deps Deps) (*Service, error) {
+	if deps.JetStream == nil || deps.Flows == nil || deps.Connectors == nil {
+		return nil, fmt.Errorf("connector: JetStream, Flows and Connectors are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Tracer == nil {
+		deps.Tracer = telemetry.IDsOnly()
+	}
+	s := &Service{
+		deps:    deps,
+		log:     deps.Logger.With("service", stage.Connector),
+		tracer:  deps.Tracer.Tracer("github.com/syncline/syncline/services/connector"),
+		pub:     bus.NewPublisher(deps.JetStream),
+		targets: map[string]*openTarget{},
+	}
+	s.parts = lifecycle.NewGroup(s.log, 30*time.Second)
+	for p := range deps.Bus.Partitions {
+		s.parts.Add("partition "+strconv.Itoa(p), bus.NewConsumer(bus.ConsumerSpec{
+			Stage:   stage.Connector,
+			Stream:  bus.StreamPush,
+			Durable: "connector-p" + strconv.Itoa(p),
+			Filter:  "push.*.*." + strconv.Itoa(p),
+		}, bus.ConsumerDeps{JetStream: deps.JetStream, Config: deps.Bus, Logger: s.log, Metrics: deps.Metrics, Handler: s.pushBatch}))
+	}
+	return s, nil
+}
+
+// Start creates the streams if needed and starts a consumer per partition.
+func (s *Service) Start(ctx context.Context) error {
+	if err := bus.EnsureStreams(ctx, s.deps.JetStream, s.deps.Bus); err != nil {
+		return err
+	}
+	return s.parts.Start(ctx)
+}
+
+// Stop stops the consumers, then closes every open target.
+func (s *Service) Stop(ctx context.Context) error {
+	err := s.parts.Stop(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, t := range s.targets {
+		if cerr := t.target.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing target %s: %w", k, cerr))
+		}
+		delete(s.targets, k)
+	}
+	return err
+}
+
+type item struct {
+	msg  jetstream.Msg
+	env  *eventv1.Envelope
+	ctx  context.Context
+	span trace.Span
+}
+
+// group is the run of a batch's records that go to one flow's target.
+type group struct {
+	flow  *flowconfig.Flow
+	items []item
+}
+
+// pushBatch writes a batch. Records are grouped by flow in stream order, each
+// group is pushed in one call, and all outcomes are published before the
+// batch is acknowledged. A target error fails the whole batch: targets are
+// idempotent, so the retry rewrites what the first attempt wrote.
+func (s *Service) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+	out := make([]*nats.Msg, 0, len(msgs))
+	var groups []*group
+	byFlow := map[string]*group{}
+	var all []item
+	for _, m := range msgs {
+		e, err := envelope.Decode(m.Data())
+		if err != nil {
+			out = append(out, bus.DeadLetter(m, stage.Connector, stage.CodeMalformed, err.Error()))
+			continue
+		}
+		sctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "connector push", trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(attribute.String("syncline.tenant", e.Tenant), attribute.String("syncline.flow", e.Flow), attribute.String("syncline.event_id", e.EventId)))
+		it := item{msg: m, env: e, ctx: sctx, span: span}
+		all = append(all, it)
+		f := s.deps.Flows.Get(e.Tenant, e.Flow)
+		if f == nil {
+			span.SetStatus(codes.Error, stage.CodeFlowGone)
+			out = append(out, bus.DeadLetter(m, stage.Connector, stage.CodeFlowGone, fmt.Sprintf("flow %s of tenant %s no longer exists", e.Flow, e.Tenant)))
+			continue
+		}
+		g := byFlow[f.Key()]
+		if g == nil {
+			g = &group{flow: f}
+			byFlow[f.Key()] = g
+			groups = append(groups, g)
+		}
+		g.items = append(g.items, it)
+	}
+	endSpans := func(err error) {
+		for _, it := range all {
+			if err != nil {
+				it.span.SetStatus(codes.Error, err.Error())
+			}
+			it.span.End()
+		}
+	}
+	for _, g := range groups {
+		var err error
+		if out, err = s.pushGroup(ctx, g, out); err != nil {
+			endSpans(err)
+			return 0, err
+		}
+	}
+	if err := s.pub.Publish(ctx, out...); err != nil {
+		endSpans(err)
+		return 0, err
+	}
+	endSpans(nil)
+	return len(msgs), nil
+}
+
+func (s *Service) pushGroup(ctx context.Context, g *group, out []*nats.Msg) ([]*nats.Msg, error) {
+	start := time.Now()
+	t, err := s.target(ctx, g.flow)
+	if err != nil {
+		return out, err
+	}
+	records := make([]sdk.Record, len(g.items))
+	for i, it := range g.items {
+		op := sdk.OpUpsert
+		if it.env.Operation == eventv1.Operation_OPERATION_DELETE {
+			op = sdk.OpDelete
+		}
+		records[i] = sdk.Record{
+			Key:     it.env.SourceKey,
+			Op:      op,
+			Create:  it.env.GetResult().GetAction() == eventv1.Action_ACTION_CREATED,
+			Version: it.env.SourceVersion,
+			Payload: json.RawMessage(it.env.Payload),
+		}
+	}
+	results, err := t.Push(ctx, g.flow.Entity, records)
+	if err != nil {
+		return out, fmt.Errorf("pushing %d records to %s (%s): %w", len(records), g.flow.Target.Name, g.flow.Target.Type, err)
+	}
+	if len(results) != len(records) {
+		return out, fmt.Errorf("target %s returned %d results for %d records", g.flow.Target.Name, len(results), len(records))
+	}
+	took := time.Since(start).Microseconds() / int64(len(records))
+	for i, it := range g.items {
+		r := &eventv1.Result{
+			Stage:       stage.Connector,
+			Action:      it.env.GetResult().GetAction(),
+			TargetId:    results[i].TargetID,
+			ContentHash: it.env.GetResult().GetContentHash(),
+			Attempts:    uint32(bus.Deliveries(it.msg)),
+			DurationUs:  took,
+		}
+		if perr := results[i].Err; perr != nil {
+			r.Action, r.Code, r.Reason = eventv1.Action_ACTION_FAILED, stage.CodeTargetRejected, perr.Error()
+			it.span.SetStatus(codes.Error, stage.CodeTargetRejected)
+			out = append(out, bus.DeadLetter(it.msg, stage.Connector, stage.CodeTargetRejected, perr.Error()))
+		}
+		a, err := stage.Audit(it.ctx, it.env, r)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// target returns the open target of f, opening it on first use and again
+// when the endpoint's settings changed.
+func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, error) {
+	settings, err := json.Marshal(f.Target.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("encoding settings of endpoint %s: %w", f.Target.Name, err)
+	}
+	key := f.Tenant + "/" + f.Target.Name
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t, ok := s.targets[key]; ok {
+		if t.settings == string(settings) {
+			return t.target, nil
+		}
+		if err := t.target.Close(); err != nil {
+			s.log.Warn("closing target after its settings changed", "tenant", f.Tenant, "endpoint", f.Target.Name, "error", err)
+		}
+		delete(s.targets, key)
+	}
+	t, err := s.deps.Connectors.OpenTarget(ctx, f.Target.Type, f.Target.Settings)
+	if err != nil {
+		return nil, fmt.Errorf("opening target endpoint %s of tenant %s: %w", f.Target.Name, f.Tenant, err)
+	}
+	s.targets[key] = &openTarget{settings: string(settings), target: t}
+	return t, nil
+}

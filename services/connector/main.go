@@ -1,0 +1,52 @@
+// Command connector runs the connector service (target pushes).
+// Configuration comes from the environment; see pkg/daemon.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/syncline/syncline/pkg/daemon"
+	"github.com/syncline/syncline/services/connector/connector"
+	"github.com/syncline/syncline/services/connector/connectors"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "connector:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	cfg, err := daemon.ConfigFromEnv("connector")
+	if err != nil {
+		return err
+	}
+	rt, err := daemon.Open(ctx, cfg, false)
+	if err != nil {
+		return err
+	}
+	defer rt.Close(ctx)
+	reg, err := connectors.Builtin()
+	if err != nil {
+		return err
+	}
+	flows, err := rt.Flows(ctx)
+	if err != nil {
+		return err
+	}
+	svc, err := connector.New(connector.Deps{
+		JetStream: rt.JetStream, Flows: flows.Index(), Connectors: reg, Bus: cfg.Bus,
+		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics,
+	})
+	if err != nil {
+		return err
+	}
+	return rt.Run(ctx, svc)
+}

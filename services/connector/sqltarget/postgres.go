@@ -1,0 +1,335 @@
+package sqltarget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/syncline/syncline/pkg/connector"
+)
+
+// postgresStore writes a batch with one statement per round and field set, each binding its rows
+// as a single JSON array that jsonb_populate_recordset turns into rows of the table's own row
+// type. One parameter, whatever the batch size, keeps clear of the 65535-parameter limit, and
+// PostgreSQL converts each value to its column's type, so the target needs no type mapping.
+// All statements go out in one pipelined batch, which PostgreSQL runs as one implicit
+// transaction: one round trip for the whole push.
+type postgresStore struct {
+	pool  *pgxpool.Pool
+	table string // quoted, also as to_regclass reads it
+	key   string // unquoted
+}
+
+var _ store = (*postgresStore)(nil)
+
+func openPostgres(ctx context.Context, dsn string, table tableName, key string) (*postgresStore, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// The parse error quotes the URL, and with it any password, so it is not passed on.
+		return nil, &connector.SettingsError{Path: "settings.dsn", Reason: "not a valid postgres URL (the value is not shown: it may hold a password); write it as postgres://user:password@host:5432/database"}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to postgres: %w", err)
+	}
+	return &postgresStore{pool: pool, table: table.quoted(), key: key}, nil
+}
+
+func (p *postgresStore) ping(ctx context.Context) error {
+	return p.pool.Ping(ctx)
+}
+
+func (p *postgresStore) columns(ctx context.Context) (map[string]bool, bool, error) {
+	var (
+		exists bool
+		names  []string
+	)
+	err := p.pool.QueryRow(ctx, `
+		SELECT c.oid IS NOT NULL,
+		       ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped)
+		FROM (SELECT to_regclass($1) AS oid) AS c`, p.table).Scan(&exists, &names)
+	if err != nil {
+		return nil, false, err
+	}
+	cols := make(map[string]bool, len(names))
+	for _, n := range names {
+		cols[n] = true
+	}
+	return cols, exists, nil
+}
+
+func (p *postgresStore) keyIsUnique(ctx context.Context) (bool, error) {
+	var unique bool
+	err := p.pool.QueryRow(ctx, `
+		SELECT EXISTS (
+			SELECT 1 FROM pg_index i
+			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+			WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnkeyatts = 1
+			  AND i.indpred IS NULL AND i.indexprs IS NULL AND a.attname = $2)`, p.table, p.key).Scan(&unique)
+	return unique, err
+}
+
+func (p *postgresStore) createTable(ctx context.Context) error {
+	_, err := p.pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (%s TEXT PRIMARY KEY, %s BIGINT, %s TIMESTAMPTZ)`,
+		p.table, quote(p.key), quote(sourceVersionColumn), quote(syncedAtColumn)))
+	return err
+}
+
+// addColumns adds every column in one statement; IF NOT EXISTS lets replicas that meet the
+// same new field at once both succeed.
+func (p *postgresStore) addColumns(ctx context.Context, cols []newColumn) error {
+	adds := make([]string, len(cols))
+	for i, c := range cols {
+		adds[i] = "ADD COLUMN IF NOT EXISTS " + quote(c.name) + " " + postgresType(c.typ)
+	}
+	_, err := p.pool.Exec(ctx, "ALTER TABLE "+p.table+" "+strings.Join(adds, ", "))
+	return err
+}
+
+func postgresType(t columnType) string {
+	switch t {
+	case columnNumber:
+		return "NUMERIC"
+	case columnBool:
+		return "BOOLEAN"
+	case columnJSON:
+		return "JSONB"
+	case columnVersion:
+		return "BIGINT"
+	case columnTimestamp:
+		return "TIMESTAMPTZ"
+	}
+	return "TEXT"
+}
+
+// write sends the whole batch at once. When the database refuses a record, the batch is
+// rolled back as a whole, and written again in halves under savepoints until every refused
+// record is found: a few extra statements per refused record instead of a round trip per row.
+func (p *postgresStore) write(ctx context.Context, rows []row, m managed, results []connector.Result) error {
+	err := p.pool.SendBatch(ctx, p.batch(rows, m)).Close()
+	switch {
+	case err == nil:
+		succeed(rows, results)
+		return nil
+	case !refusedByPostgres(err):
+		return err
+	case len(rows) == 1:
+		results[rows[0].index].Err = postgresRefusal(rows[0], err)
+		return nil
+	}
+	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	// After Commit this is a no-op; after a failure the error worth returning is the first.
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := p.bisect(ctx, tx, rows, m, results); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// bisect writes the two halves of rows, which failed together, each under its own savepoint,
+// and splits again a half that fails because of a refused record. Halves go in order, so
+// records of one key are still applied in batch order.
+func (p *postgresStore) bisect(ctx context.Context, tx pgx.Tx, rows []row, m managed, results []connector.Result) error {
+	mid := len(rows) / 2
+	for _, part := range [][]row{rows[:mid], rows[mid:]} {
+		err := p.tryPart(ctx, tx, part, m)
+		switch {
+		case err == nil:
+			succeed(part, results)
+		case !refusedByPostgres(err):
+			return err
+		case len(part) == 1:
+			results[part[0].index].Err = postgresRefusal(part[0], err)
+		default:
+			if err := p.bisect(ctx, tx, part, m, results); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (p *postgresStore) tryPart(ctx context.Context, tx pgx.Tx, rows []row, m managed) error {
+	savepoint, err := tx.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := savepoint.SendBatch(ctx, p.batch(rows, m)).Close(); err != nil {
+		if rollbackErr := savepoint.Rollback(ctx); rollbackErr != nil {
+			return rollbackErr
+		}
+		return err
+	}
+	return savepoint.Commit(ctx)
+}
+
+// batch builds the statements for rows. A statement may not touch one key twice, so rows are
+// split into rounds (the n-th record of each key goes to round n) that run in order; within a
+// round, keys are distinct and upserts are grouped by field set, since a statement sets the
+// same columns on every row.
+func (p *postgresStore) batch(rows []row, m managed) *pgx.Batch {
+	b := &pgx.Batch{}
+	for _, round := range rounds(rows) {
+		var (
+			deletes []row
+			shapes  []string
+			groups  = map[string][]row{}
+		)
+		for _, r := range round {
+			if r.op == connector.OpDelete {
+				deletes = append(deletes, r)
+				continue
+			}
+			if _, ok := groups[r.shape]; !ok {
+				shapes = append(shapes, r.shape)
+			}
+			groups[r.shape] = append(groups[r.shape], r)
+		}
+		for _, shape := range shapes {
+			group := groups[shape]
+			b.Queue(p.upsertSQL(group[0].fields, m), p.recordset(group, m, true))
+		}
+		if len(deletes) > 0 {
+			b.Queue(fmt.Sprintf(`DELETE FROM %s AS t USING jsonb_populate_recordset(NULL::%s, $1::jsonb) AS r WHERE t.%s = r.%s`,
+				p.table, p.table, quote(p.key), quote(p.key)), p.recordset(deletes, m, false))
+		}
+	}
+	return b
+}
+
+// upsertSQL never lets an older source version overwrite a newer one; an equal version
+// overwrites, so a retried batch writes the same values again.
+func (p *postgresStore) upsertSQL(fields []field, m managed) string {
+	cols := []string{quote(p.key)}
+	values := []string{"r." + quote(p.key)}
+	var set []string
+	add := func(col, value string) {
+		cols = append(cols, col)
+		values = append(values, value)
+		set = append(set, col+" = EXCLUDED."+col)
+	}
+	for _, f := range fields {
+		add(quote(f.name), "r."+quote(f.name))
+	}
+	if m.version {
+		add(quote(sourceVersionColumn), "r."+quote(sourceVersionColumn))
+	}
+	if m.syncedAt {
+		add(quote(syncedAtColumn), "now()")
+	}
+	conflict := "DO NOTHING"
+	if len(set) > 0 {
+		conflict = "DO UPDATE SET " + strings.Join(set, ", ")
+		if m.version {
+			v := quote(sourceVersionColumn)
+			conflict += " WHERE t." + v + " IS NULL OR t." + v + " <= EXCLUDED." + v
+		}
+	}
+	return fmt.Sprintf(`INSERT INTO %s AS t (%s) SELECT %s FROM jsonb_populate_recordset(NULL::%s, $1::jsonb) AS r ON CONFLICT (%s) %s`,
+		p.table, strings.Join(cols, ", "), strings.Join(values, ", "), p.table, quote(p.key), conflict)
+}
+
+// recordset encodes rows as the JSON array that jsonb_populate_recordset reads: the key, the
+// version and, when withFields, every field as it came in the payload.
+func (p *postgresStore) recordset(rows []row, m managed, withFields bool) []byte {
+	size := 2
+	for _, r := range rows {
+		size += 64 + len(r.key)
+		for _, f := range r.fields {
+			size += len(f.name) + len(f.value) + 4
+		}
+	}
+	buf := make([]byte, 0, size)
+	buf = append(buf, '[')
+	for i, r := range rows {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, '{')
+		buf = appendJSONString(buf, p.key)
+		buf = append(buf, ':')
+		buf = appendJSONString(buf, r.key)
+		if m.version {
+			buf = append(buf, `,"`+sourceVersionColumn+`":`...)
+			buf = strconv.AppendInt(buf, r.version, 10)
+		}
+		if withFields {
+			for _, f := range r.fields {
+				buf = append(buf, ',')
+				buf = appendJSONString(buf, f.name)
+				buf = append(buf, ':')
+				buf = append(buf, f.value...)
+			}
+		}
+		buf = append(buf, '}')
+	}
+	return append(buf, ']')
+}
+
+// rounds splits rows so that no round holds a key twice: the n-th row of a key goes to round
+// n, and running the rounds in order keeps every key's rows in batch order.
+func rounds(rows []row) [][]row {
+	seen := make(map[string]int, len(rows))
+	var out [][]row
+	for _, r := range rows {
+		n := seen[r.key]
+		seen[r.key] = n + 1
+		if n == len(out) {
+			out = append(out, nil)
+		}
+		out[n] = append(out[n], r)
+	}
+	return out
+}
+
+// appendJSONString appends s as a JSON string. Keys and field names are the only strings the
+// target encodes itself; field values are passed on as they came in the payload.
+func appendJSONString(buf []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	buf = append(buf, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			buf = append(buf, '\\', c)
+		case c < 0x20:
+			buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			buf = append(buf, c)
+		}
+	}
+	return append(buf, '"')
+}
+
+func (p *postgresStore) close() error {
+	p.pool.Close()
+	return nil
+}
+
+// refusesRecord reports whether err is the database refusing data (a data exception or an
+// integrity constraint), which no retry fixes, rather than the batch failing.
+func refusedByPostgres(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
+}
+
+// refusal describes why the database refused a record. The PostgreSQL error is not wrapped:
+// data exceptions quote the offending value, which may be personal data, and the error ends up
+// in the API log, so the message is cut before the value.
+func postgresRefusal(r row, err error) error {
+	var pgErr *pgconn.PgError
+	errors.As(err, &pgErr)
+	msg := pgErr.Message
+	if strings.HasPrefix(pgErr.Code, "22") {
+		msg, _, _ = strings.Cut(msg, ": ")
+	}
+	return fmt.Errorf("record %q: the database refused it: %s (SQLSTATE %s); fix the mapping or the table, then replay the record", r.key, msg, pgErr.Code)
+}

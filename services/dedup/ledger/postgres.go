@@ -1,0 +1,183 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/syncline/syncline/pkg/sqlstore"
+)
+
+// Postgres is the ledger on PostgreSQL. Each batch travels as one array per column and is
+// unnested by the server, so a batch of any size is one round trip.
+type Postgres struct {
+	pool *pgxpool.Pool
+}
+
+var _ Store = (*Postgres)(nil)
+
+// NewPostgres migrates the ledger's tables in db, which must be a PostgreSQL database. ctx
+// bounds the migration only.
+func NewPostgres(ctx context.Context, db *sqlstore.DB) (*Postgres, error) {
+	if db.Dialect != sqlstore.Postgres {
+		return nil, fmt.Errorf("opening the PostgreSQL ledger: the database is %s", db.Dialect)
+	}
+	if err := migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	return &Postgres{pool: db.PG}, nil
+}
+
+// The join lets the planner probe the primary key once per requested key; a repeated key only
+// yields the same row twice, which the map absorbs.
+const pgLookup = `
+SELECT l.tenant, l.flow, l.source_key, l.target_id, l.content_hash, l.source_version,
+       l.state, l.last_event_id, l.last_action, l.updated_at
+FROM unnest($1::text[], $2::text[], $3::text[]) AS k(tenant, flow, source_key)
+JOIN ledger_entries l ON l.tenant = k.tenant AND l.flow = k.flow AND l.source_key = k.source_key`
+
+// Lookup implements Store.
+func (p *Postgres) Lookup(ctx context.Context, keys []Key) (map[Key]Entry, error) {
+	found := make(map[Key]Entry, len(keys))
+	if len(keys) == 0 {
+		return found, nil
+	}
+	tenants := make([]string, len(keys))
+	flows := make([]string, len(keys))
+	sourceKeys := make([]string, len(keys))
+	for i, k := range keys {
+		tenants[i], flows[i], sourceKeys[i] = k.Tenant, k.Flow, k.SourceKey
+	}
+	rows, err := p.pool.Query(ctx, pgLookup, tenants, flows, sourceKeys)
+	if err != nil {
+		return nil, fmt.Errorf("looking up %d ledger entries: %w", len(keys), err)
+	}
+	defer rows.Close()
+	var e Entry
+	var state string
+	for rows.Next() {
+		if err := rows.Scan(&e.Tenant, &e.Flow, &e.SourceKey, &e.TargetID, &e.ContentHash, &e.SourceVersion,
+			&state, &e.LastEventID, &e.LastAction, &e.UpdatedAt); err != nil {
+			return nil, fmt.Errorf("looking up ledger entries: reading a row: %w", err)
+		}
+		e.State = State(state)
+		e.UpdatedAt = e.UpdatedAt.UTC()
+		found[e.Key] = e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("looking up %d ledger entries: %w", len(keys), err)
+	}
+	return found, nil
+}
+
+// DISTINCT ON keeps the last row of each key (highest ordinality), because one INSERT … ON
+// CONFLICT may not touch a row twice.
+const pgPut = `
+INSERT INTO ledger_entries (tenant, flow, source_key, target_id, content_hash, source_version,
+                            state, last_event_id, last_action, updated_at)
+SELECT DISTINCT ON (tenant, flow, source_key)
+       tenant, flow, source_key, target_id, content_hash, source_version,
+       state, last_event_id, last_action, updated_at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+            $7::text[], $8::text[], $9::text[], $10::timestamptz[])
+     WITH ORDINALITY AS e(tenant, flow, source_key, target_id, content_hash, source_version,
+                          state, last_event_id, last_action, updated_at, ord)
+ORDER BY tenant, flow, source_key, ord DESC
+ON CONFLICT (tenant, flow, source_key) DO UPDATE SET
+	target_id      = EXCLUDED.target_id,
+	content_hash   = EXCLUDED.content_hash,
+	source_version = EXCLUDED.source_version,
+	state          = EXCLUDED.state,
+	last_event_id  = EXCLUDED.last_event_id,
+	last_action    = EXCLUDED.last_action,
+	updated_at     = EXCLUDED.updated_at`
+
+// Put implements Store.
+func (p *Postgres) Put(ctx context.Context, entries []Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	n := len(entries)
+	var (
+		tenants, flows, sourceKeys = make([]string, n), make([]string, n), make([]string, n)
+		targetIDs, hashes          = make([]string, n), make([]string, n)
+		versions                   = make([]int64, n)
+		states, eventIDs, actions  = make([]string, n), make([]string, n), make([]string, n)
+		updated                    = make([]time.Time, n)
+	)
+	stamp := now()
+	for i := range entries {
+		e := &entries[i]
+		if err := validateEntry(i, e); err != nil {
+			return fmt.Errorf("putting ledger entries: %w", err)
+		}
+		tenants[i], flows[i], sourceKeys[i] = e.Tenant, e.Flow, e.SourceKey
+		targetIDs[i], hashes[i], versions[i] = e.TargetID, e.ContentHash, e.SourceVersion
+		states[i], eventIDs[i], actions[i] = string(e.State), e.LastEventID, e.LastAction
+		updated[i] = stamp
+		if !e.UpdatedAt.IsZero() {
+			updated[i] = e.UpdatedAt
+		}
+	}
+	if _, err := p.pool.Exec(ctx, pgPut, tenants, flows, sourceKeys, targetIDs, hashes, versions,
+		states, eventIDs, actions, updated); err != nil {
+		return fmt.Errorf("putting %d ledger entries: %w", n, err)
+	}
+	return nil
+}
+
+// The last confirmation of each key is chosen before the event id is compared, the same rule
+// the SQLite store follows. The final condition skips rows that already hold the confirmed
+// values, so a redelivered confirmation counts as no change.
+const pgConfirm = `
+UPDATE ledger_entries l SET
+	state      = c.state,
+	target_id  = CASE WHEN c.target_id = '' THEN l.target_id ELSE c.target_id END,
+	updated_at = $7
+FROM (
+	SELECT DISTINCT ON (tenant, flow, source_key) tenant, flow, source_key, event_id, state, target_id
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+	     WITH ORDINALITY AS c(tenant, flow, source_key, event_id, state, target_id, ord)
+	ORDER BY tenant, flow, source_key, ord DESC
+) c
+WHERE l.tenant = c.tenant AND l.flow = c.flow AND l.source_key = c.source_key
+  AND l.last_event_id = c.event_id
+  AND (l.state <> c.state OR (c.target_id <> '' AND l.target_id <> c.target_id))`
+
+// Confirm implements Store.
+func (p *Postgres) Confirm(ctx context.Context, cs []Confirmation) (int, error) {
+	if len(cs) == 0 {
+		return 0, nil
+	}
+	n := len(cs)
+	tenants, flows, sourceKeys := make([]string, n), make([]string, n), make([]string, n)
+	eventIDs, states, targetIDs := make([]string, n), make([]string, n), make([]string, n)
+	for i := range cs {
+		c := &cs[i]
+		if err := validateConfirmation(i, c); err != nil {
+			return 0, fmt.Errorf("confirming ledger entries: %w", err)
+		}
+		tenants[i], flows[i], sourceKeys[i] = c.Tenant, c.Flow, c.SourceKey
+		eventIDs[i], states[i], targetIDs[i] = c.EventID, string(c.State), c.TargetID
+	}
+	tag, err := p.pool.Exec(ctx, pgConfirm, tenants, flows, sourceKeys, eventIDs, states, targetIDs, now())
+	if err != nil {
+		return 0, fmt.Errorf("confirming %d ledger entries: %w", n, err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
+// DeleteTenant implements Store.
+func (p *Postgres) DeleteTenant(ctx context.Context, tenant string) (int64, error) {
+	if tenant == "" {
+		return 0, errors.New("deleting a tenant's ledger entries: the tenant is empty")
+	}
+	tag, err := p.pool.Exec(ctx, "DELETE FROM ledger_entries WHERE tenant = $1", tenant)
+	if err != nil {
+		return 0, fmt.Errorf("deleting the ledger entries of tenant %s: %w", tenant, err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -1,0 +1,170 @@
+package apilog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/syncline/syncline/pkg/sqlstore"
+)
+
+// Postgres is the API log on PostgreSQL. An insert batch travels as one array per column and
+// is unnested by the server: one round trip per batch.
+type Postgres struct {
+	pool *pgxpool.Pool
+}
+
+var _ Store = (*Postgres)(nil)
+
+// NewPostgres migrates the API log's tables in db, which must be a PostgreSQL database. ctx
+// bounds the migration only.
+func NewPostgres(ctx context.Context, db *sqlstore.DB) (*Postgres, error) {
+	if db.Dialect != sqlstore.Postgres {
+		return nil, fmt.Errorf("opening the PostgreSQL API log: the database is %s", db.Dialect)
+	}
+	if err := migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	return &Postgres{pool: db.PG}, nil
+}
+
+// DISTINCT ON keeps the last record of each identity (highest ordinality), because one
+// INSERT … ON CONFLICT may not touch a row twice.
+const pgInsert = `
+INSERT INTO api_log_records (` + columns + `)
+SELECT DISTINCT ON (tenant, event_id, flow) ` + columns + `
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+            $9::text[], $10::text[], $11::text[], $12::text[], $13::integer[], $14::bigint[], $15::text[],
+            $16::timestamptz[], $17::timestamptz[])
+     WITH ORDINALITY AS r(` + columns + `, ord)
+ORDER BY tenant, event_id, flow, ord DESC
+ON CONFLICT (tenant, event_id, flow) DO UPDATE SET
+	integrator      = EXCLUDED.integrator,
+	entity          = EXCLUDED.entity,
+	source_endpoint = EXCLUDED.source_endpoint,
+	source_key      = EXCLUDED.source_key,
+	target_id       = EXCLUDED.target_id,
+	action          = EXCLUDED.action,
+	status          = EXCLUDED.status,
+	reason          = EXCLUDED.reason,
+	error_code      = EXCLUDED.error_code,
+	attempts        = EXCLUDED.attempts,
+	duration_ns     = EXCLUDED.duration_ns,
+	trace_id        = EXCLUDED.trace_id,
+	occurred_at     = EXCLUDED.occurred_at,
+	logged_at       = EXCLUDED.logged_at`
+
+// Insert implements Store.
+func (p *Postgres) Insert(ctx context.Context, rs []Record) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	n := len(rs)
+	var (
+		tenants, eventIDs, flows, integrators = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		entities, endpoints, sourceKeys       = make([]string, n), make([]string, n), make([]string, n)
+		targetIDs, actions, statuses          = make([]string, n), make([]string, n), make([]string, n)
+		reasons, codes, traceIDs              = make([]string, n), make([]string, n), make([]string, n)
+		attempts                              = make([]int32, n)
+		durations                             = make([]int64, n)
+		occurred                              = make([]pgtype.Timestamptz, n)
+		logged                                = make([]time.Time, n)
+	)
+	stamp := now()
+	for i := range rs {
+		r := &rs[i]
+		if err := validateRecord(i, r); err != nil {
+			return fmt.Errorf("inserting API log records: %w", err)
+		}
+		tenants[i], eventIDs[i], flows[i], integrators[i] = r.Tenant, r.EventID, r.Flow, r.Integrator
+		entities[i], endpoints[i], sourceKeys[i] = r.Entity, r.SourceEndpoint, r.SourceKey
+		targetIDs[i], actions[i], statuses[i] = r.TargetID, string(r.Action), string(r.Status)
+		reasons[i], codes[i], traceIDs[i] = r.Reason, r.ErrorCode, r.TraceID
+		attempts[i] = int32(min(r.Attempts, 1<<31-1))
+		durations[i] = int64(r.Duration)
+		occurred[i] = pgtype.Timestamptz{Time: r.OccurredAt, Valid: !r.OccurredAt.IsZero()}
+		logged[i] = stamp
+		if !r.LoggedAt.IsZero() {
+			logged[i] = r.LoggedAt
+		}
+	}
+	if _, err := p.pool.Exec(ctx, pgInsert, tenants, eventIDs, flows, integrators, entities, endpoints,
+		sourceKeys, targetIDs, actions, statuses, reasons, codes, attempts, durations, traceIDs,
+		occurred, logged); err != nil {
+		return fmt.Errorf("inserting %d API log records: %w", n, err)
+	}
+	return nil
+}
+
+var pgDialect = dialect{
+	placeholder: func(n int) string { return "$" + strconv.Itoa(n) },
+	timeArg:     func(t time.Time) any { return t },
+}
+
+// Query implements Store.
+func (p *Postgres) Query(ctx context.Context, q Query) (Page, error) {
+	plan, err := planQuery(q, pgDialect)
+	if err != nil {
+		return Page{}, err
+	}
+	rows, err := p.pool.Query(ctx, plan.sql, plan.args...)
+	if err != nil {
+		return Page{}, fmt.Errorf("querying the API log of tenant %s: %w", q.Tenant, err)
+	}
+	records, err := pgx.CollectRows(rows, scanPGRecord)
+	if err != nil {
+		return Page{}, fmt.Errorf("querying the API log of tenant %s: %w", q.Tenant, err)
+	}
+	return plan.page(records), nil
+}
+
+func scanPGRecord(row pgx.CollectableRow) (Record, error) {
+	var r Record
+	var action, status string
+	var attempts int32
+	var duration int64
+	var occurred pgtype.Timestamptz
+	err := row.Scan(&r.Tenant, &r.EventID, &r.Flow, &r.Integrator, &r.Entity, &r.SourceEndpoint, &r.SourceKey,
+		&r.TargetID, &action, &status, &r.Reason, &r.ErrorCode, &attempts, &duration, &r.TraceID,
+		&occurred, &r.LoggedAt)
+	if err != nil {
+		return Record{}, err
+	}
+	r.Action, r.Status = Action(action), Status(status)
+	r.Attempts, r.Duration = int(attempts), time.Duration(duration)
+	if occurred.Valid {
+		r.OccurredAt = occurred.Time.UTC()
+	}
+	r.LoggedAt = r.LoggedAt.UTC()
+	return r, nil
+}
+
+// DeleteTenant implements Store.
+func (p *Postgres) DeleteTenant(ctx context.Context, tenant string) (int64, error) {
+	if tenant == "" {
+		return 0, errors.New("deleting a tenant's API log: the tenant is empty")
+	}
+	tag, err := p.pool.Exec(ctx, "DELETE FROM api_log_records WHERE tenant = $1", tenant)
+	if err != nil {
+		return 0, fmt.Errorf("deleting the API log of tenant %s: %w", tenant, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// DeleteBefore implements Store.
+func (p *Postgres) DeleteBefore(ctx context.Context, tenant string, before time.Time) (int64, error) {
+	if tenant == "" {
+		return 0, errors.New("expiring API log records: the tenant is empty")
+	}
+	tag, err := p.pool.Exec(ctx, "DELETE FROM api_log_records WHERE tenant = $1 AND logged_at < $2", tenant, before)
+	if err != nil {
+		return 0, fmt.Errorf("expiring the API log of tenant %s before %s: %w", tenant, before.Format(time.RFC3339), err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -1,0 +1,88 @@
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
+	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
+	"github.com/syncline/syncline/services/eventlog/apilog"
+)
+
+type logHandler struct {
+	store apilog.Store
+}
+
+var _ eventlogv1connect.LogServiceHandler = (*logHandler)(nil)
+
+func newLogHandler(store apilog.Store, opts ...connect.HandlerOption) (string, http.Handler) {
+	return eventlogv1connect.NewLogServiceHandler(&logHandler{store: store}, opts...)
+}
+
+// QueryLogs answers a log query. Invalid filters are the caller's mistake
+// (InvalidArgument) and say which filter is wrong.
+func (h *logHandler) QueryLogs(ctx context.Context, req *eventlogv1.QueryLogsRequest) (*eventlogv1.QueryLogsResponse, error) {
+	if req.Tenant == "" {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errNoTenant)
+	}
+	q := apilog.Query{
+		Tenant:     req.Tenant,
+		SourceKey:  req.RemoteId,
+		Integrator: req.Integrator,
+		Flow:       req.Flow,
+		Entity:     req.Entity,
+		Status:     apilog.Status(req.Status),
+		Action:     apilog.Action(req.Action),
+		Limit:      int(req.PageSize),
+		Cursor:     req.PageToken,
+	}
+	if req.From != nil {
+		q.From = req.From.AsTime()
+	}
+	if req.To != nil {
+		q.To = req.To.AsTime()
+	}
+	page, err := h.store.Query(ctx, q)
+	if err != nil {
+		var invalid *apilog.QueryError
+		if errors.As(err, &invalid) {
+			return nil, connect.NewError(connect.CodeInvalidArgument, err)
+		}
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	resp := &eventlogv1.QueryLogsResponse{NextPageToken: page.NextCursor, Records: make([]*eventlogv1.LogRecord, len(page.Records))}
+	for i, r := range page.Records {
+		resp.Records[i] = &eventlogv1.LogRecord{
+			EventId:        r.EventID,
+			Tenant:         r.Tenant,
+			Integrator:     r.Integrator,
+			Flow:           r.Flow,
+			Entity:         r.Entity,
+			SourceEndpoint: r.SourceEndpoint,
+			RemoteId:       r.SourceKey,
+			TargetId:       r.TargetID,
+			Action:         string(r.Action),
+			Status:         string(r.Status),
+			Reason:         r.Reason,
+			Code:           r.ErrorCode,
+			Attempts:       uint32(r.Attempts),
+			DurationUs:     r.Duration.Microseconds(),
+			TraceId:        r.TraceID,
+			OccurredAt:     timestamp(r.OccurredAt),
+			LoggedAt:       timestamp(r.LoggedAt),
+		}
+	}
+	return resp, nil
+}
+
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}

@@ -1,0 +1,187 @@
+// Package eventlog is the eventlog service: it turns the audit stream and the
+// dead-letter stream into the API log (one record per change event per flow,
+// never the payload), dead-letters what no stage ever acknowledged, and
+// answers log queries.
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
+	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/envelope"
+	"github.com/syncline/syncline/pkg/lifecycle"
+	"github.com/syncline/syncline/pkg/stage"
+	"github.com/syncline/syncline/services/eventlog/apilog"
+)
+
+// Deps are the eventlog service's dependencies.
+type Deps struct {
+	Conn      *nats.Conn
+	JetStream jetstream.JetStream
+	Log       apilog.Store
+	Bus       bus.Config
+	Logger    *slog.Logger
+	Metrics   *bus.Metrics
+	// HandlerOptions wrap the API (authentication, for one).
+	HandlerOptions []connect.HandlerOption
+}
+
+// Service is the eventlog service.
+type Service struct {
+	deps  Deps
+	log   *slog.Logger
+	parts *lifecycle.Group
+}
+
+// New returns an eventlog service; Start runs it.
+func New(deps Deps) (*Service, error) {
+	if deps.Conn == nil || deps.JetStream == nil || deps.Log == nil {
+		return nil, fmt.Errorf("eventlog: Conn, JetStream and Log are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{deps: deps, log: deps.Logger.With("service", stage.Eventlog)}
+	s.parts = lifecycle.NewGroup(s.log, 30*time.Second)
+	cd := bus.ConsumerDeps{JetStream: deps.JetStream, Config: deps.Bus, Logger: s.log, Metrics: deps.Metrics}
+	cd.Handler = s.auditBatch
+	s.parts.Add("audit", bus.NewConsumer(bus.ConsumerSpec{Stage: stage.Eventlog, Stream: bus.StreamAudit, Durable: "eventlog-audit", Filter: "audit.>"}, cd))
+	cd.Handler = s.deadLetterBatch
+	s.parts.Add("dead letters", bus.NewConsumer(bus.ConsumerSpec{Stage: stage.Eventlog, Stream: bus.StreamDeadLetter, Durable: "eventlog-dlq", Filter: "dlq.>"}, cd))
+	s.parts.Add("max-deliveries watcher", bus.NewDeadLetterWatcher(deps.Conn, deps.JetStream, s.log))
+	return s, nil
+}
+
+// Start creates the streams if needed and starts consuming.
+func (s *Service) Start(ctx context.Context) error {
+	if err := bus.EnsureStreams(ctx, s.deps.JetStream, s.deps.Bus); err != nil {
+		return err
+	}
+	return s.parts.Start(ctx)
+}
+
+// Stop stops consuming.
+func (s *Service) Stop(ctx context.Context) error {
+	return s.parts.Stop(ctx)
+}
+
+// Mount adds the log query API to mux.
+func (s *Service) Mount(mux *http.ServeMux) {
+	mux.Handle(newLogHandler(s.deps.Log, s.deps.HandlerOptions...))
+}
+
+// auditBatch writes a batch of outcomes to the API log in one insert. The
+// insert is idempotent per event and flow, so a redelivered batch rewrites
+// the same records instead of adding new ones.
+func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+	now := time.Now().UTC()
+	records := make([]apilog.Record, 0, len(msgs))
+	for _, m := range msgs {
+		e := &eventv1.Envelope{}
+		if err := proto.Unmarshal(m.Data(), e); err != nil {
+			s.log.Error("dropping undecodable audit event", "subject", m.Subject(), "error", err)
+			continue
+		}
+		records = append(records, recordOf(e, m.Headers(), now))
+	}
+	if err := s.deps.Log.Insert(ctx, records); err != nil {
+		return 0, fmt.Errorf("writing %d log records: %w", len(records), err)
+	}
+	return len(msgs), nil
+}
+
+// deadLetterBatch writes a failure record for every dead letter, so the API
+// log shows every event that stopped, including those no stage could decode.
+func (s *Service) deadLetterBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+	now := time.Now().UTC()
+	records := make([]apilog.Record, 0, len(msgs))
+	for _, m := range msgs {
+		h := m.Headers()
+		e := &eventv1.Envelope{}
+		if err := proto.Unmarshal(m.Data(), e); err != nil || envelope.Check(e) != nil {
+			// Not an envelope: attribute it by what the bus knows.
+			e = &eventv1.Envelope{Tenant: bus.TenantOf(h.Get(bus.HeaderDeadSubject)), EventId: h.Get(bus.HeaderMsgID)}
+		}
+		attempts, _ := strconv.Atoi(h.Get(bus.HeaderDeadDeliveries))
+		r := &eventv1.Result{
+			Stage:    h.Get(bus.HeaderDeadStage),
+			Action:   eventv1.Action_ACTION_FAILED,
+			Code:     h.Get(bus.HeaderDeadCode),
+			Reason:   h.Get(bus.HeaderDeadReason),
+			Attempts: uint32(attempts),
+		}
+		if e.Result != nil {
+			r.TargetId = e.Result.TargetId
+		}
+		e.Result = r
+		rec := recordOf(e, h, now)
+		if rec.Tenant == "" {
+			rec.Tenant = bus.NoFlow
+		}
+		records = append(records, rec)
+	}
+	if err := s.deps.Log.Insert(ctx, records); err != nil {
+		return 0, fmt.Errorf("writing %d dead-letter log records: %w", len(records), err)
+	}
+	return len(msgs), nil
+}
+
+func recordOf(e *eventv1.Envelope, h nats.Header, now time.Time) apilog.Record {
+	r := e.GetResult()
+	rec := apilog.Record{
+		Tenant:         e.Tenant,
+		EventID:        e.EventId,
+		Integrator:     e.Integrator,
+		Flow:           e.Flow,
+		Entity:         e.Entity,
+		SourceEndpoint: e.SourceEndpoint,
+		SourceKey:      e.SourceKey,
+		TargetID:       r.GetTargetId(),
+		Action:         actionOf(r.GetAction()),
+		Status:         apilog.StatusSuccess,
+		Reason:         r.GetReason(),
+		ErrorCode:      r.GetCode(),
+		Attempts:       int(r.GetAttempts()),
+		TraceID:        bus.TraceID(h),
+		LoggedAt:       now,
+	}
+	if rec.Action == apilog.ActionFailed {
+		rec.Status = apilog.StatusFailure
+	}
+	if e.OccurredAt != nil {
+		rec.OccurredAt = e.OccurredAt.AsTime()
+	}
+	// Duration is end to end: from the event entering the bus to its outcome.
+	if e.PublishedAt != nil {
+		rec.Duration = max(now.Sub(e.PublishedAt.AsTime()), 0)
+	}
+	return rec
+}
+
+func actionOf(a eventv1.Action) apilog.Action {
+	switch a {
+	case eventv1.Action_ACTION_CREATED:
+		return apilog.ActionCreated
+	case eventv1.Action_ACTION_UPDATED:
+		return apilog.ActionUpdated
+	case eventv1.Action_ACTION_DELETED:
+		return apilog.ActionDeleted
+	case eventv1.Action_ACTION_SKIPPED:
+		return apilog.ActionSkipped
+	}
+	return apilog.ActionFailed
+}
+
+var errNoTenant = errors.New("tenant is required: every log query reads one tenant's records")

@@ -1,0 +1,53 @@
+// Command eventlog runs the eventlog service (API log and dead letters).
+// Configuration comes from the environment; see pkg/daemon.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/syncline/syncline/pkg/daemon"
+	"github.com/syncline/syncline/services/eventlog/apilog"
+	"github.com/syncline/syncline/services/eventlog/eventlog"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "eventlog:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	cfg, err := daemon.ConfigFromEnv("eventlog")
+	if err != nil {
+		return err
+	}
+	rt, err := daemon.Open(ctx, cfg, true)
+	if err != nil {
+		return err
+	}
+	defer rt.Close(ctx)
+	opts, err := rt.APIOptions()
+	if err != nil {
+		return err
+	}
+	store, err := apilog.New(ctx, rt.DB)
+	if err != nil {
+		return err
+	}
+	svc, err := eventlog.New(eventlog.Deps{
+		Conn: rt.Conn, JetStream: rt.JetStream, Log: store, Bus: cfg.Bus,
+		Logger: rt.Log, Metrics: rt.Metrics, HandlerOptions: opts,
+	})
+	if err != nil {
+		return err
+	}
+	svc.Mount(rt.Mux)
+	return rt.Run(ctx, svc)
+}

@@ -1,0 +1,229 @@
+// Package mapper is the mapper service: it turns each change event on the
+// ingest stream into one event per matching flow — filtered, mapped,
+// enriched and validated by the flow's mapping — on the flow stream, and
+// dead-letters what it cannot map, with the reason.
+package mapper
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
+	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/envelope"
+	"github.com/syncline/syncline/pkg/flowconfig"
+	"github.com/syncline/syncline/pkg/mapping"
+	"github.com/syncline/syncline/pkg/stage"
+	"github.com/syncline/syncline/pkg/telemetry"
+)
+
+// Deps are the mapper's dependencies.
+type Deps struct {
+	JetStream jetstream.JetStream
+	Flows     *flowconfig.Index
+	Bus       bus.Config
+	Logger    *slog.Logger
+	Tracer    trace.TracerProvider
+	Metrics   *bus.Metrics
+}
+
+// Service is the mapper.
+type Service struct {
+	deps     Deps
+	log      *slog.Logger
+	tracer   trace.Tracer
+	pub      *bus.Publisher
+	consumer *bus.Consumer
+
+	mu       sync.Mutex
+	programs map[string]compiled
+}
+
+type compiled struct {
+	generation int64
+	program    *mapping.Program
+	err        error
+}
+
+// New returns a mapper; Start runs it.
+func New(deps Deps) (*Service, error) {
+	if deps.JetStream == nil || deps.Flows == nil {
+		return nil, fmt.Errorf("mapper: JetStream and Flows are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Tracer == nil {
+		deps.Tracer = telemetry.IDsOnly()
+	}
+	s := &Service{
+		deps:     deps,
+		log:      deps.Logger.With("service", stage.Mapper),
+		tracer:   deps.Tracer.Tracer("github.com/syncline/syncline/services/mapper"),
+		pub:      bus.NewPublisher(deps.JetStream),
+		programs: map[string]compiled{},
+	}
+	s.consumer = bus.NewConsumer(bus.ConsumerSpec{
+		Stage:   stage.Mapper,
+		Stream:  bus.StreamIngest,
+		Durable: "mapper",
+		Filter:  "ingest.>",
+	}, bus.ConsumerDeps{
+		JetStream: deps.JetStream,
+		Config:    deps.Bus,
+		Logger:    s.log,
+		Metrics:   deps.Metrics,
+		Handler:   s.handle,
+	})
+	return s, nil
+}
+
+// Start creates the streams if needed and starts consuming.
+func (s *Service) Start(ctx context.Context) error {
+	if err := bus.EnsureStreams(ctx, s.deps.JetStream, s.deps.Bus); err != nil {
+		return err
+	}
+	return s.consumer.Start(ctx)
+}
+
+// Stop stops consuming; see bus.Consumer.Stop.
+func (s *Service) Stop(ctx context.Context) error {
+	return s.consumer.Stop(ctx)
+}
+
+// handle maps a batch and publishes every output — flow events, audit
+// records of skipped events, dead letters — before any input is acknowledged.
+func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+	out := make([]*nats.Msg, 0, len(msgs)+len(msgs)/4)
+	spans := make([]trace.Span, 0, len(msgs))
+	for _, m := range msgs {
+		var span trace.Span
+		out, span = s.route(ctx, m, out)
+		spans = append(spans, span)
+	}
+	err := s.pub.Publish(ctx, out...)
+	for _, sp := range spans {
+		if err != nil {
+			sp.SetStatus(codes.Error, "publishing outputs failed")
+		}
+		sp.End()
+	}
+	if err != nil {
+		return 0, err
+	}
+	return len(msgs), nil
+}
+
+// route appends m's outputs to out and returns the stage's span for m, still
+// open, so it ends when the outputs are durable.
+func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) ([]*nats.Msg, trace.Span) {
+	ctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "mapper map", trace.WithSpanKind(trace.SpanKindConsumer))
+	dead := func(code string, err error) []*nats.Msg {
+		span.SetStatus(codes.Error, code)
+		return append(out, bus.DeadLetter(m, stage.Mapper, code, err.Error()))
+	}
+	e, err := envelope.Decode(m.Data())
+	if err != nil {
+		return dead(stage.CodeMalformed, err), span
+	}
+	span.SetAttributes(
+		attribute.String("syncline.tenant", e.Tenant),
+		attribute.String("syncline.entity", e.Entity),
+		attribute.String("syncline.event_id", e.EventId),
+	)
+	if e.SourceKey == "" {
+		return dead(stage.CodeMissingKey, fmt.Errorf("event %s has no source_key: every change needs the record's key in the source system", e.EventId)), span
+	}
+	if err := envelope.CheckPayload(e); err != nil {
+		return dead(stage.CodePayloadNotJSON, err), span
+	}
+	flows := s.deps.Flows.Match(e.Tenant, e.SourceEndpoint, e.Entity)
+	if len(flows) == 0 {
+		if !s.deps.Flows.KnowsTenant(e.Tenant) {
+			return dead(stage.CodeUnknownTenant, fmt.Errorf("event %s: tenant %q does not exist: create it with `syncline apply`", e.EventId, e.Tenant)), span
+		}
+		return dead(stage.CodeNoFlow, fmt.Errorf("event %s: no flow of tenant %q reads entity %q from endpoint %q: apply a flow for it or stop publishing there", e.EventId, e.Tenant, e.Entity, e.SourceEndpoint)), span
+	}
+	source := e.Payload
+	for _, f := range flows {
+		out = s.mapFlow(ctx, m, e, source, f, out)
+	}
+	e.Payload = source
+	return out, span
+}
+
+// mapFlow maps e for flow f. It sets e's flow fields and payload in place
+// (encoding copies them), which saves a clone per flow.
+func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envelope, source []byte, f *flowconfig.Flow, out []*nats.Msg) []*nats.Msg {
+	start := time.Now()
+	e.Flow, e.FlowGeneration, e.Integrator, e.Payload = f.Name, f.Generation, f.Integrator, source
+	fail := func(code string, err error) []*nats.Msg {
+		data, encErr := envelope.Encode(e)
+		if encErr != nil {
+			data = nil
+		}
+		return append(out, bus.DeadLetterForFlow(m, f.Name, data, stage.Mapper, code, fmt.Sprintf("flow %s: %v", f.Name, err)))
+	}
+	result := &eventv1.Result{Stage: stage.Mapper, Attempts: uint32(bus.Deliveries(m))}
+	if e.Operation == eventv1.Operation_OPERATION_UPSERT {
+		p, err := s.program(f)
+		if err != nil {
+			return fail(stage.CodeMappingFailed, err)
+		}
+		mapped, skip, reason, err := p.ApplyJSON(source)
+		if err != nil {
+			return fail(stage.CodeMappingFailed, err)
+		}
+		if skip {
+			result.Action, result.Code, result.Reason = eventv1.Action_ACTION_SKIPPED, stage.CodeFiltered, reason
+			result.DurationUs = time.Since(start).Microseconds()
+			a, err := stage.Audit(ctx, e, result)
+			if err != nil {
+				return fail(stage.CodeMalformed, err)
+			}
+			return append(out, a)
+		}
+		sum := sha256.Sum256(mapped)
+		e.Payload = mapped
+		result.ContentHash = hex.EncodeToString(sum[:])
+	} else {
+		e.Payload = nil
+	}
+	result.DurationUs = time.Since(start).Microseconds()
+	e.Result = result
+	subject := bus.FlowSubject(e.Tenant, f.Name, bus.Partition(e.SourceKey, s.deps.Bus.Partitions))
+	msg, err := stage.Output(ctx, subject, e)
+	e.Result = nil
+	if err != nil {
+		return fail(stage.CodeMalformed, err)
+	}
+	return append(out, msg)
+}
+
+// program returns f's compiled mapping, compiling it again only when the
+// flow's generation changed: a reload applies to every event mapped after it.
+func (s *Service) program(f *flowconfig.Flow) (*mapping.Program, error) {
+	key := f.Key()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.programs[key]; ok && c.generation == f.Generation {
+		return c.program, c.err
+	}
+	p, err := mapping.Compile(f.Mapping)
+	if err != nil {
+		err = fmt.Errorf("compiling mapping of generation %d: %w", f.Generation, err)
+	}
+	s.programs[key] = compiled{generation: f.Generation, program: p, err: err}
+	return p, err
+}

@@ -1,0 +1,356 @@
+// Package allinone runs all five Syncline services in one process — the
+// `syncline dev` mode — with the same constructors the separate services
+// use, wired differently: an embedded NATS JetStream server reached
+// in-process, SQLite files in a data folder, and one HTTP port for every API,
+// metrics and health. Given a PostgreSQL URL and a NATS URL it runs the same
+// way against real servers.
+package allinone
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/syncline/syncline/pkg/apiserver"
+	"github.com/syncline/syncline/pkg/auth"
+	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/flowconfig"
+	"github.com/syncline/syncline/pkg/health"
+	"github.com/syncline/syncline/pkg/lifecycle"
+	"github.com/syncline/syncline/pkg/natsserver"
+	"github.com/syncline/syncline/pkg/sqlstore"
+	"github.com/syncline/syncline/pkg/telemetry"
+	"github.com/syncline/syncline/services/connector/connector"
+	"github.com/syncline/syncline/services/connector/connectors"
+	"github.com/syncline/syncline/services/controlplane/controlplane"
+	"github.com/syncline/syncline/services/controlplane/resource"
+	"github.com/syncline/syncline/services/dedup/dedup"
+	"github.com/syncline/syncline/services/dedup/ledger"
+	"github.com/syncline/syncline/services/eventlog/apilog"
+	"github.com/syncline/syncline/services/eventlog/eventlog"
+	"github.com/syncline/syncline/services/mapper/mapper"
+)
+
+// Defaults of the all-in-one mode.
+const (
+	DefaultDataDir  = ".syncline"
+	DefaultHTTPAddr = "127.0.0.1:7400"
+	// DefaultNATSPort is the embedded server's client port: not 4222, so it
+	// does not collide with a NATS server already running on the machine.
+	DefaultNATSPort = 7422
+)
+
+// Config configures an all-in-one instance. The zero value of each field
+// means its default.
+type Config struct {
+	// DataDir holds the embedded NATS files, the SQLite files and the admin
+	// token. Default .syncline.
+	DataDir string
+	// NATSURL is an external NATS server; empty runs one embedded.
+	NATSURL string
+	// NATSPort is the embedded server's client port for other programs
+	// (syncline publish, your services): 0 means DefaultNATSPort, -1 a
+	// random free port.
+	NATSPort int
+	// NATSSyncInterval is how often the embedded server fsyncs; zero keeps
+	// JetStream's default. See the README on durability.
+	NATSSyncInterval time.Duration
+	// DatabaseURL is a PostgreSQL URL for every store; empty uses SQLite
+	// files in DataDir.
+	DatabaseURL string
+	// HTTPAddr serves every API, metrics and health. Default 127.0.0.1:7400;
+	// use 127.0.0.1:0 for a random port.
+	HTTPAddr string
+	// AdminToken for the API; empty reads DataDir/admin-token, creating it
+	// with a new random token the first time.
+	AdminToken string
+	// Bus settings; the zero value means bus.DefaultConfig().
+	Bus    bus.Config
+	Logger *slog.Logger
+	Tracer trace.TracerProvider
+}
+
+// Instance is a running (or stopped) all-in-one Syncline.
+type Instance struct {
+	cfg      Config
+	log      *slog.Logger
+	parts    *lifecycle.Group
+	registry *prometheus.Registry
+	health   *health.Checker
+
+	nats  *natsserver.Server
+	conn  *nats.Conn
+	js    jetstream.JetStream
+	http  *apiserver.Server
+	token string
+}
+
+// New checks cfg and fills in defaults; Start runs the instance.
+func New(cfg Config) (*Instance, error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = DefaultHTTPAddr
+	}
+	if cfg.NATSPort == 0 {
+		cfg.NATSPort = DefaultNATSPort
+	}
+	if cfg.Bus.Partitions == 0 {
+		cfg.Bus = bus.DefaultConfig()
+	}
+	if err := cfg.Bus.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Tracer == nil {
+		cfg.Tracer = telemetry.IDsOnly()
+	}
+	if cfg.DatabaseURL != "" && !strings.HasPrefix(cfg.DatabaseURL, "postgres://") && !strings.HasPrefix(cfg.DatabaseURL, "postgresql://") {
+		return nil, fmt.Errorf("database URL must start with postgres:// (leave it empty for SQLite files in %s)", cfg.DataDir)
+	}
+	return &Instance{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		parts:    lifecycle.NewGroup(cfg.Logger, 30*time.Second),
+		registry: prometheus.NewRegistry(),
+		health:   health.NewChecker(),
+	}, nil
+}
+
+// AdminToken is the token the API accepts.
+func (in *Instance) AdminToken() string { return in.token }
+
+// APIURL is the base URL of every API, metrics (/metrics) and health (/readyz).
+func (in *Instance) APIURL() string { return "http://" + in.http.Addr() }
+
+// NATSURL is where other programs publish change events.
+func (in *Instance) NATSURL() string {
+	if in.cfg.NATSURL != "" {
+		return in.cfg.NATSURL
+	}
+	return in.nats.ClientURL()
+}
+
+// JetStream is the instance's own JetStream context.
+func (in *Instance) JetStream() jetstream.JetStream { return in.js }
+
+// Registry is the instance's metrics registry.
+func (in *Instance) Registry() *prometheus.Registry { return in.registry }
+
+// Start starts everything in dependency order. If a part fails, the parts
+// already started are stopped and the error returned. ctx bounds the start.
+func (in *Instance) Start(ctx context.Context) error {
+	if err := os.MkdirAll(in.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("creating data folder: %w", err)
+	}
+	token, err := in.adminToken()
+	if err != nil {
+		return err
+	}
+	in.token = token
+	interceptor, err := auth.NewInterceptor(token)
+	if err != nil {
+		return err
+	}
+	apiOpts := []connect.HandlerOption{connect.WithInterceptors(interceptor)}
+
+	if err := in.startBus(ctx); err != nil {
+		return err
+	}
+	if err := bus.EnsureStreams(ctx, in.js, in.cfg.Bus); err != nil {
+		return in.fail(ctx, err)
+	}
+	metrics := bus.NewMetrics(in.registry)
+	in.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	cpDB, err := in.openDB(ctx, "controlplane")
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	ledgerDB, err := in.openDB(ctx, "ledger")
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	logDB, err := in.openDB(ctx, "eventlog")
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	resources, err := resource.New(ctx, cpDB)
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	ledgerStore, err := ledger.New(ctx, ledgerDB)
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	logStore, err := apilog.New(ctx, logDB)
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	registry, err := connectors.Builtin()
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+
+	cp, err := controlplane.New(controlplane.Deps{JetStream: in.js, Resources: resources, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, HandlerOptions: apiOpts})
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	in.parts.Add("controlplane", cp)
+	if err := in.parts.Start(ctx); err != nil {
+		return err
+	}
+	kv, err := flowconfig.OpenBucket(ctx, in.js, in.cfg.Bus.Replicas)
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	watcher := flowconfig.NewWatcher(kv, in.log)
+	in.parts.Add("flow configs", watcher)
+	flows := watcher.Index()
+
+	el, err := eventlog.New(eventlog.Deps{Conn: in.conn, JetStream: in.js, Log: logStore, Bus: in.cfg.Bus, Logger: in.log, Metrics: metrics, HandlerOptions: apiOpts})
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	co, err := connector.New(connector.Deps{JetStream: in.js, Flows: flows, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics})
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	de, err := dedup.New(dedup.Deps{JetStream: in.js, Flows: flows, Ledger: ledgerStore, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics})
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	ma, err := mapper.New(mapper.Deps{JetStream: in.js, Flows: flows, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics})
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	// Downstream stages start first, so every stage's consumer is there
+	// before anything upstream publishes to it.
+	in.parts.Add("eventlog", el)
+	in.parts.Add("connector", co)
+	in.parts.Add("dedup", de)
+	in.parts.Add("mapper", ma)
+
+	mux := http.NewServeMux()
+	cp.Mount(mux)
+	el.Mount(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{Registry: in.registry}))
+	in.health.Add("nats", health.NATSProbe(in.conn))
+	for _, db := range []*sqlstore.DB{cpDB, ledgerDB, logDB} {
+		in.health.Add("store "+db.Dialect.String(), db.Ping)
+	}
+	in.health.Mount(mux)
+	in.http = apiserver.New(in.cfg.HTTPAddr, mux, in.log)
+	in.parts.Add("http", in.http)
+	in.parts.Add("readiness", lifecycle.Funcs{
+		OnStart: func(context.Context) error { in.health.SetReady(true); return nil },
+		OnStop:  func(context.Context) error { in.health.SetReady(false); return nil },
+	})
+	return in.parts.Start(ctx)
+}
+
+// Stop stops everything in reverse order: readiness off, the API, the
+// stages from upstream to downstream (each finishing or giving back what it
+// holds), the stores, the bus. ctx bounds the whole stop.
+func (in *Instance) Stop(ctx context.Context) error {
+	return in.parts.Stop(ctx)
+}
+
+func (in *Instance) fail(ctx context.Context, err error) error {
+	return errors.Join(err, in.parts.Stop(context.WithoutCancel(ctx)))
+}
+
+func (in *Instance) startBus(ctx context.Context) error {
+	if in.cfg.NATSURL == "" {
+		port := in.cfg.NATSPort
+		s, err := natsserver.Start(natsserver.Config{Dir: filepath.Join(in.cfg.DataDir, "nats"), Port: port, SyncInterval: in.cfg.NATSSyncInterval})
+		if err != nil {
+			return err
+		}
+		in.nats = s
+		in.parts.Add("embedded NATS", lifecycle.Funcs{OnStop: s.Stop})
+	}
+	in.parts.Add("NATS connection", lifecycle.Funcs{
+		OnStart: func(context.Context) error {
+			var err error
+			if in.nats != nil {
+				in.conn, err = in.nats.Connect("syncline-dev")
+			} else {
+				in.conn, err = nats.Connect(in.cfg.NATSURL, nats.Name("syncline-dev"), nats.MaxReconnects(-1))
+				if err != nil {
+					err = fmt.Errorf("connecting to NATS at %s: %w", in.cfg.NATSURL, err)
+				}
+			}
+			if err != nil {
+				return err
+			}
+			in.js, err = jetstream.New(in.conn, jetstream.WithPublishAsyncMaxPending(4096))
+			return err
+		},
+		OnStop: func(context.Context) error {
+			if in.conn == nil {
+				return nil
+			}
+			return in.conn.Drain()
+		},
+	})
+	return in.parts.Start(ctx)
+}
+
+// openDB opens one service's database and closes it when the instance stops.
+func (in *Instance) openDB(ctx context.Context, name string) (*sqlstore.DB, error) {
+	url := in.cfg.DatabaseURL
+	if url == "" {
+		// One SQLite file per service: each service owns its tables, and
+		// separate files keep their writers from waiting on each other.
+		url = "sqlite:" + filepath.Join(in.cfg.DataDir, name+".db")
+	}
+	db, err := sqlstore.Open(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s store: %w", name, err)
+	}
+	in.parts.Add(name+" store", lifecycle.Funcs{OnStop: func(context.Context) error { db.Close(); return nil }})
+	if err := in.parts.Start(ctx); err != nil {
+		return nil, err
+	}
+	return db, nil
+}
+
+func (in *Instance) adminToken() (string, error) {
+	if in.cfg.AdminToken != "" {
+		return in.cfg.AdminToken, nil
+	}
+	path := filepath.Join(in.cfg.DataDir, "admin-token")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("reading admin token: %w", err)
+	}
+	token, err := auth.NewAdminToken()
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing admin token: %w", err)
+	}
+	return token, nil
+}

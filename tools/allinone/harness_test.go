@@ -1,0 +1,293 @@
+package allinone_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
+	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
+	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
+	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
+	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
+	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/envelope"
+	"github.com/syncline/syncline/pkg/ingest"
+	"github.com/syncline/syncline/pkg/pgtest"
+	"github.com/syncline/syncline/tools/allinone"
+)
+
+// backend is one store backend the suite runs on.
+type backend struct {
+	name string
+	// storeURL returns the instance's database URL ("" = SQLite files).
+	storeURL func(t *testing.T) string
+	// target returns the SQL target's driver and DSN.
+	target func(t *testing.T, dir string) (driver, dsn string)
+}
+
+var backends = []backend{
+	{
+		name:     "sqlite",
+		storeURL: func(*testing.T) string { return "" },
+		target: func(_ *testing.T, dir string) (string, string) {
+			return "sqlite", filepath.Join(dir, "erp.db")
+		},
+	},
+	{
+		name:     "postgres",
+		storeURL: func(t *testing.T) string { return pgtest.NewDatabase(t) },
+		target: func(t *testing.T, _ string) (string, string) {
+			return "postgres", pgtest.NewDatabase(t)
+		},
+	},
+}
+
+// env is a running instance with clients and the flow of the walkthrough.
+type env struct {
+	t        *testing.T
+	in       *allinone.Instance
+	dir      string
+	resource controlplanev1connect.ResourceServiceClient
+	logs     eventlogv1connect.LogServiceClient
+	pub      *ingest.Publisher
+	js       jetstream.JetStream
+	driver   string
+	dsn      string
+}
+
+type options struct {
+	dir      string
+	storeURL string
+	driver   string
+	dsn      string
+}
+
+func start(t *testing.T, o options) *env {
+	t.Helper()
+	cfg := allinone.Config{
+		DataDir:     o.dir,
+		NATSPort:    -1,
+		HTTPAddr:    "127.0.0.1:0",
+		DatabaseURL: o.storeURL,
+		AdminToken:  "test-admin-token-0123456789",
+	}
+	cfg.Bus = bus.DefaultConfig()
+	cfg.Bus.Backoff = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}
+	cfg.Bus.MaxDeliver = 3
+	in, err := allinone.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := in.Start(ctx); err != nil {
+		t.Fatalf("starting: %v", err)
+	}
+	stopped := false
+	e := &env{t: t, in: in, dir: o.dir, driver: o.driver, dsn: o.dsn}
+	t.Cleanup(func() {
+		if !stopped {
+			e.stop()
+		}
+	})
+	opts := connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", "Bearer "+in.AdminToken())
+			return next(ctx, req)
+		}
+	}))
+	e.resource = controlplanev1connect.NewResourceServiceClient(http.DefaultClient, in.APIURL(), opts)
+	e.logs = eventlogv1connect.NewLogServiceClient(http.DefaultClient, in.APIURL(), opts)
+	nc, err := nats.Connect(in.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	e.js, err = jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.pub = ingest.NewPublisher(e.js, nil)
+	return e
+}
+
+func (e *env) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.in.Stop(ctx); err != nil {
+		e.t.Errorf("stopping: %v", err)
+	}
+}
+
+func resourceOf(t *testing.T, kind, tenant, name string, spec map[string]any) *controlplanev1.Resource {
+	t.Helper()
+	s, err := structpb.NewStruct(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &controlplanev1.Resource{ApiVersion: "syncline.dev/v1", Kind: kind, Metadata: &controlplanev1.Metadata{Name: name, Tenant: tenant}, Spec: s}
+}
+
+// applyOrders applies the walkthrough's tenant, endpoints and flow for
+// tenant, with the SQL target table.
+func (e *env) applyOrders(tenant, table string) {
+	e.t.Helper()
+	_, err := e.resource.Apply(context.Background(), &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
+		resourceOf(e.t, "Tenant", "", tenant, map[string]any{}),
+		resourceOf(e.t, "Integrator", tenant, "shop-to-erp", map[string]any{}),
+		resourceOf(e.t, "Endpoint", tenant, "shop", map[string]any{"type": "nats", "description": "webshop"}),
+		resourceOf(e.t, "Endpoint", tenant, "erp", map[string]any{"type": "sql", "description": "ERP orders", "settings": map[string]any{
+			"driver": e.driver, "dsn": e.dsn, "table": table, "create_table": true,
+		}}),
+		resourceOf(e.t, "Flow", tenant, "orders", map[string]any{
+			"integrator": "shop-to-erp", "source": "shop", "target": "erp", "entity": "order", "duplicates": "update",
+			"mapping": map[string]any{
+				"filter": `source.status != "draft"`,
+				"fields": map[string]any{
+					"order_number":   "source.number",
+					"customer_email": "source.customer.email.lowerAscii()",
+					"total":          "double(source.total)",
+					"status":         "source.status",
+				},
+				"defaults": map[string]any{"employee_number": 999999},
+			},
+		}),
+	}})
+	if err != nil {
+		e.t.Fatalf("applying the orders flow: %v", err)
+	}
+}
+
+func order(n int, status string) []byte {
+	return fmt.Appendf(nil, `{"number":"SO-%d","status":%q,"total":%d.5,"customer":{"email":"Buyer%d@Example.com"}}`, n, status, n, n)
+}
+
+func (e *env) publish(changes ...ingest.Change) []string {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ids, err := e.pub.Publish(ctx, changes...)
+	if err != nil {
+		e.t.Fatalf("publishing: %v", err)
+	}
+	return ids
+}
+
+// eventually polls cond until it returns "" or the deadline passes, then
+// fails with cond's last explanation.
+func eventually(t *testing.T, d time.Duration, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		why := cond()
+		if why == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", d, why)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// row is what the target table holds for one key.
+type row struct {
+	orderNumber, email, status string
+	total                      float64
+	employee                   int64
+	version                    int64
+}
+
+// rows reads the target table by key; a missing table reads as empty.
+func (e *env) rows(table string) map[string]row {
+	e.t.Helper()
+	q := fmt.Sprintf(`SELECT external_ref, order_number, customer_email, status, total, employee_number, source_version FROM %s`, table)
+	out := map[string]row{}
+	scan := func(next func() bool, scan func(...any) error) {
+		for next() {
+			var key string
+			var r row
+			if err := scan(&key, &r.orderNumber, &r.email, &r.status, &r.total, &r.employee, &r.version); err != nil {
+				e.t.Fatalf("reading target row: %v", err)
+			}
+			out[key] = r
+		}
+	}
+	switch e.driver {
+	case "sqlite":
+		db, err := sql.Open("sqlite", e.dsn)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		defer db.Close()
+		rs, err := db.Query(q)
+		if err != nil {
+			return out
+		}
+		defer rs.Close()
+		scan(rs.Next, rs.Scan)
+	case "postgres":
+		pool, err := pgxpool.New(context.Background(), e.dsn)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		defer pool.Close()
+		rs, err := pool.Query(context.Background(), q)
+		if err != nil {
+			return out
+		}
+		defer rs.Close()
+		scan(rs.Next, rs.Scan)
+	}
+	return out
+}
+
+// logRecords returns every API log record of a tenant matching req's filters.
+func (e *env) logRecords(req *eventlogv1.QueryLogsRequest) []*eventlogv1.LogRecord {
+	e.t.Helper()
+	var out []*eventlogv1.LogRecord
+	req.PageSize = 1000
+	for {
+		resp, err := e.logs.QueryLogs(context.Background(), req)
+		if err != nil {
+			e.t.Fatalf("querying logs: %v", err)
+		}
+		out = append(out, resp.Records...)
+		if resp.NextPageToken == "" {
+			return out
+		}
+		req.PageToken = resp.NextPageToken
+	}
+}
+
+// publishEnvelope publishes a hand-made envelope, bypassing pkg/ingest's
+// checks, as a publisher in another language might.
+func publishEnvelope(t *testing.T, js jetstream.JetStream, subject, key string, payload []byte) {
+	t.Helper()
+	e := &eventv1.Envelope{
+		SchemaVersion: envelope.SchemaVersion, EventId: envelope.NewEventID(), Tenant: bus.TenantOf(subject),
+		SourceEndpoint: "shop", Entity: "order", Operation: eventv1.Operation_OPERATION_UPSERT,
+		SourceKey: key, SourceVersion: 1, Payload: payload,
+	}
+	data, err := envelope.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg(subject)
+	m.Header.Set(bus.HeaderMsgID, e.EventId)
+	m.Data = data
+	if _, err := js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
+	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
+	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
+	"github.com/syncline/syncline/pkg/envelope"
+	"github.com/syncline/syncline/pkg/ingest"
+	"github.com/syncline/syncline/tools/allinone"
+)
+
+// report is one backend's figures; the child prints it as JSON.
+type report struct {
+	Backend         string
+	Events          int
+	EventsPerSecond float64
+	BurstP50        time.Duration
+	BurstP99        time.Duration
+	PacedRate       int
+	PacedP50        time.Duration
+	PacedP99        time.Duration
+	PeakRSSBytes    int64
+}
+
+func child(ctx context.Context, f flags) error {
+	dir, err := os.MkdirTemp("", "syncline-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	cfg := allinone.Config{DataDir: dir, NATSPort: -1, HTTPAddr: "127.0.0.1:0", AdminToken: "bench-admin-token-0123456789"}
+	driver, dsn := "sqlite", filepath.Join(dir, "erp.db")
+	if f.backend == "postgres" {
+		storeURL, dropStore, err := freshDatabase(ctx, "syncline_bench_store")
+		if err != nil {
+			return err
+		}
+		defer dropStore()
+		targetURL, dropTarget, err := freshDatabase(ctx, "syncline_bench_target")
+		if err != nil {
+			return err
+		}
+		defer dropTarget()
+		cfg.DatabaseURL, driver, dsn = storeURL, "postgres", targetURL
+	} else if f.backend != "sqlite" {
+		return fmt.Errorf("backend %q: use sqlite or postgres", f.backend)
+	}
+	in, err := allinone.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := in.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = in.Stop(stopCtx)
+	}()
+	if err := applyFlow(ctx, in, driver, dsn); err != nil {
+		return err
+	}
+
+	nc, err := nats.Connect(in.NATSURL())
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+	if err != nil {
+		return err
+	}
+	lat := newLatencies()
+	sub, err := nc.Subscribe("audit.bench.orders", lat.observe)
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	_ = sub.SetPendingLimits(-1, -1)
+	pub := ingest.NewPublisher(js, nil)
+
+	r := report{Backend: f.backend, Events: f.events, PacedRate: f.rate}
+
+	// Throughput: publish everything as fast as the bus takes it, from a few
+	// publishers at once, and time until the last event reached the target.
+	start := time.Now()
+	if err := burst(ctx, pub, f.events, f.batch); err != nil {
+		return err
+	}
+	if err := lat.waitFor(ctx, f.events, 10*time.Minute); err != nil {
+		return err
+	}
+	elapsed := lat.last().Sub(start)
+	r.EventsPerSecond = float64(f.events) / elapsed.Seconds()
+	r.BurstP50, r.BurstP99 = lat.percentiles()
+
+	// Latency at a steady rate.
+	lat.reset()
+	n, err := paced(ctx, pub, f.rate, f.paced)
+	if err != nil {
+		return err
+	}
+	if err := lat.waitFor(ctx, n, 5*time.Minute); err != nil {
+		return err
+	}
+	r.PacedP50, r.PacedP99 = lat.percentiles()
+	r.PeakRSSBytes = peakRSS()
+	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+func burst(ctx context.Context, pub *ingest.Publisher, events, batch int) error {
+	const publishers = 4
+	var next atomic.Int64
+	errs := make(chan error, publishers)
+	for range publishers {
+		go func() {
+			changes := make([]ingest.Change, 0, batch)
+			for {
+				from := int(next.Add(int64(batch))) - batch
+				if from >= events {
+					errs <- nil
+					return
+				}
+				changes = changes[:0]
+				for i := from; i < min(from+batch, events); i++ {
+					changes = append(changes, change("B", i))
+				}
+				if _, err := pub.Publish(ctx, changes...); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for range publishers {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func paced(ctx context.Context, pub *ingest.Publisher, rate int, d time.Duration) (int, error) {
+	const tick = 10 * time.Millisecond
+	perTick := max(rate/int(time.Second/tick), 1)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	n := 0
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		select {
+		case <-ctx.Done():
+			return n, ctx.Err()
+		case <-t.C:
+		}
+		changes := make([]ingest.Change, perTick)
+		for i := range changes {
+			changes[i] = change("P", n+i)
+		}
+		if _, err := pub.Publish(ctx, changes...); err != nil {
+			return n, err
+		}
+		n += perTick
+	}
+	return n, nil
+}
+
+// filler pads each order to about 1 KiB.
+var filler = strings.Repeat("x", 420)
+
+func change(prefix string, i int) ingest.Change {
+	key := prefix + strconv.Itoa(i)
+	payload := fmt.Appendf(nil, `{"number":"SO-%s","status":"paid","currency":"EUR","total":%d.95,`+
+		`"customer":{"name":"Customer %d","email":"Customer%d@Example.com","company":"Company %d BV","phone":"+31 20 555 %04d"},`+
+		`"shipping":{"street":"Keizersgracht %d","city":"Amsterdam","zip":"1015 CJ","country":"NL"},`+
+		`"lines":[{"sku":"100%04d","qty":2,"price":19.95},{"sku":"200%04d","qty":1,"price":%d.05}],"note":%q}`,
+		key, i%1000, i, i, i, i%10000, i%500, i%10000, i%10000, i%900, filler)
+	return ingest.Change{Tenant: "bench", Endpoint: "shop", Entity: "order", Key: key, Version: 1, Payload: payload}
+}
+
+func applyFlow(ctx context.Context, in *allinone.Instance, driver, dsn string) error {
+	res := func(kind, tenant, name string, spec map[string]any) *controlplanev1.Resource {
+		s, err := structpb.NewStruct(spec)
+		if err != nil {
+			panic(err) // the specs below are literals
+		}
+		return &controlplanev1.Resource{ApiVersion: "syncline.dev/v1", Kind: kind, Metadata: &controlplanev1.Metadata{Name: name, Tenant: tenant}, Spec: s}
+	}
+	client := controlplanev1connect.NewResourceServiceClient(http.DefaultClient, in.APIURL(), connect.WithInterceptors(
+		connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+			return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+				req.Header().Set("Authorization", "Bearer "+in.AdminToken())
+				return next(ctx, req)
+			}
+		})))
+	_, err := client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
+		res("Tenant", "", "bench", map[string]any{}),
+		res("Integrator", "bench", "load", map[string]any{}),
+		res("Endpoint", "bench", "shop", map[string]any{"type": "nats", "description": "load generator"}),
+		res("Endpoint", "bench", "erp", map[string]any{"type": "sql", "description": "target table",
+			"settings": map[string]any{"driver": driver, "dsn": dsn, "table": "orders", "create_table": true}}),
+		res("Flow", "bench", "orders", map[string]any{
+			"integrator": "load", "source": "shop", "target": "erp", "entity": "order",
+			"mapping": map[string]any{
+				"filter": `source.status in ["paid", "shipped"]`,
+				"fields": map[string]any{
+					"order_number":   "source.number",
+					"status":         "source.status",
+					"currency":       "source.currency",
+					"total":          "double(source.total)",
+					"customer_name":  "source.customer.name",
+					"customer_email": "source.customer.email.lowerAscii()",
+					"company":        "source.customer.company",
+					"city":           "source.shipping.city",
+					"country":        "source.shipping.country",
+					"lines":          "size(source.lines)",
+				},
+				"defaults": map[string]any{"employee_number": 999999},
+			},
+		}),
+	}})
+	if err != nil {
+		return fmt.Errorf("applying the bench flow: %w", err)
+	}
+	return nil
+}
+
+// freshDatabase creates a database on the machine's PostgreSQL and returns
+// its URL and a function that drops it.
+func freshDatabase(ctx context.Context, prefix string) (string, func(), error) {
+	admin := os.Getenv("SYNCLINE_TEST_POSTGRES_URL")
+	if admin == "" {
+		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return "", nil, fmt.Errorf("connecting to PostgreSQL at %s (run `make postgres`): %w", admin, err)
+	}
+	name := fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		conn.Close(ctx)
+		return "", nil, fmt.Errorf("creating database %s: %w", name, err)
+	}
+	drop := func() {
+		_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		conn.Close(context.Background())
+	}
+	u := strings.Replace(admin, "/postgres?", "/"+name+"?", 1)
+	return u, drop, nil
+}
+
+// latencies collects publish-to-target times from the connector's audit
+// events.
+type latencies struct {
+	mu     sync.Mutex
+	seen   map[string]bool
+	times  []time.Duration
+	lastAt time.Time
+}
+
+func newLatencies() *latencies { return &latencies{seen: map[string]bool{}} }
+
+func (l *latencies) observe(m *nats.Msg) {
+	now := time.Now()
+	e, err := envelope.Decode(m.Data)
+	if err != nil || e.GetResult().GetStage() != "connector" || e.GetResult().GetAction() == eventv1.Action_ACTION_FAILED {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen[e.EventId] {
+		return
+	}
+	l.seen[e.EventId] = true
+	l.times = append(l.times, now.Sub(e.PublishedAt.AsTime()))
+	l.lastAt = now
+}
+
+func (l *latencies) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.times)
+}
+
+func (l *latencies) last() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastAt
+}
+
+func (l *latencies) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.times = nil
+}
+
+func (l *latencies) waitFor(ctx context.Context, n int, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for l.count() < n {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d events reached the target within %s", l.count(), n, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (l *latencies) percentiles() (p50, p99 time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := slices.Clone(l.times)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0, 0
+	}
+	return s[len(s)*50/100], s[min(len(s)*99/100, len(s)-1)]
+}
+
+// peakRSS reads the process's peak resident set (VmHWM) from /proc.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

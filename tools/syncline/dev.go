@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/syncline/syncline/pkg/telemetry"
+	"github.com/syncline/syncline/tools/allinone"
+)
+
+func newDev(g *globals) *cobra.Command {
+	var cfg allinone.Config
+	var logLevel, otlp string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run all of Syncline in one process (embedded NATS and SQLite by default)",
+		Long: `Run all five services in one process.
+
+By default NATS JetStream runs embedded (client port 7422) and every store is a
+SQLite file in the data folder, so nothing else needs to be installed. Pass
+--database-url and --nats-url to run against real servers instead.
+Ctrl-C stops cleanly: stages finish or give back what they hold, nothing is lost.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := telemetry.NewLogger(os.Stderr, logLevel)
+			if err != nil {
+				return err
+			}
+			tp, shutdown, err := telemetry.NewTracerProvider(cmd.Context(), telemetry.TraceConfig{ServiceName: "syncline-dev", OTLPEndpoint: otlp})
+			if err != nil {
+				return err
+			}
+			defer func() { _ = shutdown(context.Background()) }()
+			cfg.DataDir, cfg.Logger, cfg.Tracer = g.dataDir, log, tp
+			in, err := allinone.New(cfg)
+			if err != nil {
+				return err
+			}
+			startCtx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			if err := in.Start(startCtx); err != nil {
+				return err
+			}
+			printWelcome(g, in)
+			<-cmd.Context().Done()
+			fmt.Fprintln(g.errOut, "stopping…")
+			stopCtx, cancelStop := context.WithTimeout(context.Background(), time.Minute)
+			defer cancelStop()
+			if err := in.Stop(stopCtx); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.errOut, "stopped")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.HTTPAddr, "http-addr", allinone.DefaultHTTPAddr, "address of the API, metrics and health")
+	f.IntVar(&cfg.NATSPort, "nats-port", allinone.DefaultNATSPort, "client port of the embedded NATS server (-1: random)")
+	f.StringVar(&cfg.NATSURL, "nats-url", "", "use this NATS server instead of the embedded one")
+	f.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("SYNCLINE_DATABASE_URL"), "PostgreSQL URL for every store instead of SQLite files ($SYNCLINE_DATABASE_URL)")
+	f.StringVar(&cfg.AdminToken, "admin-token", os.Getenv("SYNCLINE_ADMIN_TOKEN"), "admin token ($SYNCLINE_ADMIN_TOKEN; default: generated once, kept in the data folder)")
+	f.DurationVar(&cfg.NATSSyncInterval, "nats-sync-interval", 0, "how often embedded NATS fsyncs (default: JetStream's two minutes)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&otlp, "otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP/HTTP endpoint for traces ($OTEL_EXPORTER_OTLP_ENDPOINT)")
+	return cmd
+}
+
+func printWelcome(g *globals, in *allinone.Instance) {
+	fmt.Fprintf(g.out, `Syncline is running (all five services in one process).
+
+  API        %[1]s   (gRPC, gRPC-Web and JSON over HTTP)
+  metrics    %[1]s/metrics
+  health     %[1]s/readyz
+  NATS       %[2]s   (publish change events here)
+  data       %[3]s
+  admin token %[4]s
+
+Try it (in another terminal, same folder):
+  syncline apply -f examples/orders.yaml
+  syncline publish --tenant acme --endpoint shop --entity order --key 1001 --file examples/order-1001.json
+  syncline logs --tenant acme
+
+Ctrl-C stops it cleanly.
+`, in.APIURL(), in.NATSURL(), g.dataDir, in.AdminToken())
+}

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/syncline/syncline/pkg/ingest"
+)
+
+func newPublish(g *globals) *cobra.Command {
+	var c ingest.Change
+	var data, file string
+	cmd := &cobra.Command{
+		Use:   "publish --tenant T --endpoint E --entity N --key K (--data JSON | --file F)",
+		Short: "Publish one change event to the ingest stream",
+		Long: `Publish one change event, as any service would with the pkg/ingest Go package.
+The record is a JSON object, given with --data or read from --file (- for stdin).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case data != "" && file != "":
+				return errors.New("give the record with --data or --file, not both")
+			case file == "-":
+				b, err := io.ReadAll(os.Stdin)
+				if err != nil {
+					return fmt.Errorf("reading the record from stdin: %w", err)
+				}
+				c.Payload = b
+			case file != "":
+				b, err := os.ReadFile(file)
+				if err != nil {
+					return fmt.Errorf("reading the record: %w", err)
+				}
+				c.Payload = b
+			default:
+				c.Payload = []byte(data)
+			}
+			nc, err := nats.Connect(g.natsURL, nats.Name("syncline-publish"), nats.Timeout(5*time.Second))
+			if err != nil {
+				return fmt.Errorf("connecting to NATS at %s: %w (is `syncline dev` running? set --nats otherwise)", g.natsURL, err)
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return fmt.Errorf("opening JetStream: %w", err)
+			}
+			ids, err := ingest.NewPublisher(js, nil).Publish(cmd.Context(), c)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "published event %s\n", ids[0])
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.Tenant, "tenant", "", "tenant")
+	f.StringVar(&c.Endpoint, "endpoint", "", "source endpoint")
+	f.StringVar(&c.Entity, "entity", "", "entity type, e.g. order")
+	f.StringVar(&c.Key, "key", "", "the record's key in the source system")
+	f.Int64Var(&c.Version, "version", 0, "source version (default: now in unix milliseconds)")
+	f.StringVar(&c.Integrator, "integrator", "", "integrator (optional)")
+	f.StringVar(&c.EventID, "event-id", "", "event id (default: a new UUIDv7)")
+	f.BoolVar(&c.Delete, "delete", false, "the record was deleted")
+	f.StringVar(&data, "data", "", "the record as a JSON object")
+	f.StringVar(&file, "file", "", "read the record from this file (- for stdin)")
+	return cmd
+}
