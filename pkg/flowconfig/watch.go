@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -184,7 +185,8 @@ func (w *Watcher) apply(e jetstream.KeyValueEntry) {
 	}
 }
 
-// Stop ends the watch.
+// Stop ends the watch. The watch's consumer may already be gone (a NATS
+// restart removes it); stopping is then already done, which is no error.
 func (w *Watcher) Stop(context.Context) error {
 	if w.w == nil {
 		return nil
@@ -193,7 +195,7 @@ func (w *Watcher) Stop(context.Context) error {
 	if w.done != nil {
 		<-w.done
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, nats.ErrConsumerNotFound) {
 		return fmt.Errorf("stopping flow config watch: %w", err)
 	}
 	return nil

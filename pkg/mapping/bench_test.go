@@ -82,3 +82,14 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkCompile measures what applying a flow (or reloading it in the mapper) costs.
+func BenchmarkCompile(b *testing.B) {
+	spec := orderSpec()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Compile(spec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -97,7 +97,7 @@ func Compile(spec Spec) (*Program, error) {
 		p.filterReason = "filtered out by " + spec.Filter
 	}
 
-	names := slices.Sorted(maps.Keys(spec.Fields))
+	names := slices.Collect(maps.Keys(spec.Fields))
 	for name := range spec.Defaults {
 		if _, ok := spec.Fields[name]; !ok {
 			names = append(names, name)

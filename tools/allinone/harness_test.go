@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
@@ -67,6 +68,7 @@ type env struct {
 }
 
 type options struct {
+	tracer   trace.TracerProvider
 	dir      string
 	storeURL string
 	driver   string
@@ -81,6 +83,7 @@ func start(t *testing.T, o options) *env {
 		HTTPAddr:    "127.0.0.1:0",
 		DatabaseURL: o.storeURL,
 		AdminToken:  "test-admin-token-0123456789",
+		Tracer:      o.tracer,
 	}
 	cfg.Bus = bus.DefaultConfig()
 	cfg.Bus.Backoff = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}
@@ -118,7 +121,7 @@ func start(t *testing.T, o options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.pub = ingest.NewPublisher(e.js, nil)
+	e.pub = ingest.NewPublisher(e.js, o.tracer)
 	return e
 }
 
