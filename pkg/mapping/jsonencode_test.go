@@ -33,7 +33,7 @@ func TestAppendJSON(t *testing.T) {
 		{"null", nil},
 		{"bools", []any{true, false}},
 		{"ints", []any{int64(0), int64(-1), int64(math.MaxInt64), int64(math.MinInt64)}},
-		{"floats", []any{0.0, -0.0, 1.5, 1e20, 1e21, 123456789e30, 1e-6, 1e-7, -2.5e-9, math.MaxFloat64, math.SmallestNonzeroFloat64, 100.0, 0.1}},
+		{"floats", []any{0.0, math.Copysign(0, -1), 1.5, 1e20, 1e21, 123456789e30, 1e-6, 1e-7, -2.5e-9, math.MaxFloat64, math.SmallestNonzeroFloat64, 100.0, 0.1}},
 		{"strings", []any{"", "plain", "quote \" backslash \\", "\b\f\n\r\t\x00\x1f\x7f", "<&>", "é €😀", "\u2028\u2029", "bad \xff utf8 \xe2\x82"}},
 		{"nested and sorted", map[string]any{"b": []any{map[string]any{"z": 1.0, "a": nil}}, "a": map[string]any{}, "é": "x", "A": []any{}}},
 		{"more keys than the stack holds", many},

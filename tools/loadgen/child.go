@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -103,6 +104,16 @@ func child(ctx context.Context, f flags) error {
 
 	// Throughput: publish everything as fast as the bus takes it, from a few
 	// publishers at once, and time until the last event reached the target.
+	if f.profile != "" {
+		out, err := os.Create(f.profile + "." + f.backend)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	if err := burst(ctx, pub, f.events, f.batch); err != nil {
 		return err
@@ -110,6 +121,9 @@ func child(ctx context.Context, f flags) error {
 	if err := lat.waitFor(ctx, f.events, 10*time.Minute); err != nil {
 		return err
 	}
+	pprof.StopCPUProfile()
+	printStages(in)
+
 	elapsed := lat.last().Sub(start)
 	r.EventsPerSecond = float64(f.events) / elapsed.Seconds()
 	r.BurstP50, r.BurstP99 = lat.percentiles()
@@ -124,6 +138,7 @@ func child(ctx context.Context, f flags) error {
 		return err
 	}
 	r.PacedP50, r.PacedP99 = lat.percentiles()
+	printStages(in)
 	r.PeakRSSBytes = peakRSS()
 	return json.NewEncoder(os.Stdout).Encode(r)
 }
@@ -352,4 +367,23 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// printStages writes each stage's batch count, mean batch size and time
+// spent handling batches to stderr: where the time of the run went.
+func printStages(in *allinone.Instance) {
+	mfs, err := in.Registry().Gather()
+	if err != nil {
+		return
+	}
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "syncline_stage_batch_size", "syncline_stage_batch_seconds":
+			for _, m := range mf.GetMetric() {
+				h := m.GetHistogram()
+				stage := m.GetLabel()[0].GetValue()
+				fmt.Fprintf(os.Stderr, "  %-10s %-30s batches %6d  mean %.4f  sum %.2f\n", stage, mf.GetName(), h.GetSampleCount(), h.GetSampleSum()/float64(max(h.GetSampleCount(), 1)), h.GetSampleSum())
+			}
+		}
+	}
 }

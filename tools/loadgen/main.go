@@ -31,6 +31,7 @@ type flags struct {
 	rate     int
 	paced    time.Duration
 	batch    int
+	profile  string
 }
 
 func main() {
@@ -41,6 +42,7 @@ func main() {
 	flag.IntVar(&f.rate, "rate", 1000, "events per second for the latency run")
 	flag.DurationVar(&f.paced, "paced", 15*time.Second, "length of the latency run")
 	flag.IntVar(&f.batch, "batch", 500, "events per publish batch in the throughput run")
+	flag.StringVar(&f.profile, "cpuprofile", "", "write a CPU profile of the throughput run to FILE.<backend>")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -68,7 +70,7 @@ func parent(ctx context.Context, f flags) error {
 	for _, b := range strings.Split(f.backends, ",") {
 		fmt.Fprintf(os.Stderr, "measuring %s: %d events, then %d/s for %s…\n", b, f.events, f.rate, f.paced)
 		cmd := exec.CommandContext(ctx, self, "-backend", b, "-events", fmt.Sprint(f.events),
-			"-rate", fmt.Sprint(f.rate), "-paced", f.paced.String(), "-batch", fmt.Sprint(f.batch))
+			"-rate", fmt.Sprint(f.rate), "-paced", f.paced.String(), "-batch", fmt.Sprint(f.batch), "-cpuprofile", f.profile)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
