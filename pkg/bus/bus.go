@@ -51,6 +51,16 @@ type Config struct {
 	MaxAge time.Duration
 	// DeadLetterMaxAge bounds how long dead letters are kept.
 	DeadLetterMaxAge time.Duration
+	// IngestDuplicates is the ingest stream's duplicate window: a source
+	// that publishes the same event id again within it is stored once.
+	IngestDuplicates time.Duration
+	// InternalDuplicates is the duplicate window of the streams between
+	// stages. A stage that republishes after a failed batch does so within
+	// seconds; past the window a duplicate is still harmless (the ledger
+	// recognises a redelivered event, targets upsert, the API log replaces
+	// by event and flow), so the window only saves work. It is short because
+	// the server keeps every message id of the window in memory.
+	InternalDuplicates time.Duration
 	// MaxDeliver is how many times a message is delivered before it is
 	// dead-lettered.
 	MaxDeliver int
@@ -70,15 +80,17 @@ type Config struct {
 // production. See the README's production guidance for replicas and fsync.
 func DefaultConfig() Config {
 	return Config{
-		Partitions:       4,
-		Replicas:         1,
-		MaxAge:           72 * time.Hour,
-		DeadLetterMaxAge: 30 * 24 * time.Hour,
-		MaxDeliver:       5,
-		AckWait:          30 * time.Second,
-		Backoff:          []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute},
-		MaxBatch:         500,
-		MaxAckPending:    20000,
+		Partitions:         4,
+		Replicas:           1,
+		MaxAge:             72 * time.Hour,
+		DeadLetterMaxAge:   30 * 24 * time.Hour,
+		IngestDuplicates:   2 * time.Minute,
+		InternalDuplicates: 20 * time.Second,
+		MaxDeliver:         5,
+		AckWait:            30 * time.Second,
+		Backoff:            []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute},
+		MaxBatch:           500,
+		MaxAckPending:      20000,
 	}
 }
 
@@ -97,6 +109,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("bus: max ack pending %d must be at least max batch %d", c.MaxAckPending, c.MaxBatch)
 	case c.AckWait < time.Second:
 		return fmt.Errorf("bus: ack wait %s must be at least 1s", c.AckWait)
+	case c.IngestDuplicates < time.Second || c.InternalDuplicates < time.Second:
+		return fmt.Errorf("bus: duplicate windows must be at least 1s")
 	case len(c.Backoff) == 0:
 		return fmt.Errorf("bus: backoff needs at least one delay")
 	}

@@ -13,7 +13,7 @@ import (
 // event published before its consumer exists is kept, not dropped, and a
 // stream can be inspected or replayed for a while.
 func streamConfigs(c Config) []jetstream.StreamConfig {
-	pipeline := func(name, subjects, desc string) jetstream.StreamConfig {
+	pipeline := func(name, subjects, desc string, duplicates time.Duration) jetstream.StreamConfig {
 		return jetstream.StreamConfig{
 			Name:        name,
 			Description: desc,
@@ -23,17 +23,17 @@ func streamConfigs(c Config) []jetstream.StreamConfig {
 			Replicas:    c.Replicas,
 			MaxAge:      c.MaxAge,
 			Discard:     jetstream.DiscardOld,
-			Duplicates:  2 * time.Minute,
+			Duplicates:  duplicates,
 			AllowDirect: true,
 		}
 	}
-	dlq := pipeline(StreamDeadLetter, "dlq.>", "Events a stage could not process, with the reason; replayable.")
+	dlq := pipeline(StreamDeadLetter, "dlq.>", "Events a stage could not process, with the reason; replayable.", c.InternalDuplicates)
 	dlq.MaxAge = c.DeadLetterMaxAge
 	return []jetstream.StreamConfig{
-		pipeline(StreamIngest, "ingest.>", "Change events as sources publish them."),
-		pipeline(StreamFlow, "flow.>", "Mapped events, one per matching flow, partitioned by source key."),
-		pipeline(StreamPush, "push.>", "Events the ledger decided to apply, partitioned by source key."),
-		pipeline(StreamAudit, "audit.>", "Outcomes of every stage, for the API log. Never payloads."),
+		pipeline(StreamIngest, "ingest.>", "Change events as sources publish them.", c.IngestDuplicates),
+		pipeline(StreamFlow, "flow.>", "Mapped events, one per matching flow, partitioned by source key.", c.InternalDuplicates),
+		pipeline(StreamPush, "push.>", "Events the ledger decided to apply, partitioned by source key.", c.InternalDuplicates),
+		pipeline(StreamAudit, "audit.>", "Outcomes of every stage, for the API log. Never payloads.", c.InternalDuplicates),
 		dlq,
 	}
 }

@@ -67,7 +67,7 @@ func (p *Program) ApplyJSON(payload []byte) (out []byte, skip bool, reason strin
 	source, err := decodeObject(payload, st)
 	p.stacks.Put(st)
 	if err != nil {
-		return nil, false, "", err
+		return nil, false, "", &PayloadError{Err: err}
 	}
 	vals := make([]slot, len(p.fields))
 	skipped, err := p.evaluate(source, vals)

@@ -60,3 +60,11 @@ type ValidationError struct {
 func (e *ValidationError) Error() string {
 	return fmt.Sprintf("validation failed for field %q: %s", e.Field, e.Message)
 }
+
+// PayloadError is ApplyJSON's error for a payload that is not a JSON object:
+// the record itself is malformed, whatever the mapping.
+type PayloadError struct{ Err error }
+
+func (e *PayloadError) Error() string { return e.Err.Error() }
+
+func (e *PayloadError) Unwrap() error { return e.Err }

@@ -39,6 +39,14 @@ const (
 	CodeTargetRejected = "target_rejected"
 )
 
+// HeaderOutcome on an audit message says "<stage> <action>" (for example
+// "connector ACTION_CREATED"), so a consumer that needs only some outcomes
+// picks them without decoding every message.
+const HeaderOutcome = "Syncline-Outcome"
+
+// Outcome is the HeaderOutcome value for a stage's action.
+func Outcome(stageName string, a eventv1.Action) string { return stageName + " " + a.String() }
+
 // MsgID is the Nats-Msg-Id of an event's copy for one flow: the same on every
 // redelivery, so the next stream stores it once.
 func MsgID(e *eventv1.Envelope) string {
@@ -58,6 +66,7 @@ func Audit(ctx context.Context, e *eventv1.Envelope, r *eventv1.Result) (*nats.M
 	m := nats.NewMsg(bus.AuditSubject(e.GetTenant(), e.GetFlow()))
 	bus.InjectTrace(ctx, m.Header)
 	m.Header.Set(bus.HeaderMsgID, MsgID(e))
+	m.Header.Set(HeaderOutcome, Outcome(r.GetStage(), r.GetAction()))
 	m.Data = data
 	return m, nil
 }

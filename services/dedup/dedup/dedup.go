@@ -287,12 +287,23 @@ func actionOf(name string) eventv1.Action {
 	return eventv1.Action_ACTION_UPDATED
 }
 
+// confirmOutcomes are the connector outcomes the ledger records: the target
+// id of a created record, and a failed push (which must not count as
+// "unchanged" next time). A successful update or delete changes nothing the
+// ledger needs: its pending state already counts as applied.
+var confirmOutcomes = map[string]bool{
+	stage.Outcome(stage.Connector, eventv1.Action_ACTION_CREATED): true,
+	stage.Outcome(stage.Connector, eventv1.Action_ACTION_FAILED):  true,
+}
+
 // confirmBatch records in the ledger what the target did, from the
-// connector's audit events: the target id of a created record, and whether
-// the push was applied or failed (a failed push is not "unchanged" next time).
+// connector's audit events.
 func (s *Service) confirmBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
 	cs := make([]ledger.Confirmation, 0, len(msgs))
 	for _, m := range msgs {
+		if !confirmOutcomes[m.Headers().Get(stage.HeaderOutcome)] {
+			continue
+		}
 		e, err := envelope.Decode(m.Data())
 		if err != nil || e.GetResult().GetStage() != stage.Connector {
 			continue

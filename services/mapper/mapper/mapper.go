@@ -6,6 +6,7 @@ package mapper
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -145,8 +146,8 @@ func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) (
 	if e.SourceKey == "" {
 		return dead(stage.CodeMissingKey, fmt.Errorf("event %s has no source_key: every change needs the record's key in the source system", e.EventId)), span
 	}
-	if err := envelope.CheckPayload(e); err != nil {
-		return dead(stage.CodePayloadNotJSON, err), span
+	if e.Operation != eventv1.Operation_OPERATION_UPSERT && e.Operation != eventv1.Operation_OPERATION_DELETE {
+		return dead(stage.CodeMalformed, fmt.Errorf("event %s has operation %v: use OPERATION_UPSERT or OPERATION_DELETE", e.EventId, e.Operation)), span
 	}
 	flows := s.deps.Flows.Match(e.Tenant, e.SourceEndpoint, e.Entity)
 	if len(flows) == 0 {
@@ -181,7 +182,13 @@ func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envel
 		if err != nil {
 			return fail(stage.CodeMappingFailed, err)
 		}
+		// ApplyJSON checks the payload as it decodes it, so a payload that
+		// is not a JSON object is told apart from a mapping that fails.
 		mapped, skip, reason, err := p.ApplyJSON(source)
+		var bad *mapping.PayloadError
+		if errors.As(err, &bad) {
+			return fail(stage.CodePayloadNotJSON, fmt.Errorf("key %q: payload is not a JSON object: %w", e.SourceKey, err))
+		}
 		if err != nil {
 			return fail(stage.CodeMappingFailed, err)
 		}
