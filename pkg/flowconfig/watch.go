@@ -118,8 +118,11 @@ type Watcher struct {
 	done  chan struct{}
 }
 
-// NewWatcher returns a watcher on kv.
+// NewWatcher returns a watcher on kv. log may be nil.
 func NewWatcher(kv jetstream.KeyValue, log *slog.Logger) *Watcher {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Watcher{kv: kv, log: log, index: newIndex()}
 }
 

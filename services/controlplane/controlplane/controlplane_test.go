@@ -1,0 +1,245 @@
+package controlplane_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
+	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
+	"github.com/syncline/syncline/pkg/auth"
+	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/flowconfig"
+	"github.com/syncline/syncline/pkg/natstest"
+	"github.com/syncline/syncline/pkg/sqlstore"
+	"github.com/syncline/syncline/services/connector/connectors"
+	"github.com/syncline/syncline/services/controlplane/controlplane"
+	"github.com/syncline/syncline/services/controlplane/resource"
+)
+
+const token = "controlplane-test-token-0123456789"
+
+type fixture struct {
+	client controlplanev1connect.ResourceServiceClient
+	store  resource.Store
+	flows  *flowconfig.Index
+	url    string
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	s := natstest.Run(t)
+	_, js := natstest.Connect(t, s)
+	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "cp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	store, err := resource.New(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := connectors.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ic, err := auth.NewInterceptor(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := controlplane.New(controlplane.Deps{JetStream: js, Resources: store, Connectors: reg, Bus: bus.DefaultConfig(),
+		HandlerOptions: []connect.HandlerOption{connect.WithInterceptors(ic)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	svc.Mount(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	kv, err := flowconfig.OpenBucket(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := flowconfig.NewWatcher(kv, nil)
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	client := controlplanev1connect.NewResourceServiceClient(srv.Client(), srv.URL, connect.WithInterceptors(bearer(token)))
+	return &fixture{client: client, store: store, flows: w.Index(), url: srv.URL}
+}
+
+func bearer(tok string) connect.Interceptor {
+	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", "Bearer "+tok)
+			return next(ctx, req)
+		}
+	})
+}
+
+func res(t *testing.T, kind, tenant, name string, spec map[string]any) *controlplanev1.Resource {
+	t.Helper()
+	s, err := structpb.NewStruct(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &controlplanev1.Resource{ApiVersion: "syncline.dev/v1", Kind: kind, Metadata: &controlplanev1.Metadata{Name: name, Tenant: tenant}, Spec: s}
+}
+
+// orders is a valid set of resources; fields overrides the flow's mapping
+// fields and settings the target's settings.
+func orders(t *testing.T, dir string, fields map[string]any) []*controlplanev1.Resource {
+	return []*controlplanev1.Resource{
+		res(t, "Tenant", "", "acme", map[string]any{}),
+		res(t, "Integrator", "acme", "sync", map[string]any{}),
+		res(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats", "description": "webshop"}),
+		res(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
+			"driver": "sqlite", "dsn": filepath.Join(dir, "erp.db"), "table": "orders", "create_table": true}}),
+		res(t, "Flow", "acme", "orders", map[string]any{"integrator": "sync", "source": "shop", "target": "erp", "entity": "order",
+			"mapping": map[string]any{"fields": fields}}),
+	}
+}
+
+func changes(resp *controlplanev1.ApplyResponse) string {
+	var s []string
+	for _, r := range resp.Results {
+		s = append(s, strings.TrimPrefix(r.Change.String(), "CHANGE_"))
+	}
+	return strings.Join(s, ",")
+}
+
+func TestApplyCreatesUpdatesAndPublishes(t *testing.T) {
+	f := setup(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	resp, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: orders(t, dir, map[string]any{"number": "source.number"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := changes(resp); got != "CREATED,CREATED,CREATED,CREATED,CREATED" {
+		t.Errorf("first apply: %s", got)
+	}
+	resp, err = f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: orders(t, dir, map[string]any{"number": "source.number"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := changes(resp); got != "UNCHANGED,UNCHANGED,UNCHANGED,UNCHANGED,UNCHANGED" {
+		t.Errorf("second apply of the same files: %s", got)
+	}
+	// The data plane sees the flow, then its change, without a restart.
+	waitFlow(t, f, 1)
+	if fl := f.flows.Get("acme", "orders"); fl.Duplicates != flowconfig.DuplicateSkip || fl.Target.Settings["key_column"] != "external_ref" {
+		t.Errorf("compiled flow = %+v: want the order default (skip) and the target's defaults filled in", fl)
+	}
+	resp, err = f.client.Apply(ctx, &controlplanev1.ApplyRequest{DryRun: true, Resources: orders(t, dir, map[string]any{"number": "source.id"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := changes(resp); got != "UNCHANGED,UNCHANGED,UNCHANGED,UNCHANGED,UPDATED" {
+		t.Errorf("dry run: %s", got)
+	}
+	if r, _ := f.store.Get(ctx, "Flow", "acme", "orders"); r.Generation != 1 {
+		t.Errorf("a dry run changed the stored flow to generation %d", r.Generation)
+	}
+	resp, err = f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: orders(t, dir, map[string]any{"number": "source.id"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Results[4].Generation != 2 {
+		t.Errorf("updated flow generation = %d, want 2", resp.Results[4].Generation)
+	}
+	waitFlow(t, f, 2)
+	if got := f.flows.Get("acme", "orders").Mapping.Fields["number"]; got != "source.id" {
+		t.Errorf("data plane runs mapping %q, want the new source.id", got)
+	}
+}
+
+func waitFlow(t *testing.T, f *fixture, generation int64) {
+	t.Helper()
+	for range 500 {
+		if fl := f.flows.Get("acme", "orders"); fl != nil && fl.Generation == generation {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("the data plane never saw generation %d of the flow", generation)
+}
+
+func TestApplyRefusals(t *testing.T) {
+	f := setup(t)
+	dir := t.TempDir()
+	ctx := context.Background()
+	tests := []struct {
+		name      string
+		resources func() []*controlplanev1.Resource
+		code      connect.Code
+		want      []string
+	}{
+		{"mapping that does not compile", func() []*controlplanev1.Resource {
+			return orders(t, dir, map[string]any{"total": "sourc.total"})
+		}, connect.CodeInvalidArgument, []string{"Flow orders", "spec.mapping", "fields.total", "undeclared reference to 'sourc'", "(1:1)"}},
+		{"flow refers to a missing endpoint", func() []*controlplanev1.Resource {
+			return append(orders(t, dir, map[string]any{"n": "source.n"})[:3], orders(t, dir, map[string]any{"n": "source.n"})[4])
+		}, connect.CodeFailedPrecondition, []string{"Flow orders", "Endpoint \"erp\"", "does not exist"}},
+		{"endpoint settings the connector refuses", func() []*controlplanev1.Resource {
+			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{"driver": "mysql", "dsn": "x"}})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"Endpoint erp", "settings.driver", "settings.table"}},
+		{"endpoint without a description", func() []*controlplanev1.Resource {
+			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs[2] = res(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats"})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"spec.description is required"}},
+		{"misspelt spec field", func() []*controlplanev1.Resource {
+			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs[1] = res(t, "Integrator", "acme", "sync", map[string]any{"stge": "active"})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"Integrator sync", `unknown field "stge"`}},
+		{"name that is not subject-safe", func() []*controlplanev1.Resource {
+			return []*controlplanev1.Resource{res(t, "Tenant", "", "Acme.Corp", map[string]any{})}
+		}, connect.CodeInvalidArgument, []string{"metadata.name", "'A' at position 1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: tt.resources()})
+			var ce *connect.Error
+			if !errors.As(err, &ce) || ce.Code() != tt.code {
+				t.Fatalf("Apply = %v, want code %v", err, tt.code)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(ce.Message(), w) {
+					t.Errorf("error %q does not say %q", ce.Message(), w)
+				}
+			}
+			// A refused apply changes nothing.
+			if list, _ := f.store.List(ctx, "Tenant", ""); len(list) != 0 {
+				t.Errorf("a refused apply stored %d tenants", len(list))
+			}
+		})
+	}
+}
+
+func TestEveryCallNeedsTheToken(t *testing.T) {
+	f := setup(t)
+	for _, tok := range []string{"", "wrong-token-0123456789"} {
+		c := controlplanev1connect.NewResourceServiceClient(http.DefaultClient, f.url, connect.WithInterceptors(bearer(tok)))
+		_, err := c.ListResources(context.Background(), &controlplanev1.ListResourcesRequest{Kind: "Tenant"})
+		if connect.CodeOf(err) != connect.CodeUnauthenticated {
+			t.Errorf("token %q: ListResources = %v, want Unauthenticated", tok, err)
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package dedup
+
+import (
+	"testing"
+
+	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
+	"github.com/syncline/syncline/pkg/flowconfig"
+	"github.com/syncline/syncline/pkg/stage"
+	"github.com/syncline/syncline/services/dedup/ledger"
+)
+
+func TestDecide(t *testing.T) {
+	upsert := func(id string, version int64, hash string) *eventv1.Envelope {
+		return &eventv1.Envelope{EventId: id, Tenant: "acme", Flow: "orders", SourceKey: "1001", SourceVersion: version,
+			Operation: eventv1.Operation_OPERATION_UPSERT, Result: &eventv1.Result{ContentHash: hash}}
+	}
+	del := func(id string, version int64) *eventv1.Envelope {
+		e := upsert(id, version, "")
+		e.Operation = eventv1.Operation_OPERATION_DELETE
+		return e
+	}
+	applied := func(lastEvent string, version int64, hash, action string, state ledger.State) ledger.Entry {
+		return ledger.Entry{ContentHash: hash, SourceVersion: version, State: state, LastEventID: lastEvent, LastAction: action, TargetID: "T1"}
+	}
+	tests := []struct {
+		name       string
+		e          *eventv1.Envelope
+		cur        ledger.Entry
+		exists     bool
+		policy     string
+		wantAction eventv1.Action
+		wantCode   string
+		wantRecord bool
+	}{
+		{"first time creates", upsert("e1", 1, "h1"), ledger.Entry{}, false, flowconfig.DuplicateUpdate, eventv1.Action_ACTION_CREATED, "", true},
+		{"same content is skipped", upsert("e2", 2, "h1"), applied("e1", 1, "h1", "created", ledger.StateApplied), true, flowconfig.DuplicateUpdate, eventv1.Action_ACTION_SKIPPED, stage.CodeUnchanged, false},
+		{"same content while pending is skipped", upsert("e2", 2, "h1"), applied("e1", 1, "h1", "created", ledger.StatePending), true, flowconfig.DuplicateUpdate, eventv1.Action_ACTION_SKIPPED, stage.CodeUnchanged, false},
+		{"changed content updates", upsert("e2", 2, "h2"), applied("e1", 1, "h1", "created", ledger.StateApplied), true, flowconfig.DuplicateUpdate, eventv1.Action_ACTION_UPDATED, "", true},
+		{"equal version with new content updates", upsert("e2", 1, "h2"), applied("e1", 1, "h1", "created", ledger.StateApplied), true, flowconfig.DuplicateUpdate, eventv1.Action_ACTION_UPDATED, "", true},
+		{"older version is never applied", upsert("e0", 0, "h0"), applied("e1", 1, "h1", "created", ledger.StateApplied), true, flowconfig.DuplicateUpdate, eventv1.Action_ACTION_SKIPPED, stage.CodeStaleVersion, false},
+		{"redelivery repeats the decision", upsert("e1", 1, "h1"), applied("e1", 1, "h1", "created", ledger.StatePending), true, flowconfig.DuplicateUpdate, eventv1.Action_ACTION_CREATED, "", false},
+		{"skip policy keeps the existing record", upsert("e2", 2, "h2"), applied("e1", 1, "h1", "created", ledger.StateApplied), true, flowconfig.DuplicateSkip, eventv1.Action_ACTION_SKIPPED, stage.CodeDuplicate, false},
+		{"error policy fails the event", upsert("e2", 2, "h2"), applied("e1", 1, "h1", "created", ledger.StateApplied), true, flowconfig.DuplicateError, eventv1.Action_ACTION_FAILED, stage.CodeDuplicate, false},
+		{"a failed create is created again, not skipped", upsert("e2", 2, "h1"), applied("e1", 1, "h1", "created", ledger.StateFailed), true, flowconfig.DuplicateSkip, eventv1.Action_ACTION_CREATED, "", true},
+		{"a failed update is retried with the same content", upsert("e3", 3, "h2"), applied("e2", 2, "h2", "updated", ledger.StateFailed), true, flowconfig.DuplicateUpdate, eventv1.Action_ACTION_UPDATED, "", true},
+		{"delete of a known record deletes", del("e2", 2), applied("e1", 1, "h1", "created", ledger.StateApplied), true, flowconfig.DuplicateUpdate, eventv1.Action_ACTION_DELETED, "", true},
+		{"delete of an unknown record is skipped", del("e2", 2), ledger.Entry{}, false, flowconfig.DuplicateUpdate, eventv1.Action_ACTION_SKIPPED, stage.CodeNotInTarget, false},
+		{"stale delete is skipped", del("e0", 0), applied("e1", 1, "h1", "created", ledger.StateApplied), true, flowconfig.DuplicateUpdate, eventv1.Action_ACTION_SKIPPED, stage.CodeStaleVersion, false},
+		{"upsert after a delete creates again", upsert("e3", 3, "h1"), applied("e2", 2, "", "deleted", ledger.StatePending), true, flowconfig.DuplicateSkip, eventv1.Action_ACTION_CREATED, "", true},
+		{"a flow that is gone fails", upsert("e1", 1, "h1"), ledger.Entry{}, false, "", eventv1.Action_ACTION_FAILED, stage.CodeFlowGone, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := decide(tt.e, tt.cur, tt.exists, tt.policy)
+			if d.action != tt.wantAction || d.code != tt.wantCode || d.record != tt.wantRecord {
+				t.Errorf("decide = {%v %q record=%v} (%s), want {%v %q record=%v}", d.action, d.code, d.record, d.reason, tt.wantAction, tt.wantCode, tt.wantRecord)
+			}
+			if (d.code != "") != (d.reason != "") {
+				t.Errorf("code %q with reason %q: every skip or failure needs both", d.code, d.reason)
+			}
+		})
+	}
+}
