@@ -42,6 +42,7 @@ type Deps struct {
 type Service struct {
 	deps  Deps
 	log   *slog.Logger
+	pub   *bus.Publisher
 	parts *lifecycle.Group
 }
 
@@ -53,7 +54,7 @@ func New(deps Deps) (*Service, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{deps: deps, log: deps.Logger.With("service", stage.Eventlog)}
+	s := &Service{deps: deps, log: deps.Logger.With("service", stage.Eventlog), pub: bus.NewPublisher(deps.JetStream)}
 	s.parts = lifecycle.NewGroup(s.log, 30*time.Second)
 	cd := bus.ConsumerDeps{JetStream: deps.JetStream, Config: deps.Bus, Logger: s.log, Metrics: deps.Metrics}
 	cd.Handler = s.auditBatch
@@ -88,13 +89,19 @@ func (s *Service) Mount(mux *http.ServeMux) {
 func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
 	now := time.Now().UTC()
 	records := make([]apilog.Record, 0, len(msgs))
+	var dead []*nats.Msg
 	for _, m := range msgs {
 		e := &eventv1.Envelope{}
 		if err := proto.Unmarshal(m.Data(), e); err != nil {
-			s.log.Error("dropping undecodable audit event", "subject", m.Subject(), "error", err)
+			// Not written by a stage of this build: keep it, with the
+			// reason, rather than lose it.
+			dead = append(dead, bus.DeadLetter(m, stage.Eventlog, stage.CodeMalformed, "audit event is not an envelope: "+err.Error()))
 			continue
 		}
 		records = append(records, recordOf(e, m.Headers(), now))
+	}
+	if err := s.pub.Publish(ctx, dead...); err != nil {
+		return 0, err
 	}
 	if err := s.deps.Log.Insert(ctx, records); err != nil {
 		return 0, fmt.Errorf("writing %d log records: %w", len(records), err)
