@@ -40,6 +40,9 @@ type report struct {
 	PacedP50        time.Duration
 	PacedP99        time.Duration
 	PeakRSSBytes    int64
+	// PacedRSSBytes is the peak resident set of the paced run, which runs
+	// first: the memory of steady traffic rather than of a burst's backlog.
+	PacedRSSBytes int64
 }
 
 func child(ctx context.Context, f flags) error {
@@ -104,7 +107,20 @@ func child(ctx context.Context, f flags) error {
 
 	r := report{Backend: f.backend, Events: f.events, PacedRate: f.rate}
 
-	// Throughput: publish everything as fast as the bus takes it, from a few
+	// Latency and memory at a steady rate, first, while the process is fresh.
+	n, err := paced(ctx, pub, f.rate, f.paced)
+	if err != nil {
+		return err
+	}
+	if err := lat.waitFor(ctx, n, 5*time.Minute); err != nil {
+		return err
+	}
+	r.PacedP50, r.PacedP99 = lat.percentiles()
+	printStages(in)
+	r.PacedRSSBytes = peakRSS()
+	lat.reset()
+
+	// Then throughput: publish everything as fast as the bus takes it, from a few
 	// publishers at once, and time until the last event reached the target.
 	if f.profile != "" {
 		out, err := os.Create(f.profile + "." + f.backend)
@@ -136,17 +152,6 @@ func child(ctx context.Context, f flags) error {
 	r.EventsPerSecond = float64(f.events) / elapsed.Seconds()
 	r.BurstP50, r.BurstP99 = lat.percentiles()
 
-	// Latency at a steady rate.
-	lat.reset()
-	n, err := paced(ctx, pub, f.rate, f.paced)
-	if err != nil {
-		return err
-	}
-	if err := lat.waitFor(ctx, n, 5*time.Minute); err != nil {
-		return err
-	}
-	r.PacedP50, r.PacedP99 = lat.percentiles()
-	printStages(in)
 	r.PeakRSSBytes = peakRSS()
 	return json.NewEncoder(os.Stdout).Encode(r)
 }

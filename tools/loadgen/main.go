@@ -83,12 +83,14 @@ func parent(ctx context.Context, f flags) error {
 		reports = append(reports, r)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "backend\tevents\tevents/s\tp50 (burst)\tp99 (burst)\tpaced rate\tp50 (paced)\tp99 (paced)\tpeak RSS\t")
+	fmt.Fprintln(tw, "backend\tevents\tevents/s\tp50 (burst)\tp99 (burst)\tpeak RSS (burst)\tpaced rate\tp50 (paced)\tp99 (paced)\tpeak RSS (paced)\t")
 	for _, r := range reports {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%d/s\t%s\t%s\t%.0f MB\t\n", r.Backend, r.Events, r.EventsPerSecond,
-			ms(r.BurstP50), ms(r.BurstP99), r.PacedRate, ms(r.PacedP50), ms(r.PacedP99), float64(r.PeakRSSBytes)/(1<<20))
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.0f MB\t%d/s\t%s\t%s\t%.0f MB\t\n", r.Backend, r.Events, r.EventsPerSecond,
+			ms(r.BurstP50), ms(r.BurstP99), mb(r.PeakRSSBytes), r.PacedRate, ms(r.PacedP50), ms(r.PacedP99), mb(r.PacedRSSBytes))
 	}
 	return tw.Flush()
 }
+
+func mb(b int64) float64 { return float64(b) / (1 << 20) }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
