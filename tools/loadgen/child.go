@@ -24,6 +24,7 @@ import (
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
+	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/ingest"
 	"github.com/syncline/syncline/tools/allinone"
@@ -52,7 +53,8 @@ func child(ctx context.Context, f flags) error {
 	}
 	defer os.RemoveAll(dir)
 
-	cfg := allinone.Config{DataDir: dir, NATSPort: -1, HTTPAddr: "127.0.0.1:0", AdminToken: "bench-admin-token-0123456789"}
+	cfg := allinone.Config{DataDir: dir, NATSPort: -1, HTTPAddr: "127.0.0.1:0", AdminToken: "bench-admin-token-0123456789", Bus: bus.DefaultConfig()}
+	cfg.Bus.Partitions = f.parts
 	// WAL with synchronous=NORMAL: how anyone who cares about write speed
 	// runs a SQLite database (see the sql target's README).
 	driver, dsn := "sqlite", filepath.Join(dir, "erp.db")+"?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"

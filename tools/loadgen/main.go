@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/syncline/syncline/pkg/bus"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -32,6 +33,7 @@ type flags struct {
 	paced    time.Duration
 	batch    int
 	profile  string
+	parts    int
 }
 
 func main() {
@@ -42,6 +44,7 @@ func main() {
 	flag.IntVar(&f.rate, "rate", 1000, "events per second for the latency run")
 	flag.DurationVar(&f.paced, "paced", 15*time.Second, "length of the latency run")
 	flag.IntVar(&f.batch, "batch", 500, "events per publish batch in the throughput run")
+	flag.IntVar(&f.parts, "partitions", bus.DefaultConfig().Partitions, "partitions of the flow and push subjects")
 	flag.StringVar(&f.profile, "cpuprofile", "", "write a CPU profile of the throughput run to FILE.<backend>")
 	flag.Parse()
 
@@ -70,7 +73,7 @@ func parent(ctx context.Context, f flags) error {
 	for _, b := range strings.Split(f.backends, ",") {
 		fmt.Fprintf(os.Stderr, "measuring %s: %d events, then %d/s for %s…\n", b, f.events, f.rate, f.paced)
 		cmd := exec.CommandContext(ctx, self, "-backend", b, "-events", fmt.Sprint(f.events),
-			"-rate", fmt.Sprint(f.rate), "-paced", f.paced.String(), "-batch", fmt.Sprint(f.batch), "-cpuprofile", f.profile)
+			"-rate", fmt.Sprint(f.rate), "-paced", f.paced.String(), "-batch", fmt.Sprint(f.batch), "-cpuprofile", f.profile, "-partitions", fmt.Sprint(f.parts))
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
