@@ -12,7 +12,7 @@ STATICCHECK_VERSION          := v0.8.2
 
 BIN      := $(CURDIR)/.bin
 PACKAGES := ./... ./tools/...
-GOTEST_FLAGS ?= -count=1 -timeout 30m
+GOTEST_FLAGS ?= -race -count=1 -timeout 30m
 
 .PHONY: help
 help: ## List the targets
