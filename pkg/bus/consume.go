@@ -80,7 +80,8 @@ func NewConsumer(spec ConsumerSpec, deps ConsumerDeps) *Consumer {
 }
 
 // Start rewinds the durable consumer to its ack floor (creating it the first
-// time) and starts fetching. ctx bounds the set-up only.
+// time) and starts fetching. ctx bounds the set-up only. A stopped consumer
+// may be started again.
 func (c *Consumer) Start(ctx context.Context) error {
 	iter, err := c.open(ctx)
 	if err != nil {
@@ -88,6 +89,8 @@ func (c *Consumer) Start(ctx context.Context) error {
 	}
 	c.stopping = make(chan struct{})
 	c.done = make(chan struct{})
+	c.stopOnce = sync.Once{}
+	c.lastAck = nil
 	c.handlerCtx, c.cancelHandler = context.WithCancel(context.Background())
 	go c.run(iter)
 	return nil

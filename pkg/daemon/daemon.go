@@ -99,6 +99,8 @@ type Runtime struct {
 	Health    *health.Checker
 	Mux       *http.ServeMux
 	DB        *sqlstore.DB
+	// Leases let replicas of a service share its consumers.
+	Leases jetstream.KeyValue
 
 	shutdownTracer func(context.Context) error
 	parts          *lifecycle.Group
@@ -137,6 +139,10 @@ func Open(ctx context.Context, cfg Config, withStore bool) (*Runtime, error) {
 	if rt.JetStream, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("opening JetStream: %w", err)
+	}
+	if rt.Leases, err = bus.OpenLeases(ctx, rt.JetStream, cfg.Bus.Replicas); err != nil {
+		rt.Close(ctx)
+		return nil, err
 	}
 	if withStore {
 		if cfg.DatabaseURL == "" {

@@ -43,7 +43,7 @@ func run(ctx context.Context) error {
 	}
 	svc, err := dedup.New(dedup.Deps{
 		JetStream: rt.JetStream, Flows: flows.Index(), Ledger: store, Bus: cfg.Bus,
-		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics,
+		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases,
 	})
 	if err != nil {
 		return err

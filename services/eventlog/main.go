@@ -43,7 +43,7 @@ func run(ctx context.Context) error {
 	}
 	svc, err := eventlog.New(eventlog.Deps{
 		Conn: rt.Conn, JetStream: rt.JetStream, Log: store, Bus: cfg.Bus,
-		Logger: rt.Log, Metrics: rt.Metrics, HandlerOptions: opts,
+		Logger: rt.Log, Metrics: rt.Metrics, Leases: rt.Leases, HandlerOptions: opts,
 	})
 	if err != nil {
 		return err

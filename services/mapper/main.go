@@ -38,7 +38,7 @@ func run(ctx context.Context) error {
 	}
 	svc, err := mapper.New(mapper.Deps{
 		JetStream: rt.JetStream, Flows: flows.Index(), Bus: cfg.Bus,
-		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics,
+		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases,
 	})
 	if err != nil {
 		return err

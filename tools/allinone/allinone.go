@@ -78,6 +78,11 @@ type Config struct {
 	// AdminToken for the API; empty reads DataDir/admin-token, creating it
 	// with a new random token the first time.
 	AdminToken string
+	// Replicated makes the instance share its consumers with other
+	// instances on the same NATS server and database (leases in the
+	// syncline_leases bucket), as separate service replicas do. Off, the
+	// instance runs every consumer itself.
+	Replicated bool
 	// Bus settings; the zero value means bus.DefaultConfig().
 	Bus    bus.Config
 	Logger *slog.Logger
@@ -208,6 +213,12 @@ func (in *Instance) Start(ctx context.Context) error {
 	if err != nil {
 		return in.fail(ctx, err)
 	}
+	var leases jetstream.KeyValue
+	if in.cfg.Replicated {
+		if leases, err = bus.OpenLeases(ctx, in.js, in.cfg.Bus.Replicas); err != nil {
+			return in.fail(ctx, err)
+		}
+	}
 
 	cp, err := controlplane.New(controlplane.Deps{JetStream: in.js, Resources: resources, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, HandlerOptions: apiOpts})
 	if err != nil {
@@ -225,19 +236,19 @@ func (in *Instance) Start(ctx context.Context) error {
 	in.parts.Add("flow configs", watcher)
 	flows := watcher.Index()
 
-	el, err := eventlog.New(eventlog.Deps{Conn: in.conn, JetStream: in.js, Log: logStore, Bus: in.cfg.Bus, Logger: in.log, Metrics: metrics, HandlerOptions: apiOpts})
+	el, err := eventlog.New(eventlog.Deps{Conn: in.conn, JetStream: in.js, Log: logStore, Bus: in.cfg.Bus, Logger: in.log, Metrics: metrics, Leases: leases, HandlerOptions: apiOpts})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
-	co, err := connector.New(connector.Deps{JetStream: in.js, Flows: flows, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics})
+	co, err := connector.New(connector.Deps{JetStream: in.js, Flows: flows, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
-	de, err := dedup.New(dedup.Deps{JetStream: in.js, Flows: flows, Ledger: ledgerStore, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics})
+	de, err := dedup.New(dedup.Deps{JetStream: in.js, Flows: flows, Ledger: ledgerStore, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
-	ma, err := mapper.New(mapper.Deps{JetStream: in.js, Flows: flows, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics})
+	ma, err := mapper.New(mapper.Deps{JetStream: in.js, Flows: flows, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases})
 	if err != nil {
 		return in.fail(ctx, err)
 	}

@@ -65,14 +65,17 @@ type env struct {
 	js       jetstream.JetStream
 	driver   string
 	dsn      string
+	stopped  bool
 }
 
 type options struct {
-	tracer   trace.TracerProvider
-	dir      string
-	storeURL string
-	driver   string
-	dsn      string
+	natsURL    string
+	replicated bool
+	tracer     trace.TracerProvider
+	dir        string
+	storeURL   string
+	driver     string
+	dsn        string
 }
 
 func start(t *testing.T, o options) *env {
@@ -84,6 +87,8 @@ func start(t *testing.T, o options) *env {
 		DatabaseURL: o.storeURL,
 		AdminToken:  "test-admin-token-0123456789",
 		Tracer:      o.tracer,
+		NATSURL:     o.natsURL,
+		Replicated:  o.replicated,
 	}
 	cfg.Bus = bus.DefaultConfig()
 	cfg.Bus.Backoff = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}
@@ -97,10 +102,9 @@ func start(t *testing.T, o options) *env {
 	if err := in.Start(ctx); err != nil {
 		t.Fatalf("starting: %v", err)
 	}
-	stopped := false
 	e := &env{t: t, in: in, dir: o.dir, driver: o.driver, dsn: o.dsn}
 	t.Cleanup(func() {
-		if !stopped {
+		if !e.stopped {
 			e.stop()
 		}
 	})
@@ -126,6 +130,7 @@ func start(t *testing.T, o options) *env {
 }
 
 func (e *env) stop() {
+	e.stopped = true
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := e.in.Stop(ctx); err != nil {

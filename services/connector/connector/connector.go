@@ -41,6 +41,9 @@ type Deps struct {
 	Logger     *slog.Logger
 	Tracer     trace.TracerProvider
 	Metrics    *bus.Metrics
+	// Leases share the partitions among replicas; nil when this is the
+	// only process (the all-in-one mode).
+	Leases jetstream.KeyValue
 }
 
 // Service is the connector service.
@@ -79,14 +82,16 @@ func New(deps Deps) (*Service, error) {
 		targets: map[string]*openTarget{},
 	}
 	s.parts = lifecycle.NewGroup(s.log, 30*time.Second)
-	for p := range deps.Bus.Partitions {
-		s.parts.Add("partition "+strconv.Itoa(p), bus.NewConsumer(bus.ConsumerSpec{
+	partitions := make([]*bus.Consumer, deps.Bus.Partitions)
+	for p := range partitions {
+		partitions[p] = bus.NewConsumer(bus.ConsumerSpec{
 			Stage:   stage.Connector,
 			Stream:  bus.StreamPush,
 			Durable: "connector-p" + strconv.Itoa(p),
 			Filter:  "push.*.*." + strconv.Itoa(p),
-		}, bus.ConsumerDeps{JetStream: deps.JetStream, Config: deps.Bus, Logger: s.log, Metrics: deps.Metrics, Handler: s.pushBatch}))
+		}, bus.ConsumerDeps{JetStream: deps.JetStream, Config: deps.Bus, Logger: s.log, Metrics: deps.Metrics, Handler: s.pushBatch})
 	}
+	s.parts.Add("partitions", bus.NewShared(deps.Leases, "connector-push", partitions, s.log))
 	return s, nil
 }
 

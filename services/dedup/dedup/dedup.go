@@ -38,6 +38,9 @@ type Deps struct {
 	Logger    *slog.Logger
 	Tracer    trace.TracerProvider
 	Metrics   *bus.Metrics
+	// Leases share the partitions among replicas; nil when this is the
+	// only process (the all-in-one mode).
+	Leases jetstream.KeyValue
 }
 
 // Service is the dedup service.
@@ -68,22 +71,24 @@ func New(deps Deps) (*Service, error) {
 	}
 	s.parts = lifecycle.NewGroup(s.log, 30*time.Second)
 	cd := bus.ConsumerDeps{JetStream: deps.JetStream, Config: deps.Bus, Logger: s.log, Metrics: deps.Metrics}
-	for p := range deps.Bus.Partitions {
-		cd.Handler = s.decideBatch
-		s.parts.Add("partition "+strconv.Itoa(p), bus.NewConsumer(bus.ConsumerSpec{
+	partitions := make([]*bus.Consumer, deps.Bus.Partitions)
+	cd.Handler = s.decideBatch
+	for p := range partitions {
+		partitions[p] = bus.NewConsumer(bus.ConsumerSpec{
 			Stage:   stage.Dedup,
 			Stream:  bus.StreamFlow,
 			Durable: "dedup-p" + strconv.Itoa(p),
 			Filter:  "flow.*.*." + strconv.Itoa(p),
-		}, cd))
+		}, cd)
 	}
+	s.parts.Add("partitions", bus.NewShared(deps.Leases, "dedup-flow", partitions, s.log))
 	cd.Handler = s.confirmBatch
-	s.parts.Add("confirmations", bus.NewConsumer(bus.ConsumerSpec{
+	s.parts.Add("confirmations", bus.NewShared(deps.Leases, "dedup-confirm", []*bus.Consumer{bus.NewConsumer(bus.ConsumerSpec{
 		Stage:   stage.Dedup,
 		Stream:  bus.StreamAudit,
 		Durable: "dedup-confirm",
 		Filter:  "audit.>",
-	}, cd))
+	}, cd)}, s.log))
 	return s, nil
 }
 

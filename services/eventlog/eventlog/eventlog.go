@@ -34,6 +34,9 @@ type Deps struct {
 	Bus       bus.Config
 	Logger    *slog.Logger
 	Metrics   *bus.Metrics
+	// Leases share the consumers among replicas; nil when this is the only
+	// process (the all-in-one mode).
+	Leases jetstream.KeyValue
 	// HandlerOptions wrap the API (authentication, for one).
 	HandlerOptions []connect.HandlerOption
 }
@@ -58,9 +61,13 @@ func New(deps Deps) (*Service, error) {
 	s.parts = lifecycle.NewGroup(s.log, 30*time.Second)
 	cd := bus.ConsumerDeps{JetStream: deps.JetStream, Config: deps.Bus, Logger: s.log, Metrics: deps.Metrics}
 	cd.Handler = s.auditBatch
-	s.parts.Add("audit", bus.NewConsumer(bus.ConsumerSpec{Stage: stage.Eventlog, Stream: bus.StreamAudit, Durable: "eventlog-audit", Filter: "audit.>"}, cd))
+	s.parts.Add("audit", bus.NewShared(deps.Leases, "eventlog-audit", []*bus.Consumer{
+		bus.NewConsumer(bus.ConsumerSpec{Stage: stage.Eventlog, Stream: bus.StreamAudit, Durable: "eventlog-audit", Filter: "audit.>"}, cd),
+	}, s.log))
 	cd.Handler = s.deadLetterBatch
-	s.parts.Add("dead letters", bus.NewConsumer(bus.ConsumerSpec{Stage: stage.Eventlog, Stream: bus.StreamDeadLetter, Durable: "eventlog-dlq", Filter: "dlq.>"}, cd))
+	s.parts.Add("dead letters", bus.NewShared(deps.Leases, "eventlog-dlq", []*bus.Consumer{
+		bus.NewConsumer(bus.ConsumerSpec{Stage: stage.Eventlog, Stream: bus.StreamDeadLetter, Durable: "eventlog-dlq", Filter: "dlq.>"}, cd),
+	}, s.log))
 	s.parts.Add("max-deliveries watcher", bus.NewDeadLetterWatcher(deps.Conn, deps.JetStream, s.log))
 	return s, nil
 }

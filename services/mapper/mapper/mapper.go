@@ -37,6 +37,9 @@ type Deps struct {
 	Logger    *slog.Logger
 	Tracer    trace.TracerProvider
 	Metrics   *bus.Metrics
+	// Leases share the mapper's consumer among replicas; nil when this is
+	// the only process (the all-in-one mode).
+	Leases jetstream.KeyValue
 }
 
 // Service is the mapper.
@@ -45,7 +48,7 @@ type Service struct {
 	log      *slog.Logger
 	tracer   trace.Tracer
 	pub      *bus.Publisher
-	consumer *bus.Consumer
+	consumer *bus.Shared
 
 	mu       sync.Mutex
 	programs map[string]compiled
@@ -75,7 +78,7 @@ func New(deps Deps) (*Service, error) {
 		pub:      bus.NewPublisher(deps.JetStream),
 		programs: map[string]compiled{},
 	}
-	s.consumer = bus.NewConsumer(bus.ConsumerSpec{
+	s.consumer = bus.NewShared(deps.Leases, "mapper-ingest", []*bus.Consumer{bus.NewConsumer(bus.ConsumerSpec{
 		Stage:   stage.Mapper,
 		Stream:  bus.StreamIngest,
 		Durable: "mapper",
@@ -86,7 +89,7 @@ func New(deps Deps) (*Service, error) {
 		Logger:    s.log,
 		Metrics:   deps.Metrics,
 		Handler:   s.handle,
-	})
+	})}, s.log)
 	return s, nil
 }
 

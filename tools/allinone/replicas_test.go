@@ -1,0 +1,66 @@
+package allinone_test
+
+import (
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
+	"github.com/syncline/syncline/pkg/ingest"
+	"github.com/syncline/syncline/pkg/natstest"
+	"github.com/syncline/syncline/pkg/pgtest"
+)
+
+// TestReplicasShareAndHandOver runs two instances as replicas of every
+// service — one NATS server, one PostgreSQL database — so they share the
+// consumers; one stops while events are in flight, the other takes over,
+// and every event reaches the target once in effect.
+func TestReplicasShareAndHandOver(t *testing.T) {
+	s := natstest.Run(t)
+	store := pgtest.NewDatabase(t)
+	dir := t.TempDir()
+	o := options{natsURL: s.ClientURL(), replicated: true, storeURL: store, driver: "postgres", dsn: pgtest.NewDatabase(t)}
+	oa, ob := o, o
+	oa.dir, ob.dir = dir+"/a", dir+"/b"
+	a := start(t, oa)
+	b := start(t, ob)
+	a.applyOrders("acme", "orders")
+
+	const n = 4000
+	for from := 0; from < n; from += 500 {
+		changes := make([]ingest.Change, 0, 500)
+		for i := from; i < from+500; i++ {
+			changes = append(changes, ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: strconv.Itoa(i), Version: 1, Payload: order(i, "paid")})
+		}
+		a.publish(changes...)
+	}
+	eventually(t, 60*time.Second, func() string {
+		if c := len(b.rows("orders")); c < n/4 {
+			return fmt.Sprintf("%d rows before the hand-over", c)
+		}
+		return ""
+	})
+	a.stop()
+
+	eventually(t, 120*time.Second, func() string {
+		if c := len(b.rows("orders")); c != n {
+			return fmt.Sprintf("the target has %d rows, want %d", c, n)
+		}
+		return ""
+	})
+	eventually(t, 60*time.Second, func() string {
+		created, other := 0, 0
+		for _, r := range b.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme"}) {
+			if r.Action == "created" {
+				created++
+			} else {
+				other++
+			}
+		}
+		if created != n || other != 0 {
+			return fmt.Sprintf("API log has %d created and %d other records, want %d created only", created, other, n)
+		}
+		return ""
+	})
+}
