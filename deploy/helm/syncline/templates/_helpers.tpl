@@ -16,11 +16,6 @@ controlplane dedup eventlog
 controlplane eventlog
 {{- end }}
 
-{{/* Services that must run as one replica in this version. */}}
-{{- define "syncline.singletonServices" -}}
-connector mapper dedup
-{{- end }}
-
 {{/* The chart's name. */}}
 {{- define "syncline.name" -}}
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
