@@ -271,12 +271,16 @@ func planQuery(q Query, d dialect) (queryPlan, error) {
 		{"integrator", q.Integrator},
 		{"flow", q.Flow},
 		{"entity", q.Entity},
-		{"status", string(q.Status)},
 		{"action", string(q.Action)},
 	} {
 		if f.value != "" {
 			b.WriteString(" AND " + f.column + " = " + arg(f.value))
 		}
+	}
+	// The status is written as a literal (it is one of two checked values)
+	// so that the planner can use the partial index of failures.
+	if q.Status != "" {
+		b.WriteString(" AND status = '" + string(q.Status) + "'")
 	}
 	if !q.From.IsZero() {
 		b.WriteString(" AND logged_at >= " + arg(d.timeArg(q.From)))
