@@ -192,18 +192,7 @@ func (c *Consumer) consume(iter jetstream.MessagesContext) bool {
 			return false
 		}
 		batch = append(batch[:0], m)
-	fill:
-		for len(batch) < cap(batch) {
-			select {
-			case m, ok := <-msgs:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, m)
-			default:
-				break fill
-			}
-		}
+		batch = c.fill(batch, msgs)
 		if !c.handle(batch) {
 			return !c.isStopping() && c.handlerCtx.Err() == nil
 		}
@@ -211,6 +200,43 @@ func (c *Consumer) consume(iter jetstream.MessagesContext) bool {
 			return false
 		}
 	}
+}
+
+// fill adds to batch what has arrived, up to MaxBatch; with a linger it
+// waits that long for more.
+func (c *Consumer) fill(batch []jetstream.Msg, msgs <-chan jetstream.Msg) []jetstream.Msg {
+	var deadline <-chan time.Time
+	if c.spec.Linger > 0 {
+		t := time.NewTimer(c.spec.Linger)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for len(batch) < cap(batch) {
+		if deadline == nil {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					return batch
+				}
+				batch = append(batch, m)
+			default:
+				return batch
+			}
+			continue
+		}
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, m)
+		case <-deadline:
+			return batch
+		case <-c.stopping:
+			return batch
+		}
+	}
+	return batch
 }
 
 // pump moves messages from the iterator into a channel the consumer can

@@ -263,3 +263,47 @@ func TestPublishIsDeduplicatedByMsgID(t *testing.T) {
 		t.Errorf("stream holds %d messages after publishing 10 twice, want 10", info.State.Msgs)
 	}
 }
+
+// TestLingerGathersABatch: a consumer with a linger hands over what arrived
+// within it as one batch; without one, it hands over at once.
+func TestLingerGathersABatch(t *testing.T) {
+	for _, tt := range []struct {
+		linger    time.Duration
+		wantFirst int // size of the first batch
+	}{{0, 1}, {300 * time.Millisecond, 5}} {
+		t.Run(tt.linger.String(), func(t *testing.T) {
+			_, js, cfg := setup(t)
+			var mu sync.Mutex
+			var batches []int
+			handle := func(_ context.Context, msgs []jetstream.Msg) (int, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				batches = append(batches, len(msgs))
+				return len(msgs), nil
+			}
+			c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "linger", Filter: "ingest.>", Linger: tt.linger},
+				bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: handle})
+			if err := c.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = c.Stop(context.Background()) })
+			publishN(t, js, "ingest.acme.shop.order", 1)
+			time.Sleep(100 * time.Millisecond) // the second message comes later on purpose
+			publishN(t, js, "ingest.acme.shop.other", 4)
+			waitFor(t, 5*time.Second, func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				n := 0
+				for _, b := range batches {
+					n += b
+				}
+				return n == 5
+			}, "not all five messages handled")
+			mu.Lock()
+			defer mu.Unlock()
+			if batches[0] != tt.wantFirst {
+				t.Errorf("linger %s: batches %v, want a first batch of %d", tt.linger, batches, tt.wantFirst)
+			}
+		})
+	}
+}

@@ -101,11 +101,21 @@ func Open(ctx context.Context, rawURL string) (*DB, error) {
 	return nil, fmt.Errorf("opening database %s: unsupported scheme %q; use %s", Redact(rawURL), scheme, acceptedForms)
 }
 
+// DefaultPoolSize is the PostgreSQL pool size unless the URL sets
+// pool_max_conns.
+const DefaultPoolSize = 16
+
 func openPostgres(ctx context.Context, rawURL string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("opening database %s: the URL is not valid (%s); use %s",
 			Redact(rawURL), redactedCause(err, rawURL), acceptedForms)
+	}
+	if !strings.Contains(rawURL, "pool_max_conns") {
+		// pgx's default (the larger of 4 and the CPU count) is smaller than
+		// the number of stage consumers that share a pool (one per partition
+		// plus a few), which would make them queue for connections.
+		cfg.MaxConns = DefaultPoolSize
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

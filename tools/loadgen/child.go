@@ -109,8 +109,18 @@ func child(ctx context.Context, f flags) error {
 
 	r := report{Backend: f.backend, Events: f.events, PacedRate: f.rate}
 
+	// Warm up (the target table is created, statements prepared), unmeasured.
+	warm, err := paced(ctx, pub, "W", f.rate, 2*time.Second)
+	if err != nil {
+		return err
+	}
+	if err := lat.waitFor(ctx, warm, time.Minute); err != nil {
+		return err
+	}
+	lat.reset()
+
 	// Latency and memory at a steady rate, first, while the process is fresh.
-	n, err := paced(ctx, pub, f.rate, f.paced)
+	n, err := paced(ctx, pub, "P", f.rate, f.paced)
 	if err != nil {
 		return err
 	}
@@ -190,7 +200,7 @@ func burst(ctx context.Context, pub *ingest.Publisher, events, batch int) error 
 	return nil
 }
 
-func paced(ctx context.Context, pub *ingest.Publisher, rate int, d time.Duration) (int, error) {
+func paced(ctx context.Context, pub *ingest.Publisher, prefix string, rate int, d time.Duration) (int, error) {
 	const tick = 10 * time.Millisecond
 	perTick := max(rate/int(time.Second/tick), 1)
 	t := time.NewTicker(tick)
@@ -204,7 +214,7 @@ func paced(ctx context.Context, pub *ingest.Publisher, rate int, d time.Duration
 		}
 		changes := make([]ingest.Change, perTick)
 		for i := range changes {
-			changes[i] = change("P", n+i)
+			changes[i] = change(prefix, n+i)
 		}
 		if _, err := pub.Publish(ctx, changes...); err != nil {
 			return n, err

@@ -34,6 +34,11 @@ func openPostgres(ctx context.Context, dsn string, table tableName, key string) 
 		// The parse error quotes the URL, and with it any password, so it is not passed on.
 		return nil, &connector.SettingsError{Path: "settings.dsn", Reason: "not a valid postgres URL (the value is not shown: it may hold a password); write it as postgres://user:password@host:5432/database"}
 	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// One connection per partition pushing at once, and some spare:
+		// pgx's default (4 on a small machine) would make pushes queue.
+		cfg.MaxConns = 16
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to postgres: %w", err)

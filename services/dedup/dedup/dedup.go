@@ -88,6 +88,9 @@ func New(deps Deps) (*Service, error) {
 		Stream:  bus.StreamAudit,
 		Durable: "dedup-confirm",
 		Filter:  "audit.>",
+		// Confirmations are not on an event's way to its target; gathering
+		// them makes fewer, larger ledger writes.
+		Linger: 20 * time.Millisecond,
 	}, cd)}, s.log))
 	return s, nil
 }
