@@ -49,6 +49,16 @@ func DeadLetterSubject(tenant, stage string) string {
 	return "dlq." + tenant + "." + stage
 }
 
+// AuditRoute returns the tenant and flow of an audit subject.
+func AuditRoute(subject string) (tenant, flow string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, "audit.")
+	if !ok {
+		return "", "", false
+	}
+	tenant, flow, ok = strings.Cut(rest, ".")
+	return tenant, flow, ok && !strings.Contains(flow, ".")
+}
+
 // TenantOf returns the tenant token of any Syncline subject, or "" when the
 // subject has none.
 func TenantOf(subject string) string {

@@ -67,6 +67,12 @@ func TestTenantOf(t *testing.T) {
 			t.Errorf("TenantOf(%q) = %q, want %q", subject, got, want)
 		}
 	}
+	if tenant, flow, ok := AuditRoute(AuditSubject("acme", "orders")); !ok || tenant != "acme" || flow != "orders" {
+		t.Errorf("AuditRoute = %q %q %v, want acme orders", tenant, flow, ok)
+	}
+	if _, _, ok := AuditRoute("flow.acme.orders.1"); ok {
+		t.Errorf("AuditRoute took a flow subject")
+	}
 	if got := AuditSubject("acme", ""); got != "audit.acme._" {
 		t.Errorf("AuditSubject without flow = %q, want audit.acme._", got)
 	}

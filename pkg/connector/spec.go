@@ -25,6 +25,11 @@ type Spec struct {
 	Kind    Kind
 	Summary string
 	Fields  []Field
+	// KeyIsID says that the target identifies records by their source key
+	// (it upserts by key), so the id it returns is always the key. The
+	// ledger then knows a created record's id without waiting for the
+	// target to confirm it.
+	KeyIsID bool
 }
 
 // Field describes one setting.

@@ -27,6 +27,9 @@ type Endpoint struct {
 	Name     string         `json:"name"`
 	Type     string         `json:"type"`
 	Settings map[string]any `json:"settings,omitempty"`
+	// KeyIsID: the connector identifies records by their source key (see
+	// connector.Spec.KeyIsID).
+	KeyIsID bool `json:"keyIsId,omitempty"`
 }
 
 // Flow is one direction of sync for one entity type, compiled: endpoints

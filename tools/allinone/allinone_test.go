@@ -102,6 +102,11 @@ func TestLedgerRules(t *testing.T) {
 			if recs[0].Action != "skipped" || recs[0].Code != "unchanged" || recs[1].Action != "created" {
 				t.Errorf("log for A (newest first) = %s, want skipped (unchanged), created", actions(recs))
 			}
+			// The skip comes from the ledger alone, which knows the record's
+			// target id.
+			if recs[0].TargetId != "A" {
+				t.Errorf("skipped record of A has target id %q, want the ledger's A", recs[0].TargetId)
+			}
 
 			// The same event id twice: JetStream stores it once, one record.
 			c2 := ingest.Change{EventID: "0193a5e0-0000-7000-8000-000000000001", Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "B", Version: 1, Payload: order(2, "paid")}

@@ -47,6 +47,7 @@ func spec() connector.Spec {
 		Type:    Type,
 		Kind:    connector.KindTarget,
 		Summary: "Writes records as rows of one table in PostgreSQL or SQLite, upserted by the source key.",
+		KeyIsID: true,
 		Fields: []connector.Field{
 			{Name: "driver", Type: connector.TypeString, Required: true, Enum: []string{DriverPostgres, DriverSQLite},
 				Summary: "the database: postgres or sqlite"},

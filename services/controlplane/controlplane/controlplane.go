@@ -199,5 +199,6 @@ func (s *Service) endpoint(ctx context.Context, tenant, name string) (flowconfig
 	if err != nil {
 		return flowconfig.Endpoint{}, fmt.Errorf("endpoint %s/%s: %w", tenant, name, err)
 	}
-	return flowconfig.Endpoint{Name: name, Type: spec.Type, Settings: settings}, nil
+	cs, _ := s.deps.Connectors.Spec(spec.Type)
+	return flowconfig.Endpoint{Name: name, Type: spec.Type, Settings: settings, KeyIsID: cs.KeyIsID}, nil
 }

@@ -155,7 +155,8 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 	for _, p := range batch {
 		start := time.Now()
 		entry, exists := known[p.key]
-		d := decide(p.env, entry, exists, s.policy(p.env))
+		flow := s.deps.Flows.Get(p.env.Tenant, p.env.Flow)
+		d := decide(p.env, entry, exists, policy(flow))
 		p.span.SetAttributes(attribute.String("syncline.decision", d.action.String()))
 		var msg *nats.Msg
 		var err error
@@ -180,6 +181,9 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 					Key: p.key, TargetID: entry.TargetID, ContentHash: hash, SourceVersion: p.env.SourceVersion,
 					State: ledger.StatePending, LastEventID: p.env.EventId, LastAction: actionName(d.action),
 				}
+				if next.TargetID == "" && flow.Target.KeyIsID {
+					next.TargetID = p.env.SourceKey
+				}
 				known[p.key] = next
 				puts = append(puts, next)
 			}
@@ -201,10 +205,9 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 	return len(msgs), nil
 }
 
-// policy returns the duplicate policy of e's flow, or "" when the flow no
+// policy returns the duplicate policy of flow f, or "" when the flow no
 // longer exists.
-func (s *Service) policy(e *eventv1.Envelope) string {
-	f := s.deps.Flows.Get(e.Tenant, e.Flow)
+func policy(f *flowconfig.Flow) string {
 	if f == nil {
 		return ""
 	}
@@ -295,22 +298,32 @@ func actionOf(name string) eventv1.Action {
 	return eventv1.Action_ACTION_UPDATED
 }
 
-// confirmOutcomes are the connector outcomes the ledger records: the target
-// id of a created record, and a failed push (which must not count as
-// "unchanged" next time). A successful update or delete changes nothing the
-// ledger needs: its pending state already counts as applied.
-var confirmOutcomes = map[string]bool{
-	stage.Outcome(stage.Connector, eventv1.Action_ACTION_CREATED): true,
-	stage.Outcome(stage.Connector, eventv1.Action_ACTION_FAILED):  true,
-}
+// Outcomes the ledger records: the target id of a created record (unless the
+// target's ids are the keys, which the ledger wrote already), and a failed
+// push (which must not count as "unchanged" next time). A successful update
+// or delete changes nothing the ledger needs: its pending state already
+// counts as applied.
+var (
+	outcomeCreated = stage.Outcome(stage.Connector, eventv1.Action_ACTION_CREATED)
+	outcomeFailed  = stage.Outcome(stage.Connector, eventv1.Action_ACTION_FAILED)
+)
 
 // confirmBatch records in the ledger what the target did, from the
 // connector's audit events.
 func (s *Service) confirmBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
 	cs := make([]ledger.Confirmation, 0, len(msgs))
 	for _, m := range msgs {
-		if !confirmOutcomes[m.Headers().Get(stage.HeaderOutcome)] {
+		outcome := m.Headers().Get(stage.HeaderOutcome)
+		if outcome != outcomeCreated && outcome != outcomeFailed {
 			continue
+		}
+		if outcome == outcomeCreated {
+			// audit.<tenant>.<flow>: no need to decode to know the flow.
+			if tenant, flow, ok := bus.AuditRoute(m.Subject()); ok {
+				if f := s.deps.Flows.Get(tenant, flow); f != nil && f.Target.KeyIsID {
+					continue
+				}
+			}
 		}
 		e, err := envelope.Decode(m.Data())
 		if err != nil || e.GetResult().GetStage() != stage.Connector {
