@@ -131,6 +131,12 @@ func child(ctx context.Context, f flags) error {
 	printStages(in)
 	r.PacedRSSBytes = peakRSS()
 	lat.reset()
+	if f.profile != "" {
+		if out, err := os.Create(f.profile + ".pacedheap." + f.backend); err == nil {
+			_ = pprof.WriteHeapProfile(out)
+			out.Close()
+		}
+	}
 
 	// Then throughput: publish everything as fast as the bus takes it, from a few
 	// publishers at once, and time until the last event reached the target.

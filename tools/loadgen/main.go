@@ -45,7 +45,7 @@ func main() {
 	flag.DurationVar(&f.paced, "paced", 15*time.Second, "length of the latency run")
 	flag.IntVar(&f.batch, "batch", 500, "events per publish batch in the throughput run")
 	flag.IntVar(&f.parts, "partitions", bus.DefaultConfig().Partitions, "partitions of the flow and push subjects")
-	flag.StringVar(&f.profile, "cpuprofile", "", "write a CPU profile of the throughput run to FILE.<backend>")
+	flag.StringVar(&f.profile, "cpuprofile", "", "write a CPU profile of the throughput run to FILE.<backend>, and heap profiles after each run")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
