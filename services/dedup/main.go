@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/syncline/syncline/pkg/daemon"
+	"github.com/syncline/syncline/services/connector/connectors"
 	"github.com/syncline/syncline/services/dedup/dedup"
 	"github.com/syncline/syncline/services/dedup/ledger"
 )
@@ -41,9 +42,14 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	reg, err := connectors.Builtin()
+	if err != nil {
+		return err
+	}
 	svc, err := dedup.New(dedup.Deps{
 		JetStream: rt.JetStream, Flows: flows.Index(), Ledger: store, Bus: cfg.Bus,
 		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases,
+		ConfirmCreates: !reg.AllTargetsKeyed(),
 	})
 	if err != nil {
 		return err

@@ -244,7 +244,8 @@ func (in *Instance) Start(ctx context.Context) error {
 	if err != nil {
 		return in.fail(ctx, err)
 	}
-	de, err := dedup.New(dedup.Deps{JetStream: in.js, Flows: flows, Ledger: ledgerStore, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases})
+	de, err := dedup.New(dedup.Deps{JetStream: in.js, Flows: flows, Ledger: ledgerStore, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases,
+		ConfirmCreates: !registry.AllTargetsKeyed()})
 	if err != nil {
 		return in.fail(ctx, err)
 	}

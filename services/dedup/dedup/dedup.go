@@ -41,6 +41,12 @@ type Deps struct {
 	// Leases share the partitions among replicas; nil when this is the
 	// only process (the all-in-one mode).
 	Leases jetstream.KeyValue
+	// ConfirmCreates makes the ledger read created records' target ids from
+	// the audit stream. It is needed only when some target type makes its
+	// own ids (connector.Registry.AllTargetsKeyed is false); otherwise the
+	// ledger knows the id when it decides, and reading every audit event
+	// would be work for nothing.
+	ConfirmCreates bool
 }
 
 // Service is the dedup service.
@@ -82,16 +88,29 @@ func New(deps Deps) (*Service, error) {
 		}, cd)
 	}
 	s.parts.Add("partitions", bus.NewShared(deps.Leases, "dedup-flow", partitions, s.log))
-	cd.Handler = s.confirmBatch
-	s.parts.Add("confirmations", bus.NewShared(deps.Leases, "dedup-confirm", []*bus.Consumer{bus.NewConsumer(bus.ConsumerSpec{
+	// A push the target refused is dead-lettered by the connector; the
+	// ledger marks it failed, so the same content is not skipped as
+	// unchanged next time.
+	cd.Handler = s.failureBatch
+	s.parts.Add("failures", bus.NewShared(deps.Leases, "dedup-failures", []*bus.Consumer{bus.NewConsumer(bus.ConsumerSpec{
 		Stage:   stage.Dedup,
-		Stream:  bus.StreamAudit,
-		Durable: "dedup-confirm",
-		Filter:  "audit.>",
-		// Confirmations are not on an event's way to its target; gathering
-		// them makes fewer, larger ledger writes.
-		Linger: 20 * time.Millisecond,
+		Stream:  bus.StreamDeadLetter,
+		Durable: "dedup-failures",
+		Filter:  bus.DeadLetterSubject("*", stage.Connector),
+		Linger:  20 * time.Millisecond,
 	}, cd)}, s.log))
+	if deps.ConfirmCreates {
+		cd.Handler = s.confirmBatch
+		s.parts.Add("confirmations", bus.NewShared(deps.Leases, "dedup-confirm", []*bus.Consumer{bus.NewConsumer(bus.ConsumerSpec{
+			Stage:   stage.Dedup,
+			Stream:  bus.StreamAudit,
+			Durable: "dedup-confirm",
+			Filter:  "audit.>",
+			// Confirmations are not on an event's way to its target;
+			// gathering them makes fewer, larger ledger writes.
+			Linger: 20 * time.Millisecond,
+		}, cd)}, s.log))
+	}
 	return s, nil
 }
 
@@ -298,48 +317,59 @@ func actionOf(name string) eventv1.Action {
 	return eventv1.Action_ACTION_UPDATED
 }
 
-// Outcomes the ledger records: the target id of a created record (unless the
-// target's ids are the keys, which the ledger wrote already), and a failed
-// push (which must not count as "unchanged" next time). A successful update
-// or delete changes nothing the ledger needs: its pending state already
-// counts as applied.
-var (
-	outcomeCreated = stage.Outcome(stage.Connector, eventv1.Action_ACTION_CREATED)
-	outcomeFailed  = stage.Outcome(stage.Connector, eventv1.Action_ACTION_FAILED)
-)
+// outcomeCreated is the audit outcome whose target id the ledger records.
+var outcomeCreated = stage.Outcome(stage.Connector, eventv1.Action_ACTION_CREATED)
 
-// confirmBatch records in the ledger what the target did, from the
-// connector's audit events.
+// confirmBatch records the target ids of created records, from the
+// connector's audit events, for targets that make their own ids.
 func (s *Service) confirmBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
 	cs := make([]ledger.Confirmation, 0, len(msgs))
 	for _, m := range msgs {
-		outcome := m.Headers().Get(stage.HeaderOutcome)
-		if outcome != outcomeCreated && outcome != outcomeFailed {
+		if m.Headers().Get(stage.HeaderOutcome) != outcomeCreated {
 			continue
 		}
-		if outcome == outcomeCreated {
-			// audit.<tenant>.<flow>: no need to decode to know the flow.
-			if tenant, flow, ok := bus.AuditRoute(m.Subject()); ok {
-				if f := s.deps.Flows.Get(tenant, flow); f != nil && f.Target.KeyIsID {
-					continue
-				}
+		// audit.<tenant>.<flow>: no need to decode to know the flow.
+		if tenant, flow, ok := bus.AuditRoute(m.Subject()); ok {
+			if f := s.deps.Flows.Get(tenant, flow); f != nil && f.Target.KeyIsID {
+				continue
 			}
 		}
 		e, err := envelope.Decode(m.Data())
 		if err != nil || e.GetResult().GetStage() != stage.Connector {
 			continue
 		}
-		state := ledger.StateApplied
-		if e.Result.Action == eventv1.Action_ACTION_FAILED {
-			state = ledger.StateFailed
-		}
 		cs = append(cs, ledger.Confirmation{
 			Key:      ledger.Key{Tenant: e.Tenant, Flow: e.Flow, SourceKey: e.SourceKey},
 			EventID:  e.EventId,
-			State:    state,
+			State:    ledger.StateApplied,
 			TargetID: e.Result.TargetId,
 		})
 	}
+	return s.confirm(ctx, msgs, cs)
+}
+
+// failureBatch marks refused pushes failed in the ledger, from the
+// connector's dead letters.
+func (s *Service) failureBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+	cs := make([]ledger.Confirmation, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Headers().Get(bus.HeaderDeadCode) != stage.CodeTargetRejected {
+			continue
+		}
+		e, err := envelope.Decode(m.Data())
+		if err != nil {
+			continue
+		}
+		cs = append(cs, ledger.Confirmation{
+			Key:     ledger.Key{Tenant: e.Tenant, Flow: e.Flow, SourceKey: e.SourceKey},
+			EventID: e.EventId,
+			State:   ledger.StateFailed,
+		})
+	}
+	return s.confirm(ctx, msgs, cs)
+}
+
+func (s *Service) confirm(ctx context.Context, msgs []jetstream.Msg, cs []ledger.Confirmation) (int, error) {
 	if len(cs) == 0 {
 		return len(msgs), nil
 	}
