@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -60,11 +62,47 @@ ON CONFLICT (tenant, event_id, flow) DO UPDATE SET
 	occurred_at     = EXCLUDED.occurred_at,
 	logged_at       = EXCLUDED.logged_at`
 
-// Insert implements Store.
+// Insert implements Store. It writes a batch with COPY, PostgreSQL's fastest
+// way in; a batch that holds a record already logged (a redelivery) or one
+// record twice makes COPY fail as a whole, and is then upserted instead, so
+// the second write of a record replaces the first.
 func (p *Postgres) Insert(ctx context.Context, rs []Record) error {
 	if len(rs) == 0 {
 		return nil
 	}
+	stamp := now()
+	for i := range rs {
+		if err := validateRecord(i, &rs[i]); err != nil {
+			return fmt.Errorf("inserting API log records: %w", err)
+		}
+	}
+	loggedAt := func(r *Record) time.Time {
+		if r.LoggedAt.IsZero() {
+			return stamp
+		}
+		return r.LoggedAt
+	}
+	_, err := p.pool.CopyFrom(ctx, pgx.Identifier{"api_log_records"}, copyColumns, pgx.CopyFromSlice(len(rs), func(i int) ([]any, error) {
+		r := &rs[i]
+		return []any{r.Tenant, r.EventID, r.Flow, r.Integrator, r.Entity, r.SourceEndpoint, r.SourceKey, r.TargetID,
+			string(r.Action), string(r.Status), r.Reason, r.ErrorCode, int32(min(r.Attempts, 1<<31-1)), int64(r.Duration),
+			r.TraceID, pgtype.Timestamptz{Time: r.OccurredAt, Valid: !r.OccurredAt.IsZero()}, loggedAt(r)}, nil
+	}))
+	var pgErr *pgconn.PgError
+	if err == nil {
+		return nil
+	}
+	if !errors.As(err, &pgErr) || pgErr.Code != "23505" { // unique_violation
+		return fmt.Errorf("inserting %d API log records: %w", len(rs), err)
+	}
+	return p.upsert(ctx, rs, stamp)
+}
+
+// copyColumns are the columns in the order Insert's COPY sends them.
+var copyColumns = strings.Split(strings.Join(strings.Fields(columns), ""), ",")
+
+// upsert writes a batch that may repeat records, the last of each winning.
+func (p *Postgres) upsert(ctx context.Context, rs []Record, stamp time.Time) error {
 	n := len(rs)
 	var (
 		tenants, eventIDs, flows, integrators = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -76,12 +114,8 @@ func (p *Postgres) Insert(ctx context.Context, rs []Record) error {
 		occurred                              = make([]pgtype.Timestamptz, n)
 		logged                                = make([]time.Time, n)
 	)
-	stamp := now()
 	for i := range rs {
 		r := &rs[i]
-		if err := validateRecord(i, r); err != nil {
-			return fmt.Errorf("inserting API log records: %w", err)
-		}
 		tenants[i], eventIDs[i], flows[i], integrators[i] = r.Tenant, r.EventID, r.Flow, r.Integrator
 		entities[i], endpoints[i], sourceKeys[i] = r.Entity, r.SourceEndpoint, r.SourceKey
 		targetIDs[i], actions[i], statuses[i] = r.TargetID, string(r.Action), string(r.Status)
