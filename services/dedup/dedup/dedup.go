@@ -170,7 +170,8 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 		endSpans(err)
 		return 0, fmt.Errorf("looking up %d ledger keys: %w", len(keys), err)
 	}
-	var puts []ledger.Entry
+	// New keys are inserted, known ones put: a store may insert faster.
+	var inserts, puts []ledger.Entry
 	for _, p := range batch {
 		start := time.Now()
 		entry, exists := known[p.key]
@@ -203,8 +204,12 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 				if next.TargetID == "" && flow.Target.KeyIsID {
 					next.TargetID = p.env.SourceKey
 				}
+				if _, seen := known[p.key]; seen {
+					puts = append(puts, next)
+				} else {
+					inserts = append(inserts, next)
+				}
 				known[p.key] = next
-				puts = append(puts, next)
 			}
 		}
 		if err != nil {
@@ -215,6 +220,10 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 	if err := s.pub.Publish(ctx, out...); err != nil {
 		endSpans(err)
 		return 0, err
+	}
+	if err := s.deps.Ledger.Insert(ctx, inserts); err != nil {
+		endSpans(err)
+		return 0, fmt.Errorf("writing %d new ledger entries: %w", len(inserts), err)
 	}
 	if err := s.deps.Ledger.Put(ctx, puts); err != nil {
 		endSpans(err)

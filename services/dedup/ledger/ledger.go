@@ -72,6 +72,11 @@ type Store interface {
 	// Put creates or replaces entries in one transaction. When a key appears twice in the
 	// batch, the last one wins.
 	Put(ctx context.Context, entries []Entry) error
+	// Insert writes entries for keys that had none when they were looked up: the
+	// common case of records new to the target, which a store may write faster than
+	// Put can. Its result is Put's whatever the keys, so an entry that exists after
+	// all (a redelivered batch) is replaced.
+	Insert(ctx context.Context, entries []Entry) error
 	// Confirm sets the state, and the target id when not empty, of each entry whose
 	// LastEventID is the confirmation's EventID, so that a late confirmation of a superseded
 	// event cannot overwrite a newer decision. When a key appears twice in the batch, the

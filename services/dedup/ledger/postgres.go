@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/syncline/syncline/pkg/sqlstore"
@@ -94,6 +96,42 @@ ON CONFLICT (tenant, flow, source_key) DO UPDATE SET
 	last_event_id  = EXCLUDED.last_event_id,
 	last_action    = EXCLUDED.last_action,
 	updated_at     = EXCLUDED.updated_at`
+
+// Insert implements Store with COPY, PostgreSQL's fastest way in. A batch that
+// meets an existing key (or holds one key twice) makes COPY fail as a whole and
+// is then written by Put.
+func (p *Postgres) Insert(ctx context.Context, entries []Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	stamp := now()
+	for i := range entries {
+		if err := validateEntry(i, &entries[i]); err != nil {
+			return fmt.Errorf("inserting ledger entries: %w", err)
+		}
+	}
+	_, err := p.pool.CopyFrom(ctx, pgx.Identifier{"ledger_entries"}, ledgerColumns, pgx.CopyFromSlice(len(entries), func(i int) ([]any, error) {
+		e := &entries[i]
+		updated := e.UpdatedAt
+		if updated.IsZero() {
+			updated = stamp
+		}
+		return []any{e.Tenant, e.Flow, e.SourceKey, e.TargetID, e.ContentHash, e.SourceVersion,
+			string(e.State), e.LastEventID, e.LastAction, updated}, nil
+	}))
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23505" { // unique_violation
+		return fmt.Errorf("inserting %d ledger entries: %w", len(entries), err)
+	}
+	return p.Put(ctx, entries)
+}
+
+// ledgerColumns are the columns in the order Insert's COPY sends them.
+var ledgerColumns = []string{"tenant", "flow", "source_key", "target_id", "content_hash", "source_version",
+	"state", "last_event_id", "last_action", "updated_at"}
 
 // Put implements Store.
 func (p *Postgres) Put(ctx context.Context, entries []Entry) error {

@@ -127,6 +127,12 @@ ON CONFLICT (tenant, flow, source_key) DO UPDATE SET
 
 // Put implements Store. Rows are written in batch order, so the last of two rows with the same
 // key is the one kept.
+// Insert implements Store; on SQLite it is Put, which is as fast.
+func (s *SQLite) Insert(ctx context.Context, entries []Entry) error {
+	return s.Put(ctx, entries)
+}
+
+// Put implements Store.
 func (s *SQLite) Put(ctx context.Context, entries []Entry) error {
 	if len(entries) == 0 {
 		return nil

@@ -20,6 +20,7 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		run  func(t *testing.T, s ledger.Store)
 	}{
 		{"lookup of unknown keys finds nothing", testLookupEmpty},
+		{"insert of new keys, then of the same keys again, acts as put", testInsertActsAsPut},
 		{"put then lookup returns every field", testRoundTrip},
 		{"put stamps a missing updated-at", testStampsUpdatedAt},
 		{"lookup spans tenants and flows and tolerates repeats", testLookupAcrossTenants},
@@ -370,5 +371,32 @@ func testConcurrentWriters(t *testing.T, s ledger.Store) {
 	}
 	if got := lookup(t, s, all...); len(got) != len(all) {
 		t.Fatalf("found %d of %d entries written concurrently", len(got), len(all))
+	}
+}
+
+// testInsertActsAsPut: Insert writes new keys, and a batch that meets existing
+// keys or repeats one (a redelivery) ends as Put would leave it.
+func testInsertActsAsPut(t *testing.T, s ledger.Store) {
+	ctx := t.Context()
+	mk := func(key, event string, version int64) ledger.Entry {
+		return ledger.Entry{Key: ledger.Key{Tenant: "acme", Flow: "orders", SourceKey: key}, ContentHash: "h" + event,
+			SourceVersion: version, State: ledger.StatePending, LastEventID: event, LastAction: "created"}
+	}
+	if err := s.Insert(ctx, []ledger.Entry{mk("1", "e1", 1), mk("2", "e2", 1)}); err != nil {
+		t.Fatalf("Insert of new keys: %v", err)
+	}
+	// Key 2 again (exists), key 3 twice (last wins).
+	if err := s.Insert(ctx, []ledger.Entry{mk("2", "e2b", 2), mk("3", "e3", 1), mk("3", "e3b", 2)}); err != nil {
+		t.Fatalf("Insert meeting existing and repeated keys: %v", err)
+	}
+	got, err := s.Lookup(ctx, []ledger.Key{{Tenant: "acme", Flow: "orders", SourceKey: "1"}, {Tenant: "acme", Flow: "orders", SourceKey: "2"}, {Tenant: "acme", Flow: "orders", SourceKey: "3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"1": "e1", "2": "e2b", "3": "e3b"} {
+		e, ok := got[ledger.Key{Tenant: "acme", Flow: "orders", SourceKey: key}]
+		if !ok || e.LastEventID != want {
+			t.Errorf("key %s holds event %q (present %v), want %s", key, e.LastEventID, ok, want)
+		}
 	}
 }
