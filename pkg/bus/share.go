@@ -63,7 +63,6 @@ type Shared struct {
 	held    map[int]uint64 // consumer index -> lease revision
 	stop    chan struct{}
 	done    chan struct{}
-	stopped bool
 }
 
 // NewShared returns a family of consumers named group (a stage and what it
