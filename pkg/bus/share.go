@@ -59,10 +59,10 @@ type Shared struct {
 	consumers []*Consumer
 	log       *slog.Logger
 
-	mu      sync.Mutex
-	held    map[int]uint64 // consumer index -> lease revision
-	stop    chan struct{}
-	done    chan struct{}
+	mu   sync.Mutex
+	held map[int]uint64 // consumer index -> lease revision
+	stop chan struct{}
+	done chan struct{}
 }
 
 // NewShared returns a family of consumers named group (a stage and what it
