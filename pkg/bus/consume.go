@@ -140,7 +140,7 @@ func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) 
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer %s on %s: %w", c.spec.Durable, c.spec.Stream, err)
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(2 * c.deps.Config.MaxBatch))
+	iter, err := cons.Messages(jetstream.PullMaxMessages(c.deps.Config.MaxBatch))
 	if err != nil {
 		return nil, fmt.Errorf("subscribing consumer %s: %w", c.spec.Durable, err)
 	}
