@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -36,6 +37,23 @@ type Index struct {
 	flows    map[string]*Flow // by tenant + "." + flow
 	bySource map[sourceKey][]*Flow
 	tenants  map[string]bool
+	// version counts changes, so that a service can tell cheaply whether
+	// the caches it derives from the index need pruning.
+	version atomic.Uint64
+}
+
+// Version changes whenever the index does.
+func (x *Index) Version() uint64 { return x.version.Load() }
+
+// Flows returns every flow.
+func (x *Index) Flows() []*Flow {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make([]*Flow, 0, len(x.flows))
+	for _, f := range x.flows {
+		out = append(out, f)
+	}
+	return out
 }
 
 func newIndex() *Index {
@@ -66,6 +84,7 @@ func (x *Index) KnowsTenant(tenant string) bool {
 func (x *Index) put(f *Flow) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	defer x.version.Add(1)
 	x.removeLocked(f.Tenant + "." + f.Name)
 	x.flows[f.Tenant+"."+f.Name] = f
 	sk := sourceKey{f.Tenant, f.Source.Name, f.Entity}
@@ -75,6 +94,7 @@ func (x *Index) put(f *Flow) {
 func (x *Index) remove(id string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	defer x.version.Add(1)
 	x.removeLocked(id)
 }
 
@@ -102,6 +122,7 @@ func (x *Index) removeLocked(id string) {
 func (x *Index) setTenant(t string, known bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	defer x.version.Add(1)
 	if known {
 		x.tenants[t] = true
 	} else {

@@ -56,6 +56,8 @@ type Service struct {
 
 	mu      sync.Mutex
 	targets map[string]*openTarget // by tenant + "/" + endpoint
+	// indexVersion is the flow index version the targets were last pruned at.
+	indexVersion uint64
 }
 
 type openTarget struct {
@@ -237,6 +239,27 @@ func (s *Service) pushGroup(ctx context.Context, g *group, out []*nats.Msg) ([]*
 	return out, nil
 }
 
+// prune closes the targets no flow writes to any more; s.mu is held. Another
+// partition may still be pushing to one (its batch began before the flow
+// went): that push fails and its batch is retried, then dead-lettered as a
+// flow that is gone.
+func (s *Service) prune(version uint64) {
+	live := map[string]bool{}
+	for _, f := range s.deps.Flows.Flows() {
+		live[f.Tenant+"/"+f.Target.Name] = true
+	}
+	for k, t := range s.targets {
+		if live[k] {
+			continue
+		}
+		if err := t.target.Close(); err != nil {
+			s.log.Warn("closing a target no flow uses", "target", k, "error", err)
+		}
+		delete(s.targets, k)
+	}
+	s.indexVersion = version
+}
+
 // target returns the open target of f, opening it on first use and again
 // when the endpoint's settings changed.
 func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, error) {
@@ -247,6 +270,9 @@ func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, e
 	key := f.Tenant + "/" + f.Target.Name
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if v := s.deps.Flows.Version(); v != s.indexVersion {
+		s.prune(v)
+	}
 	if t, ok := s.targets[key]; ok {
 		if t.settings == string(settings) {
 			return t.target, nil

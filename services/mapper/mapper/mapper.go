@@ -52,6 +52,8 @@ type Service struct {
 
 	mu       sync.Mutex
 	programs map[string]compiled
+	// indexVersion is the flow index version the cache was last pruned at.
+	indexVersion uint64
 }
 
 type compiled struct {
@@ -221,12 +223,30 @@ func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envel
 	return append(out, msg)
 }
 
+// prune drops the compiled mappings of flows that no longer exist; s.mu is
+// held.
+func (s *Service) prune(version uint64) {
+	live := map[string]bool{}
+	for _, f := range s.deps.Flows.Flows() {
+		live[f.Key()] = true
+	}
+	for k := range s.programs {
+		if !live[k] {
+			delete(s.programs, k)
+		}
+	}
+	s.indexVersion = version
+}
+
 // program returns f's compiled mapping, compiling it again only when the
 // flow's generation changed: a reload applies to every event mapped after it.
 func (s *Service) program(f *flowconfig.Flow) (*mapping.Program, error) {
 	key := f.Key()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if v := s.deps.Flows.Version(); v != s.indexVersion {
+		s.prune(v)
+	}
 	if c, ok := s.programs[key]; ok && c.generation == f.Generation {
 		return c.program, c.err
 	}
