@@ -11,6 +11,9 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
 )
 
 // Server is an HTTP server with an explicit start and stop.
@@ -81,4 +84,12 @@ func (s *Server) Stop(ctx context.Context) error {
 		return fmt.Errorf("stopping HTTP server on %s: %w", s.Addr(), err)
 	}
 	return nil
+}
+
+// MountReflection serves gRPC server reflection for the named services, so
+// that grpcurl and similar tools can list and call them without the protos.
+func MountReflection(mux *http.ServeMux, services ...string) {
+	r := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)
+	mux.Handle(grpcreflect.NewHandlerV1(r))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(r))
 }

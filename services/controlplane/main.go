@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
+	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/daemon"
 	"github.com/syncline/syncline/services/connector/connectors"
 	"github.com/syncline/syncline/services/controlplane/controlplane"
@@ -54,5 +56,6 @@ func run(ctx context.Context) error {
 		return err
 	}
 	svc.Mount(rt.Mux)
+	apiserver.MountReflection(rt.Mux, controlplanev1connect.ResourceServiceName)
 	return rt.Run(ctx, svc)
 }

@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
+	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/daemon"
 	"github.com/syncline/syncline/services/eventlog/apilog"
 	"github.com/syncline/syncline/services/eventlog/eventlog"
@@ -49,5 +51,6 @@ func run(ctx context.Context) error {
 		return err
 	}
 	svc.Mount(rt.Mux)
+	apiserver.MountReflection(rt.Mux, eventlogv1connect.LogServiceName)
 	return rt.Run(ctx, svc)
 }

@@ -25,6 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
+	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
 	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/bus"
@@ -263,6 +265,7 @@ func (in *Instance) Start(ctx context.Context) error {
 	mux := http.NewServeMux()
 	cp.Mount(mux)
 	el.Mount(mux)
+	apiserver.MountReflection(mux, controlplanev1connect.ResourceServiceName, eventlogv1connect.LogServiceName)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{Registry: in.registry}))
 	in.health.Add("nats", health.NATSProbe(in.conn))
 	for _, db := range []*sqlstore.DB{cpDB, ledgerDB, logDB} {
