@@ -19,7 +19,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
-	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
 	"github.com/syncline/syncline/pkg/ingest"
 )
@@ -123,21 +122,7 @@ func TestKilledAndRestarted(t *testing.T) {
 			t.Fatalf("row %d = %+v (present %v), want SO-%d version 1", i, r, ok, i)
 		}
 	}
-	eventually(t, 60*time.Second, func() string {
-		recs := e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme"})
-		created, other := 0, 0
-		for _, r := range recs {
-			if r.Action == "created" {
-				created++
-			} else {
-				other++
-			}
-		}
-		if created != n || other != 0 {
-			return fmt.Sprintf("API log has %d created and %d other records, want %d created only", created, other, n)
-		}
-		return ""
-	})
+	e.waitCreatedOnly(n)
 }
 
 func countRows(t *testing.T, path string) int {

@@ -299,3 +299,23 @@ func publishEnvelope(t *testing.T, js jetstream.JetStream, subject, key string, 
 		t.Fatal(err)
 	}
 }
+
+// waitCreatedOnly waits until the tenant acme's API log holds exactly n
+// records, all created: every event applied once, none failed or skipped.
+func (e *env) waitCreatedOnly(n int) {
+	e.t.Helper()
+	eventually(e.t, 60*time.Second, func() string {
+		created, other := 0, 0
+		for _, r := range e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme"}) {
+			if r.Action == "created" {
+				created++
+			} else {
+				other++
+			}
+		}
+		if created != n || other != 0 {
+			return fmt.Sprintf("API log has %d created and %d other records, want %d created only", created, other, n)
+		}
+		return ""
+	})
+}

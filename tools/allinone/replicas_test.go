@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
 	"github.com/syncline/syncline/pkg/ingest"
 	"github.com/syncline/syncline/pkg/natstest"
 	"github.com/syncline/syncline/pkg/pgtest"
@@ -49,18 +48,5 @@ func TestReplicasShareAndHandOver(t *testing.T) {
 		}
 		return ""
 	})
-	eventually(t, 60*time.Second, func() string {
-		created, other := 0, 0
-		for _, r := range b.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme"}) {
-			if r.Action == "created" {
-				created++
-			} else {
-				other++
-			}
-		}
-		if created != n || other != 0 {
-			return fmt.Sprintf("API log has %d created and %d other records, want %d created only", created, other, n)
-		}
-		return ""
-	})
+	b.waitCreatedOnly(n)
 }

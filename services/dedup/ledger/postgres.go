@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/syncline/syncline/pkg/sqlstore"
@@ -122,8 +121,7 @@ func (p *Postgres) Insert(ctx context.Context, entries []Entry) error {
 	if err == nil {
 		return nil
 	}
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "23505" { // unique_violation
+	if !sqlstore.IsUniqueViolation(err) {
 		return fmt.Errorf("inserting %d ledger entries: %w", len(entries), err)
 	}
 	return p.Put(ctx, entries)

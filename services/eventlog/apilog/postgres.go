@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -88,11 +87,10 @@ func (p *Postgres) Insert(ctx context.Context, rs []Record) error {
 			string(r.Action), string(r.Status), r.Reason, r.ErrorCode, int32(min(r.Attempts, 1<<31-1)), int64(r.Duration),
 			r.TraceID, pgtype.Timestamptz{Time: r.OccurredAt, Valid: !r.OccurredAt.IsZero()}, loggedAt(r)}, nil
 	}))
-	var pgErr *pgconn.PgError
 	if err == nil {
 		return nil
 	}
-	if !errors.As(err, &pgErr) || pgErr.Code != "23505" { // unique_violation
+	if !sqlstore.IsUniqueViolation(err) {
 		return fmt.Errorf("inserting %d API log records: %w", len(rs), err)
 	}
 	return p.upsert(ctx, rs, stamp)
