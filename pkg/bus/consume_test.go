@@ -196,10 +196,10 @@ func TestConsumerDeadLettersAfterMaxDeliver(t *testing.T) {
 	waitFor(t, 5*time.Second, func() bool { a, n := pending(t, js, "dead"); return a == 0 && n == 0 }, "messages left unacknowledged")
 }
 
-// TestStopGivesBackUnfinished stops a consumer while its handler is busy: the
-// batch in hand finishes, nothing unfinished is acknowledged, and a new
-// consumer on the same durable gets every remaining message at once.
-func TestStopGivesBackUnfinished(t *testing.T) {
+// TestStopLeavesUnfinishedForNextStart stops a consumer while its handler is
+// busy: the batch in hand finishes, nothing unfinished is acknowledged, and a
+// new consumer on the same durable gets every remaining message at once.
+func TestStopLeavesUnfinishedForNextStart(t *testing.T) {
 	_, js, cfg := setup(t)
 	publishN(t, js, "ingest.acme.shop.order", 100)
 	started := make(chan struct{})
@@ -236,7 +236,8 @@ func TestStopGivesBackUnfinished(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c2.Stop(context.Background()) })
-	// Well within AckWait: given back, not waiting out a timeout.
+	// Well within AckWait: the start rewinds to the ack floor instead of
+	// waiting for the unfinished messages to time out.
 	waitFor(t, time.Second, func() bool { return second.count() >= 99 }, "the second consumer did not get the 99 remaining messages")
 	time.Sleep(50 * time.Millisecond)
 	if n := second.count(); n != 99 {

@@ -23,7 +23,8 @@ func newDev(g *globals) *cobra.Command {
 By default NATS JetStream runs embedded (client port 7422) and every store is a
 SQLite file in the data folder, so nothing else needs to be installed. Pass
 --database-url and --nats-url to run against real servers instead.
-Ctrl-C stops cleanly: stages finish or give back what they hold, nothing is lost.`,
+Ctrl-C stops cleanly: stages finish the batch in hand and leave the rest
+unacknowledged for the next start; nothing is lost.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := telemetry.NewLogger(os.Stderr, logLevel)
