@@ -8,6 +8,8 @@ import (
 	"context"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
 	"github.com/syncline/syncline/pkg/bus"
@@ -83,4 +85,19 @@ func Output(ctx context.Context, subject string, e *eventv1.Envelope) (*nats.Msg
 	m.Header.Set(bus.HeaderMsgID, MsgID(e))
 	m.Data = data
 	return m, nil
+}
+
+// Describe puts the event's routing — never its payload — on a stage's span.
+// It does nothing for spans that are not recorded, so that tracing without a
+// backend costs no attribute allocations per event.
+func Describe(span trace.Span, e *eventv1.Envelope) {
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(
+		attribute.String("syncline.tenant", e.GetTenant()),
+		attribute.String("syncline.flow", e.GetFlow()),
+		attribute.String("syncline.entity", e.GetEntity()),
+		attribute.String("syncline.event_id", e.GetEventId()),
+	)
 }

@@ -18,7 +18,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -147,8 +146,8 @@ func (s *Service) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, err
 			out = append(out, bus.DeadLetter(m, stage.Connector, stage.CodeMalformed, err.Error()))
 			continue
 		}
-		sctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "connector push", trace.WithSpanKind(trace.SpanKindConsumer),
-			trace.WithAttributes(attribute.String("syncline.tenant", e.Tenant), attribute.String("syncline.flow", e.Flow), attribute.String("syncline.event_id", e.EventId)))
+		sctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "connector push", trace.WithSpanKind(trace.SpanKindConsumer))
+		stage.Describe(span, e)
 		it := item{msg: m, env: e, ctx: sctx, span: span}
 		all = append(all, it)
 		f := s.deps.Flows.Get(e.Tenant, e.Flow)

@@ -151,8 +151,8 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 			out = append(out, bus.DeadLetter(m, stage.Dedup, stage.CodeMalformed, err.Error()))
 			continue
 		}
-		sctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "dedup decide", trace.WithSpanKind(trace.SpanKindConsumer),
-			trace.WithAttributes(attribute.String("syncline.tenant", e.Tenant), attribute.String("syncline.flow", e.Flow), attribute.String("syncline.event_id", e.EventId)))
+		sctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "dedup decide", trace.WithSpanKind(trace.SpanKindConsumer))
+		stage.Describe(span, e)
 		k := ledger.Key{Tenant: e.Tenant, Flow: e.Flow, SourceKey: e.SourceKey}
 		batch = append(batch, pending{msg: m, env: e, key: k, ctx: sctx, span: span})
 		keys = append(keys, k)
@@ -177,7 +177,9 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 		entry, exists := known[p.key]
 		flow := s.deps.Flows.Get(p.env.Tenant, p.env.Flow)
 		d := decide(p.env, entry, exists, policy(flow))
-		p.span.SetAttributes(attribute.String("syncline.decision", d.action.String()))
+		if p.span.IsRecording() {
+			p.span.SetAttributes(attribute.String("syncline.decision", d.action.String()))
+		}
 		var msg *nats.Msg
 		var err error
 		switch {

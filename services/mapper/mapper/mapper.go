@@ -16,7 +16,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -143,11 +142,7 @@ func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) (
 	if err != nil {
 		return dead(stage.CodeMalformed, err), span
 	}
-	span.SetAttributes(
-		attribute.String("syncline.tenant", e.Tenant),
-		attribute.String("syncline.entity", e.Entity),
-		attribute.String("syncline.event_id", e.EventId),
-	)
+	stage.Describe(span, e)
 	if e.SourceKey == "" {
 		return dead(stage.CodeMissingKey, fmt.Errorf("event %s has no source_key: every change needs the record's key in the source system", e.EventId)), span
 	}
