@@ -47,3 +47,14 @@ func NewInterceptor(adminToken string) (connect.Interceptor, error) {
 		}
 	}), nil
 }
+
+// Bearer is the client side: it sends token as "Authorization: Bearer
+// <token>" on every call.
+func Bearer(token string) connect.Interceptor {
+	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", "Bearer "+token)
+			return next(ctx, req)
+		}
+	})
+}

@@ -140,7 +140,12 @@ func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) 
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer %s on %s: %w", c.spec.Durable, c.spec.Stream, err)
 	}
-	iter, err := cons.Messages(jetstream.PullMaxMessages(c.deps.Config.MaxBatch))
+	// Short pull requests with frequent heartbeats: if a pull request is
+	// lost (the client notices by the missing heartbeats), the iterator
+	// issues a new one within two seconds, instead of the thirty that the
+	// defaults allow a quiet consumer to sit idle with events waiting.
+	iter, err := cons.Messages(jetstream.PullMaxMessages(c.deps.Config.MaxBatch),
+		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("subscribing consumer %s: %w", c.spec.Durable, err)
 	}

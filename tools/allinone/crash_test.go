@@ -1,7 +1,6 @@
 package allinone_test
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"net"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
+	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/ingest"
 )
 
@@ -60,12 +60,7 @@ func TestKilledAndRestarted(t *testing.T) {
 	}
 
 	first := run()
-	opts := connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			req.Header().Set("Authorization", "Bearer "+token)
-			return next(ctx, req)
-		}
-	}))
+	opts := connect.WithInterceptors(auth.Bearer(token))
 	e := &env{t: t, driver: "sqlite", dsn: filepath.Join(dir, "erp.db")}
 	e.resource = controlplanev1connect.NewResourceServiceClient(http.DefaultClient, "http://"+httpAddr, opts)
 	e.logs = eventlogv1connect.NewLogServiceClient(http.DefaultClient, "http://"+httpAddr, opts)

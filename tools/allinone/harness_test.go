@@ -21,6 +21,7 @@ import (
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
 	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
+	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/ingest"
@@ -108,12 +109,7 @@ func start(t *testing.T, o options) *env {
 			e.stop()
 		}
 	})
-	opts := connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			req.Header().Set("Authorization", "Bearer "+in.AdminToken())
-			return next(ctx, req)
-		}
-	}))
+	opts := connect.WithInterceptors(auth.Bearer(in.AdminToken()))
 	e.resource = controlplanev1connect.NewResourceServiceClient(http.DefaultClient, in.APIURL(), opts)
 	e.logs = eventlogv1connect.NewLogServiceClient(http.DefaultClient, in.APIURL(), opts)
 	nc, err := nats.Connect(in.NATSURL())

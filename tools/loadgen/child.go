@@ -24,6 +24,7 @@ import (
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
+	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/ingest"
@@ -251,13 +252,7 @@ func applyFlow(ctx context.Context, in *allinone.Instance, driver, dsn string) e
 		}
 		return &controlplanev1.Resource{ApiVersion: "syncline.dev/v1", Kind: kind, Metadata: &controlplanev1.Metadata{Name: name, Tenant: tenant}, Spec: s}
 	}
-	client := controlplanev1connect.NewResourceServiceClient(http.DefaultClient, in.APIURL(), connect.WithInterceptors(
-		connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-			return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-				req.Header().Set("Authorization", "Bearer "+in.AdminToken())
-				return next(ctx, req)
-			}
-		})))
+	client := controlplanev1connect.NewResourceServiceClient(http.DefaultClient, in.APIURL(), connect.WithInterceptors(auth.Bearer(in.AdminToken())))
 	_, err := client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
 		res("Tenant", "", "bench", map[string]any{}),
 		res("Integrator", "bench", "load", map[string]any{}),

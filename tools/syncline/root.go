@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/spf13/cobra"
 
+	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/tools/allinone"
 )
 
@@ -74,12 +74,7 @@ func (g *globals) clientOptions() ([]connect.ClientOption, error) {
 	}
 	return []connect.ClientOption{
 		connect.WithProtoJSON(),
-		connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-			return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-				req.Header().Set("Authorization", "Bearer "+token)
-				return next(ctx, req)
-			}
-		})),
+		connect.WithInterceptors(auth.Bearer(token)),
 	}, nil
 }
 

@@ -77,17 +77,8 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = w.Stop(context.Background()) })
-	client := controlplanev1connect.NewResourceServiceClient(srv.Client(), srv.URL, connect.WithInterceptors(bearer(token)))
+	client := controlplanev1connect.NewResourceServiceClient(srv.Client(), srv.URL, connect.WithInterceptors(auth.Bearer(token)))
 	return &fixture{client: client, store: store, flows: w.Index(), url: srv.URL}
-}
-
-func bearer(tok string) connect.Interceptor {
-	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			req.Header().Set("Authorization", "Bearer "+tok)
-			return next(ctx, req)
-		}
-	})
 }
 
 func res(t *testing.T, kind, tenant, name string, spec map[string]any) *controlplanev1.Resource {
@@ -236,7 +227,7 @@ func TestApplyRefusals(t *testing.T) {
 func TestEveryCallNeedsTheToken(t *testing.T) {
 	f := setup(t)
 	for _, tok := range []string{"", "wrong-token-0123456789"} {
-		c := controlplanev1connect.NewResourceServiceClient(http.DefaultClient, f.url, connect.WithInterceptors(bearer(tok)))
+		c := controlplanev1connect.NewResourceServiceClient(http.DefaultClient, f.url, connect.WithInterceptors(auth.Bearer(tok)))
 		_, err := c.ListResources(context.Background(), &controlplanev1.ListResourcesRequest{Kind: "Tenant"})
 		if connect.CodeOf(err) != connect.CodeUnauthenticated {
 			t.Errorf("token %q: ListResources = %v, want Unauthenticated", tok, err)
