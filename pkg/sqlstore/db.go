@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver (pure Go, no cgo)
@@ -241,9 +242,20 @@ func redactedCause(err error, rawURL string) string {
 	return msg
 }
 
-// IsUniqueViolation reports whether err is PostgreSQL's unique_violation: the
-// signal on which a store falls back from a fast COPY to an upsert.
-func IsUniqueViolation(err error) bool {
+// CopyIn writes n rows into table with COPY, PostgreSQL's fastest way in.
+// COPY fails as a whole when a row meets an existing key (a redelivered batch)
+// or a key repeats in the batch; CopyIn then writes the batch with upsert
+// instead, so the caller gets upsert's result either way. row(i) returns the
+// i-th row's values in the order of columns.
+func CopyIn(ctx context.Context, pool *pgxpool.Pool, table string, columns []string, n int, row func(i int) []any, upsert func() error) error {
+	_, err := pool.CopyFrom(ctx, pgx.Identifier{table}, columns, pgx.CopyFromSlice(n, func(i int) ([]any, error) { return row(i), nil }))
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pgErr) && pgErr.Code == "23505": // unique_violation
+		return upsert()
+	default:
+		return fmt.Errorf("copying %d rows into %s: %w", n, table, err)
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/syncline/syncline/pkg/sqlstore"
@@ -109,22 +108,16 @@ func (p *Postgres) Insert(ctx context.Context, entries []Entry) error {
 			return fmt.Errorf("inserting ledger entries: %w", err)
 		}
 	}
-	_, err := p.pool.CopyFrom(ctx, pgx.Identifier{"ledger_entries"}, ledgerColumns, pgx.CopyFromSlice(len(entries), func(i int) ([]any, error) {
+	// The upsert wraps its own errors; CopyIn names the table in its own.
+	return sqlstore.CopyIn(ctx, p.pool, "ledger_entries", ledgerColumns, len(entries), func(i int) []any {
 		e := &entries[i]
 		updated := e.UpdatedAt
 		if updated.IsZero() {
 			updated = stamp
 		}
 		return []any{e.Tenant, e.Flow, e.SourceKey, e.TargetID, e.ContentHash, e.SourceVersion,
-			string(e.State), e.LastEventID, e.LastAction, updated}, nil
-	}))
-	if err == nil {
-		return nil
-	}
-	if !sqlstore.IsUniqueViolation(err) {
-		return fmt.Errorf("inserting %d ledger entries: %w", len(entries), err)
-	}
-	return p.Put(ctx, entries)
+			string(e.State), e.LastEventID, e.LastAction, updated}
+	}, func() error { return p.Put(ctx, entries) })
 }
 
 // ledgerColumns are the columns in the order Insert's COPY sends them.

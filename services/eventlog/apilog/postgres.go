@@ -81,19 +81,13 @@ func (p *Postgres) Insert(ctx context.Context, rs []Record) error {
 		}
 		return r.LoggedAt
 	}
-	_, err := p.pool.CopyFrom(ctx, pgx.Identifier{"api_log_records"}, copyColumns, pgx.CopyFromSlice(len(rs), func(i int) ([]any, error) {
+	// The upsert wraps its own errors; CopyIn names the table in its own.
+	return sqlstore.CopyIn(ctx, p.pool, "api_log_records", copyColumns, len(rs), func(i int) []any {
 		r := &rs[i]
 		return []any{r.Tenant, r.EventID, r.Flow, r.Integrator, r.Entity, r.SourceEndpoint, r.SourceKey, r.TargetID,
 			string(r.Action), string(r.Status), r.Reason, r.ErrorCode, int32(min(r.Attempts, 1<<31-1)), int64(r.Duration),
-			r.TraceID, pgtype.Timestamptz{Time: r.OccurredAt, Valid: !r.OccurredAt.IsZero()}, loggedAt(r)}, nil
-	}))
-	if err == nil {
-		return nil
-	}
-	if !sqlstore.IsUniqueViolation(err) {
-		return fmt.Errorf("inserting %d API log records: %w", len(rs), err)
-	}
-	return p.upsert(ctx, rs, stamp)
+			r.TraceID, pgtype.Timestamptz{Time: r.OccurredAt, Valid: !r.OccurredAt.IsZero()}, loggedAt(r)}
+	}, func() error { return p.upsert(ctx, rs, stamp) })
 }
 
 // copyColumns are the columns in the order Insert's COPY sends them.
