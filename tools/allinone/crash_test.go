@@ -77,13 +77,7 @@ func TestKilledAndRestarted(t *testing.T) {
 	}
 	e.pub = ingest.NewPublisher(js, nil)
 	const n = 20000
-	for from := 0; from < n; from += 500 {
-		changes := make([]ingest.Change, 0, 500)
-		for i := from; i < from+500; i++ {
-			changes = append(changes, ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: strconv.Itoa(i), Version: 1, Payload: order(i, "paid")})
-		}
-		e.publish(changes...)
-	}
+	e.publishOrders(n)
 	nc.Close()
 
 	// Kill it mid-way: some rows written, not all.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -314,4 +315,40 @@ func (e *env) waitCreatedOnly(n int) {
 		}
 		return ""
 	})
+}
+
+// publishOrders publishes n paid orders of tenant acme, keyed 0 to n-1, in
+// batches of 500.
+func (e *env) publishOrders(n int) {
+	e.t.Helper()
+	for from := 0; from < n; from += 500 {
+		changes := make([]ingest.Change, 0, 500)
+		for i := from; i < min(from+500, n); i++ {
+			changes = append(changes, ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: strconv.Itoa(i), Version: 1, Payload: order(i, "paid")})
+		}
+		e.publish(changes...)
+	}
+}
+
+// finished returns how many messages an instance's stage has finished, from
+// its metrics.
+func finished(t *testing.T, e *env, stage string) float64 {
+	t.Helper()
+	mfs, err := e.in.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "syncline_stage_messages_finished_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "stage" && l.GetValue() == stage {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -2,11 +2,9 @@ package allinone_test
 
 import (
 	"fmt"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/syncline/syncline/pkg/ingest"
 	"github.com/syncline/syncline/pkg/natstest"
 	"github.com/syncline/syncline/pkg/pgtest"
 )
@@ -26,20 +24,19 @@ func TestReplicasShareAndHandOver(t *testing.T) {
 	b := start(t, ob)
 	a.applyOrders("acme", "orders")
 
-	const n = 4000
-	for from := 0; from < n; from += 500 {
-		changes := make([]ingest.Change, 0, 500)
-		for i := from; i < from+500; i++ {
-			changes = append(changes, ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: strconv.Itoa(i), Version: 1, Payload: order(i, "paid")})
-		}
-		a.publish(changes...)
-	}
+	const n = 20000
+	a.publishOrders(n)
+	// Both replicas do part of the work before one of them stops.
 	eventually(t, 60*time.Second, func() string {
-		if c := len(b.rows("orders")); c < n/4 {
-			return fmt.Sprintf("%d rows before the hand-over", c)
+		fa, fb := finished(t, a, "connector"), finished(t, b, "connector")
+		if fa == 0 || fb == 0 {
+			return fmt.Sprintf("connector messages finished: %v by one replica, %v by the other; want both working", fa, fb)
 		}
 		return ""
 	})
+	if c := len(b.rows("orders")); c == n {
+		t.Fatalf("all %d rows were written before the hand-over: nothing was in flight", n)
+	}
 	a.stop()
 
 	eventually(t, 120*time.Second, func() string {
