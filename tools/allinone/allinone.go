@@ -155,9 +155,6 @@ func (in *Instance) NATSURL() string {
 	return in.nats.ClientURL()
 }
 
-// JetStream is the instance's own JetStream context.
-func (in *Instance) JetStream() jetstream.JetStream { return in.js }
-
 // Registry is the instance's metrics registry.
 func (in *Instance) Registry() *prometheus.Registry { return in.registry }
 
