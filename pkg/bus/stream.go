@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -51,6 +52,37 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, c Config) error 
 		}
 	}
 	return nil
+}
+
+// PurgeTenant removes a tenant's every message from every stream (its
+// subjects all start with "<prefix>.<tenant>."), for erasing a tenant, and
+// counts what it removed per stream. Consumers already past the messages
+// are not disturbed; consumers behind them skip the gap.
+func PurgeTenant(ctx context.Context, js jetstream.JetStream, tenant string) (map[string]int64, error) {
+	if err := ValidateToken("tenant", tenant); err != nil {
+		return nil, err
+	}
+	removed := map[string]int64{}
+	for _, sc := range streamConfigs(DefaultConfig()) {
+		st, err := js.Stream(ctx, sc.Name)
+		if err != nil {
+			return removed, fmt.Errorf("purging tenant %s: opening stream %s: %w", tenant, sc.Name, err)
+		}
+		prefix := strings.TrimSuffix(sc.Subjects[0], ">")
+		before, err := st.Info(ctx, jetstream.WithSubjectFilter(prefix+tenant+".>"))
+		if err != nil {
+			return removed, fmt.Errorf("purging tenant %s from stream %s: %w", tenant, sc.Name, err)
+		}
+		if err := st.Purge(ctx, jetstream.WithPurgeSubject(prefix+tenant+".>")); err != nil {
+			return removed, fmt.Errorf("purging tenant %s from stream %s: %w", tenant, sc.Name, err)
+		}
+		var n int64
+		for _, c := range before.State.Subjects {
+			n += int64(c)
+		}
+		removed[sc.Name] = n
+	}
+	return removed, nil
 }
 
 // ConsumerSpec names one durable consumer of a stage.

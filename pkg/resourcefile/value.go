@@ -1,0 +1,170 @@
+package resourcefile
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// maxExactInt is the largest integer a float64, and so a structpb number,
+// holds exactly.
+const maxExactInt = 1 << 53
+
+// maxNodes bounds how many values one document may expand to through
+// aliases, so that a small file cannot blow up into a huge one.
+const maxNodes = 1_000_000
+
+// converter turns a YAML document into the JSON values the schema checks
+// and structpb holds: map[string]any, []any, string, bool, nil, int64 and
+// float64. It works on the node tree rather than decoding into any, so that
+// keys are always strings, an integer stays an int64 (not a float), and a
+// plain scalar YAML resolves as a timestamp (2024-01-01) stays the string
+// that was written.
+type converter struct {
+	problems []located
+	nodes    int
+}
+
+// located is a problem found while converting, before the document's kind
+// and name are known.
+type located struct {
+	path, message string
+}
+
+func (c *converter) fail(path string, n *yaml.Node, format string, args ...any) {
+	c.problems = append(c.problems, located{path, fmt.Sprintf("line %d: ", n.Line) + fmt.Sprintf(format, args...)})
+}
+
+func (c *converter) value(path string, n *yaml.Node) any {
+	c.nodes++
+	if c.nodes > maxNodes {
+		if c.nodes == maxNodes+1 {
+			c.fail(path, n, "the document expands to more than %d values through aliases", maxNodes)
+		}
+		return nil
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		if len(n.Content) == 0 {
+			return nil
+		}
+		return c.value(path, n.Content[0])
+	case yaml.AliasNode:
+		return c.value(path, n.Alias)
+	case yaml.SequenceNode:
+		out := make([]any, 0, len(n.Content))
+		for i, item := range n.Content {
+			out = append(out, c.value(indexPath(path, i), item))
+		}
+		return out
+	case yaml.MappingNode:
+		return c.mapping(path, n)
+	case yaml.ScalarNode:
+		return c.scalar(path, n)
+	}
+	c.fail(path, n, "unexpected YAML node")
+	return nil
+}
+
+func (c *converter) mapping(path string, n *yaml.Node) map[string]any {
+	out := make(map[string]any, len(n.Content)/2)
+	lines := make(map[string]int, len(n.Content)/2)
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.AliasNode {
+			k = k.Alias
+		}
+		if k.Kind != yaml.ScalarNode {
+			c.fail(path, k, "a key must be a plain value, not a list or mapping")
+			continue
+		}
+		if k.ShortTag() == "!!merge" {
+			merges = append(merges, v)
+			continue
+		}
+		if line, ok := lines[k.Value]; ok {
+			c.fail(keyPath(path, k.Value), k, "key %q is already defined on line %d", k.Value, line)
+			continue
+		}
+		lines[k.Value] = k.Line
+		out[k.Value] = c.value(keyPath(path, k.Value), v)
+	}
+	// Merge keys (<<: *base) fill in what the mapping does not set itself;
+	// of several merged mappings, the first that sets a key wins.
+	for _, m := range merges {
+		if m.Kind == yaml.AliasNode {
+			m = m.Alias
+		}
+		sources := []*yaml.Node{m}
+		if m.Kind == yaml.SequenceNode {
+			sources = m.Content
+		}
+		for _, s := range sources {
+			merged, ok := c.value(path, s).(map[string]any)
+			if !ok {
+				c.fail(path, s, "a merge key (<<) takes a mapping or a list of mappings")
+				continue
+			}
+			for k, v := range merged {
+				if _, set := out[k]; !set {
+					out[k] = v
+				}
+			}
+		}
+	}
+	return out
+}
+
+func (c *converter) scalar(path string, n *yaml.Node) any {
+	switch n.ShortTag() {
+	case "!!str", "!!timestamp", "!!binary":
+		return n.Value
+	case "!!null":
+		return nil
+	case "!!bool":
+		var b bool
+		if err := n.Decode(&b); err != nil {
+			c.fail(path, n, "%q is not a boolean", n.Value)
+		}
+		return b
+	case "!!int":
+		var i int64
+		if err := n.Decode(&i); err != nil || i > maxExactInt || i < -maxExactInt {
+			c.fail(path, n, "%s is too large to keep exactly (at most ±2^53); quote it to keep it as a string", n.Value)
+			return nil
+		}
+		return i
+	case "!!float":
+		var f float64
+		if err := n.Decode(&f); err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+			c.fail(path, n, "%s is not a JSON number; quote it to keep it as a string", n.Value)
+			return nil
+		}
+		return f
+	}
+	c.fail(path, n, "tag %s is not supported; write a plain value", n.Tag)
+	return nil
+}
+
+var identifier = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+
+// keyPath appends a mapping key to a path: spec.mapping.fields, or
+// spec.settings["a.b"] for a key that is not a plain identifier.
+func keyPath(path, key string) string {
+	if !identifier.MatchString(key) {
+		return path + "[" + strconv.Quote(key) + "]"
+	}
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// indexPath appends a list index to a path: spec.mapping.validations[0].
+func indexPath(path string, i int) string {
+	return path + "[" + strconv.Itoa(i) + "]"
+}
