@@ -116,6 +116,95 @@ func (p *Postgres) Delete(ctx context.Context, kind, tenant, name string) error 
 	return nil
 }
 
+// DeleteTenant implements Store.
+func (p *Postgres) DeleteTenant(ctx context.Context, tenant string) (map[string]int64, error) {
+	removed := map[string]int64{}
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, "DELETE FROM resources WHERE tenant = $1 RETURNING kind", tenant)
+		if err != nil {
+			return err
+		}
+		kinds, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		if len(kinds) == 0 {
+			return notFound(kindTenant, tenant, tenant)
+		}
+		for _, k := range kinds {
+			removed[k]++
+		}
+		tag, err := tx.Exec(ctx, "DELETE FROM tokens WHERE tenant = $1", tenant)
+		if err != nil {
+			return err
+		}
+		removed["token"] = tag.RowsAffected()
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deleting tenant %q: %w", tenant, err)
+	}
+	return removed, nil
+}
+
+// SetToken implements Store.
+func (p *Postgres) SetToken(ctx context.Context, tenant, integrator, hash string) error {
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "DELETE FROM tokens WHERE tenant = $1 AND integrator = $2", tenant, integrator); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, "INSERT INTO tokens (hash, tenant, integrator, created_at) VALUES ($1, $2, $3, $4)", hash, tenant, integrator, now())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("storing the token of %s: %w", describe("Integrator", tenant, integrator), err)
+	}
+	return nil
+}
+
+// DeleteToken implements Store.
+func (p *Postgres) DeleteToken(ctx context.Context, tenant, integrator string) (bool, error) {
+	tag, err := p.pool.Exec(ctx, "DELETE FROM tokens WHERE tenant = $1 AND integrator = $2", tenant, integrator)
+	if err != nil {
+		return false, fmt.Errorf("deleting the token of %s: %w", describe("Integrator", tenant, integrator), err)
+	}
+	return tag.RowsAffected() > 0, nil
+}
+
+// LookupToken implements Store.
+func (p *Postgres) LookupToken(ctx context.Context, hash string) (string, string, error) {
+	var tenant, integrator string
+	err := p.pool.QueryRow(ctx, "SELECT tenant, integrator FROM tokens WHERE hash = $1", hash).Scan(&tenant, &integrator)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", "", unknownToken()
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("looking up a token: %w", err)
+	}
+	return tenant, integrator, nil
+}
+
+// Tokens implements Store.
+func (p *Postgres) Tokens(ctx context.Context, tenant string) (map[string]string, error) {
+	rows, err := p.pool.Query(ctx, "SELECT integrator, hash FROM tokens WHERE tenant = $1", tenant)
+	if err != nil {
+		return nil, fmt.Errorf("listing the tokens of tenant %q: %w", tenant, err)
+	}
+	out := map[string]string{}
+	var integrator, hash string
+	_, err = pgx.ForEachRow(rows, []any{&integrator, &hash}, func() error {
+		out[integrator] = hash
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the tokens of tenant %q: %w", tenant, err)
+	}
+	return out, nil
+}
+
 func scanPG(row pgx.Row, r *Resource) error {
 	var spec string
 	if err := row.Scan(&r.Kind, &r.Tenant, &r.Name, &spec, &r.Generation, &r.CreatedAt, &r.UpdatedAt); err != nil {

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/sqlstore"
 )
 
@@ -47,6 +48,20 @@ type Store interface {
 	List(ctx context.Context, kind, tenant string) ([]Resource, error)
 	// Delete removes one resource, or returns an error wrapping ErrNotFound.
 	Delete(ctx context.Context, kind, tenant, name string) error
+	// DeleteTenant removes a tenant's every resource (the Tenant itself too) and token, in one
+	// transaction, and counts what it removed per kind ("token" for tokens). A tenant that does
+	// not exist is an error wrapping ErrNotFound.
+	DeleteTenant(ctx context.Context, tenant string) (removed map[string]int64, err error)
+
+	// SetToken makes hash (auth.Hash of the token) the integrator's one token, replacing any
+	// token it had.
+	SetToken(ctx context.Context, tenant, integrator, hash string) error
+	// DeleteToken removes the integrator's token; removed is false when it had none.
+	DeleteToken(ctx context.Context, tenant, integrator string) (removed bool, err error)
+	// LookupToken returns whose token hash is, or an error wrapping auth.ErrUnknownToken.
+	LookupToken(ctx context.Context, hash string) (tenant, integrator string, err error)
+	// Tokens returns a tenant's token hashes by integrator.
+	Tokens(ctx context.Context, tenant string) (map[string]string, error)
 }
 
 // kindTenant is the kind whose resources are tenants themselves.
@@ -81,6 +96,10 @@ func New(ctx context.Context, db *sqlstore.DB) (Store, error) {
 	default:
 		return nil, fmt.Errorf("opening the resource store: unsupported database dialect %s", db.Dialect)
 	}
+}
+
+func unknownToken() error {
+	return fmt.Errorf("looking up a token: %w", auth.ErrUnknownToken)
 }
 
 func now() time.Time {

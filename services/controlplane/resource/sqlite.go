@@ -130,6 +130,110 @@ func (s *SQLite) Delete(ctx context.Context, kind, tenant, name string) error {
 	return nil
 }
 
+// DeleteTenant implements Store.
+func (s *SQLite) DeleteTenant(ctx context.Context, tenant string) (map[string]int64, error) {
+	removed := map[string]int64{}
+	err := s.db.SQLiteWrite(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, "DELETE FROM resources WHERE tenant = ? RETURNING kind", tenant)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				return err
+			}
+			removed[k]++
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(removed) == 0 {
+			return notFound(kindTenant, tenant, tenant)
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM tokens WHERE tenant = ?", tenant)
+		if err != nil {
+			return err
+		}
+		removed["token"], err = res.RowsAffected()
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deleting tenant %q: %w", tenant, err)
+	}
+	return removed, nil
+}
+
+// SetToken implements Store.
+func (s *SQLite) SetToken(ctx context.Context, tenant, integrator, hash string) error {
+	err := s.db.SQLiteWrite(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM tokens WHERE tenant = ? AND integrator = ?", tenant, integrator); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "INSERT INTO tokens (hash, tenant, integrator, created_at) VALUES (?, ?, ?, ?)", hash, tenant, integrator, now().UnixMicro())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("storing the token of %s: %w", describe("Integrator", tenant, integrator), err)
+	}
+	return nil
+}
+
+// DeleteToken implements Store.
+func (s *SQLite) DeleteToken(ctx context.Context, tenant, integrator string) (bool, error) {
+	var n int64
+	err := s.db.SQLiteWrite(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM tokens WHERE tenant = ? AND integrator = ?", tenant, integrator)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("deleting the token of %s: %w", describe("Integrator", tenant, integrator), err)
+	}
+	return n > 0, nil
+}
+
+// LookupToken implements Store.
+func (s *SQLite) LookupToken(ctx context.Context, hash string) (string, string, error) {
+	var tenant, integrator string
+	err := s.db.SQLRead.QueryRowContext(ctx, "SELECT tenant, integrator FROM tokens WHERE hash = ?", hash).Scan(&tenant, &integrator)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", unknownToken()
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("looking up a token: %w", err)
+	}
+	return tenant, integrator, nil
+}
+
+// Tokens implements Store.
+func (s *SQLite) Tokens(ctx context.Context, tenant string) (map[string]string, error) {
+	rows, err := s.db.SQLRead.QueryContext(ctx, "SELECT integrator, hash FROM tokens WHERE tenant = ?", tenant)
+	if err != nil {
+		return nil, fmt.Errorf("listing the tokens of tenant %q: %w", tenant, err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var integrator, hash string
+		if err := rows.Scan(&integrator, &hash); err != nil {
+			return nil, fmt.Errorf("listing the tokens of tenant %q: %w", tenant, err)
+		}
+		out[integrator] = hash
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing the tokens of tenant %q: %w", tenant, err)
+	}
+	return out, nil
+}
+
 // scanner is what *sql.Row and *sql.Rows have in common.
 type scanner interface {
 	Scan(dest ...any) error

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/services/controlplane/resource"
 )
 
@@ -29,6 +30,8 @@ func Run(t *testing.T, newStore func(t *testing.T) resource.Store) {
 		{"list filters by kind and tenant and sorts", testList},
 		{"delete removes one resource", testDelete},
 		{"concurrent identical creates make one resource", testConcurrentCreate},
+		{"a token is found by its hash until replaced or deleted", testTokens},
+		{"deleting a tenant removes its resources and tokens only", testDeleteTenant},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -280,4 +283,90 @@ func testConcurrentCreate(t *testing.T, s resource.Store) {
 func equal(a, b resource.Resource) bool {
 	return a.Kind == b.Kind && a.Tenant == b.Tenant && a.Name == b.Name && string(a.Spec) == string(b.Spec) &&
 		a.Generation == b.Generation && a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt)
+}
+
+func lookup(t *testing.T, s resource.Store, hash string) (string, string, error) {
+	t.Helper()
+	tenant, integrator, err := s.LookupToken(t.Context(), hash)
+	if err != nil && !errors.Is(err, auth.ErrUnknownToken) {
+		t.Fatalf("LookupToken: %v", err)
+	}
+	return tenant, integrator, err
+}
+
+func testTokens(t *testing.T, s resource.Store) {
+	ctx := t.Context()
+	if _, _, err := lookup(t, s, "nohash"); err == nil {
+		t.Fatal("an unknown hash was found")
+	}
+	for _, tk := range []struct{ tenant, integrator, hash string }{{"a", "i1", "h1"}, {"a", "i2", "h2"}, {"b", "i1", "h3"}} {
+		if err := s.SetToken(ctx, tk.tenant, tk.integrator, tk.hash); err != nil {
+			t.Fatalf("SetToken: %v", err)
+		}
+	}
+	if tenant, integrator, err := lookup(t, s, "h3"); err != nil || tenant != "b" || integrator != "i1" {
+		t.Fatalf("LookupToken(h3) = %s, %s, %v; want b, i1", tenant, integrator, err)
+	}
+	// Rotating replaces: the old hash is unknown at once.
+	if err := s.SetToken(ctx, "a", "i1", "h1b"); err != nil {
+		t.Fatalf("SetToken: %v", err)
+	}
+	if _, _, err := lookup(t, s, "h1"); err == nil {
+		t.Fatal("a rotated-away token is still found")
+	}
+	if tenant, integrator, err := lookup(t, s, "h1b"); err != nil || tenant != "a" || integrator != "i1" {
+		t.Fatalf("LookupToken(h1b) = %s, %s, %v; want a, i1", tenant, integrator, err)
+	}
+	got, err := s.Tokens(ctx, "a")
+	if err != nil || len(got) != 2 || got["i1"] != "h1b" || got["i2"] != "h2" {
+		t.Fatalf("Tokens(a) = %v, %v; want i1:h1b i2:h2", got, err)
+	}
+	removed, err := s.DeleteToken(ctx, "a", "i2")
+	if err != nil || !removed {
+		t.Fatalf("DeleteToken = %v, %v; want true", removed, err)
+	}
+	if _, _, err := lookup(t, s, "h2"); err == nil {
+		t.Fatal("a revoked token is still found")
+	}
+	if removed, err := s.DeleteToken(ctx, "a", "i2"); err != nil || removed {
+		t.Fatalf("second DeleteToken = %v, %v; want false, nil", removed, err)
+	}
+}
+
+func testDeleteTenant(t *testing.T, s resource.Store) {
+	ctx := t.Context()
+	for _, tenant := range []string{"a", "b"} {
+		put(t, s, resource.Resource{Kind: "Tenant", Tenant: tenant, Name: tenant, Spec: json.RawMessage(`{}`)})
+		put(t, s, resource.Resource{Kind: "Integrator", Tenant: tenant, Name: "i", Spec: json.RawMessage(`{}`)})
+		put(t, s, flow(tenant, "f1", `{}`))
+		put(t, s, flow(tenant, "f2", `{}`))
+		if err := s.SetToken(ctx, tenant, "i", "hash-"+tenant); err != nil {
+			t.Fatalf("SetToken: %v", err)
+		}
+	}
+	removed, err := s.DeleteTenant(ctx, "a")
+	if err != nil {
+		t.Fatalf("DeleteTenant: %v", err)
+	}
+	want := map[string]int64{"Tenant": 1, "Integrator": 1, "Flow": 2, "token": 1}
+	if fmt.Sprint(removed) != fmt.Sprint(want) {
+		t.Fatalf("removed %v, want %v", removed, want)
+	}
+	for _, kind := range []string{"Tenant", "Integrator", "Flow"} {
+		if list, err := s.List(ctx, kind, "a"); err != nil || len(list) != 0 {
+			t.Fatalf("List(%s, a) after delete = %d, %v", kind, len(list), err)
+		}
+		if list, err := s.List(ctx, kind, "b"); err != nil || len(list) == 0 {
+			t.Fatalf("List(%s, b) after deleting a = %d, %v; tenant b must be untouched", kind, len(list), err)
+		}
+	}
+	if _, _, err := lookup(t, s, "hash-a"); err == nil {
+		t.Fatal("the deleted tenant's token is still found")
+	}
+	if _, _, err := lookup(t, s, "hash-b"); err != nil {
+		t.Fatal("the other tenant's token is gone")
+	}
+	if _, err := s.DeleteTenant(ctx, "a"); !errors.Is(err, resource.ErrNotFound) {
+		t.Fatalf("second DeleteTenant: %v, want ErrNotFound", err)
+	}
 }
