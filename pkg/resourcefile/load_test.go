@@ -114,15 +114,13 @@ func TestLoadProblems(t *testing.T) {
 		want string
 	}{
 		{"unknown field", strings.Replace(flow, "  duplicates: skip\n", "  duplicate: skip\n", 1),
-			`document 1 (Flow orders): spec.duplicate: unknown field; use duplicates, entity, integrator, keyField, keyless, mapping, schedule, source, target, writeModes`},
+			`document 1 (Flow orders): spec.duplicate: unknown field; use duplicates, entity, integrator, mapping, schedule, source, target`},
 		{"unknown field in the mapping", strings.Replace(flow, "    fields:\n", "    field:\n", 1),
 			`document 1 (Flow orders): spec.mapping.field: unknown field; use defaults, fields, filter, validations, valueMaps`},
 		{"unknown top-level field", "status: {}\n" + flow,
 			`document 1 (Flow orders): status: unknown field; use apiVersion, kind, metadata, spec`},
 		{"wrong enum", strings.Replace(flow, "duplicates: skip", "duplicates: skp", 1),
 			`document 1 (Flow orders): spec.duplicates: value must be one of "update", "skip", "error"`},
-		{"wrong write mode", flow + "  writeModes:\n    price: sometimes\n",
-			`document 1 (Flow orders): spec.writeModes.price: value must be one of "always", "create_only", "update_only", "if_empty"`},
 		{"wrong stage", "apiVersion: syncline.dev/v1\nkind: Integrator\nmetadata: {tenant: acme, name: i}\nspec:\n  stage: paused\n",
 			`document 1 (Integrator i): spec.stage: value must be one of "active", "inactive", "deleted"`},
 		{"missing required field", strings.Replace(flow, "  target: erp\n", "", 1),
