@@ -1,13 +1,18 @@
-// Package auth authenticates API calls. Every RPC carries a bearer token;
-// this build knows the operators' admin token (integrator tokens scoped to
-// one tenant are the control plane's next step).
+// Package auth authenticates and authorises API calls (DESIGN section 6).
+// Every RPC carries a bearer token: the operators' admin token, which may do
+// anything, or an integrator token, which sees and changes its own tenant
+// only. Integrator tokens are random, prefixed, shown once when they are made
+// and stored only as their SHA-256 hash; a TokenLookup finds the tenant and
+// integrator a hash belongs to.
 package auth
 
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -15,37 +20,160 @@ import (
 	"connectrpc.com/connect"
 )
 
-// AdminPrefix starts every admin token, so a leaked one is recognisable.
-const AdminPrefix = "sla_"
+// Token prefixes, so that a leaked token is recognisable (and findable by
+// secret scanners).
+const (
+	AdminPrefix      = "sla_"
+	IntegratorPrefix = "sli_"
+)
+
+// ErrUnknownToken is what a TokenLookup returns for a hash it does not hold.
+var ErrUnknownToken = errors.New("unknown token")
+
+// Principal is who makes a call.
+type Principal struct {
+	// Admin is the operators' token: every tenant.
+	Admin bool
+	// Tenant and Integrator name the integrator whose token it is.
+	Tenant, Integrator string
+}
+
+// String names the principal in messages and logs (never the token).
+func (p Principal) String() string {
+	if p.Admin {
+		return "the admin token"
+	}
+	return fmt.Sprintf("the token of integrator %q of tenant %q", p.Integrator, p.Tenant)
+}
+
+// TokenLookup finds whose an integrator token is, by its hash (Hash). It
+// returns ErrUnknownToken for a hash it does not hold: a token never
+// issued, rotated away or revoked.
+type TokenLookup interface {
+	LookupToken(ctx context.Context, hash string) (tenant, integrator string, err error)
+}
 
 // NewAdminToken returns a random admin token (256 bits).
 func NewAdminToken() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("generating admin token: %w", err)
-	}
-	return AdminPrefix + base64.RawURLEncoding.EncodeToString(b), nil
+	return newToken(AdminPrefix)
 }
 
-// NewInterceptor refuses every call that does not carry the admin token as
-// "Authorization: Bearer <token>". The comparison takes constant time.
-func NewInterceptor(adminToken string) (connect.Interceptor, error) {
+// NewIntegratorToken returns a random integrator token (256 bits) and the
+// hash to store in its place.
+func NewIntegratorToken() (token, hash string, err error) {
+	token, err = newToken(IntegratorPrefix)
+	if err != nil {
+		return "", "", err
+	}
+	return token, Hash(token), nil
+}
+
+func newToken(prefix string) (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generating a token: %w", err)
+	}
+	return prefix + base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// Hash is what is stored of an integrator token: hex SHA-256. The tokens
+// carry 256 random bits, so a fast hash is as safe as a slow one.
+func Hash(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p; the interceptor does this for every
+// call it lets through.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// FromContext returns the caller. ok is false outside an authenticated call.
+func FromContext(ctx context.Context) (p Principal, ok bool) {
+	p, ok = ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// Tenant checks that the caller may see and change tenant and returns it.
+// An empty tenant means "every tenant" for the admin token and "my tenant"
+// for an integrator token. A tenant not the caller's is PermissionDenied,
+// and the message does not say whether that tenant exists.
+func Tenant(ctx context.Context, tenant string) (string, error) {
+	p, ok := FromContext(ctx)
+	switch {
+	case !ok:
+		return "", connect.NewError(connect.CodeUnauthenticated, errors.New("the call is not authenticated"))
+	case p.Admin:
+		return tenant, nil
+	case tenant == "" || tenant == p.Tenant:
+		return p.Tenant, nil
+	default:
+		return "", connect.NewError(connect.CodePermissionDenied,
+			fmt.Errorf("tenant %q is not yours: %s may only use tenant %q", tenant, p, p.Tenant))
+	}
+}
+
+// Admin checks that the caller holds the admin token.
+func Admin(ctx context.Context, what string) error {
+	p, ok := FromContext(ctx)
+	switch {
+	case !ok:
+		return connect.NewError(connect.CodeUnauthenticated, errors.New("the call is not authenticated"))
+	case !p.Admin:
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s needs the admin token, not %s", what, p))
+	}
+	return nil
+}
+
+// NewInterceptor refuses every call that carries neither the admin token nor
+// an integrator token that tokens knows, as "Authorization: Bearer <token>",
+// and puts the caller's Principal in the context of every call it lets
+// through. tokens may be nil: then only the admin token works. The admin
+// comparison takes constant time; integrator tokens are looked up by hash.
+func NewInterceptor(adminToken string, tokens TokenLookup) (connect.Interceptor, error) {
 	if len(adminToken) < 16 {
 		return nil, errors.New("admin token is shorter than 16 characters: set a long random token")
 	}
-	want := []byte(adminToken)
+	a := &authenticator{admin: []byte(adminToken), tokens: tokens}
 	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			got, ok := strings.CutPrefix(req.Header().Get("Authorization"), "Bearer ")
-			if !ok || got == "" {
-				return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("no token: send \"Authorization: Bearer <token>\" (syncline dev prints the admin token)"))
+			p, err := a.authenticate(ctx, req.Header().Get("Authorization"))
+			if err != nil {
+				return nil, err
 			}
-			if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-				return nil, connect.NewError(connect.CodeUnauthenticated, errors.New("token not recognised: check the token you were given"))
-			}
-			return next(ctx, req)
+			return next(WithPrincipal(ctx, p), req)
 		}
 	}), nil
+}
+
+type authenticator struct {
+	admin  []byte
+	tokens TokenLookup
+}
+
+func (a *authenticator) authenticate(ctx context.Context, header string) (Principal, error) {
+	got, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || got == "" {
+		return Principal{}, connect.NewError(connect.CodeUnauthenticated,
+			errors.New("no token: send \"Authorization: Bearer <token>\" (syncline dev prints the admin token; an integrator's token is shown when it is created)"))
+	}
+	if subtle.ConstantTimeCompare([]byte(got), a.admin) == 1 {
+		return Principal{Admin: true}, nil
+	}
+	if a.tokens != nil && strings.HasPrefix(got, IntegratorPrefix) {
+		tenant, integrator, err := a.tokens.LookupToken(ctx, Hash(got))
+		switch {
+		case err == nil:
+			return Principal{Tenant: tenant, Integrator: integrator}, nil
+		case !errors.Is(err, ErrUnknownToken):
+			return Principal{}, connect.NewError(connect.CodeUnavailable, fmt.Errorf("checking the token: %w", err))
+		}
+	}
+	return Principal{}, connect.NewError(connect.CodeUnauthenticated,
+		errors.New("token not recognised (never issued, rotated or revoked): check the token you were given"))
 }
 
 // Bearer is the client side: it sends token as "Authorization: Bearer

@@ -50,6 +50,9 @@ type Field struct {
 	Pattern string
 	// Secret settings (passwords, DSNs, tokens) are never echoed in an error message.
 	Secret bool
+	// Credential settings (passwords, API tokens) are an endpoint's credentials: given
+	// under spec.credentials, stored encrypted, never returned. A credential is Secret too.
+	Credential bool
 }
 
 // checkedSpec is a spec that passed checkSpec, with its patterns compiled and its defaults
@@ -101,6 +104,9 @@ func checkField(f *Field, patterns map[string]*regexp.Regexp) error {
 	}
 	if (len(f.Enum) > 0 || f.Pattern != "") && f.Type != TypeString {
 		return fmt.Errorf("enum and pattern apply to string fields only")
+	}
+	if f.Credential && (!f.Secret || f.Type != TypeString) {
+		return fmt.Errorf("a credential must be a secret string")
 	}
 	if f.Pattern != "" {
 		re, err := regexp.Compile(`^(?:` + f.Pattern + `)$`)

@@ -160,14 +160,15 @@ func Open(ctx context.Context, cfg Config, withStore bool) (*Runtime, error) {
 	return rt, nil
 }
 
-// APIOptions returns the handler options for a service API: the admin token
-// check. It fails when no token is configured, since an API must never run
-// open.
-func (rt *Runtime) APIOptions() ([]connect.HandlerOption, error) {
+// APIOptions returns the handler options for a service API: the token check,
+// for the admin token and the integrator tokens tokens knows (the control
+// plane's store, or the flow-config index every other service watches). It
+// fails when no admin token is configured, since an API must never run open.
+func (rt *Runtime) APIOptions(tokens auth.TokenLookup) ([]connect.HandlerOption, error) {
 	if rt.Config.AdminToken == "" {
 		return nil, errors.New("SYNCLINE_ADMIN_TOKEN is not set: set a long random token for operators")
 	}
-	ic, err := auth.NewInterceptor(rt.Config.AdminToken)
+	ic, err := auth.NewInterceptor(rt.Config.AdminToken, tokens)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,24 @@ type Endpoint struct {
 	// KeyIsID: the connector identifies records by their source key (see
 	// connector.Spec.KeyIsID).
 	KeyIsID bool `json:"keyIsId,omitempty"`
+	// Credentials are the endpoint's secret settings, sealed with the
+	// master key (pkg/secret) and bound to the tenant and endpoint: the
+	// connector opens them when it connects, and they are never in the
+	// bucket in the clear.
+	Credentials string `json:"credentials,omitempty"`
 }
+
+// CredentialsBinding is what an endpoint's sealed credentials are bound to.
+func CredentialsBinding(tenant, endpoint string) string {
+	return "endpoint/" + tenant + "/" + endpoint
+}
+
+// Integrator stages as the data plane sees them.
+const (
+	StageActive   = "active"   // map, dedup and push
+	StageInactive = "inactive" // hold the flow's events until active again
+	StageDeleted  = "deleted"  // refuse the flow's events, and log each
+)
 
 // Flow is one direction of sync for one entity type, compiled: endpoints
 // resolved, mapping checked.
@@ -47,6 +64,8 @@ type Flow struct {
 	Mapping    mapping.Spec `json:"mapping"`
 	// Duplicates is the duplicate policy: update, skip or error.
 	Duplicates string `json:"duplicates"`
+	// Stage is the integrator's stage: active, inactive or deleted.
+	Stage string `json:"stage"`
 }
 
 // Key is the flow's key in the bucket.
@@ -57,6 +76,16 @@ func Key(tenant, flow string) string { return "flow." + tenant + "." + flow }
 
 // TenantKey returns the bucket key that marks a tenant as known.
 func TenantKey(tenant string) string { return "tenant." + tenant }
+
+// TokenKey returns the bucket key of a tenant's integrator token, by its
+// hash. Its value is a Token. Only hashes are in the bucket, never tokens.
+func TokenKey(tenant, hash string) string { return "token." + tenant + "." + hash }
+
+// Token says whose an integrator token is.
+type Token struct {
+	Tenant     string `json:"tenant"`
+	Integrator string `json:"integrator"`
+}
 
 // Encode serialises a flow for the bucket.
 func Encode(f *Flow) ([]byte, error) {

@@ -2,6 +2,7 @@ package flowconfig
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/syncline/syncline/pkg/auth"
 )
 
 // OpenBucket creates the bucket if needed and returns it.
@@ -37,6 +40,7 @@ type Index struct {
 	flows    map[string]*Flow // by tenant + "." + flow
 	bySource map[sourceKey][]*Flow
 	tenants  map[string]bool
+	tokens   map[string]Token // by hash
 	// version counts changes, so that a service can tell cheaply whether
 	// the caches it derives from the index need pruning.
 	version atomic.Uint64
@@ -57,7 +61,7 @@ func (x *Index) Flows() []*Flow {
 }
 
 func newIndex() *Index {
-	return &Index{flows: map[string]*Flow{}, bySource: map[sourceKey][]*Flow{}, tenants: map[string]bool{}}
+	return &Index{flows: map[string]*Flow{}, bySource: map[sourceKey][]*Flow{}, tenants: map[string]bool{}, tokens: map[string]Token{}}
 }
 
 // Get returns a tenant's flow, or nil.
@@ -79,6 +83,30 @@ func (x *Index) KnowsTenant(tenant string) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return x.tenants[tenant]
+}
+
+// LookupToken implements auth.TokenLookup over the tokens the control
+// plane publishes, so that every service checks integrator tokens without
+// reaching the control plane's store. A revoked token stops working here as
+// soon as the bucket's change arrives (milliseconds).
+func (x *Index) LookupToken(_ context.Context, hash string) (string, string, error) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	t, ok := x.tokens[hash]
+	if !ok {
+		return "", "", fmt.Errorf("looking up a token: %w", auth.ErrUnknownToken)
+	}
+	return t.Tenant, t.Integrator, nil
+}
+
+func (x *Index) setToken(hash string, t *Token) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if t == nil {
+		delete(x.tokens, hash)
+	} else {
+		x.tokens[hash] = *t
+	}
 }
 
 func (x *Index) put(f *Flow) {
@@ -193,6 +221,18 @@ func (w *Watcher) apply(e jetstream.KeyValueEntry) {
 	switch {
 	case strings.HasPrefix(key, "tenant."):
 		w.index.setTenant(strings.TrimPrefix(key, "tenant."), !deleted)
+	case strings.HasPrefix(key, "token."):
+		hash := key[strings.LastIndexByte(key, '.')+1:]
+		if deleted {
+			w.index.setToken(hash, nil)
+			return
+		}
+		var t Token
+		if err := json.Unmarshal(e.Value(), &t); err != nil {
+			w.log.Error("ignoring token entry", "key", key, "error", err)
+			return
+		}
+		w.index.setToken(hash, &t)
 	case strings.HasPrefix(key, "flow."):
 		if deleted {
 			w.index.remove(strings.TrimPrefix(key, "flow."))

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/syncline/syncline/pkg/daemon"
+	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/services/connector/connector"
 	"github.com/syncline/syncline/services/connector/connectors"
 )
@@ -41,9 +42,13 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	box, err := secret.FromEnvIfSet()
+	if err != nil {
+		return err
+	}
 	svc, err := connector.New(connector.Deps{
 		JetStream: rt.JetStream, Flows: flows.Index(), Connectors: reg, Bus: cfg.Bus,
-		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases,
+		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases, Secrets: box,
 	})
 	if err != nil {
 		return err

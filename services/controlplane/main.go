@@ -12,6 +12,7 @@ import (
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/daemon"
+	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/services/connector/connectors"
 	"github.com/syncline/syncline/services/controlplane/controlplane"
 	"github.com/syncline/syncline/services/controlplane/resource"
@@ -36,10 +37,6 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer rt.Close(ctx)
-	opts, err := rt.APIOptions()
-	if err != nil {
-		return err
-	}
 	reg, err := connectors.Builtin()
 	if err != nil {
 		return err
@@ -48,9 +45,22 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	opts, err := rt.APIOptions(store)
+	if err != nil {
+		return err
+	}
+	// Without a master key the control plane runs, but refuses endpoints
+	// with credentials, saying why.
+	box, err := secret.FromEnvIfSet()
+	if err != nil {
+		return err
+	}
+	if box == nil {
+		rt.Log.Warn("endpoint credentials are refused until a master key is set", "variable", secret.EnvMasterKey)
+	}
 	svc, err := controlplane.New(controlplane.Deps{
 		JetStream: rt.JetStream, Resources: store, Connectors: reg, Bus: cfg.Bus,
-		Logger: rt.Log, HandlerOptions: opts,
+		Logger: rt.Log, HandlerOptions: opts, Secrets: box,
 	})
 	if err != nil {
 		return err

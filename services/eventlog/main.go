@@ -35,7 +35,13 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer rt.Close(ctx)
-	opts, err := rt.APIOptions()
+	// Integrator tokens are checked against the hashes the control plane
+	// publishes with the flow configs.
+	flows, err := rt.Flows(ctx)
+	if err != nil {
+		return err
+	}
+	opts, err := rt.APIOptions(flows.Index())
 	if err != nil {
 		return err
 	}

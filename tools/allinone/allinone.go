@@ -34,6 +34,7 @@ import (
 	"github.com/syncline/syncline/pkg/health"
 	"github.com/syncline/syncline/pkg/lifecycle"
 	"github.com/syncline/syncline/pkg/natsserver"
+	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/sqlstore"
 	"github.com/syncline/syncline/pkg/telemetry"
 	"github.com/syncline/syncline/services/connector/connector"
@@ -164,16 +165,18 @@ func (in *Instance) Start(ctx context.Context) error {
 	if err := os.MkdirAll(in.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data folder: %w", err)
 	}
-	token, err := in.adminToken()
-	if err != nil {
-		return err
+	token := in.cfg.AdminToken
+	if token == "" {
+		var err error
+		if token, err = in.dataFile("admin-token", auth.NewAdminToken); err != nil {
+			return err
+		}
 	}
 	in.token = token
-	interceptor, err := auth.NewInterceptor(token)
+	box, err := in.masterKey()
 	if err != nil {
 		return err
 	}
-	apiOpts := []connect.HandlerOption{connect.WithInterceptors(interceptor)}
 
 	if err := in.startBus(ctx); err != nil {
 		return err
@@ -200,6 +203,13 @@ func (in *Instance) Start(ctx context.Context) error {
 	if err != nil {
 		return in.fail(ctx, err)
 	}
+	// One process: every API checks integrator tokens against the control
+	// plane's store itself.
+	interceptor, err := auth.NewInterceptor(token, resources)
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	apiOpts := []connect.HandlerOption{connect.WithInterceptors(interceptor)}
 	ledgerStore, err := ledger.New(ctx, ledgerDB)
 	if err != nil {
 		return in.fail(ctx, err)
@@ -219,7 +229,7 @@ func (in *Instance) Start(ctx context.Context) error {
 		}
 	}
 
-	cp, err := controlplane.New(controlplane.Deps{JetStream: in.js, Resources: resources, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, HandlerOptions: apiOpts})
+	cp, err := controlplane.New(controlplane.Deps{JetStream: in.js, Resources: resources, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, HandlerOptions: apiOpts, Secrets: box})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
@@ -239,7 +249,7 @@ func (in *Instance) Start(ctx context.Context) error {
 	if err != nil {
 		return in.fail(ctx, err)
 	}
-	co, err := connector.New(connector.Deps{JetStream: in.js, Flows: flows, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases})
+	co, err := connector.New(connector.Deps{JetStream: in.js, Flows: flows, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases, Secrets: box})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
@@ -345,24 +355,40 @@ func (in *Instance) openDB(ctx context.Context, name string) (*sqlstore.DB, erro
 	return db, nil
 }
 
-func (in *Instance) adminToken() (string, error) {
-	if in.cfg.AdminToken != "" {
-		return in.cfg.AdminToken, nil
+// masterKey is SYNCLINE_MASTER_KEY if set, else the data folder's
+// master-key file, made the first time.
+func (in *Instance) masterKey() (*secret.Box, error) {
+	if box, err := secret.FromEnvIfSet(); box != nil || err != nil {
+		return box, err
 	}
-	path := filepath.Join(in.cfg.DataDir, "admin-token")
+	k, err := in.dataFile("master-key", secret.NewKey)
+	if err != nil {
+		return nil, err
+	}
+	key, err := secret.ParseKey(k)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(in.cfg.DataDir, "master-key"), err)
+	}
+	return secret.New(key)
+}
+
+// dataFile reads a one-line secret file of the data folder, creating it
+// (mode 0600) with make's value the first time.
+func (in *Instance) dataFile(name string, make func() (string, error)) (string, error) {
+	path := filepath.Join(in.cfg.DataDir, name)
 	b, err := os.ReadFile(path)
 	if err == nil {
 		return strings.TrimSpace(string(b)), nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("reading admin token: %w", err)
+		return "", fmt.Errorf("reading %s: %w", path, err)
 	}
-	token, err := auth.NewAdminToken()
+	v, err := make()
 	if err != nil {
 		return "", err
 	}
-	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("writing admin token: %w", err)
+	if err := os.WriteFile(path, []byte(v+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("writing %s: %w", path, err)
 	}
-	return token, nil
+	return v, nil
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/lifecycle"
+	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/stage"
 	"github.com/syncline/syncline/pkg/telemetry"
 )
@@ -43,6 +45,9 @@ type Deps struct {
 	// Leases share the partitions among replicas; nil when this is the
 	// only process (the all-in-one mode).
 	Leases jetstream.KeyValue
+	// Secrets opens endpoint credentials; nil fails every push to an
+	// endpoint that has credentials, saying a master key is needed.
+	Secrets *secret.Box
 }
 
 // Service is the connector service.
@@ -259,6 +264,34 @@ func (s *Service) prune(version uint64) {
 	s.indexVersion = version
 }
 
+// withCredentials returns the target's settings with its credentials
+// opened. The opened values live only in the settings handed to the
+// connector: never logged, traced or published.
+func (s *Service) withCredentials(f *flowconfig.Flow) (map[string]any, error) {
+	if f.Target.Credentials == "" {
+		return f.Target.Settings, nil
+	}
+	if s.deps.Secrets == nil {
+		return nil, fmt.Errorf("endpoint %s of tenant %s has credentials, and the connector has no master key: set %s as on the control plane", f.Target.Name, f.Tenant, secret.EnvMasterKey)
+	}
+	b, err := s.deps.Secrets.Open(flowconfig.CredentialsBinding(f.Tenant, f.Target.Name), f.Target.Credentials)
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %s of tenant %s: %w (is %s the control plane's?)", f.Target.Name, f.Tenant, err, secret.EnvMasterKey)
+	}
+	var creds map[string]string
+	if err := json.Unmarshal(b, &creds); err != nil {
+		return nil, fmt.Errorf("endpoint %s of tenant %s: its credentials are damaged; apply them again", f.Target.Name, f.Tenant)
+	}
+	out := maps.Clone(f.Target.Settings)
+	if out == nil {
+		out = map[string]any{}
+	}
+	for k, v := range creds {
+		out[k] = v
+	}
+	return out, nil
+}
+
 // target returns the open target of f, opening it on first use and again
 // when the endpoint's settings changed.
 func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, error) {
@@ -266,6 +299,9 @@ func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, e
 	if err != nil {
 		return nil, fmt.Errorf("encoding settings of endpoint %s: %w", f.Target.Name, err)
 	}
+	// The sealed credentials are part of what identifies the open target:
+	// new credentials reopen it.
+	settings = append(settings, f.Target.Credentials...)
 	key := f.Tenant + "/" + f.Target.Name
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -281,7 +317,11 @@ func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, e
 		}
 		delete(s.targets, key)
 	}
-	t, err := s.deps.Connectors.OpenTarget(ctx, f.Target.Type, f.Target.Settings)
+	open, err := s.withCredentials(f)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.deps.Connectors.OpenTarget(ctx, f.Target.Type, open)
 	if err != nil {
 		return nil, fmt.Errorf("opening target endpoint %s of tenant %s: %w", f.Target.Name, f.Tenant, err)
 	}

@@ -28,11 +28,14 @@ type postgresStore struct {
 
 var _ store = (*postgresStore)(nil)
 
-func openPostgres(ctx context.Context, dsn string, table tableName, key string) (*postgresStore, error) {
+func openPostgres(ctx context.Context, dsn, password string, table tableName, key string) (*postgresStore, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		// The parse error quotes the URL, and with it any password, so it is not passed on.
-		return nil, &connector.SettingsError{Path: "settings.dsn", Reason: "not a valid postgres URL (the value is not shown: it may hold a password); write it as postgres://user:password@host:5432/database"}
+		return nil, &connector.SettingsError{Path: "settings.dsn", Reason: "not a valid postgres URL (the value is not shown); write it as postgres://user@host:5432/database and give the password as the credential password"}
+	}
+	if password != "" {
+		cfg.ConnConfig.Password = password
 	}
 	if !strings.Contains(dsn, "pool_max_conns") {
 		// One connection per partition pushing at once, and some spare:

@@ -31,10 +31,13 @@ const identifierPattern = `[A-Za-z_][A-Za-z0-9_]{0,62}`
 // Settings configure one SQL target. See spec for what each means.
 type Settings struct {
 	Driver string
-	// DSN is a postgres:// URL for postgres and a file path for sqlite. It may hold a
-	// password, so it never appears in an error or a log line.
-	DSN   string
-	Table string
+	// DSN is a postgres:// URL for postgres and a file path for sqlite. It holds no
+	// password: that is Password, a credential, encrypted at rest.
+	DSN string
+	// Password is the postgres user's password (a credential): empty uses the DSN's user
+	// without one, or the server's other means (.pgpass, trust).
+	Password string
+	Table    string
 	// KeyColumn holds the source key; empty means "external_ref".
 	KeyColumn   string
 	CreateTable bool
@@ -51,8 +54,10 @@ func spec() connector.Spec {
 		Fields: []connector.Field{
 			{Name: "driver", Type: connector.TypeString, Required: true, Enum: []string{DriverPostgres, DriverSQLite},
 				Summary: "the database: postgres or sqlite"},
-			{Name: "dsn", Type: connector.TypeString, Required: true, Secret: true,
-				Summary: "for postgres a postgres:// URL, for sqlite the database file path, optionally followed by driver parameters such as ?_pragma=journal_mode(WAL)"},
+			{Name: "dsn", Type: connector.TypeString, Required: true, Secret: true, Pattern: `[^@]*|[a-z]+://[^:@/]*@.*`,
+				Summary: "for postgres a postgres:// URL without a password (give the password as the credential password), for sqlite the database file path, optionally followed by driver parameters such as ?_pragma=journal_mode(WAL)"},
+			{Name: "password", Type: connector.TypeString, Secret: true, Credential: true,
+				Summary: "the postgres user's password: a credential, given under spec.credentials"},
 			{Name: "table", Type: connector.TypeString, Required: true, Pattern: identifierPattern + `(\.` + identifierPattern + `)?`,
 				Summary: "the table to write, optionally schema-qualified (schema.table): letters, digits and _, not starting with a digit, used exactly as written"},
 			{Name: "key_column", Type: connector.TypeString, Default: defaultKeyColumn, Pattern: identifierPattern,
@@ -75,6 +80,7 @@ func settingsFrom(m map[string]any) Settings {
 	var s Settings
 	s.Driver, _ = m["driver"].(string)
 	s.DSN, _ = m["dsn"].(string)
+	s.Password, _ = m["password"].(string)
 	s.Table, _ = m["table"].(string)
 	s.KeyColumn, _ = m["key_column"].(string)
 	s.CreateTable, _ = m["create_table"].(bool)
@@ -88,6 +94,9 @@ func (s *Settings) validate() error {
 		return err
 	}
 	m := map[string]any{"driver": s.Driver, "dsn": s.DSN, "table": s.Table, "create_table": s.CreateTable}
+	if s.Password != "" {
+		m["password"] = s.Password
+	}
 	if s.KeyColumn != "" {
 		m["key_column"] = s.KeyColumn
 	}

@@ -25,7 +25,7 @@ func TestRegisterValidatesSettings(t *testing.T) {
 		{"schema-qualified", map[string]any{"driver": "postgres", "dsn": "postgres://h/db", "table": "sales.orders", "key_column": "ref", "create_table": true}, ""},
 		{"missing table", map[string]any{"driver": "sqlite", "dsn": "x.db"}, "settings.table: required"},
 		{"unknown driver", map[string]any{"driver": "mysql", "dsn": "x", "table": "t"}, `settings.driver: "mysql" is not one of postgres, sqlite`},
-		{"unknown setting", map[string]any{"driver": "sqlite", "dsn": "x", "table": "t", "tabel": "t"}, "settings.tabel: unknown setting; sql settings are create_table, driver, dsn, key_column, table"},
+		{"unknown setting", map[string]any{"driver": "sqlite", "dsn": "x", "table": "t", "tabel": "t"}, "settings.tabel: unknown setting; sql settings are create_table, driver, dsn, key_column, password, table"},
 		{"table with SQL in it", map[string]any{"driver": "sqlite", "dsn": "x", "table": "t; DROP TABLE users"}, `settings.table: "t; DROP TABLE users" is not valid`},
 		{"three-part table", map[string]any{"driver": "sqlite", "dsn": "x", "table": "a.b.c"}, "settings.table:"},
 		{"table starting with a digit", map[string]any{"driver": "sqlite", "dsn": "x", "table": "1orders"}, "settings.table:"},
@@ -106,7 +106,7 @@ func TestOpenRefuses(t *testing.T) {
 			name:   "a postgres URL that does not parse",
 			driver: sqltarget.DriverPostgres,
 			setup: func(t *testing.T, b backend) sqltarget.Settings {
-				return sqltarget.Settings{Driver: b.driver, DSN: "postgres://admin:" + password + "@db:notaport/x", Table: "t"}
+				return sqltarget.Settings{Driver: b.driver, DSN: "postgres://admin@db:notaport/x", Password: password, Table: "t"}
 			},
 			want: []string{"settings.dsn: not a valid postgres URL"},
 		},
@@ -114,9 +114,17 @@ func TestOpenRefuses(t *testing.T) {
 			name:   "a postgres server that does not answer",
 			driver: sqltarget.DriverPostgres,
 			setup: func(t *testing.T, b backend) sqltarget.Settings {
-				return sqltarget.Settings{Driver: b.driver, DSN: "postgres://admin:" + password + "@127.0.0.1:1/x?connect_timeout=2", Table: "t"}
+				return sqltarget.Settings{Driver: b.driver, DSN: "postgres://admin@127.0.0.1:1/x?connect_timeout=2", Password: password, Table: "t"}
 			},
 			want: []string{"connecting to the postgres database of settings.dsn", "check the host"},
+		},
+		{
+			name:   "a password in the DSN",
+			driver: sqltarget.DriverPostgres,
+			setup: func(t *testing.T, b backend) sqltarget.Settings {
+				return sqltarget.Settings{Driver: b.driver, DSN: "postgres://admin:" + password + "@127.0.0.1:1/x", Table: "t"}
+			},
+			want: []string{"settings.dsn", "without a password", "credential password"},
 		},
 		{
 			name:   "a sqlite file in a folder that does not exist",

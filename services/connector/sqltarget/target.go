@@ -111,7 +111,7 @@ func Open(ctx context.Context, s Settings) (*Target, error) {
 	)
 	switch s.Driver {
 	case DriverPostgres:
-		st, err = openPostgres(ctx, s.DSN, table, s.KeyColumn)
+		st, err = openPostgres(ctx, s.DSN, s.Password, table, s.KeyColumn)
 	default:
 		st, err = openSQLite(s.DSN, table, s.KeyColumn)
 	}

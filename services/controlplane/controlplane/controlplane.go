@@ -8,9 +8,11 @@ package controlplane
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"sync"
 
@@ -19,7 +21,10 @@ import (
 
 	"github.com/syncline/syncline/pkg/bus"
 	sdk "github.com/syncline/syncline/pkg/connector"
+	"github.com/syncline/syncline/pkg/erase"
 	"github.com/syncline/syncline/pkg/flowconfig"
+	"github.com/syncline/syncline/pkg/secret"
+	"github.com/syncline/syncline/pkg/stage"
 	"github.com/syncline/syncline/services/controlplane/resource"
 )
 
@@ -32,6 +37,13 @@ type Deps struct {
 	Logger     *slog.Logger
 	// HandlerOptions wrap the API (authentication, for one).
 	HandlerOptions []connect.HandlerOption
+	// Secrets seals endpoint credentials; nil refuses credentials, saying
+	// that a master key is needed.
+	Secrets *secret.Box
+	// EraseFrom are the services that own a tenant's data and must erase it
+	// before a tenant is deleted; nil means dedup (the ledger) and eventlog
+	// (the API log).
+	EraseFrom []string
 }
 
 // Service is the control plane.
@@ -52,6 +64,9 @@ func New(deps Deps) (*Service, error) {
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.EraseFrom == nil {
+		deps.EraseFrom = []string{stage.Dedup, stage.Eventlog}
 	}
 	return &Service{deps: deps, log: deps.Logger.With("service", "controlplane")}, nil
 }
@@ -85,37 +100,75 @@ func (s *Service) Mount(mux *http.ServeMux) {
 	mux.Handle(newResourceHandler(s, s.deps.HandlerOptions...))
 }
 
-// publishTenant writes the tenant's marker and every compiled flow of the
-// tenant to the bucket, and deletes flows that no longer exist. Unchanged
-// entries are not rewritten, so watchers see only real changes.
+// publishTenant writes the tenant's marker, every compiled flow of the
+// tenant and its integrators' token hashes to the bucket, and deletes what
+// no longer exists. Unchanged entries are not rewritten, so watchers see
+// only real changes. A tenant that is gone has everything removed.
 func (s *Service) publishTenant(ctx context.Context, tenant string) error {
-	if err := s.putIfChanged(ctx, flowconfig.TenantKey(tenant), []byte(`{}`)); err != nil {
+	want := map[string]bool{}
+	_, err := s.deps.Resources.Get(ctx, KindTenant, tenant, tenant)
+	switch {
+	case err == nil:
+		if err := s.publishTenantEntries(ctx, tenant, want); err != nil {
+			return err
+		}
+	case !errors.Is(err, resource.ErrNotFound):
+		return fmt.Errorf("reading tenant %s: %w", tenant, err)
+	}
+	return s.removeTenantKeys(ctx, tenant, want)
+}
+
+// removeTenantKeys deletes tenant's keys from the bucket but those in keep.
+func (s *Service) removeTenantKeys(ctx context.Context, tenant string, keep map[string]bool) error {
+	for _, filter := range []string{flowconfig.TenantKey(tenant), "flow." + tenant + ".*", "token." + tenant + ".*"} {
+		keys, err := s.kv.ListKeysFiltered(ctx, filter)
+		if err != nil {
+			return fmt.Errorf("listing %s in the flow-config bucket: %w", filter, err)
+		}
+		for k := range keys.Keys() {
+			if keep[k] {
+				continue
+			}
+			if err := s.kv.Delete(ctx, k); err != nil {
+				return fmt.Errorf("removing %s from the flow-config bucket: %w", k, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Service) publishTenantEntries(ctx context.Context, tenant string, want map[string]bool) error {
+	put := func(key string, data []byte) error {
+		want[key] = true
+		return s.putIfChanged(ctx, key, data)
+	}
+	if err := put(flowconfig.TenantKey(tenant), []byte(`{}`)); err != nil {
 		return err
 	}
 	flows, err := s.compileTenant(ctx, tenant)
 	if err != nil {
 		return err
 	}
-	want := map[string]bool{}
 	for _, f := range flows {
 		data, err := flowconfig.Encode(f)
 		if err != nil {
 			return err
 		}
-		want[f.Key()] = true
-		if err := s.putIfChanged(ctx, f.Key(), data); err != nil {
+		if err := put(f.Key(), data); err != nil {
 			return err
 		}
 	}
-	keys, err := s.kv.ListKeysFiltered(ctx, "flow."+tenant+".*")
+	tokens, err := s.deps.Resources.Tokens(ctx, tenant)
 	if err != nil {
-		return fmt.Errorf("listing flow configs of tenant %s: %w", tenant, err)
+		return err
 	}
-	for k := range keys.Keys() {
-		if !want[k] {
-			if err := s.kv.Delete(ctx, k); err != nil {
-				return fmt.Errorf("removing flow config %s: %w", k, err)
-			}
+	for integrator, hash := range tokens {
+		data, err := json.Marshal(flowconfig.Token{Tenant: tenant, Integrator: integrator})
+		if err != nil {
+			return err
+		}
+		if err := put(flowconfig.TokenKey(tenant, hash), data); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -135,9 +188,45 @@ func (s *Service) putIfChanged(ctx context.Context, key string, data []byte) err
 	return nil
 }
 
+// deleteTenant erases a tenant everywhere, in an order that is safe to
+// repeat after any failure: first the data plane stops taking its events
+// (its flows, marker and tokens leave the bucket), then its messages leave
+// every stream, then the services that own its data erase it (ledger, API
+// log), and last its resources and tokens go. Until the last step the
+// tenant can still be listed, and deleting it again finishes the job.
+func (s *Service) deleteTenant(ctx context.Context, tenant string) (map[string]int64, error) {
+	res := name(KindTenant, tenant, tenant)
+	removed := map[string]int64{}
+	if err := s.removeTenantKeys(ctx, tenant, nil); err != nil {
+		return nil, apiError(connect.CodeUnavailable, ReasonUnavailable, res, "retry the delete", err)
+	}
+	streams, err := bus.PurgeTenant(ctx, s.deps.JetStream, tenant)
+	if err != nil {
+		return nil, apiError(connect.CodeUnavailable, ReasonUnavailable, res, "retry the delete", err)
+	}
+	for _, n := range streams {
+		removed["messages"] += n
+	}
+	// Dead letters are messages of the dead-letter stream; count them apart.
+	removed["dead letters"] = streams[bus.StreamDeadLetter]
+	removed["messages"] -= streams[bus.StreamDeadLetter]
+	erased, err := erase.Tenant(ctx, s.deps.JetStream.Conn(), tenant, s.deps.EraseFrom)
+	if err != nil {
+		return nil, apiError(connect.CodeUnavailable, ReasonUnavailable, res, "", err)
+	}
+	maps.Copy(removed, erased)
+	gone, err := s.deps.Resources.DeleteTenant(ctx, tenant)
+	if err != nil {
+		return nil, storeError(res, err)
+	}
+	maps.Copy(removed, gone)
+	s.log.Info("tenant deleted", "tenant", tenant, "removed", removed)
+	return removed, nil
+}
+
 // compileTenant resolves every flow of a tenant against its endpoints and
-// integrators. Flows of an integrator that is not active are left out, so the
-// data plane stops mapping them.
+// integrators. Each flow carries its integrator's stage, which the data
+// plane follows: active runs, inactive holds, deleted refuses.
 func (s *Service) compileTenant(ctx context.Context, tenant string) ([]*flowconfig.Flow, error) {
 	flows, err := s.deps.Resources.List(ctx, KindFlow, tenant)
 	if err != nil {
@@ -160,8 +249,8 @@ func (s *Service) compileTenant(ctx context.Context, tenant string) ([]*flowconf
 		if err := decodeStrict(integ.Spec, &is); err != nil {
 			return nil, fmt.Errorf("decoding stored integrator %s/%s: %w", tenant, integ.Name, err)
 		}
-		if is.Stage != "" && is.Stage != "active" {
-			continue
+		if err := is.check(); err != nil {
+			return nil, fmt.Errorf("stored integrator %s/%s: %w", tenant, integ.Name, err)
 		}
 		src, err := s.endpoint(ctx, tenant, spec.Source)
 		if err != nil {
@@ -181,6 +270,7 @@ func (s *Service) compileTenant(ctx context.Context, tenant string) ([]*flowconf
 			Target:     dst,
 			Mapping:    spec.Mapping,
 			Duplicates: spec.Duplicates,
+			Stage:      is.Stage,
 		})
 	}
 	return out, nil
@@ -195,10 +285,22 @@ func (s *Service) endpoint(ctx context.Context, tenant, name string) (flowconfig
 	if err := decodeStrict(r.Spec, &spec); err != nil {
 		return flowconfig.Endpoint{}, fmt.Errorf("decoding stored endpoint %s/%s: %w", tenant, name, err)
 	}
-	settings, err := s.deps.Connectors.ValidateSettings(spec.Type, spec.Settings)
+	// Credentials are checked with their names only; the connector opens
+	// their values when it connects.
+	check := maps.Clone(spec.Settings)
+	if check == nil {
+		check = map[string]any{}
+	}
+	for k := range spec.Credentials {
+		check[k] = Secret
+	}
+	settings, err := s.deps.Connectors.ValidateSettings(spec.Type, check)
 	if err != nil {
 		return flowconfig.Endpoint{}, fmt.Errorf("endpoint %s/%s: %w", tenant, name, err)
 	}
+	for k := range spec.Credentials {
+		delete(settings, k)
+	}
 	cs, _ := s.deps.Connectors.Spec(spec.Type)
-	return flowconfig.Endpoint{Name: name, Type: spec.Type, Settings: settings, KeyIsID: cs.KeyIsID}, nil
+	return flowconfig.Endpoint{Name: name, Type: spec.Type, Settings: settings, KeyIsID: cs.KeyIsID, Credentials: spec.SealedCredentials}, nil
 }

@@ -19,19 +19,29 @@ import (
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/natstest"
+	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/sqlstore"
 	"github.com/syncline/syncline/services/connector/connectors"
 	"github.com/syncline/syncline/services/controlplane/controlplane"
 	"github.com/syncline/syncline/services/controlplane/resource"
 )
 
-const token = "controlplane-test-token-0123456789"
+const (
+	token   = "controlplane-test-token-0123456789"
+	testKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+)
 
 type fixture struct {
 	client controlplanev1connect.ResourceServiceClient
 	store  resource.Store
 	flows  *flowconfig.Index
 	url    string
+	box    *secret.Box
+}
+
+// as returns a client that calls with tok.
+func (f *fixture) as(tok string) controlplanev1connect.ResourceServiceClient {
+	return controlplanev1connect.NewResourceServiceClient(http.DefaultClient, f.url, connect.WithInterceptors(auth.Bearer(tok)))
 }
 
 func setup(t *testing.T) *fixture {
@@ -52,12 +62,20 @@ func setup(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ic, err := auth.NewInterceptor(token)
+	ic, err := auth.NewInterceptor(token, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := secret.ParseKey(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := secret.New(key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	svc, err := controlplane.New(controlplane.Deps{JetStream: js, Resources: store, Connectors: reg, Bus: bus.DefaultConfig(),
-		HandlerOptions: []connect.HandlerOption{connect.WithInterceptors(ic)}})
+		HandlerOptions: []connect.HandlerOption{connect.WithInterceptors(ic)}, Secrets: box})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +96,7 @@ func setup(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { _ = w.Stop(context.Background()) })
 	client := controlplanev1connect.NewResourceServiceClient(srv.Client(), srv.URL, connect.WithInterceptors(auth.Bearer(token)))
-	return &fixture{client: client, store: store, flows: w.Index(), url: srv.URL}
+	return &fixture{client: client, store: store, flows: w.Index(), url: srv.URL, box: box}
 }
 
 func res(t *testing.T, kind, tenant, name string, spec map[string]any) *controlplanev1.Resource {
@@ -184,12 +202,35 @@ func TestApplyRefusals(t *testing.T) {
 		}, connect.CodeInvalidArgument, []string{"Flow orders", "spec.mapping", "fields.total", "undeclared reference to 'sourc'", "(1:1)"}},
 		{"flow refers to a missing endpoint", func() []*controlplanev1.Resource {
 			return append(orders(t, dir, map[string]any{"n": "source.n"})[:3], orders(t, dir, map[string]any{"n": "source.n"})[4])
-		}, connect.CodeFailedPrecondition, []string{"Flow orders", "Endpoint \"erp\"", "does not exist"}},
+		}, connect.CodeFailedPrecondition, []string{"Flow acme/orders", "Endpoint \"erp\"", "does not exist"}},
 		{"endpoint settings the connector refuses", func() []*controlplanev1.Resource {
 			rs := orders(t, dir, map[string]any{"n": "source.n"})
 			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{"driver": "mysql", "dsn": "x"}})
 			return rs
 		}, connect.CodeInvalidArgument, []string{"Endpoint erp", "settings.driver", "settings.table"}},
+		{"a credential given as a setting", func() []*controlplanev1.Resource {
+			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
+				"driver": "postgres", "dsn": "postgres://erp@db/erp", "table": "orders", "password": "hunter2"}})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"spec.settings.password is a credential", "spec.credentials"}},
+		{"a password in the DSN", func() []*controlplanev1.Resource {
+			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
+				"driver": "postgres", "dsn": "postgres://erp:hunter2@db/erp", "table": "orders"}})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"settings.dsn", "without a password"}},
+		{"a credential the connector does not have", func() []*controlplanev1.Resource {
+			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
+				"driver": "sqlite", "dsn": "x.db", "table": "orders"}, "credentials": map[string]any{"apikey": "k"}})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"spec.credentials.apikey", "its credentials: password"}},
+		{"a polling schedule no source connector can run", func() []*controlplanev1.Resource {
+			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs[4].Spec.Fields["schedule"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"mode": structpb.NewStringValue("interval"), "every": structpb.NewStringValue("5m")}})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"spec.schedule.mode", "polls"}},
 		{"endpoint without a description", func() []*controlplanev1.Resource {
 			rs := orders(t, dir, map[string]any{"n": "source.n"})
 			rs[2] = res(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats"})

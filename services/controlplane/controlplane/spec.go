@@ -3,7 +3,6 @@ package controlplane
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/flowconfig"
@@ -29,17 +28,38 @@ type TenantSpec struct {
 	DisplayName string `json:"displayName,omitempty"`
 }
 
+// Integrator stages (DESIGN section 1). Active runs the integrator's flows;
+// inactive holds their events, nothing dropped and nothing pushed, until it is
+// active again; deleted is final: events for it are refused and logged.
+const (
+	StageActive   = "active"
+	StageInactive = "inactive"
+	StageDeleted  = "deleted"
+)
+
 // IntegratorSpec is an integrator's spec.
 type IntegratorSpec struct {
-	// Stage is active (the default), inactive or deleted.
+	// Stage is active (the default), inactive or deleted. Active and
+	// inactive change into each other; either changes into deleted, and
+	// deleted into nothing.
 	Stage string `json:"stage,omitempty"`
 }
 
 // EndpointSpec is an endpoint's spec.
 type EndpointSpec struct {
-	Type        string         `json:"type"`
+	Type string `json:"type"`
+	// Description is required: what system this is.
 	Description string         `json:"description"`
 	Settings    map[string]any `json:"settings,omitempty"`
+	// Credentials are the connector's secret settings (passwords, API
+	// tokens). They are write-only: stored encrypted (AES-GCM, bound to the
+	// tenant and endpoint), never returned, logged or traced. Reading an
+	// endpoint shows only which credentials are set.
+	Credentials map[string]string `json:"credentials,omitempty"`
+	// SealedCredentials is what the store keeps of the credentials: set by
+	// the server, never given or returned. The stored Credentials hold the
+	// names only, each with the value "(secret)".
+	SealedCredentials string `json:"sealedCredentials,omitempty"`
 }
 
 // FlowSpec is a flow's spec.
@@ -54,6 +74,20 @@ type FlowSpec struct {
 	// default to skip (a document in the target is not rewritten), other
 	// entities to update.
 	Duplicates string `json:"duplicates,omitempty"`
+	// Schedule is when the flow reads its source: realtime (the default;
+	// events are pushed), or, for sources that are polled, every an
+	// interval or on a cron schedule.
+	Schedule *Schedule `json:"schedule,omitempty"`
+}
+
+// Schedule is when a flow reads its source.
+type Schedule struct {
+	// Mode is realtime, interval or cron.
+	Mode string `json:"mode"`
+	// Every is the polling interval of mode interval, e.g. "5m".
+	Every string `json:"every,omitempty"`
+	// Cron is the five-field cron expression of mode cron.
+	Cron string `json:"cron,omitempty"`
 }
 
 // documents are the entities whose duplicate policy defaults to skip.
@@ -77,20 +111,34 @@ func decodeStrict(spec []byte, v any) error {
 func (s *IntegratorSpec) check() error {
 	switch s.Stage {
 	case "":
-		s.Stage = "active"
-	case "active", "inactive", "deleted":
+		s.Stage = StageActive
+	case StageActive, StageInactive, StageDeleted:
 	default:
-		return fmt.Errorf("spec.stage %q: use active, inactive or deleted", s.Stage)
+		return fieldErr("spec.stage", "%q is not a stage: use active, inactive or deleted", s.Stage)
+	}
+	return nil
+}
+
+// checkTransition refuses a stage change the integrator cannot make.
+func checkTransition(from, to string) error {
+	switch {
+	case from == to:
+		return nil
+	case from == StageDeleted:
+		return fieldErr("spec.stage", "the integrator is deleted, which is final: it cannot become %s; create a new integrator", to)
 	}
 	return nil
 }
 
 func (s *EndpointSpec) check() error {
 	if s.Type == "" {
-		return fmt.Errorf("spec.type is required: the connector type, e.g. sql or nats")
+		return fieldErr("spec.type", "is required: the connector type, e.g. sql or nats")
 	}
 	if s.Description == "" {
-		return fmt.Errorf("spec.description is required: say what system this endpoint is")
+		return fieldErr("spec.description", "is required: say what system this endpoint is")
+	}
+	if s.SealedCredentials != "" {
+		return fieldErr("spec.sealedCredentials", "is the server's: give credentials in the clear under spec.credentials (over TLS), and the server encrypts them")
 	}
 	return nil
 }
@@ -100,11 +148,11 @@ func (s *FlowSpec) check() error {
 		{"spec.integrator", s.Integrator}, {"spec.source", s.Source}, {"spec.target", s.Target}, {"spec.entity", s.Entity},
 	} {
 		if err := bus.ValidateToken(f.path, f.v); err != nil {
-			return err
+			return fieldErr(f.path, "%v", err)
 		}
 	}
 	if s.Source == s.Target {
-		return fmt.Errorf("spec.source and spec.target are both %q: a flow moves records between two endpoints", s.Source)
+		return fieldErr("spec.target", "is the source too (%q): a flow moves records between two endpoints", s.Source)
 	}
 	switch s.Duplicates {
 	case "":
@@ -114,10 +162,32 @@ func (s *FlowSpec) check() error {
 		}
 	case flowconfig.DuplicateUpdate, flowconfig.DuplicateSkip, flowconfig.DuplicateError:
 	default:
-		return fmt.Errorf("spec.duplicates %q: use update, skip or error", s.Duplicates)
+		return fieldErr("spec.duplicates", "%q: use update, skip or error", s.Duplicates)
+	}
+	if err := s.Schedule.check(); err != nil {
+		return err
 	}
 	if _, err := mapping.Compile(s.Mapping); err != nil {
-		return fmt.Errorf("spec.mapping: %w", err)
+		return fieldErr("spec.mapping", "%v", err)
+	}
+	return nil
+}
+
+func (s *Schedule) check() error {
+	if s == nil {
+		return nil
+	}
+	switch s.Mode {
+	case "realtime":
+		if s.Every != "" || s.Cron != "" {
+			return fieldErr("spec.schedule", "a realtime schedule has no every or cron")
+		}
+	case "interval", "cron":
+		// Every connector this build has pushes its events (NATS, webhooks);
+		// none polls, so a polling schedule would never run.
+		return fieldErr("spec.schedule.mode", "%q needs a source connector that polls, and this build's source connectors push their events in real time: use realtime", s.Mode)
+	default:
+		return fieldErr("spec.schedule.mode", "%q: use realtime, interval or cron", s.Mode)
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/envelope"
+	"github.com/syncline/syncline/pkg/erase"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/lifecycle"
 	"github.com/syncline/syncline/pkg/stage"
@@ -111,6 +112,10 @@ func New(deps Deps) (*Service, error) {
 			Linger: 20 * time.Millisecond,
 		}, cd)}, s.log))
 	}
+	s.parts.Add("erase requests", erase.NewResponder(deps.JetStream.Conn(), stage.Dedup, func(ctx context.Context, tenant string) (map[string]int64, error) {
+		n, err := deps.Ledger.DeleteTenant(ctx, tenant)
+		return map[string]int64{"ledger entries": n}, err
+	}))
 	return s, nil
 }
 

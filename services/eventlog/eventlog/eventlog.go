@@ -21,6 +21,7 @@ import (
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/envelope"
+	"github.com/syncline/syncline/pkg/erase"
 	"github.com/syncline/syncline/pkg/lifecycle"
 	"github.com/syncline/syncline/pkg/stage"
 	"github.com/syncline/syncline/services/eventlog/apilog"
@@ -74,6 +75,10 @@ func New(deps Deps) (*Service, error) {
 		bus.NewConsumer(bus.ConsumerSpec{Stage: stage.Eventlog, Stream: bus.StreamDeadLetter, Durable: "eventlog-dlq", Filter: "dlq.>", Linger: logLinger}, cd),
 	}, s.log))
 	s.parts.Add("max-deliveries watcher", bus.NewDeadLetterWatcher(deps.Conn, deps.JetStream, s.log))
+	s.parts.Add("erase requests", erase.NewResponder(deps.Conn, stage.Eventlog, func(ctx context.Context, tenant string) (map[string]int64, error) {
+		n, err := deps.Log.DeleteTenant(ctx, tenant)
+		return map[string]int64{"log records": n}, err
+	}))
 	return s, nil
 }
 

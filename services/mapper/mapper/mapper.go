@@ -177,6 +177,19 @@ func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envel
 		return append(out, bus.DeadLetterForFlow(m, f.Name, data, stage.Mapper, code, fmt.Sprintf("flow %s: %v", f.Name, err)))
 	}
 	result := &eventv1.Result{Stage: stage.Mapper, Attempts: uint32(bus.Deliveries(m))}
+	switch f.Stage {
+	case flowconfig.StageDeleted:
+		result.Action, result.Code = eventv1.Action_ACTION_FAILED, stage.CodeIntegratorDeleted
+		result.Reason = fmt.Sprintf("integrator %q is deleted: its flows take no more events; stop sending them, or apply the flow under another integrator", f.Integrator)
+		result.DurationUs = time.Since(start).Microseconds()
+		a, err := stage.Audit(ctx, e, result)
+		if err != nil {
+			return fail(stage.CodeMalformed, err)
+		}
+		return append(out, a)
+	case flowconfig.StageInactive:
+		return fail(stage.CodeIntegratorInactive, fmt.Errorf("integrator %q is inactive: the event is kept in the dead-letter stream; replay it when the integrator is active", f.Integrator))
+	}
 	if e.Operation == eventv1.Operation_OPERATION_UPSERT {
 		p, err := s.program(f)
 		if err != nil {

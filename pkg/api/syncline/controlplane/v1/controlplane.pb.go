@@ -176,7 +176,11 @@ type Metadata struct {
 	// digits and '-', starting with a letter, at most 63 characters.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The owning tenant; empty for kind Tenant.
-	Tenant        string `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Tenant string `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Set by the server: the resource's identity, new each time a resource
+	// of that name is created. Names are immutable: applying a resource whose
+	// uid belongs to a resource of another name is refused.
+	Uid           string `protobuf:"bytes,3,opt,name=uid,proto3" json:"uid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -221,6 +225,13 @@ func (x *Metadata) GetName() string {
 func (x *Metadata) GetTenant() string {
 	if x != nil {
 		return x.Tenant
+	}
+	return ""
+}
+
+func (x *Metadata) GetUid() string {
+	if x != nil {
+		return x.Uid
 	}
 	return ""
 }
@@ -281,12 +292,18 @@ func (x *ApplyRequest) GetDryRun() bool {
 
 // ApplyResult is Apply's outcome for one resource.
 type ApplyResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
-	Tenant        string                 `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Change        Change                 `protobuf:"varint,4,opt,name=change,proto3,enum=syncline.controlplane.v1.Change" json:"change,omitempty"`
-	Generation    int64                  `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Kind       string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Tenant     string                 `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Name       string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Change     Change                 `protobuf:"varint,4,opt,name=change,proto3,enum=syncline.controlplane.v1.Change" json:"change,omitempty"`
+	Generation int64                  `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
+	// What would change (dry run) or changed, as a unified diff of the spec
+	// in YAML; empty when unchanged. Credentials show as "(secret)".
+	Diff string `protobuf:"bytes,6,opt,name=diff,proto3" json:"diff,omitempty"`
+	// The integrator's token, on the apply that creates an integrator only:
+	// it is stored as a hash and never shown again (see RotateToken).
+	Token         string `protobuf:"bytes,7,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -354,6 +371,20 @@ func (x *ApplyResult) GetGeneration() int64 {
 		return x.Generation
 	}
 	return 0
+}
+
+func (x *ApplyResult) GetDiff() string {
+	if x != nil {
+		return x.Diff
+	}
+	return ""
+}
+
+func (x *ApplyResult) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
 }
 
 // ApplyResponse lists the outcome per resource, in request order.
@@ -500,6 +531,540 @@ func (x *ListResourcesResponse) GetResources() []*Resource {
 	return nil
 }
 
+// GetResourceRequest names one resource.
+type GetResourceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Empty for kind Tenant.
+	Tenant        string `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetResourceRequest) Reset() {
+	*x = GetResourceRequest{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetResourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetResourceRequest) ProtoMessage() {}
+
+func (x *GetResourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetResourceRequest.ProtoReflect.Descriptor instead.
+func (*GetResourceRequest) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GetResourceRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *GetResourceRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *GetResourceRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// GetResourceResponse holds the resource.
+type GetResourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Resource      *Resource              `protobuf:"bytes,1,opt,name=resource,proto3" json:"resource,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetResourceResponse) Reset() {
+	*x = GetResourceResponse{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetResourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetResourceResponse) ProtoMessage() {}
+
+func (x *GetResourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetResourceResponse.ProtoReflect.Descriptor instead.
+func (*GetResourceResponse) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetResourceResponse) GetResource() *Resource {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+// DeleteResourceRequest names one resource.
+type DeleteResourceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Empty for kind Tenant.
+	Tenant        string `protobuf:"bytes,2,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteResourceRequest) Reset() {
+	*x = DeleteResourceRequest{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteResourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteResourceRequest) ProtoMessage() {}
+
+func (x *DeleteResourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteResourceRequest.ProtoReflect.Descriptor instead.
+func (*DeleteResourceRequest) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DeleteResourceRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *DeleteResourceRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *DeleteResourceRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// Removed counts what a delete removed of one kind of thing.
+type Removed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What: "Integrator", "Flow", "token", "ledger entries", "log records",
+	// "dead letters"...
+	What          string `protobuf:"bytes,1,opt,name=what,proto3" json:"what,omitempty"`
+	Count         int64  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Removed) Reset() {
+	*x = Removed{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Removed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Removed) ProtoMessage() {}
+
+func (x *Removed) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Removed.ProtoReflect.Descriptor instead.
+func (*Removed) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Removed) GetWhat() string {
+	if x != nil {
+		return x.What
+	}
+	return ""
+}
+
+func (x *Removed) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// DeleteResourceResponse says what the delete removed.
+type DeleteResourceResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Removed       []*Removed             `protobuf:"bytes,1,rep,name=removed,proto3" json:"removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteResourceResponse) Reset() {
+	*x = DeleteResourceResponse{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteResourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteResourceResponse) ProtoMessage() {}
+
+func (x *DeleteResourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteResourceResponse.ProtoReflect.Descriptor instead.
+func (*DeleteResourceResponse) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DeleteResourceResponse) GetRemoved() []*Removed {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+// RotateTokenRequest names an integrator.
+type RotateTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Integrator    string                 `protobuf:"bytes,2,opt,name=integrator,proto3" json:"integrator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateTokenRequest) Reset() {
+	*x = RotateTokenRequest{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateTokenRequest) ProtoMessage() {}
+
+func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateTokenRequest.ProtoReflect.Descriptor instead.
+func (*RotateTokenRequest) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RotateTokenRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RotateTokenRequest) GetIntegrator() string {
+	if x != nil {
+		return x.Integrator
+	}
+	return ""
+}
+
+// RotateTokenResponse holds the new token, shown this once.
+type RotateTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateTokenResponse) Reset() {
+	*x = RotateTokenResponse{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateTokenResponse) ProtoMessage() {}
+
+func (x *RotateTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateTokenResponse.ProtoReflect.Descriptor instead.
+func (*RotateTokenResponse) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *RotateTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+// RevokeTokenRequest names an integrator.
+type RevokeTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Integrator    string                 `protobuf:"bytes,2,opt,name=integrator,proto3" json:"integrator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenRequest) Reset() {
+	*x = RevokeTokenRequest{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenRequest) ProtoMessage() {}
+
+func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RevokeTokenRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *RevokeTokenRequest) GetIntegrator() string {
+	if x != nil {
+		return x.Integrator
+	}
+	return ""
+}
+
+// RevokeTokenResponse is empty: the token no longer works.
+type RevokeTokenResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeTokenResponse) Reset() {
+	*x = RevokeTokenResponse{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeTokenResponse) ProtoMessage() {}
+
+func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{15}
+}
+
+// ErrorDetail rides on every error the API returns (as a Connect/gRPC
+// error detail): a stable reason to match on, where the problem is and
+// what to do about it. The error's message says the same in a sentence.
+type ErrorDetail struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Stable, upper snake case: INVALID_RESOURCE, REFERENCE_MISSING,
+	// ENDPOINT_IN_USE, NAME_IMMUTABLE, STAGE_TRANSITION, NOT_FOUND,
+	// PERMISSION_DENIED, UNAUTHENTICATED...
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The resource, e.g. "Flow acme/orders".
+	Resource string `protobuf:"bytes,2,opt,name=resource,proto3" json:"resource,omitempty"`
+	// The path in the resource, e.g. "spec.mapping.fields.total".
+	Field string `protobuf:"bytes,3,opt,name=field,proto3" json:"field,omitempty"`
+	// What to do.
+	Hint          string `protobuf:"bytes,4,opt,name=hint,proto3" json:"hint,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErrorDetail) Reset() {
+	*x = ErrorDetail{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErrorDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErrorDetail) ProtoMessage() {}
+
+func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
+func (*ErrorDetail) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ErrorDetail) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ErrorDetail) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *ErrorDetail) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *ErrorDetail) GetHint() string {
+	if x != nil {
+		return x.Hint
+	}
+	return ""
+}
+
 var File_syncline_controlplane_v1_controlplane_proto protoreflect.FileDescriptor
 
 const file_syncline_controlplane_v1_controlplane_proto_rawDesc = "" +
@@ -515,13 +1080,14 @@ const file_syncline_controlplane_v1_controlplane_proto_rawDesc = "" +
 	"generation\x18\x05 \x01(\x03R\n" +
 	"generation\x129\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"6\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"H\n" +
 	"\bMetadata\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06tenant\x18\x02 \x01(\tR\x06tenant\"i\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x10\n" +
+	"\x03uid\x18\x03 \x01(\tR\x03uid\"i\n" +
 	"\fApplyRequest\x12@\n" +
 	"\tresources\x18\x01 \x03(\v2\".syncline.controlplane.v1.ResourceR\tresources\x12\x17\n" +
-	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\xa7\x01\n" +
+	"\adry_run\x18\x02 \x01(\bR\x06dryRun\"\xd1\x01\n" +
 	"\vApplyResult\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x12\n" +
@@ -529,22 +1095,61 @@ const file_syncline_controlplane_v1_controlplane_proto_rawDesc = "" +
 	"\x06change\x18\x04 \x01(\x0e2 .syncline.controlplane.v1.ChangeR\x06change\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x05 \x01(\x03R\n" +
-	"generation\"P\n" +
+	"generation\x12\x12\n" +
+	"\x04diff\x18\x06 \x01(\tR\x04diff\x12\x14\n" +
+	"\x05token\x18\a \x01(\tR\x05token\"P\n" +
 	"\rApplyResponse\x12?\n" +
 	"\aresults\x18\x01 \x03(\v2%.syncline.controlplane.v1.ApplyResultR\aresults\"B\n" +
 	"\x14ListResourcesRequest\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\"Y\n" +
 	"\x15ListResourcesResponse\x12@\n" +
-	"\tresources\x18\x01 \x03(\v2\".syncline.controlplane.v1.ResourceR\tresources*^\n" +
+	"\tresources\x18\x01 \x03(\v2\".syncline.controlplane.v1.ResourceR\tresources\"T\n" +
+	"\x12GetResourceRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"U\n" +
+	"\x13GetResourceResponse\x12>\n" +
+	"\bresource\x18\x01 \x01(\v2\".syncline.controlplane.v1.ResourceR\bresource\"W\n" +
+	"\x15DeleteResourceRequest\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"3\n" +
+	"\aRemoved\x12\x12\n" +
+	"\x04what\x18\x01 \x01(\tR\x04what\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"U\n" +
+	"\x16DeleteResourceResponse\x12;\n" +
+	"\aremoved\x18\x01 \x03(\v2!.syncline.controlplane.v1.RemovedR\aremoved\"L\n" +
+	"\x12RotateTokenRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1e\n" +
+	"\n" +
+	"integrator\x18\x02 \x01(\tR\n" +
+	"integrator\"+\n" +
+	"\x13RotateTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"L\n" +
+	"\x12RevokeTokenRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1e\n" +
+	"\n" +
+	"integrator\x18\x02 \x01(\tR\n" +
+	"integrator\"\x15\n" +
+	"\x13RevokeTokenResponse\"k\n" +
+	"\vErrorDetail\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x1a\n" +
+	"\bresource\x18\x02 \x01(\tR\bresource\x12\x14\n" +
+	"\x05field\x18\x03 \x01(\tR\x05field\x12\x12\n" +
+	"\x04hint\x18\x04 \x01(\tR\x04hint*^\n" +
 	"\x06Change\x12\x16\n" +
 	"\x12CHANGE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eCHANGE_CREATED\x10\x01\x12\x12\n" +
 	"\x0eCHANGE_UPDATED\x10\x02\x12\x14\n" +
-	"\x10CHANGE_UNCHANGED\x10\x032\xdd\x01\n" +
+	"\x10CHANGE_UNCHANGED\x10\x032\x96\x05\n" +
 	"\x0fResourceService\x12X\n" +
 	"\x05Apply\x12&.syncline.controlplane.v1.ApplyRequest\x1a'.syncline.controlplane.v1.ApplyResponse\x12p\n" +
-	"\rListResources\x12..syncline.controlplane.v1.ListResourcesRequest\x1a/.syncline.controlplane.v1.ListResourcesResponseB\x81\x02\n" +
+	"\rListResources\x12..syncline.controlplane.v1.ListResourcesRequest\x1a/.syncline.controlplane.v1.ListResourcesResponse\x12j\n" +
+	"\vGetResource\x12,.syncline.controlplane.v1.GetResourceRequest\x1a-.syncline.controlplane.v1.GetResourceResponse\x12s\n" +
+	"\x0eDeleteResource\x12/.syncline.controlplane.v1.DeleteResourceRequest\x1a0.syncline.controlplane.v1.DeleteResourceResponse\x12j\n" +
+	"\vRotateToken\x12,.syncline.controlplane.v1.RotateTokenRequest\x1a-.syncline.controlplane.v1.RotateTokenResponse\x12j\n" +
+	"\vRevokeToken\x12,.syncline.controlplane.v1.RevokeTokenRequest\x1a-.syncline.controlplane.v1.RevokeTokenResponseB\x81\x02\n" +
 	"\x1ccom.syncline.controlplane.v1B\x11ControlplaneProtoP\x01ZLgithub.com/syncline/syncline/pkg/api/syncline/controlplane/v1;controlplanev1\xa2\x02\x03SCX\xaa\x02\x18Syncline.Controlplane.V1\xca\x02\x18Syncline\\Controlplane\\V1\xe2\x02$Syncline\\Controlplane\\V1\\GPBMetadata\xea\x02\x1aSyncline::Controlplane::V1b\x06proto3"
 
 var (
@@ -560,36 +1165,56 @@ func file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP() []byte {
 }
 
 var file_syncline_controlplane_v1_controlplane_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_syncline_controlplane_v1_controlplane_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_syncline_controlplane_v1_controlplane_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_syncline_controlplane_v1_controlplane_proto_goTypes = []any{
-	(Change)(0),                   // 0: syncline.controlplane.v1.Change
-	(*Resource)(nil),              // 1: syncline.controlplane.v1.Resource
-	(*Metadata)(nil),              // 2: syncline.controlplane.v1.Metadata
-	(*ApplyRequest)(nil),          // 3: syncline.controlplane.v1.ApplyRequest
-	(*ApplyResult)(nil),           // 4: syncline.controlplane.v1.ApplyResult
-	(*ApplyResponse)(nil),         // 5: syncline.controlplane.v1.ApplyResponse
-	(*ListResourcesRequest)(nil),  // 6: syncline.controlplane.v1.ListResourcesRequest
-	(*ListResourcesResponse)(nil), // 7: syncline.controlplane.v1.ListResourcesResponse
-	(*structpb.Struct)(nil),       // 8: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(Change)(0),                    // 0: syncline.controlplane.v1.Change
+	(*Resource)(nil),               // 1: syncline.controlplane.v1.Resource
+	(*Metadata)(nil),               // 2: syncline.controlplane.v1.Metadata
+	(*ApplyRequest)(nil),           // 3: syncline.controlplane.v1.ApplyRequest
+	(*ApplyResult)(nil),            // 4: syncline.controlplane.v1.ApplyResult
+	(*ApplyResponse)(nil),          // 5: syncline.controlplane.v1.ApplyResponse
+	(*ListResourcesRequest)(nil),   // 6: syncline.controlplane.v1.ListResourcesRequest
+	(*ListResourcesResponse)(nil),  // 7: syncline.controlplane.v1.ListResourcesResponse
+	(*GetResourceRequest)(nil),     // 8: syncline.controlplane.v1.GetResourceRequest
+	(*GetResourceResponse)(nil),    // 9: syncline.controlplane.v1.GetResourceResponse
+	(*DeleteResourceRequest)(nil),  // 10: syncline.controlplane.v1.DeleteResourceRequest
+	(*Removed)(nil),                // 11: syncline.controlplane.v1.Removed
+	(*DeleteResourceResponse)(nil), // 12: syncline.controlplane.v1.DeleteResourceResponse
+	(*RotateTokenRequest)(nil),     // 13: syncline.controlplane.v1.RotateTokenRequest
+	(*RotateTokenResponse)(nil),    // 14: syncline.controlplane.v1.RotateTokenResponse
+	(*RevokeTokenRequest)(nil),     // 15: syncline.controlplane.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),    // 16: syncline.controlplane.v1.RevokeTokenResponse
+	(*ErrorDetail)(nil),            // 17: syncline.controlplane.v1.ErrorDetail
+	(*structpb.Struct)(nil),        // 18: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
 }
 var file_syncline_controlplane_v1_controlplane_proto_depIdxs = []int32{
-	2, // 0: syncline.controlplane.v1.Resource.metadata:type_name -> syncline.controlplane.v1.Metadata
-	8, // 1: syncline.controlplane.v1.Resource.spec:type_name -> google.protobuf.Struct
-	9, // 2: syncline.controlplane.v1.Resource.updated_at:type_name -> google.protobuf.Timestamp
-	1, // 3: syncline.controlplane.v1.ApplyRequest.resources:type_name -> syncline.controlplane.v1.Resource
-	0, // 4: syncline.controlplane.v1.ApplyResult.change:type_name -> syncline.controlplane.v1.Change
-	4, // 5: syncline.controlplane.v1.ApplyResponse.results:type_name -> syncline.controlplane.v1.ApplyResult
-	1, // 6: syncline.controlplane.v1.ListResourcesResponse.resources:type_name -> syncline.controlplane.v1.Resource
-	3, // 7: syncline.controlplane.v1.ResourceService.Apply:input_type -> syncline.controlplane.v1.ApplyRequest
-	6, // 8: syncline.controlplane.v1.ResourceService.ListResources:input_type -> syncline.controlplane.v1.ListResourcesRequest
-	5, // 9: syncline.controlplane.v1.ResourceService.Apply:output_type -> syncline.controlplane.v1.ApplyResponse
-	7, // 10: syncline.controlplane.v1.ResourceService.ListResources:output_type -> syncline.controlplane.v1.ListResourcesResponse
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	2,  // 0: syncline.controlplane.v1.Resource.metadata:type_name -> syncline.controlplane.v1.Metadata
+	18, // 1: syncline.controlplane.v1.Resource.spec:type_name -> google.protobuf.Struct
+	19, // 2: syncline.controlplane.v1.Resource.updated_at:type_name -> google.protobuf.Timestamp
+	1,  // 3: syncline.controlplane.v1.ApplyRequest.resources:type_name -> syncline.controlplane.v1.Resource
+	0,  // 4: syncline.controlplane.v1.ApplyResult.change:type_name -> syncline.controlplane.v1.Change
+	4,  // 5: syncline.controlplane.v1.ApplyResponse.results:type_name -> syncline.controlplane.v1.ApplyResult
+	1,  // 6: syncline.controlplane.v1.ListResourcesResponse.resources:type_name -> syncline.controlplane.v1.Resource
+	1,  // 7: syncline.controlplane.v1.GetResourceResponse.resource:type_name -> syncline.controlplane.v1.Resource
+	11, // 8: syncline.controlplane.v1.DeleteResourceResponse.removed:type_name -> syncline.controlplane.v1.Removed
+	3,  // 9: syncline.controlplane.v1.ResourceService.Apply:input_type -> syncline.controlplane.v1.ApplyRequest
+	6,  // 10: syncline.controlplane.v1.ResourceService.ListResources:input_type -> syncline.controlplane.v1.ListResourcesRequest
+	8,  // 11: syncline.controlplane.v1.ResourceService.GetResource:input_type -> syncline.controlplane.v1.GetResourceRequest
+	10, // 12: syncline.controlplane.v1.ResourceService.DeleteResource:input_type -> syncline.controlplane.v1.DeleteResourceRequest
+	13, // 13: syncline.controlplane.v1.ResourceService.RotateToken:input_type -> syncline.controlplane.v1.RotateTokenRequest
+	15, // 14: syncline.controlplane.v1.ResourceService.RevokeToken:input_type -> syncline.controlplane.v1.RevokeTokenRequest
+	5,  // 15: syncline.controlplane.v1.ResourceService.Apply:output_type -> syncline.controlplane.v1.ApplyResponse
+	7,  // 16: syncline.controlplane.v1.ResourceService.ListResources:output_type -> syncline.controlplane.v1.ListResourcesResponse
+	9,  // 17: syncline.controlplane.v1.ResourceService.GetResource:output_type -> syncline.controlplane.v1.GetResourceResponse
+	12, // 18: syncline.controlplane.v1.ResourceService.DeleteResource:output_type -> syncline.controlplane.v1.DeleteResourceResponse
+	14, // 19: syncline.controlplane.v1.ResourceService.RotateToken:output_type -> syncline.controlplane.v1.RotateTokenResponse
+	16, // 20: syncline.controlplane.v1.ResourceService.RevokeToken:output_type -> syncline.controlplane.v1.RevokeTokenResponse
+	15, // [15:21] is the sub-list for method output_type
+	9,  // [9:15] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_syncline_controlplane_v1_controlplane_proto_init() }
@@ -603,7 +1228,7 @@ func file_syncline_controlplane_v1_controlplane_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_syncline_controlplane_v1_controlplane_proto_rawDesc), len(file_syncline_controlplane_v1_controlplane_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

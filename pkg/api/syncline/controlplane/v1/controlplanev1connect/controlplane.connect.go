@@ -41,6 +41,18 @@ const (
 	// ResourceServiceListResourcesProcedure is the fully-qualified name of the ResourceService's
 	// ListResources RPC.
 	ResourceServiceListResourcesProcedure = "/syncline.controlplane.v1.ResourceService/ListResources"
+	// ResourceServiceGetResourceProcedure is the fully-qualified name of the ResourceService's
+	// GetResource RPC.
+	ResourceServiceGetResourceProcedure = "/syncline.controlplane.v1.ResourceService/GetResource"
+	// ResourceServiceDeleteResourceProcedure is the fully-qualified name of the ResourceService's
+	// DeleteResource RPC.
+	ResourceServiceDeleteResourceProcedure = "/syncline.controlplane.v1.ResourceService/DeleteResource"
+	// ResourceServiceRotateTokenProcedure is the fully-qualified name of the ResourceService's
+	// RotateToken RPC.
+	ResourceServiceRotateTokenProcedure = "/syncline.controlplane.v1.ResourceService/RotateToken"
+	// ResourceServiceRevokeTokenProcedure is the fully-qualified name of the ResourceService's
+	// RevokeToken RPC.
+	ResourceServiceRevokeTokenProcedure = "/syncline.controlplane.v1.ResourceService/RevokeToken"
 )
 
 // ResourceServiceClient is a client for the syncline.controlplane.v1.ResourceService service.
@@ -51,6 +63,20 @@ type ResourceServiceClient interface {
 	Apply(context.Context, *v1.ApplyRequest) (*v1.ApplyResponse, error)
 	// ListResources lists resources of one kind, optionally of one tenant.
 	ListResources(context.Context, *v1.ListResourcesRequest) (*v1.ListResourcesResponse, error)
+	// GetResource returns one resource.
+	GetResource(context.Context, *v1.GetResourceRequest) (*v1.GetResourceResponse, error)
+	// DeleteResource deletes one resource and says what it removed. A Tenant
+	// takes everything of it along (integrators, endpoints, flows, tokens,
+	// ledger, API log, dead letters); an Endpoint is refused while flows use
+	// it; an Integrator is moved to its final stage, deleted, and its token
+	// revoked, so that events still sent for it are refused and logged.
+	DeleteResource(context.Context, *v1.DeleteResourceRequest) (*v1.DeleteResourceResponse, error)
+	// RotateToken gives an integrator a new token; the old one stops working
+	// at once. The token is shown in this response only.
+	RotateToken(context.Context, *v1.RotateTokenRequest) (*v1.RotateTokenResponse, error)
+	// RevokeToken takes an integrator's token away; RotateToken gives it a
+	// new one.
+	RevokeToken(context.Context, *v1.RevokeTokenRequest) (*v1.RevokeTokenResponse, error)
 }
 
 // NewResourceServiceClient constructs a client for the syncline.controlplane.v1.ResourceService
@@ -76,13 +102,41 @@ func NewResourceServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(resourceServiceMethods.ByName("ListResources")),
 			connect.WithClientOptions(opts...),
 		),
+		getResource: connect.NewClient[v1.GetResourceRequest, v1.GetResourceResponse](
+			httpClient,
+			baseURL+ResourceServiceGetResourceProcedure,
+			connect.WithSchema(resourceServiceMethods.ByName("GetResource")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteResource: connect.NewClient[v1.DeleteResourceRequest, v1.DeleteResourceResponse](
+			httpClient,
+			baseURL+ResourceServiceDeleteResourceProcedure,
+			connect.WithSchema(resourceServiceMethods.ByName("DeleteResource")),
+			connect.WithClientOptions(opts...),
+		),
+		rotateToken: connect.NewClient[v1.RotateTokenRequest, v1.RotateTokenResponse](
+			httpClient,
+			baseURL+ResourceServiceRotateTokenProcedure,
+			connect.WithSchema(resourceServiceMethods.ByName("RotateToken")),
+			connect.WithClientOptions(opts...),
+		),
+		revokeToken: connect.NewClient[v1.RevokeTokenRequest, v1.RevokeTokenResponse](
+			httpClient,
+			baseURL+ResourceServiceRevokeTokenProcedure,
+			connect.WithSchema(resourceServiceMethods.ByName("RevokeToken")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // resourceServiceClient implements ResourceServiceClient.
 type resourceServiceClient struct {
-	apply         *connect.Client[v1.ApplyRequest, v1.ApplyResponse]
-	listResources *connect.Client[v1.ListResourcesRequest, v1.ListResourcesResponse]
+	apply          *connect.Client[v1.ApplyRequest, v1.ApplyResponse]
+	listResources  *connect.Client[v1.ListResourcesRequest, v1.ListResourcesResponse]
+	getResource    *connect.Client[v1.GetResourceRequest, v1.GetResourceResponse]
+	deleteResource *connect.Client[v1.DeleteResourceRequest, v1.DeleteResourceResponse]
+	rotateToken    *connect.Client[v1.RotateTokenRequest, v1.RotateTokenResponse]
+	revokeToken    *connect.Client[v1.RevokeTokenRequest, v1.RevokeTokenResponse]
 }
 
 // Apply calls syncline.controlplane.v1.ResourceService.Apply.
@@ -103,6 +157,42 @@ func (c *resourceServiceClient) ListResources(ctx context.Context, req *v1.ListR
 	return nil, err
 }
 
+// GetResource calls syncline.controlplane.v1.ResourceService.GetResource.
+func (c *resourceServiceClient) GetResource(ctx context.Context, req *v1.GetResourceRequest) (*v1.GetResourceResponse, error) {
+	response, err := c.getResource.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// DeleteResource calls syncline.controlplane.v1.ResourceService.DeleteResource.
+func (c *resourceServiceClient) DeleteResource(ctx context.Context, req *v1.DeleteResourceRequest) (*v1.DeleteResourceResponse, error) {
+	response, err := c.deleteResource.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// RotateToken calls syncline.controlplane.v1.ResourceService.RotateToken.
+func (c *resourceServiceClient) RotateToken(ctx context.Context, req *v1.RotateTokenRequest) (*v1.RotateTokenResponse, error) {
+	response, err := c.rotateToken.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// RevokeToken calls syncline.controlplane.v1.ResourceService.RevokeToken.
+func (c *resourceServiceClient) RevokeToken(ctx context.Context, req *v1.RevokeTokenRequest) (*v1.RevokeTokenResponse, error) {
+	response, err := c.revokeToken.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // ResourceServiceHandler is an implementation of the syncline.controlplane.v1.ResourceService
 // service.
 type ResourceServiceHandler interface {
@@ -112,6 +202,20 @@ type ResourceServiceHandler interface {
 	Apply(context.Context, *v1.ApplyRequest) (*v1.ApplyResponse, error)
 	// ListResources lists resources of one kind, optionally of one tenant.
 	ListResources(context.Context, *v1.ListResourcesRequest) (*v1.ListResourcesResponse, error)
+	// GetResource returns one resource.
+	GetResource(context.Context, *v1.GetResourceRequest) (*v1.GetResourceResponse, error)
+	// DeleteResource deletes one resource and says what it removed. A Tenant
+	// takes everything of it along (integrators, endpoints, flows, tokens,
+	// ledger, API log, dead letters); an Endpoint is refused while flows use
+	// it; an Integrator is moved to its final stage, deleted, and its token
+	// revoked, so that events still sent for it are refused and logged.
+	DeleteResource(context.Context, *v1.DeleteResourceRequest) (*v1.DeleteResourceResponse, error)
+	// RotateToken gives an integrator a new token; the old one stops working
+	// at once. The token is shown in this response only.
+	RotateToken(context.Context, *v1.RotateTokenRequest) (*v1.RotateTokenResponse, error)
+	// RevokeToken takes an integrator's token away; RotateToken gives it a
+	// new one.
+	RevokeToken(context.Context, *v1.RevokeTokenRequest) (*v1.RevokeTokenResponse, error)
 }
 
 // NewResourceServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -133,12 +237,44 @@ func NewResourceServiceHandler(svc ResourceServiceHandler, opts ...connect.Handl
 		connect.WithSchema(resourceServiceMethods.ByName("ListResources")),
 		connect.WithHandlerOptions(opts...),
 	)
+	resourceServiceGetResourceHandler := connect.NewUnaryHandlerSimple(
+		ResourceServiceGetResourceProcedure,
+		svc.GetResource,
+		connect.WithSchema(resourceServiceMethods.ByName("GetResource")),
+		connect.WithHandlerOptions(opts...),
+	)
+	resourceServiceDeleteResourceHandler := connect.NewUnaryHandlerSimple(
+		ResourceServiceDeleteResourceProcedure,
+		svc.DeleteResource,
+		connect.WithSchema(resourceServiceMethods.ByName("DeleteResource")),
+		connect.WithHandlerOptions(opts...),
+	)
+	resourceServiceRotateTokenHandler := connect.NewUnaryHandlerSimple(
+		ResourceServiceRotateTokenProcedure,
+		svc.RotateToken,
+		connect.WithSchema(resourceServiceMethods.ByName("RotateToken")),
+		connect.WithHandlerOptions(opts...),
+	)
+	resourceServiceRevokeTokenHandler := connect.NewUnaryHandlerSimple(
+		ResourceServiceRevokeTokenProcedure,
+		svc.RevokeToken,
+		connect.WithSchema(resourceServiceMethods.ByName("RevokeToken")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/syncline.controlplane.v1.ResourceService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ResourceServiceApplyProcedure:
 			resourceServiceApplyHandler.ServeHTTP(w, r)
 		case ResourceServiceListResourcesProcedure:
 			resourceServiceListResourcesHandler.ServeHTTP(w, r)
+		case ResourceServiceGetResourceProcedure:
+			resourceServiceGetResourceHandler.ServeHTTP(w, r)
+		case ResourceServiceDeleteResourceProcedure:
+			resourceServiceDeleteResourceHandler.ServeHTTP(w, r)
+		case ResourceServiceRotateTokenProcedure:
+			resourceServiceRotateTokenHandler.ServeHTTP(w, r)
+		case ResourceServiceRevokeTokenProcedure:
+			resourceServiceRevokeTokenHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -154,4 +290,20 @@ func (UnimplementedResourceServiceHandler) Apply(context.Context, *v1.ApplyReque
 
 func (UnimplementedResourceServiceHandler) ListResources(context.Context, *v1.ListResourcesRequest) (*v1.ListResourcesResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("syncline.controlplane.v1.ResourceService.ListResources is not implemented"))
+}
+
+func (UnimplementedResourceServiceHandler) GetResource(context.Context, *v1.GetResourceRequest) (*v1.GetResourceResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("syncline.controlplane.v1.ResourceService.GetResource is not implemented"))
+}
+
+func (UnimplementedResourceServiceHandler) DeleteResource(context.Context, *v1.DeleteResourceRequest) (*v1.DeleteResourceResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("syncline.controlplane.v1.ResourceService.DeleteResource is not implemented"))
+}
+
+func (UnimplementedResourceServiceHandler) RotateToken(context.Context, *v1.RotateTokenRequest) (*v1.RotateTokenResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("syncline.controlplane.v1.ResourceService.RotateToken is not implemented"))
+}
+
+func (UnimplementedResourceServiceHandler) RevokeToken(context.Context, *v1.RevokeTokenRequest) (*v1.RevokeTokenResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("syncline.controlplane.v1.ResourceService.RevokeToken is not implemented"))
 }

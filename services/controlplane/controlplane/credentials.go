@@ -1,0 +1,215 @@
+package controlplane
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"connectrpc.com/connect"
+
+	"github.com/syncline/syncline/pkg/flowconfig"
+	"github.com/syncline/syncline/pkg/resourcefile"
+)
+
+// Secret is what a credential's value reads as: in every response, and in
+// a file, where it means "keep the stored value".
+const Secret = "(secret)"
+
+// checkSettings checks an endpoint's settings and credentials against its
+// connector's spec: secret settings belong in credentials, and credentials
+// are the connector's secret settings only.
+func (s *Service) checkSettings(es *EndpointSpec) error {
+	cs, ok := s.deps.Connectors.Spec(es.Type)
+	if !ok {
+		_, err := s.deps.Connectors.ValidateSettings(es.Type, es.Settings)
+		return fieldErr("spec.type", "%v", err)
+	}
+	secret := map[string]bool{}
+	for _, f := range cs.Fields {
+		secret[f.Name] = f.Credential
+	}
+	for k := range es.Settings {
+		if secret[k] {
+			return fieldErr("spec.settings."+k, "is a credential of connector %s: give it under spec.credentials, where it is stored encrypted", es.Type)
+		}
+	}
+	merged := maps.Clone(es.Settings)
+	if merged == nil {
+		merged = map[string]any{}
+	}
+	for k, v := range es.Credentials {
+		if !secret[k] {
+			return fieldErr("spec.credentials."+k, "connector %s has no credential %q (its credentials: %s)", es.Type, k, secretNames(secret))
+		}
+		merged[k] = v
+	}
+	if _, err := s.deps.Connectors.ValidateSettings(es.Type, merged); err != nil {
+		return fieldErr("spec.settings", "%v", err)
+	}
+	return nil
+}
+
+func secretNames(secret map[string]bool) string {
+	var names []string
+	for k, v := range secret {
+		if v {
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// storedCredentials reads what an endpoint's stored spec holds of its
+// credentials.
+func storedCredentials(spec json.RawMessage) (names map[string]string, sealed string) {
+	var es EndpointSpec
+	if len(spec) > 0 {
+		_ = json.Unmarshal(spec, &es)
+	}
+	return es.Credentials, es.SealedCredentials
+}
+
+// sealCredentials turns the credentials an apply gives into what the store
+// keeps: their names, each "(secret)", and one value sealed with the master
+// key, bound to the tenant and endpoint. Credentials left out keep the
+// stored ones; a value "(secret)" keeps that stored value; an empty map
+// removes them all. Unchanged credentials keep their sealed text, so that
+// applying the same file twice changes nothing.
+func (s *Service) sealCredentials(it *item, old json.RawMessage) error {
+	oldNames, oldSealed := storedCredentials(old)
+	var spec map[string]any
+	if err := json.Unmarshal(it.res.Spec, &spec); err != nil {
+		return apiError(connect.CodeInternal, ReasonInternal, it.name(), "", err)
+	}
+	given := it.credentials
+	binding := flowconfig.CredentialsBinding(it.res.Tenant, it.res.Name)
+	var oldPlain map[string]string
+	if oldSealed != "" && (given != nil) {
+		if s.deps.Secrets == nil {
+			return noMasterKey(it.name())
+		}
+		b, err := s.deps.Secrets.Open(binding, oldSealed)
+		if err == nil {
+			err = json.Unmarshal(b, &oldPlain)
+		}
+		if err != nil {
+			return apiError(connect.CodeFailedPrecondition, ReasonInternal, it.name(),
+				"give every credential's value again: the stored ones cannot be read with this master key", err)
+		}
+	}
+	it.changedCredentials = nil
+	switch {
+	case given == nil:
+		// Keep what is stored.
+		setCredentials(spec, oldNames, oldSealed)
+	case len(given) == 0:
+		setCredentials(spec, nil, "")
+		it.changedCredentials = slices.Sorted(maps.Keys(oldNames))
+	default:
+		plain := map[string]string{}
+		for k, v := range given {
+			if v == Secret {
+				ov, ok := oldPlain[k]
+				if !ok {
+					return apiError(connect.CodeInvalidArgument, ReasonInvalid, it.name(), "give the credential's value",
+						fieldErr("spec.credentials."+k, "is %q, which keeps a stored value, but none is stored", Secret))
+				}
+				v = ov
+			}
+			plain[k] = v
+		}
+		names := map[string]string{}
+		for k := range plain {
+			names[k] = Secret
+			if oldPlain[k] != plain[k] {
+				it.changedCredentials = append(it.changedCredentials, k)
+			}
+		}
+		for k := range oldPlain {
+			if _, ok := plain[k]; !ok {
+				it.changedCredentials = append(it.changedCredentials, k)
+			}
+		}
+		slices.Sort(it.changedCredentials)
+		sealed := oldSealed
+		if len(it.changedCredentials) > 0 {
+			if s.deps.Secrets == nil {
+				return noMasterKey(it.name())
+			}
+			b, err := json.Marshal(plain)
+			if err != nil {
+				return apiError(connect.CodeInternal, ReasonInternal, it.name(), "", err)
+			}
+			if sealed, err = s.deps.Secrets.Seal(binding, b); err != nil {
+				return apiError(connect.CodeInternal, ReasonInternal, it.name(), "", err)
+			}
+		}
+		setCredentials(spec, names, sealed)
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return apiError(connect.CodeInternal, ReasonInternal, it.name(), "", err)
+	}
+	it.res.Spec = b
+	return nil
+}
+
+func setCredentials(spec map[string]any, names map[string]string, sealed string) {
+	delete(spec, "credentials")
+	delete(spec, "sealedCredentials")
+	if len(names) > 0 {
+		spec["credentials"] = names
+		spec["sealedCredentials"] = sealed
+	}
+}
+
+func noMasterKey(res string) error {
+	return apiError(connect.CodeFailedPrecondition, ReasonNoMasterKey, res,
+		"set SYNCLINE_MASTER_KEY on the control plane and the connector to 32 random bytes in base64 (`head -c32 /dev/urandom | base64`); syncline dev makes one in its data folder",
+		errors.New("credentials are stored encrypted, and the control plane has no master key"))
+}
+
+// publicSpec is a stored spec as the API shows it: without the sealed
+// credentials (their names stay, each "(secret)").
+func publicSpec(kind string, stored json.RawMessage) (map[string]any, error) {
+	var spec map[string]any
+	if err := json.Unmarshal(stored, &spec); err != nil {
+		return nil, fmt.Errorf("decoding the stored spec: %w", err)
+	}
+	if kind == KindEndpoint {
+		delete(spec, "sealedCredentials")
+	}
+	return spec, nil
+}
+
+// specDiff shows what an apply changes in a spec, as a diff of the public
+// views; a changed credential shows as "(secret, changed)", never its
+// value.
+func specDiff(kind string, old, new json.RawMessage, changedCredentials []string) (string, error) {
+	var before map[string]any
+	if old != nil {
+		var err error
+		if before, err = publicSpec(kind, old); err != nil {
+			return "", err
+		}
+	}
+	after, err := publicSpec(kind, new)
+	if err != nil {
+		return "", err
+	}
+	if creds, ok := after["credentials"].(map[string]any); ok {
+		for _, k := range changedCredentials {
+			if _, ok := creds[k]; ok && before != nil {
+				creds[k] = Secret[:len(Secret)-1] + ", changed)"
+			}
+		}
+	}
+	return resourcefile.Diff(before, after), nil
+}
