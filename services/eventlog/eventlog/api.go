@@ -11,6 +11,7 @@ import (
 
 	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
+	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/services/eventlog/apilog"
 )
 
@@ -27,11 +28,17 @@ func newLogHandler(store apilog.Store, opts ...connect.HandlerOption) (string, h
 // QueryLogs answers a log query. Invalid filters are the caller's mistake
 // (InvalidArgument) and say which filter is wrong.
 func (h *logHandler) QueryLogs(ctx context.Context, req *eventlogv1.QueryLogsRequest) (*eventlogv1.QueryLogsResponse, error) {
-	if req.Tenant == "" {
+	// An integrator token queries its own tenant, whether it names it or
+	// not; another tenant is refused.
+	tenant, err := auth.Tenant(ctx, req.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	if tenant == "" {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errNoTenant)
 	}
 	q := apilog.Query{
-		Tenant:     req.Tenant,
+		Tenant:     tenant,
 		SourceKey:  req.RemoteId,
 		Integrator: req.Integrator,
 		Flow:       req.Flow,
