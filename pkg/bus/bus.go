@@ -19,6 +19,9 @@ const (
 	StreamPush       = "SYNCLINE_PUSH"
 	StreamAudit      = "SYNCLINE_AUDIT"
 	StreamDeadLetter = "SYNCLINE_DLQ"
+	// StreamHold keeps the events of flows whose integrator is inactive
+	// until it is active again; nothing in it expires.
+	StreamHold = "SYNCLINE_HOLD"
 )
 
 // Header names. Nats-Msg-Id makes JetStream drop a re-publish of the same

@@ -26,6 +26,16 @@ type ConsumerDeps struct {
 	Logger    *slog.Logger
 	Metrics   *Metrics
 	Handler   BatchHandler
+	// OnOpen, if set, runs each time the consumer (re)opens, before any
+	// batch: a stage that keeps state derived from the bus reloads it there,
+	// since another process may have run the consumer in between.
+	OnOpen func(ctx context.Context) error
+	// Tick, if set, runs every TickEvery between batches, in the consumer's
+	// own goroutine, so it never overlaps the handler: work a stage must
+	// order with its batches (releasing held events, say) goes there. An
+	// error is logged and the next tick tries again.
+	Tick      func(ctx context.Context) error
+	TickEvery time.Duration
 }
 
 // Consumer runs one durable pull consumer of one stage: it fetches
@@ -149,6 +159,12 @@ func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) 
 	if err != nil {
 		return nil, fmt.Errorf("subscribing consumer %s: %w", c.spec.Durable, err)
 	}
+	if c.deps.OnOpen != nil {
+		if err := c.deps.OnOpen(ctx); err != nil {
+			iter.Stop()
+			return nil, fmt.Errorf("opening consumer %s: %w", c.spec.Durable, err)
+		}
+	}
 	return iter, nil
 }
 
@@ -185,6 +201,12 @@ func (c *Consumer) consume(iter jetstream.MessagesContext) bool {
 	msgs := make(chan jetstream.Msg, c.deps.Config.MaxBatch)
 	go pump(iter, msgs, c.log)
 	batch := make([]jetstream.Msg, 0, c.deps.Config.MaxBatch)
+	var tick <-chan time.Time
+	if c.deps.Tick != nil && c.deps.TickEvery > 0 {
+		t := time.NewTicker(c.deps.TickEvery)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		var m jetstream.Msg
 		var ok bool
@@ -193,6 +215,11 @@ func (c *Consumer) consume(iter jetstream.MessagesContext) bool {
 			if !ok {
 				return false
 			}
+		case <-tick:
+			if err := c.deps.Tick(c.handlerCtx); err != nil && c.handlerCtx.Err() == nil {
+				c.log.Warn("periodic work failed; retrying at the next tick", "error", err)
+			}
+			continue
 		case <-c.stopping:
 			return false
 		}

@@ -30,12 +30,15 @@ func streamConfigs(c Config) []jetstream.StreamConfig {
 	}
 	dlq := pipeline(StreamDeadLetter, "dlq.>", "Events a stage could not process, with the reason; replayable.", c.InternalDuplicates)
 	dlq.MaxAge = c.DeadLetterMaxAge
+	hold := pipeline(StreamHold, "hold.>", "Events of flows whose integrator is inactive, kept in order until it is active again.", c.InternalDuplicates)
+	hold.MaxAge = 0
 	return []jetstream.StreamConfig{
 		pipeline(StreamIngest, "ingest.>", "Change events as sources publish them.", c.IngestDuplicates),
 		pipeline(StreamFlow, "flow.>", "Mapped events, one per matching flow, partitioned by source key.", c.InternalDuplicates),
 		pipeline(StreamPush, "push.>", "Events the ledger decided to apply, partitioned by source key.", c.InternalDuplicates),
 		pipeline(StreamAudit, "audit.>", "Outcomes of every stage, for the API log. Never payloads.", c.InternalDuplicates),
 		dlq,
+		hold,
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 //	push.<tenant>.<flow>.<partition>
 //	audit.<tenant>.<flow>
 //	dlq.<tenant>.<stage>
+//	hold.<tenant>.<flow>
 //
 // The tenant is always the second token, so any stage can attribute a message
 // it cannot decode.
@@ -42,6 +43,12 @@ func AuditSubject(tenant, flow string) string {
 		flow = NoFlow
 	}
 	return "audit." + tenant + "." + flow
+}
+
+// HoldSubject is where the mapper keeps a flow's events while its
+// integrator is inactive.
+func HoldSubject(tenant, flow string) string {
+	return "hold." + tenant + "." + flow
 }
 
 // DeadLetterSubject is where a stage puts what it could not process.

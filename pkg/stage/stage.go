@@ -42,9 +42,6 @@ const (
 	// CodeIntegratorDeleted refuses an event of a flow whose integrator is
 	// deleted (final); the refusal is logged, the event not kept.
 	CodeIntegratorDeleted = "integrator_deleted"
-	// CodeIntegratorInactive keeps an event of a flow whose integrator is
-	// inactive in the dead-letter stream, to be replayed when it is active.
-	CodeIntegratorInactive = "integrator_inactive"
 )
 
 // HeaderOutcome on an audit message says "<stage> <action>" (for example

@@ -49,6 +49,10 @@ type Service struct {
 	pub      *bus.Publisher
 	consumer *bus.Shared
 
+	// held and holdStream are the consumer goroutine's own (see hold.go).
+	held       map[heldKey]bool
+	holdStream jetstream.Stream
+
 	mu       sync.Mutex
 	programs map[string]compiled
 	// indexVersion is the flow index version the cache was last pruned at.
@@ -78,6 +82,7 @@ func New(deps Deps) (*Service, error) {
 		tracer:   deps.Tracer.Tracer("github.com/syncline/syncline/services/mapper"),
 		pub:      bus.NewPublisher(deps.JetStream),
 		programs: map[string]compiled{},
+		held:     map[heldKey]bool{},
 	}
 	s.consumer = bus.NewShared(deps.Leases, "mapper-ingest", []*bus.Consumer{bus.NewConsumer(bus.ConsumerSpec{
 		Stage:   stage.Mapper,
@@ -90,6 +95,11 @@ func New(deps Deps) (*Service, error) {
 		Logger:    s.log,
 		Metrics:   deps.Metrics,
 		Handler:   s.handle,
+		OnOpen:    s.loadHeld,
+		// A flow whose integrator becomes active again gets its held
+		// events within this, even when nothing new arrives.
+		Tick:      s.release,
+		TickEvery: 200 * time.Millisecond,
 	})}, s.log)
 	return s, nil
 }
@@ -110,6 +120,12 @@ func (s *Service) Stop(ctx context.Context) error {
 // handle maps a batch and publishes every output — flow events, audit
 // records of skipped events, dead letters — before any input is acknowledged.
 func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+	// Held events released first go before anything newer of their flow.
+	if len(s.held) > 0 {
+		if err := s.release(ctx); err != nil {
+			return 0, err
+		}
+	}
 	out := make([]*nats.Msg, 0, len(msgs)+len(msgs)/4)
 	spans := make([]trace.Span, 0, len(msgs))
 	for _, m := range msgs {
@@ -158,6 +174,10 @@ func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) (
 	}
 	source := e.Payload
 	for _, f := range flows {
+		if s.holds(f) {
+			out = append(out, s.hold(m, e.EventId, f))
+			continue
+		}
 		out = s.mapFlow(ctx, m, e, source, f, out)
 	}
 	e.Payload = source
@@ -187,8 +207,6 @@ func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envel
 			return fail(stage.CodeMalformed, err)
 		}
 		return append(out, a)
-	case flowconfig.StageInactive:
-		return fail(stage.CodeIntegratorInactive, fmt.Errorf("integrator %q is inactive: the event is kept in the dead-letter stream; replay it when the integrator is active", f.Integrator))
 	}
 	if e.Operation == eventv1.Operation_OPERATION_UPSERT {
 		p, err := s.program(f)
