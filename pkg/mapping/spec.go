@@ -17,6 +17,9 @@ type Spec struct {
 	ValueMaps map[string]ValueMap `json:"valueMaps,omitempty" yaml:"valueMaps,omitempty"`
 	// Validations are checked on the finished target record.
 	Validations []Rule `json:"validations,omitempty" yaml:"validations,omitempty"`
+	// Exclude names target fields of the entity's default mapping that this
+	// flow does not write; "*" excludes them all (see Merge).
+	Exclude []string `json:"exclude,omitempty" yaml:"exclude,omitempty"`
 }
 
 // ValueMap translates the value of one target field from the source system's vocabulary to

@@ -116,7 +116,7 @@ func TestLoadProblems(t *testing.T) {
 		{"unknown field", strings.Replace(flow, "  duplicates: skip\n", "  duplicate: skip\n", 1),
 			`document 1 (Flow orders): spec.duplicate: unknown field; use duplicates, entity, integrator, mapping, schedule, source, target`},
 		{"unknown field in the mapping", strings.Replace(flow, "    fields:\n", "    field:\n", 1),
-			`document 1 (Flow orders): spec.mapping.field: unknown field; use defaults, fields, filter, validations, valueMaps`},
+			`document 1 (Flow orders): spec.mapping.field: unknown field; use defaults, exclude, fields, filter, validations, valueMaps`},
 		{"unknown top-level field", "status: {}\n" + flow,
 			`document 1 (Flow orders): status: unknown field; use apiVersion, kind, metadata, spec`},
 		{"wrong enum", strings.Replace(flow, "duplicates: skip", "duplicates: skp", 1),
@@ -208,7 +208,7 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 	want := []string{
 		path + `, document 1 (Flow Orders): metadata.name: "Orders" does not fit: a subject-safe name: lower-case letters, digits and '-', starting with a letter, at most 63 characters`,
 		path + `, document 1 (Flow Orders): spec.duplicates: value must be one of "update", "skip", "error"`,
-		path + `, document 1 (Flow Orders): spec.mapping.fieldz: unknown field; use defaults, fields, filter, validations, valueMaps`,
+		path + `, document 1 (Flow Orders): spec.mapping.fieldz: unknown field; use defaults, exclude, fields, filter, validations, valueMaps`,
 		path + `, document 1 (Flow Orders): spec.target: required field is missing`,
 		path + `, document 2 (Integrator shop-to-erp): metadata.tenant: required field is missing`,
 	}

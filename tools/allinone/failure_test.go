@@ -37,7 +37,7 @@ func TestRefusedPushIsNotSkippedLater(t *testing.T) {
 		resourceOf(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
 			"driver": "sqlite", "dsn": dsn, "table": "orders"}}),
 		resourceOf(t, "Flow", "acme", "orders", map[string]any{"integrator": "sync", "source": "shop", "target": "erp", "entity": "order",
-			"mapping": map[string]any{"fields": map[string]any{"order_number": "source.number", "total": "double(source.total)"}}}),
+			"mapping": map[string]any{"fields": map[string]any{"order_number": "source.number", "total": "double(source.total)"}, "exclude": []any{"*"}}}),
 	}})
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/mapping"
 	"github.com/syncline/syncline/services/controlplane/resource"
 )
 
@@ -496,6 +497,34 @@ func (s *Service) newToken(ctx context.Context, tenant, integrator string) (stri
 		return "", storeError(name(KindIntegrator, tenant, integrator), err)
 	}
 	return token, nil
+}
+
+// GetDefaultMapping returns an entity's default mapping.
+func (h *resourceHandler) GetDefaultMapping(_ context.Context, req *controlplanev1.GetDefaultMappingRequest) (*controlplanev1.GetDefaultMappingResponse, error) {
+	entities := mapping.DefaultEntities()
+	spec, ok := mapping.Default(req.Entity)
+	if !ok {
+		return nil, apiError(connect.CodeNotFound, ReasonNotFound, "", "entities with a default mapping: "+joinQuoted(entities),
+			fieldErr("entity", "%q has no default mapping: its flows map only the fields they name", req.Entity))
+	}
+	st, err := toStruct(spec)
+	if err != nil {
+		return nil, apiError(connect.CodeInternal, ReasonInternal, "", "", err)
+	}
+	return &controlplanev1.GetDefaultMappingResponse{Entity: req.Entity, Mapping: st, Entities: entities}, nil
+}
+
+// toStruct renders a Go value as a protobuf Struct through its JSON form.
+func toStruct(v any) (*structpb.Struct, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return structpb.NewStruct(m)
 }
 
 // check decodes and validates one resource on its own.

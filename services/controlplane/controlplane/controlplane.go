@@ -268,7 +268,7 @@ func (s *Service) compileTenant(ctx context.Context, tenant string) ([]*flowconf
 			Entity:     spec.Entity,
 			Source:     src,
 			Target:     dst,
-			Mapping:    spec.Mapping,
+			Mapping:    spec.effectiveMapping(),
 			Duplicates: spec.Duplicates,
 			Stage:      is.Stage,
 		})

@@ -347,3 +347,33 @@ func toString(v any) string { return fmt.Sprint(v) }
 func structpbString(s string) *structpb.Value { return structpb.NewStringValue(s) }
 
 func waitTick() { time.Sleep(10 * time.Millisecond) }
+
+func TestDefaultMappings(t *testing.T) {
+	f := setup(t)
+	ctx := t.Context()
+	def, err := f.client.GetDefaultMapping(ctx, &controlplanev1.GetDefaultMappingRequest{Entity: "order"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := def.Mapping.Fields["fields"].GetStructValue().AsMap()
+	if fields["order_number"] != "source.?number" || len(def.Entities) < 5 {
+		t.Errorf("default order mapping = %v (entities %v)", fields, def.Entities)
+	}
+	_, err = f.client.GetDefaultMapping(ctx, &controlplanev1.GetDefaultMappingRequest{Entity: "spaceship"})
+	wantErr(t, err, connect.CodeNotFound, "NOT_FOUND", `"spaceship" has no default mapping`, "order")
+
+	// A flow that names one field runs the default for the rest.
+	rs := orders(t, t.TempDir(), map[string]any{"total": "double(source.subtotal)"})
+	rs[4].Spec.Fields["mapping"].GetStructValue().Fields["exclude"] = structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{structpb.NewStringValue("company")}})
+	if _, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: rs}); err != nil {
+		t.Fatal(err)
+	}
+	waitFlow(t, f, 1)
+	m := f.flows.Get("acme", "orders").Mapping
+	if m.Fields["total"] != "double(source.subtotal)" || m.Fields["order_number"] != "source.?number" || m.Defaults["employee_number"] == nil {
+		t.Errorf("compiled mapping = %+v: want the flow's total and the default's other fields and defaults", m)
+	}
+	if _, ok := m.Fields["company"]; ok {
+		t.Error("an excluded default field is still mapped")
+	}
+}

@@ -167,10 +167,19 @@ func (s *FlowSpec) check() error {
 	if err := s.Schedule.check(); err != nil {
 		return err
 	}
-	if _, err := mapping.Compile(s.Mapping); err != nil {
+	if _, err := mapping.Compile(s.effectiveMapping()); err != nil {
 		return fieldErr("spec.mapping", "%v", err)
 	}
 	return nil
+}
+
+// effectiveMapping is the mapping the flow runs: its entity's default
+// mapping, overridden by the flow's own.
+func (s *FlowSpec) effectiveMapping() mapping.Spec {
+	if def, ok := mapping.Default(s.Entity); ok {
+		return mapping.Merge(def, s.Mapping)
+	}
+	return s.Mapping
 }
 
 func (s *Schedule) check() error {

@@ -988,6 +988,115 @@ func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
 	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{15}
 }
 
+// GetDefaultMappingRequest names an entity.
+type GetDefaultMappingRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// order, customer, product, stock, category, invoice, payment.
+	Entity        string `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDefaultMappingRequest) Reset() {
+	*x = GetDefaultMappingRequest{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDefaultMappingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDefaultMappingRequest) ProtoMessage() {}
+
+func (x *GetDefaultMappingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDefaultMappingRequest.ProtoReflect.Descriptor instead.
+func (*GetDefaultMappingRequest) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetDefaultMappingRequest) GetEntity() string {
+	if x != nil {
+		return x.Entity
+	}
+	return ""
+}
+
+// GetDefaultMappingResponse holds the entity's default mapping, in the
+// shape of a flow's spec.mapping.
+type GetDefaultMappingResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Entity  string                 `protobuf:"bytes,1,opt,name=entity,proto3" json:"entity,omitempty"`
+	Mapping *structpb.Struct       `protobuf:"bytes,2,opt,name=mapping,proto3" json:"mapping,omitempty"`
+	// Every entity that has a default mapping.
+	Entities      []string `protobuf:"bytes,3,rep,name=entities,proto3" json:"entities,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetDefaultMappingResponse) Reset() {
+	*x = GetDefaultMappingResponse{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetDefaultMappingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetDefaultMappingResponse) ProtoMessage() {}
+
+func (x *GetDefaultMappingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetDefaultMappingResponse.ProtoReflect.Descriptor instead.
+func (*GetDefaultMappingResponse) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetDefaultMappingResponse) GetEntity() string {
+	if x != nil {
+		return x.Entity
+	}
+	return ""
+}
+
+func (x *GetDefaultMappingResponse) GetMapping() *structpb.Struct {
+	if x != nil {
+		return x.Mapping
+	}
+	return nil
+}
+
+func (x *GetDefaultMappingResponse) GetEntities() []string {
+	if x != nil {
+		return x.Entities
+	}
+	return nil
+}
+
 // ErrorDetail rides on every error the API returns (as a Connect/gRPC
 // error detail): a stable reason to match on, where the problem is and
 // what to do about it. The error's message says the same in a sentence.
@@ -1009,7 +1118,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[16]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1021,7 +1130,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[16]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1034,7 +1143,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{16}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ErrorDetail) GetReason() string {
@@ -1132,7 +1241,13 @@ const file_syncline_controlplane_v1_controlplane_proto_rawDesc = "" +
 	"\n" +
 	"integrator\x18\x02 \x01(\tR\n" +
 	"integrator\"\x15\n" +
-	"\x13RevokeTokenResponse\"k\n" +
+	"\x13RevokeTokenResponse\"2\n" +
+	"\x18GetDefaultMappingRequest\x12\x16\n" +
+	"\x06entity\x18\x01 \x01(\tR\x06entity\"\x82\x01\n" +
+	"\x19GetDefaultMappingResponse\x12\x16\n" +
+	"\x06entity\x18\x01 \x01(\tR\x06entity\x121\n" +
+	"\amapping\x18\x02 \x01(\v2\x17.google.protobuf.StructR\amapping\x12\x1a\n" +
+	"\bentities\x18\x03 \x03(\tR\bentities\"k\n" +
 	"\vErrorDetail\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x1a\n" +
 	"\bresource\x18\x02 \x01(\tR\bresource\x12\x14\n" +
@@ -1142,14 +1257,15 @@ const file_syncline_controlplane_v1_controlplane_proto_rawDesc = "" +
 	"\x12CHANGE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eCHANGE_CREATED\x10\x01\x12\x12\n" +
 	"\x0eCHANGE_UPDATED\x10\x02\x12\x14\n" +
-	"\x10CHANGE_UNCHANGED\x10\x032\x96\x05\n" +
+	"\x10CHANGE_UNCHANGED\x10\x032\x94\x06\n" +
 	"\x0fResourceService\x12X\n" +
 	"\x05Apply\x12&.syncline.controlplane.v1.ApplyRequest\x1a'.syncline.controlplane.v1.ApplyResponse\x12p\n" +
 	"\rListResources\x12..syncline.controlplane.v1.ListResourcesRequest\x1a/.syncline.controlplane.v1.ListResourcesResponse\x12j\n" +
 	"\vGetResource\x12,.syncline.controlplane.v1.GetResourceRequest\x1a-.syncline.controlplane.v1.GetResourceResponse\x12s\n" +
 	"\x0eDeleteResource\x12/.syncline.controlplane.v1.DeleteResourceRequest\x1a0.syncline.controlplane.v1.DeleteResourceResponse\x12j\n" +
 	"\vRotateToken\x12,.syncline.controlplane.v1.RotateTokenRequest\x1a-.syncline.controlplane.v1.RotateTokenResponse\x12j\n" +
-	"\vRevokeToken\x12,.syncline.controlplane.v1.RevokeTokenRequest\x1a-.syncline.controlplane.v1.RevokeTokenResponseB\x81\x02\n" +
+	"\vRevokeToken\x12,.syncline.controlplane.v1.RevokeTokenRequest\x1a-.syncline.controlplane.v1.RevokeTokenResponse\x12|\n" +
+	"\x11GetDefaultMapping\x122.syncline.controlplane.v1.GetDefaultMappingRequest\x1a3.syncline.controlplane.v1.GetDefaultMappingResponseB\x81\x02\n" +
 	"\x1ccom.syncline.controlplane.v1B\x11ControlplaneProtoP\x01ZLgithub.com/syncline/syncline/pkg/api/syncline/controlplane/v1;controlplanev1\xa2\x02\x03SCX\xaa\x02\x18Syncline.Controlplane.V1\xca\x02\x18Syncline\\Controlplane\\V1\xe2\x02$Syncline\\Controlplane\\V1\\GPBMetadata\xea\x02\x1aSyncline::Controlplane::V1b\x06proto3"
 
 var (
@@ -1165,56 +1281,61 @@ func file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP() []byte {
 }
 
 var file_syncline_controlplane_v1_controlplane_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_syncline_controlplane_v1_controlplane_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_syncline_controlplane_v1_controlplane_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_syncline_controlplane_v1_controlplane_proto_goTypes = []any{
-	(Change)(0),                    // 0: syncline.controlplane.v1.Change
-	(*Resource)(nil),               // 1: syncline.controlplane.v1.Resource
-	(*Metadata)(nil),               // 2: syncline.controlplane.v1.Metadata
-	(*ApplyRequest)(nil),           // 3: syncline.controlplane.v1.ApplyRequest
-	(*ApplyResult)(nil),            // 4: syncline.controlplane.v1.ApplyResult
-	(*ApplyResponse)(nil),          // 5: syncline.controlplane.v1.ApplyResponse
-	(*ListResourcesRequest)(nil),   // 6: syncline.controlplane.v1.ListResourcesRequest
-	(*ListResourcesResponse)(nil),  // 7: syncline.controlplane.v1.ListResourcesResponse
-	(*GetResourceRequest)(nil),     // 8: syncline.controlplane.v1.GetResourceRequest
-	(*GetResourceResponse)(nil),    // 9: syncline.controlplane.v1.GetResourceResponse
-	(*DeleteResourceRequest)(nil),  // 10: syncline.controlplane.v1.DeleteResourceRequest
-	(*Removed)(nil),                // 11: syncline.controlplane.v1.Removed
-	(*DeleteResourceResponse)(nil), // 12: syncline.controlplane.v1.DeleteResourceResponse
-	(*RotateTokenRequest)(nil),     // 13: syncline.controlplane.v1.RotateTokenRequest
-	(*RotateTokenResponse)(nil),    // 14: syncline.controlplane.v1.RotateTokenResponse
-	(*RevokeTokenRequest)(nil),     // 15: syncline.controlplane.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),    // 16: syncline.controlplane.v1.RevokeTokenResponse
-	(*ErrorDetail)(nil),            // 17: syncline.controlplane.v1.ErrorDetail
-	(*structpb.Struct)(nil),        // 18: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),  // 19: google.protobuf.Timestamp
+	(Change)(0),                       // 0: syncline.controlplane.v1.Change
+	(*Resource)(nil),                  // 1: syncline.controlplane.v1.Resource
+	(*Metadata)(nil),                  // 2: syncline.controlplane.v1.Metadata
+	(*ApplyRequest)(nil),              // 3: syncline.controlplane.v1.ApplyRequest
+	(*ApplyResult)(nil),               // 4: syncline.controlplane.v1.ApplyResult
+	(*ApplyResponse)(nil),             // 5: syncline.controlplane.v1.ApplyResponse
+	(*ListResourcesRequest)(nil),      // 6: syncline.controlplane.v1.ListResourcesRequest
+	(*ListResourcesResponse)(nil),     // 7: syncline.controlplane.v1.ListResourcesResponse
+	(*GetResourceRequest)(nil),        // 8: syncline.controlplane.v1.GetResourceRequest
+	(*GetResourceResponse)(nil),       // 9: syncline.controlplane.v1.GetResourceResponse
+	(*DeleteResourceRequest)(nil),     // 10: syncline.controlplane.v1.DeleteResourceRequest
+	(*Removed)(nil),                   // 11: syncline.controlplane.v1.Removed
+	(*DeleteResourceResponse)(nil),    // 12: syncline.controlplane.v1.DeleteResourceResponse
+	(*RotateTokenRequest)(nil),        // 13: syncline.controlplane.v1.RotateTokenRequest
+	(*RotateTokenResponse)(nil),       // 14: syncline.controlplane.v1.RotateTokenResponse
+	(*RevokeTokenRequest)(nil),        // 15: syncline.controlplane.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),       // 16: syncline.controlplane.v1.RevokeTokenResponse
+	(*GetDefaultMappingRequest)(nil),  // 17: syncline.controlplane.v1.GetDefaultMappingRequest
+	(*GetDefaultMappingResponse)(nil), // 18: syncline.controlplane.v1.GetDefaultMappingResponse
+	(*ErrorDetail)(nil),               // 19: syncline.controlplane.v1.ErrorDetail
+	(*structpb.Struct)(nil),           // 20: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 21: google.protobuf.Timestamp
 }
 var file_syncline_controlplane_v1_controlplane_proto_depIdxs = []int32{
 	2,  // 0: syncline.controlplane.v1.Resource.metadata:type_name -> syncline.controlplane.v1.Metadata
-	18, // 1: syncline.controlplane.v1.Resource.spec:type_name -> google.protobuf.Struct
-	19, // 2: syncline.controlplane.v1.Resource.updated_at:type_name -> google.protobuf.Timestamp
+	20, // 1: syncline.controlplane.v1.Resource.spec:type_name -> google.protobuf.Struct
+	21, // 2: syncline.controlplane.v1.Resource.updated_at:type_name -> google.protobuf.Timestamp
 	1,  // 3: syncline.controlplane.v1.ApplyRequest.resources:type_name -> syncline.controlplane.v1.Resource
 	0,  // 4: syncline.controlplane.v1.ApplyResult.change:type_name -> syncline.controlplane.v1.Change
 	4,  // 5: syncline.controlplane.v1.ApplyResponse.results:type_name -> syncline.controlplane.v1.ApplyResult
 	1,  // 6: syncline.controlplane.v1.ListResourcesResponse.resources:type_name -> syncline.controlplane.v1.Resource
 	1,  // 7: syncline.controlplane.v1.GetResourceResponse.resource:type_name -> syncline.controlplane.v1.Resource
 	11, // 8: syncline.controlplane.v1.DeleteResourceResponse.removed:type_name -> syncline.controlplane.v1.Removed
-	3,  // 9: syncline.controlplane.v1.ResourceService.Apply:input_type -> syncline.controlplane.v1.ApplyRequest
-	6,  // 10: syncline.controlplane.v1.ResourceService.ListResources:input_type -> syncline.controlplane.v1.ListResourcesRequest
-	8,  // 11: syncline.controlplane.v1.ResourceService.GetResource:input_type -> syncline.controlplane.v1.GetResourceRequest
-	10, // 12: syncline.controlplane.v1.ResourceService.DeleteResource:input_type -> syncline.controlplane.v1.DeleteResourceRequest
-	13, // 13: syncline.controlplane.v1.ResourceService.RotateToken:input_type -> syncline.controlplane.v1.RotateTokenRequest
-	15, // 14: syncline.controlplane.v1.ResourceService.RevokeToken:input_type -> syncline.controlplane.v1.RevokeTokenRequest
-	5,  // 15: syncline.controlplane.v1.ResourceService.Apply:output_type -> syncline.controlplane.v1.ApplyResponse
-	7,  // 16: syncline.controlplane.v1.ResourceService.ListResources:output_type -> syncline.controlplane.v1.ListResourcesResponse
-	9,  // 17: syncline.controlplane.v1.ResourceService.GetResource:output_type -> syncline.controlplane.v1.GetResourceResponse
-	12, // 18: syncline.controlplane.v1.ResourceService.DeleteResource:output_type -> syncline.controlplane.v1.DeleteResourceResponse
-	14, // 19: syncline.controlplane.v1.ResourceService.RotateToken:output_type -> syncline.controlplane.v1.RotateTokenResponse
-	16, // 20: syncline.controlplane.v1.ResourceService.RevokeToken:output_type -> syncline.controlplane.v1.RevokeTokenResponse
-	15, // [15:21] is the sub-list for method output_type
-	9,  // [9:15] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	20, // 9: syncline.controlplane.v1.GetDefaultMappingResponse.mapping:type_name -> google.protobuf.Struct
+	3,  // 10: syncline.controlplane.v1.ResourceService.Apply:input_type -> syncline.controlplane.v1.ApplyRequest
+	6,  // 11: syncline.controlplane.v1.ResourceService.ListResources:input_type -> syncline.controlplane.v1.ListResourcesRequest
+	8,  // 12: syncline.controlplane.v1.ResourceService.GetResource:input_type -> syncline.controlplane.v1.GetResourceRequest
+	10, // 13: syncline.controlplane.v1.ResourceService.DeleteResource:input_type -> syncline.controlplane.v1.DeleteResourceRequest
+	13, // 14: syncline.controlplane.v1.ResourceService.RotateToken:input_type -> syncline.controlplane.v1.RotateTokenRequest
+	15, // 15: syncline.controlplane.v1.ResourceService.RevokeToken:input_type -> syncline.controlplane.v1.RevokeTokenRequest
+	17, // 16: syncline.controlplane.v1.ResourceService.GetDefaultMapping:input_type -> syncline.controlplane.v1.GetDefaultMappingRequest
+	5,  // 17: syncline.controlplane.v1.ResourceService.Apply:output_type -> syncline.controlplane.v1.ApplyResponse
+	7,  // 18: syncline.controlplane.v1.ResourceService.ListResources:output_type -> syncline.controlplane.v1.ListResourcesResponse
+	9,  // 19: syncline.controlplane.v1.ResourceService.GetResource:output_type -> syncline.controlplane.v1.GetResourceResponse
+	12, // 20: syncline.controlplane.v1.ResourceService.DeleteResource:output_type -> syncline.controlplane.v1.DeleteResourceResponse
+	14, // 21: syncline.controlplane.v1.ResourceService.RotateToken:output_type -> syncline.controlplane.v1.RotateTokenResponse
+	16, // 22: syncline.controlplane.v1.ResourceService.RevokeToken:output_type -> syncline.controlplane.v1.RevokeTokenResponse
+	18, // 23: syncline.controlplane.v1.ResourceService.GetDefaultMapping:output_type -> syncline.controlplane.v1.GetDefaultMappingResponse
+	17, // [17:24] is the sub-list for method output_type
+	10, // [10:17] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_syncline_controlplane_v1_controlplane_proto_init() }
@@ -1228,7 +1349,7 @@ func file_syncline_controlplane_v1_controlplane_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_syncline_controlplane_v1_controlplane_proto_rawDesc), len(file_syncline_controlplane_v1_controlplane_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

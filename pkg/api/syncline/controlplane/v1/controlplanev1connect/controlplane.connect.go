@@ -53,6 +53,9 @@ const (
 	// ResourceServiceRevokeTokenProcedure is the fully-qualified name of the ResourceService's
 	// RevokeToken RPC.
 	ResourceServiceRevokeTokenProcedure = "/syncline.controlplane.v1.ResourceService/RevokeToken"
+	// ResourceServiceGetDefaultMappingProcedure is the fully-qualified name of the ResourceService's
+	// GetDefaultMapping RPC.
+	ResourceServiceGetDefaultMappingProcedure = "/syncline.controlplane.v1.ResourceService/GetDefaultMapping"
 )
 
 // ResourceServiceClient is a client for the syncline.controlplane.v1.ResourceService service.
@@ -77,6 +80,10 @@ type ResourceServiceClient interface {
 	// RevokeToken takes an integrator's token away; RotateToken gives it a
 	// new one.
 	RevokeToken(context.Context, *v1.RevokeTokenRequest) (*v1.RevokeTokenResponse, error)
+	// GetDefaultMapping returns the mapping an entity's flows start from: a
+	// flow's own mapping overrides only what it names, and can exclude
+	// fields.
+	GetDefaultMapping(context.Context, *v1.GetDefaultMappingRequest) (*v1.GetDefaultMappingResponse, error)
 }
 
 // NewResourceServiceClient constructs a client for the syncline.controlplane.v1.ResourceService
@@ -126,17 +133,24 @@ func NewResourceServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(resourceServiceMethods.ByName("RevokeToken")),
 			connect.WithClientOptions(opts...),
 		),
+		getDefaultMapping: connect.NewClient[v1.GetDefaultMappingRequest, v1.GetDefaultMappingResponse](
+			httpClient,
+			baseURL+ResourceServiceGetDefaultMappingProcedure,
+			connect.WithSchema(resourceServiceMethods.ByName("GetDefaultMapping")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // resourceServiceClient implements ResourceServiceClient.
 type resourceServiceClient struct {
-	apply          *connect.Client[v1.ApplyRequest, v1.ApplyResponse]
-	listResources  *connect.Client[v1.ListResourcesRequest, v1.ListResourcesResponse]
-	getResource    *connect.Client[v1.GetResourceRequest, v1.GetResourceResponse]
-	deleteResource *connect.Client[v1.DeleteResourceRequest, v1.DeleteResourceResponse]
-	rotateToken    *connect.Client[v1.RotateTokenRequest, v1.RotateTokenResponse]
-	revokeToken    *connect.Client[v1.RevokeTokenRequest, v1.RevokeTokenResponse]
+	apply             *connect.Client[v1.ApplyRequest, v1.ApplyResponse]
+	listResources     *connect.Client[v1.ListResourcesRequest, v1.ListResourcesResponse]
+	getResource       *connect.Client[v1.GetResourceRequest, v1.GetResourceResponse]
+	deleteResource    *connect.Client[v1.DeleteResourceRequest, v1.DeleteResourceResponse]
+	rotateToken       *connect.Client[v1.RotateTokenRequest, v1.RotateTokenResponse]
+	revokeToken       *connect.Client[v1.RevokeTokenRequest, v1.RevokeTokenResponse]
+	getDefaultMapping *connect.Client[v1.GetDefaultMappingRequest, v1.GetDefaultMappingResponse]
 }
 
 // Apply calls syncline.controlplane.v1.ResourceService.Apply.
@@ -193,6 +207,15 @@ func (c *resourceServiceClient) RevokeToken(ctx context.Context, req *v1.RevokeT
 	return nil, err
 }
 
+// GetDefaultMapping calls syncline.controlplane.v1.ResourceService.GetDefaultMapping.
+func (c *resourceServiceClient) GetDefaultMapping(ctx context.Context, req *v1.GetDefaultMappingRequest) (*v1.GetDefaultMappingResponse, error) {
+	response, err := c.getDefaultMapping.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // ResourceServiceHandler is an implementation of the syncline.controlplane.v1.ResourceService
 // service.
 type ResourceServiceHandler interface {
@@ -216,6 +239,10 @@ type ResourceServiceHandler interface {
 	// RevokeToken takes an integrator's token away; RotateToken gives it a
 	// new one.
 	RevokeToken(context.Context, *v1.RevokeTokenRequest) (*v1.RevokeTokenResponse, error)
+	// GetDefaultMapping returns the mapping an entity's flows start from: a
+	// flow's own mapping overrides only what it names, and can exclude
+	// fields.
+	GetDefaultMapping(context.Context, *v1.GetDefaultMappingRequest) (*v1.GetDefaultMappingResponse, error)
 }
 
 // NewResourceServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -261,6 +288,12 @@ func NewResourceServiceHandler(svc ResourceServiceHandler, opts ...connect.Handl
 		connect.WithSchema(resourceServiceMethods.ByName("RevokeToken")),
 		connect.WithHandlerOptions(opts...),
 	)
+	resourceServiceGetDefaultMappingHandler := connect.NewUnaryHandlerSimple(
+		ResourceServiceGetDefaultMappingProcedure,
+		svc.GetDefaultMapping,
+		connect.WithSchema(resourceServiceMethods.ByName("GetDefaultMapping")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/syncline.controlplane.v1.ResourceService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ResourceServiceApplyProcedure:
@@ -275,6 +308,8 @@ func NewResourceServiceHandler(svc ResourceServiceHandler, opts ...connect.Handl
 			resourceServiceRotateTokenHandler.ServeHTTP(w, r)
 		case ResourceServiceRevokeTokenProcedure:
 			resourceServiceRevokeTokenHandler.ServeHTTP(w, r)
+		case ResourceServiceGetDefaultMappingProcedure:
+			resourceServiceGetDefaultMappingHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -306,4 +341,8 @@ func (UnimplementedResourceServiceHandler) RotateToken(context.Context, *v1.Rota
 
 func (UnimplementedResourceServiceHandler) RevokeToken(context.Context, *v1.RevokeTokenRequest) (*v1.RevokeTokenResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("syncline.controlplane.v1.ResourceService.RevokeToken is not implemented"))
+}
+
+func (UnimplementedResourceServiceHandler) GetDefaultMapping(context.Context, *v1.GetDefaultMappingRequest) (*v1.GetDefaultMappingResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("syncline.controlplane.v1.ResourceService.GetDefaultMapping is not implemented"))
 }
