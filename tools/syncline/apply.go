@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -19,7 +22,8 @@ func newApply(g *globals) *cobra.Command {
 		Use:   "apply -f FILE|FOLDER",
 		Short: "Create or update resources from YAML files",
 		Long: `Create or update tenants, integrators, endpoints and flows from YAML files
-(several documents per file allowed; a folder means every .yaml/.yml file in it).
+(several documents per file allowed; a folder means every .yaml/.yml file in it;
+a file may also be a JSON array of resources).
 All resources are checked first; if one is wrong, nothing changes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -72,6 +76,65 @@ func changeWord(c controlplanev1.Change) string {
 // loadResources reads YAML files and folders (every .yaml/.yml file of a
 // folder, in name order) and checks every document against the resource
 // schema. Errors name the file, the document and the path of each problem.
+// A file holding a JSON array, as get -o json writes it, is read element by
+// element; element n counts as document n.
 func loadResources(paths ...string) ([]*controlplanev1.Resource, error) {
-	return resourcefile.Load(paths...)
+	var out []*controlplanev1.Resource
+	var problems []resourcefile.Problem
+	for _, p := range paths {
+		rs, err := loadPath(p)
+		var perr *resourcefile.Error
+		if errors.As(err, &perr) {
+			problems = append(problems, perr.Problems...)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+	}
+	if len(problems) > 0 {
+		return nil, &resourcefile.Error{Problems: problems}
+	}
+	return out, nil
+}
+
+func loadPath(path string) ([]*controlplanev1.Resource, error) {
+	info, err := os.Stat(path)
+	if err != nil || info.IsDir() {
+		return resourcefile.Load(path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(data), []byte("[")) {
+		return resourcefile.Parse(path, data)
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(data, &elems); err != nil {
+		return nil, &resourcefile.Error{Problems: []resourcefile.Problem{{File: path, Document: 1, Message: "a file starting with [ is a JSON array of resources: " + err.Error()}}}
+	}
+	var out []*controlplanev1.Resource
+	var problems []resourcefile.Problem
+	for i, e := range elems {
+		// A JSON object is a YAML document.
+		rs, err := resourcefile.Parse(path, e)
+		var perr *resourcefile.Error
+		if errors.As(err, &perr) {
+			for _, p := range perr.Problems {
+				p.Document = i + 1
+				problems = append(problems, p)
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+	}
+	if len(problems) > 0 {
+		return nil, &resourcefile.Error{Problems: problems}
+	}
+	return out, nil
 }
