@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
-	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	"github.com/syncline/syncline/pkg/resourcefile"
 )
 
@@ -23,8 +23,15 @@ func newApply(g *globals) *cobra.Command {
 		Short: "Create or update resources from YAML files",
 		Long: `Create or update tenants, integrators, endpoints and flows from YAML files
 (several documents per file allowed; a folder means every .yaml/.yml file in it;
-a file may also be a JSON array of resources).
-All resources are checked first; if one is wrong, nothing changes.`,
+a file may also be the JSON array that syncline get -o json prints).
+All resources are checked first; if one is wrong, nothing changes.
+
+Every resource is reported on one line; a created or updated one is followed
+by the change to its spec as a diff. --dry-run reports the same and changes
+nothing. Creating an integrator prints its token: it is shown only this once
+(syncline token rotate gives it a new one).`,
+		Example: `  syncline apply -f examples/orders.yaml --dry-run
+  syncline apply -f examples/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(files) == 0 {
@@ -34,32 +41,46 @@ All resources are checked first; if one is wrong, nothing changes.`,
 			if err != nil {
 				return err
 			}
-			opts, err := g.clientOptions()
+			client, err := g.resources()
 			if err != nil {
 				return err
 			}
-			client := controlplanev1connect.NewResourceServiceClient(httpClient(), g.server, opts...)
 			resp, err := client.Apply(cmd.Context(), &controlplanev1.ApplyRequest{Resources: resources, DryRun: dryRun})
 			if err != nil {
 				return explain(err, g.server)
 			}
-			suffix := ""
-			if dryRun {
-				suffix = " (dry run)"
-			}
-			for _, r := range resp.Results {
-				name := r.Name
-				if r.Kind != "Tenant" {
-					name = r.Tenant + "/" + r.Name
-				}
-				fmt.Fprintf(g.out, "%s %s %s%s\n", strings.ToLower(r.Kind), name, changeWord(r.Change), suffix)
-			}
+			writeResults(g.out, resp.Results, dryRun)
 			return nil
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "file", "f", nil, "YAML file or folder (repeatable)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "check and report what would change, change nothing")
 	return cmd
+}
+
+// tokenWarning follows a token wherever the CLI prints one: the server keeps
+// only its hash.
+const tokenWarning = "(store it now: it is shown only this once)"
+
+// writeResults reports an apply: a line per resource, in the order of the
+// files; under a created or updated one its diff, indented; under a created
+// integrator its token.
+func writeResults(w io.Writer, results []*controlplanev1.ApplyResult, dryRun bool) {
+	suffix := ""
+	if dryRun {
+		suffix = " (dry run)"
+	}
+	for _, r := range results {
+		fmt.Fprintf(w, "%s %s %s%s\n", strings.ToLower(r.Kind), resourceName(r.Kind, r.Tenant, r.Name), changeWord(r.Change), suffix)
+		if r.Diff != "" {
+			for _, line := range strings.Split(strings.TrimSuffix(r.Diff, "\n"), "\n") {
+				fmt.Fprintf(w, "  %s\n", line)
+			}
+		}
+		if r.Token != "" {
+			fmt.Fprintf(w, "  token: %s  %s\n", r.Token, tokenWarning)
+		}
+	}
 }
 
 func changeWord(c controlplanev1.Change) string {
