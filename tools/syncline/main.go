@@ -1,6 +1,6 @@
 // Command syncline is Syncline's command line: `syncline dev` runs the whole
-// platform in one process; apply, get, publish and logs talk to a running
-// one.
+// platform in one process; apply, get, delete, token, publish and logs talk
+// to a running one.
 package main
 
 import (

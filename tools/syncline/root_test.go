@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"connectrpc.com/connect"
@@ -42,5 +43,18 @@ func TestExplainShowsTheMessageAndTheHintOnce(t *testing.T) {
 				t.Errorf("explain lost the code: %v", connect.CodeOf(got))
 			}
 		})
+	}
+}
+
+func TestClientCommandsSayWhenTheAPIIsNotThere(t *testing.T) {
+	for _, args := range [][]string{
+		{"get", "tenants"},
+		{"delete", "flow", "orders", "--tenant", "acme"},
+		{"token", "rotate", "shop-to-erp", "--tenant", "acme"},
+	} {
+		out, err := run(t, append(args, "--server", "http://127.0.0.1:1", "--token", "sla_not-used-here")...)
+		if err == nil || !strings.Contains(err.Error(), "cannot reach the API at http://127.0.0.1:1") {
+			t.Errorf("syncline %s against no server = %v\n%s", strings.Join(args, " "), err, out)
+		}
 	}
 }
