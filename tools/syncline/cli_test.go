@@ -12,26 +12,35 @@ import (
 	"github.com/syncline/syncline/tools/allinone"
 )
 
-// run executes the CLI with args and returns what it printed.
+// run executes the CLI with args and returns what it printed, standard
+// output first. Its stdin is empty and not a terminal.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	out, errOut, err := execute(&globals{in: strings.NewReader("")}, args...)
+	return out + errOut, err
+}
+
+// execute runs the CLI as g sets it up, printing to buffers, and returns
+// what it printed on standard output and standard error.
+func execute(g *globals, args ...string) (stdout, stderr string, err error) {
 	var out, errOut bytes.Buffer
-	root := newRoot(&out, &errOut)
+	g.out, g.errOut = &out, &errOut
+	root := newRootWith(g)
 	root.SetArgs(args)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := root.ExecuteContext(ctx)
-	return out.String() + errOut.String(), err
+	err = root.ExecuteContext(ctx)
+	return out.String(), errOut.String(), err
 }
 
-// TestWalkthrough runs the README's walkthrough against a running instance:
-// apply the example, publish the example order, see it in the log; apply
-// again and nothing changes.
-func TestWalkthrough(t *testing.T) {
-	dir := t.TempDir()
-	// The example's target is .syncline/erp.db, relative to where syncline
-	// runs: run there.
-	t.Chdir(dir)
+// startInstance starts an all-in-one instance on random ports in a new
+// folder and makes that folder the working directory: the example's target
+// is .syncline/erp.db, relative to where syncline runs, and the CLI finds the
+// admin token in .syncline/admin-token. It returns the flags that point the
+// CLI at the instance.
+func startInstance(t *testing.T) []string {
+	t.Helper()
+	t.Chdir(t.TempDir())
 	in, err := allinone.New(allinone.Config{DataDir: ".syncline", HTTPAddr: "127.0.0.1:0", NATSPort: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -40,8 +49,42 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = in.Stop(context.Background()) })
+	return []string{"--server", in.APIURL(), "--nats", in.NATSURL()}
+}
+
+// cli runs the CLI against one instance.
+type cli struct {
+	t     *testing.T
+	flags []string
+}
+
+func newCLI(t *testing.T) cli { return cli{t: t, flags: startInstance(t)} }
+
+// run runs syncline with args and the instance's flags.
+func (c cli) run(args ...string) (string, error) {
+	c.t.Helper()
+	return run(c.t, append(args, c.flags...)...)
+}
+
+// must runs syncline and fails the test if it fails.
+func (c cli) must(args ...string) string {
+	c.t.Helper()
+	out, err := c.run(args...)
+	if err != nil {
+		c.t.Fatalf("syncline %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// example is the path of a file of the examples folder.
+func example(name string) string { return filepath.Join(repoRoot(), "examples", name) }
+
+// TestWalkthrough runs the README's walkthrough against a running instance:
+// apply the example, publish the example order, see it in the log; apply
+// again and nothing changes.
+func TestWalkthrough(t *testing.T) {
+	common := startInstance(t)
 	repo := repoRoot()
-	common := []string{"--server", in.APIURL(), "--nats", in.NATSURL()}
 
 	out, err := run(t, append([]string{"apply", "-f", filepath.Join(repo, "examples", "orders.yaml")}, common...)...)
 	if err != nil {

@@ -1,70 +1,150 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
-	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
+	"github.com/syncline/syncline/pkg/resourcefile"
 )
-
-var kindAliases = map[string]string{
-	"tenant": "Tenant", "tenants": "Tenant",
-	"integrator": "Integrator", "integrators": "Integrator",
-	"endpoint": "Endpoint", "endpoints": "Endpoint",
-	"flow": "Flow", "flows": "Flow",
-}
 
 func newGet(g *globals) *cobra.Command {
 	var tenant, output string
 	cmd := &cobra.Command{
-		Use:   "get KIND",
-		Short: "List tenants, integrators, endpoints or flows",
-		Args:  cobra.ExactArgs(1),
+		Use:   "get KIND [NAME]",
+		Short: "List tenants, integrators, endpoints or flows, or show one",
+		Long: `List the resources of a kind (tenants, integrators, endpoints or flows;
+any case, singular or plural), or show the one named NAME.
+
+With the admin token, --tenant selects a tenant (and is needed to show one
+resource of a tenant); an integrator token sees its own tenant only, and
+--tenant may be left out. -o yaml and -o json print resource files that
+syncline apply -f takes back unchanged; credentials show as "(secret)",
+which apply reads as "keep the stored value".`,
+		Example: `  syncline get tenants
+  syncline get flows --tenant acme
+  syncline get flow orders --tenant acme -o yaml > orders-flow.yaml`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			kind, ok := kindAliases[strings.ToLower(args[0])]
-			if !ok {
-				return fmt.Errorf("kind %q: use tenants, integrators, endpoints or flows", args[0])
-			}
-			opts, err := g.clientOptions()
+			kind, err := parseKind(args[0])
 			if err != nil {
 				return err
 			}
-			client := controlplanev1connect.NewResourceServiceClient(httpClient(), g.server, opts...)
-			resp, err := client.ListResources(cmd.Context(), &controlplanev1.ListResourcesRequest{Kind: kind, Tenant: tenant})
+			if output != "table" && output != "yaml" && output != "json" {
+				return fmt.Errorf("-o %q: use table, yaml or json", output)
+			}
+			client, err := g.resources()
 			if err != nil {
-				return explain(err, g.server)
+				return err
 			}
-			if output == "json" {
-				enc := json.NewEncoder(g.out)
-				enc.SetIndent("", "  ")
-				list := make([]map[string]any, 0, len(resp.Resources))
-				for _, r := range resp.Resources {
-					list = append(list, map[string]any{
-						"apiVersion": r.ApiVersion, "kind": r.Kind,
-						"metadata": map[string]any{"name": r.Metadata.GetName(), "tenant": r.Metadata.GetTenant()},
-						"spec":     r.Spec.AsMap(), "generation": r.Generation,
-					})
+			var list []*controlplanev1.Resource
+			if len(args) == 2 {
+				resp, err := client.GetResource(cmd.Context(), &controlplanev1.GetResourceRequest{Kind: kind, Tenant: tenant, Name: args[1]})
+				if err != nil {
+					return explain(err, g.server)
 				}
-				return enc.Encode(list)
-			}
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TENANT\tNAME\tGENERATION\tUPDATED")
-			for _, r := range resp.Resources {
-				t := r.Metadata.GetTenant()
-				if t == "" {
-					t = r.Metadata.GetName()
+				list = []*controlplanev1.Resource{resp.Resource}
+			} else {
+				resp, err := client.ListResources(cmd.Context(), &controlplanev1.ListResourcesRequest{Kind: kind, Tenant: tenant})
+				if err != nil {
+					return explain(err, g.server)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", t, r.Metadata.GetName(), r.Generation, r.UpdatedAt.AsTime().Format("2006-01-02 15:04:05"))
+				list = resp.Resources
 			}
-			return tw.Flush()
+			if output != "table" {
+				return resourcefile.Encode(g.out, output, list)
+			}
+			if len(list) == 0 {
+				fmt.Fprintf(g.errOut, "no %ss\n", strings.ToLower(kind))
+				return nil
+			}
+			return writeTable(g.out, kind, list)
 		},
 	}
-	cmd.Flags().StringVar(&tenant, "tenant", "", "only this tenant's resources")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	cmd.Flags().StringVar(&tenant, "tenant", "", "the tenant (with the admin token; default: every tenant when listing)")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "table, yaml or json")
 	return cmd
+}
+
+// columns are what a table shows of each kind: a header and a cell per
+// resource.
+var columns = map[string][]struct {
+	header string
+	cell   func(r *controlplanev1.Resource) string
+}{
+	kindTenant: {
+		{"NAME", nameOf},
+		{"DISPLAY NAME", specField("displayName", "-")},
+		{"GENERATION", generation},
+		{"UPDATED", updated},
+	},
+	kindIntegrator: {
+		{"TENANT", tenantOf},
+		{"NAME", nameOf},
+		// The server's default stage; a spec without one is active.
+		{"STAGE", specField("stage", "active")},
+		{"UPDATED", updated},
+	},
+	kindEndpoint: {
+		{"TENANT", tenantOf},
+		{"NAME", nameOf},
+		{"TYPE", specField("type", "-")},
+		{"DESCRIPTION", specField("description", "-")},
+	},
+	kindFlow: {
+		{"TENANT", tenantOf},
+		{"NAME", nameOf},
+		{"INTEGRATOR", specField("integrator", "-")},
+		{"SOURCE", specField("source", "-")},
+		{"TARGET", specField("target", "-")},
+		{"ENTITY", specField("entity", "-")},
+		{"GENERATION", generation},
+	},
+}
+
+func writeTable(w io.Writer, kind string, list []*controlplanev1.Resource) error {
+	cols := columns[kind]
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for i, c := range cols {
+		if i > 0 {
+			fmt.Fprint(tw, "\t")
+		}
+		fmt.Fprint(tw, c.header)
+	}
+	fmt.Fprintln(tw)
+	for _, r := range list {
+		for i, c := range cols {
+			if i > 0 {
+				fmt.Fprint(tw, "\t")
+			}
+			fmt.Fprint(tw, c.cell(r))
+		}
+		fmt.Fprintln(tw)
+	}
+	return tw.Flush()
+}
+
+func nameOf(r *controlplanev1.Resource) string   { return r.GetMetadata().GetName() }
+func tenantOf(r *controlplanev1.Resource) string { return r.GetMetadata().GetTenant() }
+func generation(r *controlplanev1.Resource) string {
+	return fmt.Sprint(r.GetGeneration())
+}
+func updated(r *controlplanev1.Resource) string {
+	return r.GetUpdatedAt().AsTime().Local().Format("2006-01-02 15:04:05")
+}
+
+// specField shows a string field of the spec on one line, or def when the
+// spec has none.
+func specField(field, def string) func(r *controlplanev1.Resource) string {
+	return func(r *controlplanev1.Resource) string {
+		s := strings.Join(strings.Fields(r.GetSpec().GetFields()[field].GetStringValue()), " ")
+		if s == "" {
+			return def
+		}
+		return s
+	}
 }

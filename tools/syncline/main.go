@@ -1,6 +1,6 @@
 // Command syncline is Syncline's command line: `syncline dev` runs the whole
-// platform in one process; apply, get, publish and logs talk to a running
-// one.
+// platform in one process; apply, get, delete, token, publish and logs talk
+// to a running one.
 package main
 
 import (
@@ -14,7 +14,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := newRoot(os.Stdout, os.Stderr).ExecuteContext(ctx); err != nil {
+	if err := newRoot(os.Stdin, os.Stdout, os.Stderr).ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "syncline:", err)
 		os.Exit(1)
 	}
