@@ -66,7 +66,19 @@ type Flow struct {
 	Duplicates string `json:"duplicates"`
 	// Stage is the integrator's stage: active, inactive or deleted.
 	Stage string `json:"stage"`
+	// KeyField is the source field whose value is a record's key (a global
+	// code such as sku or ean); empty keeps the event's own key.
+	KeyField string `json:"keyField,omitempty"`
+	// Keyless is what happens to a record without a key: skip (logged) or
+	// export (the event id becomes its key).
+	Keyless string `json:"keyless,omitempty"`
 }
+
+// Keyless policies.
+const (
+	KeylessSkip   = "skip"
+	KeylessExport = "export"
+)
 
 // Key is the flow's key in the bucket.
 func (f *Flow) Key() string { return Key(f.Tenant, f.Name) }

@@ -42,6 +42,8 @@ const (
 	// CodeIntegratorDeleted refuses an event of a flow whose integrator is
 	// deleted (final); the refusal is logged, the event not kept.
 	CodeIntegratorDeleted = "integrator_deleted"
+	// CodeNoKey skips a record that lacks its flow's key field.
+	CodeNoKey = "no_key"
 )
 
 // HeaderOutcome on an audit message says "<stage> <action>" (for example

@@ -271,6 +271,8 @@ func (s *Service) compileTenant(ctx context.Context, tenant string) ([]*flowconf
 			Mapping:    spec.effectiveMapping(),
 			Duplicates: spec.Duplicates,
 			Stage:      is.Stage,
+			KeyField:   spec.KeyField,
+			Keyless:    spec.Keyless,
 		})
 	}
 	return out, nil

@@ -226,6 +226,16 @@ func TestApplyRefusals(t *testing.T) {
 				"driver": "sqlite", "dsn": "x.db", "table": "orders"}, "credentials": map[string]any{"apikey": "k"}})
 			return rs
 		}, connect.CodeInvalidArgument, []string{"spec.credentials.apikey", "its credentials: password"}},
+		{"a keyless policy that does not exist", func() []*controlplanev1.Resource {
+			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs[4].Spec.Fields["keyless"] = structpb.NewStringValue("drop")
+			return rs
+		}, connect.CodeInvalidArgument, []string{"spec.keyless", `"drop"`, "skip", "export"}},
+		{"a key field that is not a field path", func() []*controlplanev1.Resource {
+			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs[4].Spec.Fields["keyField"] = structpb.NewStringValue("source.sku[0]")
+			return rs
+		}, connect.CodeInvalidArgument, []string{"spec.keyField", "dotted path"}},
 		{"a polling schedule no source connector can run", func() []*controlplanev1.Resource {
 			rs := orders(t, dir, map[string]any{"n": "source.n"})
 			rs[4].Spec.Fields["schedule"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"mode": structpb.NewStringValue("interval"), "every": structpb.NewStringValue("5m")}})

@@ -3,6 +3,7 @@ package controlplane
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/flowconfig"
@@ -74,6 +75,14 @@ type FlowSpec struct {
 	// default to skip (a document in the target is not rewritten), other
 	// entities to update.
 	Duplicates string `json:"duplicates,omitempty"`
+	// KeyField is the source field that identifies a record, as a dotted
+	// path ("sku", "product.ean"): a global code shared by the systems.
+	// Empty uses the event's key, the source system's own local code.
+	KeyField string `json:"keyField,omitempty"`
+	// Keyless is what happens to a record whose KeyField is missing or
+	// empty: skip (the default; logged with the reason) or export (the
+	// record is a new one, keyed by its event id).
+	Keyless string `json:"keyless,omitempty"`
 	// Schedule is when the flow reads its source: realtime (the default;
 	// events are pushed), or, for sources that are polled, every an
 	// interval or on a cron schedule.
@@ -89,6 +98,8 @@ type Schedule struct {
 	// Cron is the five-field cron expression of mode cron.
 	Cron string `json:"cron,omitempty"`
 }
+
+var keyFieldPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 
 // documents are the entities whose duplicate policy defaults to skip.
 var documents = map[string]bool{
@@ -163,6 +174,16 @@ func (s *FlowSpec) check() error {
 	case flowconfig.DuplicateUpdate, flowconfig.DuplicateSkip, flowconfig.DuplicateError:
 	default:
 		return fieldErr("spec.duplicates", "%q: use update, skip or error", s.Duplicates)
+	}
+	if s.KeyField != "" && !keyFieldPattern.MatchString(s.KeyField) {
+		return fieldErr("spec.keyField", "%q: give a field of the source record as a dotted path, e.g. sku or product.ean", s.KeyField)
+	}
+	switch s.Keyless {
+	case "":
+		s.Keyless = flowconfig.KeylessSkip
+	case flowconfig.KeylessSkip, flowconfig.KeylessExport:
+	default:
+		return fieldErr("spec.keyless", "%q: use skip (log and skip records without a key) or export", s.Keyless)
 	}
 	if err := s.Schedule.check(); err != nil {
 		return err

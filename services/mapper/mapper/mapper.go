@@ -172,15 +172,16 @@ func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) (
 		}
 		return dead(stage.CodeNoFlow, fmt.Errorf("event %s: no flow of tenant %q reads entity %q from endpoint %q: apply a flow for it or stop publishing there", e.EventId, e.Tenant, e.Entity, e.SourceEndpoint)), span
 	}
-	source := e.Payload
+	source, key := e.Payload, e.SourceKey
 	for _, f := range flows {
 		if s.holds(f) {
 			out = append(out, s.hold(m, e.EventId, f))
 			continue
 		}
 		out = s.mapFlow(ctx, m, e, source, f, out)
+		e.SourceKey = key
 	}
-	e.Payload = source
+	e.Payload, e.SourceKey = source, key
 	return out, span
 }
 
@@ -207,6 +208,31 @@ func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envel
 			return fail(stage.CodeMalformed, err)
 		}
 		return append(out, a)
+	}
+	if f.KeyField != "" {
+		key, err := keyOf(source, f.KeyField)
+		var bad *mapping.PayloadError
+		switch {
+		case errors.As(err, &bad):
+			return fail(stage.CodePayloadNotJSON, fmt.Errorf("key %q: payload is not a JSON object: %w", e.SourceKey, err))
+		case err != nil:
+			return fail(stage.CodeMalformed, err)
+		case key != "":
+			e.SourceKey = key
+		case e.Operation == eventv1.Operation_OPERATION_DELETE && len(source) == 0:
+			// A delete without a record: the event's key is the key.
+		case f.Keyless == flowconfig.KeylessExport:
+			e.SourceKey = "keyless-" + e.EventId
+		default:
+			result.Action, result.Code = eventv1.Action_ACTION_SKIPPED, stage.CodeNoKey
+			result.Reason = fmt.Sprintf("the record has no %s, the flow's key: skipped (set keyless: export to export records without a key)", f.KeyField)
+			result.DurationUs = time.Since(start).Microseconds()
+			a, err := stage.Audit(ctx, e, result)
+			if err != nil {
+				return fail(stage.CodeMalformed, err)
+			}
+			return append(out, a)
+		}
 	}
 	if e.Operation == eventv1.Operation_OPERATION_UPSERT {
 		p, err := s.program(f)
