@@ -48,7 +48,26 @@ type Record struct {
 	Version int64
 	// Payload is the target record, a JSON object (field -> value). Empty for deletes.
 	Payload json.RawMessage
+	// WriteModes say, per field, when the target writes it (the flow's write modes); a
+	// field not listed is WriteAlways. The map is the flow's, shared by its records: read
+	// it, never change it.
+	WriteModes map[string]WriteMode
 }
+
+// WriteMode says when a target writes one field of a record, so that data enriched in the
+// target is not overwritten (DESIGN section 4, products).
+type WriteMode string
+
+const (
+	// WriteAlways writes the field on create and on every update.
+	WriteAlways WriteMode = "always"
+	// WriteCreateOnly writes the field when the record is created, never over it after.
+	WriteCreateOnly WriteMode = "create_only"
+	// WriteUpdateOnly writes the field on updates of a record that exists, not on create.
+	WriteUpdateOnly WriteMode = "update_only"
+	// WriteIfEmpty writes the field when the target's value is missing or empty.
+	WriteIfEmpty WriteMode = "if_empty"
+)
 
 // Result is the outcome of one record, at the same index as the record.
 type Result struct {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/mapping"
 )
 
@@ -72,6 +73,9 @@ type Flow struct {
 	// Keyless is what happens to a record without a key: skip (logged) or
 	// export (the event id becomes its key).
 	Keyless string `json:"keyless,omitempty"`
+	// WriteModes say per target field when it is written: always (the
+	// default), create_only, update_only or if_empty.
+	WriteModes map[string]connector.WriteMode `json:"writeModes,omitempty"`
 }
 
 // Keyless policies.

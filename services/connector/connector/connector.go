@@ -210,6 +210,8 @@ func (s *Service) pushGroup(ctx context.Context, g *group, out []*nats.Msg) ([]*
 			Create:  it.env.GetResult().GetAction() == eventv1.Action_ACTION_CREATED,
 			Version: it.env.SourceVersion,
 			Payload: json.RawMessage(it.env.Payload),
+			// The flow's modes, converted once per flow config.
+			WriteModes: g.flow.WriteModes,
 		}
 	}
 	results, err := t.Push(ctx, g.flow.Entity, records)

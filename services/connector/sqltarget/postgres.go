@@ -220,19 +220,21 @@ func (p *postgresStore) upsertSQL(fields []field, m managed) string {
 	cols := []string{quote(p.key)}
 	values := []string{"r." + quote(p.key)}
 	var set []string
-	add := func(col, value string) {
+	add := func(col, value string, mode connector.WriteMode) {
 		cols = append(cols, col)
 		values = append(values, value)
-		set = append(set, col+" = EXCLUDED."+col)
+		if c := setClause(col, mode, "EXCLUDED"); c != "" {
+			set = append(set, c)
+		}
 	}
 	for _, f := range fields {
-		add(quote(f.name), "r."+quote(f.name))
+		add(quote(f.name), "r."+quote(f.name), f.mode)
 	}
 	if m.version {
-		add(quote(sourceVersionColumn), "r."+quote(sourceVersionColumn))
+		add(quote(sourceVersionColumn), "r."+quote(sourceVersionColumn), "")
 	}
 	if m.syncedAt {
-		add(quote(syncedAtColumn), "now()")
+		add(quote(syncedAtColumn), "now()", "")
 	}
 	conflict := "DO NOTHING"
 	if len(set) > 0 {

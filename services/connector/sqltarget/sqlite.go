@@ -182,19 +182,21 @@ func (s *sqliteStore) upsertSQL(fields []field, m managed) string {
 	cols := []string{quote(s.key)}
 	values := []string{"?"}
 	var set []string
-	add := func(col, value string) {
+	add := func(col, value string, mode connector.WriteMode) {
 		cols = append(cols, col)
 		values = append(values, value)
-		set = append(set, col+" = excluded."+col)
+		if c := setClause(col, mode, "excluded"); c != "" {
+			set = append(set, c)
+		}
 	}
 	for _, f := range fields {
-		add(quote(f.name), "?")
+		add(quote(f.name), "?", f.mode)
 	}
 	if m.version {
-		add(quote(sourceVersionColumn), "?")
+		add(quote(sourceVersionColumn), "?", "")
 	}
 	if m.syncedAt {
-		add(quote(syncedAtColumn), "?")
+		add(quote(syncedAtColumn), "?", "")
 	}
 	conflict := "DO NOTHING"
 	if len(set) > 0 {

@@ -78,6 +78,10 @@ type row struct {
 type field struct {
 	name  string
 	value json.RawMessage
+	// mode is when the field is written over an existing row: always,
+	// create_only (never) or if_empty. update_only fields of a new record
+	// are not in the row at all.
+	mode connector.WriteMode
 }
 
 // columnType is the SQL type a new column gets, chosen from a JSON value.
@@ -208,15 +212,55 @@ func (t *Target) parse(i int, rec connector.Record, p *parser) (row, error) {
 			return row{}, fmt.Errorf("record %q: %w", rec.Key, err)
 		}
 	}
-	r.fields = fields
 	p.fields = len(fields)
+	if len(rec.WriteModes) > 0 {
+		fields = applyModes(fields, rec)
+	}
+	r.fields = fields
 	p.shape = p.shape[:0]
 	for _, f := range fields {
 		p.shape = append(p.shape, f.name...)
 		p.shape = append(p.shape, 0)
+		if f.mode != "" {
+			p.shape = append(p.shape, f.mode...)
+			p.shape = append(p.shape, 0)
+		}
 	}
 	r.shape = p.names.get(p.shape)
 	return r, nil
+}
+
+// applyModes drops the fields a record's write modes keep out (update_only
+// fields of a new record) and marks the rest with the mode that decides
+// whether an existing row's value is overwritten.
+func applyModes(fields []field, rec connector.Record) []field {
+	kept := fields[:0]
+	for _, f := range fields {
+		switch mode := rec.WriteModes[f.name]; mode {
+		case connector.WriteUpdateOnly:
+			if rec.Create {
+				continue
+			}
+		case connector.WriteCreateOnly, connector.WriteIfEmpty:
+			f.mode = mode
+		}
+		kept = append(kept, f)
+	}
+	return kept
+}
+
+// setClause is the assignment of one field on conflict, or "" when the
+// field is not written over an existing row; excluded is the dialect's name
+// of the proposed row.
+func setClause(col string, mode connector.WriteMode, excluded string) string {
+	switch mode {
+	case connector.WriteCreateOnly:
+		return ""
+	case connector.WriteIfEmpty:
+		return col + " = CASE WHEN t." + col + " IS NULL OR CAST(t." + col + " AS TEXT) = '' THEN " + excluded + "." + col + " ELSE t." + col + " END"
+	default:
+		return col + " = " + excluded + "." + col
+	}
 }
 
 func (t *Target) checkFieldName(name string) error {

@@ -273,6 +273,7 @@ func (s *Service) compileTenant(ctx context.Context, tenant string) ([]*flowconf
 			Stage:      is.Stage,
 			KeyField:   spec.KeyField,
 			Keyless:    spec.Keyless,
+			WriteModes: spec.WriteModes,
 		})
 	}
 	return out, nil

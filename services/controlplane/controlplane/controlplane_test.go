@@ -231,6 +231,11 @@ func TestApplyRefusals(t *testing.T) {
 			rs[4].Spec.Fields["keyless"] = structpb.NewStringValue("drop")
 			return rs
 		}, connect.CodeInvalidArgument, []string{"spec.keyless", `"drop"`, "skip", "export"}},
+		{"a write mode that does not exist", func() []*controlplanev1.Resource {
+			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs[4].Spec.Fields["writeModes"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"price": structpb.NewStringValue("sometimes")}})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"spec.writeModes.price", `"sometimes"`, "if_empty"}},
 		{"a key field that is not a field path", func() []*controlplanev1.Resource {
 			rs := orders(t, dir, map[string]any{"n": "source.n"})
 			rs[4].Spec.Fields["keyField"] = structpb.NewStringValue("source.sku[0]")

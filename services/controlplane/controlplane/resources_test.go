@@ -377,3 +377,20 @@ func TestDefaultMappings(t *testing.T) {
 		t.Error("an excluded default field is still mapped")
 	}
 }
+
+func TestFlowPoliciesReachTheDataPlane(t *testing.T) {
+	f := setup(t)
+	rs := orders(t, t.TempDir(), map[string]any{"n": "source.n"})
+	spec := rs[4].Spec.Fields
+	spec["keyField"] = structpb.NewStringValue("number")
+	spec["keyless"] = structpb.NewStringValue("export")
+	spec["writeModes"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"status": structpb.NewStringValue("if_empty")}})
+	if _, err := f.client.Apply(t.Context(), &controlplanev1.ApplyRequest{Resources: rs}); err != nil {
+		t.Fatal(err)
+	}
+	waitFlow(t, f, 1)
+	fl := f.flows.Get("acme", "orders")
+	if fl.KeyField != "number" || fl.Keyless != "export" || fl.WriteModes["status"] != "if_empty" || fl.Stage != "active" {
+		t.Errorf("compiled flow: key %q, keyless %q, write modes %v, stage %q", fl.KeyField, fl.Keyless, fl.WriteModes, fl.Stage)
+	}
+}

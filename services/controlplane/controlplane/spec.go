@@ -6,6 +6,7 @@ import (
 	"regexp"
 
 	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/mapping"
 )
@@ -83,6 +84,10 @@ type FlowSpec struct {
 	// empty: skip (the default; logged with the reason) or export (the
 	// record is a new one, keyed by its event id).
 	Keyless string `json:"keyless,omitempty"`
+	// WriteModes say per target field when the connector writes it: always
+	// (the default), create_only, update_only or if_empty, so that data
+	// enriched in the target is not overwritten.
+	WriteModes map[string]connector.WriteMode `json:"writeModes,omitempty"`
 	// Schedule is when the flow reads its source: realtime (the default;
 	// events are pushed), or, for sources that are polled, every an
 	// interval or on a cron schedule.
@@ -184,6 +189,13 @@ func (s *FlowSpec) check() error {
 	case flowconfig.KeylessSkip, flowconfig.KeylessExport:
 	default:
 		return fieldErr("spec.keyless", "%q: use skip (log and skip records without a key) or export", s.Keyless)
+	}
+	for field, mode := range s.WriteModes {
+		switch mode {
+		case connector.WriteAlways, connector.WriteCreateOnly, connector.WriteUpdateOnly, connector.WriteIfEmpty:
+		default:
+			return fieldErr("spec.writeModes."+field, "%q: use always, create_only, update_only or if_empty", mode)
+		}
 	}
 	if err := s.Schedule.check(); err != nil {
 		return err
