@@ -53,6 +53,20 @@ type Publisher struct {
 	tracer trace.Tracer
 }
 
+// InvalidChangeError is a change that fails validation: nothing of its
+// batch was published.
+type InvalidChangeError struct {
+	Index int
+	Key   string
+	Err   error
+}
+
+func (e *InvalidChangeError) Error() string {
+	return fmt.Sprintf("change %d (key %q): %v", e.Index, e.Key, e.Err)
+}
+
+func (e *InvalidChangeError) Unwrap() error { return e.Err }
+
 // NewPublisher returns a publisher on js. Each change starts a trace (or
 // joins the one in ctx) with spans from tp; with a nil tp the trace ids are
 // still made and sent, but no spans are recorded.
@@ -82,7 +96,7 @@ func (p *Publisher) Publish(ctx context.Context, changes ...Change) ([]string, e
 	for i, c := range changes {
 		e, err := c.envelope(now)
 		if err != nil {
-			return nil, fmt.Errorf("change %d (key %q): %w", i, c.Key, err)
+			return nil, &InvalidChangeError{Index: i, Key: c.Key, Err: err}
 		}
 		data, err := envelope.Encode(e)
 		if err != nil {

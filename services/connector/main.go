@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/syncline/syncline/pkg/api/syncline/ingest/v1/ingestv1connect"
+	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/daemon"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/services/connector/connector"
@@ -46,12 +48,21 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Integrator tokens are checked against the hashes the control plane
+	// publishes with the flow configs.
+	opts, err := rt.APIOptions(flows.Index())
+	if err != nil {
+		return err
+	}
 	svc, err := connector.New(connector.Deps{
 		JetStream: rt.JetStream, Flows: flows.Index(), Connectors: reg, Bus: cfg.Bus,
 		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases, Secrets: box,
+		HandlerOptions: opts,
 	})
 	if err != nil {
 		return err
 	}
+	svc.Mount(rt.Mux)
+	apiserver.MountReflection(rt.Mux, ingestv1connect.IngestServiceName)
 	return rt.Run(ctx, svc)
 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
+	"github.com/syncline/syncline/pkg/api/syncline/ingest/v1/ingestv1connect"
 	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/bus"
@@ -249,7 +250,7 @@ func (in *Instance) Start(ctx context.Context) error {
 	if err != nil {
 		return in.fail(ctx, err)
 	}
-	co, err := connector.New(connector.Deps{JetStream: in.js, Flows: flows, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases, Secrets: box})
+	co, err := connector.New(connector.Deps{JetStream: in.js, Flows: flows, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases, Secrets: box, HandlerOptions: apiOpts})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
@@ -272,7 +273,8 @@ func (in *Instance) Start(ctx context.Context) error {
 	mux := http.NewServeMux()
 	cp.Mount(mux)
 	el.Mount(mux)
-	apiserver.MountReflection(mux, controlplanev1connect.ResourceServiceName, eventlogv1connect.LogServiceName)
+	co.Mount(mux)
+	apiserver.MountReflection(mux, controlplanev1connect.ResourceServiceName, eventlogv1connect.LogServiceName, ingestv1connect.IngestServiceName)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{Registry: in.registry}))
 	in.health.Add("nats", health.NATSProbe(in.conn))
 	for _, db := range []*sqlstore.DB{cpDB, ledgerDB, logDB} {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
 	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
+	ingestv1 "github.com/syncline/syncline/pkg/api/syncline/ingest/v1"
+	"github.com/syncline/syncline/pkg/api/syncline/ingest/v1/ingestv1connect"
 	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/ingest"
@@ -222,4 +225,46 @@ func subjectCount(t *testing.T, js jetstream.JetStream, stream, tenant string) i
 		n += int(c)
 	}
 	return n
+}
+
+// TestPublishStaysInItsTenant: the ingest API takes an integrator's changes
+// for its own tenant only.
+func TestPublishStaysInItsTenant(t *testing.T) {
+	e, tokens := twoTenants(t, 1)
+	ctx := context.Background()
+	acme := ingestv1connect.NewIngestServiceClient(http.DefaultClient, e.in.APIURL(), connect.WithInterceptors(auth.Bearer(tokens["acme"])))
+	change := func(tenant, key string) *ingestv1.Change {
+		return &ingestv1.Change{Tenant: tenant, Endpoint: "shop", Entity: "order", Key: key, Version: 1, Record: string(order(7, "paid"))}
+	}
+	resp, err := acme.Publish(ctx, &ingestv1.PublishRequest{Changes: []*ingestv1.Change{change("", "via-api")}})
+	if err != nil || len(resp.EventIds) != 1 {
+		t.Fatalf("publishing to its own tenant: %v, %v", resp, err)
+	}
+	eventually(t, 30*time.Second, func() string {
+		if recs := e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme", RemoteId: "via-api"}); len(recs) != 1 || recs[0].Action != "created" {
+			return fmt.Sprintf("log of the change published over the API: %v, want created", recs)
+		}
+		return ""
+	})
+	// Another tenant's: refused, and nothing of the batch is published.
+	_, err = acme.Publish(ctx, &ingestv1.PublishRequest{Changes: []*ingestv1.Change{change("acme", "mixed"), change("globex", "intruder")}})
+	if connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Errorf("publishing to another tenant: %v, want PermissionDenied", err)
+	}
+	_, err = acme.Publish(ctx, &ingestv1.PublishRequest{Changes: []*ingestv1.Change{{Endpoint: "shop", Entity: "order", Record: `{}`}}})
+	if connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "change 0") {
+		t.Errorf("a change without a key: %v, want InvalidArgument naming change 0", err)
+	}
+	if _, err := e.resource.RevokeToken(ctx, &controlplanev1.RevokeTokenRequest{Tenant: "acme", Integrator: "shop-to-erp"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acme.Publish(ctx, &ingestv1.PublishRequest{Changes: []*ingestv1.Change{change("", "after-revoke")}}); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Errorf("publishing with a revoked token: %v, want Unauthenticated", err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	for tenant, want := range map[string]int{"acme": 2, "globex": 1} {
+		if got := len(e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: tenant})); got != want {
+			t.Errorf("tenant %s has %d log records, want %d: a refused publish got through", tenant, got, want)
+		}
+	}
 }

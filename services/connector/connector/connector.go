@@ -3,7 +3,8 @@
 // target system in batches, and reports every outcome on the audit stream.
 // A record the target rejects is failed and dead-lettered (so it can be
 // replayed once the cause is fixed); a target that cannot be reached makes
-// the whole batch retry with back-off.
+// the whole batch retry with back-off. Its source side so far is the ingest
+// API (api.go), for systems that post change events over HTTP.
 package connector
 
 import (
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/codes"
@@ -48,6 +50,8 @@ type Deps struct {
 	// Secrets opens endpoint credentials; nil fails every push to an
 	// endpoint that has credentials, saying a master key is needed.
 	Secrets *secret.Box
+	// HandlerOptions wrap the ingest API (authentication, for one).
+	HandlerOptions []connect.HandlerOption
 }
 
 // Service is the connector service.
