@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -78,6 +79,7 @@ type options struct {
 	storeURL   string
 	driver     string
 	dsn        string
+	logger     *slog.Logger
 }
 
 func start(t *testing.T, o options) *env {
@@ -91,6 +93,7 @@ func start(t *testing.T, o options) *env {
 		Tracer:      o.tracer,
 		NATSURL:     o.natsURL,
 		Replicated:  o.replicated,
+		Logger:      o.logger,
 	}
 	cfg.Bus = bus.DefaultConfig()
 	cfg.Bus.Backoff = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}
