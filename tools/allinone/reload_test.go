@@ -1,0 +1,109 @@
+package allinone_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
+	"github.com/syncline/syncline/pkg/ingest"
+)
+
+// TestMappingChangeUnderLoad changes a flow's mapping while events stream
+// in: every event is mapped by exactly one version, the events mapped by
+// the old one all come before those mapped by the new one, and every event
+// published a second after the change gets the new one. Nothing restarts.
+func TestMappingChangeUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: filepath.Join(dir, "erp.db")})
+	apply := func(version string) {
+		t.Helper()
+		_, err := e.resource.Apply(context.Background(), &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
+			resourceOf(t, "Flow", "acme", "orders", map[string]any{
+				"integrator": "shop-to-erp", "source": "shop", "target": "erp", "entity": "order",
+				"mapping": map[string]any{"fields": map[string]any{"order_number": "source.number", "mapped_by": "'" + version + "'"}, "exclude": []any{"*"}},
+			}),
+		}})
+		if err != nil {
+			t.Fatalf("applying mapping %s: %v", version, err)
+		}
+	}
+	e.applyOrders("acme", "orders") // the tenant, endpoints and integrator
+	apply("v1")
+
+	const n, batch = 6000, 100
+	var published atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for from := 0; from < n; from += batch {
+			changes := make([]ingest.Change, 0, batch)
+			for i := from; i < from+batch; i++ {
+				changes = append(changes, ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: strconv.Itoa(i), Version: 1, Payload: order(i, "paid")})
+			}
+			if _, err := e.pub.Publish(context.Background(), changes...); err != nil {
+				t.Errorf("publishing: %v", err)
+				return
+			}
+			published.Store(int64(from + batch))
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	for published.Load() < n/6 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	apply("v2")
+	time.Sleep(time.Second)
+	surelyNew := published.Load() // published a second after the change
+	<-done
+	if surelyNew >= n {
+		t.Fatalf("all %d events were published within a second of the change; the test needs a slower stream", n)
+	}
+
+	var labels map[string]string
+	eventually(t, 60*time.Second, func() string {
+		labels = e.labels("orders")
+		if len(labels) != n {
+			return fmt.Sprintf("%d of %d events in the target", len(labels), n)
+		}
+		return ""
+	})
+	switchAt := -1
+	for i := range n {
+		switch l := labels[strconv.Itoa(i)]; {
+		case l == "v2" && switchAt < 0:
+			switchAt = i
+		case l == "v1" && switchAt >= 0:
+			t.Fatalf("event %d was mapped by v1 after event %d was mapped by v2", i, switchAt)
+		case l != "v1" && l != "v2":
+			t.Fatalf("event %d was mapped by %q", i, l)
+		}
+	}
+	if switchAt <= 0 || int64(switchAt) > surelyNew {
+		t.Errorf("the switch to v2 came at event %d: want some events on v1 and every event from %d (published a second after the change) on v2", switchAt, surelyNew)
+	}
+	t.Logf("events 0-%d mapped by v1, %d-%d by v2; the change was applied after event %d was published", switchAt-1, switchAt, n-1, n/6)
+}
+
+// labels reads a target table's external_ref -> mapped_by.
+func (e *env) labels(table string) map[string]string {
+	e.t.Helper()
+	out := map[string]string{}
+	rows, err := openSQLite(e.t, e.dsn).Query("SELECT external_ref, mapped_by FROM " + table)
+	if err != nil {
+		return out
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			e.t.Fatal(err)
+		}
+		out[k] = v
+	}
+	return out
+}
