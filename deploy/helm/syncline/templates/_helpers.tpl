@@ -13,7 +13,12 @@ controlplane dedup eventlog
 
 {{/* Services that serve an API: they get SYNCLINE_ADMIN_TOKEN and a Service. */}}
 {{- define "syncline.apiServices" -}}
-controlplane eventlog
+controlplane connector eventlog
+{{- end }}
+
+{{/* Services that seal or open endpoint credentials: they get SYNCLINE_MASTER_KEY. */}}
+{{- define "syncline.keyServices" -}}
+controlplane connector
 {{- end }}
 
 {{/* The chart's name. */}}
