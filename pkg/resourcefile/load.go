@@ -22,8 +22,10 @@ import (
 )
 
 // Load reads resources from files and folders, in the order given; a folder
-// means every .yaml and .yml file directly in it, in name order. A file may
-// hold several documents separated by "---"; empty documents are skipped.
+// means every .yaml and .yml file directly in it, in name order (a .json
+// file is read when it is named). A file may hold several documents
+// separated by "---" (empty documents are skipped), or be one JSON array of
+// resources.
 //
 // Every document is checked against the schema before any resource is
 // returned. If any is wrong, Load returns an *Error listing every problem of
@@ -86,7 +88,9 @@ func expand(path string) ([]string, error) {
 }
 
 // Parse reads the resources of one file's content, as Load does; name is
-// what problems call the file (a path, or "-" for standard input).
+// what problems call the file (a path, or "-" for standard input). A file
+// that is one list (a JSON array of resources, as `syncline get -o json`
+// writes it) holds one document per element.
 func Parse(name string, data []byte) ([]*controlplanev1.Resource, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var out []*controlplanev1.Resource
@@ -101,33 +105,49 @@ func Parse(name string, data []byte) ([]*controlplanev1.Resource, error) {
 			problems = append(problems, Problem{File: name, Document: n, Message: strings.TrimPrefix(err.Error(), "yaml: ")})
 			break
 		}
-		var c converter
-		v := c.value("", &node)
-		if v == nil && len(c.problems) == 0 {
-			continue // an empty document, e.g. after a trailing ---
+		docs := []*yaml.Node{&node}
+		if n == 1 && len(node.Content) == 1 && node.Content[0].Kind == yaml.SequenceNode {
+			docs = node.Content[0].Content
 		}
-		found := c.problems
-		if len(found) == 0 {
-			found = append(validate(v), semantic(v)...)
-		}
-		if len(found) > 0 {
-			label := resourceLabel(v)
-			for _, l := range found {
-				problems = append(problems, Problem{File: name, Document: n, Resource: label, Path: l.path, Message: l.message})
+		for i, doc := range docs {
+			r, found := parseDocument(name, n+i, doc)
+			problems = append(problems, found...)
+			if r != nil {
+				out = append(out, r)
 			}
-			continue
 		}
-		r, err := resource(v.(map[string]any))
-		if err != nil {
-			problems = append(problems, Problem{File: name, Document: n, Resource: resourceLabel(v), Path: "spec", Message: err.Error()})
-			continue
-		}
-		out = append(out, r)
 	}
 	if len(problems) > 0 {
 		return nil, &Error{Problems: problems}
 	}
 	return out, nil
+}
+
+// parseDocument reads one document: a resource, or the problems with it, or
+// neither for an empty document (e.g. after a trailing ---).
+func parseDocument(name string, n int, node *yaml.Node) (*controlplanev1.Resource, []Problem) {
+	var c converter
+	v := c.value("", node)
+	if v == nil && len(c.problems) == 0 {
+		return nil, nil
+	}
+	found := c.problems
+	if len(found) == 0 {
+		found = append(validate(v), semantic(v)...)
+	}
+	if len(found) > 0 {
+		label := resourceLabel(v)
+		problems := make([]Problem, len(found))
+		for i, l := range found {
+			problems[i] = Problem{File: name, Document: n, Resource: label, Path: l.path, Message: l.message}
+		}
+		return nil, problems
+	}
+	r, err := resource(v.(map[string]any))
+	if err != nil {
+		return nil, []Problem{{File: name, Document: n, Resource: resourceLabel(v), Path: "spec", Message: err.Error()}}
+	}
+	return r, nil
 }
 
 // semantic checks what the schema cannot say: a Tenant's metadata.tenant, if

@@ -119,12 +119,12 @@ func TestCredentialsNeverShow(t *testing.T) {
 		var b strings.Builder
 		fmt.Fprintf(&b, "%s %s %s", s.Name(), s.Status().Code, s.Status().Description)
 		for _, a := range s.Attributes() {
-			fmt.Fprintf(&b, " %s=%s", a.Key, a.Value.Emit())
+			fmt.Fprintf(&b, " %s=%s", a.Key, a.Value.String())
 		}
 		for _, ev := range s.Events() {
 			fmt.Fprintf(&b, " event %s", ev.Name)
 			for _, a := range ev.Attributes {
-				fmt.Fprintf(&b, " %s=%s", a.Key, a.Value.Emit())
+				fmt.Fprintf(&b, " %s=%s", a.Key, a.Value.String())
 			}
 		}
 		spans = append(spans, b.String())

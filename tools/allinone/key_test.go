@@ -47,11 +47,11 @@ func TestKeyFieldAndKeylessPolicy(t *testing.T) {
 		product("shop-id-3", 1, `{"name":"Gift card"}`),
 	)
 	eventually(t, 30*time.Second, func() string {
-		skip := e.keys("products_skip")
+		skip := e.column("products_skip", "name")
 		if len(skip) != 1 || skip["42"] != "Espresso cup, white" {
 			return fmt.Sprintf("products_skip = %v, want SKU 42 only, at its second name", skip)
 		}
-		export := e.keys("products_export")
+		export := e.column("products_export", "name")
 		if len(export) != 2 || export["42"] != "Espresso cup, white" {
 			return fmt.Sprintf("products_export = %v, want SKU 42 and the keyless gift card", export)
 		}
@@ -71,12 +71,11 @@ func TestKeyFieldAndKeylessPolicy(t *testing.T) {
 	})
 }
 
-// keys reads a table's external_ref -> name.
-func (e *env) keys(table string) map[string]string {
+// column reads a column of a SQLite target table by key (external_ref).
+func (e *env) column(table, col string) map[string]string {
 	e.t.Helper()
 	out := map[string]string{}
-	db := openSQLite(e.t, e.dsn)
-	rows, err := db.Query("SELECT external_ref, name FROM " + table)
+	rows, err := openSQLite(e.t, e.dsn).Query("SELECT external_ref, " + col + " FROM " + table)
 	if err != nil {
 		return out
 	}

@@ -66,7 +66,7 @@ func TestMappingChangeUnderLoad(t *testing.T) {
 
 	var labels map[string]string
 	eventually(t, 60*time.Second, func() string {
-		labels = e.labels("orders")
+		labels = e.column("orders", "mapped_by")
 		if len(labels) != n {
 			return fmt.Sprintf("%d of %d events in the target", len(labels), n)
 		}
@@ -87,23 +87,4 @@ func TestMappingChangeUnderLoad(t *testing.T) {
 		t.Errorf("the switch to v2 came at event %d: want some events on v1 and every event from %d (published a second after the change) on v2", switchAt, surelyNew)
 	}
 	t.Logf("events 0-%d mapped by v1, %d-%d by v2; the change was applied after event %d was published", switchAt-1, switchAt, n-1, n/6)
-}
-
-// labels reads a target table's external_ref -> mapped_by.
-func (e *env) labels(table string) map[string]string {
-	e.t.Helper()
-	out := map[string]string{}
-	rows, err := openSQLite(e.t, e.dsn).Query("SELECT external_ref, mapped_by FROM " + table)
-	if err != nil {
-		return out
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			e.t.Fatal(err)
-		}
-		out[k] = v
-	}
-	return out
 }

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -94,68 +91,8 @@ func changeWord(c controlplanev1.Change) string {
 	}
 }
 
-// loadResources reads YAML files and folders (every .yaml/.yml file of a
-// folder, in name order) and checks every document against the resource
-// schema. Errors name the file, the document and the path of each problem.
-// A file holding a JSON array, as get -o json writes it, is read element by
-// element; element n counts as document n.
+// loadResources reads resource files and folders (YAML documents, or a JSON
+// array as get -o json writes it), checked against the schema.
 func loadResources(paths ...string) ([]*controlplanev1.Resource, error) {
-	var out []*controlplanev1.Resource
-	var problems []resourcefile.Problem
-	for _, p := range paths {
-		rs, err := loadPath(p)
-		var perr *resourcefile.Error
-		if errors.As(err, &perr) {
-			problems = append(problems, perr.Problems...)
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rs...)
-	}
-	if len(problems) > 0 {
-		return nil, &resourcefile.Error{Problems: problems}
-	}
-	return out, nil
-}
-
-func loadPath(path string) ([]*controlplanev1.Resource, error) {
-	info, err := os.Stat(path)
-	if err != nil || info.IsDir() {
-		return resourcefile.Load(path)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
-	}
-	if !bytes.HasPrefix(bytes.TrimSpace(data), []byte("[")) {
-		return resourcefile.Parse(path, data)
-	}
-	var elems []json.RawMessage
-	if err := json.Unmarshal(data, &elems); err != nil {
-		return nil, &resourcefile.Error{Problems: []resourcefile.Problem{{File: path, Document: 1, Message: "a file starting with [ is a JSON array of resources: " + err.Error()}}}
-	}
-	var out []*controlplanev1.Resource
-	var problems []resourcefile.Problem
-	for i, e := range elems {
-		// A JSON object is a YAML document.
-		rs, err := resourcefile.Parse(path, e)
-		var perr *resourcefile.Error
-		if errors.As(err, &perr) {
-			for _, p := range perr.Problems {
-				p.Document = i + 1
-				problems = append(problems, p)
-			}
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, rs...)
-	}
-	if len(problems) > 0 {
-		return nil, &resourcefile.Error{Problems: problems}
-	}
-	return out, nil
+	return resourcefile.Load(paths...)
 }

@@ -198,16 +198,19 @@ func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envel
 		return append(out, bus.DeadLetterForFlow(m, f.Name, data, stage.Mapper, code, fmt.Sprintf("flow %s: %v", f.Name, err)))
 	}
 	result := &eventv1.Result{Stage: stage.Mapper, Attempts: uint32(bus.Deliveries(m))}
-	switch f.Stage {
-	case flowconfig.StageDeleted:
-		result.Action, result.Code = eventv1.Action_ACTION_FAILED, stage.CodeIntegratorDeleted
-		result.Reason = fmt.Sprintf("integrator %q is deleted: its flows take no more events; stop sending them, or apply the flow under another integrator", f.Integrator)
+	// finish ends e here, with only an audit record of what happened.
+	finish := func(action eventv1.Action, code, reason string) []*nats.Msg {
+		result.Action, result.Code, result.Reason = action, code, reason
 		result.DurationUs = time.Since(start).Microseconds()
 		a, err := stage.Audit(ctx, e, result)
 		if err != nil {
 			return fail(stage.CodeMalformed, err)
 		}
 		return append(out, a)
+	}
+	if f.Stage == flowconfig.StageDeleted {
+		return finish(eventv1.Action_ACTION_FAILED, stage.CodeIntegratorDeleted,
+			fmt.Sprintf("integrator %q is deleted: its flows take no more events; stop sending them, or apply the flow under another integrator", f.Integrator))
 	}
 	if f.KeyField != "" {
 		key, err := keyOf(source, f.KeyField)
@@ -224,14 +227,8 @@ func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envel
 		case f.Keyless == flowconfig.KeylessExport:
 			e.SourceKey = "keyless-" + e.EventId
 		default:
-			result.Action, result.Code = eventv1.Action_ACTION_SKIPPED, stage.CodeNoKey
-			result.Reason = fmt.Sprintf("the record has no %s, the flow's key: skipped (set keyless: export to export records without a key)", f.KeyField)
-			result.DurationUs = time.Since(start).Microseconds()
-			a, err := stage.Audit(ctx, e, result)
-			if err != nil {
-				return fail(stage.CodeMalformed, err)
-			}
-			return append(out, a)
+			return finish(eventv1.Action_ACTION_SKIPPED, stage.CodeNoKey,
+				fmt.Sprintf("the record has no %s, the flow's key: skipped (set keyless: export to export records without a key)", f.KeyField))
 		}
 	}
 	if e.Operation == eventv1.Operation_OPERATION_UPSERT {
@@ -250,13 +247,7 @@ func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envel
 			return fail(stage.CodeMappingFailed, err)
 		}
 		if skip {
-			result.Action, result.Code, result.Reason = eventv1.Action_ACTION_SKIPPED, stage.CodeFiltered, reason
-			result.DurationUs = time.Since(start).Microseconds()
-			a, err := stage.Audit(ctx, e, result)
-			if err != nil {
-				return fail(stage.CodeMalformed, err)
-			}
-			return append(out, a)
+			return finish(eventv1.Action_ACTION_SKIPPED, stage.CodeFiltered, reason)
 		}
 		sum := sha256.Sum256(mapped)
 		e.Payload = mapped
