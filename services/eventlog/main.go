@@ -12,7 +12,9 @@ import (
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
 	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/daemon"
+	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/services/eventlog/apilog"
+	"github.com/syncline/syncline/services/eventlog/deadletter"
 	"github.com/syncline/syncline/services/eventlog/eventlog"
 )
 
@@ -49,14 +51,26 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	letters, err := deadletter.New(ctx, rt.DB)
+	if err != nil {
+		return err
+	}
+	box, err := secret.FromEnvIfSet()
+	if err != nil {
+		return err
+	}
+	if box == nil {
+		rt.Log.Warn("dead letters are kept without their events (no replay) until a master key is set", "variable", secret.EnvMasterKey)
+	}
 	svc, err := eventlog.New(eventlog.Deps{
 		Conn: rt.Conn, JetStream: rt.JetStream, Log: store, Bus: cfg.Bus,
 		Logger: rt.Log, Metrics: rt.Metrics, Leases: rt.Leases, HandlerOptions: opts,
+		DeadLetters: letters, Secrets: box,
 	})
 	if err != nil {
 		return err
 	}
 	svc.Mount(rt.Mux)
-	apiserver.MountReflection(rt.Mux, eventlogv1connect.LogServiceName)
+	apiserver.MountReflection(rt.Mux, eventlogv1connect.LogServiceName, eventlogv1connect.DeadLetterServiceName)
 	return rt.Run(ctx, svc)
 }

@@ -45,6 +45,7 @@ import (
 	"github.com/syncline/syncline/services/dedup/dedup"
 	"github.com/syncline/syncline/services/dedup/ledger"
 	"github.com/syncline/syncline/services/eventlog/apilog"
+	"github.com/syncline/syncline/services/eventlog/deadletter"
 	"github.com/syncline/syncline/services/eventlog/eventlog"
 	"github.com/syncline/syncline/services/mapper/mapper"
 )
@@ -219,6 +220,10 @@ func (in *Instance) Start(ctx context.Context) error {
 	if err != nil {
 		return in.fail(ctx, err)
 	}
+	letters, err := deadletter.New(ctx, logDB)
+	if err != nil {
+		return in.fail(ctx, err)
+	}
 	registry, err := connectors.Builtin()
 	if err != nil {
 		return in.fail(ctx, err)
@@ -246,7 +251,8 @@ func (in *Instance) Start(ctx context.Context) error {
 	in.parts.Add("flow configs", watcher)
 	flows := watcher.Index()
 
-	el, err := eventlog.New(eventlog.Deps{Conn: in.conn, JetStream: in.js, Log: logStore, Bus: in.cfg.Bus, Logger: in.log, Metrics: metrics, Leases: leases, HandlerOptions: apiOpts})
+	el, err := eventlog.New(eventlog.Deps{Conn: in.conn, JetStream: in.js, Log: logStore, Bus: in.cfg.Bus, Logger: in.log, Metrics: metrics, Leases: leases, HandlerOptions: apiOpts,
+		DeadLetters: letters, Secrets: box})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
@@ -274,7 +280,7 @@ func (in *Instance) Start(ctx context.Context) error {
 	cp.Mount(mux)
 	el.Mount(mux)
 	co.Mount(mux)
-	apiserver.MountReflection(mux, controlplanev1connect.ResourceServiceName, eventlogv1connect.LogServiceName, ingestv1connect.IngestServiceName)
+	apiserver.MountReflection(mux, controlplanev1connect.ResourceServiceName, eventlogv1connect.LogServiceName, ingestv1connect.IngestServiceName, eventlogv1connect.DeadLetterServiceName)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{Registry: in.registry}))
 	in.health.Add("nats", health.NATSProbe(in.conn))
 	for _, db := range []*sqlstore.DB{cpDB, ledgerDB, logDB} {

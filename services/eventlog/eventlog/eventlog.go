@@ -19,12 +19,15 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
+	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/erase"
 	"github.com/syncline/syncline/pkg/lifecycle"
+	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/stage"
 	"github.com/syncline/syncline/services/eventlog/apilog"
+	"github.com/syncline/syncline/services/eventlog/deadletter"
 )
 
 // Deps are the eventlog service's dependencies.
@@ -40,6 +43,11 @@ type Deps struct {
 	Leases jetstream.KeyValue
 	// HandlerOptions wrap the API (authentication, for one).
 	HandlerOptions []connect.HandlerOption
+	// DeadLetters keeps dead letters for listing and replay.
+	DeadLetters *deadletter.Store
+	// Secrets seals dead letters' events; nil keeps letters without their
+	// events (they can be listed and discarded, not replayed).
+	Secrets *secret.Box
 }
 
 // logLinger lets audit events gather for a moment before a batch is
@@ -57,8 +65,8 @@ type Service struct {
 
 // New returns an eventlog service; Start runs it.
 func New(deps Deps) (*Service, error) {
-	if deps.Conn == nil || deps.JetStream == nil || deps.Log == nil {
-		return nil, fmt.Errorf("eventlog: Conn, JetStream and Log are required")
+	if deps.Conn == nil || deps.JetStream == nil || deps.Log == nil || deps.DeadLetters == nil {
+		return nil, fmt.Errorf("eventlog: Conn, JetStream, Log and DeadLetters are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -77,7 +85,11 @@ func New(deps Deps) (*Service, error) {
 	s.parts.Add("max-deliveries watcher", bus.NewDeadLetterWatcher(deps.Conn, deps.JetStream, s.log))
 	s.parts.Add("erase requests", erase.NewResponder(deps.Conn, stage.Eventlog, func(ctx context.Context, tenant string) (map[string]int64, error) {
 		n, err := deps.Log.DeleteTenant(ctx, tenant)
-		return map[string]int64{"log records": n}, err
+		if err != nil {
+			return nil, err
+		}
+		letters, err := deps.DeadLetters.DeleteTenant(ctx, tenant)
+		return map[string]int64{"log records": n, "stored dead letters": letters}, err
 	}))
 	return s, nil
 }
@@ -98,6 +110,7 @@ func (s *Service) Stop(ctx context.Context) error {
 // Mount adds the log query API to mux.
 func (s *Service) Mount(mux *http.ServeMux) {
 	mux.Handle(newLogHandler(s.deps.Log, s.deps.HandlerOptions...))
+	mux.Handle(eventlogv1connect.NewDeadLetterServiceHandler(&deadLetterHandler{s: s}, s.deps.HandlerOptions...))
 }
 
 // auditBatch writes a batch of outcomes to the API log in one insert. The
@@ -131,6 +144,7 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (int, er
 func (s *Service) deadLetterBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
 	now := time.Now().UTC()
 	records := make([]apilog.Record, 0, len(msgs))
+	letters := make([]deadletter.Letter, 0, len(msgs))
 	for _, m := range msgs {
 		h := m.Headers()
 		e := &eventv1.Envelope{}
@@ -155,9 +169,17 @@ func (s *Service) deadLetterBatch(ctx context.Context, msgs []jetstream.Msg) (in
 			rec.Tenant = bus.NoFlow
 		}
 		records = append(records, rec)
+		l, err := s.letterOf(m, e, rec.Tenant, now)
+		if err != nil {
+			return 0, fmt.Errorf("keeping a dead letter: %w", err)
+		}
+		letters = append(letters, l)
 	}
 	if err := s.deps.Log.Insert(ctx, records); err != nil {
 		return 0, fmt.Errorf("writing %d dead-letter log records: %w", len(records), err)
+	}
+	if err := s.deps.DeadLetters.Insert(ctx, letters); err != nil {
+		return 0, fmt.Errorf("keeping %d dead letters: %w", len(letters), err)
 	}
 	return len(msgs), nil
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -166,6 +167,13 @@ func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) (
 		return dead(stage.CodeMalformed, fmt.Errorf("event %s has operation %v: use OPERATION_UPSERT or OPERATION_DELETE", e.EventId, e.Operation)), span
 	}
 	flows := s.deps.Flows.Match(e.Tenant, e.SourceEndpoint, e.Entity)
+	if e.Flow != "" {
+		// A replayed dead letter of one flow runs that flow only.
+		flows = slices.DeleteFunc(slices.Clone(flows), func(f *flowconfig.Flow) bool { return f.Name != e.Flow })
+		if len(flows) == 0 {
+			return dead(stage.CodeFlowGone, fmt.Errorf("event %s was sent again for flow %q of tenant %q, which no longer reads entity %q from endpoint %q", e.EventId, e.Flow, e.Tenant, e.Entity, e.SourceEndpoint)), span
+		}
+	}
 	if len(flows) == 0 {
 		if !s.deps.Flows.KnowsTenant(e.Tenant) {
 			return dead(stage.CodeUnknownTenant, fmt.Errorf("event %s: tenant %q does not exist: create it with `syncline apply`", e.EventId, e.Tenant)), span
