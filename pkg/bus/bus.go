@@ -52,7 +52,11 @@ type Config struct {
 	// MaxAge bounds how long pipeline streams keep events after they are
 	// consumed, so a stream can be inspected or replayed for a while.
 	MaxAge time.Duration
-	// DeadLetterMaxAge bounds how long dead letters are kept.
+	// DeadLetterMaxAge bounds how long the dead-letter stream keeps a dead
+	// letter. The stream is the way dead letters reach the eventlog (and
+	// dedup), which keeps them, sealed, for the tenant's retention; in the
+	// stream they are as clear as events in the others, so they stay no
+	// longer than those (MaxAge).
 	DeadLetterMaxAge time.Duration
 	// IngestDuplicates is the ingest stream's duplicate window: a source
 	// that publishes the same event id again within it is stored once.
@@ -86,7 +90,7 @@ func DefaultConfig() Config {
 		Partitions:         4,
 		Replicas:           1,
 		MaxAge:             72 * time.Hour,
-		DeadLetterMaxAge:   30 * 24 * time.Hour,
+		DeadLetterMaxAge:   72 * time.Hour,
 		IngestDuplicates:   2 * time.Minute,
 		InternalDuplicates: 20 * time.Second,
 		MaxDeliver:         5,
