@@ -48,6 +48,12 @@ type Deps struct {
 	// Secrets seals dead letters' events; nil keeps letters without their
 	// events (they can be listed and discarded, not replayed).
 	Secrets *secret.Box
+	// Retention returns each tenant's retention (0: DefaultRetention); the
+	// sweeper deletes older API log records and dead letters. Nil sweeps
+	// nothing.
+	Retention func() map[string]time.Duration
+	// SweepEvery is how often the sweeper runs; 0 means every hour.
+	SweepEvery time.Duration
 }
 
 // logLinger lets audit events gather for a moment before a batch is
@@ -83,6 +89,11 @@ func New(deps Deps) (*Service, error) {
 		bus.NewConsumer(bus.ConsumerSpec{Stage: stage.Eventlog, Stream: bus.StreamDeadLetter, Durable: "eventlog-dlq", Filter: "dlq.>", Linger: logLinger}, cd),
 	}, s.log))
 	s.parts.Add("max-deliveries watcher", bus.NewDeadLetterWatcher(deps.Conn, deps.JetStream, s.log))
+	every := deps.SweepEvery
+	if every <= 0 {
+		every = defaultSweepEvery
+	}
+	s.parts.Add("retention sweeper", &sweeper{s: s, every: every})
 	s.parts.Add("erase requests", erase.NewResponder(deps.Conn, stage.Eventlog, func(ctx context.Context, tenant string) (map[string]int64, error) {
 		n, err := deps.Log.DeleteTenant(ctx, tenant)
 		if err != nil {
