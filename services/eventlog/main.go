@@ -1,4 +1,5 @@
-// Command eventlog runs the eventlog service (API log and dead letters).
+// Command eventlog runs the eventlog service (API log, dead letters and
+// failure alerts).
 // Configuration comes from the environment; see pkg/daemon.
 package main
 
@@ -12,6 +13,7 @@ import (
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
 	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/daemon"
+	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/services/eventlog/apilog"
 	"github.com/syncline/syncline/services/eventlog/eventlog"
 )
@@ -49,9 +51,15 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The master key opens the tenants' alert secrets.
+	box, err := secret.FromEnvIfSet()
+	if err != nil {
+		return err
+	}
 	svc, err := eventlog.New(eventlog.Deps{
 		Conn: rt.Conn, JetStream: rt.JetStream, Log: store, Bus: cfg.Bus,
 		Logger: rt.Log, Metrics: rt.Metrics, Leases: rt.Leases, HandlerOptions: opts,
+		Alerts: flows.Index(), Secrets: box, AlertMetrics: eventlog.NewAlertMetrics(rt.Registry),
 	})
 	if err != nil {
 		return err

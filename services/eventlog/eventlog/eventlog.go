@@ -23,6 +23,7 @@ import (
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/erase"
 	"github.com/syncline/syncline/pkg/lifecycle"
+	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/stage"
 	"github.com/syncline/syncline/services/eventlog/apilog"
 )
@@ -40,6 +41,14 @@ type Deps struct {
 	Leases jetstream.KeyValue
 	// HandlerOptions wrap the API (authentication, for one).
 	HandlerOptions []connect.HandlerOption
+	// Alerts says where tenants' failure alerts go (the flow-config
+	// index); nil sends none.
+	Alerts AlertConfigs
+	// Secrets opens the tenants' alert secrets; nil fails every alert,
+	// saying that a master key is needed.
+	Secrets *secret.Box
+	// AlertMetrics count alerts; nil counts nothing.
+	AlertMetrics *AlertMetrics
 }
 
 // logLinger lets audit events gather for a moment before a batch is
@@ -53,6 +62,8 @@ type Service struct {
 	log   *slog.Logger
 	pub   *bus.Publisher
 	parts *lifecycle.Group
+	// alerts is nil when Deps.Alerts is.
+	alerts *alerter
 }
 
 // New returns an eventlog service; Start runs it.
@@ -65,6 +76,12 @@ func New(deps Deps) (*Service, error) {
 	}
 	s := &Service{deps: deps, log: deps.Logger.With("service", stage.Eventlog), pub: bus.NewPublisher(deps.JetStream)}
 	s.parts = lifecycle.NewGroup(s.log, 30*time.Second)
+	if deps.Alerts != nil {
+		// Added first, so it stops last: after the consumers, with
+		// everything they notified.
+		s.alerts = newAlerter(deps.Alerts, deps.Secrets, deps.AlertMetrics, s.log)
+		s.parts.Add("alerts", s.alerts)
+	}
 	cd := bus.ConsumerDeps{JetStream: deps.JetStream, Config: deps.Bus, Logger: s.log, Metrics: deps.Metrics}
 	cd.Handler = s.auditBatch
 	s.parts.Add("audit", bus.NewShared(deps.Leases, "eventlog-audit", []*bus.Consumer{
@@ -107,6 +124,7 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (int, er
 	now := time.Now().UTC()
 	records := make([]apilog.Record, 0, len(msgs))
 	var dead []*nats.Msg
+	var failed []failure
 	for _, m := range msgs {
 		e := &eventv1.Envelope{}
 		if err := proto.Unmarshal(m.Data(), e); err != nil {
@@ -115,7 +133,11 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (int, er
 			dead = append(dead, bus.DeadLetter(m, stage.Eventlog, stage.CodeMalformed, "audit event is not an envelope: "+err.Error()))
 			continue
 		}
-		records = append(records, recordOf(e, m.Headers(), now))
+		rec := recordOf(e, m.Headers(), now)
+		records = append(records, rec)
+		if rec.Status == apilog.StatusFailure && s.alerts != nil {
+			failed = append(failed, failure{rec: rec, stage: e.GetResult().GetStage()})
+		}
 	}
 	if err := s.pub.Publish(ctx, dead...); err != nil {
 		return 0, err
@@ -123,6 +145,8 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (int, er
 	if err := s.deps.Log.Insert(ctx, records); err != nil {
 		return 0, fmt.Errorf("writing %d log records: %w", len(records), err)
 	}
+	// Alerted only once logged, so the alert's log query finds them.
+	s.alerts.notify(failed)
 	return len(msgs), nil
 }
 
@@ -131,6 +155,7 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (int, er
 func (s *Service) deadLetterBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
 	now := time.Now().UTC()
 	records := make([]apilog.Record, 0, len(msgs))
+	var failed []failure
 	for _, m := range msgs {
 		h := m.Headers()
 		e := &eventv1.Envelope{}
@@ -155,10 +180,14 @@ func (s *Service) deadLetterBatch(ctx context.Context, msgs []jetstream.Msg) (in
 			rec.Tenant = bus.NoFlow
 		}
 		records = append(records, rec)
+		if s.alerts != nil {
+			failed = append(failed, failure{rec: rec, stage: r.Stage, deadLetter: true})
+		}
 	}
 	if err := s.deps.Log.Insert(ctx, records); err != nil {
 		return 0, fmt.Errorf("writing %d dead-letter log records: %w", len(records), err)
 	}
+	s.alerts.notify(failed)
 	return len(msgs), nil
 }
 
