@@ -1,7 +1,7 @@
 // Package eventlog is the eventlog service: it turns the audit stream and the
 // dead-letter stream into the API log (one record per change event per flow,
-// never the payload), dead-letters what no stage ever acknowledged, and
-// answers log queries.
+// never the payload), dead-letters what no stage ever acknowledged, answers
+// log queries, and alerts tenants of their failures (alerts.go).
 package eventlog
 
 import (
