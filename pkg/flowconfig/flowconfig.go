@@ -7,6 +7,7 @@ package flowconfig
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/mapping"
@@ -41,6 +42,35 @@ type Endpoint struct {
 // CredentialsBinding is what an endpoint's sealed credentials are bound to.
 func CredentialsBinding(tenant, endpoint string) string {
 	return "endpoint/" + tenant + "/" + endpoint
+}
+
+// Tenant is a tenant's entry in the bucket (key TenantKey): that the tenant
+// exists, and what the data plane needs of its settings.
+type Tenant struct {
+	// Alerts is where the tenant's failure alerts go; nil sends none.
+	Alerts *Alerts `json:"alerts,omitempty"`
+	// RetentionDays is how long the tenant's API log and dead letters are
+	// kept; 0 means the default (30 days).
+	RetentionDays int `json:"retentionDays,omitempty"`
+}
+
+// Alerts is a tenant's failure-alert webhook, compiled.
+type Alerts struct {
+	// Webhook is the http or https URL the eventlog POSTs alerts to.
+	Webhook string `json:"webhook"`
+	// Secret signs each alert (HMAC-SHA256). It is sealed with the master
+	// key (pkg/secret), bound to AlertsBinding(tenant): never in the
+	// bucket in the clear.
+	Secret string `json:"secret"`
+	// MinInterval is the shortest time between two alerts to the tenant
+	// (nanoseconds in JSON); failures in between are grouped into the
+	// next alert.
+	MinInterval time.Duration `json:"minInterval"`
+}
+
+// AlertsBinding is what a tenant's sealed alert secret is bound to.
+func AlertsBinding(tenant string) string {
+	return "tenant/" + tenant + "/alerts"
 }
 
 // Integrator stages as the data plane sees them.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,7 +41,9 @@ type Index struct {
 	flows    map[string]*Flow // by tenant + "." + flow
 	bySource map[sourceKey][]*Flow
 	tenants  map[string]bool
-	tokens   map[string]Token // by hash
+	alerts   map[string]*Alerts // by tenant; tenants without alerts are absent
+	keep     map[string]int     // retention days by tenant; 0 is the default
+	tokens   map[string]Token   // by hash
 	// version counts changes, so that a service can tell cheaply whether
 	// the caches it derives from the index need pruning.
 	version atomic.Uint64
@@ -61,7 +64,7 @@ func (x *Index) Flows() []*Flow {
 }
 
 func newIndex() *Index {
-	return &Index{flows: map[string]*Flow{}, bySource: map[sourceKey][]*Flow{}, tenants: map[string]bool{}, tokens: map[string]Token{}}
+	return &Index{flows: map[string]*Flow{}, bySource: map[sourceKey][]*Flow{}, tenants: map[string]bool{}, alerts: map[string]*Alerts{}, keep: map[string]int{}, tokens: map[string]Token{}}
 }
 
 // Get returns a tenant's flow, or nil.
@@ -83,6 +86,25 @@ func (x *Index) KnowsTenant(tenant string) bool {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return x.tenants[tenant]
+}
+
+// Alerts returns where a tenant's failure alerts go, or nil when the tenant
+// has none (or does not exist). The result must not be changed.
+func (x *Index) Alerts(tenant string) *Alerts {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.alerts[tenant]
+}
+
+// Retention returns every tenant's retention, 0 for the default.
+func (x *Index) Retention() map[string]time.Duration {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	out := make(map[string]time.Duration, len(x.keep))
+	for t, days := range x.keep {
+		out[t] = time.Duration(days) * 24 * time.Hour
+	}
+	return out
 }
 
 // LookupToken implements auth.TokenLookup over the tokens the control
@@ -147,14 +169,23 @@ func (x *Index) removeLocked(id string) {
 	}
 }
 
-func (x *Index) setTenant(t string, known bool) {
+// setTenant records a tenant's entry; nil removes the tenant.
+func (x *Index) setTenant(t string, entry *Tenant) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	defer x.version.Add(1)
-	if known {
-		x.tenants[t] = true
-	} else {
+	if entry == nil {
 		delete(x.tenants, t)
+		delete(x.alerts, t)
+		delete(x.keep, t)
+		return
+	}
+	x.tenants[t] = true
+	x.keep[t] = entry.RetentionDays
+	if entry.Alerts != nil {
+		x.alerts[t] = entry.Alerts
+	} else {
+		delete(x.alerts, t)
 	}
 }
 
@@ -220,7 +251,18 @@ func (w *Watcher) apply(e jetstream.KeyValueEntry) {
 	deleted := e.Operation() != jetstream.KeyValuePut
 	switch {
 	case strings.HasPrefix(key, "tenant."):
-		w.index.setTenant(strings.TrimPrefix(key, "tenant."), !deleted)
+		tenant := strings.TrimPrefix(key, "tenant.")
+		if deleted {
+			w.index.setTenant(tenant, nil)
+			return
+		}
+		var t Tenant
+		if err := json.Unmarshal(e.Value(), &t); err != nil {
+			// The tenant exists whatever its settings say; its alerts
+			// wait for an entry that decodes.
+			w.log.Error("ignoring tenant settings", "key", key, "error", err)
+		}
+		w.index.setTenant(tenant, &t)
 	case strings.HasPrefix(key, "token."):
 		hash := key[strings.LastIndexByte(key, '.')+1:]
 		if deleted {

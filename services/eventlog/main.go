@@ -1,4 +1,5 @@
-// Command eventlog runs the eventlog service (API log and dead letters).
+// Command eventlog runs the eventlog service (API log, dead letters and
+// failure alerts).
 // Configuration comes from the environment; see pkg/daemon.
 package main
 
@@ -55,17 +56,20 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The master key seals dead letters and opens the tenants' alert secrets.
 	box, err := secret.FromEnvIfSet()
 	if err != nil {
 		return err
 	}
 	if box == nil {
-		rt.Log.Warn("dead letters are kept without their events (no replay) until a master key is set", "variable", secret.EnvMasterKey)
+		rt.Log.Warn("dead letters are kept without their events (no replay), and alerts fail, until a master key is set", "variable", secret.EnvMasterKey)
 	}
 	svc, err := eventlog.New(eventlog.Deps{
 		Conn: rt.Conn, JetStream: rt.JetStream, Log: store, Bus: cfg.Bus,
 		Logger: rt.Log, Metrics: rt.Metrics, Leases: rt.Leases, HandlerOptions: opts,
 		DeadLetters: letters, Secrets: box,
+		Alerts: flows.Index(), AlertMetrics: eventlog.NewAlertMetrics(rt.Registry),
+		Retention: flows.Index().Retention,
 	})
 	if err != nil {
 		return err

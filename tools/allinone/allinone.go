@@ -88,6 +88,9 @@ type Config struct {
 	// syncline_leases bucket), as separate service replicas do. Off, the
 	// instance runs every consumer itself.
 	Replicated bool
+	// RetentionSweepEvery is how often the API log and dead letters are
+	// swept of what each tenant's retention no longer keeps; 0 is hourly.
+	RetentionSweepEvery time.Duration
 	// Bus settings; the zero value means bus.DefaultConfig().
 	Bus    bus.Config
 	Logger *slog.Logger
@@ -252,7 +255,8 @@ func (in *Instance) Start(ctx context.Context) error {
 	flows := watcher.Index()
 
 	el, err := eventlog.New(eventlog.Deps{Conn: in.conn, JetStream: in.js, Log: logStore, Bus: in.cfg.Bus, Logger: in.log, Metrics: metrics, Leases: leases, HandlerOptions: apiOpts,
-		DeadLetters: letters, Secrets: box})
+		DeadLetters: letters, Secrets: box, Alerts: flows, AlertMetrics: eventlog.NewAlertMetrics(in.registry),
+		Retention: flows.Retention, SweepEvery: in.cfg.RetentionSweepEvery})
 	if err != nil {
 		return in.fail(ctx, err)
 	}

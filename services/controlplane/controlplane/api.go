@@ -104,6 +104,11 @@ func (h *resourceHandler) Apply(ctx context.Context, req *controlplanev1.ApplyRe
 				return nil, err
 			}
 		}
+		if it.res.Kind == KindTenant {
+			if err := s.sealAlertSecret(it, old); err != nil {
+				return nil, err
+			}
+		}
 		p := planned{it: it, result: res, create: !exists}
 		switch {
 		case !exists:
@@ -566,7 +571,9 @@ func (s *Service) check(i int, r *controlplanev1.Resource) (item, error) {
 	switch r.Kind {
 	case KindTenant:
 		var ts TenantSpec
-		err = decodeStrict(spec, &ts)
+		if err = decodeStrict(spec, &ts); err == nil {
+			err = ts.check()
+		}
 	case KindIntegrator:
 		var is IntegratorSpec
 		if err = decodeStrict(spec, &is); err == nil {

@@ -106,10 +106,10 @@ func (s *Service) Mount(mux *http.ServeMux) {
 // only real changes. A tenant that is gone has everything removed.
 func (s *Service) publishTenant(ctx context.Context, tenant string) error {
 	want := map[string]bool{}
-	_, err := s.deps.Resources.Get(ctx, KindTenant, tenant, tenant)
+	t, err := s.deps.Resources.Get(ctx, KindTenant, tenant, tenant)
 	switch {
 	case err == nil:
-		if err := s.publishTenantEntries(ctx, tenant, want); err != nil {
+		if err := s.publishTenantEntries(ctx, t, want); err != nil {
 			return err
 		}
 	case !errors.Is(err, resource.ErrNotFound):
@@ -137,12 +137,17 @@ func (s *Service) removeTenantKeys(ctx context.Context, tenant string, keep map[
 	return nil
 }
 
-func (s *Service) publishTenantEntries(ctx context.Context, tenant string, want map[string]bool) error {
+func (s *Service) publishTenantEntries(ctx context.Context, t resource.Resource, want map[string]bool) error {
+	tenant := t.Name
 	put := func(key string, data []byte) error {
 		want[key] = true
 		return s.putIfChanged(ctx, key, data)
 	}
-	if err := put(flowconfig.TenantKey(tenant), []byte(`{}`)); err != nil {
+	entry, err := tenantEntry(t)
+	if err != nil {
+		return err
+	}
+	if err := put(flowconfig.TenantKey(tenant), entry); err != nil {
 		return err
 	}
 	flows, err := s.compileTenant(ctx, tenant)
@@ -222,6 +227,29 @@ func (s *Service) deleteTenant(ctx context.Context, tenant string) (map[string]i
 	maps.Copy(removed, gone)
 	s.log.Info("tenant deleted", "tenant", tenant, "removed", removed)
 	return removed, nil
+}
+
+// tenantEntry is a tenant's own entry in the bucket: its alert webhook,
+// with the secret as the store keeps it, sealed. A tenant without alerts is
+// "{}".
+func tenantEntry(t resource.Resource) ([]byte, error) {
+	var spec TenantSpec
+	if err := decodeStrict(t.Spec, &spec); err != nil {
+		return nil, fmt.Errorf("decoding stored tenant %s: %w", t.Name, err)
+	}
+	entry := flowconfig.Tenant{RetentionDays: spec.RetentionDays}
+	if a := spec.Alerts; a != nil {
+		interval, err := a.interval()
+		if err != nil {
+			return nil, fmt.Errorf("stored tenant %s: %w", t.Name, err)
+		}
+		entry.Alerts = &flowconfig.Alerts{Webhook: a.Webhook, Secret: a.SealedSecret, MinInterval: interval}
+	}
+	b, err := json.Marshal(entry)
+	if err != nil {
+		return nil, fmt.Errorf("encoding tenant %s: %w", t.Name, err)
+	}
+	return b, nil
 }
 
 // compileTenant resolves every flow of a tenant against its endpoints and

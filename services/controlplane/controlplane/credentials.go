@@ -170,10 +170,69 @@ func setCredentials(spec map[string]any, names map[string]string, sealed string)
 	}
 }
 
+// sealAlertSecret turns a tenant's alert secret as an apply gives it into
+// what the store keeps: "(secret)" and the value sealed with the master key,
+// bound to the tenant. A secret left out, or given as "(secret)", keeps the
+// stored one; alerts with neither are refused. An unchanged secret keeps its
+// sealed text, so that applying the same file twice changes nothing.
+func (s *Service) sealAlertSecret(it *item, old json.RawMessage) error {
+	var spec map[string]any
+	if err := json.Unmarshal(it.res.Spec, &spec); err != nil {
+		return apiError(connect.CodeInternal, ReasonInternal, it.name(), "", err)
+	}
+	alerts, _ := spec["alerts"].(map[string]any)
+	it.changedCredentials = nil
+	if alerts == nil {
+		return nil
+	}
+	var stored TenantSpec
+	if len(old) > 0 {
+		_ = json.Unmarshal(old, &stored)
+	}
+	var oldSealed string
+	if stored.Alerts != nil {
+		oldSealed = stored.Alerts.SealedSecret
+	}
+	given, _ := alerts["secret"].(string)
+	binding := flowconfig.AlertsBinding(it.res.Tenant)
+	sealed := oldSealed
+	switch {
+	case given == "" || given == Secret:
+		if oldSealed == "" {
+			return apiError(connect.CodeInvalidArgument, ReasonInvalid, it.name(), "give the secret in spec.alerts.secret",
+				fieldErr("spec.alerts.secret", "is required: every alert is signed with it (HMAC-SHA256), and none is stored"))
+		}
+	default:
+		if s.deps.Secrets == nil {
+			return noMasterKey(it.name())
+		}
+		if oldSealed != "" {
+			if b, err := s.deps.Secrets.Open(binding, oldSealed); err == nil && string(b) == given {
+				break
+			}
+		}
+		var err error
+		if sealed, err = s.deps.Secrets.Seal(binding, []byte(given)); err != nil {
+			return apiError(connect.CodeInternal, ReasonInternal, it.name(), "", err)
+		}
+		if oldSealed != "" {
+			it.changedCredentials = []string{"secret"}
+		}
+	}
+	alerts["secret"] = Secret
+	alerts["sealedSecret"] = sealed
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return apiError(connect.CodeInternal, ReasonInternal, it.name(), "", err)
+	}
+	it.res.Spec = b
+	return nil
+}
+
 func noMasterKey(res string) error {
 	return apiError(connect.CodeFailedPrecondition, ReasonNoMasterKey, res,
-		"set SYNCLINE_MASTER_KEY on the control plane and the connector to 32 random bytes in base64 (`head -c32 /dev/urandom | base64`); syncline dev makes one in its data folder",
-		errors.New("credentials are stored encrypted, and the control plane has no master key"))
+		"set SYNCLINE_MASTER_KEY on the control plane, the connector and the eventlog to 32 random bytes in base64 (`head -c32 /dev/urandom | base64`); syncline dev makes one in its data folder",
+		errors.New("credentials and alert secrets are stored encrypted, and the control plane has no master key"))
 }
 
 // publicSpec is a stored spec as the API shows it: without the sealed
@@ -183,8 +242,13 @@ func publicSpec(kind string, stored json.RawMessage) (map[string]any, error) {
 	if err := json.Unmarshal(stored, &spec); err != nil {
 		return nil, fmt.Errorf("decoding the stored spec: %w", err)
 	}
-	if kind == KindEndpoint {
+	switch kind {
+	case KindEndpoint:
 		delete(spec, "sealedCredentials")
+	case KindTenant:
+		if alerts, ok := spec["alerts"].(map[string]any); ok {
+			delete(alerts, "sealedSecret")
+		}
 	}
 	return spec, nil
 }
@@ -204,10 +268,14 @@ func specDiff(kind string, old, new json.RawMessage, changedCredentials []string
 	if err != nil {
 		return "", err
 	}
+	changed := Secret[:len(Secret)-1] + ", changed)"
+	if alerts, ok := after["alerts"].(map[string]any); ok && kind == KindTenant && slices.Contains(changedCredentials, "secret") {
+		alerts["secret"] = changed
+	}
 	if creds, ok := after["credentials"].(map[string]any); ok {
 		for _, k := range changedCredentials {
 			if _, ok := creds[k]; ok && before != nil {
-				creds[k] = Secret[:len(Secret)-1] + ", changed)"
+				creds[k] = changed
 			}
 		}
 	}

@@ -3,7 +3,9 @@ package controlplane
 import (
 	"bytes"
 	"encoding/json"
+	"net/url"
 	"regexp"
+	"time"
 
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/connector"
@@ -28,6 +30,93 @@ var kindOrder = map[string]int{KindTenant: 0, KindIntegrator: 1, KindEndpoint: 2
 // TenantSpec is a tenant's spec.
 type TenantSpec struct {
 	DisplayName string `json:"displayName,omitempty"`
+	// RetentionDays is how long the tenant's API log records and dead
+	// letters are kept: 1 to 3650 days; left out, 30.
+	RetentionDays int `json:"retentionDays,omitempty"`
+	// Alerts send the tenant's failures to a webhook; nil sends none.
+	Alerts *AlertsSpec `json:"alerts,omitempty"`
+}
+
+// AlertsSpec is where a tenant's failure alerts go and how often.
+type AlertsSpec struct {
+	// Webhook is the http or https URL alerts are POSTed to.
+	Webhook string `json:"webhook"`
+	// Secret signs every alert (HMAC-SHA256 of the body, header
+	// X-Syncline-Signature), so the receiver can tell it came from
+	// Syncline. Write-only, like an endpoint's credentials: stored
+	// encrypted under the master key, bound to the tenant, never returned,
+	// logged or traced; reading the tenant shows "(secret)", which an apply
+	// reads as "keep the stored value", as it reads a secret left out.
+	Secret string `json:"secret,omitempty"`
+	// SealedSecret is what the store keeps of the secret: set by the
+	// server, never given or returned.
+	SealedSecret string `json:"sealedSecret,omitempty"`
+	// MinInterval is the shortest time between two alerts to the tenant,
+	// e.g. "30s" (the default; 1s to 24h). The first failure after a quiet
+	// spell is alerted within about a second; failures that follow are
+	// grouped, counted and sampled into the next alert.
+	MinInterval string `json:"minInterval,omitempty"`
+}
+
+// Alert intervals.
+const (
+	DefaultAlertInterval = 30 * time.Second
+	minAlertInterval     = time.Second
+	maxAlertInterval     = 24 * time.Hour
+	// minAlertSecret is the shortest secret: an HMAC key a receiver's
+	// attacker cannot guess.
+	minAlertSecret = 16
+)
+
+func (s *TenantSpec) check() error {
+	if s.RetentionDays < 0 || s.RetentionDays > 3650 {
+		return fieldErr("spec.retentionDays", "%d: keep the API log and dead letters 1 to 3650 days (left out: 30)", s.RetentionDays)
+	}
+	a := s.Alerts
+	if a == nil {
+		return nil
+	}
+	if a.Webhook == "" {
+		return fieldErr("spec.alerts.webhook", "is required: the http or https URL that receives the tenant's failure alerts")
+	}
+	u, err := url.Parse(a.Webhook)
+	switch {
+	case err != nil:
+		return fieldErr("spec.alerts.webhook", "%q is not a URL: %v", a.Webhook, err)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fieldErr("spec.alerts.webhook", "%q: use an http:// or https:// URL", a.Webhook)
+	case u.Host == "":
+		return fieldErr("spec.alerts.webhook", "%q has no host", a.Webhook)
+	case u.User != nil:
+		// The URL is shown by get and in log lines; a password in it
+		// would be too.
+		return fieldErr("spec.alerts.webhook", "carries a user or password, which get and the logs would show: alerts are authenticated by their signature with spec.alerts.secret")
+	}
+	if a.Secret != "" && a.Secret != Secret && len(a.Secret) < minAlertSecret {
+		return fieldErr("spec.alerts.secret", "is %d characters: use at least %d random ones (`head -c24 /dev/urandom | base64`)", len(a.Secret), minAlertSecret)
+	}
+	if a.SealedSecret != "" {
+		return fieldErr("spec.alerts.sealedSecret", "is the server's: give the secret in the clear under spec.alerts.secret (over TLS), and the server encrypts it")
+	}
+	if _, err := a.interval(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// interval is the alerts' minimum interval, defaulted.
+func (a *AlertsSpec) interval() (time.Duration, error) {
+	if a.MinInterval == "" {
+		return DefaultAlertInterval, nil
+	}
+	d, err := time.ParseDuration(a.MinInterval)
+	if err != nil {
+		return 0, fieldErr("spec.alerts.minInterval", "%q is not a duration: use e.g. 30s or 5m", a.MinInterval)
+	}
+	if d < minAlertInterval || d > maxAlertInterval {
+		return 0, fieldErr("spec.alerts.minInterval", "%s: use 1s to 24h", a.MinInterval)
+	}
+	return d, nil
 }
 
 // Integrator stages (DESIGN section 1). Active runs the integrator's flows;

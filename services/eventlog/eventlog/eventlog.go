@@ -1,7 +1,7 @@
 // Package eventlog is the eventlog service: it turns the audit stream and the
 // dead-letter stream into the API log (one record per change event per flow,
-// never the payload), dead-letters what no stage ever acknowledged, and
-// answers log queries.
+// never the payload), dead-letters what no stage ever acknowledged, answers
+// log queries, and alerts tenants of their failures (alerts.go).
 package eventlog
 
 import (
@@ -45,8 +45,10 @@ type Deps struct {
 	HandlerOptions []connect.HandlerOption
 	// DeadLetters keeps dead letters for listing and replay.
 	DeadLetters *deadletter.Store
-	// Secrets seals dead letters' events; nil keeps letters without their
-	// events (they can be listed and discarded, not replayed).
+	// Secrets seals dead letters' events and opens the tenants' alert
+	// secrets; nil keeps letters without their events (they can be listed
+	// and discarded, not replayed) and fails every alert, saying that a
+	// master key is needed.
 	Secrets *secret.Box
 	// Retention returns each tenant's retention (0: DefaultRetention); the
 	// sweeper deletes older API log records and dead letters. Nil sweeps
@@ -54,6 +56,11 @@ type Deps struct {
 	Retention func() map[string]time.Duration
 	// SweepEvery is how often the sweeper runs; 0 means every hour.
 	SweepEvery time.Duration
+	// Alerts says where tenants' failure alerts go (the flow-config
+	// index); nil sends none.
+	Alerts AlertConfigs
+	// AlertMetrics count alerts; nil counts nothing.
+	AlertMetrics *AlertMetrics
 }
 
 // logLinger lets audit events gather for a moment before a batch is
@@ -67,6 +74,8 @@ type Service struct {
 	log   *slog.Logger
 	pub   *bus.Publisher
 	parts *lifecycle.Group
+	// alerts is nil when Deps.Alerts is.
+	alerts *alerter
 }
 
 // New returns an eventlog service; Start runs it.
@@ -79,6 +88,12 @@ func New(deps Deps) (*Service, error) {
 	}
 	s := &Service{deps: deps, log: deps.Logger.With("service", stage.Eventlog), pub: bus.NewPublisher(deps.JetStream)}
 	s.parts = lifecycle.NewGroup(s.log, 30*time.Second)
+	if deps.Alerts != nil {
+		// Added first, so it stops last: after the consumers, with
+		// everything they notified.
+		s.alerts = newAlerter(deps.Alerts, deps.Secrets, deps.AlertMetrics, s.log)
+		s.parts.Add("alerts", s.alerts)
+	}
 	cd := bus.ConsumerDeps{JetStream: deps.JetStream, Config: deps.Bus, Logger: s.log, Metrics: deps.Metrics}
 	cd.Handler = s.auditBatch
 	s.parts.Add("audit", bus.NewShared(deps.Leases, "eventlog-audit", []*bus.Consumer{
@@ -131,6 +146,7 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (int, er
 	now := time.Now().UTC()
 	records := make([]apilog.Record, 0, len(msgs))
 	var dead []*nats.Msg
+	var failed []failure
 	for _, m := range msgs {
 		e := &eventv1.Envelope{}
 		if err := proto.Unmarshal(m.Data(), e); err != nil {
@@ -139,7 +155,11 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (int, er
 			dead = append(dead, bus.DeadLetter(m, stage.Eventlog, stage.CodeMalformed, "audit event is not an envelope: "+err.Error()))
 			continue
 		}
-		records = append(records, recordOf(e, m.Headers(), now))
+		rec := recordOf(e, m.Headers(), now)
+		records = append(records, rec)
+		if rec.Status == apilog.StatusFailure && s.alerts != nil {
+			failed = append(failed, failure{rec: rec, stage: e.GetResult().GetStage()})
+		}
 	}
 	if err := s.pub.Publish(ctx, dead...); err != nil {
 		return 0, err
@@ -147,6 +167,8 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (int, er
 	if err := s.deps.Log.Insert(ctx, records); err != nil {
 		return 0, fmt.Errorf("writing %d log records: %w", len(records), err)
 	}
+	// Alerted only once logged, so the alert's log query finds them.
+	s.alerts.notify(failed)
 	return len(msgs), nil
 }
 
@@ -156,6 +178,7 @@ func (s *Service) deadLetterBatch(ctx context.Context, msgs []jetstream.Msg) (in
 	now := time.Now().UTC()
 	records := make([]apilog.Record, 0, len(msgs))
 	letters := make([]deadletter.Letter, 0, len(msgs))
+	var failed []failure
 	for _, m := range msgs {
 		h := m.Headers()
 		e := &eventv1.Envelope{}
@@ -185,6 +208,9 @@ func (s *Service) deadLetterBatch(ctx context.Context, msgs []jetstream.Msg) (in
 			return 0, fmt.Errorf("keeping a dead letter: %w", err)
 		}
 		letters = append(letters, l)
+		if s.alerts != nil {
+			failed = append(failed, failure{rec: rec, stage: r.Stage, deadLetter: true})
+		}
 	}
 	if err := s.deps.Log.Insert(ctx, records); err != nil {
 		return 0, fmt.Errorf("writing %d dead-letter log records: %w", len(records), err)
@@ -192,6 +218,7 @@ func (s *Service) deadLetterBatch(ctx context.Context, msgs []jetstream.Msg) (in
 	if err := s.deps.DeadLetters.Insert(ctx, letters); err != nil {
 		return 0, fmt.Errorf("keeping %d dead letters: %w", len(letters), err)
 	}
+	s.alerts.notify(failed)
 	return len(msgs), nil
 }
 

@@ -16,9 +16,9 @@ controlplane dedup eventlog
 controlplane connector eventlog
 {{- end }}
 
-{{/* Services that seal or open endpoint credentials: they get SYNCLINE_MASTER_KEY. */}}
+{{/* Services that seal or open endpoint credentials and alert secrets: they get SYNCLINE_MASTER_KEY. */}}
 {{- define "syncline.keyServices" -}}
-controlplane connector
+controlplane connector eventlog
 {{- end }}
 
 {{/* The chart's name. */}}
