@@ -34,6 +34,7 @@ import (
 // report is one backend's figures; the child prints it as JSON.
 type report struct {
 	Backend         string
+	Partitions      int
 	Events          int
 	EventsPerSecond float64
 	BurstP50        time.Duration
@@ -108,7 +109,7 @@ func child(ctx context.Context, f flags) error {
 	_ = sub.SetPendingLimits(-1, -1)
 	pub := ingest.NewPublisher(js, nil)
 
-	r := report{Backend: f.backend, Events: f.events, PacedRate: f.rate}
+	r := report{Backend: f.backend, Partitions: in.Partitions(), Events: f.events, PacedRate: f.rate}
 
 	// Warm up (the target table is created, statements prepared), unmeasured.
 	warm, err := paced(ctx, pub, "W", f.rate, 2*time.Second)
