@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -397,8 +398,17 @@ func peakRSS() int64 {
 }
 
 // printStages writes each stage's batch count, mean batch size and time
-// spent handling batches to stderr: where the time of the run went.
+// spent handling batches to stderr: where the time of the run went. The
+// line before them says how much CPU time the process has used so far and
+// how much of it went to garbage collection, which noise from other
+// programs on the machine changes less than the wall-clock figures.
 func printStages(in *allinone.Instance) {
+	samples := []metrics.Sample{{Name: "/cpu/classes/total:cpu-seconds"}, {Name: "/cpu/classes/idle:cpu-seconds"}, {Name: "/cpu/classes/gc/total:cpu-seconds"},
+		{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(samples)
+	busy := samples[0].Value.Float64() - samples[1].Value.Float64()
+	fmt.Fprintf(os.Stderr, "  cpu %.2f s, of which gc %.2f s (runtime estimates); Go memory %.0f MB, of which heap objects %.0f MB, released %.0f MB\n",
+		busy, samples[2].Value.Float64(), mb(int64(samples[3].Value.Uint64())), mb(int64(samples[4].Value.Uint64())), mb(int64(samples[5].Value.Uint64())))
 	mfs, err := in.Registry().Gather()
 	if err != nil {
 		return
