@@ -303,8 +303,12 @@ func (c *Consumer) handle(batch []jetstream.Msg) bool {
 		c.deps.Metrics.observeBatch(c.spec.Stage, done, time.Since(start))
 		if done > 0 {
 			c.ack(batch[done-1])
-			for _, m := range batch[:done] {
-				delete(c.failures, sequence(m))
+			// Reading a message's sequence parses its metadata: skip it
+			// in the common case that nothing has failed.
+			if len(c.failures) > 0 {
+				for _, m := range batch[:done] {
+					delete(c.failures, sequence(m))
+				}
 			}
 			batch = batch[done:]
 		}

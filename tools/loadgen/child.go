@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -34,6 +35,7 @@ import (
 // report is one backend's figures; the child prints it as JSON.
 type report struct {
 	Backend         string
+	Partitions      int
 	Events          int
 	EventsPerSecond float64
 	BurstP50        time.Duration
@@ -108,7 +110,7 @@ func child(ctx context.Context, f flags) error {
 	_ = sub.SetPendingLimits(-1, -1)
 	pub := ingest.NewPublisher(js, nil)
 
-	r := report{Backend: f.backend, Events: f.events, PacedRate: f.rate}
+	r := report{Backend: f.backend, Partitions: in.Partitions(), Events: f.events, PacedRate: f.rate}
 
 	// Warm up (the target table is created, statements prepared), unmeasured.
 	warm, err := paced(ctx, pub, "W", f.rate, 2*time.Second)
@@ -396,8 +398,17 @@ func peakRSS() int64 {
 }
 
 // printStages writes each stage's batch count, mean batch size and time
-// spent handling batches to stderr: where the time of the run went.
+// spent handling batches to stderr: where the time of the run went. The
+// line before them says how much CPU time the process has used so far and
+// how much of it went to garbage collection, which noise from other
+// programs on the machine changes less than the wall-clock figures.
 func printStages(in *allinone.Instance) {
+	samples := []metrics.Sample{{Name: "/cpu/classes/total:cpu-seconds"}, {Name: "/cpu/classes/idle:cpu-seconds"}, {Name: "/cpu/classes/gc/total:cpu-seconds"},
+		{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(samples)
+	busy := samples[0].Value.Float64() - samples[1].Value.Float64()
+	fmt.Fprintf(os.Stderr, "  cpu %.2f s, of which gc %.2f s (runtime estimates); Go memory %.0f MB, of which heap objects %.0f MB, released %.0f MB\n",
+		busy, samples[2].Value.Float64(), mb(int64(samples[3].Value.Uint64())), mb(int64(samples[4].Value.Uint64())), mb(int64(samples[5].Value.Uint64())))
 	mfs, err := in.Registry().Gather()
 	if err != nil {
 		return

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/syncline/syncline/pkg/bus"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -44,7 +43,7 @@ func main() {
 	flag.IntVar(&f.rate, "rate", 1000, "events per second for the latency run")
 	flag.DurationVar(&f.paced, "paced", 15*time.Second, "length of the latency run")
 	flag.IntVar(&f.batch, "batch", 500, "events per publish batch in the throughput run")
-	flag.IntVar(&f.parts, "partitions", bus.DefaultConfig().Partitions, "partitions of the flow and push subjects")
+	flag.IntVar(&f.parts, "partitions", 0, "partitions of the flow and push subjects (0: what the all-in-one mode picks for this machine)")
 	flag.StringVar(&f.profile, "cpuprofile", "", "write a CPU profile of the throughput run to FILE.<backend>, and heap profiles after each run")
 	flag.Parse()
 
@@ -86,9 +85,9 @@ func parent(ctx context.Context, f flags) error {
 		reports = append(reports, r)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "backend\tevents\tevents/s\tp50 (burst)\tp99 (burst)\tpeak RSS (burst)\tpaced rate\tp50 (paced)\tp99 (paced)\tpeak RSS (paced)\t")
+	fmt.Fprintln(tw, "backend\tpartitions\tevents\tevents/s\tp50 (burst)\tp99 (burst)\tpeak RSS (burst)\tpaced rate\tp50 (paced)\tp99 (paced)\tpeak RSS (paced)\t")
 	for _, r := range reports {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%.0f MB\t%d/s\t%s\t%s\t%.0f MB\t\n", r.Backend, r.Events, r.EventsPerSecond,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%s\t%.0f MB\t%d/s\t%s\t%s\t%.0f MB\t\n", r.Backend, r.Partitions, r.Events, r.EventsPerSecond,
 			ms(r.BurstP50), ms(r.BurstP99), mb(r.PeakRSSBytes), r.PacedRate, ms(r.PacedP50), ms(r.PacedP99), mb(r.PacedRSSBytes))
 	}
 	return tw.Flush()
