@@ -194,3 +194,96 @@ func (p *Postgres) DeleteBefore(ctx context.Context, tenant string, before time.
 	}
 	return tag.RowsAffected(), nil
 }
+
+// pgReportRows aggregates in one pass: counts with FILTER, and the percentiles with
+// percentile_disc, which sorts each group's durations in the server.
+const pgReportRows = `
+SELECT integrator, flow, entity, (logged_at AT TIME ZONE 'UTC')::date AS day,
+	count(*),
+	count(*) FILTER (WHERE action = 'created'),
+	count(*) FILTER (WHERE action = 'updated'),
+	count(*) FILTER (WHERE action = 'deleted'),
+	count(*) FILTER (WHERE action = 'skipped'),
+	count(*) FILTER (WHERE action = 'failed'),
+	count(*) FILTER (WHERE status = 'failure'),
+	percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ns),
+	percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ns)
+FROM api_log_records
+WHERE {where}
+GROUP BY 1, 2, 3, 4`
+
+// pgReportErrors ranks the error codes of each row's failures. Codes and reasons compare
+// bytewise (COLLATE "C"), as in SQLite, so that ties and samples do not depend on the locale.
+const pgReportErrors = `
+SELECT integrator, flow, entity, day, error_code, n, reason FROM (
+	SELECT integrator, flow, entity, day, error_code, count(*) AS n, min(reason COLLATE "C") AS reason,
+		row_number() OVER (PARTITION BY integrator, flow, entity, day ORDER BY count(*) DESC, error_code COLLATE "C") AS rank
+	FROM (SELECT integrator, flow, entity, (logged_at AT TIME ZONE 'UTC')::date AS day, error_code, reason
+	      FROM api_log_records WHERE {where} AND status = 'failure') f
+	GROUP BY integrator, flow, entity, day, error_code
+) ranked
+WHERE rank <= {top}`
+
+// Report implements Store.
+func (p *Postgres) Report(ctx context.Context, q ReportQuery) ([]ReportRow, error) {
+	plan, err := planReport(q, pgDialect)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := p.pool.Query(ctx, plan.fill(pgReportRows), plan.args...)
+	if err != nil {
+		return nil, fmt.Errorf("reporting on the API log of tenant %s: %w", q.Tenant, err)
+	}
+	report, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ReportRow, error) {
+		var r ReportRow
+		var p50, p95 int64
+		err := row.Scan(&r.Integrator, &r.Flow, &r.Entity, &r.Day, &r.Total, &r.Created, &r.Updated, &r.Deleted,
+			&r.Skipped, &r.Failed, &r.Failures, &p50, &p95)
+		r.Day = r.Day.UTC()
+		r.P50, r.P95 = time.Duration(p50), time.Duration(p95)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reporting on the API log of tenant %s: %w", q.Tenant, err)
+	}
+	rows, err = p.pool.Query(ctx, plan.fill(pgReportErrors), plan.args...)
+	if err != nil {
+		return nil, fmt.Errorf("reporting the errors of tenant %s: %w", q.Tenant, err)
+	}
+	errs := map[rowKey][]ErrorCount{}
+	var k rowKey
+	var e ErrorCount
+	_, err = pgx.ForEachRow(rows, []any{&k.integrator, &k.flow, &k.entity, &k.day, &e.Code, &e.Count, &e.Reason}, func() error {
+		k.day = k.day.UTC()
+		errs[k] = append(errs[k], e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reporting the errors of tenant %s: %w", q.Tenant, err)
+	}
+	return assembleReport(report, errs), nil
+}
+
+// Traffic implements Store.
+func (p *Postgres) Traffic(ctx context.Context, q TrafficQuery) ([]FlowTraffic, error) {
+	if err := validateRange(q.Tenant, q.From, q.To); err != nil {
+		return nil, err
+	}
+	rows, err := p.pool.Query(ctx, `
+SELECT flow, source_endpoint, count(*), count(*) FILTER (WHERE status = 'failure')
+FROM api_log_records
+WHERE tenant = $1 AND logged_at >= $2 AND logged_at < $3
+GROUP BY flow, source_endpoint`, q.Tenant, q.From, q.To)
+	if err != nil {
+		return nil, fmt.Errorf("counting the traffic of tenant %s: %w", q.Tenant, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (FlowTraffic, error) {
+		var t FlowTraffic
+		err := row.Scan(&t.Flow, &t.SourceEndpoint, &t.Records, &t.Failures)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("counting the traffic of tenant %s: %w", q.Tenant, err)
+	}
+	return out, nil
+}
