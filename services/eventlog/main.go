@@ -50,7 +50,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	svc, err := eventlog.New(eventlog.Deps{
-		Conn: rt.Conn, JetStream: rt.JetStream, Log: store, Bus: cfg.Bus,
+		Conn: rt.Conn, JetStream: rt.JetStream, Log: store, Flows: flows.Index(), Bus: cfg.Bus,
 		Logger: rt.Log, Metrics: rt.Metrics, Leases: rt.Leases, HandlerOptions: opts,
 	})
 	if err != nil {

@@ -32,6 +32,7 @@ type Deps struct {
 	Conn      *nats.Conn
 	JetStream jetstream.JetStream
 	Log       apilog.Store
+	Flows     FlowLister
 	Bus       bus.Config
 	Logger    *slog.Logger
 	Metrics   *bus.Metrics
@@ -57,8 +58,8 @@ type Service struct {
 
 // New returns an eventlog service; Start runs it.
 func New(deps Deps) (*Service, error) {
-	if deps.Conn == nil || deps.JetStream == nil || deps.Log == nil {
-		return nil, fmt.Errorf("eventlog: Conn, JetStream and Log are required")
+	if deps.Conn == nil || deps.JetStream == nil || deps.Log == nil || deps.Flows == nil {
+		return nil, fmt.Errorf("eventlog: Conn, JetStream, Log and Flows are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -95,9 +96,9 @@ func (s *Service) Stop(ctx context.Context) error {
 	return s.parts.Stop(ctx)
 }
 
-// Mount adds the log query API to mux.
+// Mount adds the log query and report API to mux.
 func (s *Service) Mount(mux *http.ServeMux) {
-	mux.Handle(newLogHandler(s.deps.Log, s.deps.HandlerOptions...))
+	mux.Handle(newLogHandler(s.deps.Log, s.deps.Flows, s.deps.HandlerOptions...))
 }
 
 // auditBatch writes a batch of outcomes to the API log in one insert. The
