@@ -29,14 +29,6 @@ const (
 	MaxReportRange = 366 * 24 * time.Hour
 )
 
-// The latency percentiles a report gives. They are nearest-rank percentiles (PostgreSQL's
-// percentile_disc): the smallest duration d such that at least p of the row's records took d
-// or less, always a duration that some record took.
-const (
-	p50 = 0.5
-	p95 = 0.95
-)
-
 // ReportRow aggregates the records of one integrator, flow and entity on one UTC day.
 type ReportRow struct {
 	Integrator, Flow, Entity string
@@ -47,7 +39,9 @@ type ReportRow struct {
 	// Failures counts the records whose status is failure; FailureRate is Failures / Total.
 	Failures    int64
 	FailureRate float64
-	// P50 and P95 are percentiles of the records' durations (see p50).
+	// P50 and P95 are nearest-rank percentiles of the records' durations (PostgreSQL's
+	// percentile_disc): the smallest duration d such that at least 50% (95%) of the row's
+	// records took d or less, always a duration that some record took.
 	P50, P95 time.Duration
 	// TopErrors are the most frequent error codes of the row's failures, most frequent first,
 	// ties by code.
