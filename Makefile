@@ -56,8 +56,9 @@ run: ## Run Syncline in one process (syncline dev)
 	go run ./tools/syncline dev
 
 .PHONY: bench
-bench: postgres ## Push change events through the whole chain and report throughput, latency and memory
+bench: postgres ## Push change events through the whole chain, then load 1,000,000 API log records; report throughput, latency, memory and query times
 	go run ./tools/loadgen -backends sqlite,postgres
+	go run ./tools/logbench
 
 $(BIN)/buf:
 	GOBIN=$(BIN) GOWORK=off go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)

@@ -65,7 +65,7 @@ func run(ctx context.Context) error {
 		rt.Log.Warn("dead letters are kept without their events (no replay), and alerts fail, until a master key is set", "variable", secret.EnvMasterKey)
 	}
 	svc, err := eventlog.New(eventlog.Deps{
-		Conn: rt.Conn, JetStream: rt.JetStream, Log: store, Bus: cfg.Bus,
+		Conn: rt.Conn, JetStream: rt.JetStream, Log: store, Flows: flows.Index(), Bus: cfg.Bus,
 		Logger: rt.Log, Metrics: rt.Metrics, Leases: rt.Leases, HandlerOptions: opts,
 		DeadLetters: letters, Secrets: box,
 		Alerts: flows.Index(), AlertMetrics: eventlog.NewAlertMetrics(rt.Registry),

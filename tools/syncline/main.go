@@ -1,5 +1,5 @@
 // Command syncline is Syncline's command line: `syncline dev` runs the whole
-// platform in one process; apply, get, delete, token, publish and logs talk
+// platform in one process; apply, get, delete, token, publish, logs and report talk
 // to a running one.
 package main
 

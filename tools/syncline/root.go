@@ -53,7 +53,7 @@ func newRootWith(g *globals) *cobra.Command {
 	pf.StringVar(&g.token, "token", os.Getenv("SYNCLINE_TOKEN"), "API token ($SYNCLINE_TOKEN; default: the dev mode's token in --data-dir)")
 	pf.StringVar(&g.natsURL, "nats", envOr("SYNCLINE_NATS_URL", fmt.Sprintf("nats://127.0.0.1:%d", allinone.DefaultNATSPort)), "NATS URL for publishing ($SYNCLINE_NATS_URL)")
 	pf.StringVar(&g.dataDir, "data-dir", envOr("SYNCLINE_DATA_DIR", allinone.DefaultDataDir), "the dev mode's data folder ($SYNCLINE_DATA_DIR)")
-	root.AddCommand(newDev(g), newApply(g), newGet(g), newDelete(g), newToken(g), newMapping(g), newDeadLetters(g), newPublish(g), newLogs(g))
+	root.AddCommand(newDev(g), newApply(g), newGet(g), newDelete(g), newToken(g), newMapping(g), newDeadLetters(g), newPublish(g), newLogs(g), newReport(g))
 	return root
 }
 

@@ -102,7 +102,7 @@ type Page struct {
 // QueryError reports a Query the store refuses, naming the field, so that an API can answer
 // with an invalid-argument error instead of an internal one.
 type QueryError struct {
-	Field  string // "tenant", "limit", "cursor", "status", "action" or "to"
+	Field  string // "tenant", "limit", "cursor", "status", "action", "from", "to" or "top_errors"
 	Reason string
 }
 
@@ -120,6 +120,12 @@ type Store interface {
 	// ties broken by event id and then flow, both descending. The cursor is a position in that
 	// order, so paging neither repeats nor skips a record while new records arrive.
 	Query(ctx context.Context, q Query) (Page, error)
+	// Report aggregates a tenant's records per integrator, flow, entity and UTC day: counts
+	// by action, failures, latency percentiles and the top error codes. Rows come by day,
+	// then integrator, flow and entity.
+	Report(ctx context.Context, q ReportQuery) ([]ReportRow, error)
+	// Traffic counts a tenant's records per flow and source endpoint, in no fixed order.
+	Traffic(ctx context.Context, q TrafficQuery) ([]FlowTraffic, error)
 	// DeleteTenant removes every record of tenant and returns how many there were.
 	DeleteTenant(ctx context.Context, tenant string) (int64, error)
 	// DeleteBefore removes the records of tenant logged before the given time (retention).

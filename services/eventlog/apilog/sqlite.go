@@ -209,3 +209,137 @@ func (s *SQLite) delete(ctx context.Context, query string, args ...any) (int64, 
 	})
 	return n, err
 }
+
+// sqliteDay is the UTC day of logged_at (unix microseconds) as days since 1970-01-01, rounded
+// down also before 1970 (SQLite's integer division rounds towards zero).
+const sqliteDay = `((logged_at - ((logged_at % 86400000000) + 86400000000) % 86400000000) / 86400000000)`
+
+// sqliteRank is the 1-based rank of the nearest-rank percentile p among n sorted durations:
+// ceil(p * n), computed in double precision as PostgreSQL's percentile_disc does, so that
+// both backends pick the same record. SQLite may lack ceil(), so it is written out.
+func sqliteRank(p string) string {
+	x := "(" + p + " * n)"
+	return "(CAST(" + x + " AS INTEGER) + (" + x + " > CAST(" + x + " AS INTEGER)))"
+}
+
+// sqliteReportRows has no percentile function to call: it numbers each group's records by
+// duration with a window and keeps the durations at the percentiles' ranks. SQLite sorts the
+// window in its own sorter (spilling to temporary files when large), so memory stays bounded;
+// only one row per group reaches Go.
+var sqliteReportRows = `
+WITH r AS (
+	SELECT integrator, flow, entity, ` + sqliteDay + ` AS day, action, status, duration_ns
+	FROM api_log_records WHERE {where}
+), w AS (
+	SELECT integrator, flow, entity, day, action, status, duration_ns,
+		row_number() OVER (PARTITION BY integrator, flow, entity, day ORDER BY duration_ns) AS rn,
+		count(*) OVER (PARTITION BY integrator, flow, entity, day) AS n
+	FROM r
+)
+SELECT integrator, flow, entity, day,
+	count(*),
+	sum(action = 'created'), sum(action = 'updated'), sum(action = 'deleted'), sum(action = 'skipped'), sum(action = 'failed'),
+	sum(status = 'failure'),
+	max(CASE WHEN rn = ` + sqliteRank("0.5") + ` THEN duration_ns END),
+	max(CASE WHEN rn = ` + sqliteRank("0.95") + ` THEN duration_ns END)
+FROM w
+GROUP BY integrator, flow, entity, day`
+
+// sqliteReportErrors ranks the error codes of each row's failures; SQLite compares text
+// bytewise, as PostgreSQL's statement asks for.
+var sqliteReportErrors = `
+SELECT integrator, flow, entity, day, error_code, n, reason FROM (
+	SELECT integrator, flow, entity, day, error_code, count(*) AS n, min(reason) AS reason,
+		row_number() OVER (PARTITION BY integrator, flow, entity, day ORDER BY count(*) DESC, error_code) AS rank
+	FROM (SELECT integrator, flow, entity, ` + sqliteDay + ` AS day, error_code, reason
+	      FROM api_log_records WHERE {where} AND status = 'failure')
+	GROUP BY integrator, flow, entity, day, error_code
+)
+WHERE rank <= {top}`
+
+func sqliteDate(days int64) time.Time { return time.Unix(days*86400, 0).UTC() }
+
+// Report implements Store.
+func (s *SQLite) Report(ctx context.Context, q ReportQuery) ([]ReportRow, error) {
+	plan, err := planReport(q, sqliteDialect)
+	if err != nil {
+		return nil, err
+	}
+	report, err := s.reportRows(ctx, plan)
+	if err != nil {
+		return nil, fmt.Errorf("reporting on the API log of tenant %s: %w", q.Tenant, err)
+	}
+	errs, err := s.reportErrors(ctx, plan)
+	if err != nil {
+		return nil, fmt.Errorf("reporting the errors of tenant %s: %w", q.Tenant, err)
+	}
+	return assembleReport(report, errs), nil
+}
+
+func (s *SQLite) reportRows(ctx context.Context, plan reportPlan) ([]ReportRow, error) {
+	rows, err := s.db.SQLRead.QueryContext(ctx, plan.fill(sqliteReportRows), plan.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ReportRow
+	for rows.Next() {
+		var r ReportRow
+		var day, p50, p95 int64
+		if err := rows.Scan(&r.Integrator, &r.Flow, &r.Entity, &day, &r.Total, &r.Created, &r.Updated, &r.Deleted,
+			&r.Skipped, &r.Failed, &r.Failures, &p50, &p95); err != nil {
+			return nil, fmt.Errorf("reading a row: %w", err)
+		}
+		r.Day, r.P50, r.P95 = sqliteDate(day), time.Duration(p50), time.Duration(p95)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func (s *SQLite) reportErrors(ctx context.Context, plan reportPlan) (map[rowKey][]ErrorCount, error) {
+	rows, err := s.db.SQLRead.QueryContext(ctx, plan.fill(sqliteReportErrors), plan.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	errs := map[rowKey][]ErrorCount{}
+	for rows.Next() {
+		var k rowKey
+		var e ErrorCount
+		var day int64
+		if err := rows.Scan(&k.integrator, &k.flow, &k.entity, &day, &e.Code, &e.Count, &e.Reason); err != nil {
+			return nil, fmt.Errorf("reading a row: %w", err)
+		}
+		k.day = sqliteDate(day)
+		errs[k] = append(errs[k], e)
+	}
+	return errs, rows.Err()
+}
+
+// Traffic implements Store.
+func (s *SQLite) Traffic(ctx context.Context, q TrafficQuery) ([]FlowTraffic, error) {
+	if err := validateRange(q.Tenant, q.From, q.To); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.SQLRead.QueryContext(ctx, `
+SELECT flow, source_endpoint, count(*), sum(status = 'failure')
+FROM api_log_records
+WHERE tenant = ?1 AND logged_at >= ?2 AND logged_at < ?3
+GROUP BY flow, source_endpoint`, q.Tenant, q.From.UnixMicro(), q.To.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("counting the traffic of tenant %s: %w", q.Tenant, err)
+	}
+	defer rows.Close()
+	var out []FlowTraffic
+	for rows.Next() {
+		var t FlowTraffic
+		if err := rows.Scan(&t.Flow, &t.SourceEndpoint, &t.Records, &t.Failures); err != nil {
+			return nil, fmt.Errorf("counting the traffic of tenant %s: reading a row: %w", q.Tenant, err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("counting the traffic of tenant %s: %w", q.Tenant, err)
+	}
+	return out, nil
+}

@@ -2,7 +2,6 @@ package eventlog
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
@@ -17,12 +16,13 @@ import (
 
 type logHandler struct {
 	store apilog.Store
+	flows FlowLister
 }
 
 var _ eventlogv1connect.LogServiceHandler = (*logHandler)(nil)
 
-func newLogHandler(store apilog.Store, opts ...connect.HandlerOption) (string, http.Handler) {
-	return eventlogv1connect.NewLogServiceHandler(&logHandler{store: store}, opts...)
+func newLogHandler(store apilog.Store, flows FlowLister, opts ...connect.HandlerOption) (string, http.Handler) {
+	return eventlogv1connect.NewLogServiceHandler(&logHandler{store: store, flows: flows}, opts...)
 }
 
 // QueryLogs answers a log query. Invalid filters are the caller's mistake
@@ -56,11 +56,7 @@ func (h *logHandler) QueryLogs(ctx context.Context, req *eventlogv1.QueryLogsReq
 	}
 	page, err := h.store.Query(ctx, q)
 	if err != nil {
-		var invalid *apilog.QueryError
-		if errors.As(err, &invalid) {
-			return nil, connect.NewError(connect.CodeInvalidArgument, err)
-		}
-		return nil, connect.NewError(connect.CodeInternal, err)
+		return nil, storeError(err)
 	}
 	resp := &eventlogv1.QueryLogsResponse{NextPageToken: page.NextCursor, Records: make([]*eventlogv1.LogRecord, len(page.Records))}
 	for i, r := range page.Records {

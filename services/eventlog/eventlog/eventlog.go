@@ -35,6 +35,7 @@ type Deps struct {
 	Conn      *nats.Conn
 	JetStream jetstream.JetStream
 	Log       apilog.Store
+	Flows     FlowLister
 	Bus       bus.Config
 	Logger    *slog.Logger
 	Metrics   *bus.Metrics
@@ -80,8 +81,8 @@ type Service struct {
 
 // New returns an eventlog service; Start runs it.
 func New(deps Deps) (*Service, error) {
-	if deps.Conn == nil || deps.JetStream == nil || deps.Log == nil || deps.DeadLetters == nil {
-		return nil, fmt.Errorf("eventlog: Conn, JetStream, Log and DeadLetters are required")
+	if deps.Conn == nil || deps.JetStream == nil || deps.Log == nil || deps.Flows == nil || deps.DeadLetters == nil {
+		return nil, fmt.Errorf("eventlog: Conn, JetStream, Log, Flows and DeadLetters are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -133,9 +134,9 @@ func (s *Service) Stop(ctx context.Context) error {
 	return s.parts.Stop(ctx)
 }
 
-// Mount adds the log query API to mux.
+// Mount adds the log query and report API to mux.
 func (s *Service) Mount(mux *http.ServeMux) {
-	mux.Handle(newLogHandler(s.deps.Log, s.deps.HandlerOptions...))
+	mux.Handle(newLogHandler(s.deps.Log, s.deps.Flows, s.deps.HandlerOptions...))
 	mux.Handle(eventlogv1connect.NewDeadLetterServiceHandler(&deadLetterHandler{s: s}, s.deps.HandlerOptions...))
 }
 

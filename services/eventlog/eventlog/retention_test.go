@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/natstest"
 	"github.com/syncline/syncline/pkg/sqlstore"
 	"github.com/syncline/syncline/services/eventlog/apilog"
@@ -32,7 +33,7 @@ func TestRetentionSweepsPerTenant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Deps{Conn: nc, JetStream: js, Log: logs, DeadLetters: letters, Bus: bus.DefaultConfig(),
+	s, err := New(Deps{Conn: nc, JetStream: js, Log: logs, DeadLetters: letters, Bus: bus.DefaultConfig(), Flows: flowconfig.NewWatcher(nil, nil).Index(),
 		Retention: func() map[string]time.Duration { return map[string]time.Duration{"acme": 24 * time.Hour, "globex": 0} }})
 	if err != nil {
 		t.Fatal(err)

@@ -34,6 +34,13 @@ func Run(t *testing.T, newStore func(t *testing.T) apilog.Store) {
 		{"delete tenant removes that tenant only", testDeleteTenant},
 		{"delete before removes older records of one tenant", testDeleteBefore},
 		{"concurrent batch writers all succeed", testConcurrentWriters},
+		{"report counts, failure rate, percentiles and top errors per row", testReportAggregates},
+		{"report percentiles are nearest-rank", testReportPercentiles},
+		{"report days are UTC days within the range", testReportDays},
+		{"report filters select matching rows only", testReportFilters},
+		{"a report never crosses tenants", testReportTenantIsolation},
+		{"invalid reports name the field", testReportValidation},
+		{"traffic counts records per flow and source endpoint", testTraffic},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

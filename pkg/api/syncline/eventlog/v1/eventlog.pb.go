@@ -385,6 +385,618 @@ func (x *QueryLogsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// ReportRequest selects the records a report covers. Every field is optional
+// but the tenant, which an integrator token may leave out (its own tenant).
+type ReportRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// Logged at or after; default: midnight UTC six days before today, so that
+	// the default range is the last 7 UTC days, today included.
+	From *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	// Logged before; default: midnight UTC after today. At most 366 days after
+	// from.
+	To         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	Integrator string                 `protobuf:"bytes,4,opt,name=integrator,proto3" json:"integrator,omitempty"`
+	Flow       string                 `protobuf:"bytes,5,opt,name=flow,proto3" json:"flow,omitempty"`
+	Entity     string                 `protobuf:"bytes,6,opt,name=entity,proto3" json:"entity,omitempty"`
+	// Error codes per row: at most 20; 0 means 3.
+	TopErrors     int32 `protobuf:"varint,7,opt,name=top_errors,json=topErrors,proto3" json:"top_errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportRequest) Reset() {
+	*x = ReportRequest{}
+	mi := &file_syncline_eventlog_v1_eventlog_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportRequest) ProtoMessage() {}
+
+func (x *ReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_eventlog_v1_eventlog_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
+func (*ReportRequest) Descriptor() ([]byte, []int) {
+	return file_syncline_eventlog_v1_eventlog_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ReportRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ReportRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ReportRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ReportRequest) GetIntegrator() string {
+	if x != nil {
+		return x.Integrator
+	}
+	return ""
+}
+
+func (x *ReportRequest) GetFlow() string {
+	if x != nil {
+		return x.Flow
+	}
+	return ""
+}
+
+func (x *ReportRequest) GetEntity() string {
+	if x != nil {
+		return x.Entity
+	}
+	return ""
+}
+
+func (x *ReportRequest) GetTopErrors() int32 {
+	if x != nil {
+		return x.TopErrors
+	}
+	return 0
+}
+
+// ReportResponse is the report, by day, then integrator, flow and entity.
+type ReportResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// The range covered, defaults filled in.
+	From          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	Rows          []*ReportRow           `protobuf:"bytes,4,rep,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportResponse) Reset() {
+	*x = ReportResponse{}
+	mi := &file_syncline_eventlog_v1_eventlog_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportResponse) ProtoMessage() {}
+
+func (x *ReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_eventlog_v1_eventlog_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
+func (*ReportResponse) Descriptor() ([]byte, []int) {
+	return file_syncline_eventlog_v1_eventlog_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ReportResponse) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ReportResponse) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ReportResponse) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ReportResponse) GetRows() []*ReportRow {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+// ReportRow aggregates the records of one integrator, flow and entity on one
+// UTC day.
+type ReportRow struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Integrator string                 `protobuf:"bytes,1,opt,name=integrator,proto3" json:"integrator,omitempty"`
+	Flow       string                 `protobuf:"bytes,2,opt,name=flow,proto3" json:"flow,omitempty"`
+	Entity     string                 `protobuf:"bytes,3,opt,name=entity,proto3" json:"entity,omitempty"`
+	// The UTC day, as 2006-01-02.
+	Day     string `protobuf:"bytes,4,opt,name=day,proto3" json:"day,omitempty"`
+	Total   int64  `protobuf:"varint,5,opt,name=total,proto3" json:"total,omitempty"`
+	Created int64  `protobuf:"varint,6,opt,name=created,proto3" json:"created,omitempty"`
+	Updated int64  `protobuf:"varint,7,opt,name=updated,proto3" json:"updated,omitempty"`
+	Deleted int64  `protobuf:"varint,8,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	Skipped int64  `protobuf:"varint,9,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	Failed  int64  `protobuf:"varint,10,opt,name=failed,proto3" json:"failed,omitempty"`
+	// Records whose status is failure.
+	Failures int64 `protobuf:"varint,11,opt,name=failures,proto3" json:"failures,omitempty"`
+	// failures / total, from 0 to 1.
+	FailureRate float64 `protobuf:"fixed64,12,opt,name=failure_rate,json=failureRate,proto3" json:"failure_rate,omitempty"`
+	// Nearest-rank percentiles of the records' durations (the smallest
+	// duration that at least 50% or 95% of the records did not exceed), in
+	// microseconds.
+	P50DurationUs int64 `protobuf:"varint,13,opt,name=p50_duration_us,json=p50DurationUs,proto3" json:"p50_duration_us,omitempty"`
+	P95DurationUs int64 `protobuf:"varint,14,opt,name=p95_duration_us,json=p95DurationUs,proto3" json:"p95_duration_us,omitempty"`
+	// The most frequent error codes of the row's failures, most frequent first.
+	TopErrors     []*ErrorCount `protobuf:"bytes,15,rep,name=top_errors,json=topErrors,proto3" json:"top_errors,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportRow) Reset() {
+	*x = ReportRow{}
+	mi := &file_syncline_eventlog_v1_eventlog_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportRow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportRow) ProtoMessage() {}
+
+func (x *ReportRow) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_eventlog_v1_eventlog_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportRow.ProtoReflect.Descriptor instead.
+func (*ReportRow) Descriptor() ([]byte, []int) {
+	return file_syncline_eventlog_v1_eventlog_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ReportRow) GetIntegrator() string {
+	if x != nil {
+		return x.Integrator
+	}
+	return ""
+}
+
+func (x *ReportRow) GetFlow() string {
+	if x != nil {
+		return x.Flow
+	}
+	return ""
+}
+
+func (x *ReportRow) GetEntity() string {
+	if x != nil {
+		return x.Entity
+	}
+	return ""
+}
+
+func (x *ReportRow) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *ReportRow) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *ReportRow) GetCreated() int64 {
+	if x != nil {
+		return x.Created
+	}
+	return 0
+}
+
+func (x *ReportRow) GetUpdated() int64 {
+	if x != nil {
+		return x.Updated
+	}
+	return 0
+}
+
+func (x *ReportRow) GetDeleted() int64 {
+	if x != nil {
+		return x.Deleted
+	}
+	return 0
+}
+
+func (x *ReportRow) GetSkipped() int64 {
+	if x != nil {
+		return x.Skipped
+	}
+	return 0
+}
+
+func (x *ReportRow) GetFailed() int64 {
+	if x != nil {
+		return x.Failed
+	}
+	return 0
+}
+
+func (x *ReportRow) GetFailures() int64 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
+func (x *ReportRow) GetFailureRate() float64 {
+	if x != nil {
+		return x.FailureRate
+	}
+	return 0
+}
+
+func (x *ReportRow) GetP50DurationUs() int64 {
+	if x != nil {
+		return x.P50DurationUs
+	}
+	return 0
+}
+
+func (x *ReportRow) GetP95DurationUs() int64 {
+	if x != nil {
+		return x.P95DurationUs
+	}
+	return 0
+}
+
+func (x *ReportRow) GetTopErrors() []*ErrorCount {
+	if x != nil {
+		return x.TopErrors
+	}
+	return nil
+}
+
+// ErrorCount is how many failures carried one error code.
+type ErrorCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty for failures without a code.
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// One of the failures' reasons, as a sample.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Count         int64  `protobuf:"varint,3,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ErrorCount) Reset() {
+	*x = ErrorCount{}
+	mi := &file_syncline_eventlog_v1_eventlog_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ErrorCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ErrorCount) ProtoMessage() {}
+
+func (x *ErrorCount) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_eventlog_v1_eventlog_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ErrorCount.ProtoReflect.Descriptor instead.
+func (*ErrorCount) Descriptor() ([]byte, []int) {
+	return file_syncline_eventlog_v1_eventlog_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ErrorCount) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *ErrorCount) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *ErrorCount) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// ReportProvidersRequest selects the tenants and the range. The admin token
+// may leave the tenant out for every tenant; an integrator token always gets
+// its own tenant.
+type ReportProvidersRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	// As in ReportRequest: by default the last 7 UTC days.
+	From          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportProvidersRequest) Reset() {
+	*x = ReportProvidersRequest{}
+	mi := &file_syncline_eventlog_v1_eventlog_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportProvidersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportProvidersRequest) ProtoMessage() {}
+
+func (x *ReportProvidersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_eventlog_v1_eventlog_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportProvidersRequest.ProtoReflect.Descriptor instead.
+func (*ReportProvidersRequest) Descriptor() ([]byte, []int) {
+	return file_syncline_eventlog_v1_eventlog_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ReportProvidersRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ReportProvidersRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ReportProvidersRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+// ReportProvidersResponse lists, per tenant, each pair of connector types its
+// flows use, by tenant, source type and target type.
+type ReportProvidersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	Rows          []*ProviderTraffic     `protobuf:"bytes,3,rep,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportProvidersResponse) Reset() {
+	*x = ReportProvidersResponse{}
+	mi := &file_syncline_eventlog_v1_eventlog_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportProvidersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportProvidersResponse) ProtoMessage() {}
+
+func (x *ReportProvidersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_eventlog_v1_eventlog_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportProvidersResponse.ProtoReflect.Descriptor instead.
+func (*ReportProvidersResponse) Descriptor() ([]byte, []int) {
+	return file_syncline_eventlog_v1_eventlog_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ReportProvidersResponse) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ReportProvidersResponse) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ReportProvidersResponse) GetRows() []*ProviderTraffic {
+	if x != nil {
+		return x.Rows
+	}
+	return nil
+}
+
+// ProviderTraffic is the traffic of one tenant's flows from one source
+// connector type to one target connector type. A type is "unknown" for
+// records of flows that no longer exist, and the target type is "none" for
+// events that failed before any flow took them.
+type ProviderTraffic struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Tenant     string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	SourceType string                 `protobuf:"bytes,2,opt,name=source_type,json=sourceType,proto3" json:"source_type,omitempty"`
+	TargetType string                 `protobuf:"bytes,3,opt,name=target_type,json=targetType,proto3" json:"target_type,omitempty"`
+	// The flows, by name; empty for events that no flow took.
+	Flows         []string `protobuf:"bytes,4,rep,name=flows,proto3" json:"flows,omitempty"`
+	Records       int64    `protobuf:"varint,5,opt,name=records,proto3" json:"records,omitempty"`
+	Failures      int64    `protobuf:"varint,6,opt,name=failures,proto3" json:"failures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProviderTraffic) Reset() {
+	*x = ProviderTraffic{}
+	mi := &file_syncline_eventlog_v1_eventlog_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProviderTraffic) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProviderTraffic) ProtoMessage() {}
+
+func (x *ProviderTraffic) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_eventlog_v1_eventlog_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProviderTraffic.ProtoReflect.Descriptor instead.
+func (*ProviderTraffic) Descriptor() ([]byte, []int) {
+	return file_syncline_eventlog_v1_eventlog_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ProviderTraffic) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *ProviderTraffic) GetSourceType() string {
+	if x != nil {
+		return x.SourceType
+	}
+	return ""
+}
+
+func (x *ProviderTraffic) GetTargetType() string {
+	if x != nil {
+		return x.TargetType
+	}
+	return ""
+}
+
+func (x *ProviderTraffic) GetFlows() []string {
+	if x != nil {
+		return x.Flows
+	}
+	return nil
+}
+
+func (x *ProviderTraffic) GetRecords() int64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *ProviderTraffic) GetFailures() int64 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
 var File_syncline_eventlog_v1_eventlog_proto protoreflect.FileDescriptor
 
 const file_syncline_eventlog_v1_eventlog_proto_rawDesc = "" +
@@ -431,10 +1043,70 @@ const file_syncline_eventlog_v1_eventlog_proto_rawDesc = "" +
 	"\tlogged_at\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\bloggedAt\"v\n" +
 	"\x11QueryLogsResponse\x129\n" +
 	"\arecords\x18\x01 \x03(\v2\x1f.syncline.eventlog.v1.LogRecordR\arecords\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2j\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xee\x01\n" +
+	"\rReportRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12.\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x1e\n" +
+	"\n" +
+	"integrator\x18\x04 \x01(\tR\n" +
+	"integrator\x12\x12\n" +
+	"\x04flow\x18\x05 \x01(\tR\x04flow\x12\x16\n" +
+	"\x06entity\x18\x06 \x01(\tR\x06entity\x12\x1d\n" +
+	"\n" +
+	"top_errors\x18\a \x01(\x05R\ttopErrors\"\xb9\x01\n" +
+	"\x0eReportResponse\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12.\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x123\n" +
+	"\x04rows\x18\x04 \x03(\v2\x1f.syncline.eventlog.v1.ReportRowR\x04rows\"\xcf\x03\n" +
+	"\tReportRow\x12\x1e\n" +
+	"\n" +
+	"integrator\x18\x01 \x01(\tR\n" +
+	"integrator\x12\x12\n" +
+	"\x04flow\x18\x02 \x01(\tR\x04flow\x12\x16\n" +
+	"\x06entity\x18\x03 \x01(\tR\x06entity\x12\x10\n" +
+	"\x03day\x18\x04 \x01(\tR\x03day\x12\x14\n" +
+	"\x05total\x18\x05 \x01(\x03R\x05total\x12\x18\n" +
+	"\acreated\x18\x06 \x01(\x03R\acreated\x12\x18\n" +
+	"\aupdated\x18\a \x01(\x03R\aupdated\x12\x18\n" +
+	"\adeleted\x18\b \x01(\x03R\adeleted\x12\x18\n" +
+	"\askipped\x18\t \x01(\x03R\askipped\x12\x16\n" +
+	"\x06failed\x18\n" +
+	" \x01(\x03R\x06failed\x12\x1a\n" +
+	"\bfailures\x18\v \x01(\x03R\bfailures\x12!\n" +
+	"\ffailure_rate\x18\f \x01(\x01R\vfailureRate\x12&\n" +
+	"\x0fp50_duration_us\x18\r \x01(\x03R\rp50DurationUs\x12&\n" +
+	"\x0fp95_duration_us\x18\x0e \x01(\x03R\rp95DurationUs\x12?\n" +
+	"\n" +
+	"top_errors\x18\x0f \x03(\v2 .syncline.eventlog.v1.ErrorCountR\ttopErrors\"N\n" +
+	"\n" +
+	"ErrorCount\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05count\x18\x03 \x01(\x03R\x05count\"\x8c\x01\n" +
+	"\x16ReportProvidersRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12.\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"\xb0\x01\n" +
+	"\x17ReportProvidersResponse\x12.\n" +
+	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x129\n" +
+	"\x04rows\x18\x03 \x03(\v2%.syncline.eventlog.v1.ProviderTrafficR\x04rows\"\xb7\x01\n" +
+	"\x0fProviderTraffic\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x1f\n" +
+	"\vsource_type\x18\x02 \x01(\tR\n" +
+	"sourceType\x12\x1f\n" +
+	"\vtarget_type\x18\x03 \x01(\tR\n" +
+	"targetType\x12\x14\n" +
+	"\x05flows\x18\x04 \x03(\tR\x05flows\x12\x18\n" +
+	"\arecords\x18\x05 \x01(\x03R\arecords\x12\x1a\n" +
+	"\bfailures\x18\x06 \x01(\x03R\bfailures2\xaf\x02\n" +
 	"\n" +
 	"LogService\x12\\\n" +
-	"\tQueryLogs\x12&.syncline.eventlog.v1.QueryLogsRequest\x1a'.syncline.eventlog.v1.QueryLogsResponseB\xe1\x01\n" +
+	"\tQueryLogs\x12&.syncline.eventlog.v1.QueryLogsRequest\x1a'.syncline.eventlog.v1.QueryLogsResponse\x12S\n" +
+	"\x06Report\x12#.syncline.eventlog.v1.ReportRequest\x1a$.syncline.eventlog.v1.ReportResponse\x12n\n" +
+	"\x0fReportProviders\x12,.syncline.eventlog.v1.ReportProvidersRequest\x1a-.syncline.eventlog.v1.ReportProvidersResponseB\xe1\x01\n" +
 	"\x18com.syncline.eventlog.v1B\rEventlogProtoP\x01ZDgithub.com/syncline/syncline/pkg/api/syncline/eventlog/v1;eventlogv1\xa2\x02\x03SEX\xaa\x02\x14Syncline.Eventlog.V1\xca\x02\x14Syncline\\Eventlog\\V1\xe2\x02 Syncline\\Eventlog\\V1\\GPBMetadata\xea\x02\x16Syncline::Eventlog::V1b\x06proto3"
 
 var (
@@ -449,26 +1121,48 @@ func file_syncline_eventlog_v1_eventlog_proto_rawDescGZIP() []byte {
 	return file_syncline_eventlog_v1_eventlog_proto_rawDescData
 }
 
-var file_syncline_eventlog_v1_eventlog_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_syncline_eventlog_v1_eventlog_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_syncline_eventlog_v1_eventlog_proto_goTypes = []any{
-	(*QueryLogsRequest)(nil),      // 0: syncline.eventlog.v1.QueryLogsRequest
-	(*LogRecord)(nil),             // 1: syncline.eventlog.v1.LogRecord
-	(*QueryLogsResponse)(nil),     // 2: syncline.eventlog.v1.QueryLogsResponse
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*QueryLogsRequest)(nil),        // 0: syncline.eventlog.v1.QueryLogsRequest
+	(*LogRecord)(nil),               // 1: syncline.eventlog.v1.LogRecord
+	(*QueryLogsResponse)(nil),       // 2: syncline.eventlog.v1.QueryLogsResponse
+	(*ReportRequest)(nil),           // 3: syncline.eventlog.v1.ReportRequest
+	(*ReportResponse)(nil),          // 4: syncline.eventlog.v1.ReportResponse
+	(*ReportRow)(nil),               // 5: syncline.eventlog.v1.ReportRow
+	(*ErrorCount)(nil),              // 6: syncline.eventlog.v1.ErrorCount
+	(*ReportProvidersRequest)(nil),  // 7: syncline.eventlog.v1.ReportProvidersRequest
+	(*ReportProvidersResponse)(nil), // 8: syncline.eventlog.v1.ReportProvidersResponse
+	(*ProviderTraffic)(nil),         // 9: syncline.eventlog.v1.ProviderTraffic
+	(*timestamppb.Timestamp)(nil),   // 10: google.protobuf.Timestamp
 }
 var file_syncline_eventlog_v1_eventlog_proto_depIdxs = []int32{
-	3, // 0: syncline.eventlog.v1.QueryLogsRequest.from:type_name -> google.protobuf.Timestamp
-	3, // 1: syncline.eventlog.v1.QueryLogsRequest.to:type_name -> google.protobuf.Timestamp
-	3, // 2: syncline.eventlog.v1.LogRecord.occurred_at:type_name -> google.protobuf.Timestamp
-	3, // 3: syncline.eventlog.v1.LogRecord.logged_at:type_name -> google.protobuf.Timestamp
-	1, // 4: syncline.eventlog.v1.QueryLogsResponse.records:type_name -> syncline.eventlog.v1.LogRecord
-	0, // 5: syncline.eventlog.v1.LogService.QueryLogs:input_type -> syncline.eventlog.v1.QueryLogsRequest
-	2, // 6: syncline.eventlog.v1.LogService.QueryLogs:output_type -> syncline.eventlog.v1.QueryLogsResponse
-	6, // [6:7] is the sub-list for method output_type
-	5, // [5:6] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	10, // 0: syncline.eventlog.v1.QueryLogsRequest.from:type_name -> google.protobuf.Timestamp
+	10, // 1: syncline.eventlog.v1.QueryLogsRequest.to:type_name -> google.protobuf.Timestamp
+	10, // 2: syncline.eventlog.v1.LogRecord.occurred_at:type_name -> google.protobuf.Timestamp
+	10, // 3: syncline.eventlog.v1.LogRecord.logged_at:type_name -> google.protobuf.Timestamp
+	1,  // 4: syncline.eventlog.v1.QueryLogsResponse.records:type_name -> syncline.eventlog.v1.LogRecord
+	10, // 5: syncline.eventlog.v1.ReportRequest.from:type_name -> google.protobuf.Timestamp
+	10, // 6: syncline.eventlog.v1.ReportRequest.to:type_name -> google.protobuf.Timestamp
+	10, // 7: syncline.eventlog.v1.ReportResponse.from:type_name -> google.protobuf.Timestamp
+	10, // 8: syncline.eventlog.v1.ReportResponse.to:type_name -> google.protobuf.Timestamp
+	5,  // 9: syncline.eventlog.v1.ReportResponse.rows:type_name -> syncline.eventlog.v1.ReportRow
+	6,  // 10: syncline.eventlog.v1.ReportRow.top_errors:type_name -> syncline.eventlog.v1.ErrorCount
+	10, // 11: syncline.eventlog.v1.ReportProvidersRequest.from:type_name -> google.protobuf.Timestamp
+	10, // 12: syncline.eventlog.v1.ReportProvidersRequest.to:type_name -> google.protobuf.Timestamp
+	10, // 13: syncline.eventlog.v1.ReportProvidersResponse.from:type_name -> google.protobuf.Timestamp
+	10, // 14: syncline.eventlog.v1.ReportProvidersResponse.to:type_name -> google.protobuf.Timestamp
+	9,  // 15: syncline.eventlog.v1.ReportProvidersResponse.rows:type_name -> syncline.eventlog.v1.ProviderTraffic
+	0,  // 16: syncline.eventlog.v1.LogService.QueryLogs:input_type -> syncline.eventlog.v1.QueryLogsRequest
+	3,  // 17: syncline.eventlog.v1.LogService.Report:input_type -> syncline.eventlog.v1.ReportRequest
+	7,  // 18: syncline.eventlog.v1.LogService.ReportProviders:input_type -> syncline.eventlog.v1.ReportProvidersRequest
+	2,  // 19: syncline.eventlog.v1.LogService.QueryLogs:output_type -> syncline.eventlog.v1.QueryLogsResponse
+	4,  // 20: syncline.eventlog.v1.LogService.Report:output_type -> syncline.eventlog.v1.ReportResponse
+	8,  // 21: syncline.eventlog.v1.LogService.ReportProviders:output_type -> syncline.eventlog.v1.ReportProvidersResponse
+	19, // [19:22] is the sub-list for method output_type
+	16, // [16:19] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_syncline_eventlog_v1_eventlog_proto_init() }
@@ -482,7 +1176,7 @@ func file_syncline_eventlog_v1_eventlog_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_syncline_eventlog_v1_eventlog_proto_rawDesc), len(file_syncline_eventlog_v1_eventlog_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

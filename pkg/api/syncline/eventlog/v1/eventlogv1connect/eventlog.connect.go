@@ -38,12 +38,23 @@ const (
 const (
 	// LogServiceQueryLogsProcedure is the fully-qualified name of the LogService's QueryLogs RPC.
 	LogServiceQueryLogsProcedure = "/syncline.eventlog.v1.LogService/QueryLogs"
+	// LogServiceReportProcedure is the fully-qualified name of the LogService's Report RPC.
+	LogServiceReportProcedure = "/syncline.eventlog.v1.LogService/Report"
+	// LogServiceReportProvidersProcedure is the fully-qualified name of the LogService's
+	// ReportProviders RPC.
+	LogServiceReportProvidersProcedure = "/syncline.eventlog.v1.LogService/ReportProviders"
 )
 
 // LogServiceClient is a client for the syncline.eventlog.v1.LogService service.
 type LogServiceClient interface {
 	// QueryLogs returns one tenant's log records, newest first.
 	QueryLogs(context.Context, *v1.QueryLogsRequest) (*v1.QueryLogsResponse, error)
+	// Report aggregates one tenant's log per integrator, flow, entity and UTC
+	// day: counts by action, failure rate, latency percentiles, top errors.
+	Report(context.Context, *v1.ReportRequest) (*v1.ReportResponse, error)
+	// ReportProviders says which connector types each tenant's flows use and
+	// how many records each pair of source and target types carried.
+	ReportProviders(context.Context, *v1.ReportProvidersRequest) (*v1.ReportProvidersResponse, error)
 }
 
 // NewLogServiceClient constructs a client for the syncline.eventlog.v1.LogService service. By
@@ -63,12 +74,26 @@ func NewLogServiceClient(httpClient connect.HTTPClient, baseURL string, opts ...
 			connect.WithSchema(logServiceMethods.ByName("QueryLogs")),
 			connect.WithClientOptions(opts...),
 		),
+		report: connect.NewClient[v1.ReportRequest, v1.ReportResponse](
+			httpClient,
+			baseURL+LogServiceReportProcedure,
+			connect.WithSchema(logServiceMethods.ByName("Report")),
+			connect.WithClientOptions(opts...),
+		),
+		reportProviders: connect.NewClient[v1.ReportProvidersRequest, v1.ReportProvidersResponse](
+			httpClient,
+			baseURL+LogServiceReportProvidersProcedure,
+			connect.WithSchema(logServiceMethods.ByName("ReportProviders")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // logServiceClient implements LogServiceClient.
 type logServiceClient struct {
-	queryLogs *connect.Client[v1.QueryLogsRequest, v1.QueryLogsResponse]
+	queryLogs       *connect.Client[v1.QueryLogsRequest, v1.QueryLogsResponse]
+	report          *connect.Client[v1.ReportRequest, v1.ReportResponse]
+	reportProviders *connect.Client[v1.ReportProvidersRequest, v1.ReportProvidersResponse]
 }
 
 // QueryLogs calls syncline.eventlog.v1.LogService.QueryLogs.
@@ -80,10 +105,34 @@ func (c *logServiceClient) QueryLogs(ctx context.Context, req *v1.QueryLogsReque
 	return nil, err
 }
 
+// Report calls syncline.eventlog.v1.LogService.Report.
+func (c *logServiceClient) Report(ctx context.Context, req *v1.ReportRequest) (*v1.ReportResponse, error) {
+	response, err := c.report.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// ReportProviders calls syncline.eventlog.v1.LogService.ReportProviders.
+func (c *logServiceClient) ReportProviders(ctx context.Context, req *v1.ReportProvidersRequest) (*v1.ReportProvidersResponse, error) {
+	response, err := c.reportProviders.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // LogServiceHandler is an implementation of the syncline.eventlog.v1.LogService service.
 type LogServiceHandler interface {
 	// QueryLogs returns one tenant's log records, newest first.
 	QueryLogs(context.Context, *v1.QueryLogsRequest) (*v1.QueryLogsResponse, error)
+	// Report aggregates one tenant's log per integrator, flow, entity and UTC
+	// day: counts by action, failure rate, latency percentiles, top errors.
+	Report(context.Context, *v1.ReportRequest) (*v1.ReportResponse, error)
+	// ReportProviders says which connector types each tenant's flows use and
+	// how many records each pair of source and target types carried.
+	ReportProviders(context.Context, *v1.ReportProvidersRequest) (*v1.ReportProvidersResponse, error)
 }
 
 // NewLogServiceHandler builds an HTTP handler from the service implementation. It returns the path
@@ -99,10 +148,26 @@ func NewLogServiceHandler(svc LogServiceHandler, opts ...connect.HandlerOption) 
 		connect.WithSchema(logServiceMethods.ByName("QueryLogs")),
 		connect.WithHandlerOptions(opts...),
 	)
+	logServiceReportHandler := connect.NewUnaryHandlerSimple(
+		LogServiceReportProcedure,
+		svc.Report,
+		connect.WithSchema(logServiceMethods.ByName("Report")),
+		connect.WithHandlerOptions(opts...),
+	)
+	logServiceReportProvidersHandler := connect.NewUnaryHandlerSimple(
+		LogServiceReportProvidersProcedure,
+		svc.ReportProviders,
+		connect.WithSchema(logServiceMethods.ByName("ReportProviders")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/syncline.eventlog.v1.LogService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case LogServiceQueryLogsProcedure:
 			logServiceQueryLogsHandler.ServeHTTP(w, r)
+		case LogServiceReportProcedure:
+			logServiceReportHandler.ServeHTTP(w, r)
+		case LogServiceReportProvidersProcedure:
+			logServiceReportProvidersHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -114,4 +179,12 @@ type UnimplementedLogServiceHandler struct{}
 
 func (UnimplementedLogServiceHandler) QueryLogs(context.Context, *v1.QueryLogsRequest) (*v1.QueryLogsResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("syncline.eventlog.v1.LogService.QueryLogs is not implemented"))
+}
+
+func (UnimplementedLogServiceHandler) Report(context.Context, *v1.ReportRequest) (*v1.ReportResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("syncline.eventlog.v1.LogService.Report is not implemented"))
+}
+
+func (UnimplementedLogServiceHandler) ReportProviders(context.Context, *v1.ReportProvidersRequest) (*v1.ReportProvidersResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("syncline.eventlog.v1.LogService.ReportProviders is not implemented"))
 }
