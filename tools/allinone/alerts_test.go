@@ -139,15 +139,7 @@ func product(n int, bad bool) []byte {
 func TestFailureAlerts(t *testing.T) {
 	dir := t.TempDir()
 	dsn := filepath.Join(dir, "erp.db")
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	// A table the user made, without the total column the orders flow writes.
-	if _, err := db.Exec(`CREATE TABLE orders (external_ref TEXT PRIMARY KEY, order_number TEXT, source_version INTEGER)`); err != nil {
-		t.Fatal(err)
-	}
+	ordersTableWithoutTotal(t, dsn)
 	logs := &syncBuffer{}
 	e := start(t, options{dir: dir, driver: "sqlite", dsn: dsn, logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	hook := newWebhook(t)

@@ -25,19 +25,11 @@ import (
 func TestDeadLettersReplay(t *testing.T) {
 	dir := t.TempDir()
 	dsn := dir + "/erp.db"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	// A table without the total column the mapping writes: the target refuses.
-	if _, err := db.Exec(`CREATE TABLE orders (external_ref TEXT PRIMARY KEY, order_number TEXT, source_version INTEGER)`); err != nil {
-		t.Fatal(err)
-	}
+	db := ordersTableWithoutTotal(t, dsn)
 	logs := &syncBuffer{}
 	e := start(t, options{dir: dir, driver: "sqlite", dsn: dsn, logger: slog.New(slog.NewJSONHandler(logs, nil))})
 	ctx := context.Background()
-	_, err = e.resource.Apply(ctx, &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
+	_, err := e.resource.Apply(ctx, &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
 		resourceOf(t, "Tenant", "", "acme", map[string]any{}),
 		resourceOf(t, "Integrator", "acme", "sync", map[string]any{}),
 		resourceOf(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats", "description": "webshop"}),

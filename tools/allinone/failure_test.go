@@ -20,17 +20,9 @@ import (
 func TestRefusedPushIsNotSkippedLater(t *testing.T) {
 	dir := t.TempDir()
 	dsn := dir + "/erp.db"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	// A table the user made, without the total column the mapping writes.
-	if _, err := db.Exec(`CREATE TABLE orders (external_ref TEXT PRIMARY KEY, order_number TEXT, source_version INTEGER)`); err != nil {
-		t.Fatal(err)
-	}
+	db := ordersTableWithoutTotal(t, dsn)
 	e := start(t, options{dir: dir, driver: "sqlite", dsn: dsn})
-	_, err = e.resource.Apply(context.Background(), &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
+	_, err := e.resource.Apply(context.Background(), &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
 		resourceOf(t, "Tenant", "", "acme", map[string]any{}),
 		resourceOf(t, "Integrator", "acme", "sync", map[string]any{}),
 		resourceOf(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats", "description": "webshop"}),
@@ -98,4 +90,20 @@ func userRows(db *sql.DB) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// ordersTableWithoutTotal makes a SQLite target file whose orders table, made
+// by a user, lacks the total column the flows write: the target refuses
+// their records until the column is added.
+func ordersTableWithoutTotal(t *testing.T, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(`CREATE TABLE orders (external_ref TEXT PRIMARY KEY, order_number TEXT, source_version INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }

@@ -304,24 +304,26 @@ func (s *Store) query(ctx context.Context, q string, args ...any) ([]Letter, err
 		out = append(out, l)
 		return nil
 	}
+	var rows interface {
+		Next() bool
+		Scan(...any) error
+		Err() error
+	}
 	if s.db.Dialect == sqlstore.Postgres {
-		rows, err := s.db.PG.Query(ctx, rebind(q), args...)
+		pgRows, err := s.db.PG.Query(ctx, rebind(q), args...)
 		if err != nil {
 			return nil, err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				return nil, err
-			}
+		defer pgRows.Close()
+		rows = pgRows
+	} else {
+		sqlRows, err := s.db.SQLRead.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, err
 		}
-		return out, rows.Err()
+		defer sqlRows.Close()
+		rows = sqlRows
 	}
-	rows, err := s.db.SQLRead.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	for rows.Next() {
 		if err := scan(rows); err != nil {
 			return nil, err
