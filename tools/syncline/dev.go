@@ -77,7 +77,7 @@ func printWelcome(g *globals, in *allinone.Instance) {
   metrics    %[1]s/metrics
   health     %[1]s/readyz
   NATS       %[2]s   (publish change events here)
-  data       %[3]s
+  data       %[3]s   (back it up: its master-key file, or $SYNCLINE_MASTER_KEY, decrypts credentials and dead letters)
   admin token %[4]s
 
 Try it (in another terminal, same folder):
