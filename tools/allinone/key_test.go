@@ -69,6 +69,23 @@ func TestKeyFieldAndKeylessPolicy(t *testing.T) {
 		}
 		return ""
 	})
+
+	// A delete carries its record, so it finds the row by the key field;
+	// a delete without one is skipped, saying why.
+	del := product("shop-id-9", 3, `{"sku":"42","name":"Espresso cup, white"}`)
+	del.Delete = true
+	bare := ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "product", Key: "shop-id-8", Version: 3, Delete: true}
+	e.publish(del, bare)
+	eventually(t, 30*time.Second, func() string {
+		if skip := e.column("products_skip", "name"); len(skip) != 0 {
+			return fmt.Sprintf("products_skip after deleting SKU 42 = %v, want empty", skip)
+		}
+		recs := e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme", Flow: "skip", RemoteId: "shop-id-8"})
+		if len(recs) != 1 || recs[0].Code != stage.CodeNoKey || !strings.Contains(recs[0].Reason, "send the deleted record") {
+			return fmt.Sprintf("log of the delete without its record: %v, want it skipped as no_key", recs)
+		}
+		return ""
+	})
 }
 
 // column reads a column of a SQLite target table by key (external_ref).

@@ -1,6 +1,7 @@
 package mapper
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -15,7 +16,7 @@ import (
 // the field.
 func keyOf(payload []byte, path string) (string, error) {
 	var rec map[string]any
-	dec := json.NewDecoder(strings.NewReader(string(payload)))
+	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	if err := dec.Decode(&rec); err != nil || rec == nil {
 		return "", &mapping.PayloadError{Err: fmt.Errorf("reading key field %s: %v", path, err)}
@@ -35,7 +36,7 @@ func keyOf(payload []byte, path string) (string, error) {
 		return strings.TrimSpace(k), nil
 	case json.Number:
 		if _, err := strconv.ParseInt(k.String(), 10, 64); err != nil {
-			return "", fmt.Errorf("key field %s is %s: a key is text or a whole number", path, k)
+			return "", fmt.Errorf("key field %s is a fractional number: a key is text or a whole number", path)
 		}
 		return k.String(), nil
 	default:

@@ -221,6 +221,12 @@ func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envel
 			fmt.Sprintf("integrator %q is deleted: its flows take no more events; stop sending them, or apply the flow under another integrator", f.Integrator))
 	}
 	if f.KeyField != "" {
+		if e.Operation == eventv1.Operation_OPERATION_DELETE && len(source) == 0 {
+			// The flow's records are keyed by a field of the record, and a
+			// delete without its record does not say which one it is.
+			return finish(eventv1.Action_ACTION_SKIPPED, stage.CodeNoKey,
+				fmt.Sprintf("a delete without its record: the flow's records are keyed by %s, so send the deleted record (with its %s) along with the delete", f.KeyField, f.KeyField))
+		}
 		key, err := keyOf(source, f.KeyField)
 		var bad *mapping.PayloadError
 		switch {
@@ -230,8 +236,6 @@ func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envel
 			return fail(stage.CodeMalformed, err)
 		case key != "":
 			e.SourceKey = key
-		case e.Operation == eventv1.Operation_OPERATION_DELETE && len(source) == 0:
-			// A delete without a record: the event's key is the key.
 		case f.Keyless == flowconfig.KeylessExport:
 			e.SourceKey = "keyless-" + e.EventId
 		default:
