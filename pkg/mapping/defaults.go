@@ -47,7 +47,7 @@ var defaults = map[string]Spec{
 		Fields: map[string]string{
 			"sku": "source.?sku",
 			// Available minus reserved for sales, the usual definition.
-			"quantity": "source.?available.optMap(a, a - source.?reserved.orValue(0))",
+			"quantity": "source.?available.optMap(a, double(a) - double(source.?reserved.orValue(0)))",
 		},
 	},
 	"category": {

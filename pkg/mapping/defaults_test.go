@@ -26,6 +26,42 @@ func TestEveryDefaultCompiles(t *testing.T) {
 			t.Errorf("the default mapping of %s fails on an empty record: %v", entity, err)
 		}
 	}
+}
+
+// TestDefaultsMapRealRecords: each default maps a record of its entity as
+// systems send them, whole and fractional numbers alike.
+func TestDefaultsMapRealRecords(t *testing.T) {
+	tests := []struct{ entity, record, want string }{
+		{"order", `{"number":"SO-1","status":"paid","currency":"EUR","total":100,"customer":{"email":"A@B.NL","name":"Ann","company":"Ann BV"}}`,
+			`{"company":"Ann BV","currency":"EUR","customer_email":"a@b.nl","customer_name":"Ann","employee_number":999999,"order_number":"SO-1","status":"paid","total":100}`},
+		{"customer", `{"name":"Ann","email":"Ann@B.nl","address":{"city":"Utrecht","country":"NL"}}`,
+			`{"city":"Utrecht","country":"NL","email":"ann@b.nl","name":"Ann"}`},
+		{"product", `{"sku":"100200","name":"Cup","price":7.5,"category":"cups"}`,
+			`{"category":"cups","name":"Cup","price":7.5,"sku":"100200"}`},
+		{"stock", `{"sku":"100200","available":10,"reserved":2.5}`, `{"quantity":7.5,"sku":"100200"}`},
+		{"stock", `{"sku":"100200","available":10.5}`, `{"quantity":10.5,"sku":"100200"}`},
+		{"stock", `{"sku":"100200","available":10,"reserved":2}`, `{"quantity":8,"sku":"100200"}`},
+		{"category", `{"name":"Cups","parent":"Kitchen"}`, `{"name":"Cups","parent":"Kitchen"}`},
+		{"invoice", `{"number":"F-1","order":"SO-1","total":121,"currency":"EUR","due":"2026-12-01"}`,
+			`{"currency":"EUR","due_date":"2026-12-01","invoice_number":"F-1","order_number":"SO-1","total":121}`},
+		{"payment", `{"reference":"P-1","invoice":"F-1","amount":60.5,"currency":"EUR","method":"ideal"}`,
+			`{"amount":60.5,"currency":"EUR","invoice_number":"F-1","method":"ideal","reference":"P-1"}`},
+	}
+	for _, tt := range tests {
+		spec, _ := mapping.Default(tt.entity)
+		p, err := mapping.Compile(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _, _, err := p.ApplyJSON([]byte(tt.record))
+		if err != nil {
+			t.Errorf("%s %s: %v", tt.entity, tt.record, err)
+			continue
+		}
+		if string(out) != tt.want {
+			t.Errorf("%s %s\n got %s\nwant %s", tt.entity, tt.record, out, tt.want)
+		}
+	}
 	if _, ok := mapping.Default("spaceship"); ok {
 		t.Error("an unknown entity has a default")
 	}
