@@ -122,9 +122,12 @@ func (s *Service) Stop(ctx context.Context) error {
 // records of skipped events, dead letters — before any input is acknowledged.
 func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) (int, error) {
 	// Held events released first go before anything newer of their flow.
+	// A release that fails is not this batch's failure: the flow stays in
+	// the held set, so its new events join the hold, in order, and the
+	// next tick tries the release again.
 	if len(s.held) > 0 {
 		if err := s.release(ctx); err != nil {
-			return 0, err
+			s.log.Warn("releasing held events failed; retrying at the next tick", "error", err)
 		}
 	}
 	out := make([]*nats.Msg, 0, len(msgs)+len(msgs)/4)
