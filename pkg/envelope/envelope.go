@@ -3,6 +3,8 @@
 package envelope
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -92,6 +94,14 @@ func isJSONObject(p []byte) bool {
 		i++
 	}
 	return i < len(p) && p[i] == '{' && json.Valid(p)
+}
+
+// ContentHash is the hash of a mapped record that the ledger compares to
+// tell an unchanged record from a changed one: hex SHA-256 of its bytes.
+// The mapper's JSON output is canonical, so equal records hash equal.
+func ContentHash(record []byte) string {
+	sum := sha256.Sum256(record)
+	return hex.EncodeToString(sum[:])
 }
 
 // Timestamp converts t for the envelope.

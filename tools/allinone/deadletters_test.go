@@ -142,6 +142,18 @@ func TestDeadLettersReplay(t *testing.T) {
 		return ""
 	})
 
+	// A replay must say what to replay: a filter with nothing in it is refused.
+	if _, err := letters.ReplayDeadLetters(ctx, &eventlogv1.ReplayDeadLettersRequest{Tenant: "acme", Filter: &eventlogv1.DeadLetterFilter{}}); connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("a replay with an empty filter: %v, want InvalidArgument", err)
+	}
+	// A discard naming one letter that does not exist discards none.
+	if _, err := letters.DiscardDeadLetters(ctx, &eventlogv1.DiscardDeadLettersRequest{Tenant: "acme", Ids: []string{refused.Id, "dlq:nope"}}); connect.CodeOf(err) != connect.CodeNotFound {
+		t.Errorf("discarding a missing letter: %v, want NotFound", err)
+	}
+	if got, err := letters.GetDeadLetter(ctx, &eventlogv1.GetDeadLetterRequest{Tenant: "acme", Id: refused.Id}); err != nil || got.Letter.State != "replayed" {
+		t.Errorf("after a refused discard the letter is %v (%v), want it still replayed", got.GetLetter().GetState(), err)
+	}
+
 	// Discarded: the event is gone.
 	if _, err := letters.DiscardDeadLetters(ctx, &eventlogv1.DiscardDeadLettersRequest{Tenant: "acme", Ids: []string{refused.Id}}); err != nil {
 		t.Fatal(err)

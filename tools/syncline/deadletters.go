@@ -42,7 +42,8 @@ record in the target.`,
 		c.Flags().StringVar(&f.RemoteId, "remote-id", "", "only this record's (its key in the source)")
 		c.Flags().StringVar(&f.State, "state", "", "open, replayed or discarded")
 	}
-	var output string
+	var output, pageToken string
+	var limit int32
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List dead letters, newest first",
@@ -52,10 +53,16 @@ record in the target.`,
 			if err != nil {
 				return err
 			}
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			f.Tenant = tenant
-			resp, err := client.ListDeadLetters(cmd.Context(), &eventlogv1.ListDeadLettersRequest{Filter: f, PageSize: 1000})
+			resp, err := client.ListDeadLetters(cmd.Context(), &eventlogv1.ListDeadLettersRequest{Filter: f, PageSize: limit, PageToken: pageToken})
 			if err != nil {
 				return explain(err, g.server)
+			}
+			if resp.NextPageToken != "" {
+				defer fmt.Fprintf(g.errOut, "more: add --page-token %s\n", resp.NextPageToken)
 			}
 			if output == "json" {
 				out := make([]json.RawMessage, len(resp.Letters))
@@ -79,6 +86,8 @@ record in the target.`,
 	}
 	filterFlags(list)
 	list.Flags().StringVarP(&output, "output", "o", "table", "table or json")
+	list.Flags().StringVar(&pageToken, "page-token", "", "the next page, as the previous one said")
+	list.Flags().Int32Var(&limit, "limit", 100, "letters per page (at most 1000)")
 
 	var withRecord bool
 	show := &cobra.Command{

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +66,8 @@ type Filter struct {
 	From, To                             time.Time // on DeadAt; From inclusive, To exclusive
 	Limit                                int       // 0 means DefaultLimit; at most MaxLimit
 	Cursor                               string    // NextCursor of the previous page
+	// WithSealed returns each letter's sealed event too, for a replay.
+	WithSealed bool
 }
 
 // Page limits.
@@ -81,6 +84,9 @@ type Page struct {
 
 // ErrNotFound is wrapped by the errors for a letter that does not exist.
 var ErrNotFound = errors.New("dead letter not found")
+
+// ErrBadCursor is wrapped by List's error for a page token it did not give.
+var ErrBadCursor = errors.New("not a page token of this list")
 
 // Store keeps dead letters.
 type Store struct {
@@ -131,7 +137,8 @@ func (s *Store) Insert(ctx context.Context, letters []Letter) error {
 	})
 }
 
-// List returns one page of a tenant's letters, newest first, without their sealed events.
+// List returns one page of a tenant's letters, newest first, without their sealed events
+// unless the filter asks for them.
 func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 	if f.Tenant == "" {
 		return Page{}, errors.New("listing dead letters: the tenant is required")
@@ -165,7 +172,11 @@ func (s *Store) List(ctx context.Context, f Filter) (Page, error) {
 		where = append(where, "(dead_at < ? OR (dead_at = ? AND id < ?))")
 		args = append(args, s.t(at), s.t(at), id)
 	}
-	q := `SELECT ` + strings.Replace(columns, "sealed", "''", 1) + ` FROM dead_letters WHERE ` + strings.Join(where, " AND ") +
+	cols := columns
+	if !f.WithSealed {
+		cols = strings.Replace(columns, "sealed", "''", 1)
+	}
+	q := `SELECT ` + cols + ` FROM dead_letters WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY dead_at DESC, id DESC LIMIT ` + strconv.Itoa(limit+1)
 	letters, err := s.query(ctx, q, args...)
 	if err != nil {
@@ -184,7 +195,7 @@ func parseCursor(c string) (time.Time, string, error) {
 	at, id, ok := strings.Cut(c, ":")
 	micros, err := strconv.ParseInt(at, 10, 64)
 	if !ok || err != nil || id == "" {
-		return time.Time{}, "", fmt.Errorf("page token %q is not one this API gave: start again without it", c)
+		return time.Time{}, "", fmt.Errorf("page token %q: %w; start again without it", c, ErrBadCursor)
 	}
 	return time.UnixMicro(micros).UTC(), id, nil
 }
@@ -203,32 +214,40 @@ func (s *Store) Get(ctx context.Context, tenant, id string) (Letter, error) {
 
 // SetSealed replaces a letter's sealed event (an edited payload); the letter is open again.
 func (s *Store) SetSealed(ctx context.Context, tenant, id, sealed string) error {
-	return s.update(ctx, tenant, id, `sealed = ?, state = 'open'`, sealed)
+	return s.update(ctx, tenant, []string{id}, `sealed = ?, state = 'open'`, sealed)
 }
 
-// MarkReplayed records that a letter was sent again.
-func (s *Store) MarkReplayed(ctx context.Context, tenant, id string) error {
-	return s.update(ctx, tenant, id, `state = 'replayed', replays = replays + 1`)
+// MarkReplayed records that letters were sent again.
+func (s *Store) MarkReplayed(ctx context.Context, tenant string, ids ...string) error {
+	return s.update(ctx, tenant, ids, `state = 'replayed', replays = replays + 1`)
 }
 
-// Discard gives a letter up: its sealed event is dropped.
-func (s *Store) Discard(ctx context.Context, tenant, id string) error {
-	return s.update(ctx, tenant, id, `state = 'discarded', sealed = ''`)
+// Discard gives letters up: their sealed events are dropped.
+func (s *Store) Discard(ctx context.Context, tenant string, ids ...string) error {
+	return s.update(ctx, tenant, ids, `state = 'discarded', sealed = ''`)
 }
 
-func (s *Store) update(ctx context.Context, tenant, id, set string, args ...any) error {
-	var n int64
+// update changes every letter of ids in one statement, or none: when one of them does not
+// exist, the error wraps ErrNotFound and nothing changes.
+func (s *Store) update(ctx context.Context, tenant string, ids []string, set string, args ...any) error {
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	if len(ids) == 0 {
+		return nil
+	}
+	args = append(args, s.t(now()), tenant)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	in := strings.TrimSuffix(strings.Repeat("?,", len(ids)), ",")
 	err := s.write(ctx, func(w writer) error {
-		var err error
-		n, err = w.exec(`UPDATE dead_letters SET `+set+`, updated_at = ? WHERE tenant = ? AND id = ?`,
-			append(args, s.t(now()), tenant, id)...)
+		n, err := w.exec(`UPDATE dead_letters SET `+set+`, updated_at = ? WHERE tenant = ? AND id IN (`+in+`)`, args...)
+		if err == nil && n != int64(len(ids)) {
+			err = fmt.Errorf("%d of the %d dead letters named: %w", int64(len(ids))-n, len(ids), ErrNotFound)
+		}
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("updating dead letter %s of tenant %s: %w", id, tenant, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("dead letter %s of tenant %s: %w", id, tenant, ErrNotFound)
+		return fmt.Errorf("updating dead letters of tenant %s: %w", tenant, err)
 	}
 	return nil
 }

@@ -2,11 +2,10 @@ package eventlog
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -93,13 +92,22 @@ func (h *deadLetterHandler) ListDeadLetters(ctx context.Context, req *eventlogv1
 	f.Limit, f.Cursor = int(req.PageSize), req.PageToken
 	page, err := h.s.deps.DeadLetters.List(ctx, f)
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+		return nil, listError(err)
 	}
 	resp := &eventlogv1.ListDeadLettersResponse{NextPageToken: page.NextCursor}
 	for _, l := range page.Letters {
 		resp.Letters = append(resp.Letters, toProto(l))
 	}
 	return resp, nil
+}
+
+// listError maps a listing's error: a bad page token is the caller's, the
+// rest the store's.
+func listError(err error) error {
+	if errors.Is(err, deadletter.ErrBadCursor) {
+		return connect.NewError(connect.CodeInvalidArgument, err)
+	}
+	return connect.NewError(connect.CodeInternal, err)
 }
 
 func filterOf(ctx context.Context, f *eventlogv1.DeadLetterFilter) (deadletter.Filter, error) {
@@ -265,10 +273,13 @@ func (h *deadLetterHandler) ReplayDeadLetters(ctx context.Context, req *eventlog
 	if err := h.s.pub.Publish(ctx, msgs...); err != nil {
 		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("replaying: %w (nothing is marked replayed; try again)", err))
 	}
-	for _, l := range letters {
-		if err := h.s.deps.DeadLetters.MarkReplayed(ctx, tenant, l.ID); err != nil {
-			return nil, connect.NewError(connect.CodeInternal, err)
-		}
+	ids := make([]string, len(letters))
+	for i, l := range letters {
+		ids[i] = l.ID
+	}
+	if err := h.s.deps.DeadLetters.MarkReplayed(ctx, tenant, ids...); err != nil {
+		// The events are sent; only their letters' state lags.
+		h.s.log.Warn("marking replayed dead letters", "tenant", tenant, "error", err)
 	}
 	return resp, nil
 }
@@ -290,8 +301,8 @@ func (h *deadLetterHandler) select_(ctx context.Context, tenant string, ids []st
 		}
 		return out, nil
 	}
-	if filter == nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("name the dead letters by id, or select them with a filter"))
+	if filter == nil || proto.Equal(filter, &eventlogv1.DeadLetterFilter{Tenant: filter.GetTenant()}) {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("name the dead letters by id, or select them with a filter (flow, stage, code, remote id, entity, state or dates)"))
 	}
 	filter.Tenant = tenant
 	f, err := filterOf(ctx, filter)
@@ -301,19 +312,12 @@ func (h *deadLetterHandler) select_(ctx context.Context, tenant string, ids []st
 	if f.State == "" {
 		f.State = deadletter.StateOpen
 	}
-	f.Limit = maxReplay
+	f.Limit, f.WithSealed = maxReplay, true
 	page, err := h.s.deps.DeadLetters.List(ctx, f)
 	if err != nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+		return nil, listError(err)
 	}
-	for _, l := range page.Letters {
-		full, err := h.get(ctx, tenant, l.ID)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, full)
-	}
-	return out, nil
+	return page.Letters, nil
 }
 
 // replayMsg is the message that sends a letter again: a new event (new id,
@@ -333,8 +337,7 @@ func (s *Service) replayMsg(l deadletter.Letter) (*nats.Msg, string, error) {
 	if e != nil {
 		e.EventId = id
 		if r := e.GetResult(); r != nil && len(e.Payload) > 0 && !strings.HasPrefix(subject, "ingest.") {
-			sum := sha256.Sum256(e.Payload)
-			r.ContentHash = hex.EncodeToString(sum[:])
+			r.ContentHash = envelope.ContentHash(e.Payload)
 		}
 		if data, err = envelope.Encode(e); err != nil {
 			return nil, "", connect.NewError(connect.CodeInternal, err)
@@ -354,21 +357,21 @@ func (h *deadLetterHandler) DiscardDeadLetters(ctx context.Context, req *eventlo
 	if err != nil {
 		return nil, err
 	}
-	if len(req.Ids) == 0 {
+	switch {
+	case len(req.Ids) == 0:
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("name the dead letters to discard by id"))
+	case len(req.Ids) > maxReplay:
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%d ids: at most %d per request", len(req.Ids), maxReplay))
 	}
-	var n int64
-	for _, id := range req.Ids {
-		err := h.s.deps.DeadLetters.Discard(ctx, tenant, id)
-		if errors.Is(err, deadletter.ErrNotFound) {
-			return nil, connect.NewError(connect.CodeNotFound, err)
-		}
-		if err != nil {
-			return nil, connect.NewError(connect.CodeInternal, err)
-		}
-		n++
+	// All or none: an id that does not exist discards nothing.
+	err = h.s.deps.DeadLetters.Discard(ctx, tenant, req.Ids...)
+	if errors.Is(err, deadletter.ErrNotFound) {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("%w; nothing was discarded", err))
 	}
-	return &eventlogv1.DiscardDeadLettersResponse{Discarded: n}, nil
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	return &eventlogv1.DiscardDeadLettersResponse{Discarded: int64(len(slices.Compact(slices.Sorted(slices.Values(req.Ids)))))}, nil
 }
 
 func toProto(l deadletter.Letter) *eventlogv1.DeadLetter {

@@ -6,8 +6,6 @@ package mapper
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -264,9 +262,8 @@ func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envel
 		if skip {
 			return finish(eventv1.Action_ACTION_SKIPPED, stage.CodeFiltered, reason)
 		}
-		sum := sha256.Sum256(mapped)
 		e.Payload = mapped
-		result.ContentHash = hex.EncodeToString(sum[:])
+		result.ContentHash = envelope.ContentHash(mapped)
 	} else {
 		e.Payload = nil
 	}
