@@ -130,6 +130,9 @@ type Store interface {
 	DeleteTenant(ctx context.Context, tenant string) (int64, error)
 	// DeleteBefore removes the records of tenant logged before the given time (retention).
 	DeleteBefore(ctx context.Context, tenant string, before time.Time) (int64, error)
+	// Tenants lists the tenants that have records, sorted: retention covers records of
+	// tenants no flow config names (events of unknown tenants) too.
+	Tenants(ctx context.Context) ([]string, error)
 }
 
 // migrationOwner is the API log's name in schema_migrations.

@@ -324,3 +324,16 @@ GROUP BY 1, 2`, q.Tenant, q.From, q.To)
 	}
 	return out, nil
 }
+
+// Tenants implements Store.
+func (p *Postgres) Tenants(ctx context.Context) ([]string, error) {
+	rows, err := p.pool.Query(ctx, "SELECT DISTINCT tenant FROM api_log_records ORDER BY tenant")
+	if err != nil {
+		return nil, fmt.Errorf("listing the API log's tenants: %w", err)
+	}
+	tenants, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("listing the API log's tenants: %w", err)
+	}
+	return tenants, nil
+}

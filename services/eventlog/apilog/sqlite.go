@@ -343,3 +343,21 @@ GROUP BY flow, source_endpoint`, q.Tenant, q.From.UnixMicro(), q.To.UnixMicro())
 	}
 	return out, nil
 }
+
+// Tenants implements Store.
+func (s *SQLite) Tenants(ctx context.Context) ([]string, error) {
+	rows, err := s.db.SQLRead.QueryContext(ctx, "SELECT DISTINCT tenant FROM api_log_records ORDER BY tenant")
+	if err != nil {
+		return nil, fmt.Errorf("listing the API log's tenants: %w", err)
+	}
+	defer rows.Close()
+	var tenants []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("listing the API log's tenants: %w", err)
+		}
+		tenants = append(tenants, t)
+	}
+	return tenants, rows.Err()
+}

@@ -66,7 +66,21 @@ func (s *Service) sweep(ctx context.Context, now time.Time) (records, letters in
 	if s.deps.Retention == nil {
 		return 0, 0
 	}
-	for tenant, keep := range s.deps.Retention() {
+	keeps := s.deps.Retention()
+	// Tenants no flow config names — events of unknown tenants, of none
+	// ("_"), of tenants being erased — have records too, and the default
+	// retention. Every dead letter has a log record, so the log's tenants
+	// are the dead letters' too.
+	logged, err := s.deps.Log.Tenants(ctx)
+	if err != nil {
+		s.log.Warn("listing the API log's tenants for retention", "error", err)
+	}
+	for _, t := range logged {
+		if _, ok := keeps[t]; !ok {
+			keeps[t] = DefaultRetention
+		}
+	}
+	for tenant, keep := range keeps {
 		if keep <= 0 {
 			keep = DefaultRetention
 		}

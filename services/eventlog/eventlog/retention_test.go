@@ -41,7 +41,8 @@ func TestRetentionSweepsPerTenant(t *testing.T) {
 	now := time.Now().UTC()
 	var recs []apilog.Record
 	var dead []deadletter.Letter
-	for _, tenant := range []string{"acme", "globex"} {
+	// "_" has records (events of no known tenant) but no flow config.
+	for _, tenant := range []string{"acme", "globex", "_"} {
 		for i, age := range []time.Duration{time.Hour, 3 * 24 * time.Hour, 40 * 24 * time.Hour} {
 			at := now.Add(-age)
 			recs = append(recs, apilog.Record{Tenant: tenant, EventID: tenant + string(rune('a'+i)), Flow: "orders",
@@ -56,11 +57,12 @@ func TestRetentionSweepsPerTenant(t *testing.T) {
 		t.Fatal(err)
 	}
 	records, gone := s.sweep(ctx, now)
-	// acme keeps a day: two of three go; globex keeps 30 days: one goes.
-	if records != 3 || gone != 3 {
-		t.Fatalf("sweep removed %d log records and %d dead letters, want 3 and 3", records, gone)
+	// acme keeps a day: two of three go; globex keeps 30 days: one goes;
+	// "_" keeps the default, 30 days: one goes.
+	if records != 4 || gone != 4 {
+		t.Fatalf("sweep removed %d log records and %d dead letters, want 4 and 4", records, gone)
 	}
-	for tenant, want := range map[string]int{"acme": 1, "globex": 2} {
+	for tenant, want := range map[string]int{"acme": 1, "globex": 2, "_": 2} {
 		page, err := logs.Query(ctx, apilog.Query{Tenant: tenant})
 		if err != nil || len(page.Records) != want {
 			t.Errorf("tenant %s keeps %d log records (%v), want %d", tenant, len(page.Records), err, want)

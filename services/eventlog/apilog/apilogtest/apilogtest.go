@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apilog.Store) {
 		{"invalid queries name the field", testQueryValidation},
 		{"delete tenant removes that tenant only", testDeleteTenant},
 		{"delete before removes older records of one tenant", testDeleteBefore},
+		{"tenants lists every tenant with records", testTenants},
 		{"concurrent batch writers all succeed", testConcurrentWriters},
 		{"report counts, failure rate, percentiles and top errors per row", testReportAggregates},
 		{"report percentiles are nearest-rank", testReportPercentiles},
@@ -467,5 +468,17 @@ func testConcurrentWriters(t *testing.T, s apilog.Store) {
 	}
 	if got := all(t, s, apilog.Query{Tenant: "acme", Limit: apilog.MaxLimit}); len(got) != writers*batches*size {
 		t.Fatalf("found %d of %d records written concurrently", len(got), writers*batches*size)
+	}
+}
+
+func testTenants(t *testing.T, s apilog.Store) {
+	now := time.Now().UTC()
+	insert(t, s, record("globex", "e1", "orders", now), record("acme", "e2", "orders", now), record("acme", "e3", "orders", now), record("_", "e4", "", now))
+	got, err := s.Tenants(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, ",") != "_,acme,globex" {
+		t.Errorf("Tenants = %v, want _, acme, globex", got)
 	}
 }
