@@ -464,7 +464,7 @@ func (h *resourceHandler) RotateToken(ctx context.Context, req *controlplanev1.R
 	if err != nil {
 		return nil, err
 	}
-	if err := s.publishTenant(ctx, tenant); err != nil {
+	if err := s.publishTokens(ctx, tenant); err != nil {
 		return nil, unpublished(err)
 	}
 	return &controlplanev1.RotateTokenResponse{Token: token}, nil
@@ -486,7 +486,7 @@ func (h *resourceHandler) RevokeToken(ctx context.Context, req *controlplanev1.R
 	if _, err := s.deps.Resources.DeleteToken(ctx, tenant, req.Integrator); err != nil {
 		return nil, storeError(res, err)
 	}
-	if err := s.publishTenant(ctx, tenant); err != nil {
+	if err := s.publishTokens(ctx, tenant); err != nil {
 		return nil, unpublished(err)
 	}
 	return &controlplanev1.RevokeTokenResponse{}, nil

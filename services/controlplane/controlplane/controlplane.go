@@ -115,18 +115,32 @@ func (s *Service) publishTenant(ctx context.Context, tenant string) error {
 	case !errors.Is(err, resource.ErrNotFound):
 		return fmt.Errorf("reading tenant %s: %w", tenant, err)
 	}
-	return s.removeTenantKeys(ctx, tenant, want)
+	return s.removeTenantKeys(ctx, keep(want), flowconfig.TenantKey(tenant), "flow."+tenant+".*", tokenKeys(tenant))
 }
 
-// removeTenantKeys deletes tenant's keys from the bucket but those in keep.
-func (s *Service) removeTenantKeys(ctx context.Context, tenant string, keep map[string]bool) error {
-	for _, filter := range []string{flowconfig.TenantKey(tenant), "flow." + tenant + ".*", "token." + tenant + ".*"} {
+func tokenKeys(tenant string) string { return "token." + tenant + ".*" }
+
+func keep(want map[string]bool) func(string) bool { return func(k string) bool { return want[k] } }
+
+// publishTokens brings only a tenant's token hashes in the bucket in step:
+// what a rotate or revoke changes, without compiling the tenant's flows.
+func (s *Service) publishTokens(ctx context.Context, tenant string) error {
+	want := map[string]bool{}
+	if err := s.putTokens(ctx, tenant, want); err != nil {
+		return err
+	}
+	return s.removeTenantKeys(ctx, keep(want), tokenKeys(tenant))
+}
+
+// removeTenantKeys deletes the bucket's keys matching filters but those kept.
+func (s *Service) removeTenantKeys(ctx context.Context, kept func(string) bool, filters ...string) error {
+	for _, filter := range filters {
 		keys, err := s.kv.ListKeysFiltered(ctx, filter)
 		if err != nil {
 			return fmt.Errorf("listing %s in the flow-config bucket: %w", filter, err)
 		}
 		for k := range keys.Keys() {
-			if keep[k] {
+			if kept(k) {
 				continue
 			}
 			if err := s.kv.Delete(ctx, k); err != nil {
@@ -163,6 +177,11 @@ func (s *Service) publishTenantEntries(ctx context.Context, t resource.Resource,
 			return err
 		}
 	}
+	return s.putTokens(ctx, tenant, want)
+}
+
+// putTokens writes a tenant's token hashes to the bucket and adds their keys to want.
+func (s *Service) putTokens(ctx context.Context, tenant string, want map[string]bool) error {
 	tokens, err := s.deps.Resources.Tokens(ctx, tenant)
 	if err != nil {
 		return err
@@ -172,7 +191,9 @@ func (s *Service) publishTenantEntries(ctx context.Context, t resource.Resource,
 		if err != nil {
 			return err
 		}
-		if err := put(flowconfig.TokenKey(tenant, hash), data); err != nil {
+		key := flowconfig.TokenKey(tenant, hash)
+		want[key] = true
+		if err := s.putIfChanged(ctx, key, data); err != nil {
 			return err
 		}
 	}
@@ -202,7 +223,8 @@ func (s *Service) putIfChanged(ctx context.Context, key string, data []byte) err
 func (s *Service) deleteTenant(ctx context.Context, tenant string) (map[string]int64, error) {
 	res := name(KindTenant, tenant, tenant)
 	removed := map[string]int64{}
-	if err := s.removeTenantKeys(ctx, tenant, nil); err != nil {
+	none := func(string) bool { return false }
+	if err := s.removeTenantKeys(ctx, none, flowconfig.TenantKey(tenant), "flow."+tenant+".*", tokenKeys(tenant)); err != nil {
 		return nil, apiError(connect.CodeUnavailable, ReasonUnavailable, res, "retry the delete", err)
 	}
 	streams, err := bus.PurgeTenant(ctx, s.deps.JetStream, tenant)
