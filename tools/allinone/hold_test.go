@@ -49,7 +49,6 @@ func TestInactiveIntegratorHoldsEvents(t *testing.T) {
 		}
 		return ""
 	})
-	time.Sleep(500 * time.Millisecond)
 	if rows := e.rows("orders"); len(rows) != 1 || rows["1"].version != 1 {
 		t.Fatalf("target while inactive: %v, want key 1 at version 1 only", rows)
 	}

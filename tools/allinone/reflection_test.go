@@ -25,7 +25,8 @@ func TestReflectionListsTheAPIs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("listing services by reflection: %v", err)
 	}
-	for _, want := range []string{"syncline.controlplane.v1.ResourceService", "syncline.eventlog.v1.LogService", "grpc.health.v1.Health"} {
+	for _, want := range []string{"syncline.controlplane.v1.ResourceService", "syncline.eventlog.v1.LogService",
+		"syncline.eventlog.v1.DeadLetterService", "syncline.ingest.v1.IngestService", "grpc.health.v1.Health"} {
 		if !slices.ContainsFunc(names, func(n protoreflect.FullName) bool { return string(n) == want }) {
 			t.Errorf("reflection lists %v, without %s", names, want)
 		}
