@@ -90,8 +90,12 @@ func (s *Service) sealCredentials(it *item, old json.RawMessage) error {
 	}
 	given := it.credentials
 	binding := flowconfig.CredentialsBinding(it.res.Tenant, it.res.Name)
+	// The stored values, when they can be read: after a change of master
+	// key they cannot, and then every given value counts as new, and only a
+	// "(secret)", which asks to keep a stored value, is refused.
 	var oldPlain map[string]string
-	if oldSealed != "" && (given != nil) {
+	var unreadable error
+	if oldSealed != "" && given != nil {
 		if s.deps.Secrets == nil {
 			return noMasterKey(it.name())
 		}
@@ -100,8 +104,7 @@ func (s *Service) sealCredentials(it *item, old json.RawMessage) error {
 			err = json.Unmarshal(b, &oldPlain)
 		}
 		if err != nil {
-			return apiError(connect.CodeFailedPrecondition, ReasonInternal, it.name(),
-				"give every credential's value again: the stored ones cannot be read with this master key", err)
+			oldPlain, unreadable = nil, err
 		}
 	}
 	it.changedCredentials = nil
@@ -116,6 +119,10 @@ func (s *Service) sealCredentials(it *item, old json.RawMessage) error {
 		plain := map[string]string{}
 		for k, v := range given {
 			if v == Secret {
+				if unreadable != nil {
+					return apiError(connect.CodeFailedPrecondition, ReasonInvalid, it.name(),
+						"give every credential's value again: the stored ones cannot be read with this master key", unreadable)
+				}
 				ov, ok := oldPlain[k]
 				if !ok {
 					return apiError(connect.CodeInvalidArgument, ReasonInvalid, it.name(), "give the credential's value",

@@ -1,6 +1,7 @@
 package controlplane_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/flowconfig"
+	"github.com/syncline/syncline/pkg/secret"
 )
 
 // wantErr checks an error's code, its stable reason and what its message
@@ -393,4 +395,63 @@ func TestFlowPoliciesReachTheDataPlane(t *testing.T) {
 	if fl.KeyField != "number" || fl.Keyless != "export" || fl.WriteModes["status"] != "if_empty" || fl.Stage != "active" {
 		t.Errorf("compiled flow: key %q, keyless %q, write modes %v, stage %q", fl.KeyField, fl.Keyless, fl.WriteModes, fl.Stage)
 	}
+}
+
+// TestCredentialsAfterAMasterKeyChange: credentials sealed under another
+// master key cannot be kept with "(secret)", but giving the values again
+// replaces them.
+func TestCredentialsAfterAMasterKeyChange(t *testing.T) {
+	f := setup(t)
+	ctx := t.Context()
+	endpoint := func(cred string) []*controlplanev1.Resource {
+		rs := orders(t, t.TempDir(), map[string]any{"n": "source.n"})
+		rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
+			"driver": "postgres", "dsn": "postgres://erp@127.0.0.1:1/erp", "table": "orders"}, "credentials": map[string]any{"password": cred}})
+		return rs
+	}
+	if _, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: endpoint("first")}); err != nil {
+		t.Fatal(err)
+	}
+	// The stored credentials as another master key sealed them.
+	key, _ := secret.NewKey()
+	raw, _ := secret.ParseKey(key)
+	other, _ := secret.New(raw)
+	sealed, err := other.Seal(flowconfig.CredentialsBinding("acme", "erp"), []byte(`{"password":"first"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := f.store.Get(ctx, "Endpoint", "acme", "erp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec map[string]any
+	if err := json.Unmarshal(stored.Spec, &spec); err != nil {
+		t.Fatal(err)
+	}
+	spec["sealedCredentials"] = sealed
+	stored.Spec, _ = json.Marshal(spec)
+	if _, _, err := f.store.Put(ctx, stored); err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: endpoint("(secret)")})
+	wantErr(t, err, connect.CodeFailedPrecondition, "INVALID_RESOURCE", "give every credential's value again")
+	resp, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: endpoint("second")})
+	if err != nil || resp.Results[3].Change != controlplanev1.Change_CHANGE_UPDATED {
+		t.Fatalf("giving the value again: %v, %v; want the endpoint updated", resp, err)
+	}
+	now, _ := f.store.Get(ctx, "Endpoint", "acme", "erp")
+	_, resealed := storedSealed(t, now.Spec)
+	if plain, err := f.box.Open(flowconfig.CredentialsBinding("acme", "erp"), resealed); err != nil || !strings.Contains(string(plain), "second") {
+		t.Errorf("the new credentials under the current key: %q, %v", plain, err)
+	}
+}
+
+func storedSealed(t *testing.T, spec json.RawMessage) (map[string]any, string) {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(spec, &m); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := m["sealedCredentials"].(string)
+	return m, s
 }
