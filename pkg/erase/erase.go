@@ -97,6 +97,10 @@ func serve(nc *nats.Conn, service string, timeout time.Duration, fn Func) (*nats
 // names every service that failed or did not answer, and the caller must
 // not consider the tenant erased (asking again is safe).
 func Tenant(ctx context.Context, nc *nats.Conn, tenant string, services []string) (map[string]int64, error) {
+	// A service that is down never answers: bound the wait by what an
+	// erase may take, whatever the caller's context allows.
+	ctx, cancel := context.WithTimeout(ctx, Timeout+time.Minute)
+	defer cancel()
 	inbox := nc.NewRespInbox()
 	sub, err := nc.SubscribeSync(inbox)
 	if err != nil {

@@ -158,6 +158,10 @@ func (h *resourceHandler) Apply(ctx context.Context, req *controlplanev1.ApplyRe
 		}
 	}
 	for t := range tenants {
+		// Tokens first: a revocation must not wait on the flows compiling.
+		if err := s.publishTokens(ctx, t); err != nil {
+			return nil, unpublished(err)
+		}
 		if err := s.publishTenant(ctx, t); err != nil {
 			return nil, unpublished(err)
 		}
@@ -363,6 +367,9 @@ func (h *resourceHandler) DeleteResource(ctx context.Context, req *controlplanev
 	}
 	if err != nil {
 		return nil, storeError(res, err)
+	}
+	if err := s.publishTokens(ctx, tenant); err != nil {
+		return nil, unpublished(err)
 	}
 	if err := s.publishTenant(ctx, tenant); err != nil {
 		return nil, unpublished(err)

@@ -84,9 +84,16 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing tenants: %w", err)
 	}
+	// One tenant that does not compile (stored before a rule it now
+	// breaks) must not keep every other tenant's data plane stale: it is
+	// logged, its tokens are published all the same, and the next apply
+	// to it says what to fix.
 	for _, t := range tenants {
-		if err := s.publishTenant(ctx, t.Name); err != nil {
+		if err := s.publishTokens(ctx, t.Name); err != nil {
 			return err
+		}
+		if err := s.publishTenant(ctx, t.Name); err != nil {
+			s.log.Error("tenant not published to the data plane; apply it again to see why", "tenant", t.Name, "error", err)
 		}
 	}
 	return nil
@@ -134,18 +141,16 @@ func (s *Service) publishTokens(ctx context.Context, tenant string) error {
 
 // removeTenantKeys deletes the bucket's keys matching filters but those kept.
 func (s *Service) removeTenantKeys(ctx context.Context, kept func(string) bool, filters ...string) error {
-	for _, filter := range filters {
-		keys, err := s.kv.ListKeysFiltered(ctx, filter)
-		if err != nil {
-			return fmt.Errorf("listing %s in the flow-config bucket: %w", filter, err)
+	keys, err := s.kv.ListKeysFiltered(ctx, filters...)
+	if err != nil {
+		return fmt.Errorf("listing %v in the flow-config bucket: %w", filters, err)
+	}
+	for k := range keys.Keys() {
+		if kept(k) {
+			continue
 		}
-		for k := range keys.Keys() {
-			if kept(k) {
-				continue
-			}
-			if err := s.kv.Delete(ctx, k); err != nil {
-				return fmt.Errorf("removing %s from the flow-config bucket: %w", k, err)
-			}
+		if err := s.kv.Delete(ctx, k); err != nil {
+			return fmt.Errorf("removing %s from the flow-config bucket: %w", k, err)
 		}
 	}
 	return nil
