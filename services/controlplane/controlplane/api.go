@@ -100,6 +100,9 @@ func (h *resourceHandler) Apply(ctx context.Context, req *controlplanev1.ApplyRe
 			}
 		}
 		if it.res.Kind == KindEndpoint {
+			if err := s.keepSecretSettings(it, old); err != nil {
+				return nil, err
+			}
 			if err := s.sealCredentials(it, old); err != nil {
 				return nil, err
 			}
@@ -120,7 +123,7 @@ func (h *resourceHandler) Apply(ctx context.Context, req *controlplanev1.ApplyRe
 		}
 		p.changed = res.Change != controlplanev1.Change_CHANGE_UNCHANGED
 		if p.changed {
-			d, err := specDiff(it.res.Kind, old, it.res.Spec, it.changedCredentials)
+			d, err := s.specDiff(it.res.Kind, old, it.res.Spec, it.changedCredentials)
 			if err != nil {
 				return nil, apiError(connect.CodeInternal, ReasonInternal, it.name(), "", err)
 			}
@@ -307,7 +310,7 @@ func (h *resourceHandler) GetResource(ctx context.Context, req *controlplanev1.G
 // toProto renders a stored resource for the API: credentials show only
 // which are set.
 func (s *Service) toProto(r resource.Resource) (*controlplanev1.Resource, error) {
-	spec, err := publicSpec(r.Kind, r.Spec)
+	spec, err := s.publicSpec(r.Kind, r.Spec)
 	if err != nil {
 		return nil, apiError(connect.CodeInternal, ReasonInternal, name(r.Kind, r.Tenant, r.Name), "", err)
 	}

@@ -243,8 +243,9 @@ func noMasterKey(res string) error {
 }
 
 // publicSpec is a stored spec as the API shows it: without the sealed
-// credentials (their names stay, each "(secret)").
-func publicSpec(kind string, stored json.RawMessage) (map[string]any, error) {
+// credentials (their names stay, each "(secret)"), and with every setting
+// the connector marks secret (a DSN, say) shown as "(secret)" too.
+func (s *Service) publicSpec(kind string, stored json.RawMessage) (map[string]any, error) {
 	var spec map[string]any
 	if err := json.Unmarshal(stored, &spec); err != nil {
 		return nil, fmt.Errorf("decoding the stored spec: %w", err)
@@ -252,6 +253,13 @@ func publicSpec(kind string, stored json.RawMessage) (map[string]any, error) {
 	switch kind {
 	case KindEndpoint:
 		delete(spec, "sealedCredentials")
+		settings, _ := spec["settings"].(map[string]any)
+		typ, _ := spec["type"].(string)
+		for _, name := range s.secretSettings(typ) {
+			if _, ok := settings[name]; ok {
+				settings[name] = Secret
+			}
+		}
 	case KindTenant:
 		if alerts, ok := spec["alerts"].(map[string]any); ok {
 			delete(alerts, "sealedSecret")
@@ -263,15 +271,15 @@ func publicSpec(kind string, stored json.RawMessage) (map[string]any, error) {
 // specDiff shows what an apply changes in a spec, as a diff of the public
 // views; a changed credential shows as "(secret, changed)", never its
 // value.
-func specDiff(kind string, old, new json.RawMessage, changedCredentials []string) (string, error) {
+func (s *Service) specDiff(kind string, old, new json.RawMessage, changedCredentials []string) (string, error) {
 	var before map[string]any
 	if old != nil {
 		var err error
-		if before, err = publicSpec(kind, old); err != nil {
+		if before, err = s.publicSpec(kind, old); err != nil {
 			return "", err
 		}
 	}
-	after, err := publicSpec(kind, new)
+	after, err := s.publicSpec(kind, new)
 	if err != nil {
 		return "", err
 	}
@@ -287,4 +295,56 @@ func specDiff(kind string, old, new json.RawMessage, changedCredentials []string
 		}
 	}
 	return resourcefile.Diff(before, after), nil
+}
+
+// secretSettings names a connector's settings that are secret but not
+// credentials: kept in the settings, never shown.
+func (s *Service) secretSettings(typ string) []string {
+	cs, ok := s.deps.Connectors.Spec(typ)
+	if !ok {
+		return nil
+	}
+	var names []string
+	for _, f := range cs.Fields {
+		if f.Secret && !f.Credential {
+			names = append(names, f.Name)
+		}
+	}
+	return names
+}
+
+// keepSecretSettings reads a secret setting given as "(secret)" — as get
+// shows it — as "keep the stored value".
+func (s *Service) keepSecretSettings(it *item, old json.RawMessage) error {
+	var spec, stored map[string]any
+	if err := json.Unmarshal(it.res.Spec, &spec); err != nil {
+		return apiError(connect.CodeInternal, ReasonInternal, it.name(), "", err)
+	}
+	settings, _ := spec["settings"].(map[string]any)
+	typ, _ := spec["type"].(string)
+	changed := false
+	for _, name := range s.secretSettings(typ) {
+		if settings[name] != Secret {
+			continue
+		}
+		if stored == nil && old != nil {
+			_ = json.Unmarshal(old, &stored)
+		}
+		prev, _ := stored["settings"].(map[string]any)
+		v, ok := prev[name]
+		if !ok {
+			return apiError(connect.CodeInvalidArgument, ReasonInvalid, it.name(), "give the setting's value",
+				fieldErr("spec.settings."+name, "is %q, which keeps a stored value, but none is stored", Secret))
+		}
+		settings[name], changed = v, true
+	}
+	if !changed {
+		return nil
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return apiError(connect.CodeInternal, ReasonInternal, it.name(), "", err)
+	}
+	it.res.Spec = b
+	return nil
 }

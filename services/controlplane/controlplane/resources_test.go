@@ -311,6 +311,15 @@ func TestCredentialsAreWriteOnly(t *testing.T) {
 	if v := got.Resource.Spec.Fields["credentials"].GetStructValue().Fields["password"].GetStringValue(); v != "(secret)" {
 		t.Errorf("get shows credential password as %q, want (secret)", v)
 	}
+	// A secret setting (the DSN may hold a password in its query) is not
+	// shown either, and applying what get shows keeps it.
+	if v := got.Resource.Spec.Fields["settings"].GetStructValue().Fields["dsn"].GetStringValue(); v != "(secret)" {
+		t.Errorf("get shows the secret setting dsn as %q, want (secret)", v)
+	}
+	again, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{got.Resource}})
+	if err != nil || again.Results[0].Change != controlplanev1.Change_CHANGE_UNCHANGED {
+		t.Errorf("applying the endpoint as get shows it: %v, %v; want unchanged", again, err)
+	}
 	list, err := f.client.ListResources(ctx, &controlplanev1.ListResourcesRequest{Kind: "Endpoint"})
 	if err != nil {
 		t.Fatal(err)
