@@ -40,10 +40,6 @@ type Deps struct {
 	// Secrets seals endpoint credentials; nil refuses credentials, saying
 	// that a master key is needed.
 	Secrets *secret.Box
-	// EraseFrom are the services that own a tenant's data and must erase it
-	// before a tenant is deleted; nil means dedup (the ledger) and eventlog
-	// (the API log).
-	EraseFrom []string
 }
 
 // Service is the control plane.
@@ -64,9 +60,6 @@ func New(deps Deps) (*Service, error) {
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
-	}
-	if deps.EraseFrom == nil {
-		deps.EraseFrom = []string{stage.Dedup, stage.Eventlog}
 	}
 	return &Service{deps: deps, log: deps.Logger.With("service", "controlplane")}, nil
 }
@@ -219,6 +212,11 @@ func (s *Service) putIfChanged(ctx context.Context, key string, data []byte) err
 	return nil
 }
 
+// eraseFrom are the services that own a tenant's data and must erase it
+// before the tenant is deleted: dedup (the ledger) and eventlog (the API log
+// and dead letters).
+var eraseFrom = []string{stage.Dedup, stage.Eventlog}
+
 // deleteTenant erases a tenant everywhere, in an order that is safe to
 // repeat after any failure: first the data plane stops taking its events
 // (its flows, marker and tokens leave the bucket), then its messages leave
@@ -242,7 +240,7 @@ func (s *Service) deleteTenant(ctx context.Context, tenant string) (map[string]i
 	// Dead letters are messages of the dead-letter stream; count them apart.
 	removed["dead letters"] = streams[bus.StreamDeadLetter]
 	removed["messages"] -= streams[bus.StreamDeadLetter]
-	erased, err := erase.Tenant(ctx, s.deps.JetStream.Conn(), tenant, s.deps.EraseFrom)
+	erased, err := erase.Tenant(ctx, s.deps.JetStream.Conn(), tenant, eraseFrom)
 	if err != nil {
 		return nil, apiError(connect.CodeUnavailable, ReasonUnavailable, res, "", err)
 	}

@@ -11,7 +11,9 @@ import (
 	"github.com/syncline/syncline/services/controlplane/resource"
 )
 
-// Stable reasons, carried in every error's ErrorDetail.
+// Stable reasons, carried in the ErrorDetail of every error the control
+// plane makes. Authentication and permission errors come from pkg/auth with
+// their connect codes (Unauthenticated, PermissionDenied) alone.
 const (
 	ReasonInvalid         = "INVALID_RESOURCE"
 	ReasonReference       = "REFERENCE_MISSING"
@@ -19,7 +21,6 @@ const (
 	ReasonNameImmutable   = "NAME_IMMUTABLE"
 	ReasonStageTransition = "STAGE_TRANSITION"
 	ReasonNotFound        = "NOT_FOUND"
-	ReasonPermission      = "PERMISSION_DENIED"
 	ReasonNoMasterKey     = "NO_MASTER_KEY"
 	ReasonInternal        = "INTERNAL"
 	ReasonUnavailable     = "UNAVAILABLE"

@@ -11,10 +11,11 @@ import (
 	"github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/mapping"
+	"github.com/syncline/syncline/pkg/resourcefile"
 )
 
 // APIVersion is the resource files' apiVersion.
-const APIVersion = "syncline.dev/v1"
+const APIVersion = resourcefile.APIVersion
 
 // Kinds, in the order Apply applies them: what a resource refers to is
 // applied before it.
@@ -119,13 +120,14 @@ func (a *AlertsSpec) interval() (time.Duration, error) {
 	return d, nil
 }
 
-// Integrator stages (DESIGN section 1). Active runs the integrator's flows;
-// inactive holds their events, nothing dropped and nothing pushed, until it is
-// active again; deleted is final: events for it are refused and logged.
+// Integrator stages are flowconfig's (DESIGN section 1): active runs the
+// integrator's flows; inactive holds their events, nothing dropped and
+// nothing pushed, until it is active again; deleted is final: events for it
+// are refused and logged.
 const (
-	StageActive   = "active"
-	StageInactive = "inactive"
-	StageDeleted  = "deleted"
+	StageActive   = flowconfig.StageActive
+	StageInactive = flowconfig.StageInactive
+	StageDeleted  = flowconfig.StageDeleted
 )
 
 // IntegratorSpec is an integrator's spec.
