@@ -141,6 +141,10 @@ func (h *resourceHandler) Apply(ctx context.Context, req *controlplanev1.ApplyRe
 	tenants := map[string]bool{}
 	for _, p := range plan {
 		it := p.it
+		if !p.changed {
+			// Nothing to write, and nothing for the data plane to learn.
+			continue
+		}
 		stored, _, err := s.deps.Resources.Put(ctx, it.res)
 		if err != nil {
 			return nil, storeError(it.name(), err)
