@@ -128,10 +128,12 @@ func (s *Service) Stop(ctx context.Context) error {
 }
 
 type item struct {
-	msg  jetstream.Msg
-	env  *eventv1.Envelope
-	ctx  context.Context
-	span trace.Span
+	// index is the message's place in its batch.
+	index int
+	msg   jetstream.Msg
+	env   *eventv1.Envelope
+	ctx   context.Context
+	span  trace.Span
 }
 
 // group is the run of a batch's records that go to one flow's target.
@@ -149,7 +151,7 @@ func (s *Service) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, err
 	var groups []*group
 	byFlow := map[string]*group{}
 	var all []item
-	for _, m := range msgs {
+	for i, m := range msgs {
 		e, err := envelope.Decode(m.Data())
 		if err != nil {
 			out = append(out, bus.DeadLetter(m, stage.Connector, stage.CodeMalformed, err.Error()))
@@ -157,7 +159,7 @@ func (s *Service) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, err
 		}
 		sctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "connector push", trace.WithSpanKind(trace.SpanKindConsumer))
 		stage.Describe(span, e)
-		it := item{msg: m, env: e, ctx: sctx, span: span}
+		it := item{index: i, msg: m, env: e, ctx: sctx, span: span}
 		all = append(all, it)
 		f := s.deps.Flows.Get(e.Tenant, e.Flow)
 		if f == nil {
@@ -184,8 +186,15 @@ func (s *Service) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, err
 	for _, g := range groups {
 		var err error
 		if out, err = s.pushGroup(ctx, g, out); err != nil {
+			// The batch is finished up to the failed flow's first record:
+			// every record before it went to another flow, whose push
+			// succeeded. The retry, and a dead letter after the last one,
+			// is then this flow's, not whichever flow came first.
 			endSpans(err)
-			return 0, err
+			if pubErr := s.pub.Publish(ctx, out...); pubErr != nil {
+				return 0, errors.Join(err, pubErr)
+			}
+			return g.items[0].index, err
 		}
 	}
 	if err := s.pub.Publish(ctx, out...); err != nil {
