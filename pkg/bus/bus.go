@@ -20,7 +20,8 @@ const (
 	StreamAudit      = "SYNCLINE_AUDIT"
 	StreamDeadLetter = "SYNCLINE_DLQ"
 	// StreamHold keeps the events of flows whose integrator is inactive
-	// until it is active again; nothing in it expires.
+	// (the mapper's) or whose target is down (the connector's) until they
+	// can go on; nothing in it expires.
 	StreamHold = "SYNCLINE_HOLD"
 )
 

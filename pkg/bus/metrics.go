@@ -14,6 +14,9 @@ type Metrics struct {
 	deadLetters *prometheus.CounterVec
 	batchSize   *prometheus.HistogramVec
 	batchTime   *prometheus.HistogramVec
+	held        *prometheus.CounterVec
+	released    *prometheus.CounterVec
+	paused      *prometheus.GaugeVec
 }
 
 // NewMetrics registers the pipeline metrics on reg.
@@ -41,8 +44,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time a stage spent on one batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"stage"}),
+		held: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncline_stage_held_total",
+			Help: "Events a stage put in the hold stream (a paused flow's).",
+		}, []string{"stage"}),
+		released: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncline_stage_released_total",
+			Help: "Held events a stage took back out of the hold stream.",
+		}, []string{"stage"}),
+		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "syncline_stage_flows_paused",
+			Help: "Flows whose circuit breaker is open in this process: their events are held until the target works again.",
+		}, []string{"stage"}),
 	}
-	reg.MustRegister(m.finished, m.retries, m.deadLetters, m.batchSize, m.batchTime)
+	reg.MustRegister(m.finished, m.retries, m.deadLetters, m.batchSize, m.batchTime, m.held, m.released, m.paused)
 	return m
 }
 
@@ -64,5 +79,26 @@ func (m *Metrics) observeRetry(stage string) {
 func (m *Metrics) observeDeadLetter(stage string) {
 	if m != nil {
 		m.deadLetters.WithLabelValues(stage).Inc()
+	}
+}
+
+// Held counts n events a stage put in the hold stream.
+func (m *Metrics) Held(stage string, n int) {
+	if m != nil {
+		m.held.WithLabelValues(stage).Add(float64(n))
+	}
+}
+
+// Released counts n held events a stage took back out of the hold stream.
+func (m *Metrics) Released(stage string, n int) {
+	if m != nil {
+		m.released.WithLabelValues(stage).Add(float64(n))
+	}
+}
+
+// Paused adds delta to the flows a stage has paused.
+func (m *Metrics) Paused(stage string, delta int) {
+	if m != nil {
+		m.paused.WithLabelValues(stage).Add(float64(delta))
 	}
 }

@@ -30,7 +30,7 @@ func streamConfigs(c Config) []jetstream.StreamConfig {
 	}
 	dlq := pipeline(StreamDeadLetter, "dlq.>", "Events a stage could not process, with the reason; replayable.", c.InternalDuplicates)
 	dlq.MaxAge = c.DeadLetterMaxAge
-	hold := pipeline(StreamHold, "hold.>", "Events of flows whose integrator is inactive, kept in order until it is active again.", c.InternalDuplicates)
+	hold := pipeline(StreamHold, "hold.>", "Events of flows whose integrator is inactive, or whose target is down, kept in order until they can go on.", c.InternalDuplicates)
 	hold.MaxAge = 0
 	return []jetstream.StreamConfig{
 		pipeline(StreamIngest, "ingest.>", "Change events as sources publish them.", c.IngestDuplicates),

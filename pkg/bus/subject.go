@@ -14,6 +14,7 @@ import (
 //	audit.<tenant>.<flow>
 //	dlq.<tenant>.<stage>
 //	hold.<tenant>.<flow>
+//	hold.<tenant>.<flow>.<partition>
 //
 // The tenant is always the second token, so any stage can attribute a message
 // it cannot decode.
@@ -49,6 +50,12 @@ func AuditSubject(tenant, flow string) string {
 // integrator is inactive.
 func HoldSubject(tenant, flow string) string {
 	return "hold." + tenant + "." + flow
+}
+
+// PausedSubject is where the connector keeps the events of one partition of
+// a flow whose circuit breaker is open, until its target works again.
+func PausedSubject(tenant, flow string, partition int) string {
+	return "hold." + tenant + "." + flow + "." + strconv.Itoa(partition)
 }
 
 // DeadLetterSubject is where a stage puts what it could not process.

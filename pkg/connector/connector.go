@@ -83,8 +83,10 @@ type Result struct {
 //
 // Push applies records in order and returns one Result per record, at the same index. A
 // returned error means the batch as a whole could not be applied (connection lost, timeout,
-// cancelled context) and the whole batch will be retried, so Push must be idempotent: applying
-// a batch twice leaves the target as applying it once. ctx bounds the call. Push may be called
+// cancelled context): the flow is paused and the batch is pushed again once the target works
+// (the connector probes it), so Push must be idempotent: applying a batch twice leaves the
+// target as applying it once. Report a record's own problem in its Result, not as an error:
+// an error pauses every record of the flow behind it. ctx bounds the call. Push may be called
 // from several goroutines at once (one per partition), with batches that never share a key.
 //
 // Close releases the target's connections; no Push may run during or after it.

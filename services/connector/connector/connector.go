@@ -2,8 +2,9 @@
 // push stream partition by partition, writes each flow's records into its
 // target system in batches, and reports every outcome on the audit stream.
 // A record the target rejects is failed and dead-lettered (so it can be
-// replayed once the cause is fixed); a target that cannot be reached makes
-// the whole batch retry with back-off. Its source side so far is the ingest
+// replayed once the cause is fixed); a target that cannot be reached opens
+// its flow's circuit breaker, and the flow's events wait in the hold stream
+// until it works again (breaker.go, paused.go). Its source side so far is the ingest
 // API (api.go), for systems that post change events over HTTP.
 package connector
 
@@ -52,6 +53,9 @@ type Deps struct {
 	Secrets *secret.Box
 	// HandlerOptions wrap the ingest API (authentication, for one).
 	HandlerOptions []connect.HandlerOption
+	// Breaker tunes the flows' circuit breakers; the zero value is the
+	// defaults.
+	Breaker BreakerConfig
 }
 
 // Service is the connector service.
@@ -61,6 +65,11 @@ type Service struct {
 	tracer trace.Tracer
 	pub    *bus.Publisher
 	parts  *lifecycle.Group
+
+	breakers *breakers
+	// pushTimeout bounds one push, so a target that hangs fails and
+	// opens its breaker instead of stalling its partitions.
+	pushTimeout time.Duration
 
 	mu      sync.Mutex
 	targets map[string]*openTarget // by tenant + "/" + endpoint
@@ -85,21 +94,27 @@ func New(deps Deps) (*Service, error) {
 		deps.Tracer = telemetry.IDsOnly()
 	}
 	s := &Service{
-		deps:    deps,
-		log:     deps.Logger.With("service", stage.Connector),
-		tracer:  deps.Tracer.Tracer("github.com/syncline/syncline/services/connector"),
-		pub:     bus.NewPublisher(deps.JetStream),
-		targets: map[string]*openTarget{},
+		deps:     deps,
+		log:      deps.Logger.With("service", stage.Connector),
+		tracer:   deps.Tracer.Tracer("github.com/syncline/syncline/services/connector"),
+		pub:      bus.NewPublisher(deps.JetStream),
+		targets:  map[string]*openTarget{},
+		breakers: newBreakers(deps.Breaker),
+		// Well within the ack wait, after which the server would deliver
+		// the batch again.
+		pushTimeout: max(deps.Bus.AckWait/2, time.Second),
 	}
 	s.parts = lifecycle.NewGroup(s.log, 30*time.Second)
 	partitions := make([]*bus.Consumer, deps.Bus.Partitions)
-	for p := range partitions {
-		partitions[p] = bus.NewConsumer(bus.ConsumerSpec{
+	for n := range partitions {
+		p := &partition{s: s, n: n, held: map[flowKey]bool{}}
+		partitions[n] = bus.NewConsumer(bus.ConsumerSpec{
 			Stage:   stage.Connector,
 			Stream:  bus.StreamPush,
-			Durable: "connector-p" + strconv.Itoa(p),
-			Filter:  "push.*.*." + strconv.Itoa(p),
-		}, bus.ConsumerDeps{JetStream: deps.JetStream, Config: deps.Bus, Logger: s.log, Metrics: deps.Metrics, Handler: s.pushBatch})
+			Durable: "connector-p" + strconv.Itoa(n),
+			Filter:  "push.*.*." + strconv.Itoa(n),
+		}, bus.ConsumerDeps{JetStream: deps.JetStream, Config: deps.Bus, Logger: s.log, Metrics: deps.Metrics,
+			Handler: p.pushBatch, OnOpen: p.loadHeld, Tick: p.release, TickEvery: releaseEvery})
 	}
 	s.parts.Add("partitions", bus.NewShared(deps.Leases, "connector-push", partitions, s.log))
 	return s, nil
@@ -144,9 +159,11 @@ type group struct {
 
 // pushBatch writes a batch. Records are grouped by flow in stream order, each
 // group is pushed in one call, and all outcomes are published before the
-// batch is acknowledged. A target error fails the whole batch: targets are
-// idempotent, so the retry rewrites what the first attempt wrote.
-func (s *Service) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+// batch is acknowledged. A push that fails as a whole opens the flow's
+// circuit breaker and the group is held (breaker.go): the batch goes on
+// with the other flows.
+func (p *partition) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+	s := p.s
 	out := make([]*nats.Msg, 0, len(msgs))
 	var groups []*group
 	byFlow := map[string]*group{}
@@ -157,13 +174,11 @@ func (s *Service) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, err
 			out = append(out, bus.DeadLetter(m, stage.Connector, stage.CodeMalformed, err.Error()))
 			continue
 		}
-		sctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "connector push", trace.WithSpanKind(trace.SpanKindConsumer))
-		stage.Describe(span, e)
-		it := item{index: i, msg: m, env: e, ctx: sctx, span: span}
+		it := s.startItem(ctx, i, m, e)
 		all = append(all, it)
 		f := s.deps.Flows.Get(e.Tenant, e.Flow)
 		if f == nil {
-			span.SetStatus(codes.Error, stage.CodeFlowGone)
+			it.span.SetStatus(codes.Error, stage.CodeFlowGone)
 			out = append(out, bus.DeadLetter(m, stage.Connector, stage.CodeFlowGone, fmt.Sprintf("flow %s of tenant %s no longer exists", e.Flow, e.Tenant)))
 			continue
 		}
@@ -175,44 +190,69 @@ func (s *Service) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, err
 		}
 		g.items = append(g.items, it)
 	}
-	endSpans := func(err error) {
-		for _, it := range all {
-			if err != nil {
-				it.span.SetStatus(codes.Error, err.Error())
-			}
-			it.span.End()
-		}
-	}
 	for _, g := range groups {
-		var err error
-		if out, err = s.pushGroup(ctx, g, out); err != nil {
+		k := flowKey{g.flow.Tenant, g.flow.Name}
+		if p.held[k] || s.breakers.open(k) {
+			out = p.hold(g, out)
+			continue
+		}
+		start := time.Now()
+		results, err := s.push(ctx, g.flow, g.items, s.pushTimeout)
+		if err != nil && ctx.Err() == nil {
+			out = s.failed(g.flow, err, out)
+			out = p.hold(g, out)
+			continue
+		}
+		if err == nil {
+			out, err = s.outcomes(g.flow, g.items, results, time.Since(start), out)
+		}
+		if err != nil {
 			// The batch is finished up to the failed flow's first record:
 			// every record before it went to another flow, whose push
-			// succeeded. The retry, and a dead letter after the last one,
-			// is then this flow's, not whichever flow came first.
-			endSpans(err)
+			// succeeded or was held.
+			endSpans(all, err)
 			if pubErr := s.pub.Publish(ctx, out...); pubErr != nil {
 				return 0, errors.Join(err, pubErr)
 			}
 			return g.items[0].index, err
 		}
+		out = s.succeeded(g.flow, out)
 	}
 	if err := s.pub.Publish(ctx, out...); err != nil {
-		endSpans(err)
+		endSpans(all, err)
 		return 0, err
 	}
-	endSpans(nil)
+	endSpans(all, nil)
 	return len(msgs), nil
 }
 
-func (s *Service) pushGroup(ctx context.Context, g *group, out []*nats.Msg) ([]*nats.Msg, error) {
-	start := time.Now()
-	t, err := s.target(ctx, g.flow)
-	if err != nil {
-		return out, err
+// startItem starts the span of m's push, in its trace.
+func (s *Service) startItem(ctx context.Context, index int, m jetstream.Msg, e *eventv1.Envelope) item {
+	sctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "connector push", trace.WithSpanKind(trace.SpanKindConsumer))
+	stage.Describe(span, e)
+	return item{index: index, msg: m, env: e, ctx: sctx, span: span}
+}
+
+func endSpans(items []item, err error) {
+	for _, it := range items {
+		if err != nil {
+			it.span.SetStatus(codes.Error, err.Error())
+		}
+		it.span.End()
 	}
-	records := make([]sdk.Record, len(g.items))
-	for i, it := range g.items {
+}
+
+// push writes items to f's target and returns one result per item. An
+// error means the push failed as a whole.
+func (s *Service) push(ctx context.Context, f *flowconfig.Flow, items []item, timeout time.Duration) ([]sdk.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t, err := s.target(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	records := make([]sdk.Record, len(items))
+	for i, it := range items {
 		op := sdk.OpUpsert
 		if it.env.Operation == eventv1.Operation_OPERATION_DELETE {
 			op = sdk.OpDelete
@@ -224,25 +264,31 @@ func (s *Service) pushGroup(ctx context.Context, g *group, out []*nats.Msg) ([]*
 			Version: it.env.SourceVersion,
 			Payload: json.RawMessage(it.env.Payload),
 			// The flow's modes, converted once per flow config.
-			WriteModes: g.flow.WriteModes,
+			WriteModes: f.WriteModes,
 		}
 	}
-	results, err := t.Push(ctx, g.flow.Entity, records)
+	results, err := t.Push(ctx, f.Entity, records)
 	if err != nil {
-		return out, fmt.Errorf("pushing %d records to %s (%s): %w", len(records), g.flow.Target.Name, g.flow.Target.Type, err)
+		return nil, fmt.Errorf("pushing %d records to %s (%s): %w", len(records), f.Target.Name, f.Target.Type, err)
 	}
 	if len(results) != len(records) {
-		return out, fmt.Errorf("target %s returned %d results for %d records", g.flow.Target.Name, len(results), len(records))
+		return nil, fmt.Errorf("target %s returned %d results for %d records", f.Target.Name, len(results), len(records))
 	}
-	took := time.Since(start).Microseconds() / int64(len(records))
-	for i, it := range g.items {
+	return results, nil
+}
+
+// outcomes adds to out the audit record of each pushed item, and the dead
+// letter of each the target refused.
+func (s *Service) outcomes(f *flowconfig.Flow, items []item, results []sdk.Result, took time.Duration, out []*nats.Msg) ([]*nats.Msg, error) {
+	per := took.Microseconds() / int64(len(items))
+	for i, it := range items {
 		r := &eventv1.Result{
 			Stage:       stage.Connector,
 			Action:      it.env.GetResult().GetAction(),
 			TargetId:    results[i].TargetID,
 			ContentHash: it.env.GetResult().GetContentHash(),
 			Attempts:    uint32(bus.Deliveries(it.msg)),
-			DurationUs:  took,
+			DurationUs:  per,
 		}
 		if perr := results[i].Err; perr != nil {
 			r.Action, r.Code, r.Reason = eventv1.Action_ACTION_FAILED, stage.CodeTargetRejected, perr.Error()

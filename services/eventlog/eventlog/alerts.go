@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -28,6 +29,7 @@ import (
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/secret"
+	"github.com/syncline/syncline/pkg/stage"
 	"github.com/syncline/syncline/services/eventlog/apilog"
 )
 
@@ -50,7 +52,8 @@ type AlertConfigs interface {
 var _ AlertConfigs = (*flowconfig.Index)(nil)
 
 // Alert is the JSON body POSTed to a tenant's webhook: the tenant's failed
-// and dead-lettered events since its previous alert, grouped by flow.
+// and dead-lettered events since its previous alert, grouped by flow, and
+// its flows paused by their circuit breaker or resumed.
 type Alert struct {
 	// ID is unique per alert and the same on every retry of it.
 	ID     string    `json:"id"`
@@ -66,6 +69,36 @@ type Alert struct {
 	Groups []AlertGroup `json:"groups"`
 	// OtherFlowFailures counts failures of flows beyond the listed groups.
 	OtherFlowFailures int `json:"otherFlowFailures,omitempty"`
+	// Flows are the flows paused or resumed since the previous alert, in
+	// the order it happened; OtherFlowChanges counts those beyond the
+	// listed ones.
+	Flows            []FlowChange `json:"flows,omitempty"`
+	OtherFlowChanges int          `json:"otherFlowChanges,omitempty"`
+}
+
+// Flow states in an alert.
+const (
+	// FlowPaused: the flow's target failed several attempts in a row; its
+	// events are held, in order, and go on when the target works again.
+	FlowPaused = "paused"
+	// FlowResumed: the target works again; the held events are being
+	// pushed, oldest first.
+	FlowResumed = "resumed"
+)
+
+// FlowChange is a flow paused by its circuit breaker, or resumed.
+type FlowChange struct {
+	Flow       string `json:"flow"`
+	Integrator string `json:"integrator,omitempty"`
+	// Endpoint is the flow's target.
+	Endpoint string `json:"endpoint"`
+	State    string `json:"state"`
+	// Reason is the target's last error.
+	Reason string `json:"reason,omitempty"`
+	// Failures counts the failed attempts in a row, since Since.
+	Failures int       `json:"failures"`
+	Since    time.Time `json:"since"`
+	At       time.Time `json:"at"`
 }
 
 // AlertGroup is one flow's failures in an alert.
@@ -133,6 +166,9 @@ const (
 	alertTimeout = 10 * time.Second
 	// alertIdle is how long a tenant's state outlives its last alert.
 	alertIdle = 25 * time.Hour
+	// alertFlowChanges is the flow changes an alert lists; more are
+	// counted only.
+	alertFlowChanges = 50
 )
 
 // alertBackoff are the waits between delivery attempts; after the last
@@ -163,6 +199,10 @@ type alerter struct {
 	mu      sync.Mutex
 	tenants map[string]*tenantAlerts
 	seen    seenSet
+	// flowStates is each flow's last state told (paused or resumed), by
+	// tenant and flow: each replica of the connector tells of a pause it
+	// sees, and the tenant hears of it once.
+	flowStates map[string]string
 
 	wake     chan struct{}
 	stopOnce sync.Once
@@ -176,15 +216,17 @@ type alerter struct {
 // tenantAlerts is one tenant's pending failures and when it was last sent
 // an alert.
 type tenantAlerts struct {
-	groups     map[string]*alertGroup
-	order      []*alertGroup
-	failures   int
-	otherFlows int
-	first      time.Time
-	last       time.Time
-	due        time.Time
-	lastSent   time.Time
-	sending    bool
+	groups       map[string]*alertGroup
+	order        []*alertGroup
+	failures     int
+	otherFlows   int
+	changes      []FlowChange
+	otherChanges int
+	first        time.Time
+	last         time.Time
+	due          time.Time
+	lastSent     time.Time
+	sending      bool
 }
 
 type alertGroup struct {
@@ -209,7 +251,9 @@ func newAlerter(configs AlertConfigs, secrets *secret.Box, metrics *AlertMetrics
 		backoff: alertBackoff,
 		tenants: map[string]*tenantAlerts{},
 		seen:    newSeenSet(alertSeen),
-		wake:    make(chan struct{}, 1),
+
+		flowStates: map[string]string{},
+		wake:       make(chan struct{}, 1),
 	}
 }
 
@@ -265,7 +309,7 @@ func (a *alerter) pending() int {
 	defer a.mu.Unlock()
 	n := 0
 	for _, ta := range a.tenants {
-		n += ta.failures
+		n += ta.failures + len(ta.changes) + ta.otherChanges
 	}
 	return n
 }
@@ -300,18 +344,56 @@ func (a *alerter) notify(fs []failure) {
 			}
 			continue
 		}
-		if ta.failures == 0 {
-			ta.due = now.Add(a.gather)
-			if !ta.lastSent.IsZero() {
-				ta.due = later(ta.due, ta.lastSent.Add(cfg.MinInterval))
-			}
-		}
+		ta.schedule(now, a.gather, cfg)
 		ta.add(f)
 		added++
 	}
 	a.mu.Unlock()
 	if added > 0 {
 		a.metrics.taken(added)
+		a.poke()
+	}
+}
+
+// flowNotices takes the notices of flows paused or resumed. Like notify, it
+// never does I/O.
+func (a *alerter) flowNotices(ns []*stage.FlowNotice) {
+	if a == nil || len(ns) == 0 {
+		return
+	}
+	now := time.Now()
+	added := 0
+	a.mu.Lock()
+	for _, n := range ns {
+		cfg := a.configs.Alerts(n.Tenant)
+		if cfg == nil {
+			continue
+		}
+		state := FlowPaused
+		if n.Kind == stage.NoticeFlowResumed {
+			state = FlowResumed
+		}
+		key := n.Tenant + "\x00" + n.Flow
+		if a.flowStates[key] == state {
+			continue
+		}
+		a.flowStates[key] = state
+		ta := a.tenants[n.Tenant]
+		if ta == nil {
+			ta = &tenantAlerts{}
+			a.tenants[n.Tenant] = ta
+		}
+		ta.schedule(now, a.gather, cfg)
+		if len(ta.changes) >= alertFlowChanges {
+			ta.otherChanges++
+		} else {
+			ta.changes = append(ta.changes, FlowChange{Flow: n.Flow, Integrator: n.Integrator, Endpoint: n.Endpoint, State: state,
+				Reason: n.Reason, Failures: n.Failures, Since: n.Since.UTC(), At: n.At.UTC()})
+		}
+		added++
+	}
+	a.mu.Unlock()
+	if added > 0 {
 		a.poke()
 	}
 }
@@ -353,7 +435,7 @@ func (a *alerter) dispatch(now time.Time, flush bool) time.Time {
 		switch {
 		case ta.sending:
 			// Its delivery's end dispatches again.
-		case ta.failures == 0:
+		case ta.empty():
 			if now.Sub(ta.lastSent) > alertIdle {
 				delete(a.tenants, tenant)
 			}
@@ -488,6 +570,24 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
+// empty says whether nothing waits to be sent.
+func (ta *tenantAlerts) empty() bool {
+	return ta.failures == 0 && len(ta.changes) == 0 && ta.otherChanges == 0
+}
+
+// schedule sets when the next alert is due, as something is added to an
+// empty tenant: after the gathering wait, and no sooner than the tenant's
+// minimum interval after the last one.
+func (ta *tenantAlerts) schedule(now time.Time, gather time.Duration, cfg *flowconfig.Alerts) {
+	if !ta.empty() {
+		return
+	}
+	ta.due = now.Add(gather)
+	if !ta.lastSent.IsZero() {
+		ta.due = later(ta.due, ta.lastSent.Add(cfg.MinInterval))
+	}
+}
+
 func (ta *tenantAlerts) add(f *failure) {
 	r := &f.rec
 	ta.failures++
@@ -558,6 +658,7 @@ func (ta *tenantAlerts) take(tenant string, now time.Time) *Alert {
 		ID: envelope.NewEventID(), Tenant: tenant, Failures: ta.failures,
 		From: ta.first.UTC(), To: ta.last.UTC(), OtherFlowFailures: ta.otherFlows,
 		Groups: make([]AlertGroup, 0, len(ta.order)),
+		Flows:  ta.changes, OtherFlowChanges: ta.otherChanges,
 	}
 	for _, g := range ta.order {
 		samples := append(slices.Clone(g.samples[g.next:]), g.samples[:g.next]...)
@@ -595,11 +696,48 @@ func logQuery(tenant, flow string, first, last time.Time) LogQuery {
 
 func summary(msg *Alert) string {
 	var b strings.Builder
+	if msg.Failures > 0 {
+		failuresSummary(&b, msg)
+	} else {
+		fmt.Fprintf(&b, "tenant %s", msg.Tenant)
+	}
+	for i, c := range msg.Flows {
+		if i > 0 || msg.Failures > 0 {
+			b.WriteString("; ")
+		} else {
+			b.WriteString(": ")
+		}
+		switch c.State {
+		case FlowPaused:
+			fmt.Fprintf(&b, "flow %s paused: its target %s failed %d times in a row since %s (%s); its events are held and go on, in order, when it works again",
+				c.Flow, c.Endpoint, c.Failures, c.Since.Format(time.RFC3339), clip(c.Reason, 300))
+		default:
+			fmt.Fprintf(&b, "flow %s resumed: its target %s works again after %s; its held events are being pushed", c.Flow, c.Endpoint, c.At.Sub(c.Since).Round(time.Second))
+		}
+	}
+	if msg.OtherFlowChanges > 0 {
+		fmt.Fprintf(&b, "; %d more flows paused or resumed (not listed)", msg.OtherFlowChanges)
+	}
+	return b.String()
+}
+
+// clip shortens s to at most n bytes, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+func failuresSummary(b *strings.Builder, msg *Alert) {
 	noun := "events"
 	if msg.Failures == 1 {
 		noun = "event"
 	}
-	fmt.Fprintf(&b, "%d failed %s of tenant %s", msg.Failures, noun, msg.Tenant)
+	fmt.Fprintf(b, "%d failed %s of tenant %s", msg.Failures, noun, msg.Tenant)
 	omitted := false
 	for i, g := range msg.Groups {
 		if i == 0 {
@@ -608,16 +746,15 @@ func summary(msg *Alert) string {
 			b.WriteString(", ")
 		}
 		flow := g.flow()
-		fmt.Fprintf(&b, "%d in %s", g.Failures, flow)
+		fmt.Fprintf(b, "%d in %s", g.Failures, flow)
 		omitted = omitted || g.SamplesOmitted > 0
 	}
 	if msg.OtherFlowFailures > 0 {
-		fmt.Fprintf(&b, ", %d in other flows (not listed)", msg.OtherFlowFailures)
+		fmt.Fprintf(b, ", %d in other flows (not listed)", msg.OtherFlowFailures)
 	}
 	if omitted {
-		fmt.Fprintf(&b, "; samples show the latest %d of each flow, the log query shows all", alertSamples)
+		fmt.Fprintf(b, "; samples show the latest %d of each flow, the log query shows all", alertSamples)
 	}
-	return b.String()
 }
 
 func (g *AlertGroup) flow() string {

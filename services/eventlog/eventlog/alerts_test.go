@@ -23,6 +23,7 @@ import (
 	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/secret"
+	"github.com/syncline/syncline/pkg/stage"
 	"github.com/syncline/syncline/services/eventlog/apilog"
 )
 
@@ -483,5 +484,52 @@ func TestStopSendsWhatIsPending(t *testing.T) {
 	reqs := r.requests()
 	if len(reqs) != 2 || reqs[1].alert.Groups[0].Samples[0].RemoteID != "R2" {
 		t.Fatalf("after stopping, the webhook got %d alerts, want R1's and then R2's", len(reqs))
+	}
+}
+
+// TestPausedFlowAlerts: a flow paused by its circuit breaker is an alert of
+// its own, with the endpoint and the target's error; the same pause told by
+// a second connector replica is not told twice; the resume is told, and is
+// grouped with failures that come with it.
+func TestPausedFlowAlerts(t *testing.T) {
+	box := testBox(t)
+	r := newReceiver(t, nil)
+	f := startAlerter(t, box, configs{"acme": alertsTo(t, box, "acme", r.srv.URL, 0)})
+	since := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	paused := &stage.FlowNotice{Kind: stage.NoticeFlowPaused, Tenant: "acme", Integrator: "sync", Flow: "orders", Endpoint: "erp",
+		Reason: "dial tcp 10.0.0.5:5432: connect: connection refused", Failures: 3, Since: since, At: since.Add(3 * time.Second)}
+	f.a.flowNotices([]*stage.FlowNotice{paused})
+
+	a := waitRequests(t, r, 1)[0].alert
+	want := FlowChange{Flow: "orders", Integrator: "sync", Endpoint: "erp", State: FlowPaused, Reason: paused.Reason, Failures: 3,
+		Since: since, At: since.Add(3 * time.Second)}
+	if a.Tenant != "acme" || a.Failures != 0 || len(a.Groups) != 0 || len(a.Flows) != 1 || a.Flows[0] != want {
+		t.Fatalf("alert = %+v, want only the pause %+v", a, want)
+	}
+	for _, s := range []string{"tenant acme", "flow orders paused", "target erp", "connection refused", "held"} {
+		if !strings.Contains(a.Summary, s) {
+			t.Errorf("summary %q does not say %q", a.Summary, s)
+		}
+	}
+
+	// Another replica tells of the same pause: nothing new to say.
+	again := *paused
+	again.At = again.At.Add(time.Second)
+	f.a.flowNotices([]*stage.FlowNotice{&again})
+	resumed := *paused
+	resumed.Kind, resumed.Reason, resumed.Failures, resumed.At = stage.NoticeFlowResumed, "", 7, since.Add(2*time.Minute)
+	f.a.notify([]failure{failed("acme", "orders", "R1", time.Now())})
+	f.a.flowNotices([]*stage.FlowNotice{&resumed})
+	reqs := waitRequests(t, r, 2)
+	a = reqs[1].alert
+	if a.Failures != 1 || len(a.Flows) != 1 || a.Flows[0].State != FlowResumed || a.Flows[0].Endpoint != "erp" {
+		t.Fatalf("second alert = %+v, want the failure and the resume, not the repeated pause", a)
+	}
+	if !strings.Contains(a.Summary, "1 failed event of tenant acme") || !strings.Contains(a.Summary, "flow orders resumed") || !strings.Contains(a.Summary, "2m0s") {
+		t.Errorf("summary %q", a.Summary)
+	}
+	time.Sleep(3 * alertGather)
+	if n := len(r.requests()); n != 2 {
+		t.Errorf("%d alerts, want 2", n)
 	}
 }

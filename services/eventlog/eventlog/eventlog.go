@@ -1,7 +1,8 @@
 // Package eventlog is the eventlog service: it turns the audit stream and the
 // dead-letter stream into the API log (one record per change event per flow,
 // never the payload), dead-letters what no stage ever acknowledged, answers
-// log queries, and alerts tenants of their failures (alerts.go).
+// log queries, and alerts tenants of their failures and of flows paused by
+// their circuit breaker (alerts.go).
 package eventlog
 
 import (
@@ -148,7 +149,17 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (int, er
 	records := make([]apilog.Record, 0, len(msgs))
 	var dead []*nats.Msg
 	var failed []failure
+	var notices []*stage.FlowNotice
 	for _, m := range msgs {
+		if kind := m.Headers().Get(stage.HeaderNotice); kind != "" {
+			n, err := stage.ParseNotice(kind, m.Data())
+			if err != nil {
+				dead = append(dead, bus.DeadLetter(m, stage.Eventlog, stage.CodeMalformed, err.Error()))
+				continue
+			}
+			notices = append(notices, n)
+			continue
+		}
 		e := &eventv1.Envelope{}
 		if err := proto.Unmarshal(m.Data(), e); err != nil {
 			// Not written by a stage of this build: keep it, with the
@@ -170,6 +181,15 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (int, er
 	}
 	// Alerted only once logged, so the alert's log query finds them.
 	s.alerts.notify(failed)
+	for _, n := range notices {
+		log := s.log.With("tenant", n.Tenant, "flow", n.Flow, "endpoint", n.Endpoint, "failures", n.Failures, "since", n.Since)
+		if n.Kind == stage.NoticeFlowPaused {
+			log.Warn("flow paused: its target keeps failing", "reason", n.Reason)
+		} else {
+			log.Info("flow resumed: its target works again")
+		}
+	}
+	s.alerts.flowNotices(notices)
 	return len(msgs), nil
 }
 

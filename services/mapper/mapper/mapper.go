@@ -49,7 +49,7 @@ type Service struct {
 	consumer *bus.Shared
 
 	// held and holdStream are the consumer goroutine's own (see hold.go).
-	held       map[heldKey]bool
+	held       map[bus.HeldFlow]bool
 	holdStream jetstream.Stream
 
 	mu       sync.Mutex
@@ -81,7 +81,7 @@ func New(deps Deps) (*Service, error) {
 		tracer:   deps.Tracer.Tracer("github.com/syncline/syncline/services/mapper"),
 		pub:      bus.NewPublisher(deps.JetStream),
 		programs: map[string]compiled{},
-		held:     map[heldKey]bool{},
+		held:     map[bus.HeldFlow]bool{},
 	}
 	s.consumer = bus.NewShared(deps.Leases, "mapper-ingest", []*bus.Consumer{bus.NewConsumer(bus.ConsumerSpec{
 		Stage:   stage.Mapper,

@@ -1,0 +1,359 @@
+package connector_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
+	"github.com/syncline/syncline/pkg/bus"
+	sdk "github.com/syncline/syncline/pkg/connector"
+	"github.com/syncline/syncline/pkg/envelope"
+	"github.com/syncline/syncline/pkg/flowconfig"
+	"github.com/syncline/syncline/pkg/mapping"
+	"github.com/syncline/syncline/pkg/natstest"
+	"github.com/syncline/syncline/pkg/stage"
+	"github.com/syncline/syncline/services/connector/connector"
+)
+
+// flakyTarget is a target that can be taken down: while down, every push
+// fails as a whole, as when its server cannot be reached.
+type flakyTarget struct {
+	mu       sync.Mutex
+	down     bool
+	attempts []int    // records per push tried while down
+	applied  []string // "key@version", in the order written
+}
+
+func (f *flakyTarget) Push(_ context.Context, _ string, records []sdk.Record) ([]sdk.Result, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		f.attempts = append(f.attempts, len(records))
+		return nil, errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
+	}
+	out := make([]sdk.Result, len(records))
+	for i, r := range records {
+		f.applied = append(f.applied, fmt.Sprintf("%s@%d", r.Key, r.Version))
+		out[i] = sdk.Result{TargetID: r.Key}
+	}
+	return out, nil
+}
+
+func (f *flakyTarget) Close() error { return nil }
+
+func (f *flakyTarget) setDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+func (f *flakyTarget) state() (applied []string, attempts []int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.applied), slices.Clone(f.attempts)
+}
+
+// rig is a connector on an embedded NATS server, with flaky targets by name
+// that outlive the connector (a restarted one finds the same target).
+type rig struct {
+	t       *testing.T
+	js      jetstream.JetStream
+	cfg     bus.Config
+	kv      jetstream.KeyValue
+	flows   *flowconfig.Index
+	reg     *sdk.Registry
+	mu      sync.Mutex
+	targets map[string]*flakyTarget
+}
+
+func newRig(t *testing.T, cfg bus.Config) *rig {
+	t.Helper()
+	ctx := context.Background()
+	s := natstest.Run(t)
+	_, js := natstest.Connect(t, s)
+	if err := bus.EnsureStreams(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, js: js, cfg: cfg, reg: sdk.NewRegistry(), targets: map[string]*flakyTarget{}}
+	err := r.reg.RegisterTarget(sdk.Spec{Type: "flaky", Kind: sdk.KindTarget, Summary: "test target",
+		Fields: []sdk.Field{{Name: "name", Type: sdk.TypeString, Required: true, Summary: "which"}}},
+		func(_ context.Context, settings map[string]any) (sdk.Target, error) {
+			return r.target(settings["name"].(string)), nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.kv, err = flowconfig.OpenBucket(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := flowconfig.NewWatcher(r.kv, nil)
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	r.flows = w.Index()
+	return r
+}
+
+func (r *rig) target(name string) *flakyTarget {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.targets[name] == nil {
+		r.targets[name] = &flakyTarget{}
+	}
+	return r.targets[name]
+}
+
+// addFlow puts a flow of tenant acme writing to the flaky target of the
+// same name, and waits until the index has it.
+func (r *rig) addFlow(name string) {
+	r.t.Helper()
+	f := &flowconfig.Flow{Tenant: "acme", Name: name, Generation: 1, Entity: "order", Integrator: "sync",
+		Source:  flowconfig.Endpoint{Name: "shop", Type: "nats"},
+		Target:  flowconfig.Endpoint{Name: name, Type: "flaky", Settings: map[string]any{"name": name}},
+		Mapping: mapping.Spec{Fields: map[string]string{"n": "source.n"}}, Duplicates: flowconfig.DuplicateUpdate}
+	b, err := flowconfig.Encode(f)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if _, err := r.kv.Put(context.Background(), f.Key(), b); err != nil {
+		r.t.Fatal(err)
+	}
+	waitFor(r.t, "the index never saw flow "+name, func() bool { return r.flows.Get("acme", name) != nil })
+}
+
+func (r *rig) start(breaker connector.BreakerConfig) *connector.Service {
+	r.t.Helper()
+	svc, err := connector.New(connector.Deps{JetStream: r.js, Flows: r.flows, Connectors: r.reg, Bus: r.cfg, Breaker: breaker})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		r.t.Fatal(err)
+	}
+	r.t.Cleanup(func() { _ = svc.Stop(context.Background()) })
+	return svc
+}
+
+// push publishes an event of flow onto the push stream, as the dedup stage
+// does.
+func (r *rig) push(flow, key string, version int64) {
+	r.t.Helper()
+	e := &eventv1.Envelope{SchemaVersion: envelope.SchemaVersion, EventId: envelope.NewEventID(), Tenant: "acme", Integrator: "sync",
+		SourceEndpoint: "shop", Flow: flow, Entity: "order", Operation: eventv1.Operation_OPERATION_UPSERT,
+		SourceKey: key, SourceVersion: version, Payload: []byte(`{"n":1}`),
+		Result: &eventv1.Result{Stage: "dedup", Action: eventv1.Action_ACTION_UPDATED}}
+	data, err := envelope.Encode(e)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	m := nats.NewMsg(bus.PushSubject("acme", flow, bus.Partition(key, r.cfg.Partitions)))
+	m.Header.Set(bus.HeaderMsgID, stage.MsgID(e))
+	m.Data = data
+	if err := bus.NewPublisher(r.js).Publish(context.Background(), m); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// notices returns the flow notices on the audit stream, oldest first.
+func (r *rig) notices() []*stage.FlowNotice {
+	r.t.Helper()
+	ctx := context.Background()
+	st, err := r.js.Stream(ctx, bus.StreamAudit)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var out []*stage.FlowNotice
+	for seq := uint64(1); ; {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject("audit.>"))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out
+		}
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		seq = m.Sequence + 1
+		if kind := m.Header.Get(stage.HeaderNotice); kind != "" {
+			n, err := stage.ParseNotice(kind, m.Data)
+			if err != nil {
+				r.t.Fatal(err)
+			}
+			out = append(out, n)
+		}
+	}
+}
+
+// count returns how many messages a stream holds under subject.
+func (r *rig) count(stream, subject string) uint64 {
+	r.t.Helper()
+	st, err := r.js.Stream(context.Background(), stream)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(subject))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestDownTargetPausesOnlyItsFlow: in one partition, a flow whose target is
+// down is paused: its events are held in order, nothing is dead-lettered,
+// and the other flow's events, published among them, go through while it
+// is down. After a few failed probes (of one event each) the tenant is told
+// the flow is paused; once the target is back, the held events are pushed
+// in the order they were published, the tenant is told it resumed, and the
+// hold stream is empty again.
+func TestDownTargetPausesOnlyItsFlow(t *testing.T) {
+	cfg := bus.DefaultConfig()
+	cfg.Partitions = 1
+	r := newRig(t, cfg)
+	r.addFlow("down")
+	r.addFlow("up")
+	r.target("down").setDown(true)
+	r.start(connector.BreakerConfig{Cooldown: 20 * time.Millisecond, MaxCooldown: 100 * time.Millisecond, PauseAfter: 3})
+
+	var want []string
+	for i := range 30 {
+		key := fmt.Sprintf("d%d", i%10)
+		version := int64(i/10 + 1)
+		r.push("down", key, version)
+		want = append(want, fmt.Sprintf("%s@%d", key, version))
+		r.push("up", fmt.Sprintf("u%d", i), 1)
+	}
+	// With the old behaviour the up flow's events would wait behind the
+	// down flow's retries, and those would end dead-lettered.
+	waitFor(t, "the up flow's events did not all go through while the other flow's target was down", func() bool {
+		applied, _ := r.target("up").state()
+		return len(applied) == 30
+	})
+	waitFor(t, "no notice that the flow is paused", func() bool { return len(r.notices()) > 0 })
+	n := r.notices()[0]
+	if n.Kind != stage.NoticeFlowPaused || n.Tenant != "acme" || n.Flow != "down" || n.Endpoint != "down" || n.Integrator != "sync" ||
+		n.Failures != 3 || !strings.Contains(n.Reason, "connection refused") {
+		t.Errorf("pause notice %+v, want flow_paused of acme/down after 3 failures, with the target's error", n)
+	}
+	if applied, _ := r.target("down").state(); len(applied) != 0 {
+		t.Fatalf("a down target was written: %v", applied)
+	}
+	if held := r.count(bus.StreamHold, "hold.acme.down.0"); held != 30 {
+		t.Errorf("%d events held, want all 30 of the down flow", held)
+	}
+
+	r.target("down").setDown(false)
+	waitFor(t, "the held events never reached the target once it was back", func() bool {
+		applied, _ := r.target("down").state()
+		return len(applied) >= len(want)
+	})
+	applied, attempts := r.target("down").state()
+	if !slices.Equal(applied, want) {
+		t.Errorf("held events applied as\n%v\nwant the order they were published in\n%v", applied, want)
+	}
+	// The first attempt was the batch; each probe after it tries one event.
+	for i, n := range attempts[1:] {
+		if n != 1 {
+			t.Errorf("probe %d pushed %d records, want 1", i+1, n)
+		}
+	}
+	waitFor(t, "no notice that the flow resumed", func() bool { return len(r.notices()) == 2 })
+	if n := r.notices()[1]; n.Kind != stage.NoticeFlowResumed || n.Flow != "down" || n.Failures < 3 {
+		t.Errorf("resume notice %+v, want flow_resumed of acme/down", n)
+	}
+	waitFor(t, "released events are still in the hold stream", func() bool { return r.count(bus.StreamHold, "hold.>") == 0 })
+	if dead := r.count(bus.StreamDeadLetter, "dlq.>"); dead != 0 {
+		t.Errorf("%d dead letters; a down target's events are held, not dead-lettered", dead)
+	}
+	// New events of the flow go straight through again.
+	r.push("down", "d0", 9)
+	waitFor(t, "a new event after the resume never arrived", func() bool {
+		applied, _ := r.target("down").state()
+		return len(applied) == len(want)+1 && applied[len(want)] == "d0@9"
+	})
+}
+
+// TestHeldEventsSurviveARestart: events held by one connector are released
+// by the next one to run the partition, before the flow's newer events.
+func TestHeldEventsSurviveARestart(t *testing.T) {
+	cfg := bus.DefaultConfig()
+	cfg.Partitions = 1
+	r := newRig(t, cfg)
+	r.addFlow("erp")
+	r.target("erp").setDown(true)
+	breaker := connector.BreakerConfig{Cooldown: time.Hour}
+	first := r.start(breaker)
+	r.push("erp", "k1", 1)
+	r.push("erp", "k2", 1)
+	waitFor(t, "the events were never held", func() bool { return r.count(bus.StreamHold, "hold.acme.erp.0") == 2 })
+	if err := first.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	r.target("erp").setDown(false)
+	r.push("erp", "k1", 2)
+	r.start(breaker)
+	waitFor(t, "the held events never went through after the restart", func() bool {
+		applied, _ := r.target("erp").state()
+		return len(applied) == 3
+	})
+	if applied, _ := r.target("erp").state(); !slices.Equal(applied, []string{"k1@1", "k2@1", "k1@2"}) {
+		t.Errorf("applied %v, want the held events first, then the newer one", applied)
+	}
+}
+
+// TestHeldEventsOfADeletedFlowAreDeadLettered: a flow deleted while its
+// events are held has them dead-lettered with the reason, not lost.
+func TestHeldEventsOfADeletedFlowAreDeadLettered(t *testing.T) {
+	cfg := bus.DefaultConfig()
+	cfg.Partitions = 1
+	r := newRig(t, cfg)
+	r.addFlow("erp")
+	r.target("erp").setDown(true)
+	r.start(connector.BreakerConfig{Cooldown: time.Hour})
+	r.push("erp", "k1", 1)
+	r.push("erp", "k2", 1)
+	waitFor(t, "the events were never held", func() bool { return r.count(bus.StreamHold, "hold.acme.erp.0") == 2 })
+	if err := r.kv.Delete(context.Background(), flowconfig.Key("acme", "erp")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the held events of the deleted flow were never dead-lettered", func() bool {
+		return r.count(bus.StreamDeadLetter, "dlq.acme.connector") == 2
+	})
+	if held := r.count(bus.StreamHold, "hold.>"); held != 0 {
+		t.Errorf("%d events still held after their flow was deleted", held)
+	}
+	st, err := r.js.Stream(context.Background(), bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetMsg(context.Background(), 1, jetstream.WithGetMsgSubject("dlq.>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, subject := m.Header.Get(bus.HeaderDeadCode), m.Header.Get(bus.HeaderDeadSubject); code != stage.CodeFlowGone || subject != "push.acme.erp.0" {
+		t.Errorf("dead letter with code %q from %q, want %q from the push subject", code, subject, stage.CodeFlowGone)
+	}
+}

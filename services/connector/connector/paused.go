@@ -1,0 +1,269 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+
+	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/envelope"
+	"github.com/syncline/syncline/pkg/flowconfig"
+	"github.com/syncline/syncline/pkg/stage"
+)
+
+// Holding a paused flow's events. While a flow's breaker is open, each
+// partition keeps the flow's events, as they arrived, in the hold stream
+// under hold.<tenant>.<flow>.<partition>. As long as a partition has held
+// events of a flow, the flow's new events join them, so one key's changes
+// never overtake each other. The partition's tick releases them: a probe of
+// one event once the cool-down is over, then the rest in batches, oldest
+// first. Nothing in the hold stream expires: a flow paused for a week keeps
+// a week of events. A flow deleted meanwhile has its held events
+// dead-lettered.
+//
+// The handler, the tick and the open hook all run in the partition
+// consumer's goroutine, and only in the process that holds its lease, so
+// holding and releasing never race.
+
+const (
+	// releaseEvery is how often a partition looks at its held flows.
+	releaseEvery = 250 * time.Millisecond
+	// releaseRounds bounds the batches one tick releases per flow, so a
+	// long backlog is pushed while the partition's new events keep
+	// flowing between ticks.
+	releaseRounds = 4
+	// probeTimeout bounds a probe, so a target that hangs stalls its
+	// partition's other flows for no longer than this per cool-down.
+	probeTimeout = 5 * time.Second
+)
+
+// partition is one push partition's consumer state.
+type partition struct {
+	s          *Service
+	n          int
+	holdStream jetstream.Stream
+	// held are the flows with events of this partition in the hold stream.
+	held map[flowKey]bool
+}
+
+// loadHeld rebuilds the partition's held flows from the hold stream: another
+// process may have held events while this one did not run the partition.
+func (p *partition) loadHeld(ctx context.Context) error {
+	st, flows, err := bus.OpenHold(ctx, p.s.deps.JetStream, "hold.*.*."+strconv.Itoa(p.n))
+	if err != nil {
+		return err
+	}
+	held := make(map[flowKey]bool, len(flows))
+	for f := range flows {
+		held[flowKey{f.Tenant, f.Flow}] = true
+	}
+	p.holdStream, p.held = st, held
+	return nil
+}
+
+// hold adds to out the messages that keep g's events in the hold stream.
+func (p *partition) hold(g *group, out []*nats.Msg) []*nats.Msg {
+	f := g.flow
+	p.held[flowKey{f.Tenant, f.Name}] = true
+	subject := bus.PausedSubject(f.Tenant, f.Name, p.n)
+	for _, it := range g.items {
+		it.span.AddEvent("held: the flow's target is failing; pushed when it works again")
+		out = append(out, bus.Held(it.msg, subject, stage.MsgID(it.env)+":held"))
+	}
+	p.s.deps.Metrics.Held(stage.Connector, len(g.items))
+	return out
+}
+
+// release pushes the held events of each flow whose breaker allows it.
+func (p *partition) release(ctx context.Context) error {
+	for k := range p.held {
+		if err := p.releaseFlow(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *partition) releaseFlow(ctx context.Context, k flowKey) error {
+	s := p.s
+	f := s.deps.Flows.Get(k.tenant, k.flow)
+	if f == nil {
+		return p.dropHeld(ctx, k)
+	}
+	ok, probe := s.breakers.claim(k, time.Now())
+	if !ok {
+		return nil
+	}
+	subject := bus.PausedSubject(k.tenant, k.flow, p.n)
+	for range releaseRounds {
+		n := s.deps.Bus.MaxBatch
+		if probe {
+			n = 1
+		}
+		held, err := bus.ReadHeld(ctx, p.holdStream, subject, 1, n)
+		if err == nil && len(held) == 0 {
+			delete(p.held, k)
+		}
+		if err != nil || len(held) == 0 {
+			if probe {
+				s.breakers.unclaim(k)
+			}
+			if err != nil {
+				return fmt.Errorf("reading held events of flow %s/%s: %w", k.tenant, k.flow, err)
+			}
+			return nil
+		}
+		pushed, err := p.pushHeld(ctx, f, held, probe)
+		if err != nil || !pushed {
+			return err
+		}
+		probe = false
+		last := held[len(held)-1].Raw.Sequence
+		// Only now that their outcomes are durable do the held events go.
+		if err := p.holdStream.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(last+1)); err != nil {
+			return fmt.Errorf("removing released events of flow %s/%s: %w", k.tenant, k.flow, err)
+		}
+		s.deps.Metrics.Released(stage.Connector, len(held))
+	}
+	return nil
+}
+
+// pushHeld pushes held events of f and publishes their outcomes. pushed is
+// false when the target failed again: the events stay held, and the
+// breaker's cool-down grows.
+func (p *partition) pushHeld(ctx context.Context, f *flowconfig.Flow, held []*bus.HeldMsg, probe bool) (pushed bool, err error) {
+	s := p.s
+	var out []*nats.Msg
+	items := make([]item, 0, len(held))
+	for i, m := range held {
+		e, err := envelope.Decode(m.Data())
+		if err != nil {
+			out = append(out, bus.DeadLetter(m, stage.Connector, stage.CodeMalformed, err.Error()))
+			continue
+		}
+		it := s.startItem(ctx, i, m, e)
+		it.span.AddEvent("released from the hold stream")
+		items = append(items, it)
+	}
+	if len(items) > 0 {
+		timeout := s.pushTimeout
+		if probe {
+			timeout = min(timeout, probeTimeout)
+		}
+		start := time.Now()
+		results, err := s.push(ctx, f, items, timeout)
+		if err != nil {
+			if ctx.Err() == nil {
+				// Held still; only the notice, if this failure paused
+				// the flow, goes out.
+				if notices := s.failed(f, err, nil); len(notices) > 0 {
+					err = s.pub.Publish(ctx, notices...)
+				} else {
+					err = nil
+				}
+			} else if probe {
+				s.breakers.unclaim(flowKey{f.Tenant, f.Name})
+			}
+			for _, it := range items {
+				it.span.SetStatus(codes.Error, "held: the target failed again")
+				it.span.End()
+			}
+			return false, err
+		}
+		out, err = s.outcomes(f, items, results, time.Since(start), out)
+		if err != nil {
+			endSpans(items, err)
+			return false, err
+		}
+		out = s.succeeded(f, out)
+	} else if probe {
+		// Nothing to probe with: every event read was malformed.
+		s.breakers.unclaim(flowKey{f.Tenant, f.Name})
+	}
+	if err := s.pub.Publish(ctx, out...); err != nil {
+		endSpans(items, err)
+		return false, fmt.Errorf("publishing the outcomes of held events of flow %s/%s: %w", f.Tenant, f.Name, err)
+	}
+	endSpans(items, nil)
+	return true, nil
+}
+
+// dropHeld dead-letters the held events of a flow that is gone.
+func (p *partition) dropHeld(ctx context.Context, k flowKey) error {
+	s := p.s
+	if s.breakers.forget(k) {
+		s.deps.Metrics.Paused(stage.Connector, -1)
+	}
+	subject := bus.PausedSubject(k.tenant, k.flow, p.n)
+	reason := fmt.Sprintf("flow %q of tenant %q was deleted while its events were held (its target was failing)", k.flow, k.tenant)
+	for {
+		held, err := bus.ReadHeld(ctx, p.holdStream, subject, 1, s.deps.Bus.MaxBatch)
+		if err != nil {
+			return fmt.Errorf("reading held events of flow %s/%s: %w", k.tenant, k.flow, err)
+		}
+		if len(held) == 0 {
+			delete(p.held, k)
+			return nil
+		}
+		out := make([]*nats.Msg, len(held))
+		for i, m := range held {
+			out[i] = bus.DeadLetter(m, stage.Connector, stage.CodeFlowGone, reason)
+		}
+		if err := s.pub.Publish(ctx, out...); err != nil {
+			return fmt.Errorf("dead-lettering held events of deleted flow %s/%s: %w", k.tenant, k.flow, err)
+		}
+		if err := p.holdStream.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(held[len(held)-1].Raw.Sequence+1)); err != nil {
+			return fmt.Errorf("removing dead-lettered held events of flow %s/%s: %w", k.tenant, k.flow, err)
+		}
+	}
+}
+
+// failed records a failed push of f: the flow's breaker opens, or stays open
+// for longer. When this failure pauses the flow, the notice that tells its
+// tenant is added to out.
+func (s *Service) failed(f *flowconfig.Flow, cause error, out []*nats.Msg) []*nats.Msg {
+	st := s.breakers.failed(flowKey{f.Tenant, f.Name}, cause.Error(), time.Now())
+	log := s.log.With("tenant", f.Tenant, "flow", f.Name, "endpoint", f.Target.Name, "failures", st.failures)
+	if st.opened {
+		s.deps.Metrics.Paused(stage.Connector, 1)
+		log.Warn("target failed; holding the flow's events until it works again", "error", cause)
+	} else {
+		log.Info("target failed again; the flow's events stay held", "error", cause)
+	}
+	if !st.paused {
+		return out
+	}
+	log.Error("flow paused: its target keeps failing; its events are held, in order, until it works", "since", st.since, "error", cause)
+	return s.notice(stage.NoticeFlowPaused, f, st, out)
+}
+
+// succeeded records a push of f that went through: an open breaker closes,
+// and the tenant of a paused flow is told it resumed.
+func (s *Service) succeeded(f *flowconfig.Flow, out []*nats.Msg) []*nats.Msg {
+	st, wasOpen := s.breakers.succeeded(flowKey{f.Tenant, f.Name})
+	if !wasOpen {
+		return out
+	}
+	s.deps.Metrics.Paused(stage.Connector, -1)
+	s.log.Info("target works again; releasing the flow's held events", "tenant", f.Tenant, "flow", f.Name, "endpoint", f.Target.Name,
+		"failures", st.failures, "since", st.since)
+	if !st.paused {
+		return out
+	}
+	return s.notice(stage.NoticeFlowResumed, f, st, out)
+}
+
+func (s *Service) notice(kind string, f *flowconfig.Flow, st breakerState, out []*nats.Msg) []*nats.Msg {
+	m, err := stage.Notice(&stage.FlowNotice{Kind: kind, Tenant: f.Tenant, Integrator: f.Integrator, Flow: f.Name,
+		Endpoint: f.Target.Name, Reason: st.reason, Failures: st.failures, Since: st.since.UTC(), At: time.Now().UTC()})
+	if err != nil {
+		s.log.Error("making a flow notice", "tenant", f.Tenant, "flow", f.Name, "error", err)
+		return out
+	}
+	return append(out, m)
+}

@@ -1,0 +1,141 @@
+package allinone_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
+	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
+	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/ingest"
+	"github.com/syncline/syncline/services/eventlog/eventlog"
+)
+
+// TestDownTargetPausesItsFlow: a flow whose target cannot be opened is
+// paused by its circuit breaker, and its tenant gets an alert saying so
+// with the endpoint and the reason; the tenant's other flow goes on
+// meanwhile. Nothing of the paused flow fails or is dead-lettered: once the
+// target can be opened, its events arrive, the tenant is told the flow
+// resumed, and the hold stream is empty again.
+func TestDownTargetPausesItsFlow(t *testing.T) {
+	dir := t.TempDir()
+	// The ERP's file is in a folder that does not exist yet: the target
+	// cannot be opened until it does.
+	erpDir := filepath.Join(dir, "erp")
+	e := start(t, options{dir: dir})
+	hook := newWebhook(t)
+	_, err := e.resource.Apply(context.Background(), &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
+		tenantWithAlerts(t, "acme", hook.srv.URL, "1s"),
+		resourceOf(t, "Integrator", "acme", "sync", map[string]any{}),
+		resourceOf(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats", "description": "webshop"}),
+		resourceOf(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
+			"driver": "sqlite", "dsn": filepath.Join(erpDir, "erp.db"), "table": "orders", "create_table": true}}),
+		resourceOf(t, "Endpoint", "acme", "pim", map[string]any{"type": "sql", "description": "PIM", "settings": map[string]any{
+			"driver": "sqlite", "dsn": filepath.Join(dir, "pim.db"), "table": "products", "create_table": true}}),
+		resourceOf(t, "Flow", "acme", "orders", map[string]any{"integrator": "sync", "source": "shop", "target": "erp", "entity": "order",
+			"mapping": map[string]any{"fields": map[string]any{"order_number": "source.number"}, "exclude": []any{"*"}}}),
+		resourceOf(t, "Flow", "acme", "products", map[string]any{"integrator": "sync", "source": "shop", "target": "pim", "entity": "product",
+			"mapping": map[string]any{"fields": map[string]any{"sku": "source.sku", "price": "double(source.price)"}, "exclude": []any{"*"}}}),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	for i := range n {
+		e.publish(
+			ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: fmt.Sprintf("O%d", i), Version: 1, Payload: order(i, "paid")},
+			ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "product", Key: fmt.Sprintf("P%d", i), Version: 1, Payload: product(i, false)},
+		)
+	}
+	eventually(t, 60*time.Second, func() string {
+		if got := len(e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme", Flow: "products", Action: "created"})); got != n {
+			return fmt.Sprintf("%d products created while the ERP is down, want %d", got, n)
+		}
+		return ""
+	})
+	var paused eventlog.FlowChange
+	eventually(t, 60*time.Second, func() string {
+		for _, a := range hook.got() {
+			for _, c := range a.Flows {
+				if c.State == eventlog.FlowPaused {
+					paused = c
+					return ""
+				}
+			}
+		}
+		return "no alert that the orders flow is paused"
+	})
+	if paused.Flow != "orders" || paused.Endpoint != "erp" || paused.Integrator != "sync" || paused.Failures < 3 ||
+		!strings.Contains(paused.Reason, "erp") {
+		t.Errorf("pause %+v, want the orders flow's, naming endpoint erp and why it cannot be written", paused)
+	}
+	if got := e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme", Flow: "orders"}); len(got) != 0 {
+		t.Errorf("the paused flow's events were logged (%s); they are held, not done", actions(got))
+	}
+	if v := pausedFlows(t, e); v != 1 {
+		t.Errorf("syncline_stage_flows_paused = %v, want 1", v)
+	}
+
+	if err := os.Mkdir(erpDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 120*time.Second, func() string {
+		if got := len(e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme", Flow: "orders", Action: "created"})); got != n {
+			return fmt.Sprintf("%d held orders created since the ERP came back, want %d", got, n)
+		}
+		return ""
+	})
+	eventually(t, 60*time.Second, func() string {
+		for _, a := range hook.got() {
+			for _, c := range a.Flows {
+				if c.State == eventlog.FlowResumed && c.Flow == "orders" {
+					return ""
+				}
+			}
+		}
+		return "no alert that the orders flow resumed"
+	})
+	if got := e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme", Status: "failure"}); len(got) != 0 {
+		t.Errorf("failures logged: %s; a down target's events wait, they do not fail", actions(got))
+	}
+	for stream, subjects := range map[string]string{bus.StreamHold: "hold.>", bus.StreamDeadLetter: "dlq.>"} {
+		st, err := e.js.Stream(context.Background(), stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(subjects))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(info.State.Subjects) != 0 {
+			t.Errorf("stream %s still has %v", stream, info.State.Subjects)
+		}
+	}
+	if v := pausedFlows(t, e); v != 0 {
+		t.Errorf("syncline_stage_flows_paused = %v after the resume, want 0", v)
+	}
+}
+
+// pausedFlows reads the connector's paused flows gauge.
+func pausedFlows(t *testing.T, e *env) float64 {
+	t.Helper()
+	mfs, err := e.in.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "syncline_stage_flows_paused" {
+			for _, m := range mf.GetMetric() {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return 0
+}
