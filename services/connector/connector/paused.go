@@ -99,6 +99,12 @@ func (p *partition) releaseFlow(ctx context.Context, k flowKey) error {
 	if !ok {
 		return nil
 	}
+	if probe {
+		// However the probe ends, another may follow: a failure or a
+		// success has settled the breaker already, and a probe that was
+		// not made (nothing held, a stop) leaves it as it was.
+		defer s.breakers.unclaim(k)
+	}
 	subject := bus.PausedSubject(k.tenant, k.flow, p.n)
 	for range releaseRounds {
 		n := s.deps.Bus.MaxBatch
@@ -106,16 +112,11 @@ func (p *partition) releaseFlow(ctx context.Context, k flowKey) error {
 			n = 1
 		}
 		held, err := bus.ReadHeld(ctx, p.holdStream, subject, 1, n)
-		if err == nil && len(held) == 0 {
-			delete(p.held, k)
+		if err != nil {
+			return fmt.Errorf("reading held events of flow %s/%s: %w", k.tenant, k.flow, err)
 		}
-		if err != nil || len(held) == 0 {
-			if probe {
-				s.breakers.unclaim(k)
-			}
-			if err != nil {
-				return fmt.Errorf("reading held events of flow %s/%s: %w", k.tenant, k.flow, err)
-			}
+		if len(held) == 0 {
+			delete(p.held, k)
 			return nil
 		}
 		pushed, err := p.pushHeld(ctx, f, held, probe)
@@ -166,8 +167,6 @@ func (p *partition) pushHeld(ctx context.Context, f *flowconfig.Flow, held []*bu
 				} else {
 					err = nil
 				}
-			} else if probe {
-				s.breakers.unclaim(flowKey{f.Tenant, f.Name})
 			}
 			for _, it := range items {
 				it.span.SetStatus(codes.Error, "held: the target failed again")
@@ -181,9 +180,6 @@ func (p *partition) pushHeld(ctx context.Context, f *flowconfig.Flow, held []*bu
 			return false, err
 		}
 		out = s.succeeded(f, out)
-	} else if probe {
-		// Nothing to probe with: every event read was malformed.
-		s.breakers.unclaim(flowKey{f.Tenant, f.Name})
 	}
 	if err := s.pub.Publish(ctx, out...); err != nil {
 		endSpans(items, err)
