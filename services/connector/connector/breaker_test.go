@@ -29,15 +29,22 @@ import (
 type flakyTarget struct {
 	mu       sync.Mutex
 	down     bool
+	hang     bool     // while down, hang until the push's context ends
 	attempts []int    // records per push tried while down
 	applied  []string // "key@version", in the order written
 }
 
-func (f *flakyTarget) Push(_ context.Context, _ string, records []sdk.Record) ([]sdk.Result, error) {
+func (f *flakyTarget) Push(ctx context.Context, _ string, records []sdk.Record) ([]sdk.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.down {
 		f.attempts = append(f.attempts, len(records))
+		if f.hang {
+			f.mu.Unlock()
+			<-ctx.Done()
+			f.mu.Lock()
+			return nil, ctx.Err()
+		}
 		return nil, errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
 	}
 	out := make([]sdk.Result, len(records))
@@ -355,5 +362,31 @@ func TestHeldEventsOfADeletedFlowAreDeadLettered(t *testing.T) {
 	}
 	if code, subject := m.Header.Get(bus.HeaderDeadCode), m.Header.Get(bus.HeaderDeadSubject); code != stage.CodeFlowGone || subject != "push.acme.erp.0" {
 		t.Errorf("dead letter with code %q from %q, want %q from the push subject", code, subject, stage.CodeFlowGone)
+	}
+}
+
+// TestHangingTargetIsPaused: a target that never answers fails its push
+// when the push's time is up (half the ack wait), and the flow is paused
+// like one whose target refuses the connection.
+func TestHangingTargetIsPaused(t *testing.T) {
+	cfg := bus.DefaultConfig()
+	cfg.Partitions = 1
+	cfg.AckWait = 2 * time.Second
+	r := newRig(t, cfg)
+	r.addFlow("hang")
+	r.addFlow("up")
+	hang := r.target("hang")
+	hang.mu.Lock()
+	hang.down, hang.hang = true, true
+	hang.mu.Unlock()
+	r.start(connector.BreakerConfig{Cooldown: time.Hour})
+	r.push("hang", "h1", 1)
+	r.push("up", "u1", 1)
+	waitFor(t, "the other flow's event never went through", func() bool {
+		applied, _ := r.target("up").state()
+		return len(applied) == 1
+	})
+	if held := r.count(bus.StreamHold, "hold.acme.hang.0"); held != 1 {
+		t.Errorf("%d events held, want the hanging target's one", held)
 	}
 }
