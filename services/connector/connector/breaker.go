@@ -13,7 +13,8 @@ import (
 // else, beyond the one push that failed.
 //
 // After a cool-down one partition probes the target with the oldest held
-// event. If it goes through, the breaker closes and the held events follow,
+// event; at once if the flow or its endpoint was changed since the last
+// failure (a corrected DSN, new credentials). If it goes through, the breaker closes and the held events follow,
 // oldest first and before anything newer of the flow; if not, the cool-down
 // doubles, up to a maximum. A breaker that fails PauseAfter attempts in a
 // row has paused its flow: the tenant is told, through a notice on the
@@ -66,6 +67,7 @@ type breaker struct {
 	since    time.Time // when the first of them failed
 	reason   string    // the last one's error
 	next     time.Time // the earliest next probe
+	gen      int64     // the flow's generation at the last failure
 	probing  bool      // a partition is probing
 	paused   bool      // the tenant was told
 }
@@ -94,17 +96,18 @@ func (b *breakers) open(k flowKey) bool {
 }
 
 // claim says whether the caller may push k's held events now: at once when
-// the breaker is closed; when it is open, only once its cool-down is over
-// and no other partition is probing, and then as the probe (which must end
-// in failed, succeeded or unclaim).
-func (b *breakers) claim(k flowKey, now time.Time) (ok, probe bool) {
+// the breaker is closed; when it is open, once its cool-down is over or the
+// flow changed (gen is its generation now), if no other partition is
+// probing, and then as the probe (which must end in failed, succeeded or
+// unclaim).
+func (b *breakers) claim(k flowKey, gen int64, now time.Time) (ok, probe bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	br := b.flows[k]
 	switch {
 	case br == nil:
 		return true, false
-	case br.probing || now.Before(br.next):
+	case br.probing || (now.Before(br.next) && gen == br.gen):
 		return false, false
 	}
 	br.probing = true
@@ -122,7 +125,7 @@ func (b *breakers) unclaim(k flowKey) {
 
 // failed records a failed push or probe of k and opens its breaker, or
 // keeps it open for a longer cool-down.
-func (b *breakers) failed(k flowKey, reason string, now time.Time) breakerState {
+func (b *breakers) failed(k flowKey, gen int64, reason string, now time.Time) breakerState {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	br := b.flows[k]
@@ -132,7 +135,7 @@ func (b *breakers) failed(k flowKey, reason string, now time.Time) breakerState 
 		b.flows[k] = br
 	}
 	br.failures++
-	br.reason = reason
+	br.reason, br.gen = reason, gen
 	br.probing = false
 	cooldown := b.cfg.Cooldown
 	for i := 1; i < br.failures && cooldown < b.cfg.MaxCooldown; i++ {

@@ -125,7 +125,13 @@ func (r *rig) target(name string) *flakyTarget {
 // same name, and waits until the index has it.
 func (r *rig) addFlow(name string) {
 	r.t.Helper()
-	f := &flowconfig.Flow{Tenant: "acme", Name: name, Generation: 1, Entity: "order", Integrator: "sync",
+	r.putFlow(name, 1)
+}
+
+// putFlow puts generation gen of a flow.
+func (r *rig) putFlow(name string, gen int64) {
+	r.t.Helper()
+	f := &flowconfig.Flow{Tenant: "acme", Name: name, Generation: gen, Entity: "order", Integrator: "sync",
 		Source:  flowconfig.Endpoint{Name: "shop", Type: "nats"},
 		Target:  flowconfig.Endpoint{Name: name, Type: "flaky", Settings: map[string]any{"name": name}},
 		Mapping: mapping.Spec{Fields: map[string]string{"n": "source.n"}}, Duplicates: flowconfig.DuplicateUpdate}
@@ -136,7 +142,10 @@ func (r *rig) addFlow(name string) {
 	if _, err := r.kv.Put(context.Background(), f.Key(), b); err != nil {
 		r.t.Fatal(err)
 	}
-	waitFor(r.t, "the index never saw flow "+name, func() bool { return r.flows.Get("acme", name) != nil })
+	waitFor(r.t, "the index never saw flow "+name, func() bool {
+		f := r.flows.Get("acme", name)
+		return f != nil && f.Generation == gen
+	})
 }
 
 func (r *rig) start(breaker connector.BreakerConfig) *connector.Service {
@@ -389,4 +398,29 @@ func TestHangingTargetIsPaused(t *testing.T) {
 	if held := r.count(bus.StreamHold, "hold.acme.hang.0"); held != 1 {
 		t.Errorf("%d events held, want the hanging target's one", held)
 	}
+}
+
+// TestChangedFlowIsProbedAtOnce: once a paused flow or its endpoint is
+// changed (the fix, usually), the target is tried at once, not after the
+// cool-down.
+func TestChangedFlowIsProbedAtOnce(t *testing.T) {
+	cfg := bus.DefaultConfig()
+	cfg.Partitions = 1
+	r := newRig(t, cfg)
+	r.addFlow("erp")
+	r.target("erp").setDown(true)
+	r.start(connector.BreakerConfig{Cooldown: time.Hour})
+	r.push("erp", "k1", 1)
+	waitFor(t, "the event was never held", func() bool { return r.count(bus.StreamHold, "hold.acme.erp.0") == 1 })
+	r.target("erp").setDown(false)
+	// Within the hour's cool-down nothing is tried.
+	time.Sleep(3 * 250 * time.Millisecond)
+	if applied, _ := r.target("erp").state(); len(applied) != 0 {
+		t.Fatalf("the target was tried during the cool-down: %v", applied)
+	}
+	r.putFlow("erp", 2)
+	waitFor(t, "the changed flow's held event never went through", func() bool {
+		applied, _ := r.target("erp").state()
+		return len(applied) == 1
+	})
 }

@@ -95,7 +95,7 @@ func (p *partition) releaseFlow(ctx context.Context, k flowKey) error {
 	if f == nil {
 		return p.dropHeld(ctx, k)
 	}
-	ok, probe := s.breakers.claim(k, time.Now())
+	ok, probe := s.breakers.claim(k, f.Generation, time.Now())
 	if !ok {
 		return nil
 	}
@@ -223,7 +223,7 @@ func (p *partition) dropHeld(ctx context.Context, k flowKey) error {
 // for longer. When this failure pauses the flow, the notice that tells its
 // tenant is added to out.
 func (s *Service) failed(f *flowconfig.Flow, cause error, out []*nats.Msg) []*nats.Msg {
-	st := s.breakers.failed(flowKey{f.Tenant, f.Name}, cause.Error(), time.Now())
+	st := s.breakers.failed(flowKey{f.Tenant, f.Name}, f.Generation, cause.Error(), time.Now())
 	log := s.log.With("tenant", f.Tenant, "flow", f.Name, "endpoint", f.Target.Name, "failures", st.failures)
 	if st.opened {
 		s.deps.Metrics.Paused(stage.Connector, 1)
