@@ -4,19 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/syncline/syncline/pkg/sqlstore"
 )
 
-// Postgres is the API log on PostgreSQL. An insert batch travels as one array per column and
-// is unnested by the server: one round trip per batch.
+// Postgres is the API log on PostgreSQL. An insert batch is one COPY, or one upsert of an
+// array per column, in one transaction; triggers keep the daily rollups (migration 0004) in
+// step in that transaction.
 type Postgres struct {
 	pool *pgxpool.Pool
 }
@@ -64,7 +67,9 @@ ON CONFLICT (tenant, event_id, flow) DO UPDATE SET
 // Insert implements Store. It writes a batch with COPY, PostgreSQL's fastest
 // way in; a batch that holds a record already logged (a redelivery) or one
 // record twice makes COPY fail as a whole, and is then upserted instead, so
-// the second write of a record replaces the first.
+// the second write of a record replaces the first. Either way the batch is
+// one transaction under its tenants' write locks (see write), and the
+// triggers of migration 0004 roll it up in the same transaction.
 func (p *Postgres) Insert(ctx context.Context, rs []Record) error {
 	if len(rs) == 0 {
 		return nil
@@ -81,20 +86,69 @@ func (p *Postgres) Insert(ctx context.Context, rs []Record) error {
 		}
 		return r.LoggedAt
 	}
-	// The upsert wraps its own errors; CopyIn names the table in its own.
-	return sqlstore.CopyIn(ctx, p.pool, "api_log_records", copyColumns, len(rs), func(i int) []any {
-		r := &rs[i]
-		return []any{r.Tenant, r.EventID, r.Flow, r.Integrator, r.Entity, r.SourceEndpoint, r.SourceKey, r.TargetID,
-			string(r.Action), string(r.Status), r.Reason, r.ErrorCode, int32(min(r.Attempts, 1<<31-1)), int64(r.Duration),
-			r.TraceID, pgtype.Timestamptz{Time: r.OccurredAt, Valid: !r.OccurredAt.IsZero()}, loggedAt(r)}
-	}, func() error { return p.upsert(ctx, rs, stamp) })
+	tenants := tenantsOf(rs)
+	err := p.write(ctx, tenants, func(tx pgx.Tx) error {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"api_log_records"}, copyColumns, pgx.CopyFromSlice(len(rs), func(i int) ([]any, error) {
+			r := &rs[i]
+			return []any{r.Tenant, r.EventID, r.Flow, r.Integrator, r.Entity, r.SourceEndpoint, r.SourceKey, r.TargetID,
+				string(r.Action), string(r.Status), r.Reason, r.ErrorCode, int32(min(r.Attempts, 1<<31-1)), int64(r.Duration),
+				r.TraceID, pgtype.Timestamptz{Time: r.OccurredAt, Valid: !r.OccurredAt.IsZero()}, loggedAt(r)}, nil
+		}))
+		return err
+	})
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pgErr) && pgErr.Code == "23505": // unique_violation
+		if err := p.write(ctx, tenants, func(tx pgx.Tx) error { return upsert(ctx, tx, rs, stamp) }); err != nil {
+			return fmt.Errorf("inserting %d API log records: %w", len(rs), err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("copying %d records into api_log_records: %w", len(rs), err)
+	}
+}
+
+// pgLockTenants takes the write locks of the tenants in $1: transaction advisory locks keyed
+// by 1634757735 ("aplg", the API log's class) and the tenant's hash, in the hashes' order for
+// every caller. Two tenants sharing a hash only share a lock.
+const pgLockTenants = `
+SELECT pg_advisory_xact_lock(1634757735, h)
+FROM (SELECT DISTINCT hashtext(t) AS h FROM unnest($1::text[]) AS t ORDER BY h) AS locks`
+
+// write runs fn in a transaction that first takes the write locks of tenants, and commits it.
+// Every change to the records goes through write, so one transaction at a time changes a
+// tenant's records and, through the triggers, its rollup rows. An upsert fires three triggers
+// (replaced values, replacing values, new records), each locking rollup rows in key order;
+// without the tenant lock two upserts, or an upsert and a COPY, could take the same rows in
+// opposite orders and deadlock. Writes of different tenants do not wait for each other, and
+// writers of one tenant would wait for each other on the tenant's rollup rows of the day anyway.
+func (p *Postgres) write(ctx context.Context, tenants []string, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, pgLockTenants, tenants); err != nil {
+			return fmt.Errorf("locking the API log of %s: %w", strings.Join(tenants, ", "), err)
+		}
+		return fn(tx)
+	})
+}
+
+// tenantsOf lists the distinct tenants of a batch.
+func tenantsOf(rs []Record) []string {
+	var tenants []string
+	for i := range rs {
+		if !slices.Contains(tenants, rs[i].Tenant) {
+			tenants = append(tenants, rs[i].Tenant)
+		}
+	}
+	return tenants
 }
 
 // copyColumns are the columns in the order Insert's COPY sends them.
 var copyColumns = strings.Split(strings.Join(strings.Fields(columns), ""), ",")
 
 // upsert writes a batch that may repeat records, the last of each winning.
-func (p *Postgres) upsert(ctx context.Context, rs []Record, stamp time.Time) error {
+func upsert(ctx context.Context, tx pgx.Tx, rs []Record, stamp time.Time) error {
 	n := len(rs)
 	var (
 		tenants, eventIDs, flows, integrators = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -120,10 +174,10 @@ func (p *Postgres) upsert(ctx context.Context, rs []Record, stamp time.Time) err
 			logged[i] = r.LoggedAt
 		}
 	}
-	if _, err := p.pool.Exec(ctx, pgInsert, tenants, eventIDs, flows, integrators, entities, endpoints,
+	if _, err := tx.Exec(ctx, pgInsert, tenants, eventIDs, flows, integrators, entities, endpoints,
 		sourceKeys, targetIDs, actions, statuses, reasons, codes, attempts, durations, traceIDs,
 		occurred, logged); err != nil {
-		return fmt.Errorf("inserting %d API log records: %w", n, err)
+		return err
 	}
 	return nil
 }
@@ -176,11 +230,11 @@ func (p *Postgres) DeleteTenant(ctx context.Context, tenant string) (int64, erro
 	if tenant == "" {
 		return 0, errors.New("deleting a tenant's API log: the tenant is empty")
 	}
-	tag, err := p.pool.Exec(ctx, "DELETE FROM api_log_records WHERE tenant = $1", tenant)
+	n, err := p.delete(ctx, tenant, "DELETE FROM api_log_records WHERE tenant = $1", tenant)
 	if err != nil {
 		return 0, fmt.Errorf("deleting the API log of tenant %s: %w", tenant, err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }
 
 // DeleteBefore implements Store.
@@ -188,11 +242,22 @@ func (p *Postgres) DeleteBefore(ctx context.Context, tenant string, before time.
 	if tenant == "" {
 		return 0, errors.New("expiring API log records: the tenant is empty")
 	}
-	tag, err := p.pool.Exec(ctx, "DELETE FROM api_log_records WHERE tenant = $1 AND logged_at < $2", tenant, before)
+	n, err := p.delete(ctx, tenant, "DELETE FROM api_log_records WHERE tenant = $1 AND logged_at < $2", tenant, before)
 	if err != nil {
 		return 0, fmt.Errorf("expiring the API log of tenant %s before %s: %w", tenant, before.Format(time.RFC3339), err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
+}
+
+// delete runs a DELETE of tenant's records under its write lock and returns how many it removed.
+func (p *Postgres) delete(ctx context.Context, tenant, query string, args ...any) (int64, error) {
+	var n int64
+	err := p.write(ctx, []string{tenant}, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, query, args...)
+		n = tag.RowsAffected()
+		return err
+	})
+	return n, err
 }
 
 // pgReportRows aggregates in one pass: counts with FILTER, and the percentiles with

@@ -42,6 +42,10 @@ func Run(t *testing.T, newStore func(t *testing.T) apilog.Store) {
 		{"a report never crosses tenants", testReportTenantIsolation},
 		{"invalid reports name the field", testReportValidation},
 		{"traffic counts records per flow and source endpoint", testTraffic},
+		{"reports and filters follow redelivered records", testReportFollowsReplacements},
+		{"reports and filters follow retention and tenant erase", testReportFollowsDeletes},
+		{"reports agree with the records after concurrent redeliveries", testConcurrentRedeliveries},
+		{"error codes and reasons of any length", testLongErrors},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
