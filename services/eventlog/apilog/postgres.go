@@ -18,8 +18,8 @@ import (
 )
 
 // Postgres is the API log on PostgreSQL. An insert batch is one COPY, or one upsert of an
-// array per column, in one transaction; triggers keep the daily rollups (migration 0004) in
-// step in that transaction.
+// array per column, in one transaction; triggers keep the daily rollups that reports read
+// (migration 0004, rollup.go) in step in that transaction.
 type Postgres struct {
 	pool *pgxpool.Pool
 }
@@ -292,14 +292,16 @@ SELECT integrator, flow, entity, day, error_code, n, reason FROM (
 ) ranked
 WHERE rank <= {top}`
 
-// reportSettings apply to the statements of a report. The percentiles sort a row's
-// durations: at PostgreSQL's default work_mem (4 MB) a week of a busy tenant (~90,000
-// records) spills to disk. And a report reads one tenant's range off an index, which one
-// process does in tens of milliseconds, less than parallel workers take to start on a busy
-// server.
+// reportSettings apply to the statements of a report and a traffic count. The percentiles of
+// the parts of days read off the records sort a row's durations: at PostgreSQL's default
+// work_mem (4 MB) a busy tenant's day can spill to disk. A report reads one tenant's range off
+// an index, which one process does in tens of milliseconds, less than parallel workers take to
+// start on a busy server; JIT compilation, which PostgreSQL starts for a plan it estimates as
+// costly, takes tens of milliseconds too (40 ms of a 30-day report read off the records).
 var reportSettings = []string{
 	"SET LOCAL work_mem = '64MB'",
 	"SET LOCAL max_parallel_workers_per_gather = 0",
+	"SET LOCAL jit = off",
 }
 
 // reportTx runs fn in a read-only transaction with reportSettings, so that a report's
@@ -315,44 +317,37 @@ func (p *Postgres) reportTx(ctx context.Context, fn func(tx pgx.Tx) error) error
 	})
 }
 
-// Report implements Store.
+// Report implements Store. The range's whole UTC days come from the daily rollups
+// (rollup.go); a range that starts or ends inside a day reads those parts of days off the
+// records. Both sides give the same figures, and one transaction reads them all.
 func (p *Postgres) Report(ctx context.Context, q ReportQuery) ([]ReportRow, error) {
 	plan, err := planReport(q, pgDialect)
 	if err != nil {
 		return nil, err
 	}
+	span := splitRange(q.From, q.To)
 	var report []ReportRow
 	errs := map[rowKey][]ErrorCount{}
 	err = p.reportTx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, plan.fill(pgReportRows), plan.args...)
-		if err != nil {
-			return err
+		for _, part := range span.partial {
+			sub := q
+			sub.From, sub.To = part.from, part.to
+			subPlan, err := planReport(sub, pgDialect)
+			if err != nil {
+				return err
+			}
+			rows, err := reportRecords(ctx, tx, subPlan, errs)
+			if err != nil {
+				return err
+			}
+			report = append(report, rows...)
 		}
-		report, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (ReportRow, error) {
-			var r ReportRow
-			var p50, p95 int64
-			err := row.Scan(&r.Integrator, &r.Flow, &r.Entity, &r.Day, &r.Total, &r.Created, &r.Updated, &r.Deleted,
-				&r.Skipped, &r.Failed, &r.Failures, &p50, &p95)
-			r.Day = r.Day.UTC()
-			r.P50, r.P95 = time.Duration(p50), time.Duration(p95)
-			return r, err
-		})
-		if err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, plan.fill(pgReportErrors), plan.args...)
-		if err != nil {
-			return fmt.Errorf("ranking errors: %w", err)
-		}
-		var k rowKey
-		var e ErrorCount
-		_, err = pgx.ForEachRow(rows, []any{&k.integrator, &k.flow, &k.entity, &k.day, &e.Code, &e.Count, &e.Reason}, func() error {
-			k.day = k.day.UTC()
-			errs[k] = append(errs[k], e)
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("ranking errors: %w", err)
+		if span.first.Before(span.end) {
+			rows, err := reportDays(ctx, tx, q, span.first, span.end, plan.topErrors, errs)
+			if err != nil {
+				return err
+			}
+			report = append(report, rows...)
 		}
 		return nil
 	})
@@ -360,6 +355,42 @@ func (p *Postgres) Report(ctx context.Context, q ReportQuery) ([]ReportRow, erro
 		return nil, fmt.Errorf("reporting on the API log of tenant %s: %w", q.Tenant, err)
 	}
 	return assembleReport(report, errs), nil
+}
+
+// reportRecords aggregates the records plan selects into report rows, and adds their top
+// errors to errs.
+func reportRecords(ctx context.Context, tx pgx.Tx, plan reportPlan, errs map[rowKey][]ErrorCount) ([]ReportRow, error) {
+	rows, err := tx.Query(ctx, plan.fill(pgReportRows), plan.args...)
+	if err != nil {
+		return nil, err
+	}
+	report, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ReportRow, error) {
+		var r ReportRow
+		var p50, p95 int64
+		err := row.Scan(&r.Integrator, &r.Flow, &r.Entity, &r.Day, &r.Total, &r.Created, &r.Updated, &r.Deleted,
+			&r.Skipped, &r.Failed, &r.Failures, &p50, &p95)
+		r.Day = r.Day.UTC()
+		r.P50, r.P95 = time.Duration(p50), time.Duration(p95)
+		return r, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows, err = tx.Query(ctx, plan.fill(pgReportErrors), plan.args...)
+	if err != nil {
+		return nil, fmt.Errorf("ranking errors: %w", err)
+	}
+	var k rowKey
+	var e ErrorCount
+	_, err = pgx.ForEachRow(rows, []any{&k.integrator, &k.flow, &k.entity, &k.day, &e.Code, &e.Count, &e.Reason}, func() error {
+		k.day = k.day.UTC()
+		errs[k] = append(errs[k], e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ranking errors: %w", err)
+	}
+	return report, nil
 }
 
 // Traffic implements Store.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -13,6 +14,63 @@ import (
 	"github.com/syncline/syncline/pkg/sqlstore"
 	"github.com/syncline/syncline/pkg/sqlstore/sqlstoretest"
 )
+
+func TestSplitRange(t *testing.T) {
+	d := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	at := func(days int, h time.Duration) time.Time { return d.AddDate(0, 0, days).Add(h) }
+	tests := []struct {
+		name       string
+		from, to   time.Time
+		first, end time.Time
+		partial    []timeRange
+	}{
+		{"whole days", at(0, 0), at(7, 0), at(0, 0), at(7, 0), nil},
+		{"starts inside a day", at(0, time.Hour), at(7, 0), at(1, 0), at(7, 0), []timeRange{{at(0, time.Hour), at(1, 0)}}},
+		{"ends inside a day", at(0, 0), at(6, time.Hour), at(0, 0), at(6, 0), []timeRange{{at(6, 0), at(6, time.Hour)}}},
+		{"both", at(0, time.Nanosecond), at(3, -time.Nanosecond), at(1, 0), at(2, 0),
+			[]timeRange{{at(0, time.Nanosecond), at(1, 0)}, {at(2, 0), at(3, -time.Nanosecond)}}},
+		{"inside one day", at(0, time.Hour), at(0, 2*time.Hour), at(1, 0), at(1, 0), []timeRange{{at(0, time.Hour), at(0, 2*time.Hour)}}},
+		{"across one midnight", at(0, time.Hour), at(1, time.Hour), at(1, 0), at(1, 0), []timeRange{{at(0, time.Hour), at(1, time.Hour)}}},
+		{"one whole day", at(0, 0), at(1, 0), at(0, 0), at(1, 0), nil},
+		{"another zone, the same instants", at(0, 0).In(time.FixedZone("UTC+14", 14*3600)), at(2, 0).In(time.FixedZone("UTC-5", -5*3600)),
+			at(0, 0), at(2, 0), nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := splitRange(tc.from, tc.to)
+			if !got.first.Equal(tc.first) || !got.end.Equal(tc.end) || !slices.EqualFunc(got.partial, tc.partial, func(a, b timeRange) bool {
+				return a.from.Equal(b.from) && a.to.Equal(b.to)
+			}) {
+				t.Fatalf("splitRange(%s, %s) = %+v; want whole days %s to %s and parts %+v", tc.from, tc.to, got, tc.first, tc.end, tc.partial)
+			}
+		})
+	}
+}
+
+func TestLocateRank(t *testing.T) {
+	h := []int32{2, 0, 3, 1} // durations in buckets 0, 0, 2, 2, 2, 3
+	tests := []struct {
+		rank   int64
+		bucket int
+		skip   int64
+	}{
+		{1, 0, 0}, {2, 0, 1}, {3, 2, 0}, {5, 2, 2}, {6, 3, 0},
+	}
+	for _, tc := range tests {
+		if b, skip := locateRank(h, tc.rank); b != tc.bucket || skip != tc.skip {
+			t.Errorf("locateRank(%v, %d) = %d, %d; want %d, %d", h, tc.rank, b, skip, tc.bucket, tc.skip)
+		}
+	}
+	for _, tc := range []struct {
+		p    float64
+		n    int64
+		want int64
+	}{{0.5, 1, 1}, {0.95, 1, 1}, {0.5, 20, 10}, {0.95, 20, 19}, {0.95, 21, 20}, {0.5, 101, 51}, {0.95, 100, 95}} {
+		if got := nearestRank(tc.p, tc.n); got != tc.want || got != int64(math.Max(math.Ceil(tc.p*float64(tc.n)), 1)) {
+			t.Errorf("nearestRank(%v, %d) = %d, want %d", tc.p, tc.n, got, tc.want)
+		}
+	}
+}
 
 // rollupDrift counts the rows of the rollups that differ from the records' own aggregates,
 // and the empty rows they keep.
