@@ -15,7 +15,7 @@ import (
 // The PostgreSQL backend keeps its records rolled up per tenant, UTC day, integrator, flow and
 // entity (migration 0004: api_log_days and api_log_day_errors, kept by triggers in the
 // transaction that writes the records). This file reads them: a report's whole days come from
-// the rollups.
+// the rollups, and a filtered page reads only the days that hold matches.
 
 // reportSpan splits a report's range [from, to) into the whole UTC days it covers, [first,
 // end), which the rollups answer, and the parts of days before and after them, which are read
@@ -52,15 +52,18 @@ func utcDay(t time.Time) time.Time {
 }
 
 // rollupFilter selects rows of api_log_days (or api_log_day_errors): one tenant's days in
-// [from, to) (a zero bound is open) of an integrator, flow and entity. Empty fields do not
-// filter.
+// [from, to) (a zero bound is open) of an integrator, flow and entity, and for a QueryLogs
+// filter rows that count records of an action or a status. Empty fields do not filter.
 type rollupFilter struct {
 	tenant                   string
 	from, to                 time.Time
 	integrator, flow, entity string
+	action                   Action
+	status                   Status
 }
 
-// where writes the filter as a WHERE clause and its arguments.
+// where writes the filter as a WHERE clause and its arguments. The action and status must be
+// valid (planQuery checks them): the action names its count column.
 func (f rollupFilter) where() (string, []any) {
 	args := []any{f.tenant}
 	arg := func(v any) string {
@@ -84,7 +87,54 @@ func (f rollupFilter) where() (string, []any) {
 			b.WriteString(" AND " + c.column + " = " + arg(c.value))
 		}
 	}
+	if f.action != "" {
+		b.WriteString(" AND " + string(f.action) + " > 0")
+	}
+	switch f.status {
+	case StatusFailure:
+		b.WriteString(" AND failures > 0")
+	case StatusSuccess:
+		b.WriteString(" AND records > failures")
+	}
 	return b.String(), args
+}
+
+// narrowable says whether the rollups know q's filters, and so which days hold its matches.
+// A remote id has an index of its own.
+func narrowable(q Query) bool {
+	return q.SourceKey == "" && (q.Integrator != "" || q.Flow != "" || q.Entity != "" || q.Action != "" || q.Status != "")
+}
+
+const pgMatchingDays = `SELECT min(day), max(day) FROM api_log_days WHERE `
+
+// matchingRange narrows q's range to the days that hold records matching its filters, and
+// says false when no day does. A filter that matches nothing (a typo) then reads no record,
+// and one whose matches are all old starts reading on their last day.
+func matchingRange(ctx context.Context, tx pgx.Tx, q Query) (from, to time.Time, ok bool, err error) {
+	f := rollupFilter{tenant: q.Tenant, integrator: q.Integrator, flow: q.Flow, entity: q.Entity, action: q.Action, status: q.Status}
+	if !q.From.IsZero() {
+		f.from = utcDay(q.From)
+	}
+	if !q.To.IsZero() {
+		// Records logged before To lie on To's day at the latest.
+		f.to = utcDay(q.To.Add(-time.Nanosecond)).AddDate(0, 0, 1)
+	}
+	where, args := f.where()
+	var first, last pgtype.Date
+	if err := tx.QueryRow(ctx, pgMatchingDays+where, args...).Scan(&first, &last); err != nil {
+		return time.Time{}, time.Time{}, false, fmt.Errorf("finding the days with matches: %w", err)
+	}
+	if !first.Valid {
+		return time.Time{}, time.Time{}, false, nil
+	}
+	from, to = first.Time, last.Time.AddDate(0, 0, 1)
+	if q.From.After(from) {
+		from = q.From
+	}
+	if !q.To.IsZero() && q.To.Before(to) {
+		to = q.To
+	}
+	return from, to, to.After(from), nil
 }
 
 // pgDayRows reads the day rows of a report, with their duration histograms.
