@@ -110,14 +110,16 @@ func run(ctx context.Context, f flags) error {
 	// What autovacuum does to a table after this many inserts, done now rather than whenever
 	// it comes round: statistics for the planner, and the visibility map for index-only scans.
 	start := time.Now()
-	if _, err := pool.Exec(ctx, "VACUUM ANALYZE api_log_records"); err != nil {
+	if _, err := pool.Exec(ctx, "VACUUM ANALYZE api_log_records, api_log_days, api_log_day_errors"); err != nil {
 		return fmt.Errorf("vacuuming: %w", err)
 	}
-	var tableSize, indexSize int64
-	if err := pool.QueryRow(ctx, "SELECT pg_table_size('api_log_records'), pg_indexes_size('api_log_records')").Scan(&tableSize, &indexSize); err != nil {
-		return fmt.Errorf("measuring the table: %w", err)
+	var tableSize, indexSize, rollupSize int64
+	if err := pool.QueryRow(ctx, `SELECT pg_table_size('api_log_records'), pg_indexes_size('api_log_records'),
+	pg_total_relation_size('api_log_days') + pg_total_relation_size('api_log_day_errors')`).Scan(&tableSize, &indexSize, &rollupSize); err != nil {
+		return fmt.Errorf("measuring the tables: %w", err)
 	}
-	fmt.Printf("VACUUM ANALYZE: %.1f s; table %d MB, indexes %d MB\n\n", time.Since(start).Seconds(), tableSize>>20, indexSize>>20)
+	fmt.Printf("VACUUM ANALYZE: %.1f s; table %d MB, indexes %d MB, daily rollups %d MB\n\n",
+		time.Since(start).Seconds(), tableSize>>20, indexSize>>20, rollupSize>>20)
 
 	var slow []result
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
@@ -251,6 +253,7 @@ func queries(store apilog.Store, d *dataset, now time.Time) []query {
 		{"Report: last 7 days", report(apilog.ReportQuery{From: weekFrom, To: weekTo})},
 		{"Report: last 7 days, flow " + rareFlow, report(apilog.ReportQuery{From: weekFrom, To: weekTo, Flow: rareFlow})},
 		{"Report: last 30 days", report(apilog.ReportQuery{From: weekTo.AddDate(0, 0, -30), To: weekTo})},
+		{"Report: last 24 hours (parts of two days)", report(apilog.ReportQuery{From: now.Add(-24 * time.Hour), To: now})},
 		{"Providers traffic: last 7 days", func(ctx context.Context) (int, error) {
 			rows, err := store.Traffic(ctx, apilog.TrafficQuery{Tenant: d.big, From: weekFrom, To: weekTo})
 			return len(rows), err

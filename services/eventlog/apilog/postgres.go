@@ -4,19 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/syncline/syncline/pkg/sqlstore"
 )
 
-// Postgres is the API log on PostgreSQL. An insert batch travels as one array per column and
-// is unnested by the server: one round trip per batch.
+// Postgres is the API log on PostgreSQL. An insert batch is one COPY, or one upsert of an
+// array per column, in one transaction; triggers keep the daily rollups that reports and
+// filtered pages read (migration 0004, rollup.go) in step in that transaction.
 type Postgres struct {
 	pool *pgxpool.Pool
 }
@@ -64,7 +67,9 @@ ON CONFLICT (tenant, event_id, flow) DO UPDATE SET
 // Insert implements Store. It writes a batch with COPY, PostgreSQL's fastest
 // way in; a batch that holds a record already logged (a redelivery) or one
 // record twice makes COPY fail as a whole, and is then upserted instead, so
-// the second write of a record replaces the first.
+// the second write of a record replaces the first. Either way the batch is
+// one transaction under its tenants' write locks (see write), and the
+// triggers of migration 0004 roll it up in the same transaction.
 func (p *Postgres) Insert(ctx context.Context, rs []Record) error {
 	if len(rs) == 0 {
 		return nil
@@ -81,20 +86,69 @@ func (p *Postgres) Insert(ctx context.Context, rs []Record) error {
 		}
 		return r.LoggedAt
 	}
-	// The upsert wraps its own errors; CopyIn names the table in its own.
-	return sqlstore.CopyIn(ctx, p.pool, "api_log_records", copyColumns, len(rs), func(i int) []any {
-		r := &rs[i]
-		return []any{r.Tenant, r.EventID, r.Flow, r.Integrator, r.Entity, r.SourceEndpoint, r.SourceKey, r.TargetID,
-			string(r.Action), string(r.Status), r.Reason, r.ErrorCode, int32(min(r.Attempts, 1<<31-1)), int64(r.Duration),
-			r.TraceID, pgtype.Timestamptz{Time: r.OccurredAt, Valid: !r.OccurredAt.IsZero()}, loggedAt(r)}
-	}, func() error { return p.upsert(ctx, rs, stamp) })
+	tenants := tenantsOf(rs)
+	err := p.write(ctx, tenants, func(tx pgx.Tx) error {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"api_log_records"}, copyColumns, pgx.CopyFromSlice(len(rs), func(i int) ([]any, error) {
+			r := &rs[i]
+			return []any{r.Tenant, r.EventID, r.Flow, r.Integrator, r.Entity, r.SourceEndpoint, r.SourceKey, r.TargetID,
+				string(r.Action), string(r.Status), r.Reason, r.ErrorCode, int32(min(r.Attempts, 1<<31-1)), int64(r.Duration),
+				r.TraceID, pgtype.Timestamptz{Time: r.OccurredAt, Valid: !r.OccurredAt.IsZero()}, loggedAt(r)}, nil
+		}))
+		return err
+	})
+	var pgErr *pgconn.PgError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &pgErr) && pgErr.Code == "23505": // unique_violation
+		if err := p.write(ctx, tenants, func(tx pgx.Tx) error { return upsert(ctx, tx, rs, stamp) }); err != nil {
+			return fmt.Errorf("inserting %d API log records: %w", len(rs), err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("copying %d records into api_log_records: %w", len(rs), err)
+	}
+}
+
+// pgLockTenants takes the write locks of the tenants in $1: transaction advisory locks keyed
+// by 1634757735 ("aplg", the API log's class) and the tenant's hash, in the hashes' order for
+// every caller. Two tenants sharing a hash only share a lock.
+const pgLockTenants = `
+SELECT pg_advisory_xact_lock(1634757735, h)
+FROM (SELECT DISTINCT hashtext(t) AS h FROM unnest($1::text[]) AS t ORDER BY h) AS locks`
+
+// write runs fn in a transaction that first takes the write locks of tenants, and commits it.
+// Every change to the records goes through write, so one transaction at a time changes a
+// tenant's records and, through the triggers, its rollup rows. An upsert fires three triggers
+// (replaced values, replacing values, new records), each locking rollup rows in key order;
+// without the tenant lock two upserts, or an upsert and a COPY, could take the same rows in
+// opposite orders and deadlock. Writes of different tenants do not wait for each other, and
+// writers of one tenant would wait for each other on the tenant's rollup rows of the day anyway.
+func (p *Postgres) write(ctx context.Context, tenants []string, fn func(tx pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, pgLockTenants, tenants); err != nil {
+			return fmt.Errorf("locking the API log of %s: %w", strings.Join(tenants, ", "), err)
+		}
+		return fn(tx)
+	})
+}
+
+// tenantsOf lists the distinct tenants of a batch.
+func tenantsOf(rs []Record) []string {
+	var tenants []string
+	for i := range rs {
+		if !slices.Contains(tenants, rs[i].Tenant) {
+			tenants = append(tenants, rs[i].Tenant)
+		}
+	}
+	return tenants
 }
 
 // copyColumns are the columns in the order Insert's COPY sends them.
 var copyColumns = strings.Split(strings.Join(strings.Fields(columns), ""), ",")
 
 // upsert writes a batch that may repeat records, the last of each winning.
-func (p *Postgres) upsert(ctx context.Context, rs []Record, stamp time.Time) error {
+func upsert(ctx context.Context, tx pgx.Tx, rs []Record, stamp time.Time) error {
 	n := len(rs)
 	var (
 		tenants, eventIDs, flows, integrators = make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -120,10 +174,10 @@ func (p *Postgres) upsert(ctx context.Context, rs []Record, stamp time.Time) err
 			logged[i] = r.LoggedAt
 		}
 	}
-	if _, err := p.pool.Exec(ctx, pgInsert, tenants, eventIDs, flows, integrators, entities, endpoints,
+	if _, err := tx.Exec(ctx, pgInsert, tenants, eventIDs, flows, integrators, entities, endpoints,
 		sourceKeys, targetIDs, actions, statuses, reasons, codes, attempts, durations, traceIDs,
 		occurred, logged); err != nil {
-		return fmt.Errorf("inserting %d API log records: %w", n, err)
+		return err
 	}
 	return nil
 }
@@ -133,21 +187,60 @@ var pgDialect = dialect{
 	timeArg:     func(t time.Time) any { return t },
 }
 
-// Query implements Store.
+// Query implements Store. A page filtered by integrator, flow, entity, action or status
+// first asks the daily rollups which days hold matches (rollup.go), in the same snapshot as
+// the page, and reads only those days: nothing at all when no day does.
 func (p *Postgres) Query(ctx context.Context, q Query) (Page, error) {
 	plan, err := planQuery(q, pgDialect)
 	if err != nil {
 		return Page{}, err
 	}
-	rows, err := p.pool.Query(ctx, plan.sql, plan.args...)
+	if !narrowable(q) {
+		records, err := queryRecords(ctx, p.pool, plan)
+		if err != nil {
+			return Page{}, fmt.Errorf("querying the API log of tenant %s: %w", q.Tenant, err)
+		}
+		return plan.page(records), nil
+	}
+	page := Page{Records: []Record{}}
+	err = pgx.BeginTxFunc(ctx, p.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		from, to, ok, err := matchingRange(ctx, tx, q)
+		if err != nil || !ok {
+			return err
+		}
+		narrowed := q
+		narrowed.From, narrowed.To = from, to
+		plan, err := planQuery(narrowed, pgDialect)
+		if err != nil {
+			return err
+		}
+		// Planned for the narrowed range's values each time (an unnamed statement): a plan
+		// cached for any range could read a whole tenant for a range of one day, or sort one.
+		records, err := queryRecords(ctx, tx, plan, pgx.QueryExecModeCacheDescribe)
+		if err != nil {
+			return err
+		}
+		page = plan.page(records)
+		return nil
+	})
 	if err != nil {
 		return Page{}, fmt.Errorf("querying the API log of tenant %s: %w", q.Tenant, err)
 	}
-	records, err := pgx.CollectRows(rows, scanPGRecord)
+	return page, nil
+}
+
+// querier is what queryRecords reads through: the pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// queryRecords runs a page's statement; options (a pgx.QueryExecMode) go before its arguments.
+func queryRecords(ctx context.Context, db querier, plan queryPlan, options ...any) ([]Record, error) {
+	rows, err := db.Query(ctx, plan.sql, append(options, plan.args...)...)
 	if err != nil {
-		return Page{}, fmt.Errorf("querying the API log of tenant %s: %w", q.Tenant, err)
+		return nil, err
 	}
-	return plan.page(records), nil
+	return pgx.CollectRows(rows, scanPGRecord)
 }
 
 func scanPGRecord(row pgx.CollectableRow) (Record, error) {
@@ -176,11 +269,11 @@ func (p *Postgres) DeleteTenant(ctx context.Context, tenant string) (int64, erro
 	if tenant == "" {
 		return 0, errors.New("deleting a tenant's API log: the tenant is empty")
 	}
-	tag, err := p.pool.Exec(ctx, "DELETE FROM api_log_records WHERE tenant = $1", tenant)
+	n, err := p.delete(ctx, tenant, "DELETE FROM api_log_records WHERE tenant = $1", tenant)
 	if err != nil {
 		return 0, fmt.Errorf("deleting the API log of tenant %s: %w", tenant, err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }
 
 // DeleteBefore implements Store.
@@ -188,11 +281,22 @@ func (p *Postgres) DeleteBefore(ctx context.Context, tenant string, before time.
 	if tenant == "" {
 		return 0, errors.New("expiring API log records: the tenant is empty")
 	}
-	tag, err := p.pool.Exec(ctx, "DELETE FROM api_log_records WHERE tenant = $1 AND logged_at < $2", tenant, before)
+	n, err := p.delete(ctx, tenant, "DELETE FROM api_log_records WHERE tenant = $1 AND logged_at < $2", tenant, before)
 	if err != nil {
 		return 0, fmt.Errorf("expiring the API log of tenant %s before %s: %w", tenant, before.Format(time.RFC3339), err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
+}
+
+// delete runs a DELETE of tenant's records under its write lock and returns how many it removed.
+func (p *Postgres) delete(ctx context.Context, tenant, query string, args ...any) (int64, error) {
+	var n int64
+	err := p.write(ctx, []string{tenant}, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, query, args...)
+		n = tag.RowsAffected()
+		return err
+	})
+	return n, err
 }
 
 // pgReportRows aggregates in one pass: counts with FILTER, and the percentiles with
@@ -227,14 +331,16 @@ SELECT integrator, flow, entity, day, error_code, n, reason FROM (
 ) ranked
 WHERE rank <= {top}`
 
-// reportSettings apply to the statements of a report. The percentiles sort a row's
-// durations: at PostgreSQL's default work_mem (4 MB) a week of a busy tenant (~90,000
-// records) spills to disk. And a report reads one tenant's range off an index, which one
-// process does in tens of milliseconds, less than parallel workers take to start on a busy
-// server.
+// reportSettings apply to the statements of a report and a traffic count. The percentiles of
+// the parts of days read off the records sort a row's durations: at PostgreSQL's default
+// work_mem (4 MB) a busy tenant's day can spill to disk. A report reads one tenant's range off
+// an index, which one process does in tens of milliseconds, less than parallel workers take to
+// start on a busy server; JIT compilation, which PostgreSQL starts for a plan it estimates as
+// costly, takes tens of milliseconds too (40 ms of a 30-day report read off the records).
 var reportSettings = []string{
 	"SET LOCAL work_mem = '64MB'",
 	"SET LOCAL max_parallel_workers_per_gather = 0",
+	"SET LOCAL jit = off",
 }
 
 // reportTx runs fn in a read-only transaction with reportSettings, so that a report's
@@ -250,44 +356,37 @@ func (p *Postgres) reportTx(ctx context.Context, fn func(tx pgx.Tx) error) error
 	})
 }
 
-// Report implements Store.
+// Report implements Store. The range's whole UTC days come from the daily rollups
+// (rollup.go); a range that starts or ends inside a day reads those parts of days off the
+// records. Both sides give the same figures, and one transaction reads them all.
 func (p *Postgres) Report(ctx context.Context, q ReportQuery) ([]ReportRow, error) {
 	plan, err := planReport(q, pgDialect)
 	if err != nil {
 		return nil, err
 	}
+	span := splitRange(q.From, q.To)
 	var report []ReportRow
 	errs := map[rowKey][]ErrorCount{}
 	err = p.reportTx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, plan.fill(pgReportRows), plan.args...)
-		if err != nil {
-			return err
+		for _, part := range span.partial {
+			sub := q
+			sub.From, sub.To = part.from, part.to
+			subPlan, err := planReport(sub, pgDialect)
+			if err != nil {
+				return err
+			}
+			rows, err := reportRecords(ctx, tx, subPlan, errs)
+			if err != nil {
+				return err
+			}
+			report = append(report, rows...)
 		}
-		report, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (ReportRow, error) {
-			var r ReportRow
-			var p50, p95 int64
-			err := row.Scan(&r.Integrator, &r.Flow, &r.Entity, &r.Day, &r.Total, &r.Created, &r.Updated, &r.Deleted,
-				&r.Skipped, &r.Failed, &r.Failures, &p50, &p95)
-			r.Day = r.Day.UTC()
-			r.P50, r.P95 = time.Duration(p50), time.Duration(p95)
-			return r, err
-		})
-		if err != nil {
-			return err
-		}
-		rows, err = tx.Query(ctx, plan.fill(pgReportErrors), plan.args...)
-		if err != nil {
-			return fmt.Errorf("ranking errors: %w", err)
-		}
-		var k rowKey
-		var e ErrorCount
-		_, err = pgx.ForEachRow(rows, []any{&k.integrator, &k.flow, &k.entity, &k.day, &e.Code, &e.Count, &e.Reason}, func() error {
-			k.day = k.day.UTC()
-			errs[k] = append(errs[k], e)
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("ranking errors: %w", err)
+		if span.first.Before(span.end) {
+			rows, err := reportDays(ctx, tx, q, span.first, span.end, plan.topErrors, errs)
+			if err != nil {
+				return err
+			}
+			report = append(report, rows...)
 		}
 		return nil
 	})
@@ -295,6 +394,42 @@ func (p *Postgres) Report(ctx context.Context, q ReportQuery) ([]ReportRow, erro
 		return nil, fmt.Errorf("reporting on the API log of tenant %s: %w", q.Tenant, err)
 	}
 	return assembleReport(report, errs), nil
+}
+
+// reportRecords aggregates the records plan selects into report rows, and adds their top
+// errors to errs.
+func reportRecords(ctx context.Context, tx pgx.Tx, plan reportPlan, errs map[rowKey][]ErrorCount) ([]ReportRow, error) {
+	rows, err := tx.Query(ctx, plan.fill(pgReportRows), plan.args...)
+	if err != nil {
+		return nil, err
+	}
+	report, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ReportRow, error) {
+		var r ReportRow
+		var p50, p95 int64
+		err := row.Scan(&r.Integrator, &r.Flow, &r.Entity, &r.Day, &r.Total, &r.Created, &r.Updated, &r.Deleted,
+			&r.Skipped, &r.Failed, &r.Failures, &p50, &p95)
+		r.Day = r.Day.UTC()
+		r.P50, r.P95 = time.Duration(p50), time.Duration(p95)
+		return r, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows, err = tx.Query(ctx, plan.fill(pgReportErrors), plan.args...)
+	if err != nil {
+		return nil, fmt.Errorf("ranking errors: %w", err)
+	}
+	var k rowKey
+	var e ErrorCount
+	_, err = pgx.ForEachRow(rows, []any{&k.integrator, &k.flow, &k.entity, &k.day, &e.Code, &e.Count, &e.Reason}, func() error {
+		k.day = k.day.UTC()
+		errs[k] = append(errs[k], e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ranking errors: %w", err)
+	}
+	return report, nil
 }
 
 // Traffic implements Store.

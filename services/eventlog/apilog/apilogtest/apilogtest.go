@@ -2,6 +2,7 @@
 package apilogtest
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -26,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apilog.Store) {
 		{"an invalid record fails the whole batch", testInsertRejectsInvalid},
 		{"a query never crosses tenants", testTenantIsolation},
 		{"filters select matching records only", testFilters},
+		{"filters with few, old or no matches", testSparseFilters},
 		{"from is inclusive and to exclusive", testDateRange},
 		{"newest first with ties in a fixed order", testOrder},
 		{"pages have no gaps or repeats under concurrent inserts", testPagination},
@@ -42,6 +44,10 @@ func Run(t *testing.T, newStore func(t *testing.T) apilog.Store) {
 		{"a report never crosses tenants", testReportTenantIsolation},
 		{"invalid reports name the field", testReportValidation},
 		{"traffic counts records per flow and source endpoint", testTraffic},
+		{"reports and filters follow redelivered records", testReportFollowsReplacements},
+		{"reports and filters follow retention and tenant erase", testReportFollowsDeletes},
+		{"reports agree with the records after concurrent redeliveries", testConcurrentRedeliveries},
+		{"error codes and reasons of any length", testLongErrors},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -237,6 +243,49 @@ func testFilters(t *testing.T, s apilog.Store) {
 			assertIDs(t, all(t, s, tc.q), tc.want...)
 		})
 	}
+}
+
+func testSparseFilters(t *testing.T, s apilog.Store) {
+	old := record("acme", "old", "payments", base.AddDate(0, 0, -20))
+	old.Integrator, old.Entity, old.Action = "pos-to-erp", "payment", apilog.ActionDeleted
+	batch := []apilog.Record{old}
+	for i := range 50 {
+		batch = append(batch, record("acme", fmt.Sprintf("ev-%02d", i), "orders", base.Add(time.Duration(i)*time.Minute)))
+	}
+	insert(t, s, batch...)
+	tests := []struct {
+		name string
+		q    apilog.Query
+		want []string
+	}{
+		{"integrator with a typo", apilog.Query{Integrator: "pos-to-erq"}, []string{}},
+		{"flow with a typo", apilog.Query{Flow: "order"}, []string{}},
+		{"entity and flow that never meet", apilog.Query{Flow: "orders", Entity: "payment"}, []string{}},
+		{"status no record has", apilog.Query{Status: apilog.StatusFailure}, []string{}},
+		{"matches only weeks ago", apilog.Query{Integrator: "pos-to-erp"}, []string{"acme/old/payments"}},
+		{"action only weeks ago", apilog.Query{Action: apilog.ActionDeleted}, []string{"acme/old/payments"}},
+		{"matches outside the range", apilog.Query{Flow: "payments", From: base.AddDate(0, 0, -19)}, []string{}},
+		{"matches inside the range", apilog.Query{Entity: "payment", From: base.AddDate(0, 0, -21), To: base.AddDate(0, 0, -20).Add(time.Microsecond)}, []string{"acme/old/payments"}},
+		{"another tenant's values", apilog.Query{Tenant: "globex", Flow: "orders"}, []string{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.q.Tenant = cmp.Or(tc.q.Tenant, "acme")
+			assertIDs(t, all(t, s, tc.q), tc.want...)
+		})
+	}
+	t.Run("paging through the old match and the new ones", func(t *testing.T) {
+		got := all(t, s, apilog.Query{Tenant: "acme", Status: apilog.StatusSuccess, Limit: 7})
+		if len(got) != 51 || got[50].EventID != "old" {
+			t.Fatalf("%d records, the last %v; want 51, the old one last", len(got), ids(got[len(got)-1:]))
+		}
+	})
+	t.Run("after retention removed the only match", func(t *testing.T) {
+		if _, err := s.DeleteBefore(t.Context(), "acme", base.AddDate(0, 0, -1)); err != nil {
+			t.Fatal(err)
+		}
+		assertIDs(t, all(t, s, apilog.Query{Tenant: "acme", Integrator: "pos-to-erp"}))
+	})
 }
 
 func testDateRange(t *testing.T, s apilog.Store) {
