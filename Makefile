@@ -56,9 +56,10 @@ run: ## Run Syncline in one process (syncline dev)
 	go run ./tools/syncline dev
 
 .PHONY: bench
-bench: postgres ## Push change events through the whole chain, then load 1,000,000 API log records; report throughput, latency, memory and query times
+bench: postgres ## Push change events through the whole chain, load 1,000,000 API log records, time failure alerts; report throughput, latency, memory, query times and alert latency
 	go run ./tools/loadgen -backends sqlite,postgres
 	go run ./tools/logbench
+	go test ./tools/allinone -run '^$$' -bench AlertLatency -benchtime 20x
 
 $(BIN)/buf:
 	GOBIN=$(BIN) GOWORK=off go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
