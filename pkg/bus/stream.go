@@ -32,6 +32,10 @@ func streamConfigs(c Config) []jetstream.StreamConfig {
 	dlq.MaxAge = c.DeadLetterMaxAge
 	hold := pipeline(StreamHold, "hold.>", "Events of flows whose integrator is inactive, or whose target is down, kept in order until they can go on.", c.InternalDuplicates)
 	hold.MaxAge = 0
+	// Held events are read back by message gets that must see the last
+	// write: a direct get may be answered by a replica that lags, and "no
+	// more held events" would then be wrong.
+	hold.AllowDirect = false
 	return []jetstream.StreamConfig{
 		pipeline(StreamIngest, "ingest.>", "Change events as sources publish them.", c.IngestDuplicates),
 		pipeline(StreamFlow, "flow.>", "Mapped events, one per matching flow, partitioned by source key.", c.InternalDuplicates),

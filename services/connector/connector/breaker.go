@@ -67,7 +67,7 @@ type breaker struct {
 	since    time.Time // when the first of them failed
 	reason   string    // the last one's error
 	next     time.Time // the earliest next probe
-	gen      int64     // the flow's generation at the last failure
+	target   string    // the flow's target (fingerprint) at the last failure
 	probing  bool      // a partition is probing
 	paused   bool      // the tenant was told
 }
@@ -97,17 +97,17 @@ func (b *breakers) open(k flowKey) bool {
 
 // claim says whether the caller may push k's held events now: at once when
 // the breaker is closed; when it is open, once its cool-down is over or the
-// flow changed (gen is its generation now), if no other partition is
-// probing, and then as the probe (which must end in failed, succeeded or
-// unclaim).
-func (b *breakers) claim(k flowKey, gen int64, now time.Time) (ok, probe bool) {
+// flow's target changed (target is its fingerprint now), if no other
+// partition is probing, and then as the probe (which must end in failed,
+// succeeded or unclaim).
+func (b *breakers) claim(k flowKey, target string, now time.Time) (ok, probe bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	br := b.flows[k]
 	switch {
 	case br == nil:
 		return true, false
-	case br.probing || (now.Before(br.next) && gen == br.gen):
+	case br.probing || (now.Before(br.next) && target == br.target):
 		return false, false
 	}
 	br.probing = true
@@ -124,18 +124,23 @@ func (b *breakers) unclaim(k flowKey) {
 }
 
 // failed records a failed push or probe of k and opens its breaker, or
-// keeps it open for a longer cool-down.
-func (b *breakers) failed(k flowKey, gen int64, reason string, now time.Time) breakerState {
+// keeps it open for a longer cool-down. Only a probe counts against an open
+// breaker: pushes of several partitions that fail at the same moment are one
+// failure, not one each.
+func (b *breakers) failed(k flowKey, target, reason string, probe bool, now time.Time) breakerState {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	br := b.flows[k]
 	opened := br == nil
-	if opened {
+	switch {
+	case opened:
 		br = &breaker{since: now}
 		b.flows[k] = br
+	case !probe:
+		return breakerState{failures: br.failures, since: br.since, reason: br.reason}
 	}
 	br.failures++
-	br.reason, br.gen = reason, gen
+	br.reason, br.target = reason, target
 	br.probing = false
 	cooldown := b.cfg.Cooldown
 	for i := 1; i < br.failures && cooldown < b.cfg.MaxCooldown; i++ {

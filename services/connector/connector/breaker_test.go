@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -27,11 +28,12 @@ import (
 // flakyTarget is a target that can be taken down: while down, every push
 // fails as a whole, as when its server cannot be reached.
 type flakyTarget struct {
-	mu       sync.Mutex
-	down     bool
-	hang     bool     // while down, hang until the push's context ends
-	attempts []int    // records per push tried while down
-	applied  []string // "key@version", in the order written
+	mu        sync.Mutex
+	down      bool
+	hang      bool          // while down, hang until the push's context ends
+	perRecord time.Duration // how long each record takes to write
+	attempts  []int         // records per push tried while down
+	applied   []string      // "key@version", in the order written
 }
 
 func (f *flakyTarget) Push(ctx context.Context, _ string, records []sdk.Record) ([]sdk.Result, error) {
@@ -46,6 +48,15 @@ func (f *flakyTarget) Push(ctx context.Context, _ string, records []sdk.Record) 
 			return nil, ctx.Err()
 		}
 		return nil, errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
+	}
+	if f.perRecord > 0 {
+		// A slow target: the batch is written whole, or not at all when
+		// the push's time runs out first.
+		select {
+		case <-time.After(time.Duration(len(records)) * f.perRecord):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	out := make([]sdk.Result, len(records))
 	for i, r := range records {
@@ -92,7 +103,8 @@ func newRig(t *testing.T, cfg bus.Config) *rig {
 	}
 	r := &rig{t: t, js: js, cfg: cfg, reg: sdk.NewRegistry(), targets: map[string]*flakyTarget{}}
 	err := r.reg.RegisterTarget(sdk.Spec{Type: "flaky", Kind: sdk.KindTarget, Summary: "test target",
-		Fields: []sdk.Field{{Name: "name", Type: sdk.TypeString, Required: true, Summary: "which"}}},
+		Fields: []sdk.Field{{Name: "name", Type: sdk.TypeString, Required: true, Summary: "which"},
+			{Name: "note", Type: sdk.TypeString, Summary: "anything, to change the settings"}}},
 		func(_ context.Context, settings map[string]any) (sdk.Target, error) {
 			return r.target(settings["name"].(string)), nil
 		})
@@ -125,15 +137,17 @@ func (r *rig) target(name string) *flakyTarget {
 // same name, and waits until the index has it.
 func (r *rig) addFlow(name string) {
 	r.t.Helper()
-	r.putFlow(name, 1)
+	r.putFlow(name, 1, nil)
 }
 
-// putFlow puts generation gen of a flow.
-func (r *rig) putFlow(name string, gen int64) {
+// putFlow puts generation gen of a flow, its target's settings with extra.
+func (r *rig) putFlow(name string, gen int64, extra map[string]any) {
 	r.t.Helper()
+	settings := map[string]any{"name": name}
+	maps.Copy(settings, extra)
 	f := &flowconfig.Flow{Tenant: "acme", Name: name, Generation: gen, Entity: "order", Integrator: "sync",
 		Source:  flowconfig.Endpoint{Name: "shop", Type: "nats"},
-		Target:  flowconfig.Endpoint{Name: name, Type: "flaky", Settings: map[string]any{"name": name}},
+		Target:  flowconfig.Endpoint{Name: name, Type: "flaky", Settings: settings},
 		Mapping: mapping.Spec{Fields: map[string]string{"n": "source.n"}}, Duplicates: flowconfig.DuplicateUpdate}
 	b, err := flowconfig.Encode(f)
 	if err != nil {
@@ -144,7 +158,7 @@ func (r *rig) putFlow(name string, gen int64) {
 	}
 	waitFor(r.t, "the index never saw flow "+name, func() bool {
 		f := r.flows.Get("acme", name)
-		return f != nil && f.Generation == gen
+		return f != nil && f.Generation == gen && len(f.Target.Settings) == len(settings)
 	})
 }
 
@@ -338,6 +352,12 @@ func TestHeldEventsSurviveARestart(t *testing.T) {
 	if applied, _ := r.target("erp").state(); !slices.Equal(applied, []string{"k1@1", "k2@1", "k1@2"}) {
 		t.Errorf("applied %v, want the held events first, then the newer one", applied)
 	}
+	// The process that paused the flow is gone; the one that released its
+	// events tells the tenant it resumed.
+	waitFor(t, "no notice that the flow resumed after the restart", func() bool {
+		ns := r.notices()
+		return len(ns) == 1 && ns[0].Kind == stage.NoticeFlowResumed && ns[0].Flow == "erp" && !ns[0].Since.IsZero()
+	})
 }
 
 // TestHeldEventsOfADeletedFlowAreDeadLettered: a flow deleted while its
@@ -400,9 +420,8 @@ func TestHangingTargetIsPaused(t *testing.T) {
 	}
 }
 
-// TestChangedFlowIsProbedAtOnce: once a paused flow or its endpoint is
-// changed (the fix, usually), the target is tried at once, not after the
-// cool-down.
+// TestChangedFlowIsProbedAtOnce: once a paused flow's endpoint is changed
+// (the fix, usually), the target is tried at once, not after the cool-down.
 func TestChangedFlowIsProbedAtOnce(t *testing.T) {
 	cfg := bus.DefaultConfig()
 	cfg.Partitions = 1
@@ -418,9 +437,67 @@ func TestChangedFlowIsProbedAtOnce(t *testing.T) {
 	if applied, _ := r.target("erp").state(); len(applied) != 0 {
 		t.Fatalf("the target was tried during the cool-down: %v", applied)
 	}
-	r.putFlow("erp", 2)
+	// Only the endpoint's settings change: the flow's generation is not
+	// what tells.
+	r.putFlow("erp", 1, map[string]any{"note": "corrected"})
 	waitFor(t, "the changed flow's held event never went through", func() bool {
 		applied, _ := r.target("erp").state()
 		return len(applied) == 1
 	})
+}
+
+// TestSlowTargetGetsSmallerBatches: a target that works, but too slowly to
+// write a full batch within the push's time, gets its held events in
+// batches it can take, in order, instead of failing every full batch.
+func TestSlowTargetGetsSmallerBatches(t *testing.T) {
+	cfg := bus.DefaultConfig()
+	cfg.Partitions = 1
+	cfg.AckWait = 2 * time.Second // a push's time is 1 s
+	r := newRig(t, cfg)
+	r.addFlow("slow")
+	slow := r.target("slow")
+	slow.setDown(true)
+	r.start(connector.BreakerConfig{Cooldown: 20 * time.Millisecond, MaxCooldown: 100 * time.Millisecond})
+	var want []string
+	for i := range 300 {
+		key := fmt.Sprintf("s%d", i%50)
+		r.push("slow", key, int64(i/50+1))
+		want = append(want, fmt.Sprintf("%s@%d", key, i/50+1))
+	}
+	waitFor(t, "the events were never held", func() bool { return r.count(bus.StreamHold, "hold.acme.slow.0") == 300 })
+	// Up again, but 300 records take 3 s, 500 would take 5.
+	slow.mu.Lock()
+	slow.down, slow.perRecord = false, 10*time.Millisecond
+	slow.mu.Unlock()
+	waitFor(t, "the slow target never got every held event", func() bool {
+		applied, _ := slow.state()
+		return len(applied) >= len(want)
+	})
+	if applied, _ := slow.state(); !slices.Equal(applied, want) {
+		t.Errorf("applied %d events out of order or twice: %v", len(applied), applied)
+	}
+}
+
+// TestSimultaneousFailuresAreOne: pushes of several partitions that fail at
+// the same moment count as one failure, so a blip that the first probe
+// clears is not alerted.
+func TestSimultaneousFailuresAreOne(t *testing.T) {
+	cfg := bus.DefaultConfig()
+	cfg.Partitions = 4
+	r := newRig(t, cfg)
+	r.addFlow("erp")
+	r.target("erp").setDown(true)
+	r.start(connector.BreakerConfig{Cooldown: 300 * time.Millisecond, PauseAfter: 3})
+	for i := range 40 {
+		r.push("erp", fmt.Sprintf("k%d", i), 1)
+	}
+	waitFor(t, "the events were never all held", func() bool { return r.count(bus.StreamHold, "hold.acme.erp.*") == 40 })
+	r.target("erp").setDown(false)
+	waitFor(t, "the held events never went through", func() bool {
+		applied, _ := r.target("erp").state()
+		return len(applied) == 40
+	})
+	if ns := r.notices(); len(ns) != 0 {
+		t.Errorf("notices %+v for a blip the first probe cleared", ns)
+	}
 }

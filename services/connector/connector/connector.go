@@ -68,8 +68,11 @@ type Service struct {
 
 	breakers *breakers
 	// pushTimeout bounds one push, so a target that hangs fails and
-	// opens its breaker instead of stalling its partitions.
-	pushTimeout time.Duration
+	// opens its breaker instead of stalling its partitions; a batch's (and
+	// a tick's) pushes share it. minPush is the least time a push is
+	// started with: a batch or a tick whose time is nearly spent holds (or
+	// leaves held) the rest.
+	pushTimeout, minPush time.Duration
 
 	mu      sync.Mutex
 	targets map[string]*openTarget // by tenant + "/" + endpoint
@@ -104,10 +107,11 @@ func New(deps Deps) (*Service, error) {
 		// the batch again.
 		pushTimeout: max(deps.Bus.AckWait/2, time.Second),
 	}
+	s.minPush = s.pushTimeout / 4
 	s.parts = lifecycle.NewGroup(s.log, 30*time.Second)
 	partitions := make([]*bus.Consumer, deps.Bus.Partitions)
 	for n := range partitions {
-		p := &partition{s: s, n: n, held: map[flowKey]bool{}}
+		p := &partition{s: s, n: n, held: map[flowKey]bool{}, size: map[flowKey]int{}, restored: map[flowKey]time.Time{}}
 		partitions[n] = bus.NewConsumer(bus.ConsumerSpec{
 			Stage:   stage.Connector,
 			Stream:  bus.StreamPush,
@@ -190,17 +194,26 @@ func (p *partition) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 		}
 		g.items = append(g.items, it)
 	}
+	// The batch's pushes share half the ack wait, so its messages are not
+	// delivered again while it runs.
+	deadline := time.Now().Add(s.pushTimeout)
 	for _, g := range groups {
 		k := flowKey{g.flow.Tenant, g.flow.Name}
 		if p.held[k] || s.breakers.open(k) {
-			out = p.hold(g, out)
+			out = p.hold(g, "the flow's target is failing; pushed when it works again", out)
+			continue
+		}
+		left := time.Until(deadline)
+		if left < s.minPush {
+			// The next tick pushes them, before newer events of the flow.
+			out = p.hold(g, "the batch's time was spent on other flows", out)
 			continue
 		}
 		start := time.Now()
-		results, err := s.push(ctx, g.flow, g.items, s.pushTimeout)
+		results, err := s.push(ctx, g.flow, g.items, left)
 		if err != nil && ctx.Err() == nil {
-			out = s.failed(g.flow, err, out)
-			out = p.hold(g, out)
+			out = s.failed(g.flow, err, false, out)
+			out = p.hold(g, "the flow's target is failing; pushed when it works again", out)
 			continue
 		}
 		if err == nil {
@@ -216,7 +229,7 @@ func (p *partition) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 			}
 			return g.items[0].index, err
 		}
-		out = s.succeeded(g.flow, out)
+		out, _ = s.succeeded(g.flow, out)
 	}
 	if err := s.pub.Publish(ctx, out...); err != nil {
 		endSpans(all, err)
@@ -353,16 +366,23 @@ func (s *Service) withCredentials(f *flowconfig.Flow) (map[string]any, error) {
 	return out, nil
 }
 
+// fingerprint identifies what f's target is opened with: its type, settings
+// and sealed credentials (new credentials reopen it).
+func fingerprint(f *flowconfig.Flow) (string, error) {
+	settings, err := json.Marshal(f.Target.Settings)
+	if err != nil {
+		return "", fmt.Errorf("encoding settings of endpoint %s: %w", f.Target.Name, err)
+	}
+	return f.Target.Type + "\x00" + string(settings) + "\x00" + f.Target.Credentials, nil
+}
+
 // target returns the open target of f, opening it on first use and again
 // when the endpoint's settings changed.
 func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, error) {
-	settings, err := json.Marshal(f.Target.Settings)
+	settings, err := fingerprint(f)
 	if err != nil {
-		return nil, fmt.Errorf("encoding settings of endpoint %s: %w", f.Target.Name, err)
+		return nil, err
 	}
-	// The sealed credentials are part of what identifies the open target:
-	// new credentials reopen it.
-	settings = append(settings, f.Target.Credentials...)
 	key := f.Tenant + "/" + f.Target.Name
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -370,7 +390,7 @@ func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, e
 		s.prune(v)
 	}
 	if t, ok := s.targets[key]; ok {
-		if t.settings == string(settings) {
+		if t.settings == settings {
 			return t.target, nil
 		}
 		if err := t.target.Close(); err != nil {
@@ -386,6 +406,6 @@ func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, e
 	if err != nil {
 		return nil, fmt.Errorf("opening target endpoint %s of tenant %s: %w", f.Target.Name, f.Tenant, err)
 	}
-	s.targets[key] = &openTarget{settings: string(settings), target: t}
+	s.targets[key] = &openTarget{settings: settings, target: t}
 	return t, nil
 }

@@ -49,6 +49,15 @@ type partition struct {
 	holdStream jetstream.Stream
 	// held are the flows with events of this partition in the hold stream.
 	held map[flowKey]bool
+	// size is a held flow's next release batch: it starts at one (the
+	// probe), doubles with each batch that goes through, up to MaxBatch,
+	// and halves when one fails, so a target that is slow rather than
+	// down gets batches it can take within the push's time.
+	size map[flowKey]int
+	// restored are the flows found held when the partition opened, with
+	// when their oldest event was held: no breaker of this process paused
+	// them, so their release is told as a resume.
+	restored map[flowKey]time.Time
 }
 
 // loadHeld rebuilds the partition's held flows from the hold stream: another
@@ -59,43 +68,55 @@ func (p *partition) loadHeld(ctx context.Context) error {
 		return err
 	}
 	held := make(map[flowKey]bool, len(flows))
+	restored := map[flowKey]time.Time{}
 	for f := range flows {
-		held[flowKey{f.Tenant, f.Flow}] = true
+		k := flowKey{f.Tenant, f.Flow}
+		held[k] = true
+		if !p.held[k] {
+			restored[k] = time.Now()
+		}
 	}
-	p.holdStream, p.held = st, held
+	p.holdStream, p.held, p.restored = st, held, restored
 	return nil
 }
 
 // hold adds to out the messages that keep g's events in the hold stream.
-func (p *partition) hold(g *group, out []*nats.Msg) []*nats.Msg {
+func (p *partition) hold(g *group, why string, out []*nats.Msg) []*nats.Msg {
 	f := g.flow
 	p.held[flowKey{f.Tenant, f.Name}] = true
 	subject := bus.PausedSubject(f.Tenant, f.Name, p.n)
 	for _, it := range g.items {
-		it.span.AddEvent("held: the flow's target is failing; pushed when it works again")
+		it.span.AddEvent("held: " + why)
 		out = append(out, bus.Held(it.msg, subject, stage.MsgID(it.env)+":held"))
 	}
 	p.s.deps.Metrics.Held(stage.Connector, len(g.items))
 	return out
 }
 
-// release pushes the held events of each flow whose breaker allows it.
+// release pushes the held events of each flow whose breaker allows it,
+// within half the ack wait, so the messages the consumer has fetched are
+// not delivered again meanwhile.
 func (p *partition) release(ctx context.Context) error {
+	deadline := time.Now().Add(p.s.pushTimeout)
 	for k := range p.held {
-		if err := p.releaseFlow(ctx, k); err != nil {
+		if time.Until(deadline) < p.s.minPush {
+			return nil
+		}
+		if err := p.releaseFlow(ctx, k, deadline); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (p *partition) releaseFlow(ctx context.Context, k flowKey) error {
+func (p *partition) releaseFlow(ctx context.Context, k flowKey, deadline time.Time) error {
 	s := p.s
 	f := s.deps.Flows.Get(k.tenant, k.flow)
 	if f == nil {
 		return p.dropHeld(ctx, k)
 	}
-	ok, probe := s.breakers.claim(k, f.Generation, time.Now())
+	fp, _ := fingerprint(f)
+	ok, probe := s.breakers.claim(k, fp, time.Now())
 	if !ok {
 		return nil
 	}
@@ -107,9 +128,16 @@ func (p *partition) releaseFlow(ctx context.Context, k flowKey) error {
 	}
 	subject := bus.PausedSubject(k.tenant, k.flow, p.n)
 	for range releaseRounds {
-		n := s.deps.Bus.MaxBatch
+		timeout := time.Until(deadline)
+		if timeout < p.s.minPush {
+			return nil
+		}
+		n := p.size[k]
+		if n == 0 {
+			n = s.deps.Bus.MaxBatch
+		}
 		if probe {
-			n = 1
+			n, timeout = 1, min(timeout, probeTimeout)
 		}
 		held, err := bus.ReadHeld(ctx, p.holdStream, subject, 1, n)
 		if err != nil {
@@ -117,11 +145,20 @@ func (p *partition) releaseFlow(ctx context.Context, k flowKey) error {
 		}
 		if len(held) == 0 {
 			delete(p.held, k)
+			delete(p.size, k)
+			delete(p.restored, k)
 			return nil
 		}
-		pushed, err := p.pushHeld(ctx, f, held, probe)
-		if err != nil || !pushed {
+		pushed, err := p.pushHeld(ctx, f, held, probe, timeout)
+		if err != nil {
 			return err
+		}
+		if !pushed {
+			p.size[k] = max(n/2, 1)
+			return nil
+		}
+		if len(held) == n && !probe {
+			p.size[k] = min(2*n, s.deps.Bus.MaxBatch)
 		}
 		probe = false
 		last := held[len(held)-1].Raw.Sequence
@@ -137,7 +174,7 @@ func (p *partition) releaseFlow(ctx context.Context, k flowKey) error {
 // pushHeld pushes held events of f and publishes their outcomes. pushed is
 // false when the target failed again: the events stay held, and the
 // breaker's cool-down grows.
-func (p *partition) pushHeld(ctx context.Context, f *flowconfig.Flow, held []*bus.HeldMsg, probe bool) (pushed bool, err error) {
+func (p *partition) pushHeld(ctx context.Context, f *flowconfig.Flow, held []*bus.HeldMsg, probe bool, timeout time.Duration) (pushed bool, err error) {
 	s := p.s
 	var out []*nats.Msg
 	items := make([]item, 0, len(held))
@@ -152,17 +189,13 @@ func (p *partition) pushHeld(ctx context.Context, f *flowconfig.Flow, held []*bu
 		items = append(items, it)
 	}
 	if len(items) > 0 {
-		timeout := s.pushTimeout
-		if probe {
-			timeout = min(timeout, probeTimeout)
-		}
 		start := time.Now()
 		results, err := s.push(ctx, f, items, timeout)
 		if err != nil {
 			if ctx.Err() == nil {
 				// Held still; only the notice, if this failure paused
 				// the flow, goes out.
-				if notices := s.failed(f, err, nil); len(notices) > 0 {
+				if notices := s.failed(f, err, probe, nil); len(notices) > 0 {
 					err = s.pub.Publish(ctx, notices...)
 				} else {
 					err = nil
@@ -179,7 +212,18 @@ func (p *partition) pushHeld(ctx context.Context, f *flowconfig.Flow, held []*bu
 			endSpans(items, err)
 			return false, err
 		}
-		out = s.succeeded(f, out)
+		var told bool
+		out, told = s.succeeded(f, out)
+		k := flowKey{f.Tenant, f.Name}
+		if since, ok := p.restored[k]; ok {
+			delete(p.restored, k)
+			if !told {
+				// Held by a process that stopped: whether it had told the
+				// tenant of a pause is not known here, so the release is
+				// told (the eventlog passes on one resume per pause).
+				out = s.notice(stage.NoticeFlowResumed, f, breakerState{since: heldSince(held[0], since)}, out)
+			}
+		}
 	}
 	if err := s.pub.Publish(ctx, out...); err != nil {
 		endSpans(items, err)
@@ -187,6 +231,14 @@ func (p *partition) pushHeld(ctx context.Context, f *flowconfig.Flow, held []*bu
 	}
 	endSpans(items, nil)
 	return true, nil
+}
+
+// heldSince is when m was held, or fallback when the stream does not say.
+func heldSince(m *bus.HeldMsg, fallback time.Time) time.Time {
+	if m.Raw.Time.IsZero() {
+		return fallback
+	}
+	return m.Raw.Time
 }
 
 // dropHeld dead-letters the held events of a flow that is gone.
@@ -222,8 +274,9 @@ func (p *partition) dropHeld(ctx context.Context, k flowKey) error {
 // failed records a failed push of f: the flow's breaker opens, or stays open
 // for longer. When this failure pauses the flow, the notice that tells its
 // tenant is added to out.
-func (s *Service) failed(f *flowconfig.Flow, cause error, out []*nats.Msg) []*nats.Msg {
-	st := s.breakers.failed(flowKey{f.Tenant, f.Name}, f.Generation, cause.Error(), time.Now())
+func (s *Service) failed(f *flowconfig.Flow, cause error, probe bool, out []*nats.Msg) []*nats.Msg {
+	fp, _ := fingerprint(f)
+	st := s.breakers.failed(flowKey{f.Tenant, f.Name}, fp, cause.Error(), probe, time.Now())
 	log := s.log.With("tenant", f.Tenant, "flow", f.Name, "endpoint", f.Target.Name, "failures", st.failures)
 	if st.opened {
 		s.deps.Metrics.Paused(stage.Connector, 1)
@@ -239,19 +292,19 @@ func (s *Service) failed(f *flowconfig.Flow, cause error, out []*nats.Msg) []*na
 }
 
 // succeeded records a push of f that went through: an open breaker closes,
-// and the tenant of a paused flow is told it resumed.
-func (s *Service) succeeded(f *flowconfig.Flow, out []*nats.Msg) []*nats.Msg {
+// and the tenant of a paused flow is told it resumed (told).
+func (s *Service) succeeded(f *flowconfig.Flow, out []*nats.Msg) (_ []*nats.Msg, told bool) {
 	st, wasOpen := s.breakers.succeeded(flowKey{f.Tenant, f.Name})
 	if !wasOpen {
-		return out
+		return out, false
 	}
 	s.deps.Metrics.Paused(stage.Connector, -1)
 	s.log.Info("target works again; releasing the flow's held events", "tenant", f.Tenant, "flow", f.Name, "endpoint", f.Target.Name,
 		"failures", st.failures, "since", st.since)
 	if !st.paused {
-		return out
+		return out, false
 	}
-	return s.notice(stage.NoticeFlowResumed, f, st, out)
+	return s.notice(stage.NoticeFlowResumed, f, st, out), true
 }
 
 func (s *Service) notice(kind string, f *flowconfig.Flow, st breakerState, out []*nats.Msg) []*nats.Msg {

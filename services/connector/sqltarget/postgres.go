@@ -324,11 +324,21 @@ func (p *postgresStore) close() error {
 	return nil
 }
 
-// refusesRecord reports whether err is the database refusing data (a data exception or an
-// integrity constraint), which no retry fixes, rather than the batch failing.
+// refusedByPostgres reports whether err is the database refusing one record's data, which no
+// retry fixes, rather than the batch failing: a data exception (class 22), an integrity
+// constraint (23), a value past a limit such as an index row's size (54000), or a trigger or
+// rule of the table raising an error (class P0). Anything else fails the push as a whole, and
+// a push that keeps failing pauses the flow until the target works.
 func refusedByPostgres(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch c := pgErr.Code; {
+	case strings.HasPrefix(c, "22"), strings.HasPrefix(c, "23"), strings.HasPrefix(c, "P0"), c == "54000":
+		return true
+	}
+	return false
 }
 
 // refusal describes why the database refused a record. The PostgreSQL error is not wrapped:
@@ -338,8 +348,14 @@ func postgresRefusal(r row, err error) error {
 	var pgErr *pgconn.PgError
 	errors.As(err, &pgErr)
 	msg := pgErr.Message
-	if strings.HasPrefix(pgErr.Code, "22") {
+	switch {
+	case strings.HasPrefix(pgErr.Code, "22"):
 		msg, _, _ = strings.Cut(msg, ": ")
+	case strings.HasPrefix(pgErr.Code, "P0"):
+		// The table's own code wrote the message, and may have put the record's values in
+		// it: say where it was raised instead.
+		where, _, _ := strings.Cut(pgErr.Where, "\n")
+		msg = "a trigger or rule of the table raised an error (" + where + "); its message is in the database's log"
 	}
 	return fmt.Errorf("record %q: the database refused it: %s (SQLSTATE %s); fix the mapping or the table, then replay the record", r.key, msg, pgErr.Code)
 }

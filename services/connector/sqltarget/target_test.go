@@ -2,6 +2,7 @@ package sqltarget_test
 
 import (
 	"context"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -298,5 +299,55 @@ func TestKeysAndValuesRoundTrip(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestPostgresRefusalsOfTheTable: a record that a trigger of the table refuses, or whose value
+// is too big for the table's index, is that record's refusal — its neighbours are written — and
+// the trigger's message, which may quote the record, is not repeated.
+func TestPostgresRefusalsOfTheTable(t *testing.T) {
+	b := backends()[0]
+	dsn := b.newDSN(t)
+	db := b.db(t, dsn)
+	exec(t, db,
+		`CREATE TABLE customers (external_ref TEXT PRIMARY KEY, name TEXT, source_version BIGINT)`,
+		`CREATE INDEX customers_by_name ON customers (name)`,
+		`CREATE FUNCTION check_credit() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.name = 'Blocked Buyer' THEN
+				RAISE EXCEPTION 'credit blocked for %', NEW.name;
+			END IF;
+			RETURN NEW;
+		END $$`,
+		`CREATE TRIGGER customers_credit BEFORE INSERT OR UPDATE ON customers FOR EACH ROW EXECUTE FUNCTION check_credit()`)
+	target := open(t, sqltarget.Settings{Driver: b.driver, DSN: dsn, Table: "customers"})
+	// Random letters, which compression cannot bring under the index row's limit.
+	rnd := rand.New(rand.NewPCG(1, 2))
+	huge := make([]byte, 20000)
+	for i := range huge {
+		huge[i] = byte('a' + rnd.IntN(26))
+	}
+	results := push(t, target,
+		upsert("ok1", 1, `{"name": "Ada"}`),
+		upsert("blocked", 1, `{"name": "Blocked Buyer"}`),
+		upsert("huge", 1, `{"name": "`+string(huge)+`"}`),
+		upsert("ok2", 1, `{"name": "Grace"}`))
+	for _, i := range []int{0, 3} {
+		if results[i].Err != nil {
+			t.Errorf("record %d next to the refused ones: %v", i, results[i].Err)
+		}
+	}
+	for i, want := range map[int]string{1: "SQLSTATE P0001", 2: "SQLSTATE 54000"} {
+		err := results[i].Err
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("record %d: error %v, want a refusal with %s", i, err, want)
+			continue
+		}
+		if strings.Contains(err.Error(), "Blocked Buyer") || strings.Contains(err.Error(), string(huge[:40])) {
+			t.Errorf("record %d: error %q quotes the record", i, err)
+		}
+	}
+	if err := results[1].Err; err != nil && !strings.Contains(err.Error(), "check_credit") {
+		t.Errorf("the trigger's refusal %q does not say where it was raised", err)
 	}
 }

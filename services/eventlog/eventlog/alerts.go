@@ -63,7 +63,8 @@ type Alert struct {
 	Summary string `json:"summary"`
 	// Failures counts every failure the alert covers, listed or not.
 	Failures int `json:"failures"`
-	// From and To are when the first and last of them were logged.
+	// From and To are when the first and last of them were logged (or
+	// of the flow changes, for an alert of those only).
 	From   time.Time    `json:"from"`
 	To     time.Time    `json:"to"`
 	Groups []AlertGroup `json:"groups"`
@@ -384,6 +385,10 @@ func (a *alerter) flowNotices(ns []*stage.FlowNotice) {
 			a.tenants[n.Tenant] = ta
 		}
 		ta.schedule(now, a.gather, cfg)
+		if ta.first.IsZero() || n.At.Before(ta.first) {
+			ta.first = n.At
+		}
+		ta.last = later(ta.last, n.At)
 		if len(ta.changes) >= alertFlowChanges {
 			ta.otherChanges++
 		} else {

@@ -506,6 +506,9 @@ func TestPausedFlowAlerts(t *testing.T) {
 	if a.Tenant != "acme" || a.Failures != 0 || len(a.Groups) != 0 || len(a.Flows) != 1 || a.Flows[0] != want {
 		t.Fatalf("alert = %+v, want only the pause %+v", a, want)
 	}
+	if !a.From.Equal(want.At) || !a.To.Equal(want.At) {
+		t.Errorf("alert from %s to %s, want the pause's time %s", a.From, a.To, want.At)
+	}
 	for _, s := range []string{"tenant acme", "flow orders paused", "target erp", "connection refused", "held"} {
 		if !strings.Contains(a.Summary, s) {
 			t.Errorf("summary %q does not say %q", a.Summary, s)
