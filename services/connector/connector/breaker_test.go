@@ -91,6 +91,9 @@ type rig struct {
 	reg     *sdk.Registry
 	mu      sync.Mutex
 	targets map[string]*flakyTarget
+	// gates hold up the opening of a target: it sends on its gate when it
+	// starts opening, and opens when it receives.
+	gates map[string]chan struct{}
 }
 
 func newRig(t *testing.T, cfg bus.Config) *rig {
@@ -101,12 +104,24 @@ func newRig(t *testing.T, cfg bus.Config) *rig {
 	if err := bus.EnsureStreams(ctx, js, cfg); err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, js: js, cfg: cfg, reg: sdk.NewRegistry(), targets: map[string]*flakyTarget{}}
+	r := &rig{t: t, js: js, cfg: cfg, reg: sdk.NewRegistry(), targets: map[string]*flakyTarget{}, gates: map[string]chan struct{}{}}
 	err := r.reg.RegisterTarget(sdk.Spec{Type: "flaky", Kind: sdk.KindTarget, Summary: "test target",
 		Fields: []sdk.Field{{Name: "name", Type: sdk.TypeString, Required: true, Summary: "which"},
 			{Name: "note", Type: sdk.TypeString, Summary: "anything, to change the settings"}}},
-		func(_ context.Context, settings map[string]any) (sdk.Target, error) {
-			return r.target(settings["name"].(string)), nil
+		func(ctx context.Context, settings map[string]any) (sdk.Target, error) {
+			name := settings["name"].(string)
+			r.mu.Lock()
+			gate := r.gates[name]
+			r.mu.Unlock()
+			if gate != nil {
+				gate <- struct{}{} // entered
+				select {
+				case <-gate:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}
+			return r.target(name), nil
 		})
 	if err != nil {
 		t.Fatal(err)
@@ -500,4 +515,45 @@ func TestSimultaneousFailuresAreOne(t *testing.T) {
 	if ns := r.notices(); len(ns) != 0 {
 		t.Errorf("notices %+v for a blip the first probe cleared", ns)
 	}
+}
+
+// TestSlowOpeningTargetHoldsUpNoOneElse: while one tenant's target takes its
+// time to connect, other partitions push to their targets.
+func TestSlowOpeningTargetHoldsUpNoOneElse(t *testing.T) {
+	cfg := bus.DefaultConfig()
+	cfg.Partitions = 2
+	// A push's time (half of it) outlasts the test's wait, so only not
+	// waiting for the slow target gets the other push through.
+	cfg.AckWait = 2 * time.Minute
+	r := newRig(t, cfg)
+	r.addFlow("slowopen")
+	r.addFlow("up")
+	gate := make(chan struct{})
+	r.mu.Lock()
+	r.gates["slowopen"] = gate
+	r.mu.Unlock()
+	r.start(connector.BreakerConfig{})
+	key := func(partition int) string {
+		for i := 0; ; i++ {
+			if k := fmt.Sprintf("k%d", i); bus.Partition(k, cfg.Partitions) == partition {
+				return k
+			}
+		}
+	}
+	r.push("slowopen", key(0), 1)
+	select {
+	case <-gate:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the slow target never started opening")
+	}
+	r.push("up", key(1), 1)
+	waitFor(t, "the other partition's push waited for the slow target to open", func() bool {
+		applied, _ := r.target("up").state()
+		return len(applied) == 1
+	})
+	gate <- struct{}{}
+	waitFor(t, "the slow target's event never arrived once it opened", func() bool {
+		applied, _ := r.target("slowopen").state()
+		return len(applied) == 1
+	})
 }

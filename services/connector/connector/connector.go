@@ -327,13 +327,9 @@ func (s *Service) prune(version uint64) {
 		live[f.Tenant+"/"+f.Target.Name] = true
 	}
 	for k, t := range s.targets {
-		if live[k] {
-			continue
+		if !live[k] {
+			s.closeTarget(k, t, "no flow uses it")
 		}
-		if err := t.target.Close(); err != nil {
-			s.log.Warn("closing a target no flow uses", "target", k, "error", err)
-		}
-		delete(s.targets, k)
 	}
 	s.indexVersion = version
 }
@@ -384,20 +380,12 @@ func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, e
 		return nil, err
 	}
 	key := f.Tenant + "/" + f.Target.Name
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if v := s.deps.Flows.Version(); v != s.indexVersion {
-		s.prune(v)
+	if t := s.openTarget(key, settings); t != nil {
+		return t, nil
 	}
-	if t, ok := s.targets[key]; ok {
-		if t.settings == settings {
-			return t.target, nil
-		}
-		if err := t.target.Close(); err != nil {
-			s.log.Warn("closing target after its settings changed", "tenant", f.Tenant, "endpoint", f.Target.Name, "error", err)
-		}
-		delete(s.targets, key)
-	}
+	// Opened without the lock: a target that takes its time to connect
+	// (a host that drops packets) holds up only the partitions pushing to
+	// it, not every other tenant's pushes.
 	open, err := s.withCredentials(f)
 	if err != nil {
 		return nil, err
@@ -406,6 +394,46 @@ func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, e
 	if err != nil {
 		return nil, fmt.Errorf("opening target endpoint %s of tenant %s: %w", f.Target.Name, f.Tenant, err)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.targets[key]; ok {
+		if cur.settings == settings {
+			// Another partition opened it meanwhile.
+			if err := t.Close(); err != nil {
+				s.log.Warn("closing a second connection to a target", "tenant", f.Tenant, "endpoint", f.Target.Name, "error", err)
+			}
+			return cur.target, nil
+		}
+		s.closeTarget(key, cur, "its settings changed")
+	}
 	s.targets[key] = &openTarget{settings: settings, target: t}
 	return t, nil
+}
+
+// openTarget returns the target open under key with settings, or nil; a
+// target open with other settings is closed. It prunes the targets no flow
+// uses once per flow index version.
+func (s *Service) openTarget(key, settings string) sdk.Target {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v := s.deps.Flows.Version(); v != s.indexVersion {
+		s.prune(v)
+	}
+	t, ok := s.targets[key]
+	if !ok {
+		return nil
+	}
+	if t.settings == settings {
+		return t.target
+	}
+	s.closeTarget(key, t, "its settings changed")
+	return nil
+}
+
+// closeTarget closes and forgets an open target; s.mu is held.
+func (s *Service) closeTarget(key string, t *openTarget, why string) {
+	if err := t.target.Close(); err != nil {
+		s.log.Warn("closing a target: "+why, "target", key, "error", err)
+	}
+	delete(s.targets, key)
 }
