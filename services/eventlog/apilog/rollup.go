@@ -88,7 +88,12 @@ func (f rollupFilter) where() (string, []any) {
 		}
 	}
 	if f.action != "" {
-		b.WriteString(" AND " + string(f.action) + " > 0")
+		// Only a known action names a column: the value never reaches the SQL text.
+		if !f.action.valid() {
+			b.WriteString(" AND false")
+		} else {
+			b.WriteString(" AND " + string(f.action) + " > 0")
+		}
 	}
 	switch f.status {
 	case StatusFailure:
