@@ -77,11 +77,12 @@ type breakerState struct {
 	failures int
 	since    time.Time
 	reason   string
-	// paused: this change paused the flow (on a failure) or resumed it (on
-	// a success), and the tenant is to be told.
-	paused bool
-	// opened: this failure opened the breaker.
-	opened bool
+	// opened: this failure opened the breaker. paused: this failure
+	// paused the flow, and the tenant is to be told.
+	opened, paused bool
+	// resumed: this success closed the breaker of a paused flow, and the
+	// tenant is to be told.
+	resumed bool
 }
 
 func newBreakers(cfg BreakerConfig) *breakers {
@@ -154,8 +155,7 @@ func (b *breakers) failed(k flowKey, target, reason string, probe bool, now time
 	return st
 }
 
-// succeeded closes k's breaker after a push that went through. st.paused
-// says the flow had been paused, so it has now resumed.
+// succeeded closes k's breaker after a push that went through.
 func (b *breakers) succeeded(k flowKey) (st breakerState, wasOpen bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -164,7 +164,7 @@ func (b *breakers) succeeded(k flowKey) (st breakerState, wasOpen bool) {
 		return breakerState{}, false
 	}
 	delete(b.flows, k)
-	return breakerState{failures: br.failures, since: br.since, reason: br.reason, paused: br.paused}, true
+	return breakerState{failures: br.failures, since: br.since, reason: br.reason, resumed: br.paused}, true
 }
 
 // forget drops k's breaker: its flow is gone.

@@ -34,6 +34,7 @@ type flakyTarget struct {
 	perRecord time.Duration // how long each record takes to write
 	attempts  []int         // records per push tried while down
 	applied   []string      // "key@version", in the order written
+	closed    bool
 }
 
 func (f *flakyTarget) Push(ctx context.Context, _ string, records []sdk.Record) ([]sdk.Result, error) {
@@ -66,7 +67,18 @@ func (f *flakyTarget) Push(ctx context.Context, _ string, records []sdk.Record) 
 	return out, nil
 }
 
-func (f *flakyTarget) Close() error { return nil }
+func (f *flakyTarget) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = true
+	return nil
+}
+
+func (f *flakyTarget) isClosed() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.closed
+}
 
 func (f *flakyTarget) setDown(down bool) {
 	f.mu.Lock()

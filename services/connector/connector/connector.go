@@ -209,16 +209,9 @@ func (p *partition) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 			out = p.hold(g, "the batch's time was spent on other flows", out)
 			continue
 		}
-		start := time.Now()
-		results, err := s.push(ctx, g.flow, g.items, left)
-		if err != nil && ctx.Err() == nil {
-			out = s.failed(g.flow, err, false, out)
-			out = p.hold(g, "the flow's target is failing; pushed when it works again", out)
-			continue
-		}
-		if err == nil {
-			out, err = s.outcomes(g.flow, g.items, results, time.Since(start), out)
-		}
+		var pushed bool
+		var err error
+		out, pushed, _, err = s.pushFlow(ctx, g.flow, g.items, left, false, out)
 		if err != nil {
 			// The batch is finished up to the failed flow's first record:
 			// every record before it went to another flow, whose push
@@ -229,7 +222,9 @@ func (p *partition) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 			}
 			return g.items[0].index, err
 		}
-		out, _ = s.succeeded(g.flow, out)
+		if !pushed {
+			out = p.hold(g, "the flow's target is failing; pushed when it works again", out)
+		}
 	}
 	if err := s.pub.Publish(ctx, out...); err != nil {
 		endSpans(all, err)
@@ -253,6 +248,28 @@ func endSpans(items []item, err error) {
 		}
 		it.span.End()
 	}
+}
+
+// pushFlow pushes items to f's target and adds their outcomes to out. When
+// the target fails the push as a whole, the flow's breaker learns of it (and
+// out gets the notice, if this failure paused the flow) and pushed is false.
+// told says the push resumed a paused flow, and the notice is in out. err
+// is for what is not the target's failure: a stop, an outcome that cannot
+// be encoded.
+func (s *Service) pushFlow(ctx context.Context, f *flowconfig.Flow, items []item, timeout time.Duration, probe bool, out []*nats.Msg) (_ []*nats.Msg, pushed, told bool, err error) {
+	start := time.Now()
+	results, err := s.push(ctx, f, items, timeout)
+	if err != nil {
+		if ctx.Err() != nil {
+			return out, false, false, err
+		}
+		return s.failed(f, err, probe, out), false, false, nil
+	}
+	if out, err = s.outcomes(f, items, results, time.Since(start), out); err != nil {
+		return out, false, false, err
+	}
+	out, told = s.succeeded(f, out)
+	return out, true, told, nil
 }
 
 // push writes items to f's target and returns one result per item. An

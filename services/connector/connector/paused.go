@@ -189,31 +189,21 @@ func (p *partition) pushHeld(ctx context.Context, f *flowconfig.Flow, held []*bu
 		items = append(items, it)
 	}
 	if len(items) > 0 {
-		start := time.Now()
-		results, err := s.push(ctx, f, items, timeout)
-		if err != nil {
-			if ctx.Err() == nil {
-				// Held still; only the notice, if this failure paused
-				// the flow, goes out.
-				if notices := s.failed(f, err, probe, nil); len(notices) > 0 {
-					err = s.pub.Publish(ctx, notices...)
-				} else {
-					err = nil
-				}
-			}
-			for _, it := range items {
-				it.span.SetStatus(codes.Error, "held: the target failed again")
-				it.span.End()
-			}
-			return false, err
-		}
-		out, err = s.outcomes(f, items, results, time.Since(start), out)
+		var pushed, told bool
+		out, pushed, told, err = s.pushFlow(ctx, f, items, timeout, probe, out)
 		if err != nil {
 			endSpans(items, err)
 			return false, err
 		}
-		var told bool
-		out, told = s.succeeded(f, out)
+		if !pushed {
+			// Held still; the notice, if this failure paused the flow,
+			// goes out.
+			for _, it := range items {
+				it.span.SetStatus(codes.Error, "held: the target failed again")
+				it.span.End()
+			}
+			return false, s.pub.Publish(ctx, out...)
+		}
 		k := flowKey{f.Tenant, f.Name}
 		if since, ok := p.restored[k]; ok {
 			delete(p.restored, k)
@@ -301,7 +291,7 @@ func (s *Service) succeeded(f *flowconfig.Flow, out []*nats.Msg) (_ []*nats.Msg,
 	s.deps.Metrics.Paused(stage.Connector, -1)
 	s.log.Info("target works again; releasing the flow's held events", "tenant", f.Tenant, "flow", f.Name, "endpoint", f.Target.Name,
 		"failures", st.failures, "since", st.since)
-	if !st.paused {
+	if !st.resumed {
 		return out, false
 	}
 	return s.notice(stage.NoticeFlowResumed, f, st, out), true
