@@ -415,9 +415,18 @@ func reportRecords(ctx context.Context, tx pgx.Tx, plan reportPlan, errs map[row
 	if err != nil {
 		return nil, err
 	}
-	rows, err = tx.Query(ctx, plan.fill(pgReportErrors), plan.args...)
-	if err != nil {
+	if err := readErrors(ctx, tx, plan.fill(pgReportErrors), plan.args, errs); err != nil {
 		return nil, fmt.Errorf("ranking errors: %w", err)
+	}
+	return report, nil
+}
+
+// readErrors adds to errs the ranked error codes a report query returns, per row: integrator,
+// flow, entity, day, code, count and sample reason.
+func readErrors(ctx context.Context, tx pgx.Tx, query string, args []any, errs map[rowKey][]ErrorCount) error {
+	rows, err := tx.Query(ctx, query, args...)
+	if err != nil {
+		return err
 	}
 	var k rowKey
 	var e ErrorCount
@@ -426,10 +435,7 @@ func reportRecords(ctx context.Context, tx pgx.Tx, plan reportPlan, errs map[row
 		errs[k] = append(errs[k], e)
 		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("ranking errors: %w", err)
-	}
-	return report, nil
+	return err
 }
 
 // Traffic implements Store.

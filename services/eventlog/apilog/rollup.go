@@ -210,18 +210,7 @@ func reportDays(ctx context.Context, tx pgx.Tx, q ReportQuery, first, end time.T
 		return nil, fmt.Errorf("reading the days: %w", err)
 	}
 
-	rows, err = tx.Query(ctx, fill(pgDayErrors), args...)
-	if err != nil {
-		return nil, fmt.Errorf("ranking the days' errors: %w", err)
-	}
-	var k rowKey
-	var e ErrorCount
-	_, err = pgx.ForEachRow(rows, []any{&k.integrator, &k.flow, &k.entity, &k.day, &e.Code, &e.Count, &e.Reason}, func() error {
-		k.day = k.day.UTC()
-		errs[k] = append(errs[k], e)
-		return nil
-	})
-	if err != nil {
+	if err := readErrors(ctx, tx, fill(pgDayErrors), args, errs); err != nil {
 		return nil, fmt.Errorf("ranking the days' errors: %w", err)
 	}
 
