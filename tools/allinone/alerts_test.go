@@ -107,22 +107,6 @@ func tenantWithAlerts(t *testing.T, tenant, webhook, interval string) *controlpl
 		"webhook": webhook, "secret": webhookSecret, "minInterval": interval}})
 }
 
-// alertMetric reads one of the instance's alert counters.
-func alertMetric(t *testing.T, e *env, name string) float64 {
-	t.Helper()
-	mfs, err := e.in.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
-}
-
 // product is a product whose price the products flow cannot map when bad.
 func product(n int, bad bool) []byte {
 	price := strconv.Itoa(n) + ".5"
@@ -211,7 +195,7 @@ func TestFailureAlerts(t *testing.T) {
 		}
 		return ""
 	})
-	if n := alertMetric(t, e, "syncline_alert_failures_total"); n != 1 {
+	if n := metric(t, e, "syncline_alert_failures_total"); n != 1 {
 		t.Errorf("%v failures taken for alerting, want R1's 1", n)
 	}
 
@@ -264,7 +248,7 @@ func TestFailureAlerts(t *testing.T) {
 		}
 		return ""
 	})
-	if n := alertMetric(t, e, "syncline_alert_failures_total"); n != 1+burst {
+	if n := metric(t, e, "syncline_alert_failures_total"); n != 1+burst {
 		t.Errorf("%v failures taken for alerting, want acme's %d only", n, 1+burst)
 	}
 
@@ -348,7 +332,7 @@ func TestAlertWebhookNeverSlowsThePipeline(t *testing.T) {
 		})
 	}
 	eventually(t, 30*time.Second, func() string {
-		if n := alertMetric(t, e, "syncline_alert_failures_total"); n != 2*bad {
+		if n := metric(t, e, "syncline_alert_failures_total"); n != 2*bad {
 			return fmt.Sprintf("%v failures taken for alerting, want %d", n, 2*bad)
 		}
 		if attempts() == 0 {

@@ -337,20 +337,36 @@ func (e *env) publishOrders(n int) {
 // its metrics.
 func finished(t *testing.T, e *env, stage string) float64 {
 	t.Helper()
+	return metric(t, e, "syncline_stage_messages_finished_total", "stage", stage)
+}
+
+// metric reads an instance's counter or gauge name, of the series with the
+// given label pairs (name, value, ...); 0 when there is none yet.
+func metric(t *testing.T, e *env, name string, labels ...string) float64 {
+	t.Helper()
 	mfs, err := e.in.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "syncline_stage_messages_finished_total" {
+		if mf.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "stage" && l.GetValue() == stage {
-					return m.GetCounter().GetValue()
+			for i := 0; i+1 < len(labels); i += 2 {
+				found := false
+				for _, l := range m.GetLabel() {
+					found = found || l.GetName() == labels[i] && l.GetValue() == labels[i+1]
+				}
+				if !found {
+					continue series
 				}
 			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
 		}
 	}
 	return 0

@@ -79,7 +79,7 @@ func TestDownTargetPausesItsFlow(t *testing.T) {
 	if got := e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme", Flow: "orders"}); len(got) != 0 {
 		t.Errorf("the paused flow's events were logged (%s); they are held, not done", actions(got))
 	}
-	if v := pausedFlows(t, e); v != 1 {
+	if v := metric(t, e, "syncline_stage_flows_paused", "stage", "connector"); v != 1 {
 		t.Errorf("syncline_stage_flows_paused = %v, want 1", v)
 	}
 
@@ -118,24 +118,7 @@ func TestDownTargetPausesItsFlow(t *testing.T) {
 			t.Errorf("stream %s still has %v", stream, info.State.Subjects)
 		}
 	}
-	if v := pausedFlows(t, e); v != 0 {
+	if v := metric(t, e, "syncline_stage_flows_paused", "stage", "connector"); v != 0 {
 		t.Errorf("syncline_stage_flows_paused = %v after the resume, want 0", v)
 	}
-}
-
-// pausedFlows reads the connector's paused flows gauge.
-func pausedFlows(t *testing.T, e *env) float64 {
-	t.Helper()
-	mfs, err := e.in.Registry().Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == "syncline_stage_flows_paused" {
-			for _, m := range mf.GetMetric() {
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0
 }
