@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -53,6 +54,31 @@ func (r *reportRange) timestamps() (from, to *timestamppb.Timestamp, err error) 
 	return from, to, nil
 }
 
+// runReport runs a report command: it checks -o and the range into from and to, calls the log
+// API and prints its answer as JSON or with table.
+func runReport[R proto.Message](ctx context.Context, g *globals, output string, rng *reportRange, from, to **timestamppb.Timestamp,
+	table func(io.Writer, R) error, call func(context.Context, eventlogv1connect.LogServiceClient) (R, error)) error {
+	if err := checkOutput(output); err != nil {
+		return err
+	}
+	var err error
+	if *from, *to, err = rng.timestamps(); err != nil {
+		return err
+	}
+	opts, err := g.clientOptions()
+	if err != nil {
+		return err
+	}
+	resp, err := call(ctx, eventlogv1connect.NewLogServiceClient(httpClient(), g.server, opts...))
+	if err != nil {
+		return explain(err, g.server)
+	}
+	if output == "json" {
+		return printJSON(g.out, resp)
+	}
+	return table(g.out, resp)
+}
+
 func newReport(g *globals) *cobra.Command {
 	var req eventlogv1.ReportRequest
 	var rng reportRange
@@ -67,25 +93,10 @@ sample reason. The range defaults to the last 7 UTC days, today included.
 With an integrator token, --tenant may be left out; no other tenant can be used.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			var err error
-			if req.From, req.To, err = rng.timestamps(); err != nil {
-				return err
-			}
-			opts, err := g.clientOptions()
-			if err != nil {
-				return err
-			}
-			resp, err := eventlogv1connect.NewLogServiceClient(httpClient(), g.server, opts...).Report(cmd.Context(), &req)
-			if err != nil {
-				return explain(err, g.server)
-			}
-			if output == "json" {
-				return printJSON(g.out, resp)
-			}
-			return printReport(g.out, resp)
+			return runReport(cmd.Context(), g, output, &rng, &req.From, &req.To, printReport,
+				func(ctx context.Context, c eventlogv1connect.LogServiceClient) (*eventlogv1.ReportResponse, error) {
+					return c.Report(ctx, &req)
+				})
 		},
 	}
 	f := cmd.Flags()
@@ -114,25 +125,10 @@ The admin token sees every tenant with flows unless --tenant names one; an integ
 sees its own tenant.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			var err error
-			if req.From, req.To, err = rng.timestamps(); err != nil {
-				return err
-			}
-			opts, err := g.clientOptions()
-			if err != nil {
-				return err
-			}
-			resp, err := eventlogv1connect.NewLogServiceClient(httpClient(), g.server, opts...).ReportProviders(cmd.Context(), &req)
-			if err != nil {
-				return explain(err, g.server)
-			}
-			if output == "json" {
-				return printJSON(g.out, resp)
-			}
-			return printProviders(g.out, resp)
+			return runReport(cmd.Context(), g, output, &rng, &req.From, &req.To, printProviders,
+				func(ctx context.Context, c eventlogv1connect.LogServiceClient) (*eventlogv1.ReportProvidersResponse, error) {
+					return c.ReportProviders(ctx, &req)
+				})
 		},
 	}
 	cmd.Flags().StringVar(&req.Tenant, "tenant", "", "tenant (default: every tenant for the admin token, its own for an integrator token)")
