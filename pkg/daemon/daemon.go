@@ -28,6 +28,7 @@ import (
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/health"
 	"github.com/syncline/syncline/pkg/lifecycle"
+	"github.com/syncline/syncline/pkg/natsauth"
 	"github.com/syncline/syncline/pkg/sqlstore"
 	"github.com/syncline/syncline/pkg/telemetry"
 )
@@ -42,9 +43,13 @@ import (
 //	SYNCLINE_REPLICAS       replicas of every stream, default 1
 //	SYNCLINE_LOG_LEVEL      debug, info, warn or error; default info
 //	OTEL_EXPORTER_OTLP_ENDPOINT  where traces go (OTLP/HTTP); unset: none
+//	SYNCLINE_NATS_USER, SYNCLINE_NATS_PASSWORD  the services' NATS user
+//	SYNCLINE_NATS_CREDS     a NATS credentials file instead (operator mode)
+//	SYNCLINE_NATS_TLS_CA, SYNCLINE_NATS_TLS_CERT, SYNCLINE_NATS_TLS_KEY  TLS to NATS
 type Config struct {
 	Service      string
 	NATSURL      string
+	NATS         natsauth.Credentials
 	DatabaseURL  string
 	HTTPAddr     string
 	AdminToken   string
@@ -58,6 +63,7 @@ func ConfigFromEnv(service string) (Config, error) {
 	c := Config{
 		Service:      service,
 		NATSURL:      env("SYNCLINE_NATS_URL", nats.DefaultURL),
+		NATS:         natsauth.CredentialsFromEnv(),
 		DatabaseURL:  os.Getenv("SYNCLINE_DATABASE_URL"),
 		HTTPAddr:     env("SYNCLINE_HTTP_ADDR", ":8080"),
 		AdminToken:   os.Getenv("SYNCLINE_ADMIN_TOKEN"),
@@ -76,6 +82,9 @@ func ConfigFromEnv(service string) (Config, error) {
 			}
 			*v.dst = n
 		}
+	}
+	if _, err := c.NATS.Options(); err != nil {
+		return c, err
 	}
 	return c, c.Bus.Validate()
 }
@@ -130,7 +139,11 @@ func Open(ctx context.Context, cfg Config, withStore bool) (*Runtime, error) {
 	}
 	rt.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rt.Metrics = bus.NewMetrics(rt.Registry)
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("syncline-"+cfg.Service), nats.MaxReconnects(-1))
+	natsOpts, err := cfg.NATS.Options()
+	if err != nil {
+		return nil, errors.Join(err, shutdown(ctx))
+	}
+	nc, err := nats.Connect(cfg.NATSURL, append(natsOpts, nats.Name("syncline-"+cfg.Service), nats.MaxReconnects(-1))...)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("connecting to NATS at %s: %w", cfg.NATSURL, err), shutdown(ctx))
 	}
@@ -173,6 +186,11 @@ func (rt *Runtime) APIOptions(tokens auth.TokenLookup) ([]connect.HandlerOption,
 		return nil, err
 	}
 	return []connect.HandlerOption{connect.WithInterceptors(ic)}, nil
+}
+
+// Add adds a part that starts, in order, before the service when Run starts.
+func (rt *Runtime) Add(name string, p lifecycle.Part) {
+	rt.parts.Add(name, p)
 }
 
 // Flows adds a flow-config watcher to the parts and returns it; it loads the

@@ -12,6 +12,7 @@ import (
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/daemon"
+	"github.com/syncline/syncline/pkg/natsauth"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/services/connector/connectors"
 	"github.com/syncline/syncline/services/controlplane/controlplane"
@@ -57,6 +58,18 @@ func run(ctx context.Context) error {
 	}
 	if box == nil {
 		rt.Log.Warn("endpoint credentials are refused until a master key is set", "variable", secret.EnvMasterKey)
+	}
+	// With the callout issuer's seed, the control plane answers the NATS
+	// server's auth callout: publishers connect with the same tokens the
+	// API takes.
+	if seed := os.Getenv(natsauth.EnvCalloutSeed); seed != "" {
+		issuer, err := natsauth.ParseIssuer(seed)
+		if err != nil {
+			return fmt.Errorf("%s: %w", natsauth.EnvCalloutSeed, err)
+		}
+		rt.Add("NATS auth callout", natsauth.NewResponder(rt.Conn, issuer, cfg.AdminToken, store, rt.Log))
+	} else {
+		rt.Log.Warn("the NATS auth callout is not answered: publishers cannot connect with tokens until it is set", "variable", natsauth.EnvCalloutSeed)
 	}
 	svc, err := controlplane.New(controlplane.Deps{
 		JetStream: rt.JetStream, Resources: store, Connectors: reg, Bus: cfg.Bus,
