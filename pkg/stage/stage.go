@@ -30,6 +30,10 @@ const (
 	CodeMissingKey     = "missing_key"
 	CodePayloadNotJSON = "payload_not_json"
 	CodeUnknownTenant  = "unknown_tenant"
+	// CodeRouteMismatch refuses an event whose envelope names another
+	// tenant, endpoint or entity than the subject it was published on: the
+	// subject is what publishers are allowed to use, so it is what counts.
+	CodeRouteMismatch  = "route_mismatch"
 	CodeNoFlow         = "no_flow"
 	CodeMappingFailed  = "mapping_failed"
 	CodeFiltered       = "filtered_out"

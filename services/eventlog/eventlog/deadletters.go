@@ -111,7 +111,7 @@ func listError(err error) error {
 }
 
 func filterOf(ctx context.Context, f *eventlogv1.DeadLetterFilter) (deadletter.Filter, error) {
-	tenant, err := tenantOf(ctx, f.GetTenant())
+	tenant, err := logTenant(ctx, f.GetTenant())
 	if err != nil {
 		return deadletter.Filter{}, err
 	}
@@ -131,20 +131,8 @@ func filterOf(ctx context.Context, f *eventlogv1.DeadLetterFilter) (deadletter.F
 	return out, nil
 }
 
-// tenantOf is the caller's tenant for a request naming tenant.
-func tenantOf(ctx context.Context, tenant string) (string, error) {
-	tenant, err := auth.Tenant(ctx, tenant)
-	if err != nil {
-		return "", err
-	}
-	if tenant == "" {
-		return "", connect.NewError(connect.CodeInvalidArgument, errNoTenant)
-	}
-	return tenant, nil
-}
-
 func (h *deadLetterHandler) GetDeadLetter(ctx context.Context, req *eventlogv1.GetDeadLetterRequest) (*eventlogv1.GetDeadLetterResponse, error) {
-	tenant, err := tenantOf(ctx, req.Tenant)
+	tenant, err := logTenant(ctx, req.Tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +196,7 @@ func (s *Service) open(l deadletter.Letter) (sealedMsg, *eventv1.Envelope, error
 }
 
 func (h *deadLetterHandler) EditDeadLetter(ctx context.Context, req *eventlogv1.EditDeadLetterRequest) (*eventlogv1.EditDeadLetterResponse, error) {
-	tenant, err := tenantOf(ctx, req.Tenant)
+	tenant, err := logTenant(ctx, req.Tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +240,7 @@ func (h *deadLetterHandler) EditDeadLetter(ctx context.Context, req *eventlogv1.
 const maxReplay = deadletter.MaxLimit
 
 func (h *deadLetterHandler) ReplayDeadLetters(ctx context.Context, req *eventlogv1.ReplayDeadLettersRequest) (*eventlogv1.ReplayDeadLettersResponse, error) {
-	tenant, err := tenantOf(ctx, req.Tenant)
+	tenant, err := logTenant(ctx, req.Tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -353,7 +341,7 @@ func (s *Service) replayMsg(l deadletter.Letter) (*nats.Msg, string, error) {
 }
 
 func (h *deadLetterHandler) DiscardDeadLetters(ctx context.Context, req *eventlogv1.DiscardDeadLettersRequest) (*eventlogv1.DiscardDeadLettersResponse, error) {
-	tenant, err := tenantOf(ctx, req.Tenant)
+	tenant, err := logTenant(ctx, req.Tenant)
 	if err != nil {
 		return nil, err
 	}

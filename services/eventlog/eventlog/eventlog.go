@@ -7,7 +7,6 @@ package eventlog
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
+	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/erase"
@@ -220,8 +220,13 @@ func (s *Service) deadLetterBatch(ctx context.Context, msgs []jetstream.Msg) (in
 		}
 		e.Result = r
 		rec := recordOf(e, h, now)
-		if rec.Tenant == "" {
-			rec.Tenant = bus.NoFlow
+		// The tenant is the dead letter's subject's, which the stage took
+		// from the subject the event was published on, never the envelope's
+		// own word: an envelope naming another tenant must not reach that
+		// tenant's log. Events for tenants that do not exist are the
+		// admin's (bus.NoTenant).
+		if rec.Tenant = bus.TenantOf(m.Subject()); rec.Tenant == "" {
+			rec.Tenant = bus.NoTenant
 		}
 		records = append(records, rec)
 		l, err := s.letterOf(m, e, rec.Tenant, now)
@@ -289,4 +294,17 @@ func actionOf(a eventv1.Action) apilog.Action {
 	return apilog.ActionFailed
 }
 
-var errNoTenant = errors.New("tenant is required: every log query reads one tenant's records")
+// logTenant is the tenant whose records a log or dead-letter request reads:
+// the caller's own for an integrator token, the named one for the admin
+// token, and for the admin token naming none, bus.NoTenant: the events that
+// were addressed to no existing tenant.
+func logTenant(ctx context.Context, tenant string) (string, error) {
+	tenant, err := auth.Tenant(ctx, tenant)
+	if err != nil {
+		return "", err
+	}
+	if tenant == "" {
+		return bus.NoTenant, nil
+	}
+	return tenant, nil
+}
