@@ -292,6 +292,14 @@ func (h *deadLetterHandler) select_(ctx context.Context, tenant string, ids []st
 	if filter == nil || proto.Equal(filter, &eventlogv1.DeadLetterFilter{Tenant: filter.GetTenant()}) {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("name the dead letters by id, or select them with a filter (flow, stage, code, remote id, entity, state or dates)"))
 	}
+	// The request names the tenant; a filter naming another one is a
+	// mistake or an attempt, never silently another tenant's letters.
+	if ft := filter.GetTenant(); ft != "" && ft != tenant {
+		if _, err := auth.Tenant(ctx, ft); err != nil {
+			return nil, err
+		}
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("filter.tenant %q differs from the request's tenant %q: name the tenant once, in the request's tenant", ft, tenant))
+	}
 	filter.Tenant = tenant
 	f, err := filterOf(ctx, filter)
 	if err != nil {
