@@ -101,6 +101,68 @@ func TestHeldEventKeepsItsTrace(t *testing.T) {
 	}
 }
 
+// TestEventOfTwoFlowsIsOneTrace checks that an event read by two flows is
+// one trace: one mapper span naming both flows, each flow's hops below it.
+func TestEventOfTwoFlowsIsOneTrace(t *testing.T) {
+	c, tp := collector(t)
+	dir := t.TempDir()
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: dir + "/erp.db", tracer: tp})
+	e.applyOrders("acme", "orders",
+		resourceOf(t, "Endpoint", "acme", "archive", map[string]any{"type": "sql", "description": "order archive", "settings": map[string]any{
+			"driver": e.driver, "dsn": e.dsn, "table": "archive", "create_table": true,
+		}}),
+		resourceOf(t, "Flow", "acme", "archive", map[string]any{
+			"integrator": "shop-to-erp", "source": "shop", "target": "archive", "entity": "order",
+			"mapping": map[string]any{"fields": map[string]any{"order_number": "source.number"}},
+		}),
+	)
+	publishUntraced(t, e, ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "F1", Version: 1, Payload: order(4, "paid")})
+	var recs []*logv1.LogRecord
+	eventually(t, 30*time.Second, func() string {
+		recs = e.logRecords(&logv1.QueryLogsRequest{Tenant: "acme", RemoteId: "F1"})
+		if len(recs) != 2 {
+			return fmt.Sprintf("%d log records for F1, want one per flow", len(recs))
+		}
+		return ""
+	})
+	if recs[0].TraceId != recs[1].TraceId {
+		t.Fatalf("the flows' records of one event have traces %s and %s, want one", recs[0].TraceId, recs[1].TraceId)
+	}
+	var spans []telemetrytest.Span
+	eventually(t, 30*time.Second, func() string {
+		spans = spans[:0]
+		for _, s := range c.Spans() {
+			if s.TraceID == recs[0].TraceId {
+				spans = append(spans, s)
+			}
+		}
+		if len(spans) < 7 {
+			return fmt.Sprintf("%d spans in the event's trace, want 7: the mapper's and three per flow", len(spans))
+		}
+		return ""
+	})
+	var mapper telemetrytest.Span
+	perFlow := map[string][]string{}
+	for _, s := range spans {
+		if s.Name == "mapper map" {
+			mapper = s
+			continue
+		}
+		perFlow[s.Attributes["syncline.flow"]] = append(perFlow[s.Attributes["syncline.flow"]], s.Name)
+	}
+	if got := mapper.Attributes["syncline.flow"]; got != "archive,orders" && got != "orders,archive" {
+		t.Errorf("the mapper's span names flows %q, want both", got)
+	}
+	for _, flow := range []string{"orders", "archive"} {
+		if len(perFlow[flow]) != 3 {
+			t.Errorf("flow %s has spans %v in the trace, want dedup, connector and eventlog", flow, perFlow[flow])
+		}
+	}
+	if len(spans) != 7 {
+		t.Errorf("the event's trace has %d spans, want 7: %v", len(spans), names(spans))
+	}
+}
+
 // collector returns an OTLP/HTTP collector and a tracer provider that
 // exports to it, configured as a user configures `syncline dev`: the
 // collector's base URL, and the exporter's OTEL_ variables.
