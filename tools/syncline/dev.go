@@ -31,13 +31,7 @@ unacknowledged for the next start; nothing is lost.`,
 			if err != nil {
 				return err
 			}
-			trace := telemetry.TraceConfig{ServiceName: "syncline-dev", OTLPEndpoint: otlp}
-			// A flag given on the command line wins over the environment;
-			// otherwise the traces URL wins over the base URL, as in every
-			// OpenTelemetry SDK.
-			if !cmd.Flags().Changed("otlp-endpoint") {
-				trace.OTLPTracesEndpoint = os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-			}
+			trace := devTrace(otlp, cmd.Flags().Changed("otlp-endpoint"), os.Getenv)
 			tp, shutdown, err := telemetry.NewTracerProvider(cmd.Context(), trace)
 			if err != nil {
 				return err
@@ -75,6 +69,19 @@ unacknowledged for the next start; nothing is lost.`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&otlp, "otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "base URL of an OTLP/HTTP collector, e.g. http://127.0.0.1:4318; traces go to its /v1/traces ($OTEL_EXPORTER_OTLP_ENDPOINT; $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as is)")
 	return cmd
+}
+
+// devTrace says where `syncline dev` sends traces: otlp is --otlp-endpoint,
+// whose default is $OTEL_EXPORTER_OTLP_ENDPOINT. A flag given on the command
+// line wins over the environment; otherwise
+// $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT wins over the base URL, as in every
+// OpenTelemetry SDK.
+func devTrace(otlp string, flagGiven bool, getenv func(string) string) telemetry.TraceConfig {
+	cfg := telemetry.TraceConfig{ServiceName: "syncline-dev", OTLPEndpoint: otlp}
+	if !flagGiven {
+		cfg.OTLPTracesEndpoint = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	}
+	return cfg
 }
 
 func printWelcome(g *globals, in *allinone.Instance) {
