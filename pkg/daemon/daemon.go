@@ -41,7 +41,13 @@ import (
 //	SYNCLINE_PARTITIONS     partitions of the flow and push subjects, default 4
 //	SYNCLINE_REPLICAS       replicas of every stream, default 1
 //	SYNCLINE_LOG_LEVEL      debug, info, warn or error; default info
-//	OTEL_EXPORTER_OTLP_ENDPOINT  where traces go (OTLP/HTTP); unset: none
+//	OTEL_EXPORTER_OTLP_ENDPOINT  the OTLP/HTTP collector's base URL, e.g.
+//	                             http://otel-collector:4318 (traces go to
+//	                             its /v1/traces); unset: none
+//	OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  the full URL for traces, used as is
+//
+// The exporter's other OTEL_EXPORTER_OTLP_* variables (headers, compression,
+// timeout, certificates) apply as OpenTelemetry documents them.
 type Config struct {
 	Service      string
 	NATSURL      string
@@ -50,20 +56,23 @@ type Config struct {
 	AdminToken   string
 	LogLevel     string
 	OTLPEndpoint string
-	Bus          bus.Config
+	// OTLPTracesEndpoint wins over OTLPEndpoint.
+	OTLPTracesEndpoint string
+	Bus                bus.Config
 }
 
 // ConfigFromEnv reads Config for the named service.
 func ConfigFromEnv(service string) (Config, error) {
 	c := Config{
-		Service:      service,
-		NATSURL:      env("SYNCLINE_NATS_URL", nats.DefaultURL),
-		DatabaseURL:  os.Getenv("SYNCLINE_DATABASE_URL"),
-		HTTPAddr:     env("SYNCLINE_HTTP_ADDR", ":8080"),
-		AdminToken:   os.Getenv("SYNCLINE_ADMIN_TOKEN"),
-		LogLevel:     env("SYNCLINE_LOG_LEVEL", "info"),
-		OTLPEndpoint: os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"),
-		Bus:          bus.DefaultConfig(),
+		Service:            service,
+		NATSURL:            env("SYNCLINE_NATS_URL", nats.DefaultURL),
+		DatabaseURL:        os.Getenv("SYNCLINE_DATABASE_URL"),
+		HTTPAddr:           env("SYNCLINE_HTTP_ADDR", ":8080"),
+		AdminToken:         os.Getenv("SYNCLINE_ADMIN_TOKEN"),
+		LogLevel:           env("SYNCLINE_LOG_LEVEL", "info"),
+		OTLPEndpoint:       os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"),
+		OTLPTracesEndpoint: os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+		Bus:                bus.DefaultConfig(),
 	}
 	for _, v := range []struct {
 		name string
@@ -114,7 +123,9 @@ func Open(ctx context.Context, cfg Config, withStore bool) (*Runtime, error) {
 		return nil, err
 	}
 	log = log.With("service", cfg.Service)
-	tp, shutdown, err := telemetry.NewTracerProvider(ctx, telemetry.TraceConfig{ServiceName: "syncline-" + cfg.Service, OTLPEndpoint: cfg.OTLPEndpoint})
+	tp, shutdown, err := telemetry.NewTracerProvider(ctx, telemetry.TraceConfig{
+		ServiceName: "syncline-" + cfg.Service, OTLPEndpoint: cfg.OTLPEndpoint, OTLPTracesEndpoint: cfg.OTLPTracesEndpoint,
+	})
 	if err != nil {
 		return nil, err
 	}

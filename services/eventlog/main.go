@@ -66,7 +66,7 @@ func run(ctx context.Context) error {
 	}
 	svc, err := eventlog.New(eventlog.Deps{
 		Conn: rt.Conn, JetStream: rt.JetStream, Log: store, Flows: flows.Index(), Bus: cfg.Bus,
-		Logger: rt.Log, Metrics: rt.Metrics, Leases: rt.Leases, HandlerOptions: opts,
+		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases, HandlerOptions: opts,
 		DeadLetters: letters, Secrets: box,
 		Alerts: flows.Index(), AlertMetrics: eventlog.NewAlertMetrics(rt.Registry),
 		Retention: flows.Index().Retention,

@@ -31,7 +31,8 @@ unacknowledged for the next start; nothing is lost.`,
 			if err != nil {
 				return err
 			}
-			tp, shutdown, err := telemetry.NewTracerProvider(cmd.Context(), telemetry.TraceConfig{ServiceName: "syncline-dev", OTLPEndpoint: otlp})
+			trace := devTrace(otlp, cmd.Flags().Changed("otlp-endpoint"), os.Getenv)
+			tp, shutdown, err := telemetry.NewTracerProvider(cmd.Context(), trace)
 			if err != nil {
 				return err
 			}
@@ -66,8 +67,21 @@ unacknowledged for the next start; nothing is lost.`,
 	f.StringVar(&cfg.AdminToken, "admin-token", os.Getenv("SYNCLINE_ADMIN_TOKEN"), "admin token ($SYNCLINE_ADMIN_TOKEN; default: generated once, kept in the data folder)")
 	f.DurationVar(&cfg.NATSSyncInterval, "nats-sync-interval", 0, "how often embedded NATS fsyncs (default: JetStream's two minutes)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&otlp, "otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP/HTTP endpoint for traces ($OTEL_EXPORTER_OTLP_ENDPOINT)")
+	f.StringVar(&otlp, "otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "base URL of an OTLP/HTTP collector, e.g. http://127.0.0.1:4318; traces go to its /v1/traces ($OTEL_EXPORTER_OTLP_ENDPOINT; $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as is)")
 	return cmd
+}
+
+// devTrace says where `syncline dev` sends traces: otlp is --otlp-endpoint,
+// whose default is $OTEL_EXPORTER_OTLP_ENDPOINT. A flag given on the command
+// line wins over the environment; otherwise
+// $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT wins over the base URL, as in every
+// OpenTelemetry SDK.
+func devTrace(otlp string, flagGiven bool, getenv func(string) string) telemetry.TraceConfig {
+	cfg := telemetry.TraceConfig{ServiceName: "syncline-dev", OTLPEndpoint: otlp}
+	if !flagGiven {
+		cfg.OTLPTracesEndpoint = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	}
+	return cfg
 }
 
 func printWelcome(g *globals, in *allinone.Instance) {

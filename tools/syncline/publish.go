@@ -51,6 +51,9 @@ The record is a JSON object, given with --data or read from --file (- for stdin)
 			if err != nil {
 				return fmt.Errorf("opening JetStream: %w", err)
 			}
+			// No tracer provider: the event goes without trace context and
+			// the mapper starts its trace, recorded wherever the services
+			// export theirs (see ingest.NewPublisher).
 			ids, err := ingest.NewPublisher(js, nil).Publish(cmd.Context(), c)
 			if err != nil {
 				return err

@@ -240,7 +240,7 @@ func (p *partition) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 
 // startItem starts the span of m's push, in its trace.
 func (s *Service) startItem(ctx context.Context, index int, m jetstream.Msg, e *eventv1.Envelope) item {
-	sctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "connector push", trace.WithSpanKind(trace.SpanKindConsumer))
+	sctx, span := stage.Start(ctx, s.tracer, "connector push", m)
 	stage.Describe(span, e)
 	return item{index: index, msg: m, env: e, ctx: sctx, span: span}
 }

@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -151,7 +153,7 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) (int, error)
 // route appends m's outputs to out and returns the stage's span for m, still
 // open, so it ends when the outputs are durable.
 func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) ([]*nats.Msg, trace.Span) {
-	ctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "mapper map", trace.WithSpanKind(trace.SpanKindConsumer))
+	ctx, span := stage.Start(ctx, s.tracer, "mapper map", m)
 	dead := func(code string, err error) []*nats.Msg {
 		span.SetStatus(codes.Error, code)
 		return append(out, bus.DeadLetter(m, stage.Mapper, code, err.Error()))
@@ -197,10 +199,11 @@ func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) (
 		}
 		return unrouted(stage.CodeNoFlow, fmt.Errorf("event %s: no flow of tenant %q reads entity %q from endpoint %q: apply a flow for it or stop publishing there", e.EventId, e.Tenant, e.Entity, e.SourceEndpoint)), span
 	}
+	nameFlows(span, flows)
 	source, key := e.Payload, e.SourceKey
 	for _, f := range flows {
 		if s.holds(f) {
-			out = append(out, s.hold(m, e.EventId, f))
+			out = append(out, s.hold(ctx, m, e.EventId, f))
 			continue
 		}
 		out = s.mapFlow(ctx, m, e, source, f, out)
@@ -208,6 +211,21 @@ func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) (
 	}
 	e.Payload, e.SourceKey = source, key
 	return out, span
+}
+
+// nameFlows puts the flows an event goes to on its span. One span covers
+// them all, so that an event is one trace however many flows read it; the
+// names are joined with commas (a flow name has none), keeping syncline.flow
+// a string as on every other stage's span.
+func nameFlows(span trace.Span, flows []*flowconfig.Flow) {
+	if !span.IsRecording() {
+		return
+	}
+	names := make([]string, len(flows))
+	for i, f := range flows {
+		names[i] = f.Name
+	}
+	span.SetAttributes(attribute.String("syncline.flow", strings.Join(names, ",")))
 }
 
 // mapFlow maps e for flow f. It sets e's flow fields and payload in place
