@@ -12,16 +12,16 @@ import (
 )
 
 // startDev runs `syncline dev` in-process on random ports with the data
-// folder dataDir, as a person runs it in a terminal, and waits until it has
-// written its addresses there. The test's cleanup stops it as Ctrl-C does
+// folder dataDir and args, as a person runs it in a terminal, and waits
+// until it has written its addresses there. The test's cleanup stops it as Ctrl-C does
 // and fails the test if it did not stop cleanly.
-func startDev(t *testing.T, dataDir string) {
+func startDev(t *testing.T, dataDir string, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	g := &globals{in: strings.NewReader(""), out: &lockedBuffer{}, errOut: &lockedBuffer{}}
 	root := newRootWith(g)
-	root.SetArgs([]string{"dev", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--nats-port", "-1", "--log-level", "error"})
+	root.SetArgs(append([]string{"dev", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--nats-port", "-1", "--log-level", "error"}, args...))
 	go func() { done <- root.ExecuteContext(ctx) }()
 	t.Cleanup(func() {
 		cancel()
