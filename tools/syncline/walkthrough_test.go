@@ -52,9 +52,17 @@ func TestReadmeWalkthrough(t *testing.T) {
 	for _, words := range commands(blocks[1]) {
 		w.run(words)
 	}
-	if w.ranSQLite == "" {
-		t.Error("the walkthrough does not look at the ERP's table")
+	if w.ranSQLite == "" || w.published == nil {
+		t.Fatal("the walkthrough does not publish the order, or does not look at the ERP's table")
 	}
+
+	// What the paragraph after the block promises: the same file again is
+	// unchanged, an older --version is stale.
+	w.must(w.published)
+	logs := []string{"logs", "--tenant", "acme", "--remote-id", "1001", "--action", "skipped", "-o", "json"}
+	w.eventually(logs, func(out string) bool { return strings.Contains(out, `"code": "unchanged"`) })
+	w.must(append(w.published, "--version", "1"))
+	w.eventually(logs, func(out string) bool { return strings.Contains(out, `"code": "stale_version"`) })
 
 	curl := curlCommand(t, string(readme))
 	w.curl(curl)
@@ -65,6 +73,8 @@ type walkthrough struct {
 	t *testing.T
 	// ranSQLite is the target database the README's sqlite3 line reads.
 	ranSQLite string
+	// published is the README's publish command, without "syncline".
+	published []string
 }
 
 func (w *walkthrough) run(words []string) {
@@ -107,6 +117,7 @@ func (w *walkthrough) syncline(args []string) {
 		if out := w.must(args); !strings.HasPrefix(out, "published event ") {
 			t.Errorf("%s printed %q", line, out)
 		}
+		w.published = args
 	case "logs":
 		if hasFlag(args, "-o", "json") {
 			var page struct {
@@ -443,4 +454,19 @@ func shellWords(line string) []string {
 		words = append(words, word.String())
 	}
 	return words
+}
+
+// TestReadmeSaysWhatVersionDefaultsTo: the walkthrough asks for a higher
+// --version only after it has said what the default is.
+func TestReadmeSaysWhatVersionDefaultsTo(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(repoRoot(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(strings.Fields(section(t, string(readme), "## Five minutes")), " ")
+	said := strings.Index(text, "milliseconds since the epoch")
+	asked := strings.Index(text, "higher `--version`")
+	if said < 0 || asked < 0 || said > asked {
+		t.Errorf("the Five minutes section asks for a higher --version (at %d) without first saying that it defaults to the time of publishing in milliseconds since the epoch (at %d)", asked, said)
+	}
 }
