@@ -87,9 +87,9 @@ func printWelcome(g *globals, in *allinone.Instance) {
   data       %[3]s   (back it up: its master-key file, or $SYNCLINE_MASTER_KEY, decrypts credentials and dead letters)
   admin token %[4]s
 
-The other syncline commands find the API, NATS and the admin token in
-%[5]s and %[6]s (give --data-dir %[3]s, or set SYNCLINE_DATA_DIR,
-when you run them from another folder).
+The other syncline commands find the API, NATS and the admin token in the
+data folder (addresses.json, admin-token); from another folder, give them
+--data-dir %[5]s (or set SYNCLINE_DATA_DIR).
 
 Try it (in another terminal, same folder):
   syncline apply -f examples/orders.yaml
@@ -97,5 +97,14 @@ Try it (in another terminal, same folder):
   syncline logs --tenant acme
 
 Ctrl-C stops it cleanly.
-`, in.APIURL(), in.NATSURL(), g.dataDir, in.AdminToken(), filepath.Join(g.dataDir, addressesFile), filepath.Join(g.dataDir, "admin-token"))
+`, in.APIURL(), in.NATSURL(), g.dataDir, in.AdminToken(), absolute(g.dataDir))
+}
+
+// absolute is path made absolute, for a hint to use in another folder; path
+// as it is if the working directory is unknown.
+func absolute(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }
