@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,6 +28,8 @@ SQLite file in the data folder, so nothing else needs to be installed. Pass
 Ctrl-C stops cleanly: stages finish the batch in hand and leave the rest
 unacknowledged for the next start; nothing is lost.`,
 		Args: cobra.NoArgs,
+		// dev serves the addresses the other commands look up; it looks up none.
+		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := telemetry.NewLogger(os.Stderr, logLevel)
 			if err != nil {
@@ -46,6 +50,9 @@ unacknowledged for the next start; nothing is lost.`,
 			defer cancel()
 			if err := in.Start(startCtx); err != nil {
 				return err
+			}
+			if err := writeAddresses(g.dataDir, addresses{API: in.APIURL(), NATS: in.NATSURL()}); err != nil {
+				return errors.Join(err, in.Stop(context.WithoutCancel(cmd.Context())))
 			}
 			printWelcome(g, in)
 			<-cmd.Context().Done()
@@ -94,11 +101,24 @@ func printWelcome(g *globals, in *allinone.Instance) {
   data       %[3]s   (back it up: its master-key file, or $SYNCLINE_MASTER_KEY, decrypts credentials and dead letters)
   admin token %[4]s
 
+The other syncline commands find the API, NATS and the admin token in the
+data folder (addresses.json, admin-token); from another folder, give them
+--data-dir %[5]s (or set SYNCLINE_DATA_DIR).
+
 Try it (in another terminal, same folder):
   syncline apply -f examples/orders.yaml
   syncline publish --tenant acme --endpoint shop --entity order --key 1001 --file examples/order-1001.json
   syncline logs --tenant acme
 
 Ctrl-C stops it cleanly.
-`, in.APIURL(), in.NATSURL(), g.dataDir, in.AdminToken())
+`, in.APIURL(), in.NATSURL(), g.dataDir, in.AdminToken(), absolute(g.dataDir))
+}
+
+// absolute is path made absolute, for a hint to use in another folder; path
+// as it is if the working directory is unknown.
+func absolute(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }

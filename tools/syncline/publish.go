@@ -44,7 +44,7 @@ The record is a JSON object, given with --data or read from --file (- for stdin)
 			}
 			nc, err := nats.Connect(g.natsURL, nats.Name("syncline-publish"), nats.Timeout(5*time.Second))
 			if err != nil {
-				return fmt.Errorf("connecting to NATS at %s: %w (is `syncline dev` running? set --nats otherwise)", g.natsURL, err)
+				return fmt.Errorf("connecting to NATS at %s: %w (is `syncline dev` running? Give the NATS URL with --nats (or SYNCLINE_NATS_URL), or the data folder of `syncline dev` with --data-dir (or SYNCLINE_DATA_DIR))", g.natsURL, err)
 			}
 			defer nc.Close()
 			js, err := jetstream.New(nc)
