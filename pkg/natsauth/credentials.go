@@ -42,44 +42,64 @@ func CredentialsFromEnv() Credentials {
 	}
 }
 
-// Options checks c and returns its connection options. Files must exist
-// now, so that a mistake is told at start, naming the variable.
-func (c Credentials) Options() ([]nats.Option, error) {
-	var opts []nats.Option
+// Check checks the way c connects: one of user and password or a
+// credentials file, whose file must exist now, so that a mistake is told at
+// start, naming the variable.
+func (c Credentials) Check() error {
 	switch {
 	case c.CredsFile != "" && (c.User != "" || c.Password != ""):
-		return nil, fmt.Errorf("%s and %s/%s are both set: use one way to connect", EnvCreds, EnvUser, EnvPassword)
+		return fmt.Errorf("%s and %s/%s are both set: use one way to connect", EnvCreds, EnvUser, EnvPassword)
 	case (c.User == "") != (c.Password == ""):
-		return nil, fmt.Errorf("set both %s and %s, or neither", EnvUser, EnvPassword)
+		return fmt.Errorf("set both %s and %s, or neither", EnvUser, EnvPassword)
+	case c.CredsFile != "":
+		return CheckFile(EnvCreds, c.CredsFile)
+	}
+	return nil
+}
+
+// CheckTLS checks c's TLS files: each must exist now.
+func (c Credentials) CheckTLS() error {
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("set both %s and %s, or neither", EnvTLSCert, EnvTLSKey)
+	}
+	for _, f := range []struct{ name, path string }{{EnvTLSCA, c.TLSCA}, {EnvTLSCert, c.TLSCert}, {EnvTLSKey, c.TLSKey}} {
+		if f.path == "" {
+			continue
+		}
+		if err := CheckFile(f.name, f.path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Options checks c and returns its connection options.
+func (c Credentials) Options() ([]nats.Option, error) {
+	if err := c.Check(); err != nil {
+		return nil, err
+	}
+	if err := c.CheckTLS(); err != nil {
+		return nil, err
+	}
+	var opts []nats.Option
+	switch {
 	case c.User != "":
 		opts = append(opts, nats.UserInfo(c.User, c.Password))
 	case c.CredsFile != "":
-		if err := readable(EnvCreds, c.CredsFile); err != nil {
-			return nil, err
-		}
 		opts = append(opts, nats.UserCredentials(c.CredsFile))
 	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return nil, fmt.Errorf("set both %s and %s, or neither", EnvTLSCert, EnvTLSKey)
-	}
 	if c.TLSCA != "" {
-		if err := readable(EnvTLSCA, c.TLSCA); err != nil {
-			return nil, err
-		}
 		opts = append(opts, nats.RootCAs(c.TLSCA))
 	}
 	if c.TLSCert != "" {
-		for name, path := range map[string]string{EnvTLSCert: c.TLSCert, EnvTLSKey: c.TLSKey} {
-			if err := readable(name, path); err != nil {
-				return nil, err
-			}
-		}
 		opts = append(opts, nats.ClientCert(c.TLSCert, c.TLSKey))
 	}
 	return opts, nil
 }
 
-func readable(name, path string) error {
+// CheckFile checks that the file path, given by the variable name, can be
+// read.
+func CheckFile(name, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {

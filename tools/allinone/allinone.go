@@ -128,9 +128,9 @@ type Instance struct {
 	natsAuth *natsserver.Auth
 	issuer   *natsauth.Issuer
 	conn     *nats.Conn
-	js    jetstream.JetStream
-	http  *apiserver.Server
-	token string
+	js       jetstream.JetStream
+	http     *apiserver.Server
+	token    string
 }
 
 // New checks cfg and fills in defaults; Start runs the instance.
@@ -323,7 +323,7 @@ func (in *Instance) Start(ctx context.Context) error {
 	in.parts.Add("flow configs", watcher)
 	flows := watcher.Index()
 
-	el, err := eventlog.New(eventlog.Deps{Conn: in.conn, JetStream: in.js, Log: logStore, Flows: flows, Bus: in.cfg.Bus, Logger: in.log, Metrics: metrics, Leases: leases, HandlerOptions: apiOpts,
+	el, err := eventlog.New(eventlog.Deps{Conn: in.conn, JetStream: in.js, Log: logStore, Flows: flows, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases, HandlerOptions: apiOpts,
 		DeadLetters: letters, Secrets: box, Alerts: flows, AlertMetrics: eventlog.NewAlertMetrics(in.registry),
 		Retention: flows.Retention, SweepEvery: in.cfg.RetentionSweepEvery})
 	if err != nil {

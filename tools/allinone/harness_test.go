@@ -153,10 +153,11 @@ func resourceOf(t *testing.T, kind, tenant, name string, spec map[string]any) *c
 }
 
 // applyOrders applies the walkthrough's tenant, endpoints and flow for
-// tenant, with the SQL target table.
-func (e *env) applyOrders(tenant, table string) {
+// tenant, with the SQL target table, and the extra resources in the same
+// call.
+func (e *env) applyOrders(tenant, table string, extra ...*controlplanev1.Resource) {
 	e.t.Helper()
-	_, err := e.resource.Apply(context.Background(), &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
+	_, err := e.resource.Apply(context.Background(), &controlplanev1.ApplyRequest{Resources: append([]*controlplanev1.Resource{
 		resourceOf(e.t, "Tenant", "", tenant, map[string]any{}),
 		resourceOf(e.t, "Integrator", tenant, "shop-to-erp", map[string]any{}),
 		resourceOf(e.t, "Endpoint", tenant, "shop", map[string]any{"type": "nats", "description": "webshop"}),
@@ -176,7 +177,7 @@ func (e *env) applyOrders(tenant, table string) {
 				"defaults": map[string]any{"employee_number": 999999},
 			},
 		}),
-	}})
+	}, extra...)})
 	if err != nil {
 		e.t.Fatalf("applying the orders flow: %v", err)
 	}

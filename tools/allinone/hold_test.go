@@ -52,6 +52,9 @@ func TestInactiveIntegratorHoldsEvents(t *testing.T) {
 	if rows := e.rows("orders"); len(rows) != 1 || rows["1"].version != 1 {
 		t.Fatalf("target while inactive: %v, want key 1 at version 1 only", rows)
 	}
+	if st := e.flowStatus("acme", "orders"); st.GetState() != "held" || st.GetWaiting() != 3 {
+		t.Errorf("flow status while the integrator is inactive: %v, want held with 3 waiting", st)
+	}
 	if recs := e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme"}); len(recs) != 1 {
 		t.Errorf("API log while inactive holds %d records, want the first event's only", len(recs))
 	}
@@ -62,6 +65,9 @@ func TestInactiveIntegratorHoldsEvents(t *testing.T) {
 	e.waitRows(map[string]int64{"1": 4, "2": 1})
 	if n := subjectCount(t, e.js, bus.StreamHold, "acme"); n != 0 {
 		t.Errorf("the hold stream still keeps %d events after the release", n)
+	}
+	if st := e.flowStatus("acme", "orders"); st.GetState() != "active" || st.GetWaiting() != 0 {
+		t.Errorf("flow status after the release: %v, want active with nothing waiting", st)
 	}
 	eventually(t, 10*time.Second, func() string {
 		recs := e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme"})
@@ -110,6 +116,9 @@ func TestDeletedIntegratorRefusesHeldEvents(t *testing.T) {
 	})
 	if rows := e.rows("orders"); len(rows) != 0 {
 		t.Errorf("events of a deleted integrator reached the target: %v", rows)
+	}
+	if st := e.flowStatus("acme", "orders"); st.GetState() != "stopped" {
+		t.Errorf("flow status of a deleted integrator's flow: %v, want stopped", st)
 	}
 }
 

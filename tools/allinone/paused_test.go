@@ -82,6 +82,19 @@ func TestDownTargetPausesItsFlow(t *testing.T) {
 	if v := metric(t, e, "syncline_stage_flows_paused", "stage", "connector"); v != 1 {
 		t.Errorf("syncline_stage_flows_paused = %v, want 1", v)
 	}
+	// get flows shows the pause where a user looks: the state, the
+	// target's error, since when, and how many events wait.
+	eventually(t, 30*time.Second, func() string {
+		st := e.flowStatus("acme", "orders")
+		if st.GetState() != "paused" || st.GetWaiting() != n || !strings.Contains(st.GetLastError(), "erp") ||
+			st.GetSince() == nil || st.GetFailures() < 3 {
+			return fmt.Sprintf("orders flow status %v, want paused with %d waiting, the error, since when and at least 3 failures", st, n)
+		}
+		return ""
+	})
+	if st := e.flowStatus("acme", "products"); st.GetState() != "active" || st.GetWaiting() != 0 {
+		t.Errorf("products flow status %v, want active with nothing waiting", st)
+	}
 
 	if err := os.Mkdir(erpDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -121,4 +134,30 @@ func TestDownTargetPausesItsFlow(t *testing.T) {
 	if v := metric(t, e, "syncline_stage_flows_paused", "stage", "connector"); v != 0 {
 		t.Errorf("syncline_stage_flows_paused = %v after the resume, want 0", v)
 	}
+	eventually(t, 30*time.Second, func() string {
+		if st := e.flowStatus("acme", "orders"); st.GetState() != "active" || st.GetWaiting() != 0 || st.GetLastError() != "" || st.GetSince() != nil {
+			return fmt.Sprintf("orders flow status %v after the resume, want active with nothing waiting and no error", st)
+		}
+		return ""
+	})
+}
+
+// flowStatus is a flow's status as get shows it, read both ways a user
+// reads it (get one flow, list the tenant's flows), which must agree.
+func (e *env) flowStatus(tenant, flow string) *controlplanev1.FlowStatus {
+	e.t.Helper()
+	got, err := e.resource.GetResource(context.Background(), &controlplanev1.GetResourceRequest{Kind: "Flow", Tenant: tenant, Name: flow})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	list, err := e.resource.ListResources(context.Background(), &controlplanev1.ListResourcesRequest{Kind: "Flow", Tenant: tenant})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, r := range list.Resources {
+		if r.GetMetadata().GetName() == flow && r.GetStatus().GetState() != got.Resource.GetStatus().GetState() {
+			e.t.Errorf("flow %s is %q when listed and %q when got", flow, r.GetStatus().GetState(), got.Resource.GetStatus().GetState())
+		}
+	}
+	return got.Resource.GetStatus()
 }

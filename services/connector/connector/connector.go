@@ -30,6 +30,7 @@ import (
 	sdk "github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/flowconfig"
+	"github.com/syncline/syncline/pkg/flowstate"
 	"github.com/syncline/syncline/pkg/lifecycle"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/stage"
@@ -67,6 +68,8 @@ type Service struct {
 	parts  *lifecycle.Group
 
 	breakers *breakers
+	// states tells the control plane what is known of paused flows.
+	states *flowstate.Writer
 	// pushTimeout bounds one push, so a target that hangs fails and
 	// opens its breaker instead of stalling its partitions; a batch's (and
 	// a tick's) pushes share it. minPush is the least time a push is
@@ -103,6 +106,7 @@ func New(deps Deps) (*Service, error) {
 		pub:      bus.NewPublisher(deps.JetStream),
 		targets:  map[string]*openTarget{},
 		breakers: newBreakers(deps.Breaker),
+		states:   flowstate.NewWriter(deps.JetStream, deps.Bus.Replicas),
 		// Well within the ack wait, after which the server would deliver
 		// the batch again.
 		pushTimeout: max(deps.Bus.AckWait/2, time.Second),
@@ -236,7 +240,7 @@ func (p *partition) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 
 // startItem starts the span of m's push, in its trace.
 func (s *Service) startItem(ctx context.Context, index int, m jetstream.Msg, e *eventv1.Envelope) item {
-	sctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "connector push", trace.WithSpanKind(trace.SpanKindConsumer))
+	sctx, span := stage.Start(ctx, s.tracer, "connector push", m)
 	stage.Describe(span, e)
 	return item{index: index, msg: m, env: e, ctx: sctx, span: span}
 }

@@ -23,6 +23,7 @@ import (
 	sdk "github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/erase"
 	"github.com/syncline/syncline/pkg/flowconfig"
+	"github.com/syncline/syncline/pkg/flowstate"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/stage"
 	"github.com/syncline/syncline/services/controlplane/resource"
@@ -232,6 +233,9 @@ func (s *Service) deleteTenant(ctx context.Context, tenant string) (map[string]i
 	}
 	streams, err := bus.PurgeTenant(ctx, s.deps.JetStream, tenant)
 	if err != nil {
+		return nil, apiError(connect.CodeUnavailable, ReasonUnavailable, res, "retry the delete", err)
+	}
+	if err := flowstate.Forget(ctx, s.deps.JetStream, tenant); err != nil {
 		return nil, apiError(connect.CodeUnavailable, ReasonUnavailable, res, "retry the delete", err)
 	}
 	for _, n := range streams {

@@ -156,7 +156,7 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 			out = append(out, bus.DeadLetter(m, stage.Dedup, stage.CodeMalformed, err.Error()))
 			continue
 		}
-		sctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "dedup decide", trace.WithSpanKind(trace.SpanKindConsumer))
+		sctx, span := stage.Start(ctx, s.tracer, "dedup decide", m)
 		stage.Describe(span, e)
 		k := ledger.Key{Tenant: e.Tenant, Flow: e.Flow, SourceKey: e.SourceKey}
 		batch = append(batch, pending{msg: m, env: e, key: k, ctx: sctx, span: span})
