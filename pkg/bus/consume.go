@@ -64,6 +64,8 @@ type Consumer struct {
 	failures map[uint64]int
 	// lastAck is the last message acknowledged, confirmed at a stop.
 	lastAck jetstream.Msg
+	// restoreStreams asks the next open to create lost streams again.
+	restoreStreams bool
 
 	stopping chan struct{}
 	done     chan struct{}
@@ -127,7 +129,21 @@ func (c *Consumer) Stop(ctx context.Context) error {
 // open rewinds the durable consumer to its ack floor and subscribes.
 func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) {
 	js, cfg := c.deps.JetStream, consumerConfig(c.deps.Config, c.spec)
+	if c.restoreStreams {
+		// An output stream did not answer: a server that restarted without
+		// its files has lost it, and nothing else would create it again.
+		if err := EnsureStreams(ctx, js, c.deps.Config); err != nil {
+			return nil, err
+		}
+		c.restoreStreams = false
+	}
 	cons, err := js.Consumer(ctx, c.spec.Stream, c.spec.Durable)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if err := EnsureStreams(ctx, js, c.deps.Config); err != nil {
+			return nil, err
+		}
+		cons, err = js.Consumer(ctx, c.spec.Stream, c.spec.Durable)
+	}
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
 		cons, err = js.CreateConsumer(ctx, c.spec.Stream, cfg)
@@ -154,8 +170,11 @@ func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) 
 	// lost (the client notices by the missing heartbeats), the iterator
 	// issues a new one within two seconds, instead of the thirty that the
 	// defaults allow a quiet consumer to sit idle with events waiting.
+	// Missing heartbeats are reported rather than waited out, so that a
+	// consumer the server has lost is noticed and created again.
 	iter, err := cons.Messages(jetstream.PullMaxMessages(c.deps.Config.MaxBatch),
-		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
+		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second),
+		jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
 		return nil, fmt.Errorf("subscribing consumer %s: %w", c.spec.Durable, err)
 	}
@@ -213,7 +232,9 @@ func (c *Consumer) consume(iter jetstream.MessagesContext) bool {
 		select {
 		case m, ok = <-msgs:
 			if !ok {
-				return false
+				// The iterator ended by itself: the connection, the
+				// consumer or its heartbeats were lost. Open it again.
+				return !c.isStopping()
 			}
 		case <-tick:
 			if err := c.deps.Tick(c.handlerCtx); err != nil && c.handlerCtx.Err() == nil {
@@ -273,7 +294,9 @@ func (c *Consumer) fill(batch []jetstream.Msg, msgs <-chan jetstream.Msg) []jets
 
 // pump moves messages from the iterator into a channel the consumer can
 // drain without blocking, which is what lets it build batches of whatever
-// has arrived. It ends when the iterator is stopped.
+// has arrived. It ends when the iterator is stopped, or stops it when the
+// server's heartbeats stop: the server restarted or lost the consumer, and
+// the consumer opens it again.
 func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, log *slog.Logger) {
 	defer close(out)
 	for {
@@ -282,8 +305,12 @@ func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, log *slog.Lo
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return
 			}
-			// Missed heartbeats and the like: the iterator recovers by
-			// itself.
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				log.Warn("the server stopped sending heartbeats; opening the consumer again")
+				iter.Stop()
+				return
+			}
+			// The iterator recovers from the others by itself.
 			log.Warn("fetching messages", "error", err)
 			time.Sleep(100 * time.Millisecond)
 			continue
@@ -317,6 +344,9 @@ func (c *Consumer) handle(batch []jetstream.Msg) bool {
 		}
 		if err == nil {
 			err = errors.New("the handler finished part of the batch without saying why")
+		}
+		if errors.Is(err, jetstream.ErrNoStreamResponse) {
+			c.restoreStreams = true
 		}
 		if c.handlerCtx.Err() != nil {
 			return false
