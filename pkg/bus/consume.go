@@ -66,6 +66,15 @@ type Consumer struct {
 	lastAck jetstream.Msg
 	// restoreStreams asks the next open to create lost streams again.
 	restoreStreams bool
+	// created is the durable's configuration as this run last wrote it.
+	created jetstream.ConsumerConfig
+	// crashFloor and crashes count the runs in a row that ended without
+	// finishing the first message after the ack floor crashFloor (see
+	// crashes.go); up to carefulUntil the consumer hands over one message
+	// at a time, so that a crash points at one message.
+	crashFloor   uint64
+	crashes      int
+	carefulUntil uint64
 
 	stopping chan struct{}
 	done     chan struct{}
@@ -95,7 +104,7 @@ func NewConsumer(spec ConsumerSpec, deps ConsumerDeps) *Consumer {
 // time) and starts fetching. ctx bounds the set-up only. A stopped consumer
 // may be started again.
 func (c *Consumer) Start(ctx context.Context) error {
-	iter, err := c.open(ctx)
+	iter, err := c.open(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -126,8 +135,11 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	}
 }
 
-// open rewinds the durable consumer to its ack floor and subscribes.
-func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) {
+// open rewinds the durable consumer to its ack floor and subscribes. At a
+// start (not a rewind within a run) it counts whether the last run died on
+// the first unfinished message, and dead-letters that message when runs
+// died on it MaxDeliver times in a row.
+func (c *Consumer) open(ctx context.Context, start bool) (jetstream.MessagesContext, error) {
 	js, cfg := c.deps.JetStream, consumerConfig(c.deps.Config, c.spec)
 	if c.restoreStreams {
 		// An output stream did not answer: a server that restarted without
@@ -146,10 +158,30 @@ func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) 
 	}
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		c.crashFloor, c.crashes, c.carefulUntil = 0, 0, 0
+		cfg.Metadata = c.runMetadata()
 		cons, err = js.CreateConsumer(ctx, c.spec.Stream, cfg)
 	case err == nil:
 		info := cons.CachedInfo()
-		if info.NumAckPending == 0 && info.Delivered.Stream == info.AckFloor.Stream {
+		floor := info.AckFloor.Stream
+		inFlight := info.NumAckPending > 0 || info.Delivered.Stream != floor
+		if start {
+			c.countCrash(info, inFlight)
+		} else if floor != c.crashFloor {
+			c.crashFloor, c.crashes = floor, 0
+		}
+		if c.crashes >= c.deps.Config.MaxDeliver {
+			seq, err := c.deadLetterCrashed(ctx, floor)
+			if err != nil {
+				return nil, err
+			}
+			if seq != floor {
+				floor, inFlight = seq, true
+			}
+			c.crashFloor, c.crashes = floor, 0
+		}
+		cfg.Metadata = c.runMetadata()
+		if !inFlight {
 			// Nothing delivered is unacknowledged: no need to rewind.
 			// Where it starts cannot change; the rest can be updated.
 			cfg.DeliverPolicy, cfg.OptStartSeq = info.Config.DeliverPolicy, info.Config.OptStartSeq
@@ -160,12 +192,13 @@ func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) 
 			return nil, fmt.Errorf("rewinding consumer %s: %w", c.spec.Durable, err)
 		}
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = info.AckFloor.Stream + 1
+		cfg.OptStartSeq = floor + 1
 		cons, err = js.CreateConsumer(ctx, c.spec.Stream, cfg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer %s on %s: %w", c.spec.Durable, c.spec.Stream, err)
 	}
+	c.created = cfg
 	// Short pull requests with frequent heartbeats: if a pull request is
 	// lost (the client notices by the missing heartbeats), the iterator
 	// issues a new one within two seconds, instead of the thirty that the
@@ -191,7 +224,7 @@ func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) 
 func (c *Consumer) run(iter jetstream.MessagesContext) {
 	defer close(c.done)
 	defer c.cancelHandler()
-	defer c.confirmLastAck()
+	defer c.finish()
 	for {
 		failed := c.consume(iter)
 		iter.Stop()
@@ -204,7 +237,7 @@ func (c *Consumer) run(iter jetstream.MessagesContext) {
 			}
 			ctx, cancel := context.WithTimeout(c.handlerCtx, 30*time.Second)
 			var err error
-			iter, err = c.open(ctx)
+			iter, err = c.open(ctx, false)
 			cancel()
 			if err == nil {
 				break
@@ -245,7 +278,9 @@ func (c *Consumer) consume(iter jetstream.MessagesContext) bool {
 			return false
 		}
 		batch = append(batch[:0], m)
-		batch = c.fill(batch, msgs)
+		if !c.careful(m) {
+			batch = c.fill(batch, msgs)
+		}
 		if !c.handle(batch) {
 			return !c.isStopping() && c.handlerCtx.Err() == nil
 		}

@@ -308,3 +308,102 @@ func TestLingerGathersABatch(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumerDeadLettersAnEventThatKillsItsProcess runs a consumer whose
+// process dies on one event each time — its connection goes and its handler
+// never returns — and starts a new one on the same durable after each
+// death, as a restarted process would: the event ends as a dead letter after
+// MaxDeliver deaths on it, and every other event is handled.
+func TestConsumerDeadLettersAnEventThatKillsItsProcess(t *testing.T) {
+	s := natstest.Run(t)
+	_, js := natstest.Connect(t, s)
+	cfg := testConfig()
+	if err := bus.EnsureStreams(context.Background(), js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, js, "ingest.acme.shop.order", 10)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	others := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen)
+	}
+	deaths := 0
+	for run := 1; ; run++ {
+		if run > 2*cfg.MaxDeliver+2 {
+			t.Fatalf("after %d runs that died on event 4, it is still handed to the stage", deaths)
+		}
+		nc, pjs := natstest.Connect(t, s)
+		died := make(chan struct{})
+		handle := func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+			for _, m := range msgs {
+				d := string(m.Data())
+				if d == "4" {
+					// The process dies: nothing more reaches the server,
+					// and the handler never finishes.
+					nc.Close()
+					close(died)
+					<-ctx.Done()
+					return 0, ctx.Err()
+				}
+				mu.Lock()
+				seen[d]++
+				mu.Unlock()
+			}
+			return len(msgs), nil
+		}
+		c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "poison", Filter: "ingest.>"},
+			bus.ConsumerDeps{JetStream: pjs, Config: cfg, Handler: handle})
+		if err := c.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		finished := make(chan struct{})
+		go func() {
+			defer close(finished)
+			for others() < 9 {
+				select {
+				case <-died:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}()
+		select {
+		case <-finished:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("run %d neither died nor handled the other events", run)
+		}
+		select {
+		case <-died:
+			deaths++
+			expired, cancel := context.WithTimeout(context.Background(), 0)
+			_ = c.Stop(expired)
+			cancel()
+			continue
+		default:
+		}
+		t.Cleanup(func() { _ = c.Stop(context.Background()) })
+		break
+	}
+	// The first death was on a batch, which does not say which event killed
+	// the process; each one after it was on event 4 alone.
+	if deaths > cfg.MaxDeliver+1 {
+		t.Errorf("the process died %d times on event 4, want at most %d", deaths, cfg.MaxDeliver+1)
+	}
+	dlq, err := js.Stream(context.Background(), bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := dlq.GetMsg(context.Background(), 1)
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	if string(m.Data) != "4" || m.Header.Get(bus.HeaderDeadCode) != bus.CodeMaxDeliveries || m.Header.Get(bus.HeaderDeadSequence) != "5" {
+		t.Errorf("dead letter = %q code %q sequence %q, want \"4\" %s 5", m.Data, m.Header.Get(bus.HeaderDeadCode), m.Header.Get(bus.HeaderDeadSequence), bus.CodeMaxDeliveries)
+	}
+	if _, err := dlq.GetMsg(context.Background(), 2); err == nil {
+		t.Errorf("more than one dead letter")
+	}
+	waitFor(t, 5*time.Second, func() bool { a, n := pending(t, js, "poison"); return a == 0 && n == 0 }, "messages left unacknowledged")
+}
