@@ -356,12 +356,16 @@ func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, log *slog.Lo
 
 // handle runs the handler on a batch. It returns true when the whole batch is
 // finished; false when a message failed (the finished prefix is acknowledged,
-// the rest will be delivered again after a rewind).
+// the rest will be delivered again after a rewind). A permanent failure (see
+// PermanentError) is dead-lettered at once, after handing the batch over in
+// halves (window) until the message that fails is alone.
 func (c *Consumer) handle(batch []jetstream.Msg) bool {
+	window := len(batch)
 	for len(batch) > 0 {
+		window = min(window, len(batch))
 		start := time.Now()
-		done, err := c.deps.Handler(c.handlerCtx, batch)
-		done = min(max(done, 0), len(batch))
+		done, err := c.deps.Handler(c.handlerCtx, batch[:window])
+		done = min(max(done, 0), window)
 		c.deps.Metrics.observeBatch(c.spec.Stage, done, time.Since(start))
 		if done > 0 {
 			c.ack(batch[done-1])
@@ -374,8 +378,9 @@ func (c *Consumer) handle(batch []jetstream.Msg) bool {
 			}
 			batch = batch[done:]
 		}
-		if len(batch) == 0 {
-			return true
+		if done == window {
+			window = len(batch)
+			continue
 		}
 		if err == nil {
 			err = errors.New("the handler finished part of the batch without saying why")
@@ -386,6 +391,19 @@ func (c *Consumer) handle(batch []jetstream.Msg) bool {
 		if c.handlerCtx.Err() != nil {
 			return false
 		}
+		if perm := (*PermanentError)(nil); errors.As(err, &perm) {
+			if rest := window - done; rest > 1 {
+				window = rest / 2
+				continue
+			}
+			if !c.deadLetter(batch[0], perm.Code, err.Error()) {
+				return false
+			}
+			delete(c.failures, sequence(batch[0]))
+			batch = batch[1:]
+			window = len(batch)
+			continue
+		}
 		seq := sequence(batch[0])
 		c.failures[seq]++
 		c.deps.Metrics.observeRetry(c.spec.Stage)
@@ -393,11 +411,12 @@ func (c *Consumer) handle(batch []jetstream.Msg) bool {
 			c.log.Warn("batch failed; retrying from the failed message", "sequence", seq, "attempt", c.failures[seq], "error", err)
 			return false
 		}
-		if !c.deadLetter(batch[0], err, c.failures[seq]) {
+		if !c.deadLetter(batch[0], CodeRetriesExhausted, fmt.Sprintf("gave up after %d attempts: %v", c.failures[seq], err)) {
 			return false
 		}
 		delete(c.failures, seq)
 		batch = batch[1:]
+		window = len(batch)
 	}
 	return true
 }
@@ -410,9 +429,8 @@ func (c *Consumer) maxFailures() int {
 	return n
 }
 
-func (c *Consumer) deadLetter(m jetstream.Msg, cause error, attempts int) bool {
-	reason := fmt.Sprintf("gave up after %d attempts: %v", attempts, cause)
-	if err := c.dead.publish(c.handlerCtx, m, CodeRetriesExhausted, reason); err != nil {
+func (c *Consumer) deadLetter(m jetstream.Msg, code, reason string) bool {
+	if err := c.dead.publish(c.handlerCtx, m, code, reason); err != nil {
 		c.log.Error("dead-lettering message", "sequence", sequence(m), "error", err)
 		return false
 	}

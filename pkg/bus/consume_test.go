@@ -3,7 +3,9 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -406,4 +408,92 @@ func TestConsumerDeadLettersAnEventThatKillsItsProcess(t *testing.T) {
 		t.Errorf("more than one dead letter")
 	}
 	waitFor(t, 5*time.Second, func() bool { a, n := pending(t, js, "poison"); return a == 0 && n == 0 }, "messages left unacknowledged")
+}
+
+// TestConsumerDeadLettersAGrownEventAtOnce runs a stage that, like the
+// mapper, adds to every event and publishes a batch's outputs in one call,
+// failing the batch as a whole when that fails. One event fits the server
+// only as it arrived: it is dead-lettered at once (no back-off: the test's
+// back-off is longer than it waits), its dead letter fits, and every other
+// event of its batch goes on.
+func TestConsumerDeadLettersAGrownEventAtOnce(t *testing.T) {
+	nc, js, cfg := setup(t)
+	cfg.Backoff = []time.Duration{time.Hour}
+	ctx := context.Background()
+	msgs := make([]*nats.Msg, 10)
+	for i := range msgs {
+		m := nats.NewMsg("ingest.acme.shop.order")
+		m.Header.Set(bus.HeaderMsgID, "grown-"+strconv.Itoa(i))
+		m.Data = []byte(strconv.Itoa(i))
+		if i == 5 {
+			m.Data = make([]byte, nc.MaxPayload()-200)
+		}
+		msgs[i] = m
+	}
+	pub := bus.NewPublisher(js)
+	if err := pub.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	withOthers := false // the grown event was handed over with others
+	grow := func(ctx context.Context, in []jetstream.Msg) (int, error) {
+		out := make([]*nats.Msg, len(in))
+		for i, m := range in {
+			if len(in) > 1 && m.Headers().Get(bus.HeaderMsgID) == "grown-5" {
+				mu.Lock()
+				withOthers = true
+				mu.Unlock()
+			}
+			o := nats.NewMsg(bus.FlowSubject("acme", "orders", i%4))
+			o.Header.Set(bus.HeaderMsgID, m.Headers().Get(bus.HeaderMsgID)+":orders")
+			o.Data = append(slices.Clone(m.Data()), make([]byte, 1024)...)
+			out[i] = o
+		}
+		if err := pub.Publish(ctx, out...); err != nil {
+			return 0, err
+		}
+		return len(in), nil
+	}
+	// The linger gathers the ten events into one batch.
+	c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "grow", Filter: "ingest.>", Linger: 500 * time.Millisecond},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: grow})
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { a, n := pending(t, js, "grow"); return a == 0 && n == 0 },
+		"the events after the grown one were held back")
+	flow, err := js.Stream(ctx, bus.StreamFlow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := flow.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 9 {
+		t.Errorf("the stage published %d outputs, want the 9 of the events that fit", info.State.Msgs)
+	}
+	dlq, err := js.Stream(ctx, bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl, err := dlq.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	if dl.Header.Get(bus.HeaderDeadCode) != bus.CodeTooLarge || dl.Header.Get(bus.HeaderDeadSequence) != "6" {
+		t.Errorf("dead letter code %q sequence %q, want %s 6", dl.Header.Get(bus.HeaderDeadCode), dl.Header.Get(bus.HeaderDeadSequence), bus.CodeTooLarge)
+	}
+	if !strings.Contains(dl.Header.Get(bus.HeaderDeadReason), "grown-5:orders") {
+		t.Errorf("dead letter reason %q does not name the output that did not fit", dl.Header.Get(bus.HeaderDeadReason))
+	}
+	if dl.Header.Get(bus.HeaderDeadOmitted) == "" {
+		t.Errorf("the dead letter of an event near the limit does not say what it left out")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !withOthers {
+		t.Errorf("the grown event never came in a batch with others: the test did not try a batch that fails as a whole")
+	}
 }
