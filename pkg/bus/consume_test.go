@@ -497,3 +497,36 @@ func TestConsumerDeadLettersAGrownEventAtOnce(t *testing.T) {
 		t.Errorf("the grown event never came in a batch with others: the test did not try a batch that fails as a whole")
 	}
 }
+
+// TestConsumerRecreatesWhatARestartedServerLost restarts the server on an
+// empty folder (a server that lost its files): the consumer notices that
+// its durable is gone, creates the streams and the durable again, and
+// handles what is published afterwards.
+func TestConsumerRecreatesWhatARestartedServerLost(t *testing.T) {
+	s := natstest.RunIn(t, t.TempDir())
+	_, js := natstest.Dial(t, s)
+	cfg := testConfig()
+	ctx := context.Background()
+	if err := bus.EnsureStreams(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "lost", Filter: "ingest.>"},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: rec.handle})
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, js, "ingest.acme.shop.before", 3)
+	waitFor(t, 10*time.Second, func() bool { return rec.count() == 3 }, "not all messages handled before the restart")
+
+	natstest.Restart(t, s, t.TempDir())
+	waitFor(t, 30*time.Second, func() bool {
+		_, err := js.Consumer(ctx, bus.StreamIngest, "lost")
+		return err == nil
+	}, "the consumer did not create its stream and durable again")
+	publishN(t, js, "ingest.acme.shop.after", 3)
+	waitFor(t, 10*time.Second, func() bool { return rec.count() == 6 }, "messages published after the restart were not handled")
+	if err := c.Stop(ctx); err != nil {
+		t.Errorf("stopping: %v", err)
+	}
+}
