@@ -113,7 +113,10 @@ func (c *Consumer) finish() {
 	cfg := c.created
 	cfg.Metadata = c.runMetadata()
 	cfg.Metadata[metaRun] = runStopped
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Under the stop's deadline (through handlerCtx): a stop that cannot
+	// record its end in time counts as one that died, which costs at most
+	// one of MaxDeliver and a careful start.
+	ctx, cancel := context.WithTimeout(c.handlerCtx, 5*time.Second)
 	defer cancel()
 	if _, err := c.deps.JetStream.UpdateConsumer(ctx, c.spec.Stream, cfg); err != nil {
 		c.log.Warn("recording a clean stop; the next start counts this run as one that died", "error", err)
