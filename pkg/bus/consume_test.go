@@ -313,10 +313,21 @@ func TestLingerGathersABatch(t *testing.T) {
 
 // TestConsumerDeadLettersAnEventThatKillsItsProcess runs a consumer whose
 // process dies on one event each time — its connection goes and its handler
-// never returns — and starts a new one on the same durable after each
-// death, as a restarted process would: the event ends as a dead letter after
-// MaxDeliver deaths on it, and every other event is handled.
+// never returns — or hangs on it until it is stopped, and starts a new one on
+// the same durable after each run, as a restarted process would: the event
+// ends as a dead letter after MaxDeliver such runs, and every other event is
+// handled.
 func TestConsumerDeadLettersAnEventThatKillsItsProcess(t *testing.T) {
+	for _, kill := range []bool{true, false} {
+		name := "hung"
+		if kill {
+			name = "killed"
+		}
+		t.Run(name, func(t *testing.T) { testPoison(t, kill) })
+	}
+}
+
+func testPoison(t *testing.T, kill bool) {
 	s := natstest.Run(t)
 	_, js := natstest.Connect(t, s)
 	cfg := testConfig()
@@ -342,9 +353,11 @@ func TestConsumerDeadLettersAnEventThatKillsItsProcess(t *testing.T) {
 			for _, m := range msgs {
 				d := string(m.Data())
 				if d == "4" {
-					// The process dies: nothing more reaches the server,
-					// and the handler never finishes.
-					nc.Close()
+					// The process dies (nothing more reaches the server)
+					// or hangs: the handler never finishes.
+					if kill {
+						nc.Close()
+					}
 					close(died)
 					<-ctx.Done()
 					return 0, ctx.Err()
@@ -528,5 +541,43 @@ func TestConsumerRecreatesWhatARestartedServerLost(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool { return rec.count() == 6 }, "messages published after the restart were not handled")
 	if err := c.Stop(ctx); err != nil {
 		t.Errorf("stopping: %v", err)
+	}
+}
+
+// TestConsumerDeadLettersAPermanentFailureAtOnce: a handler that reports a
+// permanent failure of one record has that record dead-lettered at once with
+// the handler's code (the test's back-off is longer than it waits), and the
+// records after it go on.
+func TestConsumerDeadLettersAPermanentFailureAtOnce(t *testing.T) {
+	_, js, cfg := setup(t)
+	cfg.Backoff = []time.Duration{time.Hour}
+	publishN(t, js, "ingest.acme.shop.order", 6)
+	rec := &recorder{fail: func(d string, _ int) error {
+		if d == "3" {
+			return bus.Permanent("malformed", errors.New("record 3 has no key"))
+		}
+		return nil
+	}}
+	c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "permanent", Filter: "ingest.>"},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: rec.handle})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { a, n := pending(t, js, "permanent"); return a == 0 && n == 0 },
+		"the records after the permanent failure were held back")
+	if n := rec.count(); n != 5 {
+		t.Errorf("handled %d records, want the 5 without a failure", n)
+	}
+	dlq, err := js.Stream(context.Background(), bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := dlq.GetMsg(context.Background(), 1)
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	if string(m.Data) != "3" || m.Header.Get(bus.HeaderDeadCode) != "malformed" || m.Header.Get(bus.HeaderDeadReason) != "record 3 has no key" {
+		t.Errorf("dead letter %q code %q reason %q, want \"3\" malformed \"record 3 has no key\"", m.Data, m.Header.Get(bus.HeaderDeadCode), m.Header.Get(bus.HeaderDeadReason))
 	}
 }
