@@ -97,9 +97,22 @@ func (p *Publisher) fit(msgs []*nats.Msg) ([]*nats.Msg, error) {
 const maxHeaders = 64 << 10
 
 // payloadSize is what the server counts against max_payload: the data and
-// the encoded headers.
+// the encoded headers ("NATS/1.0\r\n", "key: value\r\n" each, "\r\n"). It
+// counts values untrimmed, so it may say a few bytes more than the client
+// sends, never less, and costs less than nats.Msg.Size, which trims every
+// value: it runs for every message published.
 func payloadSize(m *nats.Msg) int {
-	return m.Size() - len(m.Subject) - len(m.Reply)
+	n := len(m.Data)
+	if len(m.Header) == 0 {
+		return n
+	}
+	n += len("NATS/1.0\r\n\r\n")
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + len(": \r\n")
+		}
+	}
+	return n
 }
 
 func tooLarge(m *nats.Msg, size, limit int) error {
