@@ -269,7 +269,7 @@ func (in *Instance) Start(ctx context.Context) error {
 	if err != nil {
 		return in.fail(ctx, err)
 	}
-	var leases jetstream.KeyValue
+	var leases *bus.Leases
 	if in.cfg.Replicated {
 		if leases, err = bus.OpenLeases(ctx, in.js, in.cfg.Bus.Replicas); err != nil {
 			return in.fail(ctx, err)

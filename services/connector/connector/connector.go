@@ -48,7 +48,7 @@ type Deps struct {
 	Metrics    *bus.Metrics
 	// Leases share the partitions among replicas; nil when this is the
 	// only process (the all-in-one mode).
-	Leases jetstream.KeyValue
+	Leases *bus.Leases
 	// Secrets opens endpoint credentials; nil fails every push to an
 	// endpoint that has credentials, saying a master key is needed.
 	Secrets *secret.Box
