@@ -21,7 +21,7 @@ func TestOneTracePerEvent(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: dir + "/erp.db", tracer: tp})
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db"), tracer: tp})
 	e.applyOrders("acme", "orders")
 	e.publish(ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "T1", Version: 1, Payload: order(1, "paid")})
 

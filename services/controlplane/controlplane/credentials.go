@@ -1,6 +1,7 @@
 package controlplane
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	sdk "github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/resourcefile"
 )
@@ -50,6 +52,66 @@ func (s *Service) checkSettings(es *EndpointSpec) error {
 		return fieldErr("spec.settings", "%v", err)
 	}
 	return nil
+}
+
+// checkEgress checks what an endpoint reaches against the egress policy, with
+// its tenant's own rules as this apply leaves them. ctx bounds the name
+// lookups.
+func (s *Service) checkEgress(ctx context.Context, it *item, items []item) error {
+	var es EndpointSpec
+	if err := json.Unmarshal(it.res.Spec, &es); err != nil {
+		return apiError(connect.CodeInternal, ReasonInternal, it.name(), "", err)
+	}
+	settings := maps.Clone(es.Settings)
+	if settings == nil {
+		settings = map[string]any{}
+	}
+	// What an endpoint reaches is in its settings; a credential's value
+	// does not change it.
+	for k := range es.Credentials {
+		settings[k] = Secret
+	}
+	own, err := s.tenantEgress(ctx, it.res.Tenant, items)
+	if err != nil {
+		return err
+	}
+	egress := s.deps.Egress.WithTenants(func(string) sdk.TenantEgress { return own })
+	err = s.deps.Connectors.CheckEgress(ctx, es.Type, settings, sdk.Env{Tenant: it.res.Tenant, Egress: egress})
+	if err == nil {
+		return nil
+	}
+	var se *sdk.SettingsError
+	if errors.As(err, &se) {
+		path := "spec." + se.Path
+		err = fieldErr(path, "%s: %s", path, se.Reason)
+	}
+	return apiError(connect.CodePermissionDenied, ReasonEgress, it.name(), "", err)
+}
+
+// tenantEgress is a tenant's own egress policy: the one an apply gives it, or
+// the stored one.
+func (s *Service) tenantEgress(ctx context.Context, tenant string, items []item) (sdk.TenantEgress, error) {
+	spec := json.RawMessage(nil)
+	for _, it := range items {
+		if it.res.Kind == KindTenant && it.res.Name == tenant {
+			spec = it.res.Spec
+		}
+	}
+	if spec == nil {
+		r, err := s.deps.Resources.Get(ctx, KindTenant, tenant, tenant)
+		if err != nil {
+			return sdk.TenantEgress{}, storeError(name(KindTenant, tenant, tenant), err)
+		}
+		spec = r.Spec
+	}
+	var ts TenantSpec
+	if err := json.Unmarshal(spec, &ts); err != nil {
+		return sdk.TenantEgress{}, apiError(connect.CodeInternal, ReasonInternal, name(KindTenant, tenant, tenant), "", err)
+	}
+	if ts.Egress == nil {
+		return sdk.TenantEgress{}, nil
+	}
+	return *ts.Egress, nil
 }
 
 func secretNames(secret map[string]bool) string {
