@@ -118,6 +118,23 @@ func (r *Registry) CheckEgress(ctx context.Context, typ string, settings map[str
 	return e.spec.checkEgress(ctx, valid, env)
 }
 
+// Destinations validates settings for the connector type typ and lists what they reach (the
+// spec's Reaches; none for a connector without it).
+func (r *Registry) Destinations(typ string, settings map[string]any) ([]Destination, error) {
+	e, err := r.lookup(typ)
+	if err != nil {
+		return nil, err
+	}
+	valid, err := e.spec.validate(settings)
+	if err != nil {
+		return nil, err
+	}
+	if e.spec.spec.Reaches == nil {
+		return nil, nil
+	}
+	return e.spec.spec.Reaches(valid)
+}
+
 func (c *checkedSpec) checkEgress(ctx context.Context, valid map[string]any, env Env) error {
 	if c.spec.Reaches == nil {
 		return nil

@@ -126,3 +126,37 @@ func TestTenantEgressAllowsOneTenantMore(t *testing.T) {
 		t.Fatalf("Apply of a relative folder = %v, want it refused naming spec.egress.folder", err)
 	}
 }
+
+// TestApplyRefusesAnotherTenantsDatabase: a tenant cannot point an endpoint at
+// the database another tenant's endpoint writes, however it spells the
+// server, and the refusal does not name the other tenant.
+func TestApplyRefusesAnotherTenantsDatabase(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	_, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
+		res(t, "Tenant", "", "acme", map[string]any{}),
+		res(t, "Tenant", "", "globex", map[string]any{}),
+		sqlEndpoint(t, "acme", "postgres", "postgres://acme@127.0.0.1:5432/acme_erp"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dsn := range []string{
+		"postgres://globex@127.0.0.1:5432/acme_erp",
+		"postgres://globex@localhost/acme_erp",
+		"postgres://globex@127.0.0.1/acme_erp?sslmode=disable",
+	} {
+		_, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{sqlEndpoint(t, "globex", "postgres", dsn)}})
+		if connect.CodeOf(err) != connect.CodePermissionDenied || !strings.Contains(err.Error(), "spec.settings.dsn: database acme_erp on host") ||
+			!strings.Contains(err.Error(), "is another tenant's; endpoints may never point at it") || strings.Contains(err.Error(), "acme/") {
+			t.Errorf("globex's endpoint to %s: %v, want a refusal that does not name acme", dsn, err)
+		}
+	}
+	// Its own database on the same server, and acme's endpoint applied again.
+	if _, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
+		sqlEndpoint(t, "globex", "postgres", "postgres://globex@127.0.0.1:5432/globex_erp"),
+		sqlEndpoint(t, "acme", "postgres", "postgres://acme@127.0.0.1:5432/acme_erp"),
+	}}); err != nil {
+		t.Fatalf("Apply of each tenant's own database: %v", err)
+	}
+}
