@@ -181,3 +181,23 @@ func TestOpenTarget(t *testing.T) {
 		})
 	}
 }
+
+func TestDestinations(t *testing.T) {
+	r := connector.NewRegistry()
+	if err := r.RegisterTarget(targetSpec("rest"), nopFactory); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RegisterSource(connector.Spec{Type: "nats", Kind: connector.KindSource, Summary: "events"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Destinations("rest", map[string]any{"url": "https://erp.example.com:8443/api"})
+	if err != nil || len(got) != 1 || got[0] != (connector.Destination{Setting: "settings.url", Host: "erp.example.com", Port: 8443}) {
+		t.Fatalf("Destinations = %+v, %v; want erp.example.com:8443 from settings.url", got, err)
+	}
+	if _, err := r.Destinations("rest", map[string]any{}); err == nil || !strings.Contains(err.Error(), "settings.url: required") {
+		t.Fatalf("Destinations of invalid settings = %v, want the settings error", err)
+	}
+	if got, err := r.Destinations("nats", map[string]any{}); err != nil || got != nil {
+		t.Fatalf("Destinations of a source that reaches nothing = %+v, %v", got, err)
+	}
+}
