@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -71,7 +72,10 @@ func Protect(u string) ([]sdk.Protected, error) {
 		}
 		out := []sdk.Protected{{What: "Syncline's own database", Host: cfg.Host, Port: int(cfg.Port), Database: db}}
 		for _, fb := range cfg.Fallbacks {
-			out = append(out, sdk.Protected{What: "Syncline's own database", Host: fb.Host, Port: int(fb.Port), Database: db})
+			// sslmode=prefer makes a fallback of the same host without TLS.
+			if p := (sdk.Protected{What: "Syncline's own database", Host: fb.Host, Port: int(fb.Port), Database: db}); !slices.Contains(out, p) {
+				out = append(out, p)
+			}
 		}
 		return unixless(out), nil
 	case strings.HasPrefix(u, "sqlite:"):
