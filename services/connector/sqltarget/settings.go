@@ -34,8 +34,9 @@ type Settings struct {
 	// DSN is a postgres:// URL for postgres and a file path for sqlite. It holds no
 	// password: that is Password, a credential, encrypted at rest.
 	DSN string
-	// Password is the postgres user's password (a credential): empty uses the DSN's user
-	// without one, or the server's other means (.pgpass, trust).
+	// Password is the postgres user's password (a credential): empty connects without one
+	// (a server that trusts the user). A password file or PGPASSWORD of the connector's host
+	// is the operator's and never used for an endpoint.
 	Password string
 	Table    string
 	// KeyColumn holds the source key; empty means "external_ref".
