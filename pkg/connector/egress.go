@@ -303,7 +303,13 @@ func (e *Egress) checkIP(ctx context.Context, rules []rule, host string, a netip
 		if p.Port != port || (p.Database != "" && database != "" && p.Database != database) {
 			continue
 		}
-		if e.sameHost(ctx, p, a) {
+		same, err := e.sameHost(ctx, p, a)
+		if err != nil {
+			// A protected host that cannot be looked up cannot be told apart: refuse every
+			// address on its port rather than let it through.
+			return &protectedError{msg: fmt.Sprintf("host %s cannot be told apart from %s on port %d now (%v); try again later", shown, p.What, p.Port, err)}
+		}
+		if same {
 			return &protectedError{msg: fmt.Sprintf("host %s is %s; endpoints may never point at it", shown, p.What)}
 		}
 	}
@@ -330,14 +336,12 @@ func (e *Egress) checkIP(ctx context.Context, rules []rule, host string, a netip
 }
 
 // sameHost says whether a is an address of the protected server's host.
-func (e *Egress) sameHost(ctx context.Context, p protectedServer, a netip.Addr) bool {
+func (e *Egress) sameHost(ctx context.Context, p protectedServer, a netip.Addr) (bool, error) {
 	addrs := []netip.Addr{p.addr}
 	if !p.addr.IsValid() {
 		ips, err := e.resolver.LookupNetIP(ctx, "ip", p.Host)
 		if err != nil {
-			// A protected host that cannot be looked up cannot be told apart: refuse every
-			// address on its port rather than let it through.
-			return true
+			return false, fmt.Errorf("looking up %s: %w", p.Host, err)
 		}
 		addrs = addrs[:0]
 		for _, ip := range ips {
@@ -346,10 +350,10 @@ func (e *Egress) sameHost(ctx context.Context, p protectedServer, a netip.Addr) 
 	}
 	for _, pa := range addrs {
 		if pa == a || (e.isLocal(pa) && e.isLocal(a)) {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, nil
 }
 
 // isLocal says whether a reaches this machine: loopback, unspecified (0.0.0.0 and :: connect

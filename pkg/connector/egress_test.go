@@ -306,3 +306,24 @@ func TestDialerChecksAtConnectTime(t *testing.T) {
 		t.Fatalf("dialing Syncline's own server = %v, want a refusal", err)
 	}
 }
+
+// TestEgressRefusesWhatItCannotTellApart: while the host of one of Syncline's
+// own servers cannot be looked up, every address on its port is refused, saying
+// why, and other ports are not.
+func TestEgressRefusesWhatItCannotTellApart(t *testing.T) {
+	dns := newDNS()
+	e := mustEgress(t, connector.EgressConfig{Resolver: dns, Allow: []string{"public"},
+		Protected: []connector.Protected{{What: "Syncline's own database", Host: "store.internal", Port: 5432, Database: "syncline"}}})
+	ctx := context.Background()
+	err := e.CheckDatabase(ctx, "acme", "93.184.215.14", 5432, "syncline")
+	if err == nil || !strings.Contains(err.Error(), "cannot be told apart from Syncline's own database on port 5432 now (looking up store.internal") {
+		t.Fatalf("CheckDatabase while the store's host cannot be looked up = %v, want a refusal saying so", err)
+	}
+	if err := e.CheckAddr(ctx, "acme", "93.184.215.14", 443); err != nil {
+		t.Fatalf("another port: %v", err)
+	}
+	dns.set("store.internal", "10.1.2.3")
+	if err := e.CheckDatabase(ctx, "acme", "93.184.215.14", 5432, "syncline"); err != nil {
+		t.Fatalf("once the store's host is known: %v", err)
+	}
+}
