@@ -63,9 +63,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if box == nil {
 		rt.Log.Warn("endpoint credentials are refused until a master key is set", "variable", secret.EnvMasterKey)
 	}
+	egress, err := connectors.EgressFromEnv(cfg.NATSURL, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
 	svc, err := controlplane.New(controlplane.Deps{
 		JetStream: rt.JetStream, Resources: store, Connectors: reg, Bus: cfg.Bus,
-		Logger: rt.Log, HandlerOptions: opts, Secrets: box,
+		Logger: rt.Log, HandlerOptions: opts, Secrets: box, Egress: egress,
 	})
 	if err != nil {
 		return err

@@ -52,7 +52,7 @@ var (
 func TestTracesReachACollector(t *testing.T) {
 	c, tp := collector(t)
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: dir + "/erp.db", tracer: tp})
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db"), tracer: tp})
 	e.applyOrders("acme", "orders")
 	e.publish(ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "T1", Version: 1, Payload: order(1, "paid")})
 	publishUntraced(t, e, ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "T2", Version: 1, Payload: order(2, "paid")})
