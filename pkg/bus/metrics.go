@@ -33,7 +33,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"stage"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncline_stage_dead_letters_total",
-			Help: "Messages a stage dead-lettered after exhausting its retries.",
+			Help: "Messages a stage dead-lettered: after exhausting its retries, at once for a permanent failure, or after runs that died on them.",
 		}, []string{"stage"}),
 		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "syncline_stage_batch_size",

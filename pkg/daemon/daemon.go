@@ -401,7 +401,7 @@ type Runtime struct {
 	Mux       *http.ServeMux
 	DB        *sqlstore.DB
 	// Leases let replicas of a service share its consumers.
-	Leases jetstream.KeyValue
+	Leases *bus.Leases
 
 	shutdownTracer func(context.Context) error
 	parts          *lifecycle.Group

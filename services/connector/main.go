@@ -52,6 +52,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	box := cfg.Secrets
+	egress, err := connectors.EgressFromEnv(cfg.NATSURL, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
 	// Integrator tokens are checked against the hashes the control plane
 	// publishes with the flow configs.
 	opts, err := rt.APIOptions(flows.Index())
@@ -61,7 +65,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	svc, err := connector.New(connector.Deps{
 		JetStream: rt.JetStream, Flows: flows.Index(), Connectors: reg, Bus: cfg.Bus,
 		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases, Secrets: box,
-		HandlerOptions: opts,
+		HandlerOptions: opts, Egress: egress,
 	})
 	if err != nil {
 		return err

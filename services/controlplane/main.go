@@ -72,9 +72,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	} else {
 		rt.Log.Warn("the NATS auth callout is not answered: publishers cannot connect with tokens until it is set", "variable", natsauth.EnvCalloutSeed)
 	}
+	egress, err := connectors.EgressFromEnv(cfg.NATSURL, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
 	svc, err := controlplane.New(controlplane.Deps{
 		JetStream: rt.JetStream, Resources: store, Connectors: reg, Bus: cfg.Bus,
-		Logger: rt.Log, HandlerOptions: opts, Secrets: box,
+		Logger: rt.Log, HandlerOptions: opts, Secrets: box, Egress: egress,
 	})
 	if err != nil {
 		return err

@@ -167,7 +167,7 @@ func actions(recs []*eventlogv1.LogRecord) string {
 // good event still flows.
 func TestMalformedInput(t *testing.T) {
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: dir + "/erp.db"})
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db")})
 	e.applyOrders("acme", "orders")
 	raw := func(subject string, data []byte, id string) {
 		t.Helper()
@@ -268,8 +268,8 @@ func codes(recs []*eventlogv1.LogRecord) string {
 // only its own flows, events and log.
 func TestTwoInstances(t *testing.T) {
 	dirA, dirB := t.TempDir(), t.TempDir()
-	a := start(t, options{dir: dirA, driver: "sqlite", dsn: dirA + "/erp.db"})
-	b := start(t, options{dir: dirB, driver: "sqlite", dsn: dirB + "/erp.db"})
+	a := start(t, options{dir: dirA, driver: "sqlite", dsn: tenantFile(t, dirA, "acme", "erp.db")})
+	b := start(t, options{dir: dirB, driver: "sqlite", dsn: tenantFile(t, dirB, "acme", "erp.db")})
 	a.applyOrders("acme", "orders")
 	b.applyOrders("acme", "orders")
 	a.publish(ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "only-a", Version: 1, Payload: order(1, "paid")})

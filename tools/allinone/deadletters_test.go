@@ -24,7 +24,7 @@ import (
 // the cause is fixed — never twice into the target — and discarded.
 func TestDeadLettersReplay(t *testing.T) {
 	dir := t.TempDir()
-	dsn := dir + "/erp.db"
+	dsn := tenantFile(t, dir, "acme", "erp.db")
 	db := ordersTableWithoutTotal(t, dsn)
 	logs := &syncBuffer{}
 	e := start(t, options{dir: dir, driver: "sqlite", dsn: dsn, logger: slog.New(slog.NewJSONHandler(logs, nil))})

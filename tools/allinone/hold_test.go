@@ -3,7 +3,6 @@ package allinone_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -36,7 +35,7 @@ func orderChange(key string, version int64, status string) ingest.Change {
 // again they are applied in order, before newer events of the same keys.
 func TestInactiveIntegratorHoldsEvents(t *testing.T) {
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: filepath.Join(dir, "erp.db")})
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db")})
 	e.applyOrders("acme", "orders")
 	e.publish(orderChange("1", 1, "paid"))
 	e.waitRows(map[string]int64{"1": 1})
@@ -89,7 +88,7 @@ func TestInactiveIntegratorHoldsEvents(t *testing.T) {
 // integrator that is then deleted are refused and logged, not pushed.
 func TestDeletedIntegratorRefusesHeldEvents(t *testing.T) {
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: filepath.Join(dir, "erp.db")})
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db")})
 	e.applyOrders("acme", "orders")
 	e.setStage("acme", "inactive")
 	e.publish(orderChange("7", 1, "paid"), orderChange("8", 1, "paid"))

@@ -26,9 +26,9 @@ import (
 // resumed, and the hold stream is empty again.
 func TestDownTargetPausesItsFlow(t *testing.T) {
 	dir := t.TempDir()
-	// The ERP's file is in a folder that does not exist yet: the target
-	// cannot be opened until it does.
-	erpDir := filepath.Join(dir, "erp")
+	// The ERP's file is in a folder of the tenant's folder that does not
+	// exist yet: the target cannot be opened until it does.
+	erpDir := filepath.Join(dir, "tenants", "acme", "erp")
 	e := start(t, options{dir: dir})
 	hook := newWebhook(t)
 	_, err := e.resource.Apply(context.Background(), &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
@@ -36,9 +36,9 @@ func TestDownTargetPausesItsFlow(t *testing.T) {
 		resourceOf(t, "Integrator", "acme", "sync", map[string]any{}),
 		resourceOf(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats", "description": "webshop"}),
 		resourceOf(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
-			"driver": "sqlite", "dsn": filepath.Join(erpDir, "erp.db"), "table": "orders", "create_table": true}}),
+			"driver": "sqlite", "dsn": "erp/erp.db", "table": "orders", "create_table": true}}),
 		resourceOf(t, "Endpoint", "acme", "pim", map[string]any{"type": "sql", "description": "PIM", "settings": map[string]any{
-			"driver": "sqlite", "dsn": filepath.Join(dir, "pim.db"), "table": "products", "create_table": true}}),
+			"driver": "sqlite", "dsn": "pim.db", "table": "products", "create_table": true}}),
 		resourceOf(t, "Flow", "acme", "orders", map[string]any{"integrator": "sync", "source": "shop", "target": "erp", "entity": "order",
 			"mapping": map[string]any{"fields": map[string]any{"order_number": "source.number"}, "exclude": []any{"*"}}}),
 		resourceOf(t, "Flow", "acme", "products", map[string]any{"integrator": "sync", "source": "shop", "target": "pim", "entity": "product",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +18,7 @@ import (
 func newDev(g *globals) *cobra.Command {
 	var cfg allinone.Config
 	var logLevel, otlp string
+	var egressAllow []string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run all of Syncline in one process (embedded NATS and SQLite by default)",
@@ -25,6 +27,11 @@ func newDev(g *globals) *cobra.Command {
 By default NATS JetStream runs embedded (client port 7422) and every store is a
 SQLite file in the data folder, so nothing else needs to be installed. Pass
 --database-url and --nats-url to run against real servers instead.
+Endpoints reach public addresses and, for SQLite files, the tenant's folder
+in the data folder (tenants/<tenant>; a relative path is in it); a database
+on this machine or your network needs --egress-allow, e.g.
+--egress-allow public,127.0.0.1:5432. Syncline's own stores and NATS server
+are never reachable.
 Ctrl-C stops cleanly: stages finish the batch in hand and leave the rest
 unacknowledged for the next start; nothing is lost.`,
 		Args: cobra.NoArgs,
@@ -42,6 +49,9 @@ unacknowledged for the next start; nothing is lost.`,
 			}
 			defer func() { _ = shutdown(context.Background()) }()
 			cfg.DataDir, cfg.Logger, cfg.Tracer = g.dataDir, log, tp
+			if len(egressAllow) > 0 {
+				cfg.Egress.Allow = egressAllow
+			}
 			in, err := allinone.New(cfg)
 			if err != nil {
 				return err
@@ -73,6 +83,7 @@ unacknowledged for the next start; nothing is lost.`,
 	f.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("SYNCLINE_DATABASE_URL"), "PostgreSQL URL for every store instead of SQLite files ($SYNCLINE_DATABASE_URL)")
 	f.StringVar(&cfg.AdminToken, "admin-token", os.Getenv("SYNCLINE_ADMIN_TOKEN"), "admin token ($SYNCLINE_ADMIN_TOKEN; default: generated once, kept in the data folder)")
 	f.DurationVar(&cfg.NATSSyncInterval, "nats-sync-interval", 0, "how often embedded NATS fsyncs (default: JetStream's two minutes)")
+	f.StringSliceVar(&egressAllow, "egress-allow", splitEnv("SYNCLINE_EGRESS_ALLOW"), "what endpoints may reach, comma-separated: public, addresses or CIDR ranges with an optional :port, host names ($SYNCLINE_EGRESS_ALLOW; default public)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&otlp, "otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "base URL of an OTLP/HTTP collector, e.g. http://127.0.0.1:4318; traces go to its /v1/traces ($OTEL_EXPORTER_OTLP_ENDPOINT; $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as is)")
 	return cmd
@@ -89,6 +100,15 @@ func devTrace(otlp string, flagGiven bool, getenv func(string) string) telemetry
 		cfg.OTLPTracesEndpoint = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 	}
 	return cfg
+}
+
+// splitEnv reads a comma-separated list from the environment.
+func splitEnv(name string) []string {
+	v := os.Getenv(name)
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
 }
 
 func printWelcome(g *globals, in *allinone.Instance) {

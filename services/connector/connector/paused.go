@@ -116,7 +116,7 @@ func (p *partition) releaseFlow(ctx context.Context, k flowKey, deadline time.Ti
 	if f == nil {
 		return p.dropHeld(ctx, k)
 	}
-	fp, _ := fingerprint(f)
+	fp, _ := s.fingerprint(f)
 	ok, probe := s.breakers.claim(k, fp, time.Now())
 	if !ok {
 		return nil
@@ -268,7 +268,7 @@ func (p *partition) dropHeld(ctx context.Context, k flowKey) error {
 // for longer. When this failure pauses the flow, the notice that tells its
 // tenant is added to out.
 func (s *Service) failed(f *flowconfig.Flow, cause error, probe bool, out []*nats.Msg) []*nats.Msg {
-	fp, _ := fingerprint(f)
+	fp, _ := s.fingerprint(f)
 	st := s.breakers.failed(flowKey{f.Tenant, f.Name}, fp, cause.Error(), probe, time.Now())
 	log := s.log.With("tenant", f.Tenant, "flow", f.Name, "endpoint", f.Target.Name, "failures", st.failures)
 	if st.opened {

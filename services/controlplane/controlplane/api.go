@@ -104,6 +104,9 @@ func (h *resourceHandler) Apply(ctx context.Context, req *controlplanev1.ApplyRe
 			if err := s.keepSecretSettings(it, old); err != nil {
 				return nil, err
 			}
+			if err := s.checkEgress(ctx, it, items); err != nil {
+				return nil, err
+			}
 			if err := s.sealCredentials(it, old); err != nil {
 				return nil, err
 			}

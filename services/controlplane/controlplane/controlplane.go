@@ -41,6 +41,10 @@ type Deps struct {
 	// Secrets seals endpoint credentials; nil refuses credentials, saying
 	// that a master key is needed.
 	Secrets *secret.Box
+	// Egress is the platform's egress policy, which every endpoint is
+	// checked against when it is applied, with its tenant's own rules
+	// (spec.egress) added. The connector checks again when it connects.
+	Egress *sdk.Egress
 }
 
 // Service is the control plane.
@@ -56,8 +60,8 @@ type Service struct {
 
 // New returns a control plane; Start runs it.
 func New(deps Deps) (*Service, error) {
-	if deps.JetStream == nil || deps.Resources == nil || deps.Connectors == nil {
-		return nil, errors.New("controlplane: JetStream, Resources and Connectors are required")
+	if deps.JetStream == nil || deps.Resources == nil || deps.Connectors == nil || deps.Egress == nil {
+		return nil, errors.New("controlplane: JetStream, Resources, Connectors and Egress are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -266,7 +270,7 @@ func tenantEntry(t resource.Resource) ([]byte, error) {
 	if err := decodeStrict(t.Spec, &spec); err != nil {
 		return nil, fmt.Errorf("decoding stored tenant %s: %w", t.Name, err)
 	}
-	entry := flowconfig.Tenant{RetentionDays: spec.RetentionDays}
+	entry := flowconfig.Tenant{RetentionDays: spec.RetentionDays, Egress: spec.Egress}
 	if a := spec.Alerts; a != nil {
 		interval, err := a.interval()
 		if err != nil {

@@ -41,7 +41,7 @@ type Deps struct {
 	Metrics   *bus.Metrics
 	// Leases share the partitions among replicas; nil when this is the
 	// only process (the all-in-one mode).
-	Leases jetstream.KeyValue
+	Leases *bus.Leases
 	// ConfirmCreates makes the ledger read created records' target ids from
 	// the audit stream. It is needed only when some target type makes its
 	// own ids (connector.Registry.AllTargetsKeyed is false); otherwise the

@@ -49,7 +49,7 @@ type Deps struct {
 	Metrics *bus.Metrics
 	// Leases share the consumers among replicas; nil when this is the only
 	// process (the all-in-one mode).
-	Leases jetstream.KeyValue
+	Leases *bus.Leases
 	// HandlerOptions wrap the API (authentication, for one).
 	HandlerOptions []connect.HandlerOption
 	// DeadLetters keeps dead letters for listing and replay.

@@ -39,7 +39,7 @@ type Deps struct {
 	Metrics   *bus.Metrics
 	// Leases share the mapper's consumer among replicas; nil when this is
 	// the only process (the all-in-one mode).
-	Leases jetstream.KeyValue
+	Leases *bus.Leases
 }
 
 // Service is the mapper.
