@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -49,7 +50,17 @@ The record is a JSON object, given with --data or read from --file (- for stdin)
 			if err != nil {
 				return err
 			}
-			nc, err := nats.Connect(g.natsURL, append(natsauth.ClientOptions(token), nats.Name("syncline-publish"), nats.Timeout(5*time.Second))...)
+			// NATS tells a refused publish asynchronously, and JetStream
+			// would wait for an acknowledgement that never comes: the first
+			// refusal ends the publish, saying why.
+			ctx, cancel := context.WithCancelCause(cmd.Context())
+			defer cancel(nil)
+			refused := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+				if errors.Is(err, nats.ErrPermissionViolation) {
+					cancel(err)
+				}
+			})
+			nc, err := nats.Connect(g.natsURL, append(natsauth.ClientOptions(token), nats.Name("syncline-publish"), nats.Timeout(5*time.Second), refused)...)
 			if err != nil {
 				return fmt.Errorf("connecting to NATS at %s: %w (is `syncline dev` running? Give the NATS URL with --nats (or SYNCLINE_NATS_URL), or the data folder of `syncline dev` with --data-dir (or SYNCLINE_DATA_DIR))", g.natsURL, err)
 			}
@@ -61,7 +72,10 @@ The record is a JSON object, given with --data or read from --file (- for stdin)
 			// No tracer provider: the event goes without trace context and
 			// the mapper starts its trace, recorded wherever the services
 			// export theirs (see ingest.NewPublisher).
-			ids, err := ingest.NewPublisher(js, nil).Publish(cmd.Context(), c)
+			ids, err := ingest.NewPublisher(js, nil).Publish(ctx, c)
+			if cause := context.Cause(ctx); errors.Is(cause, nats.ErrPermissionViolation) {
+				return fmt.Errorf("NATS refused the event: %w (a token publishes only to its own tenant's ingest.<tenant>.> subjects)", cause)
+			}
 			if err != nil {
 				return err
 			}
