@@ -155,7 +155,7 @@ func TestTraceContext(t *testing.T) {
 			}
 			attrs := map[attribute.Key]string{}
 			for _, a := range spans[0].Attributes() {
-				attrs[a.Key] = a.Value.Emit()
+				attrs[a.Key] = a.Value.String()
 			}
 			for k, v := range map[attribute.Key]string{
 				"messaging.system": "nats", "messaging.operation.type": "send", "messaging.operation.name": "publish",

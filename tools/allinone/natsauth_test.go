@@ -2,7 +2,6 @@ package allinone_test
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +95,6 @@ func TestNATSTakesTheAPIsTokens(t *testing.T) {
 		t.Errorf("acme's refused publish into globex reached globex's log: %v", recs)
 	}
 	if got := len(e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "globex"})); got != 2 {
-		t.Error(fmt.Sprintf("globex has %d log records, want its own 2", got))
+		t.Errorf("globex has %d log records, want its own 2", got)
 	}
 }
