@@ -343,9 +343,17 @@ func (e *env) logRecords(req *eventlogv1.QueryLogsRequest) []*eventlogv1.LogReco
 // checks, as a publisher in another language might.
 func publishEnvelope(t *testing.T, js jetstream.JetStream, subject, key string, payload []byte) {
 	t.Helper()
+	publishNamed(t, js, subject, bus.TenantOf(subject), "shop", "order", key, payload)
+}
+
+// publishNamed publishes on subject a hand-made envelope naming tenant,
+// endpoint and entity, whatever the subject says, as a careless or hostile
+// publisher might.
+func publishNamed(t *testing.T, js jetstream.JetStream, subject, tenant, endpoint, entity, key string, payload []byte) {
+	t.Helper()
 	e := &eventv1.Envelope{
-		SchemaVersion: envelope.SchemaVersion, EventId: envelope.NewEventID(), Tenant: bus.TenantOf(subject),
-		SourceEndpoint: "shop", Entity: "order", Operation: eventv1.Operation_OPERATION_UPSERT,
+		SchemaVersion: envelope.SchemaVersion, EventId: envelope.NewEventID(), Tenant: tenant,
+		SourceEndpoint: endpoint, Entity: entity, Operation: eventv1.Operation_OPERATION_UPSERT,
 		SourceKey: key, SourceVersion: 1, Payload: payload,
 	}
 	data, err := envelope.Encode(e)

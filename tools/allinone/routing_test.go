@@ -8,37 +8,19 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/nats-io/nats.go"
 
-	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
 	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
 	"github.com/syncline/syncline/pkg/auth"
-	"github.com/syncline/syncline/pkg/bus"
-	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/ingest"
 	"github.com/syncline/syncline/pkg/stage"
 )
 
-// publishRaw publishes an envelope naming tenant, endpoint and entity on
-// subject, whatever the subject says, as a hostile publisher might.
+// publishRaw publishes an order envelope naming tenant, endpoint and
+// entity on subject.
 func publishRaw(t *testing.T, e *env, subject, tenant, endpoint, entity, key string) {
 	t.Helper()
-	env := &eventv1.Envelope{
-		SchemaVersion: envelope.SchemaVersion, EventId: envelope.NewEventID(), Tenant: tenant,
-		SourceEndpoint: endpoint, Entity: entity, Operation: eventv1.Operation_OPERATION_UPSERT,
-		SourceKey: key, SourceVersion: 1, Payload: order(42, "paid"),
-	}
-	data, err := envelope.Encode(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := nats.NewMsg(subject)
-	m.Header.Set(bus.HeaderMsgID, env.EventId)
-	m.Data = data
-	if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
+	publishNamed(t, e.js, subject, tenant, endpoint, entity, key, order(42, "paid"))
 }
 
 // TestEnvelopeMustAgreeWithItsSubject: an envelope for tenant globex
