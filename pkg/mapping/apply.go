@@ -99,8 +99,14 @@ func (p *Program) ApplyJSON(payload []byte) (out []byte, skip bool, reason strin
 		first = false
 		out = append(out, p.fields[i].key...)
 		if out, err = appendJSON(out, vals[i].val); err != nil {
+			if errors.Is(err, errTooLarge) {
+				return nil, false, "", &EvalError{Path: p.fields[i].path, Message: err.Error()}
+			}
 			return nil, false, "", fmt.Errorf("encoding %s: %w", p.fields[i].path, err)
 		}
+	}
+	if len(out) >= MaxRecordSize {
+		return nil, false, "", &EvalError{Path: "fields", Message: errTooLarge.Error()}
 	}
 	return append(out, '}'), false, "", nil
 }
@@ -113,7 +119,7 @@ func (p *Program) evaluate(source map[string]any, vals []slot) (bool, error) {
 	if p.filter != nil {
 		out, _, err := p.filter.Eval(act)
 		if err != nil {
-			return false, &EvalError{Path: "filter", Message: err.Error()}
+			return false, &EvalError{Path: "filter", Message: evalMessage(err)}
 		}
 		keep, ok := out.(types.Bool)
 		if !ok {
@@ -129,7 +135,7 @@ func (p *Program) evaluate(source map[string]any, vals []slot) (bool, error) {
 		if f.expr != nil {
 			out, _, err := f.expr.Eval(act)
 			if err != nil {
-				return false, &EvalError{Path: f.path, Message: err.Error()}
+				return false, &EvalError{Path: f.path, Message: evalMessage(err)}
 			}
 			v, ok, err := fromCEL(out)
 			if err != nil {
@@ -149,6 +155,17 @@ func (p *Program) evaluate(source map[string]any, vals []slot) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// evalMessage is the message of an expression's error on a record: CEL's own, but for the
+// cost limit, which says what the limit is and what to do.
+func evalMessage(err error) string {
+	var cancelled interpreter.EvalCancelledError
+	if errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded {
+		return fmt.Sprintf("cost limit exceeded: the expression costs more than %s units on this record (loops over large lists, or strings it makes ever longer); make it do less, or trim the record at its source",
+			thousands(costLimit))
+	}
+	return err.Error()
 }
 
 // translate looks v up in the value map. Null, and "" unless the map lists it, are left for
@@ -203,7 +220,7 @@ func (p *Program) validate(vals []slot, record map[string]any) error {
 		act.value = vals[r.index].val
 		out, _, err := r.check.Eval(act)
 		if err != nil {
-			msg := fmt.Sprintf("checking field %q: %v", f.name, err)
+			msg := fmt.Sprintf("checking field %q: %s", f.name, evalMessage(err))
 			if act.value == nil {
 				msg += "; the field is null or missing: write value == null || <check> if that is allowed"
 			}

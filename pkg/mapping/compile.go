@@ -5,21 +5,42 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
 	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/ext"
 )
 
-// costLimit bounds the work of one expression with a comprehension on one record, in CEL cost
-// units (roughly one per operation, and per byte or element for operations over strings and
-// lists). Mapping an order line to a four-field object costs about 50, so 1,000,000 leaves
-// room for documents of some 20,000 lines, yet stops a runaway comprehension (nested loops
-// over the record) after about 100 ms of CPU.
+// MaxRecordSize is the size in bytes of the largest record a mapping reads or writes: NATS's
+// default max_payload, which bounds every message on the bus. Cost estimates assume source
+// records up to this size, and a mapped record larger than this is an *EvalError, since no
+// stage could pass it on.
+const MaxRecordSize = 1 << 20
+
+// costLimit bounds the work of one expression on one record, in CEL cost units (roughly one
+// per operation, and per byte or element for operations over strings and lists, including
+// the size of what they build). Mapping an order line to a four-field object costs about 50,
+// so 1,000,000 leaves room for documents of some 20,000 lines, yet stops a runaway
+// comprehension (nested loops over the record) after about 100 ms of CPU, and a string that
+// grows step by step (a chain of replace calls) before it reaches a few megabytes. The limit
+// is counted, not timed: a record maps or fails the same on a busy machine as on an idle one,
+// which a deadline could not promise, and a failure is final (dead-lettered, not retried).
 const costLimit = 1_000_000
+
+// MaxEstimatedCost bounds what an expression may cost on the worst record of MaxRecordSize,
+// as cel-go's checker estimates it when the flow is applied, with the body of every
+// comprehension counted once. Loops are metered as they run, so their iteration count is the
+// runtime limit's business; the estimate is there for what one step can do before any meter
+// sees it: a replace whose result is the product of two sizes, or a chain of them that
+// multiplies a field's size at every link (nine links: 10^10 characters). A single
+// replace of one character by ten over a 1 MiB field is estimated at about 12,000,000; a
+// second one in a chain at about 140,000,000.
+const MaxEstimatedCost = 100_000_000
 
 // Program is a compiled Spec: every expression parsed, type-checked and planned once, when
 // the flow is applied. It does not change after Compile (apart from a pool of decoding
@@ -65,9 +86,9 @@ type rule struct {
 // applied, not when its first record arrives. Every problem is reported as a *CompileError,
 // joined with errors.Join when there are several, so that one round fixes them all. A filter
 // or check whose result is not bool (or dyn, which is then checked per record) is refused, and
-// so is a spec with no fields and no defaults. The package documentation lists the CEL
-// features, the cost limit of 1,000,000 units per expression with a comprehension, and how
-// values convert.
+// so is a spec with no fields and no defaults, and an expression whose estimated cost is above
+// MaxEstimatedCost. The package documentation lists the CEL features, the cost limits, and
+// how values convert.
 func Compile(spec Spec) (*Program, error) {
 	if len(spec.Fields) == 0 && len(spec.Defaults) == 0 {
 		return nil, &CompileError{
@@ -245,8 +266,20 @@ func compileExpr(env *cel.Env, path, expr string, wantBool bool) (cel.Program, [
 			Message: fmt.Sprintf("result is %s, want bool", out),
 		}}
 	}
+	loops := ranges(checked)
+	estimate, err := env.EstimateCost(checked, sizeHints{ranges: loops})
+	if err != nil {
+		return nil, []error{&CompileError{Path: path, Expr: expr, Message: fmt.Sprintf("estimating the cost: %v", err)}}
+	}
+	if estimate.Max > MaxEstimatedCost {
+		return nil, []error{&CompileError{
+			Path: path, Expr: expr,
+			Message: fmt.Sprintf("estimated cost on a record of %d bytes is %s, above the limit of %s: the expression can build a value far larger than its record (a chain of replace calls, say); make it do less, or map the field in the source system",
+				MaxRecordSize, thousands(estimate.Max), thousands(MaxEstimatedCost)),
+		}}
+	}
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	if loops(checked) {
+	if len(loops) > 0 || estimate.Max > costLimit {
 		opts = append(opts, cel.CostLimit(costLimit))
 	}
 	prg, err := env.Program(checked, opts...)
@@ -256,18 +289,52 @@ func compileExpr(env *cel.Env, path, expr string, wantBool bool) (cel.Program, [
 	return prg, nil
 }
 
-// loops reports whether an expression holds a comprehension (all, exists, exists_one, map,
-// filter...). Only those can run long: without one, CEL visits each node once, so the work is
-// bounded by the size of the expression and the record. Metering cost takes a third of the
-// evaluation time, so it is paid only where it can matter.
-func loops(checked *cel.Ast) bool {
-	found := false
+// ranges returns the expression ids of the ranges of an expression's comprehensions (all,
+// exists, exists_one, map, filter, optMap...). Only a comprehension can run long on a small
+// expression: without one, CEL visits each node once. An expression whose estimate stays
+// within costLimit and has none is not metered, as metering takes a third of the evaluation
+// time and could not stop it anyway.
+func ranges(checked *cel.Ast) map[int64]bool {
+	found := map[int64]bool{}
 	celast.PreOrderVisit(checked.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
 		if e.Kind() == celast.ComprehensionKind {
-			found = true
+			found[e.AsComprehension().IterRange().ID()] = true
 		}
 	}))
 	return found
+}
+
+// sizeHints tells cel-go's cost estimator how large the values of a record can be: any
+// string, list or map that comes from the record holds at most MaxRecordSize characters or
+// elements. The range of a comprehension counts as one element, so that the estimate
+// weighs one pass of its body (see MaxEstimatedCost).
+type sizeHints struct{ ranges map[int64]bool }
+
+var _ checker.CostEstimator = sizeHints{}
+
+func (h sizeHints) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
+	if h.ranges[n.Expr().ID()] {
+		return &checker.SizeEstimate{Min: 0, Max: 1}
+	}
+	return &checker.SizeEstimate{Min: 0, Max: MaxRecordSize}
+}
+
+func (sizeHints) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil
+}
+
+// thousands writes n with commas between groups of three digits, as the errors and the
+// README write limits.
+func thousands(n uint64) string {
+	s := strconv.FormatUint(n, 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // Fields returns the target fields the mapping may produce (those with an expression and
