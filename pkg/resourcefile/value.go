@@ -13,9 +13,14 @@ import (
 // holds exactly.
 const maxExactInt = 1 << 53
 
-// maxNodes bounds how many values one document may expand to through
-// aliases, so that a small file cannot blow up into a huge one.
-const maxNodes = 1_000_000
+// maxExpanded bounds what one document may expand to through aliases, in
+// values and characters (each value counts one, each key and string its
+// length): MaxFileSize, which a document written out without aliases cannot
+// pass either. yaml.v3 leaves aliases in the node tree unexpanded and so
+// does not bound them ("billion laughs"); the converter expands them and
+// counts as it goes, so a small file with nested aliases stops here instead
+// of growing into gigabytes when it is sent.
+const maxExpanded = MaxFileSize
 
 // converter turns a YAML document into the JSON values the schema checks
 // and structpb holds: map[string]any, []any, string, bool, nil, int64 and
@@ -25,7 +30,7 @@ const maxNodes = 1_000_000
 // that was written.
 type converter struct {
 	problems []located
-	nodes    int
+	expanded int // values and characters so far, against maxExpanded
 }
 
 // located is a problem found while converting, before the document's kind
@@ -39,11 +44,12 @@ func (c *converter) fail(path string, n *yaml.Node, format string, args ...any) 
 }
 
 func (c *converter) value(path string, n *yaml.Node) any {
-	c.nodes++
-	if c.nodes > maxNodes {
-		if c.nodes == maxNodes+1 {
-			c.fail(path, n, "the document expands to more than %d values through aliases", maxNodes)
-		}
+	if c.expanded > maxExpanded {
+		return nil
+	}
+	c.expanded += 1 + len(n.Value)
+	if c.expanded > maxExpanded {
+		c.fail(path, n, "the document expands through aliases to more than %d values and characters, the limit of a file: write the repeated parts out, or repeat them less", maxExpanded)
 		return nil
 	}
 	switch n.Kind {
@@ -86,6 +92,7 @@ func (c *converter) mapping(path string, n *yaml.Node) map[string]any {
 			merges = append(merges, v)
 			continue
 		}
+		c.expanded += len(k.Value)
 		if line, ok := lines[k.Value]; ok {
 			c.fail(keyPath(path, k.Value), k, "key %q is already defined on line %d", k.Value, line)
 			continue

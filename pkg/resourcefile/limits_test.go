@@ -1,0 +1,85 @@
+package resourcefile
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestLoadRefusesWhatIsNotARegularFile: `syncline apply -f /dev/zero` once read until the
+// kernel stopped it.
+func TestLoadRefusesWhatIsNotARegularFile(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pipe.yaml")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, path, want string }{
+		{"a character device", "/dev/zero", "reading /dev/zero: it is a character device, not a regular file"},
+		{"a named pipe", fifo, "reading " + fifo + ": it is a named pipe, not a regular file"},
+		// A folder's .yaml entries are files to read too: the pipe is refused, not opened
+		// (which would wait for a writer).
+		{"a named pipe in a folder", dir, "reading " + fifo + ": it is a named pipe, not a regular file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(tt.path)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("Load(%s) = %v, want an error starting %q", tt.path, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadRefusesFilesOverTheSizeLimit(t *testing.T) {
+	dir := t.TempDir()
+	// A valid file, padded with a comment past the limit.
+	content := "apiVersion: syncline.dev/v1\nkind: Tenant\nmetadata: {name: acme}\n# " + strings.Repeat("x", MaxFileSize) + "\n"
+	path := writeFile(t, dir, "big.yaml", content)
+	want := fmt.Sprintf("reading %s: it is %d bytes, above the limit of 4194304 (4 MiB) for a resource file", path, len(content))
+	for _, p := range []string{path, dir} {
+		if _, err := Load(p); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("Load(%s) = %v, want an error starting %q", p, err, want)
+		}
+	}
+	fits := writeFile(t, t.TempDir(), "fits.yaml", content[:MaxFileSize-1]+"\n")
+	if _, err := Load(fits); err != nil {
+		t.Errorf("Load of a file of %d bytes: %v", MaxFileSize, err)
+	}
+}
+
+// TestLoadRefusesAliasBombs: a small file whose aliases expand into gigabytes is refused
+// with the document and the path where it passed the limit.
+func TestLoadRefusesAliasBombs(t *testing.T) {
+	laughs := "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+	prev := "a"
+	for _, level := range []string{"b", "c", "d", "e", "f", "g", "h", "i"} {
+		laughs += fmt.Sprintf("%s: &%s [*%s,*%s,*%s,*%s,*%s,*%s,*%s,*%s,*%s]\n", level, level, prev, prev, prev, prev, prev, prev, prev, prev, prev)
+		prev = level
+	}
+	long := "a: &a \"" + strings.Repeat("x", 100_000) + "\"\nb: [" + strings.Repeat("*a,", 4_999) + "*a]\n"
+	for name, settings := range map[string]string{"billion laughs": laughs, "a long string repeated": long} {
+		t.Run(name, func(t *testing.T) {
+			content := "apiVersion: syncline.dev/v1\nkind: Endpoint\nmetadata: {tenant: acme, name: erp}\nspec:\n  type: sql\n  description: ERP\n  settings:\n" +
+				indent(settings)
+			path := writeFile(t, t.TempDir(), "bomb.yaml", content)
+			_, err := Load(path)
+			var perr *Error
+			if !errors.As(err, &perr) || len(perr.Problems) != 1 {
+				t.Fatalf("Load = %v, want one problem", err)
+			}
+			p := perr.Problems[0]
+			if p.Document != 1 || !strings.HasPrefix(p.Path, "spec.settings.") || !strings.Contains(p.Message, "the document expands through aliases to more than 4194304 values and characters") {
+				t.Errorf("problem = %+v", p)
+			}
+		})
+	}
+}
+
+// indent puts YAML lines under a key two levels deep.
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n    ") + "\n"
+}
