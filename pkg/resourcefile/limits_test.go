@@ -83,3 +83,28 @@ func TestLoadRefusesAliasBombs(t *testing.T) {
 func indent(s string) string {
 	return "    " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n    ") + "\n"
 }
+
+// TestLoadChecksTheServersLimits: the schema mirrors the control plane's
+// limits where JSON Schema can say them, so a file is refused before it is
+// sent.
+func TestLoadChecksTheServersLimits(t *testing.T) {
+	endpoint := "apiVersion: syncline.dev/v1\nkind: Endpoint\nmetadata: {tenant: acme, name: shop}\nspec:\n  type: nats\n  description: " +
+		strings.Repeat("d", 1_001) + "\n"
+	expr := strings.Replace(flow, "double(source.total)", strings.Repeat("a", 4_097), 1)
+	tests := []struct{ name, content, path, message string }{
+		{"a long description", endpoint, "spec.description", "is 1,001 characters long, above the limit of 1,000"},
+		{"a long expression", expr, "spec.mapping.fields.total", "is 4,097 characters long, above the limit of 4,096"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(writeFile(t, t.TempDir(), "limits.yaml", tt.content))
+			var perr *Error
+			if !errors.As(err, &perr) || len(perr.Problems) != 1 {
+				t.Fatalf("Load = %v, want one problem", err)
+			}
+			if p := perr.Problems[0]; p.Path != tt.path || p.Message != tt.message {
+				t.Errorf("problem = %s: %s, want %s: %s", p.Path, p.Message, tt.path, tt.message)
+			}
+		})
+	}
+}
