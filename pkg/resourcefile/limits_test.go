@@ -51,8 +51,8 @@ func TestLoadRefusesFilesOverTheSizeLimit(t *testing.T) {
 	}
 }
 
-// TestLoadRefusesAliasBombs: a small file whose aliases expand into gigabytes is refused
-// with the document and the path where it passed the limit.
+// TestLoadRefusesAliasBombs: a small file whose aliases expand into gigabytes, or forever,
+// is refused with the document and the path where it passed a limit.
 func TestLoadRefusesAliasBombs(t *testing.T) {
 	laughs := "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
 	prev := "a"
@@ -61,10 +61,21 @@ func TestLoadRefusesAliasBombs(t *testing.T) {
 		prev = level
 	}
 	long := "a: &a \"" + strings.Repeat("x", 100_000) + "\"\nb: [" + strings.Repeat("*a,", 4_999) + "*a]\n"
-	for name, settings := range map[string]string{"billion laughs": laughs, "a long string repeated": long} {
-		t.Run(name, func(t *testing.T) {
+	chain := "a0: &a0 [x]\n"
+	for i := 1; i < 600; i++ {
+		chain += fmt.Sprintf("a%d: &a%d [*a%d]\n", i, i, i-1)
+	}
+	tests := []struct{ name, settings, message string }{
+		{"billion laughs", laughs, "the document expands to more than 1048576 values and characters (an alias counts what it stands for each time it is used)"},
+		{"a long string repeated", long, "the document expands to more than 1048576 values and characters (an alias counts what it stands for each time it is used)"},
+		{"an alias inside its anchor", "a: &a [x, *a]\n", "an alias is used inside its own anchor, which would repeat it forever"},
+		{"a merge inside its anchor", "a: &a {x: 1, <<: *a}\n", "an alias is used inside its own anchor, which would repeat it forever"},
+		{"a chain of anchors", chain, "lists and mappings nest more than 512 levels deep, aliases expanded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			content := "apiVersion: syncline.dev/v1\nkind: Endpoint\nmetadata: {tenant: acme, name: erp}\nspec:\n  type: sql\n  description: ERP\n  settings:\n" +
-				indent(settings)
+				indent(tt.settings)
 			path := writeFile(t, t.TempDir(), "bomb.yaml", content)
 			_, err := Load(path)
 			var perr *Error
@@ -72,7 +83,7 @@ func TestLoadRefusesAliasBombs(t *testing.T) {
 				t.Fatalf("Load = %v, want one problem", err)
 			}
 			p := perr.Problems[0]
-			if p.Document != 1 || !strings.HasPrefix(p.Path, "spec.settings.") || !strings.Contains(p.Message, "the document expands through aliases to more than 4194304 values and characters") {
+			if p.Document != 1 || !strings.HasPrefix(p.Path, "spec.settings.") || !strings.Contains(p.Message, tt.message) {
 				t.Errorf("problem = %+v", p)
 			}
 		})
