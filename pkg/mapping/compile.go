@@ -12,8 +12,11 @@ import (
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
 	celast "github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/overloads"
 	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/ext"
+	"github.com/google/cel-go/interpreter"
 )
 
 // MaxRecordSize is the size in bytes of the largest record a mapping reads or writes: NATS's
@@ -280,7 +283,8 @@ func compileExpr(env *cel.Env, path, expr string, wantBool bool) (cel.Program, [
 	}
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	if len(loops) > 0 || estimate.Max > costLimit {
-		opts = append(opts, cel.CostLimit(costLimit))
+		opts = append(opts, cel.CostLimit(costLimit),
+			cel.CostTrackerOptions(interpreter.OverloadCostTracker(overloads.ExtFormatString, formatCost)))
 	}
 	prg, err := env.Program(checked, opts...)
 	if err != nil {
@@ -319,8 +323,32 @@ func (h sizeHints) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
 	return &checker.SizeEstimate{Min: 0, Max: MaxRecordSize}
 }
 
-func (sizeHints) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
-	return nil
+// EstimateCallCost estimates format, whose result cel-go leaves unbounded: it holds the
+// format string and every argument written out, each of which may be as long as a record.
+// The other functions have cel-go's own estimates.
+func (sizeHints) EstimateCallCost(_, overloadID string, target *checker.AstNode, args []checker.AstNode) *checker.CallEstimate {
+	if overloadID != overloads.ExtFormatString || target == nil || len(args) != 1 {
+		return nil
+	}
+	format, n := uint64(MaxRecordSize), uint64(MaxRecordSize)
+	if sz := (*target).ComputedSize(); sz != nil {
+		format = sz.Max
+	}
+	if sz := args[0].ComputedSize(); sz != nil {
+		n = sz.Max
+	}
+	size := checker.SizeEstimate{Min: 0, Max: format}.Add(checker.SizeEstimate{Min: 0, Max: n}.Multiply(checker.FixedSizeEstimate(MaxRecordSize)))
+	return &checker.CallEstimate{CostEstimate: size.AsCost(), ResultSize: &size}
+}
+
+// formatCost charges format at run time for the string it built, as cel-go charges
+// replace, so that a chain of them is metered by size.
+func formatCost(_ []ref.Val, result ref.Val) *uint64 {
+	cost := uint64(1)
+	if s, ok := result.(types.String); ok {
+		cost += uint64(len(s))
+	}
+	return &cost
 }
 
 // thousands writes n with commas between groups of three digits, as the errors and the

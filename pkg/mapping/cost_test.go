@@ -111,3 +111,22 @@ func TestApplyJSONRefusesRecordsOverTheBusLimit(t *testing.T) {
 	}
 	assertEvalError(t, err, "fields.x", "larger than 1048576 bytes")
 }
+
+// TestFormatIsCostedBySize: cel-go leaves format's result unbounded in its estimate and
+// charges it by its format string at run time; a mapping charges what it builds.
+func TestFormatIsCostedBySize(t *testing.T) {
+	many := "'" + strings.Repeat("%s", 200) + "'.format([" + strings.TrimSuffix(strings.Repeat("source.x, ", 200), ", ") + "])"
+	errs := compileErrors(t, func() error { _, err := Compile(Spec{Fields: map[string]string{"x": many}}); return err }())
+	if len(errs) != 1 || !strings.Contains(errs[0].Message, "above the limit of 100,000,000") {
+		t.Fatalf("Compile of a format of 200 fields = %v, want it refused over the estimate", errs)
+	}
+	p := mustCompile(t, Spec{Fields: map[string]string{"x": "'%s-%s'.format([source.x, source.x])"}})
+	out, _, _, err := p.ApplyJSON([]byte(`{"x": "` + strings.Repeat("x", 600_000) + `"}`))
+	if out != nil {
+		t.Fatalf("ApplyJSON returned %d bytes", len(out))
+	}
+	assertEvalError(t, err, "fields.x", "cost limit exceeded")
+	if out, _, _, err := p.ApplyJSON([]byte(`{"x": "a"}`)); err != nil || string(out) != `{"x":"a-a"}` {
+		t.Errorf("on a small record: %s, %v", out, err)
+	}
+}

@@ -45,7 +45,8 @@
 // bus's message limit), counting each comprehension's body once, and an expression estimated
 // above MaxEstimatedCost (100,000,000 units) is refused with the estimate and the limit: that
 // is an expression that can build a value far larger than its record in a few steps, such as
-// a chain of replace calls. When a record is mapped, an expression with a comprehension, or
+// a chain of replace calls or a format of many fields (which cel-go leaves unestimated; here
+// each argument counts as a whole record). When a record is mapped, an expression with a comprehension, or
 // one estimated above 1,000,000 units, may cost at most 1,000,000 units on it (about one per
 // operation, one per element or character that a string or list operation reads or builds):
 // enough to map some 20,000 order lines, and a record that needs more fails with an
