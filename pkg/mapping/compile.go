@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/checker"
@@ -50,11 +52,12 @@ const MaxEstimatedCost = 100_000_000
 // buffers) and is safe for concurrent use by any number of goroutines.
 type Program struct {
 	adapter      types.Adapter
-	filter       cel.Program
+	filter       *expression
 	filterReason string
 	fields       []field // sorted by name, the order of the JSON output
 	rules        []rule
 	needsTarget  bool // some check reads `target`, so the record map must be built for it
+	loops        bool // some expression loops, so a record is mapped under a deadline
 	names        []string
 	stacks       sync.Pool // of *stacks, for decoding payloads
 }
@@ -65,7 +68,7 @@ type field struct {
 	name     string
 	path     string // "fields.<name>", for errors
 	key      []byte // the field's JSON key with its colon, written once here
-	expr     cel.Program
+	expr     *expression
 	valueMap *valueMap
 	def      any
 	hasDef   bool
@@ -81,8 +84,36 @@ type valueMap struct {
 type rule struct {
 	index   int // into Program.fields
 	path    string
-	check   cel.Program
+	check   *expression
 	message string
+}
+
+// expression is one compiled expression.
+type expression struct {
+	prg cel.Program
+	// loops is set for an expression with a comprehension, which runs under the record's
+	// deadline (evalTimeout) and checks it every interruptEvery iterations.
+	loops bool
+}
+
+// evalTimeout bounds the time one record's expressions may take together, if any of them
+// loops. The cost limit stops what cel-go's cost model sees; this stops what it does not
+// (its cost of size(s) or s == t is one unit, however long s is, and a loop may do that for
+// every element of a list). It is fifty times what a record at the cost limit takes on an
+// idle machine, so that only a runaway loop meets it, however busy the machine.
+const evalTimeout = 5 * time.Second
+
+// interruptEvery is how many iterations of a comprehension run between looks at the deadline.
+const interruptEvery = 100
+
+// eval evaluates e on act; ctx is the record's deadline, which only a looping expression reads.
+func (e *expression) eval(ctx context.Context, act interpreter.Activation) (ref.Val, error) {
+	if e.loops {
+		out, _, err := e.prg.ContextEval(ctx, act)
+		return out, err
+	}
+	out, _, err := e.prg.Eval(act)
+	return out, err
 }
 
 // Compile type-checks every expression of spec so that a bad mapping is refused when a flow is
@@ -118,6 +149,7 @@ func Compile(spec Spec) (*Program, error) {
 		var ferrs []error
 		p.filter, ferrs = compileExpr(sourceEnv, "filter", spec.Filter, true)
 		errs = append(errs, ferrs...)
+		p.loops = p.filter != nil && p.filter.loops
 		p.filterReason = "filtered out by " + spec.Filter
 	}
 
@@ -132,6 +164,7 @@ func Compile(spec Spec) (*Program, error) {
 	for _, name := range names {
 		f, ferrs := compileField(sourceEnv, spec, name)
 		errs = append(errs, ferrs...)
+		p.loops = p.loops || f.expr != nil && f.expr.loops
 		index[name] = len(p.fields)
 		p.fields = append(p.fields, f)
 		p.names = append(p.names, name)
@@ -168,6 +201,7 @@ func Compile(spec Spec) (*Program, error) {
 		}
 		check, cerrs := compileExpr(checkEnv, path+".check", r.Check, true)
 		errs = append(errs, cerrs...)
+		p.loops = p.loops || check != nil && check.loops
 		// A mention of "target" anywhere, even in a string literal, builds the map: a
 		// harmless over-estimate that saves walking the syntax tree.
 		p.needsTarget = p.needsTarget || strings.Contains(r.Check, "target")
@@ -245,7 +279,7 @@ func compileValueMap(name string, vm ValueMap) (*valueMap, error) {
 
 // compileExpr parses, checks and plans one expression. Positions in the errors are 1-based;
 // CEL counts columns from 0.
-func compileExpr(env *cel.Env, path, expr string, wantBool bool) (cel.Program, []error) {
+func compileExpr(env *cel.Env, path, expr string, wantBool bool) (*expression, []error) {
 	if strings.TrimSpace(expr) == "" {
 		return nil, []error{&CompileError{Path: path, Message: "expression is empty; write a CEL expression"}}
 	}
@@ -286,24 +320,33 @@ func compileExpr(env *cel.Env, path, expr string, wantBool bool) (cel.Program, [
 		opts = append(opts, cel.CostLimit(costLimit),
 			cel.CostTrackerOptions(interpreter.OverloadCostTracker(overloads.ExtFormatString, formatCost)))
 	}
+	if len(loops) > 0 {
+		opts = append(opts, cel.InterruptCheckFrequency(interruptEvery))
+	}
 	prg, err := env.Program(checked, opts...)
 	if err != nil {
 		return nil, []error{&CompileError{Path: path, Expr: expr, Message: err.Error()}}
 	}
-	return prg, nil
+	return &expression{prg: prg, loops: len(loops) > 0}, nil
 }
 
-// ranges returns the expression ids of the ranges of an expression's comprehensions (all,
-// exists, exists_one, map, filter, optMap...). Only a comprehension can run long on a small
+// ranges returns the expression ids of the ranges of an expression's loops: comprehensions
+// (all, exists, exists_one, map, filter...) over a list or map. Only a loop can run long on a small
 // expression: without one, CEL visits each node once. An expression whose estimate stays
 // within costLimit and has none is not metered, as metering takes a third of the evaluation
 // time and could not stop it anyway.
 func ranges(checked *cel.Ast) map[int64]bool {
 	found := map[int64]bool{}
 	celast.PreOrderVisit(checked.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
-		if e.Kind() == celast.ComprehensionKind {
-			found[e.AsComprehension().IterRange().ID()] = true
+		if e.Kind() != celast.ComprehensionKind {
+			return
 		}
+		// optMap binds a name with a comprehension over an empty list: it does not loop.
+		r := e.AsComprehension().IterRange()
+		if r.Kind() == celast.ListKind && r.AsList().Size() == 0 {
+			return
+		}
+		found[r.ID()] = true
 	}))
 	return found
 }

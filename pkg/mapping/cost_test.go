@@ -130,3 +130,19 @@ func TestFormatIsCostedBySize(t *testing.T) {
 		t.Errorf("on a small record: %s, %v", out, err)
 	}
 }
+
+// TestApplyJSONStopsALoopAtTheTimeLimit: cel-go costs size(s) and s == t at one unit
+// however long s is, so a loop over a long list that reads a long string at every step
+// passes the cost limit; the record's deadline stops it.
+func TestApplyJSONStopsALoopAtTheTimeLimit(t *testing.T) {
+	payload, err := json.Marshal(map[string]any{"lines": make([]int, 200_000), "x": strings.Repeat("x", 400_000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mustCompile(t, Spec{Fields: map[string]string{"x": "source.lines.filter(l, size(source.x) == 0)"}})
+	out, _, _, err := p.ApplyJSON(payload)
+	if out != nil {
+		t.Fatalf("ApplyJSON returned %d bytes", len(out))
+	}
+	assertEvalError(t, err, "fields.x", "time limit exceeded: the mapping's loops took more than 5s on this record")
+}
