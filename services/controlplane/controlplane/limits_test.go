@@ -70,6 +70,9 @@ func TestApplyRefusesFieldsOverTheirLimits(t *testing.T) {
 		{"many validations", func(rs []*controlplanev1.Resource) {
 			setMapping(t, rs[4], "validations", rules)
 		}, []string{"Flow orders", "spec.mapping.validations has 501 entries, above the limit of 500"}},
+		{"a mapping over the estimated cost", func(rs []*controlplanev1.Resource) {
+			setMapping(t, rs[4], "fields", map[string]any{"n": "source.x" + strings.Repeat(`.replace("a", "aaaaaaaaaa")`, 9)})
+		}, []string{"Flow orders", "spec.mapping", "fields.n: estimated cost on a record of 1048576 bytes is ", "above the limit of 100,000,000"}},
 		{"a large resource", func(rs []*controlplanev1.Resource) {
 			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": bigSettings})
 		}, []string{"Endpoint erp", "spec is 300,", "bytes as JSON, above the limit of 262,144 bytes (256 KiB) for one resource"}},
