@@ -3,6 +3,7 @@ package resourcefile
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -17,7 +18,15 @@ func TestLoadRefusesWhatIsNotARegularFile(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	inner := filepath.Join(t.TempDir(), "folder")
+	if err := os.Mkdir(inner, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(t.TempDir(), filepath.Join(inner, "linked.yaml")); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct{ name, path, want string }{
+		{"a link to a folder in a folder", inner, "reading " + filepath.Join(inner, "linked.yaml") + ": it is a folder (inside a folder only its files are read), not a regular file"},
 		{"a character device", "/dev/zero", "reading /dev/zero: it is a character device, not a regular file"},
 		{"a named pipe", fifo, "reading " + fifo + ": it is a named pipe, not a regular file"},
 		// A folder's .yaml entries are files to read too: the pipe is refused, not opened

@@ -124,6 +124,8 @@ func tooLarge(path string, size int64) error {
 // fileKind names what a path that is not a regular file is.
 func fileKind(m fs.FileMode) string {
 	switch {
+	case m.IsDir():
+		return "a folder (inside a folder only its files are read)"
 	case m&fs.ModeCharDevice != 0:
 		return "a character device"
 	case m&fs.ModeDevice != 0:
