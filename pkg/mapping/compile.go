@@ -99,9 +99,9 @@ type expression struct {
 // evalTimeout bounds the time one record's expressions may take together, if any of them
 // loops. The cost limit stops what cel-go's cost model sees; this stops what it does not
 // (its cost of size(s) or s == t is one unit, however long s is, and a loop may do that for
-// every element of a list). It is fifty times what a record at the cost limit takes on an
-// idle machine, so that only a runaway loop meets it, however busy the machine.
-const evalTimeout = 5 * time.Second
+// every element of a list). It is a hundred times what a record at the cost limit takes on
+// an idle machine, so that only a runaway loop meets it, however busy the machine.
+const evalTimeout = 10 * time.Second
 
 // interruptEvery is how many iterations of a comprehension run between looks at the deadline.
 const interruptEvery = 100

@@ -55,7 +55,7 @@
 // are not metered: the estimate already bounds them below the limit, and metering costs a
 // third of the evaluation time. cel-go's cost model misses some work (size(s) or s == t cost
 // one unit however long s is), so a record whose expressions loop is also mapped under a
-// deadline of 5 s, which only a runaway loop meets; optMap binds a name and does not count
+// deadline of 10 s, which only a runaway loop meets; optMap binds a name and does not count
 // as a loop. A mapped record larger than MaxRecordSize is an *EvalError
 // too, since no stage could carry it. Payloads may nest at most 512 levels deep.
 //
