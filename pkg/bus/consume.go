@@ -64,6 +64,17 @@ type Consumer struct {
 	failures map[uint64]int
 	// lastAck is the last message acknowledged, confirmed at a stop.
 	lastAck jetstream.Msg
+	// restoreStreams asks the next open to create lost streams again.
+	restoreStreams bool
+	// created is the durable's configuration as this run last wrote it.
+	created jetstream.ConsumerConfig
+	// crashFloor and crashes count the runs in a row that ended without
+	// finishing the first message after the ack floor crashFloor (see
+	// crashes.go); up to carefulUntil the consumer hands over one message
+	// at a time, so that a crash points at one message.
+	crashFloor   uint64
+	crashes      int
+	carefulUntil uint64
 
 	stopping chan struct{}
 	done     chan struct{}
@@ -93,7 +104,7 @@ func NewConsumer(spec ConsumerSpec, deps ConsumerDeps) *Consumer {
 // time) and starts fetching. ctx bounds the set-up only. A stopped consumer
 // may be started again.
 func (c *Consumer) Start(ctx context.Context) error {
-	iter, err := c.open(ctx)
+	iter, err := c.open(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -124,16 +135,53 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	}
 }
 
-// open rewinds the durable consumer to its ack floor and subscribes.
-func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) {
+// open rewinds the durable consumer to its ack floor and subscribes. At a
+// start (not a rewind within a run) it counts whether the last run died on
+// the first unfinished message, and dead-letters that message when runs
+// died on it MaxDeliver times in a row.
+func (c *Consumer) open(ctx context.Context, start bool) (jetstream.MessagesContext, error) {
 	js, cfg := c.deps.JetStream, consumerConfig(c.deps.Config, c.spec)
+	if c.restoreStreams {
+		// An output stream did not answer: a server that restarted without
+		// its files has lost it, and nothing else would create it again.
+		if err := EnsureStreams(ctx, js, c.deps.Config); err != nil {
+			return nil, err
+		}
+		c.restoreStreams = false
+	}
 	cons, err := js.Consumer(ctx, c.spec.Stream, c.spec.Durable)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if err := EnsureStreams(ctx, js, c.deps.Config); err != nil {
+			return nil, err
+		}
+		cons, err = js.Consumer(ctx, c.spec.Stream, c.spec.Durable)
+	}
 	switch {
 	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		c.crashFloor, c.crashes, c.carefulUntil = 0, 0, 0
+		cfg.Metadata = c.runMetadata()
 		cons, err = js.CreateConsumer(ctx, c.spec.Stream, cfg)
 	case err == nil:
 		info := cons.CachedInfo()
-		if info.NumAckPending == 0 && info.Delivered.Stream == info.AckFloor.Stream {
+		floor := info.AckFloor.Stream
+		inFlight := info.NumAckPending > 0 || info.Delivered.Stream != floor
+		if start {
+			c.countCrash(info, inFlight)
+		} else if floor != c.crashFloor {
+			c.crashFloor, c.crashes = floor, 0
+		}
+		if c.crashes >= c.deps.Config.MaxDeliver {
+			seq, err := c.deadLetterCrashed(ctx, floor)
+			if err != nil {
+				return nil, err
+			}
+			if seq != floor {
+				floor, inFlight = seq, true
+			}
+			c.crashFloor, c.crashes = floor, 0
+		}
+		cfg.Metadata = c.runMetadata()
+		if !inFlight {
 			// Nothing delivered is unacknowledged: no need to rewind.
 			// Where it starts cannot change; the rest can be updated.
 			cfg.DeliverPolicy, cfg.OptStartSeq = info.Config.DeliverPolicy, info.Config.OptStartSeq
@@ -144,18 +192,22 @@ func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) 
 			return nil, fmt.Errorf("rewinding consumer %s: %w", c.spec.Durable, err)
 		}
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = info.AckFloor.Stream + 1
+		cfg.OptStartSeq = floor + 1
 		cons, err = js.CreateConsumer(ctx, c.spec.Stream, cfg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("creating consumer %s on %s: %w", c.spec.Durable, c.spec.Stream, err)
 	}
+	c.created = cfg
 	// Short pull requests with frequent heartbeats: if a pull request is
 	// lost (the client notices by the missing heartbeats), the iterator
 	// issues a new one within two seconds, instead of the thirty that the
 	// defaults allow a quiet consumer to sit idle with events waiting.
+	// Missing heartbeats are reported rather than waited out, so that a
+	// consumer the server has lost is noticed and created again.
 	iter, err := cons.Messages(jetstream.PullMaxMessages(c.deps.Config.MaxBatch),
-		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
+		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second),
+		jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
 		return nil, fmt.Errorf("subscribing consumer %s: %w", c.spec.Durable, err)
 	}
@@ -172,7 +224,7 @@ func (c *Consumer) open(ctx context.Context) (jetstream.MessagesContext, error) 
 func (c *Consumer) run(iter jetstream.MessagesContext) {
 	defer close(c.done)
 	defer c.cancelHandler()
-	defer c.confirmLastAck()
+	defer c.finish()
 	for {
 		failed := c.consume(iter)
 		iter.Stop()
@@ -185,7 +237,7 @@ func (c *Consumer) run(iter jetstream.MessagesContext) {
 			}
 			ctx, cancel := context.WithTimeout(c.handlerCtx, 30*time.Second)
 			var err error
-			iter, err = c.open(ctx)
+			iter, err = c.open(ctx, false)
 			cancel()
 			if err == nil {
 				break
@@ -213,7 +265,9 @@ func (c *Consumer) consume(iter jetstream.MessagesContext) bool {
 		select {
 		case m, ok = <-msgs:
 			if !ok {
-				return false
+				// The iterator ended by itself: the connection, the
+				// consumer or its heartbeats were lost. Open it again.
+				return !c.isStopping()
 			}
 		case <-tick:
 			if err := c.deps.Tick(c.handlerCtx); err != nil && c.handlerCtx.Err() == nil {
@@ -224,7 +278,9 @@ func (c *Consumer) consume(iter jetstream.MessagesContext) bool {
 			return false
 		}
 		batch = append(batch[:0], m)
-		batch = c.fill(batch, msgs)
+		if !c.careful(m) {
+			batch = c.fill(batch, msgs)
+		}
 		if !c.handle(batch) {
 			return !c.isStopping() && c.handlerCtx.Err() == nil
 		}
@@ -273,7 +329,9 @@ func (c *Consumer) fill(batch []jetstream.Msg, msgs <-chan jetstream.Msg) []jets
 
 // pump moves messages from the iterator into a channel the consumer can
 // drain without blocking, which is what lets it build batches of whatever
-// has arrived. It ends when the iterator is stopped.
+// has arrived. It ends when the iterator is stopped, or stops it when the
+// server's heartbeats stop: the server restarted or lost the consumer, and
+// the consumer opens it again.
 func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, log *slog.Logger) {
 	defer close(out)
 	for {
@@ -282,8 +340,12 @@ func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, log *slog.Lo
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return
 			}
-			// Missed heartbeats and the like: the iterator recovers by
-			// itself.
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				log.Warn("the server stopped sending heartbeats; opening the consumer again")
+				iter.Stop()
+				return
+			}
+			// The iterator recovers from the others by itself.
 			log.Warn("fetching messages", "error", err)
 			time.Sleep(100 * time.Millisecond)
 			continue
@@ -294,12 +356,16 @@ func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, log *slog.Lo
 
 // handle runs the handler on a batch. It returns true when the whole batch is
 // finished; false when a message failed (the finished prefix is acknowledged,
-// the rest will be delivered again after a rewind).
+// the rest will be delivered again after a rewind). A permanent failure (see
+// PermanentError) is dead-lettered at once, after handing the batch over in
+// halves (window) until the message that fails is alone.
 func (c *Consumer) handle(batch []jetstream.Msg) bool {
+	window := len(batch)
 	for len(batch) > 0 {
+		window = min(window, len(batch))
 		start := time.Now()
-		done, err := c.deps.Handler(c.handlerCtx, batch)
-		done = min(max(done, 0), len(batch))
+		done, err := c.deps.Handler(c.handlerCtx, batch[:window])
+		done = min(max(done, 0), window)
 		c.deps.Metrics.observeBatch(c.spec.Stage, done, time.Since(start))
 		if done > 0 {
 			c.ack(batch[done-1])
@@ -312,14 +378,31 @@ func (c *Consumer) handle(batch []jetstream.Msg) bool {
 			}
 			batch = batch[done:]
 		}
-		if len(batch) == 0 {
-			return true
+		if done == window {
+			window = len(batch)
+			continue
 		}
 		if err == nil {
 			err = errors.New("the handler finished part of the batch without saying why")
 		}
+		if errors.Is(err, jetstream.ErrNoStreamResponse) {
+			c.restoreStreams = true
+		}
 		if c.handlerCtx.Err() != nil {
 			return false
+		}
+		if perm := (*PermanentError)(nil); errors.As(err, &perm) {
+			if rest := window - done; rest > 1 {
+				window = rest / 2
+				continue
+			}
+			if !c.deadLetter(batch[0], perm.Code, err.Error()) {
+				return false
+			}
+			delete(c.failures, sequence(batch[0]))
+			batch = batch[1:]
+			window = len(batch)
+			continue
 		}
 		seq := sequence(batch[0])
 		c.failures[seq]++
@@ -328,11 +411,12 @@ func (c *Consumer) handle(batch []jetstream.Msg) bool {
 			c.log.Warn("batch failed; retrying from the failed message", "sequence", seq, "attempt", c.failures[seq], "error", err)
 			return false
 		}
-		if !c.deadLetter(batch[0], err, c.failures[seq]) {
+		if !c.deadLetter(batch[0], CodeRetriesExhausted, fmt.Sprintf("gave up after %d attempts: %v", c.failures[seq], err)) {
 			return false
 		}
 		delete(c.failures, seq)
 		batch = batch[1:]
+		window = len(batch)
 	}
 	return true
 }
@@ -345,9 +429,8 @@ func (c *Consumer) maxFailures() int {
 	return n
 }
 
-func (c *Consumer) deadLetter(m jetstream.Msg, cause error, attempts int) bool {
-	reason := fmt.Sprintf("gave up after %d attempts: %v", attempts, cause)
-	if err := c.dead.publish(c.handlerCtx, m, CodeRetriesExhausted, reason); err != nil {
+func (c *Consumer) deadLetter(m jetstream.Msg, code, reason string) bool {
+	if err := c.dead.publish(c.handlerCtx, m, code, reason); err != nil {
 		c.log.Error("dead-lettering message", "sequence", sequence(m), "error", err)
 		return false
 	}

@@ -3,7 +3,9 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -306,5 +308,276 @@ func TestLingerGathersABatch(t *testing.T) {
 				t.Errorf("linger %s: batches %v, want a first batch of %d", tt.linger, batches, tt.wantFirst)
 			}
 		})
+	}
+}
+
+// TestConsumerDeadLettersAnEventThatKillsItsProcess runs a consumer whose
+// process dies on one event each time — its connection goes and its handler
+// never returns — or hangs on it until it is stopped, and starts a new one on
+// the same durable after each run, as a restarted process would: the event
+// ends as a dead letter after MaxDeliver such runs, and every other event is
+// handled.
+func TestConsumerDeadLettersAnEventThatKillsItsProcess(t *testing.T) {
+	for _, kill := range []bool{true, false} {
+		name := "hung"
+		if kill {
+			name = "killed"
+		}
+		t.Run(name, func(t *testing.T) { testPoison(t, kill) })
+	}
+}
+
+func testPoison(t *testing.T, kill bool) {
+	s := natstest.Run(t)
+	_, js := natstest.Connect(t, s)
+	cfg := testConfig()
+	if err := bus.EnsureStreams(context.Background(), js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, js, "ingest.acme.shop.order", 10)
+	var mu sync.Mutex
+	seen := map[string]int{}
+	others := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen)
+	}
+	deaths := 0
+	for run := 1; ; run++ {
+		if run > 2*cfg.MaxDeliver+2 {
+			t.Fatalf("after %d runs that died on event 4, it is still handed to the stage", deaths)
+		}
+		nc, pjs := natstest.Connect(t, s)
+		died := make(chan struct{})
+		handle := func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+			for _, m := range msgs {
+				d := string(m.Data())
+				if d == "4" {
+					// The process dies (nothing more reaches the server)
+					// or hangs: the handler never finishes.
+					if kill {
+						nc.Close()
+					}
+					close(died)
+					<-ctx.Done()
+					return 0, ctx.Err()
+				}
+				mu.Lock()
+				seen[d]++
+				mu.Unlock()
+			}
+			return len(msgs), nil
+		}
+		c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "poison", Filter: "ingest.>"},
+			bus.ConsumerDeps{JetStream: pjs, Config: cfg, Handler: handle})
+		if err := c.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		finished := make(chan struct{})
+		go func() {
+			defer close(finished)
+			for others() < 9 {
+				select {
+				case <-died:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+			}
+		}()
+		select {
+		case <-finished:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("run %d neither died nor handled the other events", run)
+		}
+		select {
+		case <-died:
+			deaths++
+			expired, cancel := context.WithTimeout(context.Background(), 0)
+			_ = c.Stop(expired)
+			cancel()
+			continue
+		default:
+		}
+		t.Cleanup(func() { _ = c.Stop(context.Background()) })
+		break
+	}
+	// The first death was on a batch, which does not say which event killed
+	// the process; each one after it was on event 4 alone.
+	if deaths > cfg.MaxDeliver+1 {
+		t.Errorf("the process died %d times on event 4, want at most %d", deaths, cfg.MaxDeliver+1)
+	}
+	dlq, err := js.Stream(context.Background(), bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := dlq.GetMsg(context.Background(), 1)
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	if string(m.Data) != "4" || m.Header.Get(bus.HeaderDeadCode) != bus.CodeMaxDeliveries || m.Header.Get(bus.HeaderDeadSequence) != "5" {
+		t.Errorf("dead letter = %q code %q sequence %q, want \"4\" %s 5", m.Data, m.Header.Get(bus.HeaderDeadCode), m.Header.Get(bus.HeaderDeadSequence), bus.CodeMaxDeliveries)
+	}
+	if _, err := dlq.GetMsg(context.Background(), 2); err == nil {
+		t.Errorf("more than one dead letter")
+	}
+	waitFor(t, 5*time.Second, func() bool { a, n := pending(t, js, "poison"); return a == 0 && n == 0 }, "messages left unacknowledged")
+}
+
+// TestConsumerDeadLettersAGrownEventAtOnce runs a stage that, like the
+// mapper, adds to every event and publishes a batch's outputs in one call,
+// failing the batch as a whole when that fails. One event fits the server
+// only as it arrived: it is dead-lettered at once (no back-off: the test's
+// back-off is longer than it waits), its dead letter fits, and every other
+// event of its batch goes on.
+func TestConsumerDeadLettersAGrownEventAtOnce(t *testing.T) {
+	nc, js, cfg := setup(t)
+	cfg.Backoff = []time.Duration{time.Hour}
+	ctx := context.Background()
+	msgs := make([]*nats.Msg, 10)
+	for i := range msgs {
+		m := nats.NewMsg("ingest.acme.shop.order")
+		m.Header.Set(bus.HeaderMsgID, "grown-"+strconv.Itoa(i))
+		m.Data = []byte(strconv.Itoa(i))
+		if i == 5 {
+			m.Data = make([]byte, nc.MaxPayload()-200)
+		}
+		msgs[i] = m
+	}
+	pub := bus.NewPublisher(js)
+	if err := pub.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	withOthers := false // the grown event was handed over with others
+	grow := func(ctx context.Context, in []jetstream.Msg) (int, error) {
+		out := make([]*nats.Msg, len(in))
+		for i, m := range in {
+			if len(in) > 1 && m.Headers().Get(bus.HeaderMsgID) == "grown-5" {
+				mu.Lock()
+				withOthers = true
+				mu.Unlock()
+			}
+			o := nats.NewMsg(bus.FlowSubject("acme", "orders", i%4))
+			o.Header.Set(bus.HeaderMsgID, m.Headers().Get(bus.HeaderMsgID)+":orders")
+			o.Data = append(slices.Clone(m.Data()), make([]byte, 1024)...)
+			out[i] = o
+		}
+		if err := pub.Publish(ctx, out...); err != nil {
+			return 0, err
+		}
+		return len(in), nil
+	}
+	// The linger gathers the ten events into one batch.
+	c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "grow", Filter: "ingest.>", Linger: 500 * time.Millisecond},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: grow})
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { a, n := pending(t, js, "grow"); return a == 0 && n == 0 },
+		"the events after the grown one were held back")
+	flow, err := js.Stream(ctx, bus.StreamFlow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := flow.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 9 {
+		t.Errorf("the stage published %d outputs, want the 9 of the events that fit", info.State.Msgs)
+	}
+	dlq, err := js.Stream(ctx, bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dl, err := dlq.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	if dl.Header.Get(bus.HeaderDeadCode) != bus.CodeTooLarge || dl.Header.Get(bus.HeaderDeadSequence) != "6" {
+		t.Errorf("dead letter code %q sequence %q, want %s 6", dl.Header.Get(bus.HeaderDeadCode), dl.Header.Get(bus.HeaderDeadSequence), bus.CodeTooLarge)
+	}
+	if !strings.Contains(dl.Header.Get(bus.HeaderDeadReason), "grown-5:orders") {
+		t.Errorf("dead letter reason %q does not name the output that did not fit", dl.Header.Get(bus.HeaderDeadReason))
+	}
+	if dl.Header.Get(bus.HeaderDeadOmitted) == "" {
+		t.Errorf("the dead letter of an event near the limit does not say what it left out")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !withOthers {
+		t.Errorf("the grown event never came in a batch with others: the test did not try a batch that fails as a whole")
+	}
+}
+
+// TestConsumerRecreatesWhatARestartedServerLost restarts the server on an
+// empty folder (a server that lost its files): the consumer notices that
+// its durable is gone, creates the streams and the durable again, and
+// handles what is published afterwards.
+func TestConsumerRecreatesWhatARestartedServerLost(t *testing.T) {
+	s := natstest.RunIn(t, t.TempDir())
+	_, js := natstest.Dial(t, s)
+	cfg := testConfig()
+	ctx := context.Background()
+	if err := bus.EnsureStreams(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "lost", Filter: "ingest.>"},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: rec.handle})
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	publishN(t, js, "ingest.acme.shop.before", 3)
+	waitFor(t, 10*time.Second, func() bool { return rec.count() == 3 }, "not all messages handled before the restart")
+
+	natstest.Restart(t, s, t.TempDir())
+	waitFor(t, 30*time.Second, func() bool {
+		_, err := js.Consumer(ctx, bus.StreamIngest, "lost")
+		return err == nil
+	}, "the consumer did not create its stream and durable again")
+	publishN(t, js, "ingest.acme.shop.after", 3)
+	waitFor(t, 10*time.Second, func() bool { return rec.count() == 6 }, "messages published after the restart were not handled")
+	if err := c.Stop(ctx); err != nil {
+		t.Errorf("stopping: %v", err)
+	}
+}
+
+// TestConsumerDeadLettersAPermanentFailureAtOnce: a handler that reports a
+// permanent failure of one record has that record dead-lettered at once with
+// the handler's code (the test's back-off is longer than it waits), and the
+// records after it go on.
+func TestConsumerDeadLettersAPermanentFailureAtOnce(t *testing.T) {
+	_, js, cfg := setup(t)
+	cfg.Backoff = []time.Duration{time.Hour}
+	publishN(t, js, "ingest.acme.shop.order", 6)
+	rec := &recorder{fail: func(d string, _ int) error {
+		if d == "3" {
+			return bus.Permanent("malformed", errors.New("record 3 has no key"))
+		}
+		return nil
+	}}
+	c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "permanent", Filter: "ingest.>"},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: rec.handle})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { a, n := pending(t, js, "permanent"); return a == 0 && n == 0 },
+		"the records after the permanent failure were held back")
+	if n := rec.count(); n != 5 {
+		t.Errorf("handled %d records, want the 5 without a failure", n)
+	}
+	dlq, err := js.Stream(context.Background(), bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := dlq.GetMsg(context.Background(), 1)
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	if string(m.Data) != "3" || m.Header.Get(bus.HeaderDeadCode) != "malformed" || m.Header.Get(bus.HeaderDeadReason) != "record 3 has no key" {
+		t.Errorf("dead letter %q code %q reason %q, want \"3\" malformed \"record 3 has no key\"", m.Data, m.Header.Get(bus.HeaderDeadCode), m.Header.Get(bus.HeaderDeadReason))
 	}
 }

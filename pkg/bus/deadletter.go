@@ -17,7 +17,63 @@ import (
 const (
 	CodeRetriesExhausted = "retries_exhausted"
 	CodeMaxDeliveries    = "max_deliveries"
+	// CodeTooLarge is an event, or what a stage made of it, larger than
+	// the NATS server takes.
+	CodeTooLarge = "too_large"
 )
+
+// PermanentError is a failure that retrying will not fix: the message is too
+// large, malformed, refused for good. A BatchHandler returns one (wrapped or
+// not) for the message it stopped at, and the consumer dead-letters that
+// message at once with Code, instead of retrying it with back-off, and goes
+// on with the rest. When the handler failed the batch as a whole (done = 0
+// with more than one message in hand), the consumer hands the batch over in
+// halves until the message that fails is alone, so its batch-mates are not
+// dead-lettered with it.
+type PermanentError struct {
+	// Code goes into the dead letter's Syncline-Dead-Code header.
+	Code string
+	Err  error
+}
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent marks err as a failure that retrying will not fix; code names it
+// in the dead letter.
+func Permanent(code string, err error) error { return &PermanentError{Code: code, Err: err} }
+
+// HeaderDeadOmitted says what a dead letter left out to fit the server's
+// message size limit, and where the event can still be read.
+const HeaderDeadOmitted = "Syncline-Dead-Omitted"
+
+func isDeadLetter(m *nats.Msg) bool { return strings.HasPrefix(m.Subject, "dlq.") }
+
+// fitDeadLetter makes a dead letter that is larger than limit (or has more
+// headers than JetStream stores) fit: it leaves out the event's bytes, and
+// if that is not enough the event's own headers too (keeping the dead
+// letter's, which are bounded), and says so in HeaderDeadOmitted. The event
+// itself stays in its stream (named by the dead letter's stream and
+// sequence headers) for the stream's max age.
+func fitDeadLetter(m *nats.Msg, limit int) *nats.Msg {
+	out := nats.NewMsg(m.Subject)
+	for k, v := range m.Header {
+		out.Header[k] = v
+	}
+	where := fmt.Sprintf("the event is message %s of stream %s until the stream's max age removes it",
+		m.Header.Get(HeaderDeadSequence), m.Header.Get(HeaderDeadStream))
+	out.Header.Set(HeaderDeadOmitted, fmt.Sprintf("the event's %d bytes: with the dead letter's headers they were more than the %d bytes the NATS server takes; %s", len(m.Data), limit, where))
+	if size := payloadSize(out); size <= limit && size <= maxHeaders {
+		return out
+	}
+	for k := range out.Header {
+		if k != HeaderMsgID && !strings.HasPrefix(k, "Syncline-Dead-") {
+			delete(out.Header, k)
+		}
+	}
+	out.Header.Set(HeaderDeadOmitted, fmt.Sprintf("the event's %d bytes and its headers: with the dead letter's headers they were more than the NATS server takes (%d bytes, %d of them headers); %s", len(m.Data), limit, maxHeaders, where))
+	return out
+}
 
 // DeadLetter builds the dead-letter message for m: the original bytes and
 // headers, untouched, so that a replay after the cause is fixed sends exactly

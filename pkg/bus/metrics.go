@@ -17,6 +17,7 @@ type Metrics struct {
 	held        *prometheus.CounterVec
 	released    *prometheus.CounterVec
 	paused      *prometheus.GaugeVec
+	unrouted    *prometheus.CounterVec
 }
 
 // NewMetrics registers the pipeline metrics on reg.
@@ -32,7 +33,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"stage"}),
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncline_stage_dead_letters_total",
-			Help: "Messages a stage dead-lettered after exhausting its retries.",
+			Help: "Messages a stage dead-lettered: after exhausting its retries, at once for a permanent failure, or after runs that died on them.",
 		}, []string{"stage"}),
 		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "syncline_stage_batch_size",
@@ -56,8 +57,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "syncline_stage_flows_paused",
 			Help: "Flows whose circuit breaker is open in this process: their events are held until the target works again.",
 		}, []string{"stage"}),
+		unrouted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncline_stage_unrouted_total",
+			Help: "Events that reached no flow, by reason: an unknown tenant, no flow for the endpoint and entity, or an envelope that disagrees with its subject.",
+		}, []string{"stage", "code"}),
 	}
-	reg.MustRegister(m.finished, m.retries, m.deadLetters, m.batchSize, m.batchTime, m.held, m.released, m.paused)
+	reg.MustRegister(m.finished, m.retries, m.deadLetters, m.batchSize, m.batchTime, m.held, m.released, m.paused, m.unrouted)
 	return m
 }
 
@@ -100,5 +105,13 @@ func (m *Metrics) Released(stage string, n int) {
 func (m *Metrics) Paused(stage string, delta int) {
 	if m != nil {
 		m.paused.WithLabelValues(stage).Add(float64(delta))
+	}
+}
+
+// Unrouted counts an event a stage could route to no flow, by the dead
+// letter's code.
+func (m *Metrics) Unrouted(stage, code string) {
+	if m != nil {
+		m.unrouted.WithLabelValues(stage, code).Inc()
 	}
 }

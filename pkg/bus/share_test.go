@@ -2,9 +2,11 @@ package bus_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/natstest"
 )
 
 // replica is one process's view of a four-partition consumer family.
@@ -22,7 +25,7 @@ type replica struct {
 	seen   map[string]int
 }
 
-func newReplica(t *testing.T, js jetstream.JetStream, kv jetstream.KeyValue, cfg bus.Config) *replica {
+func newReplica(js jetstream.JetStream, kv *bus.Leases, cfg bus.Config) *replica {
 	r := &replica{seen: map[string]int{}}
 	handle := func(_ context.Context, msgs []jetstream.Msg) (int, error) {
 		r.mu.Lock()
@@ -71,7 +74,7 @@ func TestSharedSplitsPartitionsAndTakesOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, b := newReplica(t, js, kv, cfg), newReplica(t, js, kv, cfg)
+	a, b := newReplica(js, kv, cfg), newReplica(js, kv, cfg)
 	if err := a.shared.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -109,6 +112,156 @@ func TestSharedSplitsPartitionsAndTakesOver(t *testing.T) {
 	for k, n := range all() {
 		if n > 1 {
 			t.Errorf("message %s handled %d times across a clean hand-over", k, n)
+		}
+	}
+}
+
+// acked waits until the four partitions' consumers have acknowledged
+// everything, so that nothing is in flight.
+func acked(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	waitFor(t, 20*time.Second, func() bool {
+		for p := range 4 {
+			c, err := js.Consumer(context.Background(), bus.StreamFlow, "share-p"+strconv.Itoa(p))
+			if err != nil {
+				return false
+			}
+			info, err := c.Info(context.Background())
+			if err != nil || info.NumAckPending > 0 || info.NumPending > 0 {
+				return false
+			}
+		}
+		return true
+	}, "the partitions did not acknowledge every message")
+}
+
+// TestSharedSurvivesServerRestart runs two replicas, each on its own
+// connection, restarts the NATS server under them (same port, same files:
+// the in-memory lease bucket is lost), then kills one replica. The leases
+// are renewed again, no partition ever runs in both replicas at once, the
+// killed replica's partitions are taken over, and every message is handled
+// exactly once.
+func TestSharedSurvivesServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := natstest.RunIn(t, dir)
+	cfg := testConfig()
+	ctx := context.Background()
+	ncA, jsA := natstest.Dial(t, s)
+	_, jsB := natstest.Dial(t, s)
+	if err := bus.EnsureStreams(ctx, jsA, cfg); err != nil {
+		t.Fatal(err)
+	}
+	open := func(js jetstream.JetStream) *bus.Leases {
+		l, err := bus.OpenLeases(ctx, js, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	a, b := newReplica(jsA, open(jsA), cfg), newReplica(jsB, open(jsB), cfg)
+	for _, r := range []*replica{a, b} {
+		if err := r.shared.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bStopped := false
+	t.Cleanup(func() {
+		_ = a.shared.Stop(context.Background())
+		if !bStopped {
+			_ = b.shared.Stop(context.Background())
+		}
+	})
+	settled := func(na, nb int) func() bool {
+		return func() bool { return len(a.shared.Held()) == na && len(b.shared.Held()) == nb }
+	}
+	waitFor(t, 20*time.Second, settled(2, 2), "the replicas did not settle on two partitions each")
+
+	// Watch for a partition running in both replicas, from now to the end.
+	var overlap []string
+	var watchMu sync.Mutex
+	stopWatch := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			ha, hb := a.shared.Held(), b.shared.Held()
+			for _, p := range ha {
+				if slices.Contains(hb, p) {
+					watchMu.Lock()
+					overlap = append(overlap, fmt.Sprintf("partition %d in %v and %v", p, ha, hb))
+					watchMu.Unlock()
+				}
+			}
+		}
+	}()
+	all := func() map[string]int {
+		out := a.handled()
+		for k, v := range b.handled() {
+			out[k] += v
+		}
+		return out
+	}
+
+	publishPartitions(t, jsA, 0, 200)
+	waitFor(t, 20*time.Second, func() bool { return len(all()) == 200 }, "not all 200 messages handled before the restart")
+	acked(t, jsA)
+
+	natstest.Restart(t, s, dir)
+	// Renewals recover: the bucket is there again, with both members and
+	// a lease for every partition in it, and the replicas share the
+	// partitions again.
+	renewed := func() bool {
+		kv, err := jsB.KeyValue(ctx, bus.LeaseBucket)
+		if err != nil {
+			return false
+		}
+		keys, err := kv.ListKeys(ctx)
+		if err != nil {
+			return false
+		}
+		var members, leases int
+		for k := range keys.Keys() {
+			switch {
+			case strings.HasPrefix(k, "member.test-flow."):
+				members++
+			case strings.HasPrefix(k, "lease.share-p"):
+				leases++
+			}
+		}
+		return members == 2 && leases == 4
+	}
+	waitFor(t, 30*time.Second, func() bool { return renewed() && settled(2, 2)() },
+		"the replicas did not renew their membership and leases, two partitions each, after the restart")
+	publishPartitions(t, jsB, 200, 400)
+	waitFor(t, 20*time.Second, func() bool { return len(all()) == 400 }, "not all 400 messages handled after the restart")
+	acked(t, jsB)
+
+	// Kill replica a: its connection goes, its leases are never given up.
+	ncA.Close()
+	waitFor(t, 30*time.Second, settled(0, 4), "the killed replica's partitions were not taken over")
+	publishPartitions(t, jsB, 400, 600)
+	waitFor(t, 20*time.Second, func() bool { return len(all()) == 600 }, "not all 600 messages handled after the take-over")
+	acked(t, jsB)
+
+	// The restarted server stops before the cleanups of earlier
+	// registration: stop the survivor while it is still there.
+	bStopped = true
+	if err := b.shared.Stop(ctx); err != nil {
+		t.Errorf("stopping the surviving replica: %v", err)
+	}
+	close(stopWatch)
+	<-watched
+	if len(overlap) > 0 {
+		t.Errorf("a partition ran in both replicas at once (%d samples), first: %s", len(overlap), overlap[0])
+	}
+	for k, n := range all() {
+		if n != 1 {
+			t.Errorf("message %s handled %d times, want once", k, n)
 		}
 	}
 }

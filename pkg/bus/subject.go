@@ -23,6 +23,12 @@ import (
 // no flow (an unknown tenant, endpoint or entity).
 const NoFlow = "_"
 
+// NoTenant is the tenant token under which the eventlog keeps the dead letters
+// and log records of events addressed to a tenant that does not exist: no
+// tenant's token sees them, the admin token does. It cannot be a tenant's
+// name, as names start with a letter.
+const NoTenant = "_"
+
 // IngestSubject is where a source publishes a change of one entity.
 func IngestSubject(tenant, endpoint, entity string) string {
 	return "ingest." + tenant + "." + endpoint + "." + entity
@@ -44,6 +50,18 @@ func AuditSubject(tenant, flow string) string {
 		flow = NoFlow
 	}
 	return "audit." + tenant + "." + flow
+}
+
+// IngestRoute returns the tenant, endpoint and entity of an ingest subject.
+func IngestRoute(subject string) (tenant, endpoint, entity string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, "ingest.")
+	if !ok {
+		return "", "", "", false
+	}
+	tenant, rest, ok1 := strings.Cut(rest, ".")
+	endpoint, entity, ok2 := strings.Cut(rest, ".")
+	ok = ok1 && ok2 && tenant != "" && endpoint != "" && entity != "" && !strings.Contains(entity, ".")
+	return tenant, endpoint, entity, ok
 }
 
 // HoldSubject is where the mapper keeps a flow's events while its

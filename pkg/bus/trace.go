@@ -5,7 +5,10 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -57,4 +60,40 @@ func TraceID(h nats.Header) string {
 		return ""
 	}
 	return sc.TraceID().String()
+}
+
+// messagingNATS is OpenTelemetry's messaging.system of every span about a
+// message on the bus.
+var messagingNATS = semconv.MessagingSystemKey.String("nats")
+
+// SendAttributes are OpenTelemetry's messaging attributes of a span that
+// publishes m: its subject and message id. The semantic conventions call the
+// operation type "send" (it was "publish" before v1.28); the operation name
+// is NATS's own, "publish".
+func SendAttributes(m *nats.Msg) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		messagingNATS,
+		semconv.MessagingOperationTypeSend,
+		semconv.MessagingOperationName("publish"),
+		semconv.MessagingDestinationName(m.Subject),
+		semconv.MessagingMessageID(m.Header.Get(HeaderMsgID)),
+	}
+}
+
+// ProcessAttributes are OpenTelemetry's messaging attributes of a span that
+// processes m: its subject, message id and, for a message from a consumer,
+// the durable consumer that the replicas of a stage share (the consumer
+// group).
+func ProcessAttributes(m jetstream.Msg) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{
+		messagingNATS,
+		semconv.MessagingOperationTypeProcess,
+		semconv.MessagingOperationName("process"),
+		semconv.MessagingDestinationName(m.Subject()),
+		semconv.MessagingMessageID(m.Headers().Get(HeaderMsgID)),
+	}
+	if md, err := m.Metadata(); err == nil && md.Consumer != "" {
+		attrs = append(attrs, semconv.MessagingConsumerGroupName(md.Consumer))
+	}
+	return attrs
 }

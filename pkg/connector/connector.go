@@ -96,6 +96,30 @@ type Target interface {
 }
 
 // TargetFactory opens a target from settings that ValidateSettings has already checked and
-// normalised (defaults filled in, see ValidateSettings for the value types). ctx bounds the
-// opening only, not the target's lifetime.
-type TargetFactory func(ctx context.Context, settings map[string]any) (Target, error)
+// normalised (defaults filled in, see ValidateSettings for the value types), and whose
+// destinations (Spec.Reaches) env's egress policy has allowed. The target makes every
+// connection through env.Egress (its Dialer, ResolvePath), which checks again at connect
+// time. ctx bounds the opening only, not the target's lifetime.
+type TargetFactory func(ctx context.Context, settings map[string]any, env Env) (Target, error)
+
+// Env is whose endpoint a connector serves and what it may reach.
+type Env struct {
+	Tenant string
+	Egress *Egress
+}
+
+// Destination is one place an endpoint's settings make its connector reach: a network host
+// (Host and Port, and the Database it opens, if its protocol names one) or a file (Path, as
+// given: a relative path is in the tenant's folder).
+type Destination struct {
+	// Setting is the setting it comes from, for messages: "settings.dsn".
+	Setting  string
+	Host     string
+	Port     int
+	Database string
+	Path     string
+}
+
+// ReachFunc lists the destinations of an endpoint's checked settings. A problem with the
+// settings themselves is a *SettingsError; the value of a secret setting is never in it.
+type ReachFunc func(settings map[string]any) ([]Destination, error)

@@ -102,9 +102,70 @@ func (r *Registry) ValidateSettings(typ string, settings map[string]any) (map[st
 	return e.spec.validate(settings)
 }
 
-// OpenTarget validates settings for the target type typ and opens it with its factory. ctx
-// bounds the opening only.
-func (r *Registry) OpenTarget(ctx context.Context, typ string, settings map[string]any) (Target, error) {
+// CheckEgress validates settings for the connector type typ and checks every destination
+// they reach against env's egress policy. A refusal is a *SettingsError naming the setting,
+// what it points at and the rule, and, where a rule could allow it, the setting that would.
+// ctx bounds the name lookups.
+func (r *Registry) CheckEgress(ctx context.Context, typ string, settings map[string]any, env Env) error {
+	e, err := r.lookup(typ)
+	if err != nil {
+		return err
+	}
+	valid, err := e.spec.validate(settings)
+	if err != nil {
+		return err
+	}
+	return e.spec.checkEgress(ctx, valid, env)
+}
+
+// Destinations validates settings for the connector type typ and lists what they reach (the
+// spec's Reaches; none for a connector without it).
+func (r *Registry) Destinations(typ string, settings map[string]any) ([]Destination, error) {
+	e, err := r.lookup(typ)
+	if err != nil {
+		return nil, err
+	}
+	valid, err := e.spec.validate(settings)
+	if err != nil {
+		return nil, err
+	}
+	if e.spec.spec.Reaches == nil {
+		return nil, nil
+	}
+	return e.spec.spec.Reaches(valid)
+}
+
+func (c *checkedSpec) checkEgress(ctx context.Context, valid map[string]any, env Env) error {
+	if c.spec.Reaches == nil {
+		return nil
+	}
+	if env.Egress == nil {
+		return fmt.Errorf("checking where a %s endpoint reaches: no egress policy was given", c.spec.Type)
+	}
+	dests, err := c.spec.Reaches(valid)
+	if err != nil {
+		return err
+	}
+	for _, d := range dests {
+		var err error
+		switch {
+		case d.Path != "":
+			err = env.Egress.CheckPath(env.Tenant, d.Path)
+		case d.Database != "":
+			err = env.Egress.CheckDatabase(ctx, env.Tenant, d.Host, d.Port, d.Database)
+		default:
+			err = env.Egress.CheckAddr(ctx, env.Tenant, d.Host, d.Port)
+		}
+		if err != nil {
+			return &SettingsError{Path: d.Setting, Reason: err.Error()}
+		}
+	}
+	return nil
+}
+
+// OpenTarget validates settings for the target type typ, checks what they reach against
+// env's egress policy, and opens the target with its factory. ctx bounds the opening only.
+func (r *Registry) OpenTarget(ctx context.Context, typ string, settings map[string]any, env Env) (Target, error) {
 	e, err := r.lookup(typ)
 	if err != nil {
 		return nil, err
@@ -116,7 +177,10 @@ func (r *Registry) OpenTarget(ctx context.Context, typ string, settings map[stri
 	if err != nil {
 		return nil, err
 	}
-	t, err := e.factory(ctx, valid)
+	if err := e.spec.checkEgress(ctx, valid, env); err != nil {
+		return nil, err
+	}
+	t, err := e.factory(ctx, valid, env)
 	if err != nil {
 		return nil, fmt.Errorf("opening %s target: %w", typ, err)
 	}

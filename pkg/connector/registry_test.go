@@ -3,6 +3,8 @@ package connector_test
 import (
 	"context"
 	"errors"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -17,8 +19,18 @@ func (nopTarget) Push(context.Context, string, []connector.Record) ([]connector.
 
 func (nopTarget) Close() error { return nil }
 
-func nopFactory(_ context.Context, settings map[string]any) (connector.Target, error) {
+func nopFactory(_ context.Context, settings map[string]any, _ connector.Env) (connector.Target, error) {
 	return nopTarget{settings: settings}, nil
+}
+
+// reachURL says the target reaches the host of its url setting.
+func reachURL(settings map[string]any) ([]connector.Destination, error) {
+	u, err := url.Parse(settings["url"].(string))
+	if err != nil {
+		return nil, &connector.SettingsError{Path: "settings.url", Reason: "not a URL"}
+	}
+	port, _ := strconv.Atoi(u.Port())
+	return []connector.Destination{{Setting: "settings.url", Host: u.Hostname(), Port: port}}, nil
 }
 
 func targetSpec(typ string) connector.Spec {
@@ -26,6 +38,7 @@ func targetSpec(typ string) connector.Spec {
 		Type:    typ,
 		Kind:    connector.KindTarget,
 		Summary: "writes somewhere",
+		Reaches: reachURL,
 		Fields: []connector.Field{
 			{Name: "url", Type: connector.TypeString, Summary: "where", Required: true},
 		},
@@ -49,6 +62,7 @@ func TestRegisterTargetRefusesBadSpecs(t *testing.T) {
 		{"source kind", connector.Spec{Type: "x", Kind: connector.KindSource, Summary: "s"}, nopFactory, "a target needs"},
 		{"nil factory", targetSpec("x"), nil, "factory is nil"},
 		{"no summary", connector.Spec{Type: "x", Kind: connector.KindTarget}, nopFactory, "summary is empty"},
+		{"no destinations", connector.Spec{Type: "x", Kind: connector.KindTarget, Summary: "s"}, nopFactory, "spec reaches is nil"},
 		{"bad field name", field(connector.Field{Name: "Table", Type: "string", Summary: "s"}), nopFactory, `field "Table": name`},
 		{"bad field type", field(connector.Field{Name: "n", Type: "float", Summary: "s"}), nopFactory, `type "float" is not one of`},
 		{"field without summary", field(connector.Field{Name: "n", Type: "int"}), nopFactory, "summary is empty"},
@@ -124,12 +138,16 @@ func TestOpenTarget(t *testing.T) {
 	if err := r.RegisterTarget(targetSpec("rest"), nopFactory); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.RegisterTarget(targetSpec("broken"), func(context.Context, map[string]any) (connector.Target, error) {
+	if err := r.RegisterTarget(targetSpec("broken"), func(context.Context, map[string]any, connector.Env) (connector.Target, error) {
 		return nil, errors.New("dialing: refused")
 	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.RegisterSource(connector.Spec{Type: "nats", Kind: connector.KindSource, Summary: "events"}); err != nil {
+		t.Fatal(err)
+	}
+	egress, err := connector.NewEgress(connector.EgressConfig{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -138,20 +156,21 @@ func TestOpenTarget(t *testing.T) {
 		settings map[string]any
 		wantErr  string
 	}{
-		{"opens with valid settings", "rest", map[string]any{"url": "http://x"}, ""},
+		{"opens with valid settings", "rest", map[string]any{"url": "http://93.184.215.14:80"}, ""},
+		{"refused by the egress policy", "rest", map[string]any{"url": "http://127.0.0.1:80"}, "settings.url: host 127.0.0.1:80 (a loopback address) is not in the egress policy"},
 		{"unknown type", "ftp", map[string]any{}, `type: "ftp" is not a registered connector type; use one of broken, nats, rest`},
 		{"source type", "nats", map[string]any{}, `type: "nats" is a source connector`},
 		{"invalid settings", "rest", map[string]any{}, "settings.url: required"},
-		{"factory error is wrapped", "broken", map[string]any{"url": "x"}, "opening broken target: dialing: refused"},
+		{"factory error is wrapped", "broken", map[string]any{"url": "http://93.184.215.14:80"}, "opening broken target: dialing: refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			target, err := r.OpenTarget(context.Background(), tt.typ, tt.settings)
+			target, err := r.OpenTarget(context.Background(), tt.typ, tt.settings, connector.Env{Tenant: "acme", Egress: egress})
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("OpenTarget: %v", err)
 				}
-				if got := target.(nopTarget).settings["url"]; got != "http://x" {
+				if got := target.(nopTarget).settings["url"]; got != "http://93.184.215.14:80" {
 					t.Fatalf("factory got url %v, want the validated settings", got)
 				}
 				return
@@ -160,5 +179,25 @@ func TestOpenTarget(t *testing.T) {
 				t.Fatalf("OpenTarget error = %v, want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestDestinations(t *testing.T) {
+	r := connector.NewRegistry()
+	if err := r.RegisterTarget(targetSpec("rest"), nopFactory); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RegisterSource(connector.Spec{Type: "nats", Kind: connector.KindSource, Summary: "events"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Destinations("rest", map[string]any{"url": "https://erp.example.com:8443/api"})
+	if err != nil || len(got) != 1 || got[0] != (connector.Destination{Setting: "settings.url", Host: "erp.example.com", Port: 8443}) {
+		t.Fatalf("Destinations = %+v, %v; want erp.example.com:8443 from settings.url", got, err)
+	}
+	if _, err := r.Destinations("rest", map[string]any{}); err == nil || !strings.Contains(err.Error(), "settings.url: required") {
+		t.Fatalf("Destinations of invalid settings = %v, want the settings error", err)
+	}
+	if got, err := r.Destinations("nats", map[string]any{}); err != nil || got != nil {
+		t.Fatalf("Destinations of a source that reaches nothing = %+v, %v", got, err)
 	}
 }

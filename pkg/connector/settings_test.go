@@ -18,6 +18,7 @@ func settingsRegistry(t *testing.T) *connector.Registry {
 		Type:    "sql",
 		Kind:    connector.KindTarget,
 		Summary: "rows in a table",
+		Reaches: func(map[string]any) ([]connector.Destination, error) { return nil, nil },
 		Fields: []connector.Field{
 			{Name: "driver", Type: connector.TypeString, Summary: "database kind", Required: true, Enum: []string{"postgres", "sqlite"}},
 			{Name: "dsn", Type: connector.TypeString, Summary: "where the database is", Required: true, Secret: true, Pattern: "[a-z]+://.*"},

@@ -30,6 +30,10 @@ type Spec struct {
 	// ledger then knows a created record's id without waiting for the
 	// target to confirm it.
 	KeyIsID bool
+	// Reaches lists what an endpoint's settings make the connector reach, so that the egress
+	// policy is checked when the endpoint is applied and again when it is opened. Every
+	// target has it; a source that runs nothing on Syncline's side (nats) has none.
+	Reaches ReachFunc
 }
 
 // Field describes one setting.
@@ -73,6 +77,9 @@ func checkSpec(spec Spec) (*checkedSpec, error) {
 	}
 	if spec.Summary == "" {
 		return nil, fmt.Errorf("spec summary is empty; say what the connector connects to")
+	}
+	if spec.Kind == KindTarget && spec.Reaches == nil {
+		return nil, fmt.Errorf("spec reaches is nil; a target lists the hosts and files its settings reach, for the egress policy")
 	}
 	c := &checkedSpec{spec: cloneSpec(spec), patterns: map[string]*regexp.Regexp{}}
 	seen := map[string]bool{}

@@ -7,11 +7,18 @@ package daemon
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"connectrpc.com/connect"
@@ -28,20 +35,42 @@ import (
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/health"
 	"github.com/syncline/syncline/pkg/lifecycle"
+	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/sqlstore"
 	"github.com/syncline/syncline/pkg/telemetry"
 )
 
-// Config is a service process's configuration, from the environment:
-//
-//	SYNCLINE_NATS_URL       NATS server(s), default nats://127.0.0.1:4222
-//	SYNCLINE_DATABASE_URL   postgres://… or sqlite:PATH (services with a store)
-//	SYNCLINE_HTTP_ADDR      metrics, health and API, default :8080
-//	SYNCLINE_ADMIN_TOKEN    operators' token (services with an API)
-//	SYNCLINE_PARTITIONS     partitions of the flow and push subjects, default 4
-//	SYNCLINE_REPLICAS       replicas of every stream, default 1
-//	SYNCLINE_LOG_LEVEL      debug, info, warn or error; default info
-//	OTEL_EXPORTER_OTLP_ENDPOINT  where traces go (OTLP/HTTP); unset: none
+// Spec is what a service is and which parts of the environment it reads:
+// Load checks exactly those, every one, before anything is connected, and
+// --help lists them.
+type Spec struct {
+	Name string
+	// Summary is the sentence --help starts with: what the service does.
+	Summary string
+	// Store: the service opens a database (SYNCLINE_DATABASE_URL, required).
+	Store bool
+	// API: the service serves an API (SYNCLINE_ADMIN_TOKEN, required).
+	API bool
+	// MasterKey: the service seals or opens credentials and secrets
+	// (SYNCLINE_MASTER_KEY, optional: without it the service runs and
+	// refuses what needs it, saying why).
+	MasterKey bool
+}
+
+// Variables names the environment variables the service reads, in the
+// order --help lists them.
+func (s Spec) Variables() []string {
+	var names []string
+	for _, v := range variables {
+		if v.reads(s) {
+			names = append(names, v.name)
+		}
+	}
+	return names
+}
+
+// Config is a service process's configuration, from the environment; see
+// variables for each variable, its default and its check.
 type Config struct {
 	Service      string
 	NATSURL      string
@@ -50,34 +79,235 @@ type Config struct {
 	AdminToken   string
 	LogLevel     string
 	OTLPEndpoint string
-	Bus          bus.Config
+	// OTLPTracesEndpoint wins over OTLPEndpoint.
+	OTLPTracesEndpoint string
+	Bus                bus.Config
+	// Secrets seals and opens with the master key; nil without one.
+	Secrets *secret.Box
 }
 
-// ConfigFromEnv reads Config for the named service.
-func ConfigFromEnv(service string) (Config, error) {
-	c := Config{
-		Service:      service,
-		NATSURL:      env("SYNCLINE_NATS_URL", nats.DefaultURL),
-		DatabaseURL:  os.Getenv("SYNCLINE_DATABASE_URL"),
-		HTTPAddr:     env("SYNCLINE_HTTP_ADDR", ":8080"),
-		AdminToken:   os.Getenv("SYNCLINE_ADMIN_TOKEN"),
-		LogLevel:     env("SYNCLINE_LOG_LEVEL", "info"),
-		OTLPEndpoint: os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"),
-		Bus:          bus.DefaultConfig(),
-	}
-	for _, v := range []struct {
-		name string
-		dst  *int
-	}{{"SYNCLINE_PARTITIONS", &c.Bus.Partitions}, {"SYNCLINE_REPLICAS", &c.Bus.Replicas}} {
-		if s := os.Getenv(v.name); s != "" {
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				return c, fmt.Errorf("%s=%q is not a number", v.name, s)
+// variable is one environment variable: who reads it, what --help says of
+// it, and how its value (the default when unset) goes into the Config.
+type variable struct {
+	name, about, def string
+	reads            func(Spec) bool
+	set              func(c *Config, value string) error
+}
+
+func always(Spec) bool { return true }
+
+// variables is every variable a service reads, in the order --help lists
+// them. Each error names the variable and what to give instead, and never
+// quotes a value that may hold a password or a key.
+var variables = []variable{
+	{name: "SYNCLINE_NATS_URL", def: nats.DefaultURL, reads: always,
+		about: "NATS server, or a comma-separated list; credentials may go in the URL",
+		set: func(c *Config, v string) error {
+			for i, server := range strings.Split(v, ",") {
+				server = strings.TrimSpace(server)
+				if !strings.Contains(server, "://") {
+					server = "nats://" + server
+				}
+				u, err := url.Parse(server)
+				if err != nil || u.Host == "" || !slices.Contains([]string{"nats", "tls", "ws", "wss"}, u.Scheme) {
+					return fmt.Errorf("server %d of the list is not a NATS URL: give nats://HOST:4222 (or tls://, ws://, wss://), several separated by commas", i+1)
+				}
 			}
-			*v.dst = n
+			c.NATSURL = v
+			return nil
+		}},
+	{name: "SYNCLINE_DATABASE_URL", reads: func(s Spec) bool { return s.Store },
+		about: "required: postgres://USER:PASSWORD@HOST:5432/DB?sslmode=… (or sqlite:PATH for a single replica)",
+		set: func(c *Config, v string) error {
+			switch {
+			case v == "":
+				return errors.New("is not set: give a postgres:// URL (or sqlite:PATH for a single replica)")
+			case strings.HasPrefix(v, "postgres://"), strings.HasPrefix(v, "postgresql://"), strings.HasPrefix(v, "sqlite:"),
+				strings.HasSuffix(v, ".db") && !strings.Contains(v, "://"):
+				c.DatabaseURL = v
+				return nil
+			}
+			return errors.New("is neither postgres://… nor sqlite:PATH: give postgres://USER:PASSWORD@HOST:5432/DB (or sqlite:PATH for a single replica)")
+		}},
+	{name: "SYNCLINE_HTTP_ADDR", def: ":8080", reads: always,
+		about: "HOST:PORT of metrics (/metrics), health (/livez, /readyz, gRPC health) and any API",
+		set: func(c *Config, v string) error {
+			_, port, err := net.SplitHostPort(v)
+			if err == nil {
+				_, err = net.LookupPort("tcp", port)
+			}
+			if err != nil {
+				return fmt.Errorf("%q is not HOST:PORT (%v): give :8080 or 127.0.0.1:8080", v, err)
+			}
+			c.HTTPAddr = v
+			return nil
+		}},
+	{name: "SYNCLINE_ADMIN_TOKEN", reads: func(s Spec) bool { return s.API },
+		about: "required: the operators' token, 16 characters or more (integrator tokens work too)",
+		set: func(c *Config, v string) error {
+			switch {
+			case v == "":
+				return errors.New("is not set: an API never runs open; set a long random token (openssl rand -hex 32)")
+			case len(v) < 16:
+				return errors.New("is shorter than 16 characters: set a long random token (openssl rand -hex 32)")
+			}
+			c.AdminToken = v
+			return nil
+		}},
+	{name: secret.EnvMasterKey, reads: func(s Spec) bool { return s.MasterKey },
+		about: "32 random bytes in base64 (head -c32 /dev/urandom | base64), the same on controlplane, connector and eventlog; unset: credentials and alert secrets are refused",
+		set: func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			key, err := secret.ParseKey(v)
+			if err != nil {
+				return err
+			}
+			c.Secrets, err = secret.New(key)
+			return err
+		}},
+	{name: "SYNCLINE_PARTITIONS", def: strconv.Itoa(bus.DefaultConfig().Partitions), reads: always,
+		about: "partitions of the flow and push subjects, 1 to 1024; the same on every service, fixed for the life of a deployment",
+		set: func(c *Config, v string) error {
+			return setBus(c, v, func(b *bus.Config) *int { return &b.Partitions })
+		}},
+	{name: "SYNCLINE_REPLICAS", def: strconv.Itoa(bus.DefaultConfig().Replicas), reads: always,
+		about: "replicas of every stream and of the flow-config bucket, 1 to 5; 3 with a three-node NATS cluster",
+		set: func(c *Config, v string) error {
+			return setBus(c, v, func(b *bus.Config) *int { return &b.Replicas })
+		}},
+	{name: "SYNCLINE_LOG_LEVEL", def: "info", reads: always,
+		about: "debug, info, warn or error; JSON logs on stderr",
+		set: func(c *Config, v string) error {
+			var l slog.Level
+			if err := l.UnmarshalText([]byte(v)); err != nil {
+				return fmt.Errorf("%q is not a level: use debug, info, warn or error", v)
+			}
+			c.LogLevel = v
+			return nil
+		}},
+	{name: "OTEL_EXPORTER_OTLP_ENDPOINT", reads: always,
+		about: "the OTLP/HTTP collector's base URL, e.g. http://otel-collector:4318 (traces go to its /v1/traces); unset: none are sent. The exporter's other OTEL_EXPORTER_OTLP_* variables (headers, compression, timeout, certificates) apply as OpenTelemetry documents them",
+		set: func(c *Config, v string) error {
+			if err := otlpURL(v); err != nil {
+				return err
+			}
+			c.OTLPEndpoint = v
+			return nil
+		}},
+	{name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", reads: always,
+		about: "the full URL traces are sent to, used as is; wins over OTEL_EXPORTER_OTLP_ENDPOINT",
+		set: func(c *Config, v string) error {
+			if err := otlpURL(v); err != nil {
+				return err
+			}
+			c.OTLPTracesEndpoint = v
+			return nil
+		}},
+}
+
+// otlpURL checks a collector URL ("" is none).
+func otlpURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return errors.New("is not an http:// or https:// URL: give the collector's OTLP/HTTP address, e.g. http://otel-collector:4318")
+	}
+	return nil
+}
+
+// setBus parses the bus setting field of c and checks it as the bus does.
+func setBus(c *Config, v string, field func(*bus.Config) *int) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a number", v)
+	}
+	probe := bus.DefaultConfig()
+	*field(&probe) = n
+	if err := probe.Validate(); err != nil {
+		return err
+	}
+	*field(&c.Bus) = n
+	return nil
+}
+
+// Load is what a service's main does first: it answers --help (writing the
+// usage to stdout and returning flag.ErrHelp, which main treats as
+// success), refuses arguments, and reads and checks the whole
+// configuration (ConfigFromEnv), before anything is connected.
+func Load(spec Spec, args []string, stdout io.Writer) (Config, error) {
+	fs := flag.NewFlagSet(spec.Name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		writeUsage(stdout, spec)
+		return Config{}, err
+	case err != nil:
+		return Config{}, fmt.Errorf("%w: the only flag is --help; the configuration comes from the environment", err)
+	case fs.NArg() > 0:
+		return Config{}, fmt.Errorf("%s takes no arguments (got %q): the configuration comes from the environment; see --help", spec.Name, fs.Args())
+	}
+	return ConfigFromEnv(spec)
+}
+
+// ConfigFromEnv reads the variables spec's service reads and checks every
+// one; the error names every bad one, a line each.
+func ConfigFromEnv(spec Spec) (Config, error) {
+	c := Config{Service: spec.Name, Bus: bus.DefaultConfig()}
+	var problems []string
+	for _, v := range variables {
+		if !v.reads(spec) {
+			continue
+		}
+		if err := v.set(&c, env(v.name, v.def)); err != nil {
+			// "X is not set" reads on from the name; anything else follows a colon.
+			sep := ": "
+			if strings.HasPrefix(err.Error(), "is ") {
+				sep = " "
+			}
+			problems = append(problems, v.name+sep+err.Error())
 		}
 	}
-	return c, c.Bus.Validate()
+	switch len(problems) {
+	case 0:
+		return c, nil
+	case 1:
+		return c, errors.New(problems[0])
+	}
+	return c, fmt.Errorf("%d variables of the environment are wrong (see --help):\n  %s", len(problems), strings.Join(problems, "\n  "))
+}
+
+// writeUsage writes --help: what the service is and the variables it reads.
+func writeUsage(w io.Writer, spec Spec) {
+	fmt.Fprintf(w, "%s\n\nUsage: %s [--help]\n\nThe configuration comes from the environment, and all of it is checked before\nanything is connected:\n\n", spec.Summary, spec.Name)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, v := range variables {
+		if !v.reads(spec) {
+			continue
+		}
+		about := v.about
+		if v.def != "" {
+			about += " (default " + v.def + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", v.name, about)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, "\nSee deploy/README.md.")
+}
+
+// redactURLs is a comma-separated list of URLs with any passwords hidden.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 func env(name, def string) string {
@@ -100,21 +330,24 @@ type Runtime struct {
 	Mux       *http.ServeMux
 	DB        *sqlstore.DB
 	// Leases let replicas of a service share its consumers.
-	Leases jetstream.KeyValue
+	Leases *bus.Leases
 
 	shutdownTracer func(context.Context) error
 	parts          *lifecycle.Group
 }
 
-// Open connects to NATS (and the store, if withStore). ctx bounds the
+// Open opens the store (when cfg has a database URL, which ConfigFromEnv
+// requires of the services with one) and connects to NATS. ctx bounds the
 // connecting only.
-func Open(ctx context.Context, cfg Config, withStore bool) (*Runtime, error) {
+func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	log, err := telemetry.NewLogger(os.Stderr, cfg.LogLevel)
 	if err != nil {
 		return nil, err
 	}
 	log = log.With("service", cfg.Service)
-	tp, shutdown, err := telemetry.NewTracerProvider(ctx, telemetry.TraceConfig{ServiceName: "syncline-" + cfg.Service, OTLPEndpoint: cfg.OTLPEndpoint})
+	tp, shutdown, err := telemetry.NewTracerProvider(ctx, telemetry.TraceConfig{
+		ServiceName: "syncline-" + cfg.Service, OTLPEndpoint: cfg.OTLPEndpoint, OTLPTracesEndpoint: cfg.OTLPTracesEndpoint,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -130,9 +363,19 @@ func Open(ctx context.Context, cfg Config, withStore bool) (*Runtime, error) {
 	}
 	rt.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rt.Metrics = bus.NewMetrics(rt.Registry)
+	// The store first: a database that cannot be opened stops the service
+	// before it has created anything on NATS.
+	if cfg.DatabaseURL != "" {
+		if rt.DB, err = sqlstore.Open(ctx, cfg.DatabaseURL); err != nil {
+			rt.Close(ctx)
+			return nil, fmt.Errorf("SYNCLINE_DATABASE_URL: %w", err)
+		}
+		rt.Health.Add("store", rt.DB.Ping)
+	}
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("syncline-"+cfg.Service), nats.MaxReconnects(-1))
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("connecting to NATS at %s: %w", cfg.NATSURL, err), shutdown(ctx))
+		rt.Close(ctx)
+		return nil, fmt.Errorf("connecting to NATS at %s (SYNCLINE_NATS_URL): %w", redactURLs(cfg.NATSURL), err)
 	}
 	rt.Conn = nc
 	rt.Health.Add("nats", health.NATSProbe(nc))
@@ -144,17 +387,6 @@ func Open(ctx context.Context, cfg Config, withStore bool) (*Runtime, error) {
 		rt.Close(ctx)
 		return nil, err
 	}
-	if withStore {
-		if cfg.DatabaseURL == "" {
-			rt.Close(ctx)
-			return nil, errors.New("SYNCLINE_DATABASE_URL is not set: give a postgres:// URL (or sqlite:PATH for a single replica)")
-		}
-		if rt.DB, err = sqlstore.Open(ctx, cfg.DatabaseURL); err != nil {
-			rt.Close(ctx)
-			return nil, err
-		}
-		rt.Health.Add("store", rt.DB.Ping)
-	}
 	rt.Mux.Handle("GET /metrics", promhttp.HandlerFor(rt.Registry, promhttp.HandlerOpts{Registry: rt.Registry}))
 	rt.Health.Mount(rt.Mux)
 	return rt, nil
@@ -163,11 +395,9 @@ func Open(ctx context.Context, cfg Config, withStore bool) (*Runtime, error) {
 // APIOptions returns the handler options for a service API: the token check,
 // for the admin token and the integrator tokens tokens knows (the control
 // plane's store, or the flow-config index every other service watches). It
-// fails when no admin token is configured, since an API must never run open.
+// fails when no admin token is configured (a Spec with API makes Load
+// require one), since an API must never run open.
 func (rt *Runtime) APIOptions(tokens auth.TokenLookup) ([]connect.HandlerOption, error) {
-	if rt.Config.AdminToken == "" {
-		return nil, errors.New("SYNCLINE_ADMIN_TOKEN is not set: set a long random token for operators")
-	}
 	ic, err := auth.NewInterceptor(rt.Config.AdminToken, tokens)
 	if err != nil {
 		return nil, err

@@ -52,6 +52,10 @@ type Tenant struct {
 	// RetentionDays is how long the tenant's API log and dead letters are
 	// kept; 0 means the default (30 days).
 	RetentionDays int `json:"retentionDays,omitempty"`
+	// Egress is what the tenant's endpoints may reach beyond the platform's
+	// egress policy, and the folder of its file-backed endpoints; nil: the
+	// platform's policy alone.
+	Egress *connector.TenantEgress `json:"egress,omitempty"`
 }
 
 // Alerts is a tenant's failure-alert webhook, compiled.

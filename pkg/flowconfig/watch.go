@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/syncline/syncline/pkg/auth"
+	"github.com/syncline/syncline/pkg/connector"
 )
 
 // MaxValueSize is the largest entry of the bucket, a compiled flow config
@@ -49,9 +50,10 @@ type Index struct {
 	flows    map[string]*Flow // by tenant + "." + flow
 	bySource map[sourceKey][]*Flow
 	tenants  map[string]bool
-	alerts   map[string]*Alerts // by tenant; tenants without alerts are absent
-	keep     map[string]int     // retention days by tenant; 0 is the default
-	tokens   map[string]Token   // by hash
+	alerts   map[string]*Alerts                // by tenant; tenants without alerts are absent
+	keep     map[string]int                    // retention days by tenant; 0 is the default
+	egress   map[string]connector.TenantEgress // by tenant; tenants without their own are absent
+	tokens   map[string]Token                  // by hash
 	// version counts changes, so that a service can tell cheaply whether
 	// the caches it derives from the index need pruning.
 	version atomic.Uint64
@@ -72,7 +74,7 @@ func (x *Index) Flows() []*Flow {
 }
 
 func newIndex() *Index {
-	return &Index{flows: map[string]*Flow{}, bySource: map[sourceKey][]*Flow{}, tenants: map[string]bool{}, alerts: map[string]*Alerts{}, keep: map[string]int{}, tokens: map[string]Token{}}
+	return &Index{flows: map[string]*Flow{}, bySource: map[sourceKey][]*Flow{}, tenants: map[string]bool{}, alerts: map[string]*Alerts{}, keep: map[string]int{}, egress: map[string]connector.TenantEgress{}, tokens: map[string]Token{}}
 }
 
 // Get returns a tenant's flow, or nil.
@@ -102,6 +104,14 @@ func (x *Index) Alerts(tenant string) *Alerts {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return x.alerts[tenant]
+}
+
+// Egress returns a tenant's own egress policy: the zero value when it has
+// none (or does not exist). Its slices must not be changed.
+func (x *Index) Egress(tenant string) connector.TenantEgress {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.egress[tenant]
 }
 
 // Retention returns every tenant's retention, 0 for the default.
@@ -186,7 +196,13 @@ func (x *Index) setTenant(t string, entry *Tenant) {
 		delete(x.tenants, t)
 		delete(x.alerts, t)
 		delete(x.keep, t)
+		delete(x.egress, t)
 		return
+	}
+	if entry.Egress != nil {
+		x.egress[t] = *entry.Egress
+	} else {
+		delete(x.egress, t)
 	}
 	x.tenants[t] = true
 	x.keep[t] = entry.RetentionDays

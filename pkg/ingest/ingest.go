@@ -19,7 +19,6 @@ import (
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/envelope"
-	"github.com/syncline/syncline/pkg/telemetry"
 )
 
 // Change is one change of one record in a source system.
@@ -67,14 +66,22 @@ func (e *InvalidChangeError) Error() string {
 
 func (e *InvalidChangeError) Unwrap() error { return e.Err }
 
-// NewPublisher returns a publisher on js. Each change starts a trace (or
-// joins the one in ctx) with spans from tp; with a nil tp the trace ids are
-// still made and sent, but no spans are recorded.
+// NewPublisher returns a publisher on js. Each change gets a span from tp
+// that starts its trace (or joins the one in ctx), and the span's context
+// goes with the event, so the stages' spans join it.
+//
+// With a nil tp no span is made and only ctx's own trace context, if it has
+// one, goes with the event; without one, the first stage starts the event's
+// trace. A span that no backend records would send a traceparent flagged
+// not sampled, and every stage honours that flag by recording nothing of
+// the event; a traceparent flagged sampled would leave each trace without
+// its root span, since no backend ever receives it.
 func NewPublisher(js jetstream.JetStream, tp trace.TracerProvider) *Publisher {
-	if tp == nil {
-		tp = telemetry.IDsOnly()
+	p := &Publisher{pub: bus.NewPublisher(js)}
+	if tp != nil {
+		p.tracer = tp.Tracer("github.com/syncline/syncline/pkg/ingest")
 	}
-	return &Publisher{pub: bus.NewPublisher(js), tracer: tp.Tracer("github.com/syncline/syncline/pkg/ingest")}
+	return p
 }
 
 // Publish validates and publishes changes as one batch and returns their
@@ -102,23 +109,30 @@ func (p *Publisher) Publish(ctx context.Context, changes ...Change) ([]string, e
 		if err != nil {
 			return nil, err
 		}
-		sctx, span := p.tracer.Start(ctx, "ingest publish", trace.WithSpanKind(trace.SpanKindProducer),
-			trace.WithAttributes(
-				attribute.String("syncline.tenant", e.Tenant),
-				attribute.String("syncline.endpoint", e.SourceEndpoint),
-				attribute.String("syncline.entity", e.Entity),
-				attribute.String("syncline.event_id", e.EventId),
-			))
-		spans[i] = span
 		m := nats.NewMsg(bus.IngestSubject(e.Tenant, e.SourceEndpoint, e.Entity))
 		m.Header.Set(bus.HeaderMsgID, e.EventId)
-		bus.InjectTrace(sctx, m.Header)
 		m.Data = data
+		sctx := ctx
+		if p.tracer != nil {
+			var span trace.Span
+			sctx, span = p.tracer.Start(ctx, "ingest publish", trace.WithSpanKind(trace.SpanKindProducer),
+				trace.WithAttributes(bus.SendAttributes(m)...),
+				trace.WithAttributes(
+					attribute.String("syncline.tenant", e.Tenant),
+					attribute.String("syncline.endpoint", e.SourceEndpoint),
+					attribute.String("syncline.entity", e.Entity),
+					attribute.String("syncline.event_id", e.EventId),
+				))
+			spans[i] = span
+		}
+		bus.InjectTrace(sctx, m.Header)
 		msgs[i], ids[i] = m, e.EventId
 	}
 	if err := p.pub.Publish(ctx, msgs...); err != nil {
 		for _, s := range spans {
-			s.SetStatus(codes.Error, "publish failed")
+			if s != nil {
+				s.SetStatus(codes.Error, "publish failed")
+			}
 		}
 		return nil, err
 	}

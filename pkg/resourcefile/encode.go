@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -22,8 +23,10 @@ const APIVersion = "syncline.dev/v1"
 // be edited and applied again: format "yaml" writes one document per
 // resource, "json" one array. Each resource has apiVersion, kind, metadata
 // (name; tenant, except for a Tenant; uid when set) and spec, with the
-// spec's keys sorted. Generation and update time are not part of a resource
-// file and are left out.
+// spec's keys sorted, and a flow's status when the server gave one (as
+// kubectl shows a resource's status; Load reads it and apply ignores it).
+// Generation and update time are not part of a resource file and are left
+// out.
 func Encode(w io.Writer, format string, resources []*controlplanev1.Resource) error {
 	switch format {
 	case "yaml":
@@ -45,7 +48,7 @@ func Encode(w io.Writer, format string, resources []*controlplanev1.Resource) er
 		docs := make([]jsonDocument, len(resources))
 		for i, r := range resources {
 			d := document(r)
-			docs[i] = jsonDocument{APIVersion: d.apiVersion, Kind: d.kind, Metadata: d.metadata, Spec: d.spec}
+			docs[i] = jsonDocument{APIVersion: d.apiVersion, Kind: d.kind, Metadata: d.metadata, Spec: d.spec, Status: d.status}
 		}
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -63,6 +66,7 @@ type doc struct {
 	apiVersion, kind string
 	metadata         jsonMetadata
 	spec             map[string]any
+	status           map[string]any
 }
 
 type jsonMetadata struct {
@@ -77,6 +81,7 @@ type jsonDocument struct {
 	Kind       string         `json:"kind"`
 	Metadata   jsonMetadata   `json:"metadata"`
 	Spec       map[string]any `json:"spec"`
+	Status     map[string]any `json:"status,omitempty"`
 }
 
 func document(r *controlplanev1.Resource) doc {
@@ -85,6 +90,18 @@ func document(r *controlplanev1.Resource) doc {
 		kind:       r.GetKind(),
 		metadata:   jsonMetadata{Name: r.GetMetadata().GetName(), Tenant: r.GetMetadata().GetTenant(), UID: r.GetMetadata().GetUid()},
 		spec:       r.GetSpec().AsMap(),
+	}
+	if st := r.GetStatus(); st != nil {
+		d.status = map[string]any{"state": st.GetState(), "waiting": st.GetWaiting()}
+		if st.GetLastError() != "" {
+			d.status["lastError"] = st.GetLastError()
+		}
+		if st.GetSince() != nil {
+			d.status["since"] = st.GetSince().AsTime().UTC().Format(time.RFC3339)
+		}
+		if st.GetFailures() != 0 {
+			d.status["failures"] = int64(st.GetFailures())
+		}
 	}
 	if d.apiVersion == "" {
 		d.apiVersion = APIVersion
@@ -111,6 +128,9 @@ func yamlNode(d doc) *yaml.Node {
 	addPair(n, "kind", stringNode(d.kind))
 	addPair(n, "metadata", md)
 	addPair(n, "spec", valueNode(d.spec))
+	if d.status != nil {
+		addPair(n, "status", valueNode(d.status))
+	}
 	return n
 }
 

@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
 )
@@ -124,5 +126,49 @@ func TestEncodeEmptyAndUnknownFormat(t *testing.T) {
 	}
 	if err := Encode(&buf, "toml", nil); err == nil || !strings.Contains(err.Error(), "use yaml or json") {
 		t.Errorf("Encode(toml) = %v, want an error naming the formats", err)
+	}
+}
+
+// TestEncodeShowsAFlowsStatus: a flow's status is written after its spec,
+// and the file applies again as it was: Load reads the resource without it.
+func TestEncodeShowsAFlowsStatus(t *testing.T) {
+	rs, err := Load(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var flow *controlplanev1.Resource
+	for _, r := range rs {
+		if r.Kind == "Flow" {
+			flow = proto.Clone(r).(*controlplanev1.Resource)
+		}
+	}
+	flow.Status = &controlplanev1.FlowStatus{State: "paused", Waiting: 12, LastError: "dial tcp 10.0.0.5:5432: connection refused",
+		Since: timestamppb.New(time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)), Failures: 4}
+	var buf bytes.Buffer
+	if err := Encode(&buf, "yaml", []*controlplanev1.Resource{flow}); err != nil {
+		t.Fatal(err)
+	}
+	want := "status:\n  failures: 4\n  lastError: 'dial tcp 10.0.0.5:5432: connection refused'\n  since: \"2026-12-01T10:00:00Z\"\n  state: paused\n  waiting: 12\n"
+	if !strings.HasSuffix(buf.String(), want) {
+		t.Errorf("encoded flow ends\n%s\nwant it to end with\n%s", buf.String(), want)
+	}
+	again, err := Load(writeFile(t, t.TempDir(), "flow.yaml", buf.String()))
+	if err != nil {
+		t.Fatalf("loading a flow with its status: %v", err)
+	}
+	flow.Status = nil
+	if len(again) != 1 || !proto.Equal(again[0], flow) {
+		t.Errorf("loaded %v, want the flow without its status", again)
+	}
+	buf.Reset()
+	if err := Encode(&buf, "json", []*controlplanev1.Resource{flow}); err != nil {
+		t.Fatal(err)
+	}
+	var docs []map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &docs); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := docs[0]["status"]; ok {
+		t.Errorf("a flow without a status is written with one:\n%s", buf.String())
 	}
 }

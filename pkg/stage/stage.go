@@ -8,6 +8,7 @@ import (
 	"context"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -30,6 +31,10 @@ const (
 	CodeMissingKey     = "missing_key"
 	CodePayloadNotJSON = "payload_not_json"
 	CodeUnknownTenant  = "unknown_tenant"
+	// CodeRouteMismatch refuses an event whose envelope names another
+	// tenant, endpoint or entity than the subject it was published on: the
+	// subject is what publishers are allowed to use, so it is what counts.
+	CodeRouteMismatch  = "route_mismatch"
 	CodeNoFlow         = "no_flow"
 	CodeMappingFailed  = "mapping_failed"
 	CodeFiltered       = "filtered_out"
@@ -92,7 +97,21 @@ func Output(ctx context.Context, subject string, e *eventv1.Envelope) (*nats.Msg
 	return m, nil
 }
 
+// Start starts a stage's span for processing m: a child of the span whose
+// context m's headers carry (the root of the event's trace when they carry
+// none), with OpenTelemetry's messaging attributes. The messages built with
+// the returned context (Audit, Output) carry the span on, so that every hop
+// of an event is one trace.
+func Start(ctx context.Context, t trace.Tracer, name string, m jetstream.Msg) (context.Context, trace.Span) {
+	ctx, span := t.Start(bus.ExtractTrace(ctx, m.Headers()), name, trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() {
+		span.SetAttributes(bus.ProcessAttributes(m)...)
+	}
+	return ctx, span
+}
+
 // Describe puts the event's routing — never its payload — on a stage's span.
+// An event before the mapper has no flow yet, and its span names none.
 // It does nothing for spans that are not recorded, so that tracing without a
 // backend costs no attribute allocations per event.
 func Describe(span trace.Span, e *eventv1.Envelope) {
@@ -101,8 +120,11 @@ func Describe(span trace.Span, e *eventv1.Envelope) {
 	}
 	span.SetAttributes(
 		attribute.String("syncline.tenant", e.GetTenant()),
-		attribute.String("syncline.flow", e.GetFlow()),
+		attribute.String("syncline.endpoint", e.GetSourceEndpoint()),
 		attribute.String("syncline.entity", e.GetEntity()),
 		attribute.String("syncline.event_id", e.GetEventId()),
 	)
+	if f := e.GetFlow(); f != "" {
+		span.SetAttributes(attribute.String("syncline.flow", f))
+	}
 }

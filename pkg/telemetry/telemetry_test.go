@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/syncline/syncline/pkg/telemetry"
+	"github.com/syncline/syncline/pkg/telemetry/telemetrytest"
 )
 
 func TestIDsOnlyGivesRealIDsAndRecordsNothing(t *testing.T) {
@@ -37,5 +38,77 @@ func TestLogger(t *testing.T) {
 	}
 	if _, err := telemetry.NewLogger(&buf, "loud"); err == nil || !strings.Contains(err.Error(), "use debug, info, warn or error") {
 		t.Errorf("NewLogger(loud) = %v, want an error listing the levels", err)
+	}
+}
+
+// exportOne sends one span through a tracer provider built from cfg and
+// returns once it is flushed.
+func exportOne(t *testing.T, cfg telemetry.TraceConfig) {
+	t.Helper()
+	ctx := context.Background()
+	tp, shutdown, err := telemetry.NewTracerProvider(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tp.Tracer("test").Start(ctx, "one")
+	span.End()
+	if err := shutdown(ctx); err != nil {
+		t.Fatalf("flushing the span: %v", err)
+	}
+}
+
+// TestOTLPEndpointForms checks the OpenTelemetry conventions: a base URL
+// (--otlp-endpoint, OTEL_EXPORTER_OTLP_ENDPOINT) gets the signal path
+// /v1/traces, a traces URL (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) is used as
+// is, and the exporter's other variables apply.
+func TestOTLPEndpointForms(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		cfg      func(base string) telemetry.TraceConfig
+		wantPath string
+	}{
+		{"base URL", func(base string) telemetry.TraceConfig {
+			return telemetry.TraceConfig{OTLPEndpoint: base}
+		}, "/v1/traces"},
+		{"base URL with a slash", func(base string) telemetry.TraceConfig {
+			return telemetry.TraceConfig{OTLPEndpoint: base + "/"}
+		}, "/v1/traces"},
+		{"base URL behind a path", func(base string) telemetry.TraceConfig {
+			return telemetry.TraceConfig{OTLPEndpoint: base + "/otel"}
+		}, "/otel/v1/traces"},
+		{"traces URL as is, over the base URL", func(base string) telemetry.TraceConfig {
+			return telemetry.TraceConfig{OTLPEndpoint: base, OTLPTracesEndpoint: base + "/ingest/spans"}
+		}, "/ingest/spans"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := telemetrytest.New(t)
+			t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=ops,authorization=Bearer%20abc")
+			cfg := tc.cfg(c.URL)
+			cfg.ServiceName = "syncline-test"
+			exportOne(t, cfg)
+			reqs := c.Requests()
+			if len(reqs) != 1 {
+				t.Fatalf("%d exports, want 1", len(reqs))
+			}
+			r := reqs[0]
+			if r.Path != tc.wantPath {
+				t.Errorf("exported to %s, want %s", r.Path, tc.wantPath)
+			}
+			if r.Header.Get("X-Tenant") != "ops" || r.Header.Get("Authorization") != "Bearer abc" {
+				t.Errorf("headers %v: want those of OTEL_EXPORTER_OTLP_HEADERS", r.Header)
+			}
+			if len(r.Spans) != 1 || r.Spans[0].Name != "one" || r.Spans[0].Service != "syncline-test" {
+				t.Errorf("spans %+v, want span one of service syncline-test", r.Spans)
+			}
+		})
+	}
+}
+
+func TestOTLPEndpointRefused(t *testing.T) {
+	for _, bad := range []string{"otel-collector:4318", "grpc://otel-collector:4317", "http://"} {
+		_, _, err := telemetry.NewTracerProvider(context.Background(), telemetry.TraceConfig{OTLPEndpoint: bad})
+		if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "http://otel-collector:4318") {
+			t.Errorf("endpoint %q: error %v, want one naming it and showing the form", bad, err)
+		}
 	}
 }

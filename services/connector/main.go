@@ -4,7 +4,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,26 +15,30 @@ import (
 	"github.com/syncline/syncline/pkg/api/syncline/ingest/v1/ingestv1connect"
 	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/daemon"
-	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/services/connector/connector"
 	"github.com/syncline/syncline/services/connector/connectors"
 )
 
+// spec is what the connector reads from the environment.
+var spec = daemon.Spec{Name: "connector", Summary: "The connector: pushes each flow's records to its target system and reports every outcome; serves the ingest API.", API: true, MasterKey: true}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "connector:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context) error {
-	cfg, err := daemon.ConfigFromEnv("connector")
+// run runs the service until ctx ends; --help writes the usage to stdout
+// and returns flag.ErrHelp.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, err := daemon.Load(spec, args, stdout)
 	if err != nil {
 		return err
 	}
-	rt, err := daemon.Open(ctx, cfg, false)
+	rt, err := daemon.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -44,7 +51,8 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	box, err := secret.FromEnvIfSet()
+	box := cfg.Secrets
+	egress, err := connectors.EgressFromEnv(cfg.NATSURL, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -57,7 +65,7 @@ func run(ctx context.Context) error {
 	svc, err := connector.New(connector.Deps{
 		JetStream: rt.JetStream, Flows: flows.Index(), Connectors: reg, Bus: cfg.Bus,
 		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases, Secrets: box,
-		HandlerOptions: opts,
+		HandlerOptions: opts, Egress: egress,
 	})
 	if err != nil {
 		return err

@@ -4,7 +4,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -18,21 +21,26 @@ import (
 	"github.com/syncline/syncline/services/controlplane/resource"
 )
 
+// spec is what the controlplane reads from the environment.
+var spec = daemon.Spec{Name: "controlplane", Summary: "The control plane: tenants, integrators, endpoints, flows and tokens, their API, and the compiled flow configs the data plane watches.", Store: true, API: true, MasterKey: true}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "controlplane:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context) error {
-	cfg, err := daemon.ConfigFromEnv("controlplane")
+// run runs the service until ctx ends; --help writes the usage to stdout
+// and returns flag.ErrHelp.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, err := daemon.Load(spec, args, stdout)
 	if err != nil {
 		return err
 	}
-	rt, err := daemon.Open(ctx, cfg, true)
+	rt, err := daemon.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -51,16 +59,17 @@ func run(ctx context.Context) error {
 	}
 	// Without a master key the control plane runs, but refuses endpoints
 	// with credentials, saying why.
-	box, err := secret.FromEnvIfSet()
-	if err != nil {
-		return err
-	}
+	box := cfg.Secrets
 	if box == nil {
 		rt.Log.Warn("endpoint credentials are refused until a master key is set", "variable", secret.EnvMasterKey)
 	}
+	egress, err := connectors.EgressFromEnv(cfg.NATSURL, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
 	svc, err := controlplane.New(controlplane.Deps{
 		JetStream: rt.JetStream, Resources: store, Connectors: reg, Bus: cfg.Bus,
-		Logger: rt.Log, HandlerOptions: opts, Secrets: box,
+		Logger: rt.Log, HandlerOptions: opts, Secrets: box, Egress: egress,
 	})
 	if err != nil {
 		return err

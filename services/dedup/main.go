@@ -4,7 +4,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -15,21 +18,26 @@ import (
 	"github.com/syncline/syncline/services/dedup/ledger"
 )
 
+// spec is what the dedup reads from the environment.
+var spec = daemon.Spec{Name: "dedup", Summary: "The dedup stage: its ledger decides create, update, skip or error for each record.", Store: true}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "dedup:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context) error {
-	cfg, err := daemon.ConfigFromEnv("dedup")
+// run runs the service until ctx ends; --help writes the usage to stdout
+// and returns flag.ErrHelp.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, err := daemon.Load(spec, args, stdout)
 	if err != nil {
 		return err
 	}
-	rt, err := daemon.Open(ctx, cfg, true)
+	rt, err := daemon.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,10 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -19,21 +22,26 @@ import (
 	"github.com/syncline/syncline/services/eventlog/eventlog"
 )
 
+// spec is what the eventlog reads from the environment.
+var spec = daemon.Spec{Name: "eventlog", Summary: "The eventlog: the API log, its reports, dead letters and failure alerts; serves the log and dead-letter APIs.", Store: true, API: true, MasterKey: true}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "eventlog:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context) error {
-	cfg, err := daemon.ConfigFromEnv("eventlog")
+// run runs the service until ctx ends; --help writes the usage to stdout
+// and returns flag.ErrHelp.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	cfg, err := daemon.Load(spec, args, stdout)
 	if err != nil {
 		return err
 	}
-	rt, err := daemon.Open(ctx, cfg, true)
+	rt, err := daemon.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -57,16 +65,13 @@ func run(ctx context.Context) error {
 		return err
 	}
 	// The master key seals dead letters and opens the tenants' alert secrets.
-	box, err := secret.FromEnvIfSet()
-	if err != nil {
-		return err
-	}
+	box := cfg.Secrets
 	if box == nil {
 		rt.Log.Warn("dead letters are kept without their events (no replay), and alerts fail, until a master key is set", "variable", secret.EnvMasterKey)
 	}
 	svc, err := eventlog.New(eventlog.Deps{
 		Conn: rt.Conn, JetStream: rt.JetStream, Log: store, Flows: flows.Index(), Bus: cfg.Bus,
-		Logger: rt.Log, Metrics: rt.Metrics, Leases: rt.Leases, HandlerOptions: opts,
+		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases, HandlerOptions: opts,
 		DeadLetters: letters, Secrets: box,
 		Alerts: flows.Index(), AlertMetrics: eventlog.NewAlertMetrics(rt.Registry),
 		Retention: flows.Index().Retention,

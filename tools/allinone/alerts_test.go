@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -122,8 +121,9 @@ func product(n int, bad bool) []byte {
 // up; the tenant without alerts sends nothing; the secret shows nowhere.
 func TestFailureAlerts(t *testing.T) {
 	dir := t.TempDir()
-	dsn := filepath.Join(dir, "erp.db")
+	dsn := tenantFile(t, dir, "acme", "erp.db")
 	ordersTableWithoutTotal(t, dsn)
+	ordersTableWithoutTotal(t, tenantFile(t, dir, "globex", "erp.db"))
 	logs := &syncBuffer{}
 	e := start(t, options{dir: dir, driver: "sqlite", dsn: dsn, logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	hook := newWebhook(t)
@@ -136,9 +136,9 @@ func TestFailureAlerts(t *testing.T) {
 			resourceOf(t, "Integrator", name, "sync", map[string]any{}),
 			resourceOf(t, "Endpoint", name, "shop", map[string]any{"type": "nats", "description": "webshop"}),
 			resourceOf(t, "Endpoint", name, "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
-				"driver": "sqlite", "dsn": dsn, "table": "orders"}}),
+				"driver": "sqlite", "dsn": "erp.db", "table": "orders"}}),
 			resourceOf(t, "Endpoint", name, "pim", map[string]any{"type": "sql", "description": "PIM", "settings": map[string]any{
-				"driver": "sqlite", "dsn": dsn, "table": name + "_products", "create_table": true}}),
+				"driver": "sqlite", "dsn": "erp.db", "table": name + "_products", "create_table": true}}),
 			resourceOf(t, "Flow", name, "orders", map[string]any{"integrator": "sync", "source": "shop", "target": "erp", "entity": "order",
 				"mapping": map[string]any{"fields": map[string]any{"order_number": "source.number", "total": "double(source.total)"}, "exclude": []any{"*"}}}),
 			resourceOf(t, "Flow", name, "products", map[string]any{"integrator": "sync", "source": "shop", "target": "pim", "entity": "product",
@@ -283,7 +283,7 @@ func TestFailureAlerts(t *testing.T) {
 // log, and the failures were taken for alerting.
 func TestAlertWebhookNeverSlowsThePipeline(t *testing.T) {
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: filepath.Join(dir, "erp.db")})
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db")})
 	hanging, attempts := hangingWebhook(t)
 	webhooks := map[string]string{"acme": hanging, "globex": downWebhook(t)}
 	const good, bad = 1000, 100
@@ -295,7 +295,7 @@ func TestAlertWebhookNeverSlowsThePipeline(t *testing.T) {
 			resourceOf(t, "Integrator", tenant, "shop-to-erp", map[string]any{}),
 			resourceOf(t, "Endpoint", tenant, "shop", map[string]any{"type": "nats", "description": "webshop"}),
 			resourceOf(t, "Endpoint", tenant, "erp", map[string]any{"type": "sql", "description": "ERP orders", "settings": map[string]any{
-				"driver": e.driver, "dsn": e.dsn, "table": tenant + "_orders", "create_table": true}}),
+				"driver": e.driver, "dsn": e.endpointDSN(), "table": tenant + "_orders", "create_table": true}}),
 			resourceOf(t, "Flow", tenant, "orders", map[string]any{"integrator": "shop-to-erp", "source": "shop", "target": "erp", "entity": "order",
 				"mapping": map[string]any{"fields": map[string]any{"order_number": "source.number", "total": "double(source.total)"}}}),
 		}}); err != nil {
@@ -325,7 +325,7 @@ func TestAlertWebhookNeverSlowsThePipeline(t *testing.T) {
 			if len(recs) != good+bad || failures != bad {
 				return fmt.Sprintf("tenant %s's API log has %d records, %d failures; want %d and %d", tenant, len(recs), failures, good+bad, bad)
 			}
-			if n := len(e.rows(tenant + "_orders")); n != good {
+			if n := len(e.rowsOf(tenant, tenant+"_orders")); n != good {
 				return fmt.Sprintf("tenant %s's target has %d rows, want %d", tenant, n, good)
 			}
 			return ""
@@ -350,7 +350,7 @@ func TestAlertWebhookNeverSlowsThePipeline(t *testing.T) {
 //	go test ./tools/allinone -run '^$' -bench AlertLatency -benchtime 20x
 func BenchmarkAlertLatency(b *testing.B) {
 	dir := b.TempDir()
-	dsn := filepath.Join(dir, "erp.db")
+	dsn := tenantFile(b, dir, "acme", "erp.db")
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		b.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +33,7 @@ import (
 	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/bus"
+	sdk "github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/health"
 	"github.com/syncline/syncline/pkg/lifecycle"
@@ -92,6 +94,12 @@ type Config struct {
 	// RetentionSweepEvery is how often the API log and dead letters are
 	// swept of what each tenant's retention no longer keeps; 0 is hourly.
 	RetentionSweepEvery time.Duration
+	// Egress is what endpoints may reach: its Allow (nil: every public
+	// address; the README's Security section) and Resolver are used as
+	// given; Files, when empty, is DataDir/tenants, so that a relative
+	// SQLite path is a file of DataDir/tenants/<tenant>; and the instance's
+	// own stores and NATS server are added to Protected.
+	Egress sdk.EgressConfig
 	// Bus settings; the zero value (or a zero Bus.Partitions) means
 	// bus.DefaultConfig() with the partition count chosen at Start: the
 	// count the deployment already runs with when its streams have
@@ -269,14 +277,18 @@ func (in *Instance) Start(ctx context.Context) error {
 	if err != nil {
 		return in.fail(ctx, err)
 	}
-	var leases jetstream.KeyValue
+	egress, err := in.egress()
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	var leases *bus.Leases
 	if in.cfg.Replicated {
 		if leases, err = bus.OpenLeases(ctx, in.js, in.cfg.Bus.Replicas); err != nil {
 			return in.fail(ctx, err)
 		}
 	}
 
-	cp, err := controlplane.New(controlplane.Deps{JetStream: in.js, Resources: resources, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, HandlerOptions: apiOpts, Secrets: box})
+	cp, err := controlplane.New(controlplane.Deps{JetStream: in.js, Resources: resources, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, HandlerOptions: apiOpts, Secrets: box, Egress: egress})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
@@ -292,13 +304,13 @@ func (in *Instance) Start(ctx context.Context) error {
 	in.parts.Add("flow configs", watcher)
 	flows := watcher.Index()
 
-	el, err := eventlog.New(eventlog.Deps{Conn: in.conn, JetStream: in.js, Log: logStore, Flows: flows, Bus: in.cfg.Bus, Logger: in.log, Metrics: metrics, Leases: leases, HandlerOptions: apiOpts,
+	el, err := eventlog.New(eventlog.Deps{Conn: in.conn, JetStream: in.js, Log: logStore, Flows: flows, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases, HandlerOptions: apiOpts,
 		DeadLetters: letters, Secrets: box, Alerts: flows, AlertMetrics: eventlog.NewAlertMetrics(in.registry),
 		Retention: flows.Retention, SweepEvery: in.cfg.RetentionSweepEvery})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
-	co, err := connector.New(connector.Deps{JetStream: in.js, Flows: flows, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases, Secrets: box, HandlerOptions: apiOpts})
+	co, err := connector.New(connector.Deps{JetStream: in.js, Flows: flows, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases, Secrets: box, HandlerOptions: apiOpts, Egress: egress})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
@@ -403,6 +415,36 @@ func (in *Instance) openDB(ctx context.Context, name string) (*sqlstore.DB, erro
 		return nil, err
 	}
 	return db, nil
+}
+
+// egress is the instance's egress policy: the configured one, with the
+// tenants' folders in the data folder and every store and NATS server of the
+// instance protected, the data folder's own files too.
+func (in *Instance) egress() (*sdk.Egress, error) {
+	cfg := in.cfg.Egress
+	if cfg.Files == "" {
+		cfg.Files = filepath.Join(in.cfg.DataDir, "tenants")
+	}
+	cfg.Protected = slices.Clone(cfg.Protected)
+	for _, name := range []string{"nats", "master-key", "admin-token"} {
+		cfg.Protected = append(cfg.Protected, sdk.Protected{What: "Syncline's own data", Path: filepath.Join(in.cfg.DataDir, name)})
+	}
+	own := []string{in.NATSURL()}
+	if in.cfg.DatabaseURL != "" {
+		own = append(own, in.cfg.DatabaseURL)
+	} else {
+		for _, name := range []string{"controlplane", "ledger", "eventlog"} {
+			own = append(own, "sqlite:"+filepath.Join(in.cfg.DataDir, name+".db"))
+		}
+	}
+	for _, u := range own {
+		p, err := connectors.Protect(u)
+		if err != nil {
+			return nil, fmt.Errorf("protecting Syncline's own servers from endpoints: %w", err)
+		}
+		cfg.Protected = append(cfg.Protected, p...)
+	}
+	return sdk.NewEgress(cfg)
 }
 
 // masterKey is SYNCLINE_MASTER_KEY if set, else the data folder's

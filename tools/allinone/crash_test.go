@@ -34,11 +34,11 @@ func TestKilledAndRestarted(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building syncline: %v\n%s", err, out)
 	}
-	dir := t.TempDir()
+	data := filepath.Join(t.TempDir(), "data")
 	httpAddr, natsPort := freeAddr(t), freePort(t)
 	const token = "crash-test-admin-token-0123456789"
 	run := func() *exec.Cmd {
-		cmd := exec.Command(bin, "dev", "--data-dir", filepath.Join(dir, "data"), "--http-addr", httpAddr,
+		cmd := exec.Command(bin, "dev", "--data-dir", data, "--http-addr", httpAddr,
 			"--nats-port", strconv.Itoa(natsPort), "--admin-token", token, "--log-level", "warn")
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
@@ -61,7 +61,7 @@ func TestKilledAndRestarted(t *testing.T) {
 
 	first := run()
 	opts := connect.WithInterceptors(auth.Bearer(token))
-	e := &env{t: t, driver: "sqlite", dsn: filepath.Join(dir, "erp.db")}
+	e := &env{t: t, dir: data, driver: "sqlite", dsn: tenantFile(t, data, "acme", "erp.db")}
 	e.resource = controlplanev1connect.NewResourceServiceClient(http.DefaultClient, "http://"+httpAddr, opts)
 	e.logs = eventlogv1connect.NewLogServiceClient(http.DefaultClient, "http://"+httpAddr, opts)
 	e.applyOrders("acme", "orders")

@@ -66,7 +66,7 @@ func TestCredentialsNeverShow(t *testing.T) {
 		resourceOf(t, "Integrator", "acme", "shop-to-erp", map[string]any{}),
 		resourceOf(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats", "description": "webshop"}),
 		endpoint("erp", dsn),
-		endpoint("down", "postgres://postgres@127.0.0.1:1/none?connect_timeout=1"),
+		endpoint("down", "postgres://postgres@"+downTarget+"/none?connect_timeout=1"),
 		flow("orders", "erp"),
 		flow("orders-down", "down"),
 	}

@@ -24,7 +24,7 @@ import (
 // the cause is fixed — never twice into the target — and discarded.
 func TestDeadLettersReplay(t *testing.T) {
 	dir := t.TempDir()
-	dsn := dir + "/erp.db"
+	dsn := tenantFile(t, dir, "acme", "erp.db")
 	db := ordersTableWithoutTotal(t, dsn)
 	logs := &syncBuffer{}
 	e := start(t, options{dir: dir, driver: "sqlite", dsn: dsn, logger: slog.New(slog.NewJSONHandler(logs, nil))})
@@ -173,6 +173,16 @@ func TestDeadLettersReplay(t *testing.T) {
 	}
 	if _, err := own.ReplayDeadLetters(ctx, &eventlogv1.ReplayDeadLettersRequest{Tenant: "globex", Ids: []string{"x"}}); connect.CodeOf(err) != connect.CodePermissionDenied {
 		t.Errorf("acme's token replaying globex's dead letters: %v, want PermissionDenied", err)
+	}
+	// A replay filter naming another tenant is refused, never read as the
+	// caller's own.
+	spoofed := &eventlogv1.ReplayDeadLettersRequest{Filter: &eventlogv1.DeadLetterFilter{Tenant: "globex", Flow: "orders"}}
+	if _, err := own.ReplayDeadLetters(ctx, spoofed); connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Errorf("acme's token replaying with filter.tenant globex: %v, want PermissionDenied", err)
+	}
+	spoofed.Tenant = "acme"
+	if _, err := letters.ReplayDeadLetters(ctx, spoofed); connect.CodeOf(err) != connect.CodeInvalidArgument || !strings.Contains(err.Error(), "filter.tenant") {
+		t.Errorf("the admin replaying acme's letters with filter.tenant globex: %v, want InvalidArgument naming filter.tenant", err)
 	}
 	if resp, err := own.ListDeadLetters(ctx, &eventlogv1.ListDeadLettersRequest{}); err != nil || len(resp.Letters) != 2 {
 		t.Errorf("acme's token listing its own dead letters: %v, %v", resp, err)

@@ -19,7 +19,7 @@ import (
 // unchanged.
 func TestRefusedPushIsNotSkippedLater(t *testing.T) {
 	dir := t.TempDir()
-	dsn := dir + "/erp.db"
+	dsn := tenantFile(t, dir, "acme", "erp.db")
 	db := ordersTableWithoutTotal(t, dsn)
 	e := start(t, options{dir: dir, driver: "sqlite", dsn: dsn})
 	_, err := e.resource.Apply(context.Background(), &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -25,6 +27,7 @@ import (
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
 	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/ingest"
 	"github.com/syncline/syncline/pkg/pgtest"
@@ -44,8 +47,8 @@ var backends = []backend{
 	{
 		name:     "sqlite",
 		storeURL: func(*testing.T) string { return "" },
-		target: func(_ *testing.T, dir string) (string, string) {
-			return "sqlite", filepath.Join(dir, "erp.db")
+		target: func(t *testing.T, dir string) (string, string) {
+			return "sqlite", tenantFile(t, dir, "acme", "erp.db")
 		},
 	},
 	{
@@ -72,6 +75,8 @@ type env struct {
 }
 
 type options struct {
+	// resolver looks endpoints' hosts up; nil is the system's.
+	resolver   connector.Resolver
 	natsURL    string
 	replicated bool
 	tracer     trace.TracerProvider
@@ -85,6 +90,10 @@ type options struct {
 func start(t *testing.T, o options) *env {
 	t.Helper()
 	cfg := allinone.Config{
+		// The test server is on loopback: allowed as an operator allows a
+		// database on the machine or the private network; so is the port
+		// of the tests' unreachable targets.
+		Egress:      connector.EgressConfig{Allow: []string{"public", testPostgresHost(t), downTarget}, Resolver: o.resolver},
 		DataDir:     o.dir,
 		NATSPort:    -1,
 		HTTPAddr:    "127.0.0.1:0",
@@ -147,16 +156,55 @@ func resourceOf(t *testing.T, kind, tenant, name string, spec map[string]any) *c
 	return &controlplanev1.Resource{ApiVersion: "syncline.dev/v1", Kind: kind, Metadata: &controlplanev1.Metadata{Name: name, Tenant: tenant}, Spec: s}
 }
 
+// tenantFile is the path of a file in a tenant's folder of the data folder
+// dir, where the tenant's SQLite endpoints may write; the folder is made.
+func tenantFile(t testing.TB, dir, tenant, name string) string {
+	t.Helper()
+	folder := filepath.Join(dir, "tenants", tenant)
+	if err := os.MkdirAll(folder, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(folder, name)
+}
+
+// downTarget is where the tests' targets that cannot be reached are: a port
+// nothing listens on, which the tests' egress policy allows.
+const downTarget = "127.0.0.1:1"
+
+// testPostgresHost is the test PostgreSQL server's host and port.
+func testPostgresHost(t *testing.T) string {
+	t.Helper()
+	raw := os.Getenv(pgtest.EnvURL)
+	if raw == "" {
+		raw = pgtest.DefaultURL
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatalf("%s: %v", pgtest.EnvURL, err)
+	}
+	return u.Host
+}
+
+// endpointDSN is the DSN of tenant's SQL endpoint: for SQLite the file's
+// name, which is in the tenant's own folder.
+func (e *env) endpointDSN() string {
+	if e.driver == "sqlite" {
+		return filepath.Base(e.dsn)
+	}
+	return e.dsn
+}
+
 // applyOrders applies the walkthrough's tenant, endpoints and flow for
-// tenant, with the SQL target table.
-func (e *env) applyOrders(tenant, table string) {
+// tenant, with the SQL target table, and the extra resources in the same
+// call.
+func (e *env) applyOrders(tenant, table string, extra ...*controlplanev1.Resource) {
 	e.t.Helper()
-	_, err := e.resource.Apply(context.Background(), &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
+	_, err := e.resource.Apply(context.Background(), &controlplanev1.ApplyRequest{Resources: append([]*controlplanev1.Resource{
 		resourceOf(e.t, "Tenant", "", tenant, map[string]any{}),
 		resourceOf(e.t, "Integrator", tenant, "shop-to-erp", map[string]any{}),
 		resourceOf(e.t, "Endpoint", tenant, "shop", map[string]any{"type": "nats", "description": "webshop"}),
 		resourceOf(e.t, "Endpoint", tenant, "erp", map[string]any{"type": "sql", "description": "ERP orders", "settings": map[string]any{
-			"driver": e.driver, "dsn": e.dsn, "table": table, "create_table": true,
+			"driver": e.driver, "dsn": e.endpointDSN(), "table": table, "create_table": true,
 		}}),
 		resourceOf(e.t, "Flow", tenant, "orders", map[string]any{
 			"integrator": "shop-to-erp", "source": "shop", "target": "erp", "entity": "order", "duplicates": "update",
@@ -171,7 +219,7 @@ func (e *env) applyOrders(tenant, table string) {
 				"defaults": map[string]any{"employee_number": 999999},
 			},
 		}),
-	}})
+	}, extra...)})
 	if err != nil {
 		e.t.Fatalf("applying the orders flow: %v", err)
 	}
@@ -217,8 +265,15 @@ type row struct {
 	version                    int64
 }
 
-// rows reads the target table by key; a missing table reads as empty.
+// rows reads acme's target table by key; a missing table reads as empty.
 func (e *env) rows(table string) map[string]row {
+	e.t.Helper()
+	return e.rowsOf("acme", table)
+}
+
+// rowsOf reads a tenant's target table by key; a missing table reads as
+// empty.
+func (e *env) rowsOf(tenant, table string) map[string]row {
 	e.t.Helper()
 	q := fmt.Sprintf(`SELECT external_ref, order_number, customer_email, status, total, employee_number, source_version FROM %s`, table)
 	out := map[string]row{}
@@ -234,7 +289,7 @@ func (e *env) rows(table string) map[string]row {
 	}
 	switch e.driver {
 	case "sqlite":
-		db, err := sql.Open("sqlite", e.dsn)
+		db, err := sql.Open("sqlite", filepath.Join(e.dir, "tenants", tenant, filepath.Base(e.dsn)))
 		if err != nil {
 			e.t.Fatal(err)
 		}

@@ -3,7 +3,6 @@ package allinone_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -36,7 +35,7 @@ func orderChange(key string, version int64, status string) ingest.Change {
 // again they are applied in order, before newer events of the same keys.
 func TestInactiveIntegratorHoldsEvents(t *testing.T) {
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: filepath.Join(dir, "erp.db")})
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db")})
 	e.applyOrders("acme", "orders")
 	e.publish(orderChange("1", 1, "paid"))
 	e.waitRows(map[string]int64{"1": 1})
@@ -52,6 +51,9 @@ func TestInactiveIntegratorHoldsEvents(t *testing.T) {
 	if rows := e.rows("orders"); len(rows) != 1 || rows["1"].version != 1 {
 		t.Fatalf("target while inactive: %v, want key 1 at version 1 only", rows)
 	}
+	if st := e.flowStatus("acme", "orders"); st.GetState() != "held" || st.GetWaiting() != 3 {
+		t.Errorf("flow status while the integrator is inactive: %v, want held with 3 waiting", st)
+	}
 	if recs := e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme"}); len(recs) != 1 {
 		t.Errorf("API log while inactive holds %d records, want the first event's only", len(recs))
 	}
@@ -62,6 +64,9 @@ func TestInactiveIntegratorHoldsEvents(t *testing.T) {
 	e.waitRows(map[string]int64{"1": 4, "2": 1})
 	if n := subjectCount(t, e.js, bus.StreamHold, "acme"); n != 0 {
 		t.Errorf("the hold stream still keeps %d events after the release", n)
+	}
+	if st := e.flowStatus("acme", "orders"); st.GetState() != "active" || st.GetWaiting() != 0 {
+		t.Errorf("flow status after the release: %v, want active with nothing waiting", st)
 	}
 	eventually(t, 10*time.Second, func() string {
 		recs := e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme"})
@@ -83,7 +88,7 @@ func TestInactiveIntegratorHoldsEvents(t *testing.T) {
 // integrator that is then deleted are refused and logged, not pushed.
 func TestDeletedIntegratorRefusesHeldEvents(t *testing.T) {
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: filepath.Join(dir, "erp.db")})
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db")})
 	e.applyOrders("acme", "orders")
 	e.setStage("acme", "inactive")
 	e.publish(orderChange("7", 1, "paid"), orderChange("8", 1, "paid"))
@@ -110,6 +115,9 @@ func TestDeletedIntegratorRefusesHeldEvents(t *testing.T) {
 	})
 	if rows := e.rows("orders"); len(rows) != 0 {
 		t.Errorf("events of a deleted integrator reached the target: %v", rows)
+	}
+	if st := e.flowStatus("acme", "orders"); st.GetState() != "stopped" {
+		t.Errorf("flow status of a deleted integrator's flow: %v, want stopped", st)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +19,7 @@ import (
 // without it is skipped with the reason, or exported when the flow says so.
 func TestKeyFieldAndKeylessPolicy(t *testing.T) {
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: filepath.Join(dir, "erp.db")})
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db")})
 	flow := func(name, table, keyless string) []*controlplanev1.Resource {
 		return []*controlplanev1.Resource{
 			resourceOf(t, "Endpoint", "acme", "erp-"+name, map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{

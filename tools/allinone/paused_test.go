@@ -26,9 +26,9 @@ import (
 // resumed, and the hold stream is empty again.
 func TestDownTargetPausesItsFlow(t *testing.T) {
 	dir := t.TempDir()
-	// The ERP's file is in a folder that does not exist yet: the target
-	// cannot be opened until it does.
-	erpDir := filepath.Join(dir, "erp")
+	// The ERP's file is in a folder of the tenant's folder that does not
+	// exist yet: the target cannot be opened until it does.
+	erpDir := filepath.Join(dir, "tenants", "acme", "erp")
 	e := start(t, options{dir: dir})
 	hook := newWebhook(t)
 	_, err := e.resource.Apply(context.Background(), &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
@@ -36,9 +36,9 @@ func TestDownTargetPausesItsFlow(t *testing.T) {
 		resourceOf(t, "Integrator", "acme", "sync", map[string]any{}),
 		resourceOf(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats", "description": "webshop"}),
 		resourceOf(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
-			"driver": "sqlite", "dsn": filepath.Join(erpDir, "erp.db"), "table": "orders", "create_table": true}}),
+			"driver": "sqlite", "dsn": "erp/erp.db", "table": "orders", "create_table": true}}),
 		resourceOf(t, "Endpoint", "acme", "pim", map[string]any{"type": "sql", "description": "PIM", "settings": map[string]any{
-			"driver": "sqlite", "dsn": filepath.Join(dir, "pim.db"), "table": "products", "create_table": true}}),
+			"driver": "sqlite", "dsn": "pim.db", "table": "products", "create_table": true}}),
 		resourceOf(t, "Flow", "acme", "orders", map[string]any{"integrator": "sync", "source": "shop", "target": "erp", "entity": "order",
 			"mapping": map[string]any{"fields": map[string]any{"order_number": "source.number"}, "exclude": []any{"*"}}}),
 		resourceOf(t, "Flow", "acme", "products", map[string]any{"integrator": "sync", "source": "shop", "target": "pim", "entity": "product",
@@ -82,6 +82,19 @@ func TestDownTargetPausesItsFlow(t *testing.T) {
 	if v := metric(t, e, "syncline_stage_flows_paused", "stage", "connector"); v != 1 {
 		t.Errorf("syncline_stage_flows_paused = %v, want 1", v)
 	}
+	// get flows shows the pause where a user looks: the state, the
+	// target's error, since when, and how many events wait.
+	eventually(t, 30*time.Second, func() string {
+		st := e.flowStatus("acme", "orders")
+		if st.GetState() != "paused" || st.GetWaiting() != n || !strings.Contains(st.GetLastError(), "erp") ||
+			st.GetSince() == nil || st.GetFailures() < 3 {
+			return fmt.Sprintf("orders flow status %v, want paused with %d waiting, the error, since when and at least 3 failures", st, n)
+		}
+		return ""
+	})
+	if st := e.flowStatus("acme", "products"); st.GetState() != "active" || st.GetWaiting() != 0 {
+		t.Errorf("products flow status %v, want active with nothing waiting", st)
+	}
 
 	if err := os.Mkdir(erpDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -121,4 +134,30 @@ func TestDownTargetPausesItsFlow(t *testing.T) {
 	if v := metric(t, e, "syncline_stage_flows_paused", "stage", "connector"); v != 0 {
 		t.Errorf("syncline_stage_flows_paused = %v after the resume, want 0", v)
 	}
+	eventually(t, 30*time.Second, func() string {
+		if st := e.flowStatus("acme", "orders"); st.GetState() != "active" || st.GetWaiting() != 0 || st.GetLastError() != "" || st.GetSince() != nil {
+			return fmt.Sprintf("orders flow status %v after the resume, want active with nothing waiting and no error", st)
+		}
+		return ""
+	})
+}
+
+// flowStatus is a flow's status as get shows it, read both ways a user
+// reads it (get one flow, list the tenant's flows), which must agree.
+func (e *env) flowStatus(tenant, flow string) *controlplanev1.FlowStatus {
+	e.t.Helper()
+	got, err := e.resource.GetResource(context.Background(), &controlplanev1.GetResourceRequest{Kind: "Flow", Tenant: tenant, Name: flow})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	list, err := e.resource.ListResources(context.Background(), &controlplanev1.ListResourcesRequest{Kind: "Flow", Tenant: tenant})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, r := range list.Resources {
+		if r.GetMetadata().GetName() == flow && r.GetStatus().GetState() != got.Resource.GetStatus().GetState() {
+			e.t.Errorf("flow %s is %q when listed and %q when got", flow, r.GetStatus().GetState(), got.Resource.GetStatus().GetState())
+		}
+	}
+	return got.Resource.GetStatus()
 }

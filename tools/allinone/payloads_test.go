@@ -27,7 +27,7 @@ func TestNoPayloadsInLogsOrTraces(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: dir + "/erp.db", tracer: tp,
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db"), tracer: tp,
 		logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	e.applyOrders("acme", "orders")
 	// Values that only the records hold.

@@ -15,7 +15,7 @@ import (
 // over plain-text HTTP/2 on the API port.
 func TestReflectionListsTheAPIs(t *testing.T) {
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: dir + "/erp.db"})
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db")})
 	var protocols http.Protocols
 	protocols.SetUnencryptedHTTP2(true)
 	h2c := &http.Client{Transport: &http.Transport{Protocols: &protocols}}

@@ -3,7 +3,6 @@ package allinone_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -19,7 +18,7 @@ import (
 // published a second after the change gets the new one. Nothing restarts.
 func TestMappingChangeUnderLoad(t *testing.T) {
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: filepath.Join(dir, "erp.db")})
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db")})
 	apply := func(version string) {
 		t.Helper()
 		_, err := e.resource.Apply(context.Background(), &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{

@@ -30,7 +30,7 @@ import (
 func twoTenants(t *testing.T, n int) (*env, map[string]string) {
 	t.Helper()
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: filepath.Join(dir, "erp.db")})
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db")})
 	tokens := map[string]string{}
 	for _, tenant := range []string{"acme", "globex"} {
 		e.applyOrders(tenant, tenant+"_orders")
@@ -179,7 +179,7 @@ func TestDeletedIntegratorRefusesEvents(t *testing.T) {
 		}
 		return ""
 	})
-	e.driver, e.dsn = "sqlite", filepath.Join(e.dir, "erp.db")
+	e.driver, e.dsn = "sqlite", tenantFile(t, e.dir, "acme", "erp.db")
 	if _, ok := e.rows("acme_orders")["after"]; ok {
 		t.Error("an event of a deleted integrator reached the target")
 	}

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
-	"path/filepath"
 	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
@@ -60,7 +60,8 @@ func child(ctx context.Context, f flags) error {
 	cfg.Bus.Partitions = f.parts
 	// WAL with synchronous=NORMAL: how anyone who cares about write speed
 	// runs a SQLite database (see the sql target's README).
-	driver, dsn := "sqlite", filepath.Join(dir, "erp.db")+"?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	// The file is in the bench tenant's folder of the data folder.
+	driver, dsn := "sqlite", "erp.db?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
 	if f.backend == "postgres" {
 		storeURL, dropStore, err := freshDatabase(ctx, "syncline_bench_store")
 		if err != nil {
@@ -73,6 +74,13 @@ func child(ctx context.Context, f flags) error {
 		}
 		defer dropTarget()
 		cfg.DatabaseURL, driver, dsn = storeURL, "postgres", targetURL
+		// The target is another database on the store's server, which
+		// the egress policy allows as an operator would.
+		u, err := url.Parse(targetURL)
+		if err != nil {
+			return err
+		}
+		cfg.Egress.Allow = []string{u.Host}
 	} else if f.backend != "sqlite" {
 		return fmt.Errorf("backend %q: use sqlite or postgres", f.backend)
 	}

@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	_ "modernc.org/sqlite"
+
+	sdk "github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/tools/allinone"
 )
 
@@ -35,13 +39,15 @@ func execute(g *globals, args ...string) (stdout, stderr string, err error) {
 
 // startInstance starts an all-in-one instance on random ports in a new
 // folder and makes that folder the working directory: the example's target
-// is .syncline/erp.db, relative to where syncline runs, and the CLI finds the
-// admin token in .syncline/admin-token. It returns the flags that point the
-// CLI at the instance.
+// is erp.db in the tenant's folder, .syncline/tenants/acme/erp.db, and the
+// CLI finds the admin token in .syncline/admin-token. Endpoints may reach
+// the PostgreSQL server on 127.0.0.1:5432, as `syncline dev --egress-allow`
+// lets them. It returns the flags that point the CLI at the instance.
 func startInstance(t *testing.T) []string {
 	t.Helper()
 	t.Chdir(t.TempDir())
-	in, err := allinone.New(allinone.Config{DataDir: ".syncline", HTTPAddr: "127.0.0.1:0", NATSPort: -1})
+	in, err := allinone.New(allinone.Config{DataDir: ".syncline", HTTPAddr: "127.0.0.1:0", NATSPort: -1,
+		Egress: sdk.EgressConfig{Allow: []string{"public", "127.0.0.1:5432"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,6 +124,16 @@ func TestWalkthrough(t *testing.T) {
 	}
 	if !strings.Contains(logs, "orders") || !strings.Contains(logs, "success") {
 		t.Errorf("log line %q lacks the flow or the status", logs)
+	}
+	// The README's sqlite3 line reads the order from the tenant's folder.
+	db, err := sql.Open("sqlite", filepath.Join(".syncline", "tenants", "acme", "erp.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var number string
+	if err := db.QueryRow(`SELECT order_number FROM orders WHERE external_ref = '1001'`).Scan(&number); err != nil || number != "SO-1001" {
+		t.Errorf("order 1001 in .syncline/tenants/acme/erp.db: %q, %v; want SO-1001", number, err)
 	}
 	out, err = run(t, append([]string{"logs", "--tenant", "acme", "-o", "json"}, common...)...)
 	if err != nil || !strings.Contains(out, `"remoteId": "1001"`) {

@@ -33,7 +33,7 @@ the event again, as a new event, through the ledger: it never makes a second
 record in the target.`,
 	}
 	var tenant string
-	cmd.PersistentFlags().StringVar(&tenant, "tenant", "", "the tenant (optional with an integrator token)")
+	cmd.PersistentFlags().StringVar(&tenant, "tenant", "", "the tenant (optional with an integrator token; with the admin token, left out: events addressed to tenants that do not exist)")
 	f := &eventlogv1.DeadLetterFilter{}
 	filterFlags := func(c *cobra.Command) {
 		c.Flags().StringVar(&f.Flow, "flow", "", "only this flow's")

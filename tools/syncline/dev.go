@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +18,7 @@ import (
 func newDev(g *globals) *cobra.Command {
 	var cfg allinone.Config
 	var logLevel, otlp string
+	var egressAllow []string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run all of Syncline in one process (embedded NATS and SQLite by default)",
@@ -23,20 +27,31 @@ func newDev(g *globals) *cobra.Command {
 By default NATS JetStream runs embedded (client port 7422) and every store is a
 SQLite file in the data folder, so nothing else needs to be installed. Pass
 --database-url and --nats-url to run against real servers instead.
+Endpoints reach public addresses and, for SQLite files, the tenant's folder
+in the data folder (tenants/<tenant>; a relative path is in it); a database
+on this machine or your network needs --egress-allow, e.g.
+--egress-allow public,127.0.0.1:5432. Syncline's own stores and NATS server
+are never reachable.
 Ctrl-C stops cleanly: stages finish the batch in hand and leave the rest
 unacknowledged for the next start; nothing is lost.`,
 		Args: cobra.NoArgs,
+		// dev serves the addresses the other commands look up; it looks up none.
+		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := telemetry.NewLogger(os.Stderr, logLevel)
 			if err != nil {
 				return err
 			}
-			tp, shutdown, err := telemetry.NewTracerProvider(cmd.Context(), telemetry.TraceConfig{ServiceName: "syncline-dev", OTLPEndpoint: otlp})
+			trace := devTrace(otlp, cmd.Flags().Changed("otlp-endpoint"), os.Getenv)
+			tp, shutdown, err := telemetry.NewTracerProvider(cmd.Context(), trace)
 			if err != nil {
 				return err
 			}
 			defer func() { _ = shutdown(context.Background()) }()
 			cfg.DataDir, cfg.Logger, cfg.Tracer = g.dataDir, log, tp
+			if len(egressAllow) > 0 {
+				cfg.Egress.Allow = egressAllow
+			}
 			in, err := allinone.New(cfg)
 			if err != nil {
 				return err
@@ -45,6 +60,9 @@ unacknowledged for the next start; nothing is lost.`,
 			defer cancel()
 			if err := in.Start(startCtx); err != nil {
 				return err
+			}
+			if err := writeAddresses(g.dataDir, addresses{API: in.APIURL(), NATS: in.NATSURL()}); err != nil {
+				return errors.Join(err, in.Stop(context.WithoutCancel(cmd.Context())))
 			}
 			printWelcome(g, in)
 			<-cmd.Context().Done()
@@ -65,9 +83,32 @@ unacknowledged for the next start; nothing is lost.`,
 	f.StringVar(&cfg.DatabaseURL, "database-url", os.Getenv("SYNCLINE_DATABASE_URL"), "PostgreSQL URL for every store instead of SQLite files ($SYNCLINE_DATABASE_URL)")
 	f.StringVar(&cfg.AdminToken, "admin-token", os.Getenv("SYNCLINE_ADMIN_TOKEN"), "admin token ($SYNCLINE_ADMIN_TOKEN; default: generated once, kept in the data folder)")
 	f.DurationVar(&cfg.NATSSyncInterval, "nats-sync-interval", 0, "how often embedded NATS fsyncs (default: JetStream's two minutes)")
+	f.StringSliceVar(&egressAllow, "egress-allow", splitEnv("SYNCLINE_EGRESS_ALLOW"), "what endpoints may reach, comma-separated: public, addresses or CIDR ranges with an optional :port, host names ($SYNCLINE_EGRESS_ALLOW; default public)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	f.StringVar(&otlp, "otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "OTLP/HTTP endpoint for traces ($OTEL_EXPORTER_OTLP_ENDPOINT)")
+	f.StringVar(&otlp, "otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "base URL of an OTLP/HTTP collector, e.g. http://127.0.0.1:4318; traces go to its /v1/traces ($OTEL_EXPORTER_OTLP_ENDPOINT; $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as is)")
 	return cmd
+}
+
+// devTrace says where `syncline dev` sends traces: otlp is --otlp-endpoint,
+// whose default is $OTEL_EXPORTER_OTLP_ENDPOINT. A flag given on the command
+// line wins over the environment; otherwise
+// $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT wins over the base URL, as in every
+// OpenTelemetry SDK.
+func devTrace(otlp string, flagGiven bool, getenv func(string) string) telemetry.TraceConfig {
+	cfg := telemetry.TraceConfig{ServiceName: "syncline-dev", OTLPEndpoint: otlp}
+	if !flagGiven {
+		cfg.OTLPTracesEndpoint = getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+	}
+	return cfg
+}
+
+// splitEnv reads a comma-separated list from the environment.
+func splitEnv(name string) []string {
+	v := os.Getenv(name)
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
 }
 
 func printWelcome(g *globals, in *allinone.Instance) {
@@ -80,11 +121,24 @@ func printWelcome(g *globals, in *allinone.Instance) {
   data       %[3]s   (back it up: its master-key file, or $SYNCLINE_MASTER_KEY, decrypts credentials and dead letters)
   admin token %[4]s
 
+The other syncline commands find the API, NATS and the admin token in the
+data folder (addresses.json, admin-token); from another folder, give them
+--data-dir %[5]s (or set SYNCLINE_DATA_DIR).
+
 Try it (in another terminal, same folder):
   syncline apply -f examples/orders.yaml
   syncline publish --tenant acme --endpoint shop --entity order --key 1001 --file examples/order-1001.json
   syncline logs --tenant acme
 
 Ctrl-C stops it cleanly.
-`, in.APIURL(), in.NATSURL(), g.dataDir, in.AdminToken())
+`, in.APIURL(), in.NATSURL(), g.dataDir, in.AdminToken(), absolute(g.dataDir))
+}
+
+// absolute is path made absolute, for a hint to use in another folder; path
+// as it is if the working directory is unknown.
+func absolute(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
 }

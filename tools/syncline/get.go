@@ -103,7 +103,48 @@ var columns = map[string][]struct {
 		{"TARGET", specField("target", "-")},
 		{"ENTITY", specField("entity", "-")},
 		{"GENERATION", generation},
+		{"STATE", flowState},
+		{"WAITING", waiting},
+		{"SINCE", pausedSince},
+		{"LAST ERROR", lastError},
 	},
+}
+
+// flowState is a flow's state, "-" when the server could not tell.
+func flowState(r *controlplanev1.Resource) string {
+	if s := r.GetStatus().GetState(); s != "" {
+		return s
+	}
+	return "-"
+}
+
+func waiting(r *controlplanev1.Resource) string {
+	if r.GetStatus() == nil {
+		return "-"
+	}
+	return fmt.Sprint(r.GetStatus().GetWaiting())
+}
+
+func pausedSince(r *controlplanev1.Resource) string {
+	if r.GetStatus().GetSince() == nil {
+		return "-"
+	}
+	return r.GetStatus().GetSince().AsTime().Local().Format("2006-01-02 15:04:05")
+}
+
+// lastErrorWidth keeps a table row on one screen line; -o yaml shows the
+// whole error.
+const lastErrorWidth = 80
+
+func lastError(r *controlplanev1.Resource) string {
+	e := strings.Join(strings.Fields(r.GetStatus().GetLastError()), " ")
+	switch {
+	case e == "":
+		return "-"
+	case len([]rune(e)) > lastErrorWidth:
+		return string([]rune(e)[:lastErrorWidth-1]) + "…"
+	}
+	return e
 }
 
 func writeTable(w io.Writer, kind string, list []*controlplanev1.Resource) error {

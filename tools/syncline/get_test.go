@@ -88,7 +88,7 @@ func TestGetEveryKindInEveryFormat(t *testing.T) {
 		{
 			kind:  "Flow",
 			name:  "orders",
-			list:  `TENANT +NAME +INTEGRATOR +SOURCE +TARGET +ENTITY +GENERATION\nacme +orders +shop-to-erp +shop +erp +order +1\n`,
+			list:  `TENANT +NAME +INTEGRATOR +SOURCE +TARGET +ENTITY +GENERATION +STATE +WAITING +SINCE +LAST ERROR\nacme +orders +shop-to-erp +shop +erp +order +1 +active +0 +- +-\n`,
 			names: []string{"orders"},
 		},
 	}

@@ -44,13 +44,16 @@ The record is a JSON object, given with --data or read from --file (- for stdin)
 			}
 			nc, err := nats.Connect(g.natsURL, nats.Name("syncline-publish"), nats.Timeout(5*time.Second))
 			if err != nil {
-				return fmt.Errorf("connecting to NATS at %s: %w (is `syncline dev` running? set --nats otherwise)", g.natsURL, err)
+				return fmt.Errorf("connecting to NATS at %s: %w (is `syncline dev` running? Give the NATS URL with --nats (or SYNCLINE_NATS_URL), or the data folder of `syncline dev` with --data-dir (or SYNCLINE_DATA_DIR))", g.natsURL, err)
 			}
 			defer nc.Close()
 			js, err := jetstream.New(nc)
 			if err != nil {
 				return fmt.Errorf("opening JetStream: %w", err)
 			}
+			// No tracer provider: the event goes without trace context and
+			// the mapper starts its trace, recorded wherever the services
+			// export theirs (see ingest.NewPublisher).
 			ids, err := ingest.NewPublisher(js, nil).Publish(cmd.Context(), c)
 			if err != nil {
 				return err

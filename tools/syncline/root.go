@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -40,20 +41,24 @@ func newRoot(in io.Reader, out, errOut io.Writer) *cobra.Command {
 
 func newRootWith(g *globals) *cobra.Command {
 	out, errOut := g.out, g.errOut
+	version := versionText(debug.ReadBuildInfo())
 	root := &cobra.Command{
 		Use:           "syncline",
+		Version:       version,
 		Short:         "Keep business data in step between systems",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(out)
 	root.SetErr(errOut)
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.server, "server", envOr("SYNCLINE_SERVER", "http://"+allinone.DefaultHTTPAddr), "API base URL ($SYNCLINE_SERVER)")
-	pf.StringVar(&g.token, "token", os.Getenv("SYNCLINE_TOKEN"), "API token ($SYNCLINE_TOKEN; default: the dev mode's token in --data-dir)")
-	pf.StringVar(&g.natsURL, "nats", envOr("SYNCLINE_NATS_URL", fmt.Sprintf("nats://127.0.0.1:%d", allinone.DefaultNATSPort)), "NATS URL for publishing ($SYNCLINE_NATS_URL)")
+	pf.StringVar(&g.server, "server", "", "API base URL (default: $SYNCLINE_SERVER, else the address `syncline dev` keeps in --data-dir, else http://"+allinone.DefaultHTTPAddr+")")
+	pf.StringVar(&g.token, "token", "", "API token (default: $SYNCLINE_TOKEN, else the admin token `syncline dev` keeps in --data-dir)")
+	pf.StringVar(&g.natsURL, "nats", "", fmt.Sprintf("NATS URL for publishing (default: $SYNCLINE_NATS_URL, else the address `syncline dev` keeps in --data-dir, else nats://127.0.0.1:%d)", allinone.DefaultNATSPort))
 	pf.StringVar(&g.dataDir, "data-dir", envOr("SYNCLINE_DATA_DIR", allinone.DefaultDataDir), "the dev mode's data folder ($SYNCLINE_DATA_DIR)")
-	root.AddCommand(newDev(g), newApply(g), newGet(g), newDelete(g), newToken(g), newMapping(g), newDeadLetters(g), newPublish(g), newLogs(g), newReport(g))
+	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.resolve() }
+	root.AddCommand(newDev(g), newApply(g), newGet(g), newDelete(g), newToken(g), newMapping(g), newDeadLetters(g), newPublish(g), newLogs(g), newReport(g), newVersion(g, version))
 	return root
 }
 
@@ -64,15 +69,48 @@ func envOr(name, def string) string {
 	return def
 }
 
-// authToken returns --token, or the dev mode's admin token from its data
-// folder, so that a local walkthrough needs no copying of tokens.
+// resolve fills in the API URL, the NATS URL and the token that neither a
+// flag nor the environment gave: from the addresses `syncline dev` keeps in
+// its data folder, so that a client finds a dev instance from --data-dir
+// alone, whatever ports it runs on; else the dev mode's default addresses.
+// The token falls back to the data folder's admin-token in authToken, when a
+// command needs one.
+func (g *globals) resolve() error {
+	g.server = firstOf(g.server, os.Getenv("SYNCLINE_SERVER"))
+	g.natsURL = firstOf(g.natsURL, os.Getenv("SYNCLINE_NATS_URL"))
+	g.token = firstOf(g.token, os.Getenv("SYNCLINE_TOKEN"))
+	if g.server != "" && g.natsURL != "" {
+		return nil
+	}
+	dev, _, err := readAddresses(g.dataDir)
+	if err != nil {
+		return err
+	}
+	g.server = firstOf(g.server, dev.API, "http://"+allinone.DefaultHTTPAddr)
+	g.natsURL = firstOf(g.natsURL, dev.NATS, fmt.Sprintf("nats://127.0.0.1:%d", allinone.DefaultNATSPort))
+	return nil
+}
+
+// firstOf returns the first of values that is not empty.
+func firstOf(values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// authToken returns --token (or $SYNCLINE_TOKEN), or the dev mode's admin
+// token from its data folder, so that a local walkthrough needs no copying
+// of tokens.
 func (g *globals) authToken() (string, error) {
 	if g.token != "" {
 		return g.token, nil
 	}
 	b, err := os.ReadFile(filepath.Join(g.dataDir, "admin-token"))
 	if err != nil {
-		return "", errors.New("no token: pass --token or set SYNCLINE_TOKEN (syncline dev prints its admin token and keeps it in .syncline/admin-token)")
+		return "", fmt.Errorf("no token: pass --token or set SYNCLINE_TOKEN, or point --data-dir (or SYNCLINE_DATA_DIR) at the data folder of `syncline dev`, which keeps its admin token there (%v)", err)
 	}
 	return strings.TrimSpace(string(b)), nil
 }
@@ -132,7 +170,9 @@ func explain(err error, server string) error {
 		return err
 	}
 	if ce.Code() == connect.CodeUnavailable && strings.Contains(ce.Message(), "connect:") {
-		return &apiError{msg: fmt.Sprintf("cannot reach the API at %s: is `syncline dev` running? (%s)", server, ce.Message()), err: ce}
+		return &apiError{msg: fmt.Sprintf("cannot reach the API at %s: is `syncline dev` running? "+
+			"Give the API's address with --server (or SYNCLINE_SERVER), or the data folder of `syncline dev` with --data-dir (or SYNCLINE_DATA_DIR) (%s)",
+			server, ce.Message()), err: ce}
 	}
 	msg := ce.Message()
 	for _, d := range ce.Details() {

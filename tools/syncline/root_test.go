@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -56,5 +57,32 @@ func TestClientCommandsSayWhenTheAPIIsNotThere(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "cannot reach the API at http://127.0.0.1:1") {
 			t.Errorf("syncline %s against no server = %v\n%s", strings.Join(args, " "), err, out)
 		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	byFlag, err := run(t, "--version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byCommand, err := run(t, "version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(byFlag, "syncline ") || byFlag != byCommand {
+		t.Errorf("syncline --version printed %q and syncline version %q; want the same line, starting with syncline", byFlag, byCommand)
+	}
+
+	built := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v0.1.0"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "b7111ca790669a6b22b2140dd48a351cc0fd5468"},
+		{Key: "vcs.time", Value: "2026-12-06T01:00:00Z"},
+		{Key: "vcs.modified", Value: "true"},
+	}}
+	want := "syncline v0.1.0 (commit b7111ca790669a6b22b2140dd48a351cc0fd5468, 2026-12-06T01:00:00Z, with uncommitted changes, go1.26.8)"
+	if got := versionText(built, true); got != want {
+		t.Errorf("versionText of a git build = %q, want %q", got, want)
+	}
+	if got := versionText(&debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}}, true); got != "syncline (devel) (go1.26.8)" {
+		t.Errorf("versionText of a build without VCS information = %q", got)
 	}
 }

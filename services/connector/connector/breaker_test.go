@@ -118,9 +118,10 @@ func newRig(t *testing.T, cfg bus.Config) *rig {
 	}
 	r := &rig{t: t, js: js, cfg: cfg, reg: sdk.NewRegistry(), targets: map[string]*flakyTarget{}, gates: map[string]chan struct{}{}}
 	err := r.reg.RegisterTarget(sdk.Spec{Type: "flaky", Kind: sdk.KindTarget, Summary: "test target",
+		Reaches: func(map[string]any) ([]sdk.Destination, error) { return nil, nil },
 		Fields: []sdk.Field{{Name: "name", Type: sdk.TypeString, Required: true, Summary: "which"},
 			{Name: "note", Type: sdk.TypeString, Summary: "anything, to change the settings"}}},
-		func(ctx context.Context, settings map[string]any) (sdk.Target, error) {
+		func(ctx context.Context, settings map[string]any, _ sdk.Env) (sdk.Target, error) {
 			name := settings["name"].(string)
 			r.mu.Lock()
 			gate := r.gates[name]
@@ -191,7 +192,11 @@ func (r *rig) putFlow(name string, gen int64, extra map[string]any) {
 
 func (r *rig) start(breaker connector.BreakerConfig) *connector.Service {
 	r.t.Helper()
-	svc, err := connector.New(connector.Deps{JetStream: r.js, Flows: r.flows, Connectors: r.reg, Bus: r.cfg, Breaker: breaker})
+	egress, err := sdk.NewEgress(sdk.EgressConfig{})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	svc, err := connector.New(connector.Deps{JetStream: r.js, Flows: r.flows, Connectors: r.reg, Bus: r.cfg, Breaker: breaker, Egress: egress})
 	if err != nil {
 		r.t.Fatal(err)
 	}

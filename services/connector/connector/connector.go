@@ -30,6 +30,7 @@ import (
 	sdk "github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/flowconfig"
+	"github.com/syncline/syncline/pkg/flowstate"
 	"github.com/syncline/syncline/pkg/lifecycle"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/stage"
@@ -47,7 +48,7 @@ type Deps struct {
 	Metrics    *bus.Metrics
 	// Leases share the partitions among replicas; nil when this is the
 	// only process (the all-in-one mode).
-	Leases jetstream.KeyValue
+	Leases *bus.Leases
 	// Secrets opens endpoint credentials; nil fails every push to an
 	// endpoint that has credentials, saying a master key is needed.
 	Secrets *secret.Box
@@ -56,6 +57,9 @@ type Deps struct {
 	// Breaker tunes the flows' circuit breakers; the zero value is the
 	// defaults.
 	Breaker BreakerConfig
+	// Egress is the platform's egress policy: what every target may reach.
+	// Each tenant's own rules (its spec.egress) are added from Flows.
+	Egress *sdk.Egress
 }
 
 // Service is the connector service.
@@ -67,6 +71,11 @@ type Service struct {
 	parts  *lifecycle.Group
 
 	breakers *breakers
+	// states tells the control plane what is known of paused flows.
+	states *flowstate.Writer
+	// egress is the platform's policy with each tenant's own, as the flow
+	// configs say now.
+	egress *sdk.Egress
 	// pushTimeout bounds one push, so a target that hangs fails and
 	// opens its breaker instead of stalling its partitions; a batch's (and
 	// a tick's) pushes share it. minPush is the least time a push is
@@ -87,8 +96,8 @@ type openTarget struct {
 
 // New returns a connector service; Start runs it.
 func New(deps Deps) (*Service, error) {
-	if deps.JetStream == nil || deps.Flows == nil || deps.Connectors == nil {
-		return nil, fmt.Errorf("connector: JetStream, Flows and Connectors are required")
+	if deps.JetStream == nil || deps.Flows == nil || deps.Connectors == nil || deps.Egress == nil {
+		return nil, fmt.Errorf("connector: JetStream, Flows, Connectors and Egress are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -103,6 +112,8 @@ func New(deps Deps) (*Service, error) {
 		pub:      bus.NewPublisher(deps.JetStream),
 		targets:  map[string]*openTarget{},
 		breakers: newBreakers(deps.Breaker),
+		states:   flowstate.NewWriter(deps.JetStream, deps.Bus.Replicas),
+		egress:   deps.Egress.WithTenants(deps.Flows.Egress),
 		// Well within the ack wait, after which the server would deliver
 		// the batch again.
 		pushTimeout: max(deps.Bus.AckWait/2, time.Second),
@@ -236,7 +247,7 @@ func (p *partition) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 
 // startItem starts the span of m's push, in its trace.
 func (s *Service) startItem(ctx context.Context, index int, m jetstream.Msg, e *eventv1.Envelope) item {
-	sctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "connector push", trace.WithSpanKind(trace.SpanKindConsumer))
+	sctx, span := stage.Start(ctx, s.tracer, "connector push", m)
 	stage.Describe(span, e)
 	return item{index: index, msg: m, env: e, ctx: sctx, span: span}
 }
@@ -379,20 +390,26 @@ func (s *Service) withCredentials(f *flowconfig.Flow) (map[string]any, error) {
 	return out, nil
 }
 
-// fingerprint identifies what f's target is opened with: its type, settings
-// and sealed credentials (new credentials reopen it).
-func fingerprint(f *flowconfig.Flow) (string, error) {
+// fingerprint identifies what f's target is opened with: its type, settings,
+// sealed credentials and the tenant's own egress policy (new credentials
+// reopen it, and so does a narrower policy, so that connections it no longer
+// allows are closed).
+func (s *Service) fingerprint(f *flowconfig.Flow) (string, error) {
 	settings, err := json.Marshal(f.Target.Settings)
 	if err != nil {
 		return "", fmt.Errorf("encoding settings of endpoint %s: %w", f.Target.Name, err)
 	}
-	return f.Target.Type + "\x00" + string(settings) + "\x00" + f.Target.Credentials, nil
+	egress, err := json.Marshal(s.deps.Flows.Egress(f.Tenant))
+	if err != nil {
+		return "", fmt.Errorf("encoding the egress policy of tenant %s: %w", f.Tenant, err)
+	}
+	return f.Target.Type + "\x00" + string(settings) + "\x00" + f.Target.Credentials + "\x00" + string(egress), nil
 }
 
 // target returns the open target of f, opening it on first use and again
 // when the endpoint's settings changed.
 func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, error) {
-	settings, err := fingerprint(f)
+	settings, err := s.fingerprint(f)
 	if err != nil {
 		return nil, err
 	}
@@ -407,7 +424,7 @@ func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, e
 	if err != nil {
 		return nil, err
 	}
-	t, err := s.deps.Connectors.OpenTarget(ctx, f.Target.Type, open)
+	t, err := s.deps.Connectors.OpenTarget(ctx, f.Target.Type, open, sdk.Env{Tenant: f.Tenant, Egress: s.egress})
 	if err != nil {
 		return nil, fmt.Errorf("opening target endpoint %s of tenant %s: %w", f.Target.Name, f.Tenant, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/flowconfig"
+	"github.com/syncline/syncline/pkg/flowstate"
 	"github.com/syncline/syncline/pkg/stage"
 )
 
@@ -115,7 +116,7 @@ func (p *partition) releaseFlow(ctx context.Context, k flowKey, deadline time.Ti
 	if f == nil {
 		return p.dropHeld(ctx, k)
 	}
-	fp, _ := fingerprint(f)
+	fp, _ := s.fingerprint(f)
 	ok, probe := s.breakers.claim(k, fp, time.Now())
 	if !ok {
 		return nil
@@ -212,6 +213,7 @@ func (p *partition) pushHeld(ctx context.Context, f *flowconfig.Flow, held []*bu
 				// tenant of a pause is not known here, so the release is
 				// told (the eventlog passes on one resume per pause).
 				out = s.notice(stage.NoticeFlowResumed, f, breakerState{since: heldSince(held[0], since)}, out)
+				s.tellState(f, nil)
 			}
 		}
 	}
@@ -236,6 +238,7 @@ func (p *partition) dropHeld(ctx context.Context, k flowKey) error {
 	s := p.s
 	if s.breakers.forget(k) {
 		s.deps.Metrics.Paused(stage.Connector, -1)
+		s.tellState(&flowconfig.Flow{Tenant: k.tenant, Name: k.flow}, nil)
 	}
 	subject := bus.PausedSubject(k.tenant, k.flow, p.n)
 	reason := fmt.Sprintf("flow %q of tenant %q was deleted while its events were held (its target was failing)", k.flow, k.tenant)
@@ -265,7 +268,7 @@ func (p *partition) dropHeld(ctx context.Context, k flowKey) error {
 // for longer. When this failure pauses the flow, the notice that tells its
 // tenant is added to out.
 func (s *Service) failed(f *flowconfig.Flow, cause error, probe bool, out []*nats.Msg) []*nats.Msg {
-	fp, _ := fingerprint(f)
+	fp, _ := s.fingerprint(f)
 	st := s.breakers.failed(flowKey{f.Tenant, f.Name}, fp, cause.Error(), probe, time.Now())
 	log := s.log.With("tenant", f.Tenant, "flow", f.Name, "endpoint", f.Target.Name, "failures", st.failures)
 	if st.opened {
@@ -274,6 +277,7 @@ func (s *Service) failed(f *flowconfig.Flow, cause error, probe bool, out []*nat
 	} else {
 		log.Info("target failed again; the flow's events stay held", "error", cause)
 	}
+	s.tellState(f, &flowstate.Pause{LastError: st.reason, Since: st.since.UTC(), Failures: st.failures})
 	if !st.paused {
 		return out
 	}
@@ -289,12 +293,35 @@ func (s *Service) succeeded(f *flowconfig.Flow, out []*nats.Msg) (_ []*nats.Msg,
 		return out, false
 	}
 	s.deps.Metrics.Paused(stage.Connector, -1)
+	s.tellState(f, nil)
 	s.log.Info("target works again; releasing the flow's held events", "tenant", f.Tenant, "flow", f.Name, "endpoint", f.Target.Name,
 		"failures", st.failures, "since", st.since)
 	if !st.resumed {
 		return out, false
 	}
 	return s.notice(stage.NoticeFlowResumed, f, st, out), true
+}
+
+// stateTimeout bounds a write of a flow's state: the state is for people
+// looking, and a slow bus must not hold up the partition's pushes.
+const stateTimeout = 2 * time.Second
+
+// tellState records f's pause (nil: f is not paused) where the control plane
+// shows it. A failed write is logged, not retried: the next failure or
+// success of the flow writes again, and the count of held events that makes
+// a flow paused is read from the hold stream itself.
+func (s *Service) tellState(f *flowconfig.Flow, p *flowstate.Pause) {
+	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+	defer cancel()
+	var err error
+	if p != nil {
+		err = s.states.Paused(ctx, f.Tenant, f.Name, *p)
+	} else {
+		err = s.states.Resumed(ctx, f.Tenant, f.Name)
+	}
+	if err != nil {
+		s.log.Warn("recording the flow's state for the control plane", "tenant", f.Tenant, "flow", f.Name, "error", err)
+	}
 }
 
 func (s *Service) notice(kind string, f *flowconfig.Flow, st breakerState, out []*nats.Msg) []*nats.Msg {

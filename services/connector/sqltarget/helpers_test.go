@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -66,9 +67,35 @@ func exec(t testing.TB, db *sql.DB, statements ...string) {
 	}
 }
 
+// testEnv is the egress policy a test's target runs under: the test's PostgreSQL server is
+// allowed, as an operator allows a database on a private network, and a SQLite file's folder
+// is the tenant's folder.
+func testEnv(t testing.TB, s sqltarget.Settings) connector.Env {
+	t.Helper()
+	folder := t.TempDir()
+	var allow []string
+	switch s.Driver {
+	case sqltarget.DriverSQLite:
+		if path, _, _ := strings.Cut(s.DSN, "?"); filepath.IsAbs(path) {
+			folder = filepath.Dir(path)
+		}
+	case sqltarget.DriverPostgres:
+		if u, err := url.Parse(s.DSN); err == nil && u.Hostname() != "" {
+			allow = append(allow, u.Hostname())
+		}
+	}
+	e, err := connector.NewEgress(connector.EgressConfig{Allow: append(allow, "public")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return connector.Env{Tenant: "test", Egress: e.WithTenants(func(string) connector.TenantEgress {
+		return connector.TenantEgress{Folder: folder}
+	})}
+}
+
 func open(t testing.TB, s sqltarget.Settings) *sqltarget.Target {
 	t.Helper()
-	target, err := sqltarget.Open(context.Background(), s)
+	target, err := sqltarget.Open(context.Background(), s, testEnv(t, s))
 	if err != nil {
 		t.Fatalf("Open(table %s): %v", s.Table, err)
 	}

@@ -28,15 +28,18 @@ type postgresStore struct {
 
 var _ store = (*postgresStore)(nil)
 
-func openPostgres(ctx context.Context, dsn, password string, table tableName, key string) (*postgresStore, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
+func openPostgres(ctx context.Context, dsn, password string, table tableName, key string, env connector.Env) (*postgresStore, error) {
+	cfg, err := parsePostgresDSN(dsn)
 	if err != nil {
-		// The parse error quotes the URL, and with it any password, so it is not passed on.
-		return nil, &connector.SettingsError{Path: "settings.dsn", Reason: "not a valid postgres URL (the value is not shown); write it as postgres://user@host:5432/database and give the password as the credential password"}
+		return nil, err
 	}
-	if password != "" {
-		cfg.ConnConfig.Password = password
-	}
+	// The endpoint's own password or none: never one pgx found in the connector's
+	// environment or password file, which are the operator's.
+	cfg.ConnConfig.Password = password
+	// Every connection goes through the egress policy's dialer, which looks the host up
+	// itself and checks the address it connects to; pgx then looks nothing up.
+	cfg.ConnConfig.LookupFunc = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
+	cfg.ConnConfig.DialFunc = env.Egress.Dialer(env.Tenant, database(cfg)).DialContext
 	if !strings.Contains(dsn, "pool_max_conns") {
 		// One connection per partition pushing at once, and some spare:
 		// pgx's default (4 on a small machine) would make pushes queue.

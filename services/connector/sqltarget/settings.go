@@ -34,8 +34,9 @@ type Settings struct {
 	// DSN is a postgres:// URL for postgres and a file path for sqlite. It holds no
 	// password: that is Password, a credential, encrypted at rest.
 	DSN string
-	// Password is the postgres user's password (a credential): empty uses the DSN's user
-	// without one, or the server's other means (.pgpass, trust).
+	// Password is the postgres user's password (a credential): empty connects without one
+	// (a server that trusts the user). A password file or PGPASSWORD of the connector's host
+	// is the operator's and never used for an endpoint.
 	Password string
 	Table    string
 	// KeyColumn holds the source key; empty means "external_ref".
@@ -51,11 +52,12 @@ func spec() connector.Spec {
 		Kind:    connector.KindTarget,
 		Summary: "Writes records as rows of one table in PostgreSQL or SQLite, upserted by the source key.",
 		KeyIsID: true,
+		Reaches: reaches,
 		Fields: []connector.Field{
 			{Name: "driver", Type: connector.TypeString, Required: true, Enum: []string{DriverPostgres, DriverSQLite},
 				Summary: "the database: postgres or sqlite"},
 			{Name: "dsn", Type: connector.TypeString, Required: true, Secret: true, Pattern: `[^@]*|[a-z]+://[^:@/]*@.*`,
-				Summary: "for postgres a postgres:// URL without a password (give the password as the credential password), for sqlite the database file path, optionally followed by driver parameters such as ?_pragma=journal_mode(WAL)"},
+				Summary: "for postgres a postgres:// URL without a password (give the password as the credential password), for sqlite the database file's path in the tenant's folder (a relative path is in it), optionally followed by pragmas such as ?_pragma=journal_mode(WAL)"},
 			{Name: "password", Type: connector.TypeString, Secret: true, Credential: true,
 				Summary: "the postgres user's password: a credential, given under spec.credentials"},
 			{Name: "table", Type: connector.TypeString, Required: true, Pattern: identifierPattern + `(\.` + identifierPattern + `)?`,
@@ -70,8 +72,8 @@ func spec() connector.Spec {
 
 // Register registers the "sql" target with its spec and factory.
 func Register(r *connector.Registry) error {
-	return r.RegisterTarget(spec(), func(ctx context.Context, settings map[string]any) (connector.Target, error) {
-		return Open(ctx, settingsFrom(settings))
+	return r.RegisterTarget(spec(), func(ctx context.Context, settings map[string]any, env connector.Env) (connector.Target, error) {
+		return Open(ctx, settingsFrom(settings), env)
 	})
 }
 
@@ -87,8 +89,9 @@ func settingsFrom(m map[string]any) Settings {
 	return s
 }
 
-// validate checks s against spec and fills in defaults.
-func (s *Settings) validate() error {
+// validate checks s against spec and env's egress policy, and fills in defaults. ctx bounds
+// the name lookups.
+func (s *Settings) validate(ctx context.Context, env connector.Env) error {
 	r := connector.NewRegistry()
 	if err := Register(r); err != nil {
 		return err
@@ -102,6 +105,9 @@ func (s *Settings) validate() error {
 	}
 	valid, err := r.ValidateSettings(Type, m)
 	if err != nil {
+		return err
+	}
+	if err := r.CheckEgress(ctx, Type, valid, env); err != nil {
 		return err
 	}
 	*s = settingsFrom(valid)

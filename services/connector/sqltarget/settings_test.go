@@ -130,7 +130,7 @@ func TestOpenRefuses(t *testing.T) {
 			name:   "a sqlite file in a folder that does not exist",
 			driver: sqltarget.DriverSQLite,
 			setup: func(t *testing.T, b backend) sqltarget.Settings {
-				return sqltarget.Settings{Driver: b.driver, DSN: filepath.Join(t.TempDir(), password, "x.db"), Table: "t", CreateTable: true}
+				return sqltarget.Settings{Driver: b.driver, DSN: filepath.Join(password, "x.db"), Table: "t", CreateTable: true}
 			},
 			want: []string{"connecting to the sqlite database of settings.dsn", "folder exists"},
 		},
@@ -143,7 +143,7 @@ func TestOpenRefuses(t *testing.T) {
 				}
 				t.Run(tt.name, func(t *testing.T) {
 					s := tt.setup(t, b)
-					target, err := sqltarget.Open(context.Background(), s)
+					target, err := sqltarget.Open(context.Background(), s, testEnv(t, s))
 					if err == nil {
 						_ = target.Close()
 						t.Fatal("Open succeeded, want an error")
@@ -168,7 +168,8 @@ func TestOpenThroughTheRegistry(t *testing.T) {
 		t.Fatalf("Register: %v", err)
 	}
 	dsn := filepath.Join(t.TempDir(), "target.db")
-	target, err := r.OpenTarget(context.Background(), sqltarget.Type, map[string]any{"driver": "sqlite", "dsn": dsn, "table": "orders", "create_table": true})
+	env := testEnv(t, sqltarget.Settings{Driver: sqltarget.DriverSQLite, DSN: dsn})
+	target, err := r.OpenTarget(context.Background(), sqltarget.Type, map[string]any{"driver": "sqlite", "dsn": dsn, "table": "orders", "create_table": true}, env)
 	if err != nil {
 		t.Fatalf("OpenTarget: %v", err)
 	}
@@ -178,7 +179,7 @@ func TestOpenThroughTheRegistry(t *testing.T) {
 		t.Fatalf("Push: %v, %v", err, results)
 	}
 
-	_, err = r.OpenTarget(context.Background(), sqltarget.Type, map[string]any{"driver": "sqlite", "dsn": dsn, "table": "missing"})
+	_, err = r.OpenTarget(context.Background(), sqltarget.Type, map[string]any{"driver": "sqlite", "dsn": dsn, "table": "missing"}, env)
 	var se *connector.SettingsError
 	if err == nil || errors.As(err, &se) || !strings.Contains(err.Error(), "opening sql target:") {
 		t.Fatalf("OpenTarget of a missing table = %v, want a wrapped opening error", err)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -33,12 +34,29 @@ var _ store = (*sqliteStore)(nil)
 // openSQLite opens the database file. The busy timeout lets a push wait for a writer in
 // another process instead of failing, and immediate transactions take the write lock at BEGIN,
 // so two writers never deadlock upgrading a read lock.
-func openSQLite(path string, table tableName, key string) (*sqliteStore, error) {
-	sep := "?"
-	if strings.Contains(path, "?") {
-		sep = "&"
+//
+// The file is where env's egress policy puts it: a relative path in the tenant's folder,
+// which is made the first time.
+func openSQLite(dsn string, table tableName, key string, env connector.Env) (*sqliteStore, error) {
+	given, query, err := parseSQLiteDSN(dsn)
+	if err != nil {
+		return nil, err
 	}
-	db, err := sql.Open("sqlite", path+sep+"_pragma=busy_timeout(10000)&_txlock=immediate")
+	path, err := env.Egress.ResolvePath(env.Tenant, given)
+	if err != nil {
+		return nil, &connector.SettingsError{Path: "settings.dsn", Reason: err.Error()}
+	}
+	folder, err := env.Egress.Folder(env.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(folder, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the tenant's folder for sqlite files: %w", err)
+	}
+	if query != "" {
+		query += "&"
+	}
+	db, err := sql.Open("sqlite", path+"?"+query+"_pragma=busy_timeout(10000)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("opening sqlite: %w", err)
 	}

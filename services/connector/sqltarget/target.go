@@ -102,10 +102,12 @@ type newColumn struct {
 }
 
 // Open connects to the database and checks the table: it exists (or is created when
-// CreateTable is set), it has the key column, and that column is unique. ctx bounds the
-// opening only.
-func Open(ctx context.Context, s Settings) (*Target, error) {
-	if err := s.validate(); err != nil {
+// CreateTable is set), it has the key column, and that column is unique. It reaches only
+// what env's egress policy allows: a SQLite file in the tenant's folder, postgres servers
+// through the policy's dialer, which checks every connection's address when it is made.
+// ctx bounds the opening only.
+func Open(ctx context.Context, s Settings, env connector.Env) (*Target, error) {
+	if err := s.validate(ctx, env); err != nil {
 		return nil, err
 	}
 	table := parseTable(s.Table)
@@ -115,9 +117,9 @@ func Open(ctx context.Context, s Settings) (*Target, error) {
 	)
 	switch s.Driver {
 	case DriverPostgres:
-		st, err = openPostgres(ctx, s.DSN, s.Password, table, s.KeyColumn)
+		st, err = openPostgres(ctx, s.DSN, s.Password, table, s.KeyColumn, env)
 	default:
-		st, err = openSQLite(s.DSN, table, s.KeyColumn)
+		st, err = openSQLite(s.DSN, table, s.KeyColumn, env)
 	}
 	if err != nil {
 		return nil, err

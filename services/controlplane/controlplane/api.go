@@ -19,6 +19,7 @@ import (
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/flowstate"
 	"github.com/syncline/syncline/pkg/mapping"
 	"github.com/syncline/syncline/services/controlplane/resource"
 )
@@ -113,6 +114,9 @@ func (h *resourceHandler) Apply(ctx context.Context, req *controlplanev1.ApplyRe
 		}
 		if it.res.Kind == KindEndpoint {
 			if err := s.keepSecretSettings(it, old); err != nil {
+				return nil, err
+			}
+			if err := s.checkEgress(ctx, it, items); err != nil {
 				return nil, err
 			}
 			if err := s.sealCredentials(it, old); err != nil {
@@ -287,7 +291,47 @@ func (h *resourceHandler) ListResources(ctx context.Context, req *controlplanev1
 		}
 		resp.Resources = append(resp.Resources, pr)
 	}
+	if req.Kind == KindFlow {
+		h.s.addFlowStatus(ctx, tenant, resp.Resources)
+	}
 	return resp, nil
+}
+
+// addFlowStatus sets the status of flows (resources of kind Flow of tenant,
+// "" for every tenant) from the data plane. The status is for people
+// looking: when the bus cannot tell, the flows are shown without it rather
+// than not at all, and the reason is logged.
+func (s *Service) addFlowStatus(ctx context.Context, tenant string, flows []*controlplanev1.Resource) {
+	if len(flows) == 0 {
+		return
+	}
+	integrators, err := s.deps.Resources.List(ctx, KindIntegrator, tenant)
+	if err != nil {
+		s.log.Warn("reading integrators for the flows' status", "tenant", tenant, "error", err)
+		return
+	}
+	stages := make(map[string]string, len(integrators))
+	for _, in := range integrators {
+		stages[in.Tenant+"/"+in.Name] = integratorStage(in.Spec)
+	}
+	refs := make([]flowstate.Flow, len(flows))
+	for i, f := range flows {
+		t := f.GetMetadata().GetTenant()
+		refs[i] = flowstate.Flow{Tenant: t, Name: f.GetMetadata().GetName(),
+			IntegratorStage: stages[t+"/"+f.GetSpec().GetFields()["integrator"].GetStringValue()]}
+	}
+	states, err := flowstate.Read(ctx, s.deps.JetStream, tenant, refs)
+	if err != nil {
+		s.log.Warn("reading the flows' status from the bus", "tenant", tenant, "error", err)
+		return
+	}
+	for i, st := range states {
+		ps := &controlplanev1.FlowStatus{State: st.State, Waiting: st.Waiting}
+		if p := st.Pause; p != nil {
+			ps.LastError, ps.Since, ps.Failures = p.LastError, timestamppb.New(p.Since), int32(p.Failures)
+		}
+		flows[i].Status = ps
+	}
 }
 
 func badKind(kind string) *connect.Error {
@@ -330,6 +374,9 @@ func (h *resourceHandler) GetResource(ctx context.Context, req *controlplanev1.G
 	pr, err := h.s.toProto(r)
 	if err != nil {
 		return nil, err
+	}
+	if req.Kind == KindFlow {
+		h.s.addFlowStatus(ctx, tenant, []*controlplanev1.Resource{pr})
 	}
 	return &controlplanev1.GetResourceResponse{Resource: pr}, nil
 }

@@ -25,6 +25,7 @@ import (
 	sdk "github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/erase"
 	"github.com/syncline/syncline/pkg/flowconfig"
+	"github.com/syncline/syncline/pkg/flowstate"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/stage"
 	"github.com/syncline/syncline/services/controlplane/resource"
@@ -42,6 +43,10 @@ type Deps struct {
 	// Secrets seals endpoint credentials; nil refuses credentials, saying
 	// that a master key is needed.
 	Secrets *secret.Box
+	// Egress is the platform's egress policy, which every endpoint is
+	// checked against when it is applied, with its tenant's own rules
+	// (spec.egress) added. The connector checks again when it connects.
+	Egress *sdk.Egress
 }
 
 // Service is the control plane.
@@ -57,8 +62,8 @@ type Service struct {
 
 // New returns a control plane; Start runs it.
 func New(deps Deps) (*Service, error) {
-	if deps.JetStream == nil || deps.Resources == nil || deps.Connectors == nil {
-		return nil, errors.New("controlplane: JetStream, Resources and Connectors are required")
+	if deps.JetStream == nil || deps.Resources == nil || deps.Connectors == nil || deps.Egress == nil {
+		return nil, errors.New("controlplane: JetStream, Resources, Connectors and Egress are required")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -236,6 +241,9 @@ func (s *Service) deleteTenant(ctx context.Context, tenant string) (map[string]i
 	if err != nil {
 		return nil, apiError(connect.CodeUnavailable, ReasonUnavailable, res, "retry the delete", err)
 	}
+	if err := flowstate.Forget(ctx, s.deps.JetStream, tenant); err != nil {
+		return nil, apiError(connect.CodeUnavailable, ReasonUnavailable, res, "retry the delete", err)
+	}
 	for _, n := range streams {
 		removed["messages"] += n
 	}
@@ -264,7 +272,7 @@ func tenantEntry(t resource.Resource) ([]byte, error) {
 	if err := decodeStrict(t.Spec, &spec); err != nil {
 		return nil, fmt.Errorf("decoding stored tenant %s: %w", t.Name, err)
 	}
-	entry := flowconfig.Tenant{RetentionDays: spec.RetentionDays}
+	entry := flowconfig.Tenant{RetentionDays: spec.RetentionDays, Egress: spec.Egress}
 	if a := spec.Alerts; a != nil {
 		interval, err := a.interval()
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/bus"
+	sdk "github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/natstest"
 	"github.com/syncline/syncline/pkg/secret"
@@ -37,6 +38,8 @@ type fixture struct {
 	flows  *flowconfig.Index
 	url    string
 	box    *secret.Box
+	// data holds the store's file and the tenants' folders.
+	data string
 }
 
 // as returns a client that calls with tok.
@@ -49,7 +52,8 @@ func setup(t *testing.T) *fixture {
 	ctx := context.Background()
 	s := natstest.Run(t)
 	_, js := natstest.Connect(t, s)
-	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "cp.db"))
+	data := t.TempDir()
+	db, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(data, "cp.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,8 +78,23 @@ func setup(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The policy of a platform whose store is a SQLite file in data and
+	// which lets endpoints reach a PostgreSQL server on loopback, the one
+	// that also holds Syncline's own database.
+	egress, err := sdk.NewEgress(sdk.EgressConfig{
+		Allow: []string{"public", "127.0.0.1:1", "127.0.0.1:5432"},
+		Files: filepath.Join(data, "tenants"),
+		Protected: []sdk.Protected{
+			{What: "Syncline's own store", Path: filepath.Join(data, "cp.db")},
+			{What: "Syncline's own database", Host: "127.0.0.1", Port: 5432, Database: "syncline"},
+			{What: "Syncline's own NATS server", Host: "127.0.0.1", Port: 4222},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc, err := controlplane.New(controlplane.Deps{JetStream: js, Resources: store, Connectors: reg, Bus: bus.DefaultConfig(),
-		HandlerOptions: []connect.HandlerOption{connect.WithInterceptors(ic)}, Secrets: box})
+		HandlerOptions: []connect.HandlerOption{connect.WithInterceptors(ic)}, Secrets: box, Egress: egress})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +115,7 @@ func setup(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { _ = w.Stop(context.Background()) })
 	client := controlplanev1connect.NewResourceServiceClient(srv.Client(), srv.URL, connect.WithInterceptors(auth.Bearer(token)))
-	return &fixture{client: client, store: store, flows: w.Index(), url: srv.URL, box: box}
+	return &fixture{client: client, store: store, flows: w.Index(), url: srv.URL, box: box, data: data}
 }
 
 func res(t *testing.T, kind, tenant, name string, spec map[string]any) *controlplanev1.Resource {
@@ -110,13 +129,13 @@ func res(t *testing.T, kind, tenant, name string, spec map[string]any) *controlp
 
 // orders is a valid set of resources; fields overrides the flow's mapping
 // fields and settings the target's settings.
-func orders(t *testing.T, dir string, fields map[string]any) []*controlplanev1.Resource {
+func orders(t *testing.T, fields map[string]any) []*controlplanev1.Resource {
 	return []*controlplanev1.Resource{
 		res(t, "Tenant", "", "acme", map[string]any{}),
 		res(t, "Integrator", "acme", "sync", map[string]any{}),
 		res(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats", "description": "webshop"}),
 		res(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
-			"driver": "sqlite", "dsn": filepath.Join(dir, "erp.db"), "table": "orders", "create_table": true}}),
+			"driver": "sqlite", "dsn": "erp.db", "table": "orders", "create_table": true}}),
 		res(t, "Flow", "acme", "orders", map[string]any{"integrator": "sync", "source": "shop", "target": "erp", "entity": "order",
 			"mapping": map[string]any{"fields": fields}}),
 	}
@@ -132,16 +151,15 @@ func changes(resp *controlplanev1.ApplyResponse) string {
 
 func TestApplyCreatesUpdatesAndPublishes(t *testing.T) {
 	f := setup(t)
-	dir := t.TempDir()
 	ctx := context.Background()
-	resp, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: orders(t, dir, map[string]any{"number": "source.number"})})
+	resp, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: orders(t, map[string]any{"number": "source.number"})})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := changes(resp); got != "CREATED,CREATED,CREATED,CREATED,CREATED" {
 		t.Errorf("first apply: %s", got)
 	}
-	resp, err = f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: orders(t, dir, map[string]any{"number": "source.number"})})
+	resp, err = f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: orders(t, map[string]any{"number": "source.number"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +171,7 @@ func TestApplyCreatesUpdatesAndPublishes(t *testing.T) {
 	if fl := f.flows.Get("acme", "orders"); fl.Duplicates != flowconfig.DuplicateSkip || fl.Target.Settings["key_column"] != "external_ref" {
 		t.Errorf("compiled flow = %+v: want the order default (skip) and the target's defaults filled in", fl)
 	}
-	resp, err = f.client.Apply(ctx, &controlplanev1.ApplyRequest{DryRun: true, Resources: orders(t, dir, map[string]any{"number": "source.id"})})
+	resp, err = f.client.Apply(ctx, &controlplanev1.ApplyRequest{DryRun: true, Resources: orders(t, map[string]any{"number": "source.id"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +181,7 @@ func TestApplyCreatesUpdatesAndPublishes(t *testing.T) {
 	if r, _ := f.store.Get(ctx, "Flow", "acme", "orders"); r.Generation != 1 {
 		t.Errorf("a dry run changed the stored flow to generation %d", r.Generation)
 	}
-	resp, err = f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: orders(t, dir, map[string]any{"number": "source.id"})})
+	resp, err = f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: orders(t, map[string]any{"number": "source.id"})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +207,6 @@ func waitFlow(t *testing.T, f *fixture, generation int64) {
 
 func TestApplyRefusals(t *testing.T) {
 	f := setup(t)
-	dir := t.TempDir()
 	ctx := context.Background()
 	tests := []struct {
 		name      string
@@ -198,61 +215,61 @@ func TestApplyRefusals(t *testing.T) {
 		want      []string
 	}{
 		{"mapping that does not compile", func() []*controlplanev1.Resource {
-			return orders(t, dir, map[string]any{"total": "sourc.total"})
+			return orders(t, map[string]any{"total": "sourc.total"})
 		}, connect.CodeInvalidArgument, []string{"Flow orders", "spec.mapping", "fields.total", "undeclared reference to 'sourc'", "(1:1)"}},
 		{"flow refers to a missing endpoint", func() []*controlplanev1.Resource {
-			return append(orders(t, dir, map[string]any{"n": "source.n"})[:3], orders(t, dir, map[string]any{"n": "source.n"})[4])
+			return append(orders(t, map[string]any{"n": "source.n"})[:3], orders(t, map[string]any{"n": "source.n"})[4])
 		}, connect.CodeFailedPrecondition, []string{"Flow acme/orders", "Endpoint \"erp\"", "does not exist"}},
 		{"endpoint settings the connector refuses", func() []*controlplanev1.Resource {
-			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{"driver": "mysql", "dsn": "x"}})
 			return rs
 		}, connect.CodeInvalidArgument, []string{"Endpoint erp", "settings.driver", "settings.table"}},
 		{"a credential given as a setting", func() []*controlplanev1.Resource {
-			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
 				"driver": "postgres", "dsn": "postgres://erp@db/erp", "table": "orders", "password": "hunter2"}})
 			return rs
 		}, connect.CodeInvalidArgument, []string{"spec.settings.password is a credential", "spec.credentials"}},
 		{"a password in the DSN", func() []*controlplanev1.Resource {
-			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
 				"driver": "postgres", "dsn": "postgres://erp:hunter2@db/erp", "table": "orders"}})
 			return rs
 		}, connect.CodeInvalidArgument, []string{"settings.dsn", "without a password"}},
 		{"a credential the connector does not have", func() []*controlplanev1.Resource {
-			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
 				"driver": "sqlite", "dsn": "x.db", "table": "orders"}, "credentials": map[string]any{"apikey": "k"}})
 			return rs
 		}, connect.CodeInvalidArgument, []string{"spec.credentials.apikey", "its credentials: password"}},
 		{"a keyless policy that does not exist", func() []*controlplanev1.Resource {
-			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[4].Spec.Fields["keyless"] = structpb.NewStringValue("drop")
 			return rs
 		}, connect.CodeInvalidArgument, []string{"spec.keyless", `"drop"`, "skip", "export"}},
 		{"a write mode that does not exist", func() []*controlplanev1.Resource {
-			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[4].Spec.Fields["writeModes"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"price": structpb.NewStringValue("sometimes")}})
 			return rs
 		}, connect.CodeInvalidArgument, []string{"spec.writeModes.price", `"sometimes"`, "if_empty"}},
 		{"a key field that is not a field path", func() []*controlplanev1.Resource {
-			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[4].Spec.Fields["keyField"] = structpb.NewStringValue("source.sku[0]")
 			return rs
 		}, connect.CodeInvalidArgument, []string{"spec.keyField", "dotted path"}},
 		{"a polling schedule no source connector can run", func() []*controlplanev1.Resource {
-			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[4].Spec.Fields["schedule"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"mode": structpb.NewStringValue("interval"), "every": structpb.NewStringValue("5m")}})
 			return rs
 		}, connect.CodeInvalidArgument, []string{"spec.schedule.mode", "polls"}},
 		{"endpoint without a description", func() []*controlplanev1.Resource {
-			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[2] = res(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats"})
 			return rs
 		}, connect.CodeInvalidArgument, []string{"spec.description is required"}},
 		{"misspelt spec field", func() []*controlplanev1.Resource {
-			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[1] = res(t, "Integrator", "acme", "sync", map[string]any{"stge": "active"})
 			return rs
 		}, connect.CodeInvalidArgument, []string{"Integrator sync", `unknown field "stge"`}},

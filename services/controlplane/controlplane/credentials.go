@@ -1,15 +1,20 @@
 package controlplane
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"connectrpc.com/connect"
 
+	sdk "github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/resourcefile"
 )
@@ -50,6 +55,141 @@ func (s *Service) checkSettings(es *EndpointSpec) error {
 		return fieldErr("spec.settings", "%v", err)
 	}
 	return nil
+}
+
+// checkEgress checks what an endpoint reaches against the egress policy, with
+// its tenant's own rules as this apply leaves them. ctx bounds the name
+// lookups.
+func (s *Service) checkEgress(ctx context.Context, it *item, items []item) error {
+	var es EndpointSpec
+	if err := json.Unmarshal(it.res.Spec, &es); err != nil {
+		return apiError(connect.CodeInternal, ReasonInternal, it.name(), "", err)
+	}
+	settings := reachSettings(es)
+	own, err := s.tenantEgress(ctx, it.res.Tenant, items)
+	if err != nil {
+		return err
+	}
+	egress := s.deps.Egress.WithTenants(func(string) sdk.TenantEgress { return own })
+	err = s.deps.Connectors.CheckEgress(ctx, es.Type, settings, sdk.Env{Tenant: it.res.Tenant, Egress: egress})
+	if err == nil {
+		return s.checkAnothersDatabase(ctx, it, items, es.Type, settings)
+	}
+	var se *sdk.SettingsError
+	if errors.As(err, &se) {
+		path := "spec." + se.Path
+		err = fieldErr(path, "%s: %s", path, se.Reason)
+	}
+	return apiError(connect.CodePermissionDenied, ReasonEgress, it.name(), "", err)
+}
+
+// reachSettings are an endpoint's settings as far as what it reaches goes:
+// its settings, and its credentials, whose values do not change that.
+func reachSettings(es EndpointSpec) map[string]any {
+	settings := maps.Clone(es.Settings)
+	if settings == nil {
+		settings = map[string]any{}
+	}
+	for k := range es.Credentials {
+		settings[k] = Secret
+	}
+	return settings
+}
+
+// checkAnothersDatabase refuses an endpoint that opens a database an
+// endpoint of another tenant opens: nothing crosses tenants, and a tenant's
+// target database is its own. Servers are compared as the endpoints name
+// them, the spellings of this machine as one, not by what names resolve
+// to: keeping a tenant to its own hosts is the egress policy's part. The
+// other tenant is not named.
+func (s *Service) checkAnothersDatabase(ctx context.Context, it *item, items []item, typ string, settings map[string]any) error {
+	dests, err := s.deps.Connectors.Destinations(typ, settings)
+	if err != nil {
+		return apiError(connect.CodeInvalidArgument, ReasonInvalid, it.name(), "", fieldErr("spec.settings", "%v", err))
+	}
+	mine := map[string]sdk.Destination{}
+	for _, d := range dests {
+		if d.Database != "" {
+			mine[databaseKey(d)] = d
+		}
+	}
+	if len(mine) == 0 {
+		return nil
+	}
+	stored, err := s.deps.Resources.List(ctx, KindEndpoint, "")
+	if err != nil {
+		return storeError(it.name(), err)
+	}
+	others := map[string]json.RawMessage{}
+	for _, r := range stored {
+		if r.Tenant != it.res.Tenant {
+			others[r.Tenant+"/"+r.Name] = r.Spec
+		}
+	}
+	for _, o := range items {
+		if o.res.Kind == KindEndpoint && o.res.Tenant != it.res.Tenant {
+			others[o.res.Tenant+"/"+o.res.Name] = o.res.Spec
+		}
+	}
+	for _, spec := range others {
+		var es EndpointSpec
+		if json.Unmarshal(spec, &es) != nil {
+			continue
+		}
+		// A stored endpoint whose settings no longer check opens nothing.
+		theirs, err := s.deps.Connectors.Destinations(es.Type, reachSettings(es))
+		if err != nil {
+			continue
+		}
+		for _, d := range theirs {
+			if m, ok := mine[databaseKey(d)]; ok && d.Database != "" {
+				path := "spec." + m.Setting
+				return apiError(connect.CodePermissionDenied, ReasonEgress, it.name(), "",
+					fieldErr(path, "%s: database %s on host %s is another tenant's; endpoints may never point at it", path, m.Database, net.JoinHostPort(m.Host, strconv.Itoa(m.Port))))
+			}
+		}
+	}
+	return nil
+}
+
+// databaseKey names a database on a server, with this machine's names and
+// addresses (loopback, unspecified) as one.
+func databaseKey(d sdk.Destination) string {
+	h := strings.TrimSuffix(strings.ToLower(strings.Trim(d.Host, "[]")), ".")
+	if a, err := netip.ParseAddr(h); err == nil {
+		a = a.Unmap()
+		h = a.String()
+		if a.IsLoopback() || a.IsUnspecified() {
+			h = "localhost"
+		}
+	}
+	return net.JoinHostPort(h, strconv.Itoa(d.Port)) + "/" + d.Database
+}
+
+// tenantEgress is a tenant's own egress policy: the one an apply gives it, or
+// the stored one.
+func (s *Service) tenantEgress(ctx context.Context, tenant string, items []item) (sdk.TenantEgress, error) {
+	spec := json.RawMessage(nil)
+	for _, it := range items {
+		if it.res.Kind == KindTenant && it.res.Name == tenant {
+			spec = it.res.Spec
+		}
+	}
+	if spec == nil {
+		r, err := s.deps.Resources.Get(ctx, KindTenant, tenant, tenant)
+		if err != nil {
+			return sdk.TenantEgress{}, storeError(name(KindTenant, tenant, tenant), err)
+		}
+		spec = r.Spec
+	}
+	var ts TenantSpec
+	if err := json.Unmarshal(spec, &ts); err != nil {
+		return sdk.TenantEgress{}, apiError(connect.CodeInternal, ReasonInternal, name(KindTenant, tenant, tenant), "", err)
+	}
+	if ts.Egress == nil {
+		return sdk.TenantEgress{}, nil
+	}
+	return *ts.Egress, nil
 }
 
 func secretNames(secret map[string]bool) string {

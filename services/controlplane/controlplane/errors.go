@@ -22,6 +22,7 @@ const (
 	ReasonStageTransition = "STAGE_TRANSITION"
 	ReasonNotFound        = "NOT_FOUND"
 	ReasonNoMasterKey     = "NO_MASTER_KEY"
+	ReasonEgress          = "EGRESS_REFUSED"
 	ReasonInternal        = "INTERNAL"
 	ReasonUnavailable     = "UNAVAILABLE"
 )

@@ -31,7 +31,6 @@ func assertNothingStored(t *testing.T, f *fixture) {
 
 func TestApplyRefusesFieldsOverTheirLimits(t *testing.T) {
 	f := setup(t)
-	dir := t.TempDir()
 	valueMap := func(entries int) map[string]any {
 		values := map[string]any{}
 		for i := range entries {
@@ -79,7 +78,7 @@ func TestApplyRefusesFieldsOverTheirLimits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rs := orders(t, dir, map[string]any{"n": "source.n"})
+			rs := orders(t, map[string]any{"n": "source.n"})
 			tt.change(rs)
 			_, err := f.client.Apply(t.Context(), &controlplanev1.ApplyRequest{Resources: rs})
 			wantErr(t, err, connect.CodeInvalidArgument, "INVALID_RESOURCE", tt.want...)
@@ -100,7 +99,6 @@ func setMapping(t *testing.T, flow *controlplanev1.Resource, part string, v any)
 
 func TestApplyRefusesRequestsOverTheirLimits(t *testing.T) {
 	f := setup(t)
-	dir := t.TempDir()
 	t.Run("too many resources", func(t *testing.T) {
 		rs := make([]*controlplanev1.Resource, 1_001)
 		for i := range rs {
@@ -111,7 +109,7 @@ func TestApplyRefusesRequestsOverTheirLimits(t *testing.T) {
 		assertNothingStored(t, f)
 	})
 	t.Run("too many bytes", func(t *testing.T) {
-		rs := orders(t, dir, map[string]any{"n": "source.n"})
+		rs := orders(t, map[string]any{"n": "source.n"})
 		fields := map[string]any{}
 		for i := range 60 {
 			fields[fmt.Sprintf("f%d", i)] = "'" + strings.Repeat("x", 4_000) + "'"
@@ -126,7 +124,7 @@ func TestApplyRefusesRequestsOverTheirLimits(t *testing.T) {
 		assertNothingStored(t, f)
 	})
 	t.Run("a request too large to read", func(t *testing.T) {
-		rs := orders(t, dir, map[string]any{"n": "source.n"})
+		rs := orders(t, map[string]any{"n": "source.n"})
 		rs[2].Spec.Fields["description"] = structpb.NewStringValue(strings.Repeat("d", 50<<20))
 		_, err := f.client.Apply(t.Context(), &controlplanev1.ApplyRequest{Resources: rs})
 		if connect.CodeOf(err) != connect.CodeResourceExhausted {
@@ -141,8 +139,7 @@ func TestApplyRefusesRequestsOverTheirLimits(t *testing.T) {
 // stored and never reached the data plane; now the apply is refused whole.
 func TestApplyStoresNothingItCannotPublish(t *testing.T) {
 	f := setup(t)
-	dir := t.TempDir()
-	rs := orders(t, dir, map[string]any{"n": "source.n"})
+	rs := orders(t, map[string]any{"n": "source.n"})
 	values := map[string]any{}
 	for i := range 20 {
 		values[fmt.Sprint(i)] = strings.Repeat("<", 12_000)

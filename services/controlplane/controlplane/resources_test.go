@@ -54,7 +54,7 @@ func twoTenants(t *testing.T, f *fixture) map[string]string {
 	t.Helper()
 	tokens := map[string]string{}
 	for _, tenant := range []string{"a", "b"} {
-		rs := orders(t, t.TempDir(), map[string]any{"n": "source.n"})
+		rs := orders(t, map[string]any{"n": "source.n"})
 		for _, r := range rs {
 			if r.Kind == "Tenant" {
 				r.Metadata.Name = tenant
@@ -106,7 +106,7 @@ func TestIntegratorTokenSeesItsTenantOnly(t *testing.T) {
 			return err
 		},
 		"update": func() error {
-			rs := orders(t, t.TempDir(), map[string]any{"n": "source.m"})
+			rs := orders(t, map[string]any{"n": "source.m"})
 			for _, r := range rs[1:] {
 				r.Metadata.Tenant = "b"
 			}
@@ -132,7 +132,7 @@ func TestIntegratorTokenSeesItsTenantOnly(t *testing.T) {
 		})
 	}
 	// Tenants are the operators'.
-	_, err := a.Apply(ctx, &controlplanev1.ApplyRequest{Resources: orders(t, t.TempDir(), map[string]any{"n": "source.n"})[:1]})
+	_, err := a.Apply(ctx, &controlplanev1.ApplyRequest{Resources: orders(t, map[string]any{"n": "source.n"})[:1]})
 	wantErr(t, err, connect.CodePermissionDenied, "", "needs the admin token")
 	_, err = a.DeleteResource(ctx, &controlplanev1.DeleteResourceRequest{Kind: "Tenant", Name: "a"})
 	wantErr(t, err, connect.CodePermissionDenied, "", "needs the admin token")
@@ -220,7 +220,7 @@ func TestDeleteRules(t *testing.T) {
 		_, err := f.as(tokens["b"]).ListResources(ctx, &controlplanev1.ListResourcesRequest{Kind: "Flow"})
 		return err
 	}(), connect.CodeUnauthenticated, "", "")
-	again := orders(t, t.TempDir(), map[string]any{"n": "source.n"})[1]
+	again := orders(t, map[string]any{"n": "source.n"})[1]
 	again.Metadata.Tenant = "b"
 	_, err = f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{again}})
 	wantErr(t, err, connect.CodeFailedPrecondition, "STAGE_TRANSITION", "deleted, which is final")
@@ -273,7 +273,7 @@ func TestCredentialsAreWriteOnly(t *testing.T) {
 	ctx := t.Context()
 	const password = "hunter2-very-secret"
 	endpoint := func(cred string) []*controlplanev1.Resource {
-		rs := orders(t, t.TempDir(), map[string]any{"n": "source.n"})
+		rs := orders(t, map[string]any{"n": "source.n"})
 		rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
 			"driver": "postgres", "dsn": "postgres://erp@127.0.0.1:1/erp", "table": "orders"}, "credentials": map[string]any{"password": cred}})
 		return rs
@@ -374,7 +374,7 @@ func TestDefaultMappings(t *testing.T) {
 	wantErr(t, err, connect.CodeNotFound, "NOT_FOUND", `"spaceship" has no default mapping`, "order")
 
 	// A flow that names one field runs the default for the rest.
-	rs := orders(t, t.TempDir(), map[string]any{"total": "double(source.subtotal)"})
+	rs := orders(t, map[string]any{"total": "double(source.subtotal)"})
 	rs[4].Spec.Fields["mapping"].GetStructValue().Fields["exclude"] = structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{structpb.NewStringValue("company")}})
 	if _, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: rs}); err != nil {
 		t.Fatal(err)
@@ -391,7 +391,7 @@ func TestDefaultMappings(t *testing.T) {
 
 func TestFlowPoliciesReachTheDataPlane(t *testing.T) {
 	f := setup(t)
-	rs := orders(t, t.TempDir(), map[string]any{"n": "source.n"})
+	rs := orders(t, map[string]any{"n": "source.n"})
 	spec := rs[4].Spec.Fields
 	spec["keyField"] = structpb.NewStringValue("number")
 	spec["keyless"] = structpb.NewStringValue("export")
@@ -413,7 +413,7 @@ func TestCredentialsAfterAMasterKeyChange(t *testing.T) {
 	f := setup(t)
 	ctx := t.Context()
 	endpoint := func(cred string) []*controlplanev1.Resource {
-		rs := orders(t, t.TempDir(), map[string]any{"n": "source.n"})
+		rs := orders(t, map[string]any{"n": "source.n"})
 		rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP", "settings": map[string]any{
 			"driver": "postgres", "dsn": "postgres://erp@127.0.0.1:1/erp", "table": "orders"}, "credentials": map[string]any{"password": cred}})
 		return rs

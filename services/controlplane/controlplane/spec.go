@@ -3,7 +3,9 @@ package controlplane
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"time"
 
@@ -36,6 +38,12 @@ type TenantSpec struct {
 	RetentionDays int `json:"retentionDays,omitempty"`
 	// Alerts send the tenant's failures to a webhook; nil sends none.
 	Alerts *AlertsSpec `json:"alerts,omitempty"`
+	// Egress is what the tenant's endpoints may reach on top of the
+	// platform's egress policy (allow: rules as in SYNCLINE_EGRESS_ALLOW),
+	// and the folder of its file-backed endpoints instead of
+	// <SYNCLINE_EGRESS_FILES>/<tenant> (folder: an absolute path). Only the
+	// admin token changes a tenant, so only the operator sets it.
+	Egress *connector.TenantEgress `json:"egress,omitempty"`
 }
 
 // AlertsSpec is where a tenant's failure alerts go and how often.
@@ -72,6 +80,16 @@ const (
 func (s *TenantSpec) check() error {
 	if s.RetentionDays < 0 || s.RetentionDays > 3650 {
 		return fieldErr("spec.retentionDays", "%d: keep the API log and dead letters 1 to 3650 days (left out: 30)", s.RetentionDays)
+	}
+	if e := s.Egress; e != nil {
+		for i, r := range e.Allow {
+			if err := connector.CheckEgressRule(r); err != nil {
+				return fieldErr(fmt.Sprintf("spec.egress.allow[%d]", i), "%v", err)
+			}
+		}
+		if e.Folder != "" && (!filepath.IsAbs(e.Folder) || filepath.Clean(e.Folder) != e.Folder) {
+			return fieldErr("spec.egress.folder", "%q: give the folder as a clean absolute path, e.g. /srv/syncline/acme", e.Folder)
+		}
 	}
 	a := s.Alerts
 	if a == nil {

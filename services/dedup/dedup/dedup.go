@@ -41,7 +41,7 @@ type Deps struct {
 	Metrics   *bus.Metrics
 	// Leases share the partitions among replicas; nil when this is the
 	// only process (the all-in-one mode).
-	Leases jetstream.KeyValue
+	Leases *bus.Leases
 	// ConfirmCreates makes the ledger read created records' target ids from
 	// the audit stream. It is needed only when some target type makes its
 	// own ids (connector.Registry.AllTargetsKeyed is false); otherwise the
@@ -156,7 +156,7 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 			out = append(out, bus.DeadLetter(m, stage.Dedup, stage.CodeMalformed, err.Error()))
 			continue
 		}
-		sctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "dedup decide", trace.WithSpanKind(trace.SpanKindConsumer))
+		sctx, span := stage.Start(ctx, s.tracer, "dedup decide", m)
 		stage.Describe(span, e)
 		k := ledger.Key{Tenant: e.Tenant, Flow: e.Flow, SourceKey: e.SourceKey}
 		batch = append(batch, pending{msg: m, env: e, key: k, ctx: sctx, span: span})

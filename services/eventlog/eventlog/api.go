@@ -10,7 +10,6 @@ import (
 
 	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
-	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/services/eventlog/apilog"
 )
 
@@ -30,12 +29,9 @@ func newLogHandler(store apilog.Store, flows FlowLister, opts ...connect.Handler
 func (h *logHandler) QueryLogs(ctx context.Context, req *eventlogv1.QueryLogsRequest) (*eventlogv1.QueryLogsResponse, error) {
 	// An integrator token queries its own tenant, whether it names it or
 	// not; another tenant is refused.
-	tenant, err := auth.Tenant(ctx, req.Tenant)
+	tenant, err := logTenant(ctx, req.Tenant)
 	if err != nil {
 		return nil, err
-	}
-	if tenant == "" {
-		return nil, connect.NewError(connect.CodeInvalidArgument, errNoTenant)
 	}
 	q := apilog.Query{
 		Tenant:     tenant,

@@ -111,7 +111,7 @@ func listError(err error) error {
 }
 
 func filterOf(ctx context.Context, f *eventlogv1.DeadLetterFilter) (deadletter.Filter, error) {
-	tenant, err := tenantOf(ctx, f.GetTenant())
+	tenant, err := logTenant(ctx, f.GetTenant())
 	if err != nil {
 		return deadletter.Filter{}, err
 	}
@@ -131,20 +131,8 @@ func filterOf(ctx context.Context, f *eventlogv1.DeadLetterFilter) (deadletter.F
 	return out, nil
 }
 
-// tenantOf is the caller's tenant for a request naming tenant.
-func tenantOf(ctx context.Context, tenant string) (string, error) {
-	tenant, err := auth.Tenant(ctx, tenant)
-	if err != nil {
-		return "", err
-	}
-	if tenant == "" {
-		return "", connect.NewError(connect.CodeInvalidArgument, errNoTenant)
-	}
-	return tenant, nil
-}
-
 func (h *deadLetterHandler) GetDeadLetter(ctx context.Context, req *eventlogv1.GetDeadLetterRequest) (*eventlogv1.GetDeadLetterResponse, error) {
-	tenant, err := tenantOf(ctx, req.Tenant)
+	tenant, err := logTenant(ctx, req.Tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +196,7 @@ func (s *Service) open(l deadletter.Letter) (sealedMsg, *eventv1.Envelope, error
 }
 
 func (h *deadLetterHandler) EditDeadLetter(ctx context.Context, req *eventlogv1.EditDeadLetterRequest) (*eventlogv1.EditDeadLetterResponse, error) {
-	tenant, err := tenantOf(ctx, req.Tenant)
+	tenant, err := logTenant(ctx, req.Tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +240,7 @@ func (h *deadLetterHandler) EditDeadLetter(ctx context.Context, req *eventlogv1.
 const maxReplay = deadletter.MaxLimit
 
 func (h *deadLetterHandler) ReplayDeadLetters(ctx context.Context, req *eventlogv1.ReplayDeadLettersRequest) (*eventlogv1.ReplayDeadLettersResponse, error) {
-	tenant, err := tenantOf(ctx, req.Tenant)
+	tenant, err := logTenant(ctx, req.Tenant)
 	if err != nil {
 		return nil, err
 	}
@@ -304,6 +292,14 @@ func (h *deadLetterHandler) select_(ctx context.Context, tenant string, ids []st
 	if filter == nil || proto.Equal(filter, &eventlogv1.DeadLetterFilter{Tenant: filter.GetTenant()}) {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("name the dead letters by id, or select them with a filter (flow, stage, code, remote id, entity, state or dates)"))
 	}
+	// The request names the tenant; a filter naming another one is a
+	// mistake or an attempt, never silently another tenant's letters.
+	if ft := filter.GetTenant(); ft != "" && ft != tenant {
+		if _, err := auth.Tenant(ctx, ft); err != nil {
+			return nil, err
+		}
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("filter.tenant %q differs from the request's tenant %q: name the tenant once, in the request's tenant", ft, tenant))
+	}
 	filter.Tenant = tenant
 	f, err := filterOf(ctx, filter)
 	if err != nil {
@@ -353,7 +349,7 @@ func (s *Service) replayMsg(l deadletter.Letter) (*nats.Msg, string, error) {
 }
 
 func (h *deadLetterHandler) DiscardDeadLetters(ctx context.Context, req *eventlogv1.DiscardDeadLettersRequest) (*eventlogv1.DiscardDeadLettersResponse, error) {
-	tenant, err := tenantOf(ctx, req.Tenant)
+	tenant, err := logTenant(ctx, req.Tenant)
 	if err != nil {
 		return nil, err
 	}

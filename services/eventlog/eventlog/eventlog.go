@@ -7,7 +7,6 @@ package eventlog
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -17,16 +16,21 @@ import (
 	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
+	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/erase"
 	"github.com/syncline/syncline/pkg/lifecycle"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/stage"
+	"github.com/syncline/syncline/pkg/telemetry"
 	"github.com/syncline/syncline/services/eventlog/apilog"
 	"github.com/syncline/syncline/services/eventlog/deadletter"
 )
@@ -39,10 +43,13 @@ type Deps struct {
 	Flows     FlowLister
 	Bus       bus.Config
 	Logger    *slog.Logger
-	Metrics   *bus.Metrics
+	// Tracer makes the eventlog's span of each event, the last of its
+	// trace; nil makes ids only.
+	Tracer  trace.TracerProvider
+	Metrics *bus.Metrics
 	// Leases share the consumers among replicas; nil when this is the only
 	// process (the all-in-one mode).
-	Leases jetstream.KeyValue
+	Leases *bus.Leases
 	// HandlerOptions wrap the API (authentication, for one).
 	HandlerOptions []connect.HandlerOption
 	// DeadLetters keeps dead letters for listing and replay.
@@ -72,10 +79,11 @@ const logLinger = 20 * time.Millisecond
 
 // Service is the eventlog service.
 type Service struct {
-	deps  Deps
-	log   *slog.Logger
-	pub   *bus.Publisher
-	parts *lifecycle.Group
+	deps   Deps
+	log    *slog.Logger
+	tracer trace.Tracer
+	pub    *bus.Publisher
+	parts  *lifecycle.Group
 	// alerts is nil when Deps.Alerts is.
 	alerts *alerter
 }
@@ -88,7 +96,13 @@ func New(deps Deps) (*Service, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{deps: deps, log: deps.Logger.With("service", stage.Eventlog), pub: bus.NewPublisher(deps.JetStream)}
+	if deps.Tracer == nil {
+		deps.Tracer = telemetry.IDsOnly()
+	}
+	s := &Service{
+		deps: deps, log: deps.Logger.With("service", stage.Eventlog), pub: bus.NewPublisher(deps.JetStream),
+		tracer: deps.Tracer.Tracer("github.com/syncline/syncline/services/eventlog"),
+	}
 	s.parts = lifecycle.NewGroup(s.log, 30*time.Second)
 	if deps.Alerts != nil {
 		// Added first, so it stops last: after the consumers, with
@@ -144,12 +158,14 @@ func (s *Service) Mount(mux *http.ServeMux) {
 // auditBatch writes a batch of outcomes to the API log in one insert. The
 // insert is idempotent per event and flow, so a redelivered batch rewrites
 // the same records instead of adding new ones.
-func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (_ int, err error) {
 	now := time.Now().UTC()
 	records := make([]apilog.Record, 0, len(msgs))
 	var dead []*nats.Msg
 	var failed []failure
 	var notices []*stage.FlowNotice
+	spans := make([]trace.Span, 0, len(msgs))
+	defer func() { endSpans(spans, err) }()
 	for _, m := range msgs {
 		if kind := m.Headers().Get(stage.HeaderNotice); kind != "" {
 			n, err := stage.ParseNotice(kind, m.Data())
@@ -167,6 +183,7 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (int, er
 			dead = append(dead, bus.DeadLetter(m, stage.Eventlog, stage.CodeMalformed, "audit event is not an envelope: "+err.Error()))
 			continue
 		}
+		spans = append(spans, s.startSpan(ctx, "eventlog record", m, e))
 		rec := recordOf(e, m.Headers(), now)
 		records = append(records, rec)
 		if rec.Status == apilog.StatusFailure && s.alerts != nil {
@@ -195,11 +212,13 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (int, er
 
 // deadLetterBatch writes a failure record for every dead letter, so the API
 // log shows every event that stopped, including those no stage could decode.
-func (s *Service) deadLetterBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+func (s *Service) deadLetterBatch(ctx context.Context, msgs []jetstream.Msg) (_ int, err error) {
 	now := time.Now().UTC()
 	records := make([]apilog.Record, 0, len(msgs))
 	letters := make([]deadletter.Letter, 0, len(msgs))
 	var failed []failure
+	spans := make([]trace.Span, 0, len(msgs))
+	defer func() { endSpans(spans, err) }()
 	for _, m := range msgs {
 		h := m.Headers()
 		e := &eventv1.Envelope{}
@@ -219,9 +238,15 @@ func (s *Service) deadLetterBatch(ctx context.Context, msgs []jetstream.Msg) (in
 			r.TargetId = e.Result.TargetId
 		}
 		e.Result = r
+		spans = append(spans, s.startSpan(ctx, "eventlog dead letter", m, e))
 		rec := recordOf(e, h, now)
-		if rec.Tenant == "" {
-			rec.Tenant = bus.NoFlow
+		// The tenant is the dead letter's subject's, which the stage took
+		// from the subject the event was published on, never the envelope's
+		// own word: an envelope naming another tenant must not reach that
+		// tenant's log. Events for tenants that do not exist are the
+		// admin's (bus.NoTenant).
+		if rec.Tenant = bus.TenantOf(m.Subject()); rec.Tenant == "" {
+			rec.Tenant = bus.NoTenant
 		}
 		records = append(records, rec)
 		l, err := s.letterOf(m, e, rec.Tenant, now)
@@ -241,6 +266,32 @@ func (s *Service) deadLetterBatch(ctx context.Context, msgs []jetstream.Msg) (in
 	}
 	s.alerts.notify(failed)
 	return len(msgs), nil
+}
+
+// startSpan starts the span of m's record, in its event's trace: the last
+// hop, so a trace shows when the outcome reached the API log.
+func (s *Service) startSpan(ctx context.Context, name string, m jetstream.Msg, e *eventv1.Envelope) trace.Span {
+	_, span := stage.Start(ctx, s.tracer, name, m)
+	stage.Describe(span, e)
+	if span.IsRecording() {
+		r := e.GetResult()
+		span.SetAttributes(attribute.String("syncline.stage", r.GetStage()), attribute.String("syncline.action", r.GetAction().String()))
+		if code := r.GetCode(); code != "" {
+			span.SetAttributes(attribute.String("syncline.code", code))
+		}
+	}
+	return span
+}
+
+// endSpans ends the spans of a batch once its records are written (or
+// not, with err).
+func endSpans(spans []trace.Span, err error) {
+	for _, sp := range spans {
+		if err != nil {
+			sp.SetStatus(codes.Error, err.Error())
+		}
+		sp.End()
+	}
 }
 
 func recordOf(e *eventv1.Envelope, h nats.Header, now time.Time) apilog.Record {
@@ -289,4 +340,17 @@ func actionOf(a eventv1.Action) apilog.Action {
 	return apilog.ActionFailed
 }
 
-var errNoTenant = errors.New("tenant is required: every log query reads one tenant's records")
+// logTenant is the tenant whose records a log or dead-letter request reads:
+// the caller's own for an integrator token, the named one for the admin
+// token, and for the admin token naming none, bus.NoTenant: the events that
+// were addressed to no existing tenant.
+func logTenant(ctx context.Context, tenant string) (string, error) {
+	tenant, err := auth.Tenant(ctx, tenant)
+	if err != nil {
+		return "", err
+	}
+	if tenant == "" {
+		return bus.NoTenant, nil
+	}
+	return tenant, nil
+}

@@ -6,6 +6,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/envelope"
@@ -48,10 +50,14 @@ func (s *Service) holds(f *flowconfig.Flow) bool {
 	return f.Stage == flowconfig.StageInactive || s.held[bus.HeldFlow{Tenant: f.Tenant, Flow: f.Name}]
 }
 
-// hold returns the message that keeps m's event for flow f.
-func (s *Service) hold(m jetstream.Msg, eventID string, f *flowconfig.Flow) *nats.Msg {
+// hold returns the message that keeps m's event for flow f. It carries the
+// span in ctx, so that the release continues the event's trace, even for an
+// event that arrived without trace context.
+func (s *Service) hold(ctx context.Context, m jetstream.Msg, eventID string, f *flowconfig.Flow) *nats.Msg {
 	s.held[bus.HeldFlow{Tenant: f.Tenant, Flow: f.Name}] = true
-	return bus.Held(m, bus.HoldSubject(f.Tenant, f.Name), eventID+":hold:"+f.Name)
+	msg := bus.Held(m, bus.HoldSubject(f.Tenant, f.Name), eventID+":hold:"+f.Name)
+	bus.InjectTrace(ctx, msg.Header)
+	return msg
 }
 
 // release moves the held events of every flow whose integrator is no
@@ -79,13 +85,16 @@ func (s *Service) drain(ctx context.Context, k bus.HeldFlow, f *flowconfig.Flow)
 			return fmt.Errorf("reading held events of flow %s/%s: %w", k.Tenant, k.Flow, err)
 		}
 		out := make([]*nats.Msg, 0, len(held))
+		spans := make([]trace.Span, 0, len(held))
 		var last uint64
 		for _, m := range held {
 			if f == nil {
 				out = append(out, bus.DeadLetter(m, stage.Mapper, stage.CodeFlowGone,
 					fmt.Sprintf("flow %q of tenant %q was deleted while its events were held", k.Flow, k.Tenant)))
 			} else {
-				out = s.mapHeld(ctx, m, f, out)
+				var span trace.Span
+				out, span = s.mapHeld(ctx, m, f, out)
+				spans = append(spans, span)
 			}
 			last = m.Raw.Sequence
 		}
@@ -97,7 +106,14 @@ func (s *Service) drain(ctx context.Context, k bus.HeldFlow, f *flowconfig.Flow)
 			}
 			return nil
 		}
-		if err := s.pub.Publish(ctx, out...); err != nil {
+		err = s.pub.Publish(ctx, out...)
+		for _, sp := range spans {
+			if err != nil {
+				sp.SetStatus(codes.Error, "publishing outputs failed")
+			}
+			sp.End()
+		}
+		if err != nil {
 			return fmt.Errorf("releasing held events of flow %s/%s: %w", k.Tenant, k.Flow, err)
 		}
 		// Only now that their outputs are durable do the held events go.
@@ -108,12 +124,20 @@ func (s *Service) drain(ctx context.Context, k bus.HeldFlow, f *flowconfig.Flow)
 	}
 }
 
-// mapHeld maps one held event for f.
-func (s *Service) mapHeld(ctx context.Context, m *bus.HeldMsg, f *flowconfig.Flow, out []*nats.Msg) []*nats.Msg {
+// mapHeld maps one held event for f and returns its span, still open, so
+// it ends when the outputs are durable. The span joins the event's trace
+// (the held message keeps its headers), which a release would otherwise
+// cut in two.
+func (s *Service) mapHeld(ctx context.Context, m *bus.HeldMsg, f *flowconfig.Flow, out []*nats.Msg) ([]*nats.Msg, trace.Span) {
+	ctx, span := stage.Start(ctx, s.tracer, "mapper map", m)
+	span.AddEvent("released from the hold stream")
 	e, err := envelope.Decode(m.Data())
 	if err != nil {
-		return append(out, bus.DeadLetter(m, stage.Mapper, stage.CodeMalformed, err.Error()))
+		span.SetStatus(codes.Error, stage.CodeMalformed)
+		return append(out, bus.DeadLetter(m, stage.Mapper, stage.CodeMalformed, err.Error())), span
 	}
+	stage.Describe(span, e)
+	nameFlows(span, []*flowconfig.Flow{f})
 	source := e.Payload
-	return s.mapFlow(ctx, m, e, source, f, out)
+	return s.mapFlow(ctx, m, e, source, f, out), span
 }

@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -37,7 +39,7 @@ type Deps struct {
 	Metrics   *bus.Metrics
 	// Leases share the mapper's consumer among replicas; nil when this is
 	// the only process (the all-in-one mode).
-	Leases jetstream.KeyValue
+	Leases *bus.Leases
 }
 
 // Service is the mapper.
@@ -151,16 +153,28 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) (int, error)
 // route appends m's outputs to out and returns the stage's span for m, still
 // open, so it ends when the outputs are durable.
 func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) ([]*nats.Msg, trace.Span) {
-	ctx, span := s.tracer.Start(bus.ExtractTrace(ctx, m.Headers()), "mapper map", trace.WithSpanKind(trace.SpanKindConsumer))
+	ctx, span := stage.Start(ctx, s.tracer, "mapper map", m)
 	dead := func(code string, err error) []*nats.Msg {
 		span.SetStatus(codes.Error, code)
 		return append(out, bus.DeadLetter(m, stage.Mapper, code, err.Error()))
+	}
+	// unrouted dead-letters an event that reaches no flow, and counts it.
+	unrouted := func(code string, err error) []*nats.Msg {
+		s.deps.Metrics.Unrouted(stage.Mapper, code)
+		return dead(code, err)
 	}
 	e, err := envelope.Decode(m.Data())
 	if err != nil {
 		return dead(stage.CodeMalformed, err), span
 	}
 	stage.Describe(span, e)
+	// The subject is what a publisher is allowed to publish on; an envelope
+	// that names another tenant, endpoint or entity would otherwise reach
+	// flows its publisher has no right to.
+	if tenant, endpoint, entity, ok := bus.IngestRoute(m.Subject()); !ok || e.Tenant != tenant || e.SourceEndpoint != endpoint || e.Entity != entity {
+		return unrouted(stage.CodeRouteMismatch, fmt.Errorf("event %s was published on %s but names tenant %q, endpoint %q and entity %q: publish each change on ingest.<its tenant>.<its endpoint>.<its entity>",
+			e.EventId, m.Subject(), e.Tenant, e.SourceEndpoint, e.Entity)), span
+	}
 	if e.SourceKey == "" {
 		return dead(stage.CodeMissingKey, fmt.Errorf("event %s has no source_key: every change needs the record's key in the source system", e.EventId)), span
 	}
@@ -177,14 +191,19 @@ func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) (
 	}
 	if len(flows) == 0 {
 		if !s.deps.Flows.KnowsTenant(e.Tenant) {
-			return dead(stage.CodeUnknownTenant, fmt.Errorf("event %s: tenant %q does not exist: create it with `syncline apply`", e.EventId, e.Tenant)), span
+			// No tenant owns the event, so the admin's log keeps it (under
+			// bus.NoTenant), not one that may be created later.
+			out = unrouted(stage.CodeUnknownTenant, fmt.Errorf("event %s: tenant %q does not exist: create it with `syncline apply`, or publish for an existing tenant", e.EventId, e.Tenant))
+			out[len(out)-1].Subject = bus.DeadLetterSubject(bus.NoTenant, stage.Mapper)
+			return out, span
 		}
-		return dead(stage.CodeNoFlow, fmt.Errorf("event %s: no flow of tenant %q reads entity %q from endpoint %q: apply a flow for it or stop publishing there", e.EventId, e.Tenant, e.Entity, e.SourceEndpoint)), span
+		return unrouted(stage.CodeNoFlow, fmt.Errorf("event %s: no flow of tenant %q reads entity %q from endpoint %q: apply a flow for it or stop publishing there", e.EventId, e.Tenant, e.Entity, e.SourceEndpoint)), span
 	}
+	nameFlows(span, flows)
 	source, key := e.Payload, e.SourceKey
 	for _, f := range flows {
 		if s.holds(f) {
-			out = append(out, s.hold(m, e.EventId, f))
+			out = append(out, s.hold(ctx, m, e.EventId, f))
 			continue
 		}
 		out = s.mapFlow(ctx, m, e, source, f, out)
@@ -192,6 +211,21 @@ func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) (
 	}
 	e.Payload, e.SourceKey = source, key
 	return out, span
+}
+
+// nameFlows puts the flows an event goes to on its span. One span covers
+// them all, so that an event is one trace however many flows read it; the
+// names are joined with commas (a flow name has none), keeping syncline.flow
+// a string as on every other stage's span.
+func nameFlows(span trace.Span, flows []*flowconfig.Flow) {
+	if !span.IsRecording() {
+		return
+	}
+	names := make([]string, len(flows))
+	for i, f := range flows {
+		names[i] = f.Name
+	}
+	span.SetAttributes(attribute.String("syncline.flow", strings.Join(names, ",")))
 }
 
 // mapFlow maps e for flow f. It sets e's flow fields and payload in place

@@ -80,7 +80,7 @@ app.kubernetes.io/component: {{ .service }}
 {{- end }}
 {{- end }}
 
-{{/* The Secret holding SYNCLINE_DATABASE_URL and SYNCLINE_ADMIN_TOKEN. */}}
+{{/* The Secret holding SYNCLINE_DATABASE_URL, SYNCLINE_ADMIN_TOKEN and SYNCLINE_MASTER_KEY. */}}
 {{- define "syncline.secretName" -}}
 {{- default (include "syncline.fullname" .) .Values.existingSecret }}
 {{- end }}

@@ -91,8 +91,11 @@ type Resource struct {
 	// The kind's spec; see the examples/ folder and the README.
 	Spec *structpb.Struct `protobuf:"bytes,4,opt,name=spec,proto3" json:"spec,omitempty"`
 	// Set by the server: 1 on create, +1 on every change.
-	Generation    int64                  `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Generation int64                  `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
+	UpdatedAt  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// Set by the server for a Flow, read when it is listed or got: what the
+	// data plane is doing with it. Apply ignores it.
+	Status        *FlowStatus `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -169,6 +172,100 @@ func (x *Resource) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Resource) GetStatus() *FlowStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+// FlowStatus is a flow's state as the data plane sees it.
+type FlowStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "active": events flow. "held": its integrator is inactive, and its
+	// events wait, in order, until it is active again. "paused": its target
+	// fails whole pushes (cannot be reached, refuses the credentials, times
+	// out), and its events wait, in order, until the target works again.
+	// "stopped": its integrator is deleted, and its events are refused.
+	State string `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	// How many events wait: held while the integrator is inactive, or held
+	// by the connector while the target is down.
+	Waiting int64 `protobuf:"varint,2,opt,name=waiting,proto3" json:"waiting,omitempty"`
+	// For "paused": the target's last error, when the first of the failures
+	// in a row happened, and how many attempts in a row failed. Empty when
+	// the connector has not told yet (the first seconds of a pause).
+	LastError     string                 `protobuf:"bytes,3,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	Failures      int32                  `protobuf:"varint,5,opt,name=failures,proto3" json:"failures,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FlowStatus) Reset() {
+	*x = FlowStatus{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FlowStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FlowStatus) ProtoMessage() {}
+
+func (x *FlowStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FlowStatus.ProtoReflect.Descriptor instead.
+func (*FlowStatus) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *FlowStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *FlowStatus) GetWaiting() int64 {
+	if x != nil {
+		return x.Waiting
+	}
+	return 0
+}
+
+func (x *FlowStatus) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *FlowStatus) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *FlowStatus) GetFailures() int32 {
+	if x != nil {
+		return x.Failures
+	}
+	return 0
+}
+
 // Metadata names a resource.
 type Metadata struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -187,7 +284,7 @@ type Metadata struct {
 
 func (x *Metadata) Reset() {
 	*x = Metadata{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[1]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -199,7 +296,7 @@ func (x *Metadata) String() string {
 func (*Metadata) ProtoMessage() {}
 
 func (x *Metadata) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[1]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -212,7 +309,7 @@ func (x *Metadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metadata.ProtoReflect.Descriptor instead.
 func (*Metadata) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{1}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Metadata) GetName() string {
@@ -248,7 +345,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[2]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -260,7 +357,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[2]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -273,7 +370,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{2}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ApplyRequest) GetResources() []*Resource {
@@ -310,7 +407,7 @@ type ApplyResult struct {
 
 func (x *ApplyResult) Reset() {
 	*x = ApplyResult{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[3]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -322,7 +419,7 @@ func (x *ApplyResult) String() string {
 func (*ApplyResult) ProtoMessage() {}
 
 func (x *ApplyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[3]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -335,7 +432,7 @@ func (x *ApplyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResult.ProtoReflect.Descriptor instead.
 func (*ApplyResult) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{3}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ApplyResult) GetKind() string {
@@ -397,7 +494,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[4]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -409,7 +506,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[4]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -422,7 +519,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{4}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ApplyResponse) GetResults() []*ApplyResult {
@@ -444,7 +541,7 @@ type ListResourcesRequest struct {
 
 func (x *ListResourcesRequest) Reset() {
 	*x = ListResourcesRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[5]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +553,7 @@ func (x *ListResourcesRequest) String() string {
 func (*ListResourcesRequest) ProtoMessage() {}
 
 func (x *ListResourcesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[5]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +566,7 @@ func (x *ListResourcesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResourcesRequest.ProtoReflect.Descriptor instead.
 func (*ListResourcesRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{5}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ListResourcesRequest) GetKind() string {
@@ -496,7 +593,7 @@ type ListResourcesResponse struct {
 
 func (x *ListResourcesResponse) Reset() {
 	*x = ListResourcesResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[6]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +605,7 @@ func (x *ListResourcesResponse) String() string {
 func (*ListResourcesResponse) ProtoMessage() {}
 
 func (x *ListResourcesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[6]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +618,7 @@ func (x *ListResourcesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResourcesResponse.ProtoReflect.Descriptor instead.
 func (*ListResourcesResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{6}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListResourcesResponse) GetResources() []*Resource {
@@ -544,7 +641,7 @@ type GetResourceRequest struct {
 
 func (x *GetResourceRequest) Reset() {
 	*x = GetResourceRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[7]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +653,7 @@ func (x *GetResourceRequest) String() string {
 func (*GetResourceRequest) ProtoMessage() {}
 
 func (x *GetResourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[7]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +666,7 @@ func (x *GetResourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResourceRequest.ProtoReflect.Descriptor instead.
 func (*GetResourceRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{7}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetResourceRequest) GetKind() string {
@@ -603,7 +700,7 @@ type GetResourceResponse struct {
 
 func (x *GetResourceResponse) Reset() {
 	*x = GetResourceResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[8]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +712,7 @@ func (x *GetResourceResponse) String() string {
 func (*GetResourceResponse) ProtoMessage() {}
 
 func (x *GetResourceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[8]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +725,7 @@ func (x *GetResourceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResourceResponse.ProtoReflect.Descriptor instead.
 func (*GetResourceResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{8}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetResourceResponse) GetResource() *Resource {
@@ -651,7 +748,7 @@ type DeleteResourceRequest struct {
 
 func (x *DeleteResourceRequest) Reset() {
 	*x = DeleteResourceRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[9]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -663,7 +760,7 @@ func (x *DeleteResourceRequest) String() string {
 func (*DeleteResourceRequest) ProtoMessage() {}
 
 func (x *DeleteResourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[9]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -676,7 +773,7 @@ func (x *DeleteResourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResourceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteResourceRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{9}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DeleteResourceRequest) GetKind() string {
@@ -713,7 +810,7 @@ type Removed struct {
 
 func (x *Removed) Reset() {
 	*x = Removed{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[10]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +822,7 @@ func (x *Removed) String() string {
 func (*Removed) ProtoMessage() {}
 
 func (x *Removed) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[10]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +835,7 @@ func (x *Removed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Removed.ProtoReflect.Descriptor instead.
 func (*Removed) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{10}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Removed) GetWhat() string {
@@ -765,7 +862,7 @@ type DeleteResourceResponse struct {
 
 func (x *DeleteResourceResponse) Reset() {
 	*x = DeleteResourceResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[11]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +874,7 @@ func (x *DeleteResourceResponse) String() string {
 func (*DeleteResourceResponse) ProtoMessage() {}
 
 func (x *DeleteResourceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[11]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +887,7 @@ func (x *DeleteResourceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResourceResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResourceResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{11}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeleteResourceResponse) GetRemoved() []*Removed {
@@ -811,7 +908,7 @@ type RotateTokenRequest struct {
 
 func (x *RotateTokenRequest) Reset() {
 	*x = RotateTokenRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[12]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +920,7 @@ func (x *RotateTokenRequest) String() string {
 func (*RotateTokenRequest) ProtoMessage() {}
 
 func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[12]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +933,7 @@ func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateTokenRequest.ProtoReflect.Descriptor instead.
 func (*RotateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{12}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RotateTokenRequest) GetTenant() string {
@@ -863,7 +960,7 @@ type RotateTokenResponse struct {
 
 func (x *RotateTokenResponse) Reset() {
 	*x = RotateTokenResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[13]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +972,7 @@ func (x *RotateTokenResponse) String() string {
 func (*RotateTokenResponse) ProtoMessage() {}
 
 func (x *RotateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[13]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +985,7 @@ func (x *RotateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateTokenResponse.ProtoReflect.Descriptor instead.
 func (*RotateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{13}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RotateTokenResponse) GetToken() string {
@@ -909,7 +1006,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[14]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -921,7 +1018,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[14]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -934,7 +1031,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{14}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RevokeTokenRequest) GetTenant() string {
@@ -960,7 +1057,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[15]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1069,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[15]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1082,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{15}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{16}
 }
 
 // GetDefaultMappingRequest names an entity.
@@ -999,7 +1096,7 @@ type GetDefaultMappingRequest struct {
 
 func (x *GetDefaultMappingRequest) Reset() {
 	*x = GetDefaultMappingRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[16]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1108,7 @@ func (x *GetDefaultMappingRequest) String() string {
 func (*GetDefaultMappingRequest) ProtoMessage() {}
 
 func (x *GetDefaultMappingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[16]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1121,7 @@ func (x *GetDefaultMappingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDefaultMappingRequest.ProtoReflect.Descriptor instead.
 func (*GetDefaultMappingRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{16}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetDefaultMappingRequest) GetEntity() string {
@@ -1048,7 +1145,7 @@ type GetDefaultMappingResponse struct {
 
 func (x *GetDefaultMappingResponse) Reset() {
 	*x = GetDefaultMappingResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[17]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1060,7 +1157,7 @@ func (x *GetDefaultMappingResponse) String() string {
 func (*GetDefaultMappingResponse) ProtoMessage() {}
 
 func (x *GetDefaultMappingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[17]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1073,7 +1170,7 @@ func (x *GetDefaultMappingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDefaultMappingResponse.ProtoReflect.Descriptor instead.
 func (*GetDefaultMappingResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{17}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetDefaultMappingResponse) GetEntity() string {
@@ -1118,7 +1215,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[18]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1227,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[18]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1240,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{18}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ErrorDetail) GetReason() string {
@@ -1178,7 +1275,7 @@ var File_syncline_controlplane_v1_controlplane_proto protoreflect.FileDescriptor
 
 const file_syncline_controlplane_v1_controlplane_proto_rawDesc = "" +
 	"\n" +
-	"+syncline/controlplane/v1/controlplane.proto\x12\x18syncline.controlplane.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x02\n" +
+	"+syncline/controlplane/v1/controlplane.proto\x12\x18syncline.controlplane.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc5\x02\n" +
 	"\bResource\x12\x1f\n" +
 	"\vapi_version\x18\x01 \x01(\tR\n" +
 	"apiVersion\x12\x12\n" +
@@ -1189,7 +1286,16 @@ const file_syncline_controlplane_v1_controlplane_proto_rawDesc = "" +
 	"generation\x18\x05 \x01(\x03R\n" +
 	"generation\x129\n" +
 	"\n" +
-	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"H\n" +
+	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12<\n" +
+	"\x06status\x18\a \x01(\v2$.syncline.controlplane.v1.FlowStatusR\x06status\"\xa9\x01\n" +
+	"\n" +
+	"FlowStatus\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x18\n" +
+	"\awaiting\x18\x02 \x01(\x03R\awaiting\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\x03 \x01(\tR\tlastError\x120\n" +
+	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1a\n" +
+	"\bfailures\x18\x05 \x01(\x05R\bfailures\"H\n" +
 	"\bMetadata\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x10\n" +
@@ -1281,61 +1387,64 @@ func file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP() []byte {
 }
 
 var file_syncline_controlplane_v1_controlplane_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_syncline_controlplane_v1_controlplane_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_syncline_controlplane_v1_controlplane_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_syncline_controlplane_v1_controlplane_proto_goTypes = []any{
 	(Change)(0),                       // 0: syncline.controlplane.v1.Change
 	(*Resource)(nil),                  // 1: syncline.controlplane.v1.Resource
-	(*Metadata)(nil),                  // 2: syncline.controlplane.v1.Metadata
-	(*ApplyRequest)(nil),              // 3: syncline.controlplane.v1.ApplyRequest
-	(*ApplyResult)(nil),               // 4: syncline.controlplane.v1.ApplyResult
-	(*ApplyResponse)(nil),             // 5: syncline.controlplane.v1.ApplyResponse
-	(*ListResourcesRequest)(nil),      // 6: syncline.controlplane.v1.ListResourcesRequest
-	(*ListResourcesResponse)(nil),     // 7: syncline.controlplane.v1.ListResourcesResponse
-	(*GetResourceRequest)(nil),        // 8: syncline.controlplane.v1.GetResourceRequest
-	(*GetResourceResponse)(nil),       // 9: syncline.controlplane.v1.GetResourceResponse
-	(*DeleteResourceRequest)(nil),     // 10: syncline.controlplane.v1.DeleteResourceRequest
-	(*Removed)(nil),                   // 11: syncline.controlplane.v1.Removed
-	(*DeleteResourceResponse)(nil),    // 12: syncline.controlplane.v1.DeleteResourceResponse
-	(*RotateTokenRequest)(nil),        // 13: syncline.controlplane.v1.RotateTokenRequest
-	(*RotateTokenResponse)(nil),       // 14: syncline.controlplane.v1.RotateTokenResponse
-	(*RevokeTokenRequest)(nil),        // 15: syncline.controlplane.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),       // 16: syncline.controlplane.v1.RevokeTokenResponse
-	(*GetDefaultMappingRequest)(nil),  // 17: syncline.controlplane.v1.GetDefaultMappingRequest
-	(*GetDefaultMappingResponse)(nil), // 18: syncline.controlplane.v1.GetDefaultMappingResponse
-	(*ErrorDetail)(nil),               // 19: syncline.controlplane.v1.ErrorDetail
-	(*structpb.Struct)(nil),           // 20: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),     // 21: google.protobuf.Timestamp
+	(*FlowStatus)(nil),                // 2: syncline.controlplane.v1.FlowStatus
+	(*Metadata)(nil),                  // 3: syncline.controlplane.v1.Metadata
+	(*ApplyRequest)(nil),              // 4: syncline.controlplane.v1.ApplyRequest
+	(*ApplyResult)(nil),               // 5: syncline.controlplane.v1.ApplyResult
+	(*ApplyResponse)(nil),             // 6: syncline.controlplane.v1.ApplyResponse
+	(*ListResourcesRequest)(nil),      // 7: syncline.controlplane.v1.ListResourcesRequest
+	(*ListResourcesResponse)(nil),     // 8: syncline.controlplane.v1.ListResourcesResponse
+	(*GetResourceRequest)(nil),        // 9: syncline.controlplane.v1.GetResourceRequest
+	(*GetResourceResponse)(nil),       // 10: syncline.controlplane.v1.GetResourceResponse
+	(*DeleteResourceRequest)(nil),     // 11: syncline.controlplane.v1.DeleteResourceRequest
+	(*Removed)(nil),                   // 12: syncline.controlplane.v1.Removed
+	(*DeleteResourceResponse)(nil),    // 13: syncline.controlplane.v1.DeleteResourceResponse
+	(*RotateTokenRequest)(nil),        // 14: syncline.controlplane.v1.RotateTokenRequest
+	(*RotateTokenResponse)(nil),       // 15: syncline.controlplane.v1.RotateTokenResponse
+	(*RevokeTokenRequest)(nil),        // 16: syncline.controlplane.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),       // 17: syncline.controlplane.v1.RevokeTokenResponse
+	(*GetDefaultMappingRequest)(nil),  // 18: syncline.controlplane.v1.GetDefaultMappingRequest
+	(*GetDefaultMappingResponse)(nil), // 19: syncline.controlplane.v1.GetDefaultMappingResponse
+	(*ErrorDetail)(nil),               // 20: syncline.controlplane.v1.ErrorDetail
+	(*structpb.Struct)(nil),           // 21: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 22: google.protobuf.Timestamp
 }
 var file_syncline_controlplane_v1_controlplane_proto_depIdxs = []int32{
-	2,  // 0: syncline.controlplane.v1.Resource.metadata:type_name -> syncline.controlplane.v1.Metadata
-	20, // 1: syncline.controlplane.v1.Resource.spec:type_name -> google.protobuf.Struct
-	21, // 2: syncline.controlplane.v1.Resource.updated_at:type_name -> google.protobuf.Timestamp
-	1,  // 3: syncline.controlplane.v1.ApplyRequest.resources:type_name -> syncline.controlplane.v1.Resource
-	0,  // 4: syncline.controlplane.v1.ApplyResult.change:type_name -> syncline.controlplane.v1.Change
-	4,  // 5: syncline.controlplane.v1.ApplyResponse.results:type_name -> syncline.controlplane.v1.ApplyResult
-	1,  // 6: syncline.controlplane.v1.ListResourcesResponse.resources:type_name -> syncline.controlplane.v1.Resource
-	1,  // 7: syncline.controlplane.v1.GetResourceResponse.resource:type_name -> syncline.controlplane.v1.Resource
-	11, // 8: syncline.controlplane.v1.DeleteResourceResponse.removed:type_name -> syncline.controlplane.v1.Removed
-	20, // 9: syncline.controlplane.v1.GetDefaultMappingResponse.mapping:type_name -> google.protobuf.Struct
-	3,  // 10: syncline.controlplane.v1.ResourceService.Apply:input_type -> syncline.controlplane.v1.ApplyRequest
-	6,  // 11: syncline.controlplane.v1.ResourceService.ListResources:input_type -> syncline.controlplane.v1.ListResourcesRequest
-	8,  // 12: syncline.controlplane.v1.ResourceService.GetResource:input_type -> syncline.controlplane.v1.GetResourceRequest
-	10, // 13: syncline.controlplane.v1.ResourceService.DeleteResource:input_type -> syncline.controlplane.v1.DeleteResourceRequest
-	13, // 14: syncline.controlplane.v1.ResourceService.RotateToken:input_type -> syncline.controlplane.v1.RotateTokenRequest
-	15, // 15: syncline.controlplane.v1.ResourceService.RevokeToken:input_type -> syncline.controlplane.v1.RevokeTokenRequest
-	17, // 16: syncline.controlplane.v1.ResourceService.GetDefaultMapping:input_type -> syncline.controlplane.v1.GetDefaultMappingRequest
-	5,  // 17: syncline.controlplane.v1.ResourceService.Apply:output_type -> syncline.controlplane.v1.ApplyResponse
-	7,  // 18: syncline.controlplane.v1.ResourceService.ListResources:output_type -> syncline.controlplane.v1.ListResourcesResponse
-	9,  // 19: syncline.controlplane.v1.ResourceService.GetResource:output_type -> syncline.controlplane.v1.GetResourceResponse
-	12, // 20: syncline.controlplane.v1.ResourceService.DeleteResource:output_type -> syncline.controlplane.v1.DeleteResourceResponse
-	14, // 21: syncline.controlplane.v1.ResourceService.RotateToken:output_type -> syncline.controlplane.v1.RotateTokenResponse
-	16, // 22: syncline.controlplane.v1.ResourceService.RevokeToken:output_type -> syncline.controlplane.v1.RevokeTokenResponse
-	18, // 23: syncline.controlplane.v1.ResourceService.GetDefaultMapping:output_type -> syncline.controlplane.v1.GetDefaultMappingResponse
-	17, // [17:24] is the sub-list for method output_type
-	10, // [10:17] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	3,  // 0: syncline.controlplane.v1.Resource.metadata:type_name -> syncline.controlplane.v1.Metadata
+	21, // 1: syncline.controlplane.v1.Resource.spec:type_name -> google.protobuf.Struct
+	22, // 2: syncline.controlplane.v1.Resource.updated_at:type_name -> google.protobuf.Timestamp
+	2,  // 3: syncline.controlplane.v1.Resource.status:type_name -> syncline.controlplane.v1.FlowStatus
+	22, // 4: syncline.controlplane.v1.FlowStatus.since:type_name -> google.protobuf.Timestamp
+	1,  // 5: syncline.controlplane.v1.ApplyRequest.resources:type_name -> syncline.controlplane.v1.Resource
+	0,  // 6: syncline.controlplane.v1.ApplyResult.change:type_name -> syncline.controlplane.v1.Change
+	5,  // 7: syncline.controlplane.v1.ApplyResponse.results:type_name -> syncline.controlplane.v1.ApplyResult
+	1,  // 8: syncline.controlplane.v1.ListResourcesResponse.resources:type_name -> syncline.controlplane.v1.Resource
+	1,  // 9: syncline.controlplane.v1.GetResourceResponse.resource:type_name -> syncline.controlplane.v1.Resource
+	12, // 10: syncline.controlplane.v1.DeleteResourceResponse.removed:type_name -> syncline.controlplane.v1.Removed
+	21, // 11: syncline.controlplane.v1.GetDefaultMappingResponse.mapping:type_name -> google.protobuf.Struct
+	4,  // 12: syncline.controlplane.v1.ResourceService.Apply:input_type -> syncline.controlplane.v1.ApplyRequest
+	7,  // 13: syncline.controlplane.v1.ResourceService.ListResources:input_type -> syncline.controlplane.v1.ListResourcesRequest
+	9,  // 14: syncline.controlplane.v1.ResourceService.GetResource:input_type -> syncline.controlplane.v1.GetResourceRequest
+	11, // 15: syncline.controlplane.v1.ResourceService.DeleteResource:input_type -> syncline.controlplane.v1.DeleteResourceRequest
+	14, // 16: syncline.controlplane.v1.ResourceService.RotateToken:input_type -> syncline.controlplane.v1.RotateTokenRequest
+	16, // 17: syncline.controlplane.v1.ResourceService.RevokeToken:input_type -> syncline.controlplane.v1.RevokeTokenRequest
+	18, // 18: syncline.controlplane.v1.ResourceService.GetDefaultMapping:input_type -> syncline.controlplane.v1.GetDefaultMappingRequest
+	6,  // 19: syncline.controlplane.v1.ResourceService.Apply:output_type -> syncline.controlplane.v1.ApplyResponse
+	8,  // 20: syncline.controlplane.v1.ResourceService.ListResources:output_type -> syncline.controlplane.v1.ListResourcesResponse
+	10, // 21: syncline.controlplane.v1.ResourceService.GetResource:output_type -> syncline.controlplane.v1.GetResourceResponse
+	13, // 22: syncline.controlplane.v1.ResourceService.DeleteResource:output_type -> syncline.controlplane.v1.DeleteResourceResponse
+	15, // 23: syncline.controlplane.v1.ResourceService.RotateToken:output_type -> syncline.controlplane.v1.RotateTokenResponse
+	17, // 24: syncline.controlplane.v1.ResourceService.RevokeToken:output_type -> syncline.controlplane.v1.RevokeTokenResponse
+	19, // 25: syncline.controlplane.v1.ResourceService.GetDefaultMapping:output_type -> syncline.controlplane.v1.GetDefaultMappingResponse
+	19, // [19:26] is the sub-list for method output_type
+	12, // [12:19] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_syncline_controlplane_v1_controlplane_proto_init() }
@@ -1349,7 +1458,7 @@ func file_syncline_controlplane_v1_controlplane_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_syncline_controlplane_v1_controlplane_proto_rawDesc), len(file_syncline_controlplane_v1_controlplane_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
