@@ -21,14 +21,14 @@ import (
 // killed the process.
 func TestCostlyMappings(t *testing.T) {
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: dir + "/erp.db"})
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db")})
 	resources := func(note string) []*controlplanev1.Resource {
 		return []*controlplanev1.Resource{
 			resourceOf(t, "Tenant", "", "acme", map[string]any{}),
 			resourceOf(t, "Integrator", "acme", "shop-to-erp", map[string]any{}),
 			resourceOf(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats", "description": "webshop"}),
 			resourceOf(t, "Endpoint", "acme", "erp", map[string]any{"type": "sql", "description": "ERP orders", "settings": map[string]any{
-				"driver": e.driver, "dsn": e.dsn, "table": "orders", "create_table": true,
+				"driver": e.driver, "dsn": e.endpointDSN(), "table": "orders", "create_table": true,
 			}}),
 			resourceOf(t, "Flow", "acme", "orders", map[string]any{
 				"integrator": "shop-to-erp", "source": "shop", "target": "erp", "entity": "order",
