@@ -160,21 +160,45 @@ func (a *authenticator) authenticate(ctx context.Context, header string) (Princi
 		return Principal{}, connect.NewError(connect.CodeUnauthenticated,
 			errors.New("no token: send \"Authorization: Bearer <token>\" (syncline dev prints the admin token; an integrator's token is shown when it is created)"))
 	}
-	if subtle.ConstantTimeCompare([]byte(got), a.admin) == 1 {
+	p, err := Identify(ctx, string(a.admin), a.tokens, got)
+	switch {
+	case err == nil:
+		return p, nil
+	case errors.Is(err, ErrUnknownToken):
+		return Principal{}, connect.NewError(connect.CodeUnauthenticated, err)
+	}
+	return Principal{}, connect.NewError(connect.CodeUnavailable, err)
+}
+
+// Identify says whose token is: the admin token's (adminToken, compared in
+// constant time) or an integrator's that tokens (nil: none) knows. A token
+// that is neither is an error wrapping ErrUnknownToken; any other error is
+// the lookup's.
+func Identify(ctx context.Context, adminToken string, tokens TokenLookup, token string) (Principal, error) {
+	if subtle.ConstantTimeCompare([]byte(token), []byte(adminToken)) == 1 {
 		return Principal{Admin: true}, nil
 	}
-	if a.tokens != nil && strings.HasPrefix(got, IntegratorPrefix) {
-		tenant, integrator, err := a.tokens.LookupToken(ctx, Hash(got))
+	if tokens != nil && strings.HasPrefix(token, IntegratorPrefix) {
+		tenant, integrator, err := tokens.LookupToken(ctx, Hash(token))
 		switch {
 		case err == nil:
 			return Principal{Tenant: tenant, Integrator: integrator}, nil
 		case !errors.Is(err, ErrUnknownToken):
-			return Principal{}, connect.NewError(connect.CodeUnavailable, fmt.Errorf("checking the token: %w", err))
+			return Principal{}, fmt.Errorf("checking the token: %w", err)
 		}
 	}
-	return Principal{}, connect.NewError(connect.CodeUnauthenticated,
-		errors.New("token not recognised (never issued, rotated or revoked): check the token you were given"))
+	return Principal{}, notRecognised{}
 }
+
+// notRecognised is Identify's refusal: it is ErrUnknownToken, said for the
+// token's holder.
+type notRecognised struct{}
+
+func (notRecognised) Error() string {
+	return "token not recognised (never issued, rotated or revoked): check the token you were given"
+}
+
+func (notRecognised) Is(target error) bool { return target == ErrUnknownToken }
 
 // Bearer is the client side: it sends token as "Authorization: Bearer
 // <token>" on every call.

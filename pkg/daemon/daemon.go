@@ -35,6 +35,7 @@ import (
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/health"
 	"github.com/syncline/syncline/pkg/lifecycle"
+	"github.com/syncline/syncline/pkg/natsauth"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/sqlstore"
 	"github.com/syncline/syncline/pkg/telemetry"
@@ -55,6 +56,10 @@ type Spec struct {
 	// (SYNCLINE_MASTER_KEY, optional: without it the service runs and
 	// refuses what needs it, saying why).
 	MasterKey bool
+	// Callout: the service answers the NATS server's auth callout
+	// (SYNCLINE_NATS_CALLOUT_SEED, optional: without it publishers cannot
+	// connect with tokens).
+	Callout bool
 }
 
 // Variables names the environment variables the service reads, in the
@@ -72,13 +77,18 @@ func (s Spec) Variables() []string {
 // Config is a service process's configuration, from the environment; see
 // variables for each variable, its default and its check.
 type Config struct {
-	Service      string
-	NATSURL      string
-	DatabaseURL  string
-	HTTPAddr     string
-	AdminToken   string
-	LogLevel     string
-	OTLPEndpoint string
+	Service string
+	NATSURL string
+	// NATS are the process's own credentials on the NATS server.
+	NATS natsauth.Credentials
+	// CalloutIssuer signs the answers to the NATS auth callout; nil when
+	// the process does not answer it.
+	CalloutIssuer *natsauth.Issuer
+	DatabaseURL   string
+	HTTPAddr      string
+	AdminToken    string
+	LogLevel      string
+	OTLPEndpoint  string
 	// OTLPTracesEndpoint wins over OTLPEndpoint.
 	OTLPTracesEndpoint string
 	Bus                bus.Config
@@ -115,6 +125,55 @@ var variables = []variable{
 			}
 			c.NATSURL = v
 			return nil
+		}},
+	{name: natsauth.EnvUser, reads: always,
+		about: "the services' NATS user (" + natsauth.ServiceUser + " on a server set up as the README shows); set with " + natsauth.EnvPassword,
+		set:   func(c *Config, v string) error { c.NATS.User = v; return nil }},
+	{name: natsauth.EnvPassword, reads: always,
+		about: "the NATS user's password",
+		set: func(c *Config, v string) error {
+			if (v == "") != (c.NATS.User == "") {
+				return errors.New("is set without " + natsauth.EnvUser + " or missing beside it: set both, or neither")
+			}
+			c.NATS.Password = v
+			return nil
+		}},
+	{name: natsauth.EnvCreds, reads: always,
+		about: "a NATS credentials file (user JWT and seed) instead of user and password, for a server in operator mode",
+		set: func(c *Config, v string) error {
+			c.NATS.CredsFile = v
+			if v != "" && c.NATS.User != "" {
+				return errors.New("is set together with " + natsauth.EnvUser + " and " + natsauth.EnvPassword + ": use one way to connect")
+			}
+			return optionalFile(natsauth.EnvCreds, v)
+		}},
+	{name: natsauth.EnvTLSCA, reads: always,
+		about: "CA file that verifies the NATS server's certificate",
+		set:   func(c *Config, v string) error { c.NATS.TLSCA = v; return optionalFile(natsauth.EnvTLSCA, v) }},
+	{name: natsauth.EnvTLSCert, reads: always,
+		about: "client certificate file, for a NATS server that asks for one (with " + natsauth.EnvTLSKey + ")",
+		set:   func(c *Config, v string) error { c.NATS.TLSCert = v; return optionalFile(natsauth.EnvTLSCert, v) }},
+	{name: natsauth.EnvTLSKey, reads: always,
+		about: "the client certificate's key file",
+		set: func(c *Config, v string) error {
+			c.NATS.TLSKey = v
+			switch {
+			case v == "" && c.NATS.TLSCert != "":
+				return errors.New("is not set, but " + natsauth.EnvTLSCert + " is: set both, or neither")
+			case v != "" && c.NATS.TLSCert == "":
+				return errors.New("is set without " + natsauth.EnvTLSCert + ": set both, or neither")
+			}
+			return optionalFile(natsauth.EnvTLSKey, v)
+		}},
+	{name: natsauth.EnvCalloutSeed, reads: func(s Spec) bool { return s.Callout },
+		about: "the NATS auth callout issuer's seed (make one with `syncline nats-key`); with it, publishers connect to NATS with their tokens; unset: they cannot",
+		set: func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			var err error
+			c.CalloutIssuer, err = natsauth.ParseIssuer(v)
+			return err
 		}},
 	{name: "SYNCLINE_DATABASE_URL", reads: func(s Spec) bool { return s.Store },
 		about: "required: postgres://USER:PASSWORD@HOST:5432/DB?sslmode=… (or sqlite:PATH for a single replica)",
@@ -205,6 +264,18 @@ var variables = []variable{
 			c.OTLPTracesEndpoint = v
 			return nil
 		}},
+}
+
+// optionalFile checks that the file a variable names ("" is none) can be
+// read; the error already names the variable, so only the rest is kept.
+func optionalFile(name, path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := natsauth.CheckFile(name, path); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), name+"="))
+	}
+	return nil
 }
 
 // otlpURL checks a collector URL ("" is none).
@@ -372,7 +443,12 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		}
 		rt.Health.Add("store", rt.DB.Ping)
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("syncline-"+cfg.Service), nats.MaxReconnects(-1))
+	natsOpts, err := cfg.NATS.Options()
+	if err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	nc, err := nats.Connect(cfg.NATSURL, append(natsOpts, nats.Name("syncline-"+cfg.Service), nats.MaxReconnects(-1))...)
 	if err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("connecting to NATS at %s (SYNCLINE_NATS_URL): %w", redactURLs(cfg.NATSURL), err)
@@ -403,6 +479,11 @@ func (rt *Runtime) APIOptions(tokens auth.TokenLookup) ([]connect.HandlerOption,
 		return nil, err
 	}
 	return []connect.HandlerOption{connect.WithInterceptors(ic)}, nil
+}
+
+// Add adds a part that starts, in order, before the service when Run starts.
+func (rt *Runtime) Add(name string, p lifecycle.Part) {
+	rt.parts.Add(name, p)
 }
 
 // Flows adds a flow-config watcher to the parts and returns it; it loads the

@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/syncline/syncline/pkg/natsauth"
 )
 
 // Config configures an embedded server.
@@ -26,11 +28,23 @@ type Config struct {
 	// default (two minutes). SyncAlways fsyncs every write.
 	SyncInterval time.Duration
 	SyncAlways   bool
+	// Auth, when set, requires credentials on every connection, the
+	// in-process ones included: Syncline's own as natsauth.ServiceUser with
+	// the password, every other through the auth callout that issuer's
+	// responder answers. Nil runs the server open, which only tests do.
+	Auth *Auth
+}
+
+// Auth is an embedded server's authorization.
+type Auth struct {
+	Issuer          *natsauth.Issuer
+	ServicePassword string
 }
 
 // Server is a running embedded server.
 type Server struct {
-	ns *server.Server
+	ns   *server.Server
+	auth *Auth
 }
 
 // Start starts the server and waits until it accepts connections.
@@ -58,6 +72,9 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Port == 0 {
 		opts.DontListen = true
 	}
+	if cfg.Auth != nil {
+		natsauth.ServerOptions(opts, cfg.Auth.Issuer, cfg.Auth.ServicePassword)
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("starting embedded NATS: %w", err)
@@ -67,13 +84,17 @@ func Start(cfg Config) (*Server, error) {
 		ns.Shutdown()
 		return nil, errors.New("starting embedded NATS: not ready after 10s")
 	}
-	return &Server{ns: ns}, nil
+	return &Server{ns: ns, auth: cfg.Auth}, nil
 }
 
 // Connect opens an in-process connection (no TCP) with reconnects disabled:
 // the server cannot go away without the process.
 func (s *Server) Connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect("", nats.InProcessServer(s.ns), nats.Name(name), nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.InProcessServer(s.ns), nats.Name(name), nats.MaxReconnects(-1)}
+	if s.auth != nil {
+		opts = append(opts, nats.UserInfo(natsauth.ServiceUser, s.auth.ServicePassword))
+	}
+	nc, err := nats.Connect("", opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to embedded NATS: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/daemon"
+	"github.com/syncline/syncline/pkg/natsauth"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/services/connector/connectors"
 	"github.com/syncline/syncline/services/controlplane/controlplane"
@@ -22,7 +23,7 @@ import (
 )
 
 // spec is what the controlplane reads from the environment.
-var spec = daemon.Spec{Name: "controlplane", Summary: "The control plane: tenants, integrators, endpoints, flows and tokens, their API, and the compiled flow configs the data plane watches.", Store: true, API: true, MasterKey: true}
+var spec = daemon.Spec{Name: "controlplane", Summary: "The control plane: tenants, integrators, endpoints, flows and tokens, their API, and the compiled flow configs the data plane watches.", Store: true, API: true, MasterKey: true, Callout: true}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -62,6 +63,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	box := cfg.Secrets
 	if box == nil {
 		rt.Log.Warn("endpoint credentials are refused until a master key is set", "variable", secret.EnvMasterKey)
+	}
+	// With the callout issuer's seed, the control plane answers the NATS
+	// server's auth callout: publishers connect with the same tokens the
+	// API takes.
+	if cfg.CalloutIssuer != nil {
+		rt.Add("NATS auth callout", natsauth.NewResponder(rt.Conn, cfg.CalloutIssuer, cfg.AdminToken, store, rt.Log))
+	} else {
+		rt.Log.Warn("the NATS auth callout is not answered: publishers cannot connect with tokens until it is set", "variable", natsauth.EnvCalloutSeed)
 	}
 	egress, err := connectors.EgressFromEnv(cfg.NATSURL, cfg.DatabaseURL)
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
 	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/ingest"
+	"github.com/syncline/syncline/pkg/natsauth"
 	"github.com/syncline/syncline/services/eventlog/eventlog"
 	"github.com/syncline/syncline/tools/allinone"
 )
@@ -391,7 +392,7 @@ func BenchmarkAlertLatency(b *testing.B) {
 	}}); err != nil {
 		b.Fatal(err)
 	}
-	nc, err := nats.Connect(in.NATSURL())
+	nc, err := nats.Connect(in.NATSURL(), natsauth.ClientOptions(in.AdminToken())...)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/health"
 	"github.com/syncline/syncline/pkg/lifecycle"
+	"github.com/syncline/syncline/pkg/natsauth"
 	"github.com/syncline/syncline/pkg/natsserver"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/sqlstore"
@@ -70,6 +71,13 @@ type Config struct {
 	DataDir string
 	// NATSURL is an external NATS server; empty runs one embedded.
 	NATSURL string
+	// NATS are the credentials on the external server (see
+	// natsauth.Credentials); the embedded server's are made in DataDir.
+	NATS natsauth.Credentials
+	// NATSCalloutSeed is the seed of the external server's auth callout
+	// issuer: with it, this instance answers the callout, so publishers
+	// connect with tokens. The embedded server's is made in DataDir.
+	NATSCalloutSeed string
 	// NATSPort is the embedded server's client port for other programs
 	// (syncline publish, your services): 0 means DefaultNATSPort, -1 a
 	// random free port.
@@ -122,11 +130,15 @@ type Instance struct {
 	// count to Start.
 	choosePartitions bool
 
-	nats  *natsserver.Server
-	conn  *nats.Conn
-	js    jetstream.JetStream
-	http  *apiserver.Server
-	token string
+	nats *natsserver.Server
+	// natsAuth is the embedded server's authorization; issuer signs the
+	// callout's answers (nil: this instance does not answer it).
+	natsAuth *natsserver.Auth
+	issuer   *natsauth.Issuer
+	conn     *nats.Conn
+	js       jetstream.JetStream
+	http     *apiserver.Server
+	token    string
 }
 
 // New checks cfg and fills in defaults; Start runs the instance.
@@ -180,6 +192,16 @@ func (in *Instance) NATSURL() string {
 	return in.nats.ClientURL()
 }
 
+// ServiceNATSOptions are the options of a connection with the services'
+// own rights on the instance's NATS server: for tools and tests that read
+// the streams. Publishers connect with a token (natsauth.ClientOptions).
+func (in *Instance) ServiceNATSOptions() ([]nats.Option, error) {
+	if in.natsAuth != nil {
+		return []nats.Option{nats.UserInfo(natsauth.ServiceUser, in.natsAuth.ServicePassword)}, nil
+	}
+	return in.cfg.NATS.Options()
+}
+
 // Partitions is the partition count of the flow and push subjects, known
 // once Start has begun.
 func (in *Instance) Partitions() int { return in.cfg.Bus.Partitions }
@@ -216,6 +238,9 @@ func (in *Instance) Start(ctx context.Context) error {
 	in.token = token
 	box, err := in.masterKey()
 	if err != nil {
+		return err
+	}
+	if err := in.natsKeys(); err != nil {
 		return err
 	}
 
@@ -261,6 +286,12 @@ func (in *Instance) Start(ctx context.Context) error {
 		return in.fail(ctx, err)
 	}
 	apiOpts := []connect.HandlerOption{connect.WithInterceptors(interceptor)}
+	if in.issuer != nil {
+		in.parts.Add("NATS auth callout", natsauth.NewResponder(in.conn, in.issuer, token, resources, in.log))
+		if err := in.parts.Start(ctx); err != nil {
+			return err
+		}
+	}
 	ledgerStore, err := ledger.New(ctx, ledgerDB)
 	if err != nil {
 		return in.fail(ctx, err)
@@ -364,7 +395,7 @@ func (in *Instance) fail(ctx context.Context, err error) error {
 func (in *Instance) startBus(ctx context.Context) error {
 	if in.cfg.NATSURL == "" {
 		port := in.cfg.NATSPort
-		s, err := natsserver.Start(natsserver.Config{Dir: filepath.Join(in.cfg.DataDir, "nats"), Port: port, SyncInterval: in.cfg.NATSSyncInterval})
+		s, err := natsserver.Start(natsserver.Config{Dir: filepath.Join(in.cfg.DataDir, "nats"), Port: port, SyncInterval: in.cfg.NATSSyncInterval, Auth: in.natsAuth})
 		if err != nil {
 			return err
 		}
@@ -377,7 +408,11 @@ func (in *Instance) startBus(ctx context.Context) error {
 			if in.nats != nil {
 				in.conn, err = in.nats.Connect("syncline-dev")
 			} else {
-				in.conn, err = nats.Connect(in.cfg.NATSURL, nats.Name("syncline-dev"), nats.MaxReconnects(-1))
+				var opts []nats.Option
+				if opts, err = in.cfg.NATS.Options(); err != nil {
+					return err
+				}
+				in.conn, err = nats.Connect(in.cfg.NATSURL, append(opts, nats.Name("syncline-dev"), nats.MaxReconnects(-1))...)
 				if err != nil {
 					err = fmt.Errorf("connecting to NATS at %s: %w", in.cfg.NATSURL, err)
 				}
@@ -415,6 +450,35 @@ func (in *Instance) openDB(ctx context.Context, name string) (*sqlstore.DB, erro
 		return nil, err
 	}
 	return db, nil
+}
+
+// natsKeys reads (or makes, the first time) the embedded server's service
+// password and callout issuer in the data folder; for an external server it
+// reads the callout issuer from the configuration, when given.
+func (in *Instance) natsKeys() error {
+	seed := in.cfg.NATSCalloutSeed
+	if in.cfg.NATSURL == "" {
+		password, err := in.dataFile("nats-password", natsauth.NewServicePassword)
+		if err != nil {
+			return err
+		}
+		if seed, err = in.dataFile("nats-callout-seed", natsauth.NewIssuerSeed); err != nil {
+			return err
+		}
+		in.natsAuth = &natsserver.Auth{ServicePassword: password}
+	}
+	if seed == "" {
+		return nil
+	}
+	issuer, err := natsauth.ParseIssuer(seed)
+	if err != nil {
+		return err
+	}
+	in.issuer = issuer
+	if in.natsAuth != nil {
+		in.natsAuth.Issuer = issuer
+	}
+	return nil
 }
 
 // egress is the instance's egress policy: the configured one, with the

@@ -21,6 +21,7 @@ import (
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
 	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/ingest"
+	"github.com/syncline/syncline/pkg/natsauth"
 )
 
 // TestKilledAndRestarted kills `syncline dev` (SIGKILL: no drain, no stop)
@@ -67,7 +68,8 @@ func TestKilledAndRestarted(t *testing.T) {
 	e.applyOrders("acme", "orders")
 
 	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
-	nc, err := nats.Connect(natsURL)
+	// A publisher's connection: the admin token, through the auth callout.
+	nc, err := nats.Connect(natsURL, natsauth.ClientOptions(token)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -125,7 +125,12 @@ func start(t *testing.T, o options) *env {
 	opts := connect.WithInterceptors(auth.Bearer(in.AdminToken()))
 	e.resource = controlplanev1connect.NewResourceServiceClient(http.DefaultClient, in.APIURL(), opts)
 	e.logs = eventlogv1connect.NewLogServiceClient(http.DefaultClient, in.APIURL(), opts)
-	nc, err := nats.Connect(in.NATSURL())
+	// The tests read the streams, as the services do.
+	natsOpts, err := in.ServiceNATSOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(in.NATSURL(), natsOpts...)
 	if err != nil {
 		t.Fatal(err)
 	}

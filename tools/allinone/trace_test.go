@@ -80,7 +80,7 @@ func TestTracesReachACollector(t *testing.T) {
 func TestHeldEventKeepsItsTrace(t *testing.T) {
 	c, tp := collector(t)
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: dir + "/erp.db", tracer: tp})
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db"), tracer: tp})
 	e.applyOrders("acme", "orders")
 	e.setStage("acme", "inactive")
 	publishUntraced(t, e, ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "H1", Version: 1, Payload: order(3, "paid")})
@@ -106,7 +106,7 @@ func TestHeldEventKeepsItsTrace(t *testing.T) {
 func TestEventOfTwoFlowsIsOneTrace(t *testing.T) {
 	c, tp := collector(t)
 	dir := t.TempDir()
-	e := start(t, options{dir: dir, driver: "sqlite", dsn: dir + "/erp.db", tracer: tp})
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db"), tracer: tp})
 	e.applyOrders("acme", "orders",
 		resourceOf(t, "Endpoint", "acme", "archive", map[string]any{"type": "sql", "description": "order archive", "settings": map[string]any{
 			"driver": e.driver, "dsn": e.dsn, "table": "archive", "create_table": true,

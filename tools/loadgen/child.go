@@ -100,7 +100,13 @@ func child(ctx context.Context, f flags) error {
 		return err
 	}
 
-	nc, err := nats.Connect(in.NATSURL())
+	// The load generator reads the audit stream for its latencies, so it
+	// connects with the services' rights, not a publisher's token.
+	natsOpts, err := in.ServiceNATSOptions()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(in.NATSURL(), natsOpts...)
 	if err != nil {
 		return err
 	}

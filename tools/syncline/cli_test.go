@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syncline/syncline/pkg/natsauth"
 	_ "modernc.org/sqlite"
 
 	sdk "github.com/syncline/syncline/pkg/connector"
@@ -173,5 +174,30 @@ func TestApplyErrorsNameTheFileAndDocument(t *testing.T) {
 	}
 	if rs[4].Kind != "Flow" || rs[4].Spec.AsMap()["entity"] != "order" {
 		t.Errorf("fifth resource = %s %v, want the order flow", rs[4].Kind, rs[4].Spec.AsMap())
+	}
+}
+
+// TestNATSKey: the key it prints is one the control plane takes.
+func TestNATSKey(t *testing.T) {
+	out, err := run(t, "nats-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pub, seed string
+	for _, line := range strings.Split(out, "\n") {
+		fields := strings.Fields(line)
+		switch {
+		case strings.HasPrefix(line, "issuer"):
+			pub = fields[len(fields)-1]
+		case strings.HasPrefix(line, "seed"):
+			seed = fields[len(fields)-1]
+		}
+	}
+	issuer, err := natsauth.ParseIssuer(seed)
+	if err != nil {
+		t.Fatalf("the printed seed: %v\n%s", err, out)
+	}
+	if issuer.PublicKey() != pub {
+		t.Errorf("printed issuer %s, the seed's is %s", pub, issuer.PublicKey())
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/syncline/syncline/pkg/natsauth"
 	"github.com/syncline/syncline/pkg/telemetry"
 	"github.com/syncline/syncline/tools/allinone"
 )
@@ -26,7 +27,11 @@ func newDev(g *globals) *cobra.Command {
 
 By default NATS JetStream runs embedded (client port 7422) and every store is a
 SQLite file in the data folder, so nothing else needs to be installed. Pass
---database-url and --nats-url to run against real servers instead.
+--database-url and --nats-url to run against real servers instead (with
+SYNCLINE_NATS_USER, SYNCLINE_NATS_PASSWORD and SYNCLINE_NATS_CALLOUT_SEED for
+a NATS server set up as the README shows). The embedded NATS server takes
+only tokens: an integrator's (its own tenant's ingest subjects) or the admin
+token.
 Endpoints reach public addresses and, for SQLite files, the tenant's folder
 in the data folder (tenants/<tenant>; a relative path is in it); a database
 on this machine or your network needs --egress-allow, e.g.
@@ -52,6 +57,9 @@ unacknowledged for the next start; nothing is lost.`,
 			if len(egressAllow) > 0 {
 				cfg.Egress.Allow = egressAllow
 			}
+			// An external NATS server: the services' credentials and the
+			// callout key come from the environment, as for the services.
+			cfg.NATS, cfg.NATSCalloutSeed = natsauth.CredentialsFromEnv(), os.Getenv(natsauth.EnvCalloutSeed)
 			in, err := allinone.New(cfg)
 			if err != nil {
 				return err
@@ -117,7 +125,7 @@ func printWelcome(g *globals, in *allinone.Instance) {
   API        %[1]s   (gRPC, gRPC-Web and JSON over HTTP)
   metrics    %[1]s/metrics
   health     %[1]s/readyz
-  NATS       %[2]s   (publish change events here)
+  NATS       %[2]s   (publish change events here, with a token as the NATS token)
   data       %[3]s   (back it up: its master-key file, or $SYNCLINE_MASTER_KEY, decrypts credentials and dead letters)
   admin token %[4]s
 

@@ -89,7 +89,7 @@ func TestUnreachableSaysHowToPointElsewhere(t *testing.T) {
 			t.Errorf("get tenants against a stopped dev = %v, want it to say %q", err, want)
 		}
 	}
-	_, err = run(t, "publish", "--tenant", "acme", "--endpoint", "shop", "--entity", "order", "--key", "1", "--data", "{}", "--data-dir", dir)
+	_, err = run(t, "publish", "--tenant", "acme", "--endpoint", "shop", "--entity", "order", "--key", "1", "--data", "{}", "--data-dir", dir, "--token", "sla_not-used-here")
 	for _, want := range []string{"connecting to NATS at nats://127.0.0.1:1", "--nats", "SYNCLINE_NATS_URL", "--data-dir", "SYNCLINE_DATA_DIR"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("publish against a stopped dev = %v, want it to say %q", err, want)

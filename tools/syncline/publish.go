@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/syncline/syncline/pkg/ingest"
+	"github.com/syncline/syncline/pkg/natsauth"
 )
 
 func newPublish(g *globals) *cobra.Command {
@@ -42,7 +43,13 @@ The record is a JSON object, given with --data or read from --file (- for stdin)
 			default:
 				c.Payload = []byte(data)
 			}
-			nc, err := nats.Connect(g.natsURL, nats.Name("syncline-publish"), nats.Timeout(5*time.Second))
+			// NATS takes the same tokens as the API: an integrator's
+			// publishes to its own tenant only.
+			token, err := g.authToken()
+			if err != nil {
+				return err
+			}
+			nc, err := nats.Connect(g.natsURL, append(natsauth.ClientOptions(token), nats.Name("syncline-publish"), nats.Timeout(5*time.Second))...)
 			if err != nil {
 				return fmt.Errorf("connecting to NATS at %s: %w (is `syncline dev` running? Give the NATS URL with --nats (or SYNCLINE_NATS_URL), or the data folder of `syncline dev` with --data-dir (or SYNCLINE_DATA_DIR))", g.natsURL, err)
 			}

@@ -32,6 +32,15 @@ var bad = map[string]string{
 	"SYNCLINE_LOG_LEVEL":                 "loud",
 	"OTEL_EXPORTER_OTLP_ENDPOINT":        "collector:4318",
 	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "collector:4318/v1/traces",
+	// A user without its password, a password without its user, files
+	// that are not there, a certificate without its key, not a seed.
+	"SYNCLINE_NATS_USER":         "syncline",
+	"SYNCLINE_NATS_PASSWORD":     "a-password-without-its-user",
+	"SYNCLINE_NATS_CREDS":        "/nonexistent/syncline.creds",
+	"SYNCLINE_NATS_TLS_CA":       "/nonexistent/ca.pem",
+	"SYNCLINE_NATS_TLS_CERT":     "/nonexistent/cert.pem",
+	"SYNCLINE_NATS_TLS_KEY":      "/nonexistent/key.pem",
+	"SYNCLINE_NATS_CALLOUT_SEED": "not-a-seed",
 }
 
 // CheckMain runs the service's main (run) as spec describes it: --help
