@@ -369,7 +369,7 @@ func (s *Service) checkPublishable(ctx context.Context, p afterApply) error {
 }
 
 // compileTenant resolves every flow of a tenant against its endpoints and
-// integrators, as r has them. Each flow carries its integrator's stage,
+// integrators, as from has them. Each flow carries its integrator's stage,
 // which the data plane follows: active runs, inactive holds, deleted
 // refuses.
 func (s *Service) compileTenant(ctx context.Context, from reader, tenant string) ([]*flowconfig.Flow, error) {
