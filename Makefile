@@ -27,6 +27,16 @@ build: ## Build the five services and the syncline CLI into bin/
 test: postgres ## Run the whole test suite (starts PostgreSQL if needed)
 	go test $(GOTEST_FLAGS) $(PACKAGES)
 
+# FUZZTIME is how long `make fuzz` runs each fuzz test.
+FUZZTIME ?= 30s
+
+.PHONY: fuzz
+fuzz: ## Fuzz the resource file loader and the mapping (compile, payloads), FUZZTIME each (default 30s); make test runs their seed corpora
+	go test ./pkg/resourcefile -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	go test ./pkg/mapping -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	go test ./pkg/mapping -run '^$$' -fuzz '^FuzzApplyJSON$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	go test ./pkg/mapping -run '^$$' -fuzz '^FuzzDecodeObject$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+
 .PHONY: postgres
 postgres: ## Make sure a PostgreSQL server answers for the tests
 	tools/scripts/ensure-postgres.sh

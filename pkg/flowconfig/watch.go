@@ -18,14 +18,22 @@ import (
 	"github.com/syncline/syncline/pkg/connector"
 )
 
+// MaxValueSize is the largest entry of the bucket, a compiled flow config
+// above all: half of NATS's default max_payload (1 MiB), so that an entry
+// fits with its headers on any server that keeps the default. The control
+// plane checks a flow against it before it stores the flow, and the bucket
+// refuses a larger entry all the same.
+const MaxValueSize = 512 << 10
+
 // OpenBucket creates the bucket if needed and returns it.
 func OpenBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      Bucket,
-		Description: "Compiled flow configs, written by the control plane, watched by the data plane.",
-		History:     5,
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
+		Bucket:       Bucket,
+		Description:  "Compiled flow configs, written by the control plane, watched by the data plane.",
+		History:      5,
+		Storage:      jetstream.FileStorage,
+		Replicas:     replicas,
+		MaxValueSize: MaxValueSize,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening key-value bucket %s: %w", Bucket, err)

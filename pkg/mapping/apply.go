@@ -1,6 +1,7 @@
 package mapping
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -41,8 +42,10 @@ func (p *Program) Apply(source map[string]any) (Result, error) {
 	if verr != nil {
 		return Result{}, &EvalError{Path: "source" + verr.at, Message: verr.msg}
 	}
+	ctx, cancel := p.deadline()
+	defer cancel()
 	vals := make([]slot, len(p.fields))
-	skipped, err := p.evaluate(norm.(map[string]any), vals)
+	skipped, err := p.evaluate(ctx, norm.(map[string]any), vals)
 	if err != nil {
 		return Result{}, err
 	}
@@ -50,7 +53,7 @@ func (p *Program) Apply(source map[string]any) (Result, error) {
 		return Result{Skipped: true, Reason: p.filterReason}, nil
 	}
 	record := p.record(vals)
-	if err := p.validate(vals, record); err != nil {
+	if err := p.validate(ctx, vals, record); err != nil {
 		return Result{}, err
 	}
 	return Result{Record: record}, nil
@@ -69,8 +72,10 @@ func (p *Program) ApplyJSON(payload []byte) (out []byte, skip bool, reason strin
 	if err != nil {
 		return nil, false, "", &PayloadError{Err: err}
 	}
+	ctx, cancel := p.deadline()
+	defer cancel()
 	vals := make([]slot, len(p.fields))
-	skipped, err := p.evaluate(source, vals)
+	skipped, err := p.evaluate(ctx, source, vals)
 	if err != nil {
 		return nil, false, "", err
 	}
@@ -82,7 +87,7 @@ func (p *Program) ApplyJSON(payload []byte) (out []byte, skip bool, reason strin
 		if p.needsTarget {
 			record = p.record(vals)
 		}
-		if err := p.validate(vals, record); err != nil {
+		if err := p.validate(ctx, vals, record); err != nil {
 			return nil, false, "", err
 		}
 	}
@@ -99,21 +104,36 @@ func (p *Program) ApplyJSON(payload []byte) (out []byte, skip bool, reason strin
 		first = false
 		out = append(out, p.fields[i].key...)
 		if out, err = appendJSON(out, vals[i].val); err != nil {
+			if errors.Is(err, errTooLarge) {
+				return nil, false, "", &EvalError{Path: p.fields[i].path, Message: err.Error()}
+			}
 			return nil, false, "", fmt.Errorf("encoding %s: %w", p.fields[i].path, err)
 		}
+	}
+	if len(out) >= MaxRecordSize {
+		return nil, false, "", &EvalError{Path: "fields", Message: errTooLarge.Error()}
 	}
 	return append(out, '}'), false, "", nil
 }
 
+// deadline is the context one record is mapped under: with a deadline of evalTimeout if an
+// expression loops, else one that never ends (and costs nothing to make).
+func (p *Program) deadline() (context.Context, context.CancelFunc) {
+	if p.loops {
+		return context.WithTimeout(context.Background(), evalTimeout)
+	}
+	return context.Background(), func() {}
+}
+
 // evaluate runs the filter, then every field's expression, value map and default into vals.
 // It reports true when the filter rejects the record.
-func (p *Program) evaluate(source map[string]any, vals []slot) (bool, error) {
+func (p *Program) evaluate(ctx context.Context, source map[string]any, vals []slot) (bool, error) {
 	// The source is adapted to CEL once and shared by every expression.
 	act := &sourceActivation{source: types.NewStringInterfaceMap(p.adapter, source)}
 	if p.filter != nil {
-		out, _, err := p.filter.Eval(act)
+		out, err := p.filter.eval(ctx, act)
 		if err != nil {
-			return false, &EvalError{Path: "filter", Message: err.Error()}
+			return false, &EvalError{Path: "filter", Message: evalMessage(err)}
 		}
 		keep, ok := out.(types.Bool)
 		if !ok {
@@ -127,9 +147,9 @@ func (p *Program) evaluate(source map[string]any, vals []slot) (bool, error) {
 		f := &p.fields[i]
 		s := &vals[i]
 		if f.expr != nil {
-			out, _, err := f.expr.Eval(act)
+			out, err := f.expr.eval(ctx, act)
 			if err != nil {
-				return false, &EvalError{Path: f.path, Message: err.Error()}
+				return false, &EvalError{Path: f.path, Message: evalMessage(err)}
 			}
 			v, ok, err := fromCEL(out)
 			if err != nil {
@@ -149,6 +169,21 @@ func (p *Program) evaluate(source map[string]any, vals []slot) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// evalMessage is the message of an expression's error on a record: CEL's own, but for the
+// cost limit, which says what the limit is and what to do.
+func evalMessage(err error) string {
+	var cancelled interpreter.EvalCancelledError
+	if errors.As(err, &cancelled) && cancelled.Cause == interpreter.CostLimitExceeded {
+		return fmt.Sprintf("cost limit exceeded: the expression costs more than %s units on this record (loops over large lists, or strings it makes ever longer); make it do less, or trim the record at its source",
+			thousands(costLimit))
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Sprintf("time limit exceeded: the mapping's loops took more than %s on this record (a loop that reads a long string at every step, say); make them do less, or trim the record at its source",
+			evalTimeout)
+	}
+	return err.Error()
 }
 
 // translate looks v up in the value map. Null, and "" unless the map lists it, are left for
@@ -192,7 +227,7 @@ func (p *Program) record(vals []slot) map[string]any {
 
 // validate runs every rule on the target record and reports every failure, not just the
 // first, so that one round fixes them all. record may be nil when no check reads `target`.
-func (p *Program) validate(vals []slot, record map[string]any) error {
+func (p *Program) validate(ctx context.Context, vals []slot, record map[string]any) error {
 	if len(p.rules) == 0 {
 		return nil
 	}
@@ -201,9 +236,9 @@ func (p *Program) validate(vals []slot, record map[string]any) error {
 	for _, r := range p.rules {
 		f := &p.fields[r.index]
 		act.value = vals[r.index].val
-		out, _, err := r.check.Eval(act)
+		out, err := r.check.eval(ctx, act)
 		if err != nil {
-			msg := fmt.Sprintf("checking field %q: %v", f.name, err)
+			msg := fmt.Sprintf("checking field %q: %s", f.name, evalMessage(err))
 			if act.value == nil {
 				msg += "; the field is null or missing: write value == null || <check> if that is allowed"
 			}

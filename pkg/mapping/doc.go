@@ -40,13 +40,24 @@
 //
 // Expressions are CEL with optional types (`source.?x.orValue(0)`), the string extensions
 // (`source.email.lowerAscii()`, `'%s-%d'.format([a, b])`) and UTC as the default time zone.
-// An expression with a comprehension (all, exists, exists_one, map, filter) may cost at most
-// 1,000,000 CEL cost units per record, enough to map some 20,000 order lines; a record that
-// needs more fails with an *EvalError instead of stalling its partition (nested loops gone
-// wrong stop after about 100 ms of CPU). Expressions without one are not
-// metered: CEL evaluates each of their nodes once, so their work is bounded by the size of the
-// expression and the record, and metering would cost a third of the evaluation time. Payloads
-// may nest at most 512 levels deep.
+// Two limits keep one expression from taking the mapper down. When a flow is applied, cel-go's
+// checker estimates each expression's worst-case cost on a record of MaxRecordSize (1 MiB, the
+// bus's message limit), counting each comprehension's body once, and an expression estimated
+// above MaxEstimatedCost (100,000,000 units) is refused with the estimate and the limit: that
+// is an expression that can build a value far larger than its record in a few steps, such as
+// a chain of replace calls or a format of many fields (which cel-go leaves unestimated; here
+// each argument counts as a whole record). When a record is mapped, an expression with a comprehension, or
+// one estimated above 1,000,000 units, may cost at most 1,000,000 units on it (about one per
+// operation, one per element or character that a string or list operation reads or builds):
+// enough to map some 20,000 order lines, and a record that needs more fails with an
+// *EvalError instead of stalling its partition (nested loops gone wrong stop after about
+// 100 ms of CPU, and a string grown by replace stops at a few megabytes). Other expressions
+// are not metered: the estimate already bounds them below the limit, and metering costs a
+// third of the evaluation time. cel-go's cost model misses some work (size(s) or s == t cost
+// one unit however long s is), so a record whose expressions loop is also mapped under a
+// deadline of 10 s, which only a runaway loop meets; optMap binds a name and does not count
+// as a loop. A mapped record larger than MaxRecordSize is an *EvalError
+// too, since no stage could carry it. Payloads may nest at most 512 levels deep.
 //
 // # Output
 //

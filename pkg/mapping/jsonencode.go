@@ -15,6 +15,9 @@ import (
 // The output matches encoding/json with HTML escaping off: numbers are written in the
 // shortest form that reads back to the same value (so a double 3.0 is written as 3), and
 // U+2028, U+2029 and invalid UTF-8 are escaped as encoding/json does.
+//
+// Writing stops with errTooLarge once b holds more than MaxRecordSize bytes: a list of many
+// references to one long string costs little to build but far more to write.
 func appendJSON(b []byte, v any) ([]byte, error) {
 	switch v := v.(type) {
 	case nil:
@@ -30,6 +33,9 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 	case []any:
 		b = append(b, '[')
 		for i, e := range v {
+			if len(b) > MaxRecordSize {
+				return nil, errTooLarge
+			}
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -46,6 +52,9 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 	}
 }
 
+// errTooLarge is appendJSON's error for a record past MaxRecordSize.
+var errTooLarge = fmt.Errorf("the mapped record is larger than %d bytes, the most the bus carries; map less into it, or fix the source record", MaxRecordSize)
+
 func appendObject(b []byte, m map[string]any) ([]byte, error) {
 	// Most objects in a record are small; sorting their keys on the stack avoids a heap
 	// allocation per object.
@@ -57,6 +66,9 @@ func appendObject(b []byte, m map[string]any) ([]byte, error) {
 	slices.Sort(keys)
 	b = append(b, '{')
 	for i, k := range keys {
+		if len(b) > MaxRecordSize {
+			return nil, errTooLarge
+		}
 		if i > 0 {
 			b = append(b, ',')
 		}

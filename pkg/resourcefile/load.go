@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +28,10 @@ import (
 // separated by "---" (empty documents are skipped), or be one JSON array of
 // resources.
 //
+// Only regular files are read (a device, a pipe or a socket is refused
+// before it is opened, so `-f /dev/zero` cannot fill the memory), each of at
+// most MaxFileSize bytes.
+//
 // Every document is checked against the schema before any resource is
 // returned. If any is wrong, Load returns an *Error listing every problem of
 // every document (a file with a YAML syntax error stops at that error), and
@@ -43,9 +48,9 @@ func Load(paths ...string) ([]*controlplanev1.Resource, error) {
 	var out []*controlplanev1.Resource
 	var problems []Problem
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := readFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", f, err)
+			return nil, err
 		}
 		rs, err := Parse(f, data)
 		var perr *Error
@@ -64,6 +69,76 @@ func Load(paths ...string) ([]*controlplanev1.Resource, error) {
 	return out, nil
 }
 
+// MaxFileSize is the largest resource file Load reads, 4 MiB: several times
+// what the control plane takes in one apply of its largest resources, and a
+// bound on what a wrong path (a log file, a disk image) makes the CLI read.
+const MaxFileSize = 4 << 20
+
+// readFile reads one resource file, refusing what is not a regular file or is
+// larger than MaxFileSize. The checks are made again on the opened file, and
+// the read is bounded, for a file that is swapped or grows meanwhile.
+func readFile(path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if err := checkFile(path, info); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	defer f.Close()
+	if info, err = f.Stat(); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if err := checkFile(path, info); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(data) > MaxFileSize {
+		return nil, tooLarge(path, int64(len(data)))
+	}
+	return data, nil
+}
+
+// checkFile refuses a path that is not a regular file, or is too large.
+func checkFile(path string, info fs.FileInfo) error {
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("reading %s: it is %s, not a regular file; give a YAML file, or a folder of them", path, fileKind(info.Mode()))
+	}
+	if info.Size() > MaxFileSize {
+		return tooLarge(path, info.Size())
+	}
+	return nil
+}
+
+func tooLarge(path string, size int64) error {
+	return fmt.Errorf("reading %s: it is %d bytes, above the limit of %d (4 MiB) for a resource file; split it into several files in a folder", path, size, MaxFileSize)
+}
+
+// fileKind names what a path that is not a regular file is.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a folder (inside a folder only its files are read)"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	default:
+		return "a special file (" + m.Type().String() + ")"
+	}
+}
+
 // expand lists the files a path stands for.
 func expand(path string) ([]string, error) {
 	info, err := os.Stat(path)
@@ -71,6 +146,9 @@ func expand(path string) ([]string, error) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	if !info.IsDir() {
+		if err := checkFile(path, info); err != nil {
+			return nil, err
+		}
 		return []string{path}, nil
 	}
 	entries, err := os.ReadDir(path)

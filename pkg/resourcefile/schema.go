@@ -129,6 +129,13 @@ func describe(e *jsonschema.ValidationError, doc any, raw map[string]any) []loca
 		if k.Want == 1 {
 			return []located{{path, "must not be empty"}}
 		}
+	// The control plane's limits, in its words.
+	case *kind.MaxLength:
+		return []located{{path, printer.Sprintf("is %d characters long, above the limit of %d", k.Got, k.Want)}}
+	case *kind.MaxItems:
+		return []located{{path, printer.Sprintf("has %d entries, above the limit of %d", k.Got, k.Want)}}
+	case *kind.MaxProperties:
+		return []located{{path, printer.Sprintf("has %d entries, above the limit of %d", k.Got, k.Want)}}
 	}
 	return []located{{path, e.ErrorKind.LocalizedString(printer)}}
 }

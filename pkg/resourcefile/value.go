@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 
 	"go.yaml.in/yaml/v3"
@@ -13,9 +14,20 @@ import (
 // holds exactly.
 const maxExactInt = 1 << 53
 
-// maxNodes bounds how many values one document may expand to through
-// aliases, so that a small file cannot blow up into a huge one.
-const maxNodes = 1_000_000
+// maxExpanded bounds what one document (or one element of a JSON array of
+// resources) may expand to, in values and characters: each value counts one,
+// each key and string its length, and an alias counts what it stands for
+// each time it is used. 1 MiB is four times what the control plane takes for
+// one resource. yaml.v3 leaves aliases in the node tree unexpanded and so
+// does not bound them ("billion laughs"); the converter expands them and
+// counts as it goes, so a small file with nested aliases stops here instead
+// of growing into gigabytes when it is sent.
+const maxExpanded = 1 << 20
+
+// maxDepth bounds how deep lists and mappings may nest, aliases expanded: a
+// chain of anchors, each a list of the one before, nests as deep as the file
+// is long, and every level's path is longer than the last.
+const maxDepth = 512
 
 // converter turns a YAML document into the JSON values the schema checks
 // and structpb holds: map[string]any, []any, string, bool, nil, int64 and
@@ -25,7 +37,13 @@ const maxNodes = 1_000_000
 // that was written.
 type converter struct {
 	problems []located
-	nodes    int
+	expanded int // values and characters so far, against maxExpanded
+	// open are the lists and mappings being converted, outermost first:
+	// one met again inside itself is an alias of its own anchor, a cycle.
+	open []*yaml.Node
+	// stop is set by the first problem that ends the conversion: a cycle,
+	// the depth or the expansion limit.
+	stop bool
 }
 
 // located is a problem found while converting, before the document's kind
@@ -39,12 +57,28 @@ func (c *converter) fail(path string, n *yaml.Node, format string, args ...any) 
 }
 
 func (c *converter) value(path string, n *yaml.Node) any {
-	c.nodes++
-	if c.nodes > maxNodes {
-		if c.nodes == maxNodes+1 {
-			c.fail(path, n, "the document expands to more than %d values through aliases", maxNodes)
-		}
+	if c.stop {
 		return nil
+	}
+	c.expanded += 1 + len(n.Value)
+	if c.expanded > maxExpanded {
+		c.stop = true
+		c.fail(path, n, "the document expands to more than %d values and characters (an alias counts what it stands for each time it is used), four times what the server takes for one resource: repeat less through aliases, or split the document", maxExpanded)
+		return nil
+	}
+	if n.Kind == yaml.SequenceNode || n.Kind == yaml.MappingNode {
+		if slices.Contains(c.open, n) {
+			c.stop = true
+			c.fail(path, n, "an alias is used inside its own anchor, which would repeat it forever: refer only to values outside it")
+			return nil
+		}
+		if len(c.open) == maxDepth {
+			c.stop = true
+			c.fail(path, n, "lists and mappings nest more than %d levels deep, aliases expanded", maxDepth)
+			return nil
+		}
+		c.open = append(c.open, n)
+		defer func() { c.open = c.open[:len(c.open)-1] }()
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
@@ -86,6 +120,7 @@ func (c *converter) mapping(path string, n *yaml.Node) map[string]any {
 			merges = append(merges, v)
 			continue
 		}
+		c.expanded += len(k.Value)
 		if line, ok := lines[k.Value]; ok {
 			c.fail(keyPath(path, k.Value), k, "key %q is already defined on line %d", k.Value, line)
 			continue
@@ -106,7 +141,9 @@ func (c *converter) mapping(path string, n *yaml.Node) map[string]any {
 		for _, s := range sources {
 			merged, ok := c.value(path, s).(map[string]any)
 			if !ok {
-				c.fail(path, s, "a merge key (<<) takes a mapping or a list of mappings")
+				if !c.stop {
+					c.fail(path, s, "a merge key (<<) takes a mapping or a list of mappings")
+				}
 				continue
 			}
 			for k, v := range merged {

@@ -21,7 +21,9 @@ func newApply(g *globals) *cobra.Command {
 		Long: `Create or update tenants, integrators, endpoints and flows from YAML files
 (several documents per file allowed; a folder means every .yaml/.yml file in it;
 a file may also be the JSON array that syncline get -o json prints).
-All resources are checked first; if one is wrong, nothing changes.
+All resources are checked first; if one is wrong, nothing changes. Only
+regular files are read, each of at most 4 MiB, and one apply takes at most
+1,000 resources (the README's "Limits" table lists every limit).
 
 Every resource is reported on one line; a created or updated one is followed
 by the change to its spec as a diff. --dry-run reports the same and changes

@@ -164,3 +164,12 @@ func TestLoadResourcesReadsTheJSONOfGet(t *testing.T) {
 		t.Errorf("loadResources = %v, want an error naming %s and its second element only", err, bad)
 	}
 }
+
+// TestApplyRefusesADevice: `apply -f /dev/zero` once read until the kernel stopped it.
+func TestApplyRefusesADevice(t *testing.T) {
+	out, err := run(t, "apply", "-f", "/dev/zero", "--server", "http://127.0.0.1:1")
+	want := "reading /dev/zero: it is a character device, not a regular file"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("syncline apply -f /dev/zero = %v\n%s\nwant an error containing %q", err, out, want)
+	}
+}

@@ -31,6 +31,9 @@ type resourceHandler struct {
 var _ controlplanev1connect.ResourceServiceHandler = (*resourceHandler)(nil)
 
 func newResourceHandler(s *Service, opts ...connect.HandlerOption) (string, http.Handler) {
+	// A request is refused past maxRequestSize before it is decoded; the
+	// limits of an apply are checked on what is decoded.
+	opts = append([]connect.HandlerOption{connect.WithReadMaxBytes(maxRequestSize)}, opts...)
 	return controlplanev1connect.NewResourceServiceHandler(&resourceHandler{s: s}, opts...)
 }
 
@@ -55,11 +58,20 @@ func (it *item) name() string { return name(it.res.Kind, it.res.Tenant, it.res.N
 // bad file changes nothing.
 func (h *resourceHandler) Apply(ctx context.Context, req *controlplanev1.ApplyRequest) (*controlplanev1.ApplyResponse, error) {
 	s := h.s
+	if n := len(req.Resources); n > MaxResourcesPerApply {
+		return nil, apiError(connect.CodeInvalidArgument, ReasonInvalid, "", "apply them in several smaller applies",
+			fieldErr("resources", "are %s, above the limit of %s per apply", thousands(n), thousands(MaxResourcesPerApply)))
+	}
 	items := make([]item, 0, len(req.Resources))
+	size := 0
 	for i, r := range req.Resources {
 		it, err := s.check(i, r)
 		if err != nil {
 			return nil, err
+		}
+		if size += len(it.res.Spec); size > MaxApplySize {
+			return nil, apiError(connect.CodeInvalidArgument, ReasonInvalid, it.name(), "apply the resources in several smaller applies",
+				fieldErr("resources", "add up to %s bytes as JSON up to this one, above the limit of %s bytes (8 MiB) per apply", thousands(size), thousands(MaxApplySize)))
 		}
 		if err := authorize(ctx, it.res.Kind, it.res.Tenant); err != nil {
 			return nil, err
@@ -136,8 +148,19 @@ func (h *resourceHandler) Apply(ctx context.Context, req *controlplanev1.ApplyRe
 		plan = append(plan, p)
 	}
 	results := make([]*controlplanev1.ApplyResult, len(req.Resources))
+	overlay := afterApply{store: s.deps.Resources, changes: map[string]resource.Resource{}}
 	for _, p := range plan {
 		results[p.it.index] = p.result
+		if p.changed {
+			r := p.it.res
+			r.Generation = max(p.result.Generation, 1)
+			overlay.changes[r.Kind+"/"+r.Tenant+"/"+r.Name] = r
+		}
+	}
+	// Everything publishing can refuse is checked before anything is
+	// stored, so that the store and the data plane never disagree.
+	if err := s.checkPublishable(ctx, overlay); err != nil {
+		return nil, err
 	}
 	if req.DryRun {
 		return &controlplanev1.ApplyResponse{Results: results}, nil
@@ -625,6 +648,9 @@ func (s *Service) check(i int, r *controlplanev1.Resource) (item, error) {
 	if err != nil || r.GetSpec() == nil {
 		spec = []byte("{}")
 	}
+	if err := checkSize(spec); err != nil {
+		return fail(err)
+	}
 	it := item{index: i, uid: md.GetUid(), res: resource.Resource{Kind: r.Kind, Tenant: tenant, Name: md.Name, Spec: spec}}
 	if r.Kind != KindTenant {
 		it.refs = append(it.refs, ref{KindTenant, tenant})
@@ -633,6 +659,9 @@ func (s *Service) check(i int, r *controlplanev1.Resource) (item, error) {
 	case KindTenant:
 		var ts TenantSpec
 		if err = decodeStrict(spec, &ts); err == nil {
+			err = checkTenantLimits(&ts)
+		}
+		if err == nil {
 			err = ts.check()
 		}
 	case KindIntegrator:
@@ -643,6 +672,9 @@ func (s *Service) check(i int, r *controlplanev1.Resource) (item, error) {
 	case KindEndpoint:
 		var es EndpointSpec
 		if err = decodeStrict(spec, &es); err == nil {
+			err = checkEndpointLimits(&es)
+		}
+		if err == nil {
 			err = es.check()
 		}
 		if err == nil {
@@ -652,6 +684,9 @@ func (s *Service) check(i int, r *controlplanev1.Resource) (item, error) {
 	case KindFlow:
 		var fs FlowSpec
 		if err = decodeStrict(spec, &fs); err == nil {
+			err = checkFlowLimits(&fs)
+		}
+		if err == nil {
 			err = fs.check()
 		}
 		it.refs = append(it.refs, ref{KindIntegrator, fs.Integrator}, ref{KindEndpoint, fs.Source}, ref{KindEndpoint, fs.Target})

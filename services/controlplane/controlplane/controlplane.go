@@ -7,6 +7,7 @@ package controlplane
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
+	"slices"
 	"sync"
 
 	"connectrpc.com/connect"
@@ -167,7 +169,7 @@ func (s *Service) publishTenantEntries(ctx context.Context, t resource.Resource,
 	if err := put(flowconfig.TenantKey(tenant), entry); err != nil {
 		return err
 	}
-	flows, err := s.compileTenant(ctx, tenant)
+	flows, err := s.compileTenant(ctx, s.deps.Resources, tenant)
 	if err != nil {
 		return err
 	}
@@ -285,11 +287,93 @@ func tenantEntry(t resource.Resource) ([]byte, error) {
 	return b, nil
 }
 
+// reader is what compiling reads of the store: the store itself, or the
+// store as an apply will leave it (afterApply).
+type reader interface {
+	Get(ctx context.Context, kind, tenant, name string) (resource.Resource, error)
+	List(ctx context.Context, kind, tenant string) ([]resource.Resource, error)
+}
+
+// afterApply is the store as an apply will leave it: the apply's changed
+// resources over the stored ones.
+type afterApply struct {
+	store   reader
+	changes map[string]resource.Resource // by kind/tenant/name
+}
+
+func (p afterApply) Get(ctx context.Context, kind, tenant, name string) (resource.Resource, error) {
+	if r, ok := p.changes[kind+"/"+tenant+"/"+name]; ok {
+		return r, nil
+	}
+	return p.store.Get(ctx, kind, tenant, name)
+}
+
+// List keeps the store's order: by tenant and name.
+func (p afterApply) List(ctx context.Context, kind, tenant string) ([]resource.Resource, error) {
+	list, err := p.store.List(ctx, kind, tenant)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for i, r := range list {
+		key := r.Kind + "/" + r.Tenant + "/" + r.Name
+		if c, ok := p.changes[key]; ok {
+			list[i] = c
+			seen[key] = true
+		}
+	}
+	for key, r := range p.changes {
+		if r.Kind == kind && (tenant == "" || r.Tenant == tenant) && !seen[key] {
+			list = append(list, r)
+		}
+	}
+	slices.SortFunc(list, func(a, b resource.Resource) int {
+		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Name, b.Name))
+	})
+	return list, nil
+}
+
+// checkPublishable compiles every tenant an apply changes as the apply will
+// leave it, and refuses the apply if a tenant would not compile or a flow
+// would not fit in the bucket: what publishing would fail on after the
+// store had taken it.
+func (s *Service) checkPublishable(ctx context.Context, p afterApply) error {
+	tenants := map[string]bool{}
+	for _, r := range p.changes {
+		tenants[r.Tenant] = true
+	}
+	for _, tenant := range slices.Sorted(maps.Keys(tenants)) {
+		t, err := p.Get(ctx, KindTenant, tenant, tenant)
+		if err != nil {
+			return storeError(name(KindTenant, tenant, tenant), err)
+		}
+		if _, err := tenantEntry(t); err != nil {
+			return apiError(connect.CodeInvalidArgument, ReasonInvalid, name(KindTenant, tenant, tenant), "", err)
+		}
+		flows, err := s.compileTenant(ctx, p, tenant)
+		if err != nil {
+			return apiError(connect.CodeFailedPrecondition, ReasonInvalid, name(KindTenant, tenant, tenant),
+				"fix that resource in this apply, or delete it", err)
+		}
+		for _, f := range flows {
+			data, err := flowconfig.Encode(f)
+			if err != nil {
+				return apiError(connect.CodeInternal, ReasonInternal, name(KindFlow, tenant, f.Name), "", err)
+			}
+			if err := checkCompiledSize(f, data); err != nil {
+				return apiError(connect.CodeInvalidArgument, ReasonInvalid, name(KindFlow, tenant, f.Name), "", err)
+			}
+		}
+	}
+	return nil
+}
+
 // compileTenant resolves every flow of a tenant against its endpoints and
-// integrators. Each flow carries its integrator's stage, which the data
-// plane follows: active runs, inactive holds, deleted refuses.
-func (s *Service) compileTenant(ctx context.Context, tenant string) ([]*flowconfig.Flow, error) {
-	flows, err := s.deps.Resources.List(ctx, KindFlow, tenant)
+// integrators, as from has them. Each flow carries its integrator's stage,
+// which the data plane follows: active runs, inactive holds, deleted
+// refuses.
+func (s *Service) compileTenant(ctx context.Context, from reader, tenant string) ([]*flowconfig.Flow, error) {
+	flows, err := from.List(ctx, KindFlow, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("listing flows of tenant %s: %w", tenant, err)
 	}
@@ -302,7 +386,7 @@ func (s *Service) compileTenant(ctx context.Context, tenant string) ([]*flowconf
 		if err := spec.check(); err != nil {
 			return nil, fmt.Errorf("stored flow %s/%s: %w", tenant, r.Name, err)
 		}
-		integ, err := s.deps.Resources.Get(ctx, KindIntegrator, tenant, spec.Integrator)
+		integ, err := from.Get(ctx, KindIntegrator, tenant, spec.Integrator)
 		if err != nil {
 			return nil, fmt.Errorf("flow %s/%s: %w", tenant, r.Name, err)
 		}
@@ -313,11 +397,11 @@ func (s *Service) compileTenant(ctx context.Context, tenant string) ([]*flowconf
 		if err := is.check(); err != nil {
 			return nil, fmt.Errorf("stored integrator %s/%s: %w", tenant, integ.Name, err)
 		}
-		src, err := s.endpoint(ctx, tenant, spec.Source)
+		src, err := s.endpoint(ctx, from, tenant, spec.Source)
 		if err != nil {
 			return nil, fmt.Errorf("flow %s/%s: %w", tenant, r.Name, err)
 		}
-		dst, err := s.endpoint(ctx, tenant, spec.Target)
+		dst, err := s.endpoint(ctx, from, tenant, spec.Target)
 		if err != nil {
 			return nil, fmt.Errorf("flow %s/%s: %w", tenant, r.Name, err)
 		}
@@ -340,8 +424,8 @@ func (s *Service) compileTenant(ctx context.Context, tenant string) ([]*flowconf
 	return out, nil
 }
 
-func (s *Service) endpoint(ctx context.Context, tenant, name string) (flowconfig.Endpoint, error) {
-	r, err := s.deps.Resources.Get(ctx, KindEndpoint, tenant, name)
+func (s *Service) endpoint(ctx context.Context, from reader, tenant, name string) (flowconfig.Endpoint, error) {
+	r, err := from.Get(ctx, KindEndpoint, tenant, name)
 	if err != nil {
 		return flowconfig.Endpoint{}, err
 	}
