@@ -199,6 +199,39 @@ func (p *Postgres) Confirm(ctx context.Context, cs []Confirmation) (int, error) 
 	return int(tag.RowsAffected()), nil
 }
 
+// The highest version of each key is kept, because one INSERT … ON CONFLICT may not touch a
+// row twice; a new row is a deleted record (see Store.Advance).
+const pgAdvance = `
+INSERT INTO ledger_entries AS l (tenant, flow, source_key, source_version, state, last_action, updated_at)
+SELECT tenant, flow, source_key, max(source_version), 'applied', 'deleted', $5
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS v(tenant, flow, source_key, source_version)
+GROUP BY tenant, flow, source_key
+ON CONFLICT (tenant, flow, source_key) DO UPDATE SET
+	source_version = EXCLUDED.source_version,
+	updated_at     = EXCLUDED.updated_at
+WHERE l.source_version < EXCLUDED.source_version`
+
+// Advance implements Store.
+func (p *Postgres) Advance(ctx context.Context, vs []Version) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	n := len(vs)
+	tenants, flows, sourceKeys := make([]string, n), make([]string, n), make([]string, n)
+	versions := make([]int64, n)
+	for i := range vs {
+		v := &vs[i]
+		if err := validateVersion(i, v); err != nil {
+			return fmt.Errorf("advancing ledger versions: %w", err)
+		}
+		tenants[i], flows[i], sourceKeys[i], versions[i] = v.Tenant, v.Flow, v.SourceKey, v.SourceVersion
+	}
+	if _, err := p.pool.Exec(ctx, pgAdvance, tenants, flows, sourceKeys, versions, now()); err != nil {
+		return fmt.Errorf("advancing the versions of %d ledger entries: %w", n, err)
+	}
+	return nil
+}
+
 // DeleteTenant implements Store.
 func (p *Postgres) DeleteTenant(ctx context.Context, tenant string) (int64, error) {
 	if tenant == "" {
