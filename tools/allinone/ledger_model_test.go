@@ -500,6 +500,9 @@ func (r *modelRig) diff() []string {
 	if len(diff) > 0 {
 		return diff // the rest is still on its way
 	}
+	// The report counts what the log holds: a duplicate skipped by policy
+	// as skipped, not as a failure.
+	diff = append(diff, r.reportDiff()...)
 	// The dead letters.
 	letters := map[string]string{}
 	for _, l := range r.deadLetters() {
@@ -551,6 +554,55 @@ func (r *modelRig) diff() []string {
 			if why := r.sameHash(w.content, g.ContentHash); why != "" {
 				diff = append(diff, fmt.Sprintf("ledger %s: %s", k, why))
 			}
+		}
+	}
+	return diff
+}
+
+// counts are a flow's records by action, and its failures, as a report sums them.
+type counts struct{ created, updated, deleted, skipped, failed, failures int64 }
+
+func (r *modelRig) reportDiff() []string {
+	resp, err := r.e.logs.Report(context.Background(), &eventlogv1.ReportRequest{Tenant: "acme"})
+	if err != nil {
+		r.t.Fatalf("reporting: %v", err)
+	}
+	got := map[string]counts{}
+	for _, row := range resp.Rows {
+		c := got[row.Flow]
+		c.created += row.Created
+		c.updated += row.Updated
+		c.deleted += row.Deleted
+		c.skipped += row.Skipped
+		c.failed += row.Failed
+		c.failures += row.Failures
+		got[row.Flow] = c
+	}
+	want := map[string]counts{}
+	for id, w := range r.model.log {
+		flow := id[strings.LastIndex(id, "/")+1:]
+		c := want[flow]
+		switch w.action {
+		case "created":
+			c.created++
+		case "updated":
+			c.updated++
+		case "deleted":
+			c.deleted++
+		case "skipped":
+			c.skipped++
+		case "failed":
+			c.failed++
+		}
+		if w.status == "failure" {
+			c.failures++
+		}
+		want[flow] = c
+	}
+	var diff []string
+	for _, f := range modelFlows {
+		if got[f.name] != want[f.name] {
+			diff = append(diff, fmt.Sprintf("report of flow %s: %+v, want %+v", f.name, got[f.name], want[f.name]))
 		}
 	}
 	return diff
