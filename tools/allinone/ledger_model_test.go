@@ -26,7 +26,7 @@ import (
 )
 
 var (
-	ledgerCases = flag.Int("ledger.cases", 16, "how many keys, each with its own random sequence of events, TestLedgerModel runs per backend")
+	ledgerCases = flag.Int("ledger.cases", 32, "how many keys, each with its own random sequence of events, TestLedgerModel runs per backend")
 	ledgerSeed  = flag.Uint64("ledger.seed", 0, "the seed of TestLedgerModel's sequences; 0 picks one (printed on failure)")
 )
 
@@ -53,6 +53,61 @@ func TestLedgerModel(t *testing.T) {
 			r.run(rand.New(rand.NewPCG(seed, 0)), *ledgerCases)
 		})
 	}
+}
+
+// TestLedgerModelExamples runs the README's examples through the same rig,
+// one event at a time, each also checked against the model: an order that
+// goes from paid to shipped under the skip policy is a skip, not a
+// failure; a newer version skipped as unchanged keeps an older one that
+// arrives late from being applied; a delete of an order the target never
+// had keeps an older change of it out.
+func TestLedgerModelExamples(t *testing.T) {
+	r := newModelRig(t, backends[0])
+	r.keys = []string{"1001", "1002", "1003"}
+	steps := [][]step{
+		{r.change("1001", 100, content{10, "paid"}), r.change("1002", 100, content{10, "paid"}), r.remove("1003", 200)},
+		{r.change("1001", 200, content{10, "shipped"}), r.change("1002", 300, content{10, "paid"}), r.change("1003", 100, content{10, "paid"})},
+		{r.change("1002", 200, content{20, "paid"})},
+	}
+	for i, s := range steps {
+		r.publish(s)
+		r.settle(fmt.Sprintf("step %d", i+1))
+	}
+	got := map[string]string{}
+	for _, rec := range r.e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme"}) {
+		got[eventFlow(rec.EventId, rec.Flow)] = rec.Action + " " + rec.Status + " " + rec.Code
+	}
+	for _, c := range []struct {
+		step, flow, want string
+	}{
+		{steps[1][0].events[0].id, "on-skip", "skipped success duplicate"}, // 1001 paid, then shipped
+		{steps[1][0].events[0].id, "on-update", "updated success "},
+		{steps[1][1].events[0].id, "on-update", "skipped success unchanged"},     // 1002 v300, same content
+		{steps[2][0].events[0].id, "on-update", "skipped success stale_version"}, // 1002 v200, late
+		{steps[1][2].events[0].id, "on-update", "skipped success stale_version"}, // 1003 v100 after its delete at v200
+	} {
+		if g := got[eventFlow(c.step, c.flow)]; g != c.want {
+			t.Errorf("event %s of flow %s: %q, want %q", c.step, c.flow, g, c.want)
+		}
+	}
+	if rows := r.targetRows("t_update"); rows["1002"].content.total != 10 || rows["1002"].version != 100 {
+		t.Errorf("order 1002 in the target: %+v, want total 10 of version 100: the late version 200 must not overwrite it", rows["1002"])
+	}
+}
+
+// change is a step that publishes one upsert of key.
+func (r *modelRig) change(key string, version int64, c content) step {
+	return step{key: key,
+		changes: []ingest.Change{{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: key, Version: version,
+			Payload: fmt.Appendf(nil, `{"total":%d,"status":%q}`, c.total, c.status)}},
+		events: []modelEvent{{version: version, content: c}}}
+}
+
+// remove is a step that publishes one delete of key.
+func (r *modelRig) remove(key string, version int64) step {
+	return step{key: key,
+		changes: []ingest.Change{{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: key, Version: version, Delete: true}},
+		events:  []modelEvent{{version: version, del: true}}}
 }
 
 // The model.
@@ -396,10 +451,9 @@ func (r *modelRig) publish(steps []step) {
 		}
 		ids := r.e.publish(changes...)
 		for n, j := range at {
-			ev := steps[j].events[i]
-			ev.id = ids[n]
+			steps[j].events[i].id = ids[n]
 			for _, f := range modelFlows {
-				r.model.apply(flowKey{f.name, steps[j].key}, f.policy, ev)
+				r.model.apply(flowKey{f.name, steps[j].key}, f.policy, steps[j].events[i])
 			}
 		}
 	}
