@@ -206,14 +206,3 @@ func (r *Registry) typesLocked() string {
 	}
 	return strings.Join(slices.Sorted(maps.Keys(r.entries)), ", ")
 }
-
-// AllTargetsKeyed reports whether every registered target identifies records
-// by their source key (Spec.KeyIsID), so that no target makes ids of its own.
-func (r *Registry) AllTargetsKeyed() bool {
-	for _, s := range r.Specs() {
-		if s.Kind == KindTarget && !s.KeyIsID {
-			return false
-		}
-	}
-	return true
-}

@@ -56,6 +56,13 @@ const (
 // picks them without decoding every message.
 const HeaderOutcome = "Syncline-Outcome"
 
+// HeaderSupersedes on a push says which event's ledger entry the push's own
+// decision replaces (absent when the key had no entry or an entry no event
+// wrote). The connector copies it onto the push's audit event and dead letter,
+// so that the ledger tells a target's answer that arrives before the entry is
+// written (retry) from one for a decision already superseded (drop).
+const HeaderSupersedes = "Syncline-Supersedes"
+
 // Outcome is the HeaderOutcome value for a stage's action.
 func Outcome(stageName string, a eventv1.Action) string { return stageName + " " + a.String() }
 

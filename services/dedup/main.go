@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/syncline/syncline/pkg/daemon"
-	"github.com/syncline/syncline/services/connector/connectors"
 	"github.com/syncline/syncline/services/dedup/dedup"
 	"github.com/syncline/syncline/services/dedup/ledger"
 )
@@ -50,14 +49,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	reg, err := connectors.Builtin()
-	if err != nil {
-		return err
-	}
 	svc, err := dedup.New(dedup.Deps{
 		JetStream: rt.JetStream, Flows: flows.Index(), Ledger: store, Bus: cfg.Bus,
 		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases,
-		ConfirmCreates: !reg.AllTargetsKeyed(),
 	})
 	if err != nil {
 		return err

@@ -340,6 +340,9 @@ func (s *Service) outcomes(f *flowconfig.Flow, items []item, results []sdk.Resul
 		if err != nil {
 			return out, err
 		}
+		if prev := it.msg.Headers().Get(stage.HeaderSupersedes); prev != "" {
+			a.Header.Set(stage.HeaderSupersedes, prev)
+		}
 		out = append(out, a)
 	}
 	return out, nil

@@ -189,6 +189,7 @@ func (p *postgresStore) tryPart(ctx context.Context, tx pgx.Tx, rows []row, m ma
 // same columns on every row.
 func (p *postgresStore) batch(rows []row, m managed) *pgx.Batch {
 	b := &pgx.Batch{}
+	keyOnly := false
 	for _, round := range rounds(rows) {
 		var (
 			deletes []row
@@ -210,12 +211,29 @@ func (p *postgresStore) batch(rows []row, m managed) *pgx.Batch {
 			b.Queue(p.upsertSQL(group[0].fields, m), p.recordset(group, m, true))
 		}
 		if len(deletes) > 0 {
+			if !keyOnly {
+				b.Queue(pgProbeKeysOnly)
+				keyOnly = true
+			}
 			b.Queue(fmt.Sprintf(`DELETE FROM %s AS t USING jsonb_populate_recordset(NULL::%s, $1::jsonb) AS r WHERE t.%s = r.%s`,
 				p.table, p.table, quote(p.key), quote(p.key)), p.recordset(deletes, m, false))
 		}
 	}
 	return b
 }
+
+// pgProbeKeysOnly makes the rest of the batch's transaction find rows by key alone, for the
+// delete's join. The delete is a prepared statement, and PostgreSQL keeps the generic plan it
+// makes once the statement has run five times: made while the table was small, that plan hashes
+// a sequential scan of the whole table, and keeps doing so when the table has grown (a plan made
+// for the grown table does too for a large batch, as the planner prices many probes of the key
+// above one scan). With scans and the other joins priced out, every plan probes the key's
+// unique index once per record, whatever the table's size. set_config(…, true) lasts until the
+// batch's transaction ends; the upserts that may follow have no plan to choose (their conflict
+// check is the key's index), and a trigger of the table runs its own statements under the
+// same settings, which only changes the plan of one that could use an index.
+const pgProbeKeysOnly = `SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`
 
 // upsertSQL never lets an older source version overwrite a newer one; an equal version
 // overwrites, so a retried batch writes the same values again.

@@ -42,12 +42,6 @@ type Deps struct {
 	// Leases share the partitions among replicas; nil when this is the
 	// only process (the all-in-one mode).
 	Leases *bus.Leases
-	// ConfirmCreates makes the ledger read created records' target ids from
-	// the audit stream. It is needed only when some target type makes its
-	// own ids (connector.Registry.AllTargetsKeyed is false); otherwise the
-	// ledger knows the id when it decides, and reading every audit event
-	// would be work for nothing.
-	ConfirmCreates bool
 }
 
 // Service is the dedup service.
@@ -100,18 +94,18 @@ func New(deps Deps) (*Service, error) {
 		Filter:  bus.DeadLetterSubject("*", stage.Connector),
 		Linger:  20 * time.Millisecond,
 	}, cd)}, s.log))
-	if deps.ConfirmCreates {
-		cd.Handler = s.confirmBatch
-		s.parts.Add("confirmations", bus.NewShared(deps.Leases, "dedup-confirm", []*bus.Consumer{bus.NewConsumer(bus.ConsumerSpec{
-			Stage:   stage.Dedup,
-			Stream:  bus.StreamAudit,
-			Durable: "dedup-confirm",
-			Filter:  "audit.>",
-			// Confirmations are not on an event's way to its target;
-			// gathering them makes fewer, larger ledger writes.
-			Linger: 20 * time.Millisecond,
-		}, cd)}, s.log))
-	}
+	// The target's answers move the ledger out of pending: applied, with
+	// the target id for targets that make their own.
+	cd.Handler = s.confirmBatch
+	s.parts.Add("confirmations", bus.NewShared(deps.Leases, "dedup-confirm", []*bus.Consumer{bus.NewConsumer(bus.ConsumerSpec{
+		Stage:   stage.Dedup,
+		Stream:  bus.StreamAudit,
+		Durable: "dedup-confirm",
+		Filter:  "audit.>",
+		// Confirmations are not on an event's way to its target;
+		// gathering them makes fewer, larger ledger writes.
+		Linger: 20 * time.Millisecond,
+	}, cd)}, s.log))
 	s.parts.Add("erase requests", erase.NewResponder(deps.JetStream.Conn(), stage.Dedup, func(ctx context.Context, tenant string) (map[string]int64, error) {
 		n, err := deps.Ledger.DeleteTenant(ctx, tenant)
 		return map[string]int64{"ledger entries": n}, err
@@ -176,7 +170,10 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 		return 0, fmt.Errorf("looking up %d ledger keys: %w", len(keys), err)
 	}
 	// New keys are inserted, known ones put: a store may insert faster.
+	// Skipped newer versions only raise the version (advances), so that a
+	// confirmation written meanwhile is not overwritten.
 	var inserts, puts []ledger.Entry
+	var advances []ledger.Version
 	for _, p := range batch {
 		start := time.Now()
 		entry, exists := known[p.key]
@@ -187,22 +184,39 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 		}
 		var msg *nats.Msg
 		var err error
-		switch {
-		case d.code == stage.CodeFlowGone || d.code == stage.CodeDuplicate:
+		switch d.action {
+		case eventv1.Action_ACTION_FAILED:
 			p.span.SetStatus(codes.Error, d.code)
 			msg = bus.DeadLetter(p.msg, stage.Dedup, d.code, d.reason)
-		case d.action == eventv1.Action_ACTION_SKIPPED:
+		case eventv1.Action_ACTION_SKIPPED:
 			msg, err = stage.Audit(p.ctx, p.env, &eventv1.Result{
 				Stage: stage.Dedup, Action: d.action, Code: d.code, Reason: d.reason,
 				TargetId: entry.TargetID, Attempts: uint32(bus.Deliveries(p.msg)),
 				DurationUs: time.Since(start).Microseconds(),
 			})
+			if d.advance && (!exists || p.env.SourceVersion > entry.SourceVersion) {
+				advances = append(advances, ledger.Version{Key: p.key, SourceVersion: p.env.SourceVersion})
+				if !exists {
+					entry = ledger.Entry{Key: p.key, State: ledger.StateApplied, LastAction: "deleted"}
+				}
+				entry.SourceVersion = p.env.SourceVersion
+				known[p.key] = entry
+			}
 		default:
 			hash := p.env.GetResult().GetContentHash()
+			// Only the replay of a refused change is older than the entry
+			// (see decide); it goes out as the entry's version, so that the
+			// target, which keeps the newest version it has, takes it.
+			if exists {
+				p.env.SourceVersion = max(p.env.SourceVersion, entry.SourceVersion)
+			}
 			p.env.Result = &eventv1.Result{Stage: stage.Dedup, Action: d.action, TargetId: entry.TargetID, ContentHash: hash,
 				Attempts: uint32(bus.Deliveries(p.msg)), DurationUs: time.Since(start).Microseconds()}
 			subject := bus.PushSubject(p.env.Tenant, p.env.Flow, bus.Partition(p.env.SourceKey, s.deps.Bus.Partitions))
 			msg, err = stage.Output(p.ctx, subject, p.env)
+			if err == nil && entry.LastEventID != "" {
+				msg.Header.Set(stage.HeaderSupersedes, entry.LastEventID)
+			}
 			if d.record {
 				next := ledger.Entry{
 					Key: p.key, TargetID: entry.TargetID, ContentHash: hash, SourceVersion: p.env.SourceVersion,
@@ -211,7 +225,7 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 				if next.TargetID == "" && flow.Target.KeyIsID {
 					next.TargetID = p.env.SourceKey
 				}
-				if _, seen := known[p.key]; seen {
+				if exists {
 					puts = append(puts, next)
 				} else {
 					inserts = append(inserts, next)
@@ -236,6 +250,10 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 		endSpans(err)
 		return 0, fmt.Errorf("writing %d ledger entries: %w", len(puts), err)
 	}
+	if err := s.deps.Ledger.Advance(ctx, advances); err != nil {
+		endSpans(err)
+		return 0, fmt.Errorf("raising the versions of %d ledger entries: %w", len(advances), err)
+	}
 	endSpans(nil)
 	return len(msgs), nil
 }
@@ -257,54 +275,71 @@ type decision struct {
 	action eventv1.Action
 	code   string
 	reason string
-	// record says whether the ledger changes.
+	// record says whether the ledger's entry becomes this event's.
 	record bool
+	// advance says whether a skipped event raises the entry's version to its
+	// own (creating a deleted entry when there is none).
+	advance bool
 }
 
 // decide applies the ledger's rules to one event, given the ledger's entry
 // for its key (exists=false when there is none) and the flow's duplicate
-// policy ("" when the flow is gone).
+// policy ("" when the flow is gone). A flow that is gone fails the event
+// (flow_gone, dead-lettered); otherwise the rules are the README's (under
+// Architecture, dedup), in its order:
+//
+//  1. The event that last changed the entry, again (a redelivery): the same
+//     action again, so that its push completes.
+//  2. A version older than the entry's: skipped (stale_version) — except the
+//     very content the target refused, when the entry is failed: a replay of
+//     the refused change, pushed as the entry's version.
+//  3. A delete of a record the target does not have: skipped
+//     (not_in_target). Otherwise a delete deletes.
+//  4. An upsert of a record the target does not have, or whose create the
+//     target refused: created.
+//  5. The same content as the entry's, not refused: skipped (unchanged).
+//  6. Changed content: the duplicate policy. update: updated; skip: skipped
+//     (duplicate), a success that keeps the target's record; error: failed
+//     (duplicate), dead-lettered.
+//
+// Every skip of a version newer than the entry's (3, 5, 6) raises the entry's
+// version to it, so that no older version is applied after it. The model in
+// tools/allinone/ledger_model_test.go checks these rules against the running
+// pipeline.
 func decide(e *eventv1.Envelope, cur ledger.Entry, exists bool, policy string) decision {
 	if policy == "" {
 		return decision{action: eventv1.Action_ACTION_FAILED, code: stage.CodeFlowGone,
 			reason: fmt.Sprintf("flow %s of tenant %s no longer exists", e.Flow, e.Tenant)}
 	}
 	if exists && cur.LastEventID == e.EventId {
-		// A redelivery or replay of the event that last changed the entry:
-		// make the same decision again so that its push completes.
 		return decision{action: actionOf(cur.LastAction)}
 	}
-	deleted := exists && cur.LastAction == "deleted"
-	if exists && e.SourceVersion < cur.SourceVersion {
+	upsert := e.Operation != eventv1.Operation_OPERATION_DELETE
+	hash := e.GetResult().GetContentHash()
+	refused := exists && cur.State == ledger.StateFailed
+	if exists && e.SourceVersion < cur.SourceVersion && !(refused && upsert && hash == cur.ContentHash) {
 		return decision{action: eventv1.Action_ACTION_SKIPPED, code: stage.CodeStaleVersion,
 			reason: fmt.Sprintf("source version %d is older than version %d already applied", e.SourceVersion, cur.SourceVersion)}
 	}
-	if e.Operation == eventv1.Operation_OPERATION_DELETE {
-		if !exists || deleted {
-			return decision{action: eventv1.Action_ACTION_SKIPPED, code: stage.CodeNotInTarget, reason: "deleted in the source, never created in the target"}
+	inTarget := exists && cur.LastAction != "deleted"
+	if !upsert {
+		if !inTarget {
+			return decision{action: eventv1.Action_ACTION_SKIPPED, code: stage.CodeNotInTarget, reason: "deleted in the source, never created in the target", advance: true}
 		}
 		return decision{action: eventv1.Action_ACTION_DELETED, record: true}
 	}
-	if !exists || deleted {
+	if !inTarget || refused && cur.LastAction == "created" {
 		return decision{action: eventv1.Action_ACTION_CREATED, record: true}
 	}
-	if cur.State != ledger.StateFailed && cur.ContentHash == e.GetResult().GetContentHash() {
-		return decision{action: eventv1.Action_ACTION_SKIPPED, code: stage.CodeUnchanged, reason: "content unchanged since the last applied version"}
+	if !refused && cur.ContentHash == hash {
+		return decision{action: eventv1.Action_ACTION_SKIPPED, code: stage.CodeUnchanged, reason: "content unchanged since the last applied version", advance: true}
 	}
 	switch policy {
 	case flowconfig.DuplicateSkip:
-		if cur.State == ledger.StateFailed && cur.LastAction == "created" {
-			// The record never made it into the target: this is not a
-			// duplicate, it is the create again.
-			return decision{action: eventv1.Action_ACTION_CREATED, record: true}
-		}
-		return decision{action: eventv1.Action_ACTION_SKIPPED, code: stage.CodeDuplicate, reason: "already exists in the target; the flow's duplicate policy is skip"}
+		return decision{action: eventv1.Action_ACTION_SKIPPED, code: stage.CodeDuplicate, reason: "already exists in the target; the flow's duplicate policy is skip", advance: true}
 	case flowconfig.DuplicateError:
 		return decision{action: eventv1.Action_ACTION_FAILED, code: stage.CodeDuplicate,
-			reason: fmt.Sprintf("key %q already exists in the target and the flow's duplicate policy is error", e.SourceKey)}
-	}
-	if cur.State == ledger.StateFailed && cur.LastAction == "created" {
-		return decision{action: eventv1.Action_ACTION_CREATED, record: true}
+			reason: fmt.Sprintf("key %q already exists in the target and the flow's duplicate policy is error; replay it once the flow's policy is update, or discard it", e.SourceKey)}
 	}
 	return decision{action: eventv1.Action_ACTION_UPDATED, record: true}
 }
@@ -333,64 +368,145 @@ func actionOf(name string) eventv1.Action {
 	return eventv1.Action_ACTION_UPDATED
 }
 
-// outcomeCreated is the audit outcome whose target id the ledger records.
-var outcomeCreated = stage.Outcome(stage.Connector, eventv1.Action_ACTION_CREATED)
-
-// confirmBatch records the target ids of created records, from the
-// connector's audit events, for targets that make their own ids.
-func (s *Service) confirmBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
-	cs := make([]ledger.Confirmation, 0, len(msgs))
-	for _, m := range msgs {
-		if m.Headers().Get(stage.HeaderOutcome) != outcomeCreated {
-			continue
-		}
-		// audit.<tenant>.<flow>: no need to decode to know the flow.
-		if tenant, flow, ok := bus.AuditRoute(m.Subject()); ok {
-			if f := s.deps.Flows.Get(tenant, flow); f != nil && f.Target.KeyIsID {
-				continue
-			}
-		}
-		e, err := envelope.Decode(m.Data())
-		if err != nil || e.GetResult().GetStage() != stage.Connector {
-			continue
-		}
-		cs = append(cs, ledger.Confirmation{
-			Key:      ledger.Key{Tenant: e.Tenant, Flow: e.Flow, SourceKey: e.SourceKey},
-			EventID:  e.EventId,
-			State:    ledger.StateApplied,
-			TargetID: e.Result.TargetId,
-		})
-	}
-	return s.confirm(ctx, msgs, cs)
+// appliedOutcomes are the audit outcomes of pushes the target applied.
+var appliedOutcomes = map[string]bool{
+	stage.Outcome(stage.Connector, eventv1.Action_ACTION_CREATED): true,
+	stage.Outcome(stage.Connector, eventv1.Action_ACTION_UPDATED): true,
+	stage.Outcome(stage.Connector, eventv1.Action_ACTION_DELETED): true,
 }
 
-// failureBatch marks refused pushes failed in the ledger, from the
-// connector's dead letters.
-func (s *Service) failureBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
-	cs := make([]ledger.Confirmation, 0, len(msgs))
+// answer is the target's answer to the push of one event.
+type answer struct {
+	ledger.Confirmation
+	// supersedes is the push's stage.HeaderSupersedes: the event whose entry
+	// the push's decision replaced.
+	supersedes string
+}
+
+// confirmBatch marks applied pushes applied in the ledger, with the target
+// id, from the connector's audit events. Only the headers of the other audit
+// events (every skip, every other stage's outcome) are read.
+func (s *Service) confirmBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+	as := make([]answer, 0, len(msgs))
 	for _, m := range msgs {
-		if m.Headers().Get(bus.HeaderDeadCode) != stage.CodeTargetRejected {
+		h := m.Headers()
+		if !appliedOutcomes[h.Get(stage.HeaderOutcome)] {
 			continue
 		}
 		e, err := envelope.Decode(m.Data())
 		if err != nil {
 			continue
 		}
-		cs = append(cs, ledger.Confirmation{
+		as = append(as, answer{Confirmation: ledger.Confirmation{
+			Key:      ledger.Key{Tenant: e.Tenant, Flow: e.Flow, SourceKey: e.SourceKey},
+			EventID:  e.EventId,
+			State:    ledger.StateApplied,
+			TargetID: e.GetResult().GetTargetId(),
+		}, supersedes: h.Get(stage.HeaderSupersedes)})
+	}
+	return s.confirm(ctx, msgs, as)
+}
+
+// failureBatch marks refused pushes failed in the ledger, from the
+// connector's dead letters.
+func (s *Service) failureBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+	as := make([]answer, 0, len(msgs))
+	for _, m := range msgs {
+		h := m.Headers()
+		if h.Get(bus.HeaderDeadCode) != stage.CodeTargetRejected {
+			continue
+		}
+		e, err := envelope.Decode(m.Data())
+		if err != nil {
+			continue
+		}
+		as = append(as, answer{Confirmation: ledger.Confirmation{
 			Key:     ledger.Key{Tenant: e.Tenant, Flow: e.Flow, SourceKey: e.SourceKey},
 			EventID: e.EventId,
 			State:   ledger.StateFailed,
-		})
+		}, supersedes: h.Get(stage.HeaderSupersedes)})
 	}
-	return s.confirm(ctx, msgs, cs)
+	return s.confirm(ctx, msgs, as)
 }
 
-func (s *Service) confirm(ctx context.Context, msgs []jetstream.Msg, cs []ledger.Confirmation) (int, error) {
-	if len(cs) == 0 {
+// earlyWait bounds how long a batch of answers waits for the ledger entries
+// of pushes that were published but whose entries are not written yet.
+const earlyWait = 5 * time.Second
+
+func (s *Service) confirm(ctx context.Context, msgs []jetstream.Msg, as []answer) (int, error) {
+	if len(as) == 0 {
 		return len(msgs), nil
 	}
-	if _, err := s.deps.Ledger.Confirm(ctx, cs); err != nil {
-		return 0, fmt.Errorf("confirming %d ledger entries: %w", len(cs), err)
+	n, err := s.deps.Ledger.Confirm(ctx, confirmations(as))
+	if err != nil {
+		return 0, fmt.Errorf("confirming %d ledger entries: %w", len(as), err)
+	}
+	if n < len(as) {
+		if err := s.confirmEarly(ctx, as); err != nil {
+			return 0, err
+		}
 	}
 	return len(msgs), nil
+}
+
+// confirmEarly deals with answers that changed nothing. Most were confirmed
+// before (a redelivery) or answer a decision a newer one has replaced; but
+// the dedup stage writes an entry only after publishing its push, so an
+// answer can also come before its entry is written. Such an entry still
+// shows what the push replaced; the answer waits for it (polling the
+// ledger, as the writer may be another process) up to earlyWait, and is
+// then given up with a warning: the entry stays pending.
+func (s *Service) confirmEarly(ctx context.Context, as []answer) error {
+	deadline := time.Now().Add(earlyWait)
+	for {
+		keys := make([]ledger.Key, len(as))
+		for i := range as {
+			keys[i] = as[i].Key
+		}
+		got, err := s.deps.Ledger.Lookup(ctx, keys)
+		if err != nil {
+			return fmt.Errorf("looking up %d ledger entries for their confirmations: %w", len(keys), err)
+		}
+		var now, early []answer
+		for _, a := range as {
+			e, ok := got[a.Key]
+			switch {
+			case ok && e.LastEventID == a.EventID:
+				if e.State != a.State || a.TargetID != "" && e.TargetID != a.TargetID {
+					now = append(now, a)
+				}
+			case ok && e.LastEventID == a.supersedes, !ok && a.supersedes == "":
+				early = append(early, a)
+			}
+		}
+		if len(now) > 0 {
+			if _, err := s.deps.Ledger.Confirm(ctx, confirmations(now)); err != nil {
+				return fmt.Errorf("confirming %d ledger entries: %w", len(now), err)
+			}
+		}
+		if len(early) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			for _, a := range early {
+				s.log.Warn("the ledger entry of a confirmed push was not written in time; it stays pending",
+					"tenant", a.Tenant, "flow", a.Flow, "event", a.EventID, "state", a.State)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %d ledger entries to confirm: %w", len(early), ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+		as = early
+	}
+}
+
+func confirmations(as []answer) []ledger.Confirmation {
+	cs := make([]ledger.Confirmation, len(as))
+	for i := range as {
+		cs[i] = as[i].Confirmation
+	}
+	return cs
 }

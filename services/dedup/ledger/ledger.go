@@ -63,6 +63,12 @@ type Confirmation struct {
 	TargetID string // set on the entry when not empty
 }
 
+// Version raises one entry's source version; see Store.Advance.
+type Version struct {
+	Key
+	SourceVersion int64
+}
+
 // Store is the ledger. Every method takes a whole batch and costs one statement or one
 // transaction, however large the batch.
 type Store interface {
@@ -83,6 +89,13 @@ type Store interface {
 	// last confirmation wins, as in Put. It returns how many entries changed: a redelivered
 	// confirmation changes nothing and is not counted.
 	Confirm(ctx context.Context, cs []Confirmation) (int, error)
+	// Advance raises the source version of each key's entry to the given version when it is
+	// lower, and changes nothing else, so that a confirmation written meanwhile is kept: a newer
+	// version that changes nothing in the target (skipped) still makes every older one stale.
+	// A key without an entry gets a deleted one (state applied, no event): the delete of a
+	// record the target never had is remembered, so an older change arriving late is stale.
+	// When a key appears twice, the higher version wins.
+	Advance(ctx context.Context, vs []Version) error
 	// DeleteTenant removes every entry of tenant and returns how many there were.
 	DeleteTenant(ctx context.Context, tenant string) (int64, error)
 }
@@ -132,6 +145,14 @@ func validateEntry(i int, e *Entry) error {
 		return fmt.Errorf("entry %d (%s): unknown state %q; use pending, applied or failed", i, e.Key, e.State)
 	case e.LastAction != "" && e.LastAction != "created" && e.LastAction != "updated" && e.LastAction != "deleted":
 		return fmt.Errorf("entry %d (%s): unknown last action %q; use created, updated or deleted", i, e.Key, e.LastAction)
+	}
+	return nil
+}
+
+// validateVersion refuses a version without a whole key, naming its place in the batch.
+func validateVersion(i int, v *Version) error {
+	if v.Tenant == "" || v.Flow == "" || v.SourceKey == "" {
+		return fmt.Errorf("version %d (%s): tenant, flow and source key are all required", i, v.Key)
 	}
 	return nil
 }

@@ -31,13 +31,12 @@ func NewPostgres(ctx context.Context, db *sqlstore.DB) (*Postgres, error) {
 	return &Postgres{pool: db.PG}, nil
 }
 
-// The join lets the planner probe the primary key once per requested key; a repeated key only
-// yields the same row twice, which the map absorbs.
+// pgLookup probes the primary key once per requested key (see migration 0002); a repeated key
+// only yields the same row twice, which the map absorbs.
 const pgLookup = `
-SELECT l.tenant, l.flow, l.source_key, l.target_id, l.content_hash, l.source_version,
-       l.state, l.last_event_id, l.last_action, l.updated_at
-FROM unnest($1::text[], $2::text[], $3::text[]) AS k(tenant, flow, source_key)
-JOIN ledger_entries l ON l.tenant = k.tenant AND l.flow = k.flow AND l.source_key = k.source_key`
+SELECT tenant, flow, source_key, target_id, content_hash, source_version,
+       state, last_event_id, last_action, updated_at
+FROM ledger_lookup($1::text[], $2::text[], $3::text[])`
 
 // Lookup implements Store.
 func (p *Postgres) Lookup(ctx context.Context, keys []Key) (map[Key]Entry, error) {
@@ -159,22 +158,8 @@ func (p *Postgres) Put(ctx context.Context, entries []Entry) error {
 }
 
 // The last confirmation of each key is chosen before the event id is compared, the same rule
-// the SQLite store follows. The final condition skips rows that already hold the confirmed
-// values, so a redelivered confirmation counts as no change.
-const pgConfirm = `
-UPDATE ledger_entries l SET
-	state      = c.state,
-	target_id  = CASE WHEN c.target_id = '' THEN l.target_id ELSE c.target_id END,
-	updated_at = $7
-FROM (
-	SELECT DISTINCT ON (tenant, flow, source_key) tenant, flow, source_key, event_id, state, target_id
-	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
-	     WITH ORDINALITY AS c(tenant, flow, source_key, event_id, state, target_id, ord)
-	ORDER BY tenant, flow, source_key, ord DESC
-) c
-WHERE l.tenant = c.tenant AND l.flow = c.flow AND l.source_key = c.source_key
-  AND l.last_event_id = c.event_id
-  AND (l.state <> c.state OR (c.target_id <> '' AND l.target_id <> c.target_id))`
+// the SQLite store follows; see migration 0002.
+const pgConfirm = `SELECT ledger_confirm($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7)`
 
 // Confirm implements Store.
 func (p *Postgres) Confirm(ctx context.Context, cs []Confirmation) (int, error) {
@@ -192,11 +177,44 @@ func (p *Postgres) Confirm(ctx context.Context, cs []Confirmation) (int, error) 
 		tenants[i], flows[i], sourceKeys[i] = c.Tenant, c.Flow, c.SourceKey
 		eventIDs[i], states[i], targetIDs[i] = c.EventID, string(c.State), c.TargetID
 	}
-	tag, err := p.pool.Exec(ctx, pgConfirm, tenants, flows, sourceKeys, eventIDs, states, targetIDs, now())
-	if err != nil {
+	var changed int64
+	if err := p.pool.QueryRow(ctx, pgConfirm, tenants, flows, sourceKeys, eventIDs, states, targetIDs, now()).Scan(&changed); err != nil {
 		return 0, fmt.Errorf("confirming %d ledger entries: %w", n, err)
 	}
-	return int(tag.RowsAffected()), nil
+	return int(changed), nil
+}
+
+// The highest version of each key is kept, because one INSERT … ON CONFLICT may not touch a
+// row twice; a new row is a deleted record (see Store.Advance).
+const pgAdvance = `
+INSERT INTO ledger_entries AS l (tenant, flow, source_key, source_version, state, last_action, updated_at)
+SELECT tenant, flow, source_key, max(source_version), 'applied', 'deleted', $5
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS v(tenant, flow, source_key, source_version)
+GROUP BY tenant, flow, source_key
+ON CONFLICT (tenant, flow, source_key) DO UPDATE SET
+	source_version = EXCLUDED.source_version,
+	updated_at     = EXCLUDED.updated_at
+WHERE l.source_version < EXCLUDED.source_version`
+
+// Advance implements Store.
+func (p *Postgres) Advance(ctx context.Context, vs []Version) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	n := len(vs)
+	tenants, flows, sourceKeys := make([]string, n), make([]string, n), make([]string, n)
+	versions := make([]int64, n)
+	for i := range vs {
+		v := &vs[i]
+		if err := validateVersion(i, v); err != nil {
+			return fmt.Errorf("advancing ledger versions: %w", err)
+		}
+		tenants[i], flows[i], sourceKeys[i], versions[i] = v.Tenant, v.Flow, v.SourceKey, v.SourceVersion
+	}
+	if _, err := p.pool.Exec(ctx, pgAdvance, tenants, flows, sourceKeys, versions, now()); err != nil {
+		return fmt.Errorf("advancing the versions of %d ledger entries: %w", n, err)
+	}
+	return nil
 }
 
 // DeleteTenant implements Store.

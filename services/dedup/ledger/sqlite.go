@@ -241,6 +241,47 @@ func (s *SQLite) Confirm(ctx context.Context, cs []Confirmation) (int, error) {
 	return changed, nil
 }
 
+// sqliteAdvance raises one key's version; a new row is a deleted record (see Store.Advance).
+const sqliteAdvance = `
+INSERT INTO ledger_entries (tenant, flow, source_key, source_version, state, last_action, updated_at)
+VALUES (?1, ?2, ?3, ?4, 'applied', 'deleted', ?5)
+ON CONFLICT (tenant, flow, source_key) DO UPDATE SET
+	source_version = excluded.source_version,
+	updated_at     = excluded.updated_at
+WHERE source_version < excluded.source_version`
+
+// Advance implements Store. Rows go in batch order, and the condition keeps the highest
+// version of a key that appears twice.
+func (s *SQLite) Advance(ctx context.Context, vs []Version) error {
+	if len(vs) == 0 {
+		return nil
+	}
+	for i := range vs {
+		if err := validateVersion(i, &vs[i]); err != nil {
+			return fmt.Errorf("advancing ledger versions: %w", err)
+		}
+	}
+	stamp := now().UnixMicro()
+	err := s.db.SQLiteWrite(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, sqliteAdvance)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for i := range vs {
+			v := &vs[i]
+			if _, err := stmt.ExecContext(ctx, v.Tenant, v.Flow, v.SourceKey, v.SourceVersion, stamp); err != nil {
+				return fmt.Errorf("advancing %s: %w", v.Key, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("advancing the versions of %d ledger entries: %w", len(vs), err)
+	}
+	return nil
+}
+
 // DeleteTenant implements Store.
 func (s *SQLite) DeleteTenant(ctx context.Context, tenant string) (int64, error) {
 	if tenant == "" {

@@ -32,6 +32,8 @@ func Run(t *testing.T, newStore func(t *testing.T) ledger.Store) {
 		{"confirm keeps the target id when none is given", testConfirmKeepsTargetID},
 		{"the last confirmation of a key within a batch wins", testConfirmLastWins},
 		{"an invalid confirmation fails the whole batch", testConfirmRejectsInvalid},
+		{"advance raises versions only, and remembers unknown keys as deleted", testAdvance},
+		{"an invalid version fails the whole batch", testAdvanceRejectsInvalid},
 		{"delete tenant removes that tenant only", testDeleteTenant},
 		{"concurrent batch writers all succeed", testConcurrentWriters},
 	}
@@ -398,5 +400,56 @@ func testInsertActsAsPut(t *testing.T, s ledger.Store) {
 		if !ok || e.LastEventID != want {
 			t.Errorf("key %s holds event %q (present %v), want %s", key, e.LastEventID, ok, want)
 		}
+	}
+}
+
+func testAdvance(t *testing.T, s ledger.Store) {
+	pending := entry("acme", "orders", "pending")
+	pending.State, pending.TargetID = ledger.StatePending, ""
+	newer := entry("acme", "orders", "newer")
+	newer.SourceVersion = 20
+	put(t, s, pending, newer)
+	// The pending entry is confirmed between the dedup stage's read and its advance: the
+	// advance must keep the confirmation.
+	if n, err := s.Confirm(t.Context(), []ledger.Confirmation{{Key: pending.Key, EventID: pending.LastEventID, State: ledger.StateFailed}}); err != nil || n != 1 {
+		t.Fatalf("Confirm = %d, %v; want 1 change", n, err)
+	}
+	unknown := ledger.Key{Tenant: "acme", Flow: "orders", SourceKey: "never-created"}
+	err := s.Advance(t.Context(), []ledger.Version{
+		{Key: pending.Key, SourceVersion: 9},
+		{Key: pending.Key, SourceVersion: 12}, // the higher of a repeated key wins
+		{Key: pending.Key, SourceVersion: 8},
+		{Key: newer.Key, SourceVersion: 15}, // lower than the entry's: no change
+		{Key: unknown, SourceVersion: 4},
+	})
+	if err != nil {
+		t.Fatalf("Advance: %v", err)
+	}
+	got := lookup(t, s, pending.Key, newer.Key, unknown)
+	wantPending := pending
+	wantPending.State, wantPending.SourceVersion = ledger.StateFailed, 12
+	if g := got[pending.Key]; !g.UpdatedAt.After(at) {
+		t.Errorf("%s: UpdatedAt %v did not move on advance", pending.Key, g.UpdatedAt)
+	}
+	tomb, ok := got[unknown]
+	if !ok || tomb.SourceVersion != 4 || tomb.LastAction != "deleted" || tomb.State != ledger.StateApplied || tomb.LastEventID != "" || tomb.TargetID != "" || tomb.ContentHash != "" {
+		t.Errorf("%s = %+v (present %v), want a deleted entry of version 4, applied, with no event", unknown, tomb, ok)
+	}
+	delete(got, unknown)
+	g := got[pending.Key]
+	g.UpdatedAt = at
+	got[pending.Key] = g
+	assertEntries(t, got, want(wantPending, newer))
+}
+
+func testAdvanceRejectsInvalid(t *testing.T, s ledger.Store) {
+	good := ledger.Version{Key: ledger.Key{Tenant: "acme", Flow: "orders", SourceKey: "1"}, SourceVersion: 3}
+	bad := ledger.Version{Key: ledger.Key{Tenant: "acme", SourceKey: "2"}, SourceVersion: 3}
+	err := s.Advance(t.Context(), []ledger.Version{good, bad})
+	if err == nil || !strings.Contains(err.Error(), "version 1") || !strings.Contains(err.Error(), "tenant, flow and source key") {
+		t.Fatalf("Advance = %v, want an error naming version 1 and its missing key parts", err)
+	}
+	if got := lookup(t, s, good.Key); len(got) != 0 {
+		t.Fatalf("the valid version of a refused batch was written: %v", got)
 	}
 }

@@ -1,0 +1,125 @@
+package sqltarget
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/syncline/syncline/pkg/connector"
+	"github.com/syncline/syncline/pkg/pgtest"
+)
+
+// TestPostgresPlansProbeByKey: a push's statements are prepared once per
+// connection and run many times while the table is small, as for a new
+// target. Once the table holds tens of thousands of rows, a push of a
+// large batch must still find its rows by the key's index and never scan
+// the table — plans read with auto_explain, which logs the EXPLAIN of every
+// statement the target runs.
+func TestPostgresPlansProbeByKey(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	egress, err := connector.NewEgress(connector.EgressConfig{Allow: []string{u.Hostname()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := connector.Env{Tenant: "test", Egress: egress.WithTenants(func(string) connector.TenantEgress {
+		return connector.TenantEgress{Folder: t.TempDir()}
+	})}
+	target, err := Open(ctx, Settings{Driver: DriverPostgres, DSN: dsn, Table: "orders", KeyColumn: "external_ref", CreateTable: true}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = target.Close() })
+	// One session that hears the server's log messages, so the statements
+	// warmed on the small table are the ones whose plans are read.
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	var mu sync.Mutex
+	var plans []string
+	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		if strings.Contains(n.Message, "plan:") {
+			mu.Lock()
+			plans = append(plans, n.Message)
+			mu.Unlock()
+		}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := target.store.(*postgresStore)
+	st.pool.Close()
+	st.pool = pool
+
+	push := func(records []connector.Record) {
+		t.Helper()
+		results, err := target.Push(ctx, "order", records)
+		if err != nil {
+			t.Fatalf("Push: %v", err)
+		}
+		for i, r := range results {
+			if r.Err != nil {
+				t.Fatalf("record %d: %v", i, r.Err)
+			}
+		}
+	}
+	batch := func(prefix string, n int) []connector.Record {
+		var rs []connector.Record
+		for i := range n {
+			rs = append(rs,
+				connector.Record{Key: fmt.Sprintf("%s-new-%d", prefix, i), Op: connector.OpUpsert, Version: 1, Payload: json.RawMessage(`{"total":10}`)},
+				connector.Record{Key: fmt.Sprintf("SO-%d", i*97%50000), Op: connector.OpDelete, Version: 2})
+		}
+		return rs
+	}
+	// Small: the first pushes to a new table.
+	for i := range 10 {
+		push(batch(fmt.Sprintf("w%d", i), 3))
+	}
+	// Realistic: 60,000 rows, loaded at once.
+	if _, err := pool.Exec(ctx, `INSERT INTO orders (external_ref, source_version, total) SELECT 'SO-' || g, 1, g FROM generate_series(0, 59999) AS g`); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`LOAD 'auto_explain'`,
+		`SET auto_explain.log_min_duration = 0`,
+		`SET auto_explain.log_nested_statements = on`,
+		`SET client_min_messages = log`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	mu.Lock()
+	plans = nil
+	mu.Unlock()
+	push(batch("big", 500))
+	mu.Lock()
+	got := strings.Join(plans, "\n")
+	mu.Unlock()
+	if !strings.Contains(got, "Delete on orders") {
+		t.Fatalf("auto_explain logged no plan of the delete:\n%s", got)
+	}
+	for _, scan := range []string{"Seq Scan on orders", "Bitmap Heap Scan on orders"} {
+		if strings.Contains(got, scan) {
+			t.Errorf("a push at 60,000 rows scans the table:\n%s", got)
+		}
+	}
+	if !strings.Contains(got, "Index Scan using orders_pkey") && !strings.Contains(got, "Index Only Scan using orders_pkey") {
+		t.Errorf("a push at 60,000 rows does not find its rows by the key's index:\n%s", got)
+	}
+}

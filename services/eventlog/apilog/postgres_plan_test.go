@@ -1,0 +1,105 @@
+package apilog_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/syncline/syncline/pkg/pgtest"
+	"github.com/syncline/syncline/pkg/sqlstore"
+	"github.com/syncline/syncline/services/eventlog/apilog"
+)
+
+// TestPostgresWritePlansNeverScan: the API log's write path (COPY, or the
+// upsert of redelivered records, and the rollup triggers) runs prepared and
+// cached plans, made many times while the log is small. Once it holds tens
+// of thousands of records, no statement of a write may scan the records
+// table — plans read with auto_explain, which logs the EXPLAIN of every
+// statement, including those of the triggers.
+func TestPostgresWritePlansNeverScan(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One session, so the statements warmed on the small log are the ones
+	// whose plans are read.
+	cfg.MaxConns = 1
+	var mu sync.Mutex
+	var plans []string
+	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		if strings.Contains(n.Message, "plan:") {
+			mu.Lock()
+			plans = append(plans, n.Message)
+			mu.Unlock()
+		}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	s, err := apilog.NewPostgres(ctx, &sqlstore.DB{Dialect: sqlstore.Postgres, PG: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := time.Now().UTC().Truncate(time.Microsecond)
+	records := func(prefix string, n int) []apilog.Record {
+		rs := make([]apilog.Record, n)
+		for i := range rs {
+			rs[i] = apilog.Record{Tenant: "acme", EventID: fmt.Sprintf("%s-%d", prefix, i), Integrator: "sync", Flow: "orders", Entity: "order",
+				SourceKey: fmt.Sprintf("SO-%d", i), Action: apilog.ActionCreated, Status: apilog.StatusSuccess, Duration: time.Millisecond,
+				LoggedAt: day}
+			if i%10 == 0 {
+				rs[i].Action, rs[i].Status, rs[i].ErrorCode, rs[i].Reason = apilog.ActionFailed, apilog.StatusFailure, "target_rejected", "refused"
+			}
+		}
+		return rs
+	}
+	write := func(rs []apilog.Record) {
+		t.Helper()
+		if err := s.Insert(ctx, rs); err != nil {
+			t.Fatalf("Insert: %v", err)
+		}
+	}
+	// Small: new records, and the same again (a redelivery: the upsert).
+	for i := range 10 {
+		rs := records(fmt.Sprintf("warm%d", i), 5)
+		write(rs)
+		write(rs)
+	}
+	// Realistic: 60,000 records.
+	for i := range 12 {
+		write(records(fmt.Sprintf("bulk%d", i), 5000))
+	}
+	for _, q := range []string{
+		`LOAD 'auto_explain'`,
+		`SET auto_explain.log_min_duration = 0`,
+		`SET auto_explain.log_nested_statements = on`,
+		`SET client_min_messages = log`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	rs := records("measured", 500)
+	write(rs)
+	write(rs)
+	mu.Lock()
+	got := strings.Join(plans, "\n")
+	mu.Unlock()
+	if !strings.Contains(got, "api_log_days") {
+		t.Fatalf("auto_explain logged no plan of the rollup triggers:\n%s", got)
+	}
+	for _, scan := range []string{"Seq Scan on api_log_records", "Bitmap Heap Scan on api_log_records"} {
+		if strings.Contains(got, scan) {
+			t.Errorf("a write at 60,000 records scans the records table:\n%s", got)
+		}
+	}
+}
