@@ -90,6 +90,6 @@ func (s *Server) Stop(ctx context.Context) error {
 // that grpcurl and similar tools can list and call them without the protos.
 func MountReflection(mux *http.ServeMux, services ...string) {
 	r := grpcreflect.NewStaticReflector(append(services, grpchealth.HealthV1ServiceName)...)
-	mux.Handle(grpcreflect.NewHandlerV1(r))
-	mux.Handle(grpcreflect.NewHandlerV1Alpha(r))
+	mux.Handle(grpcreflect.NewHandlerV1(r, ProbeLimit.Option()))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(r, ProbeLimit.Option()))
 }

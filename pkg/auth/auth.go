@@ -15,6 +15,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -85,8 +86,8 @@ func Hash(token string) string {
 
 type principalKey struct{}
 
-// WithPrincipal returns ctx carrying p; the interceptor does this for every
-// call it lets through.
+// WithPrincipal returns ctx carrying p; the Authenticator's Handler does this
+// for every request it lets through.
 func WithPrincipal(ctx context.Context, p Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
@@ -128,33 +129,58 @@ func Admin(ctx context.Context, what string) error {
 	return nil
 }
 
-// NewInterceptor refuses every call that carries neither the admin token nor
-// an integrator token that tokens knows, as "Authorization: Bearer <token>",
-// and puts the caller's Principal in the context of every call it lets
-// through. tokens may be nil: then only the admin token works. The admin
-// comparison takes constant time; integrator tokens are looked up by hash.
-func NewInterceptor(adminToken string, tokens TokenLookup) (connect.Interceptor, error) {
-	if len(adminToken) < 16 {
-		return nil, errors.New("admin token is shorter than 16 characters: set a long random token")
-	}
-	a := &authenticator{admin: []byte(adminToken), tokens: tokens}
-	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			p, err := a.authenticate(ctx, req.Header().Get("Authorization"))
-			if err != nil {
-				return nil, err
-			}
-			return next(WithPrincipal(ctx, p), req)
-		}
-	}), nil
-}
-
-type authenticator struct {
+// Authenticator checks the bearer token of API calls: the admin token, or an
+// integrator token that its TokenLookup knows.
+type Authenticator struct {
 	admin  []byte
 	tokens TokenLookup
 }
 
-func (a *authenticator) authenticate(ctx context.Context, header string) (Principal, error) {
+// NewAuthenticator returns the token check for adminToken and the integrator
+// tokens that tokens knows. tokens may be nil: then only the admin token
+// works. The admin comparison takes constant time; integrator tokens are
+// looked up by hash.
+func NewAuthenticator(adminToken string, tokens TokenLookup) (*Authenticator, error) {
+	if len(adminToken) < 16 {
+		return nil, errors.New("admin token is shorter than 16 characters: set a long random token")
+	}
+	return &Authenticator{admin: []byte(adminToken), tokens: tokens}, nil
+}
+
+// Handler refuses every request to next that carries neither the admin
+// token nor a known integrator token, as "Authorization: Bearer <token>",
+// and puts the caller's Principal in the context of every request it lets
+// through. It decides from the header alone, before anything reads the
+// body: connect interceptors run only after a request is decoded, so a
+// caller without a token could otherwise make the server read and decode
+// whatever it sends. A refusal is written in the request's own protocol
+// (connect, gRPC or gRPC-Web), as connect would write it. The body stays
+// unread: net/http closes the connection rather than drain a large one.
+func (a *Authenticator) Handler(next http.Handler) http.Handler {
+	errs := connect.NewErrorWriter()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := a.authenticate(r.Context(), r.Header.Get("Authorization"))
+		if err != nil {
+			if errs.IsSupported(r) {
+				_ = errs.Write(w, r, err)
+				return
+			}
+			http.Error(w, err.Error(), httpStatus(err))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+	})
+}
+
+// httpStatus is the status of a refusal to a request in no RPC protocol.
+func httpStatus(err error) int {
+	if connect.CodeOf(err) == connect.CodeUnavailable {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusUnauthorized
+}
+
+func (a *Authenticator) authenticate(ctx context.Context, header string) (Principal, error) {
 	got, ok := strings.CutPrefix(header, "Bearer ")
 	if !ok || got == "" {
 		return Principal{}, connect.NewError(connect.CodeUnauthenticated,

@@ -21,7 +21,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -464,21 +463,25 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		return nil, err
 	}
 	rt.Mux.Handle("GET /metrics", promhttp.HandlerFor(rt.Registry, promhttp.HandlerOpts{Registry: rt.Registry}))
-	rt.Health.Mount(rt.Mux)
+	rt.Health.Mount(rt.Mux, apiserver.ProbeLimit.Option())
 	return rt, nil
 }
 
-// APIOptions returns the handler options for a service API: the token check,
-// for the admin token and the integrator tokens tokens knows (the control
-// plane's store, or the flow-config index every other service watches). It
-// fails when no admin token is configured (a Spec with API makes Load
-// require one), since an API must never run open.
-func (rt *Runtime) APIOptions(tokens auth.TokenLookup) ([]connect.HandlerOption, error) {
-	ic, err := auth.NewInterceptor(rt.Config.AdminToken, tokens)
+// API returns the mux a service mounts its API on. Every path of it is
+// behind the token check, for the admin token and the integrator tokens
+// tokens knows (the control plane's store, or the flow-config index every
+// other service watches), which runs before a request's body is read; health,
+// readiness, metrics and reflection stay on rt.Mux, open. It fails when no
+// admin token is configured (a Spec with API makes Load require one), since
+// an API must never run open.
+func (rt *Runtime) API(tokens auth.TokenLookup) (*http.ServeMux, error) {
+	a, err := auth.NewAuthenticator(rt.Config.AdminToken, tokens)
 	if err != nil {
 		return nil, err
 	}
-	return []connect.HandlerOption{connect.WithInterceptors(ic)}, nil
+	api := http.NewServeMux()
+	rt.Mux.Handle("/", a.Handler(api))
+	return api, nil
 }
 
 // Add adds a part that starts, in order, before the service when Run starts.

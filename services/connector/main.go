@@ -58,19 +58,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	// Integrator tokens are checked against the hashes the control plane
 	// publishes with the flow configs.
-	opts, err := rt.APIOptions(flows.Index())
+	api, err := rt.API(flows.Index())
 	if err != nil {
 		return err
 	}
 	svc, err := connector.New(connector.Deps{
 		JetStream: rt.JetStream, Flows: flows.Index(), Connectors: reg, Bus: cfg.Bus,
 		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases, Secrets: box,
-		HandlerOptions: opts, Egress: egress,
+		Egress: egress,
 	})
 	if err != nil {
 		return err
 	}
-	svc.Mount(rt.Mux)
+	svc.Mount(api)
 	apiserver.MountReflection(rt.Mux, ingestv1connect.IngestServiceName)
 	return rt.Run(ctx, svc)
 }

@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts, err := rt.APIOptions(store)
+	api, err := rt.API(store)
 	if err != nil {
 		return err
 	}
@@ -78,12 +78,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	svc, err := controlplane.New(controlplane.Deps{
 		JetStream: rt.JetStream, Resources: store, Connectors: reg, Bus: cfg.Bus,
-		Logger: rt.Log, HandlerOptions: opts, Secrets: box, Egress: egress,
+		Logger: rt.Log, Secrets: box, Egress: egress,
 	})
 	if err != nil {
 		return err
 	}
-	svc.Mount(rt.Mux)
+	svc.Mount(api)
 	apiserver.MountReflection(rt.Mux, controlplanev1connect.ResourceServiceName)
 	return rt.Run(ctx, svc)
 }

@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts, err := rt.APIOptions(flows.Index())
+	api, err := rt.API(flows.Index())
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	svc, err := eventlog.New(eventlog.Deps{
 		Conn: rt.Conn, JetStream: rt.JetStream, Log: store, Flows: flows.Index(), Bus: cfg.Bus,
-		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases, HandlerOptions: opts,
+		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases,
 		DeadLetters: letters, Secrets: box,
 		Alerts: flows.Index(), AlertMetrics: eventlog.NewAlertMetrics(rt.Registry),
 		Retention: flows.Index().Retention,
@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	svc.Mount(rt.Mux)
+	svc.Mount(api)
 	apiserver.MountReflection(rt.Mux, eventlogv1connect.LogServiceName, eventlogv1connect.DeadLetterServiceName)
 	return rt.Run(ctx, svc)
 }

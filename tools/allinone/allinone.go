@@ -19,7 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -281,11 +280,10 @@ func (in *Instance) Start(ctx context.Context) error {
 	}
 	// One process: every API checks integrator tokens against the control
 	// plane's store itself.
-	interceptor, err := auth.NewInterceptor(token, resources)
+	authn, err := auth.NewAuthenticator(token, resources)
 	if err != nil {
 		return in.fail(ctx, err)
 	}
-	apiOpts := []connect.HandlerOption{connect.WithInterceptors(interceptor)}
 	if in.issuer != nil {
 		in.parts.Add("NATS auth callout", natsauth.NewResponder(in.conn, in.issuer, token, resources, in.log))
 		if err := in.parts.Start(ctx); err != nil {
@@ -319,7 +317,7 @@ func (in *Instance) Start(ctx context.Context) error {
 		}
 	}
 
-	cp, err := controlplane.New(controlplane.Deps{JetStream: in.js, Resources: resources, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, HandlerOptions: apiOpts, Secrets: box, Egress: egress})
+	cp, err := controlplane.New(controlplane.Deps{JetStream: in.js, Resources: resources, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Secrets: box, Egress: egress})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
@@ -335,13 +333,13 @@ func (in *Instance) Start(ctx context.Context) error {
 	in.parts.Add("flow configs", watcher)
 	flows := watcher.Index()
 
-	el, err := eventlog.New(eventlog.Deps{Conn: in.conn, JetStream: in.js, Log: logStore, Flows: flows, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases, HandlerOptions: apiOpts,
+	el, err := eventlog.New(eventlog.Deps{Conn: in.conn, JetStream: in.js, Log: logStore, Flows: flows, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases,
 		DeadLetters: letters, Secrets: box, Alerts: flows, AlertMetrics: eventlog.NewAlertMetrics(in.registry),
 		Retention: flows.Retention, SweepEvery: in.cfg.RetentionSweepEvery})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
-	co, err := connector.New(connector.Deps{JetStream: in.js, Flows: flows, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases, Secrets: box, HandlerOptions: apiOpts, Egress: egress})
+	co, err := connector.New(connector.Deps{JetStream: in.js, Flows: flows, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases, Secrets: box, Egress: egress})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
@@ -360,17 +358,21 @@ func (in *Instance) Start(ctx context.Context) error {
 	in.parts.Add("dedup", de)
 	in.parts.Add("mapper", ma)
 
+	// The APIs are behind the token check, which runs before a request's
+	// body is read; health, metrics and reflection are open.
+	api := http.NewServeMux()
+	cp.Mount(api)
+	el.Mount(api)
+	co.Mount(api)
 	mux := http.NewServeMux()
-	cp.Mount(mux)
-	el.Mount(mux)
-	co.Mount(mux)
+	mux.Handle("/", authn.Handler(api))
 	apiserver.MountReflection(mux, controlplanev1connect.ResourceServiceName, eventlogv1connect.LogServiceName, ingestv1connect.IngestServiceName, eventlogv1connect.DeadLetterServiceName)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{Registry: in.registry}))
 	in.health.Add("nats", health.NATSProbe(in.conn))
 	for _, db := range []*sqlstore.DB{cpDB, ledgerDB, logDB} {
 		in.health.Add("store "+db.Dialect.String(), db.Ping)
 	}
-	in.health.Mount(mux)
+	in.health.Mount(mux, apiserver.ProbeLimit.Option())
 	in.http = apiserver.New(in.cfg.HTTPAddr, mux, in.log)
 	in.parts.Add("http", in.http)
 	in.parts.Add("readiness", lifecycle.Funcs{

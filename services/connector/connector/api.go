@@ -9,6 +9,7 @@ import (
 
 	ingestv1 "github.com/syncline/syncline/pkg/api/syncline/ingest/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/ingest/v1/ingestv1connect"
+	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/ingest"
 )
@@ -52,7 +53,10 @@ func (h *ingestHandler) Publish(ctx context.Context, req *ingestv1.PublishReques
 	return &ingestv1.PublishResponse{EventIds: ids}, nil
 }
 
-// Mount adds the ingest API to mux.
+// Mount adds the ingest API to mux, with its request limit. mux must
+// authenticate every request (auth.Authenticator.Handler).
 func (s *Service) Mount(mux *http.ServeMux) {
-	mux.Handle(ingestv1connect.NewIngestServiceHandler(&ingestHandler{pub: ingest.NewPublisher(s.deps.JetStream, s.deps.Tracer)}, s.deps.HandlerOptions...))
+	l := apiserver.IngestLimit
+	path, h := ingestv1connect.NewIngestServiceHandler(&ingestHandler{pub: ingest.NewPublisher(s.deps.JetStream, s.deps.Tracer)}, l.Option())
+	mux.Handle(path, l.Handler(h))
 }

@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/codes"
@@ -52,8 +51,6 @@ type Deps struct {
 	// Secrets opens endpoint credentials; nil fails every push to an
 	// endpoint that has credentials, saying a master key is needed.
 	Secrets *secret.Box
-	// HandlerOptions wrap the ingest API (authentication, for one).
-	HandlerOptions []connect.HandlerOption
 	// Breaker tunes the flows' circuit breakers; the zero value is the
 	// defaults.
 	Breaker BreakerConfig

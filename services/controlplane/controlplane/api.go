@@ -31,9 +31,6 @@ type resourceHandler struct {
 var _ controlplanev1connect.ResourceServiceHandler = (*resourceHandler)(nil)
 
 func newResourceHandler(s *Service, opts ...connect.HandlerOption) (string, http.Handler) {
-	// A request is refused past maxRequestSize before it is decoded; the
-	// limits of an apply are checked on what is decoded.
-	opts = append([]connect.HandlerOption{connect.WithReadMaxBytes(maxRequestSize)}, opts...)
 	return controlplanev1connect.NewResourceServiceHandler(&resourceHandler{s: s}, opts...)
 }
 

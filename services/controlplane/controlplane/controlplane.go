@@ -21,6 +21,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/bus"
 	sdk "github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/erase"
@@ -38,8 +39,6 @@ type Deps struct {
 	Connectors *sdk.Registry
 	Bus        bus.Config
 	Logger     *slog.Logger
-	// HandlerOptions wrap the API (authentication, for one).
-	HandlerOptions []connect.HandlerOption
 	// Secrets seals endpoint credentials; nil refuses credentials, saying
 	// that a master key is needed.
 	Secrets *secret.Box
@@ -102,9 +101,15 @@ func (s *Service) Start(ctx context.Context) error {
 // Stop has nothing to release: requests in flight end with the HTTP server.
 func (s *Service) Stop(context.Context) error { return nil }
 
-// Mount adds the resource API to mux.
+// Mount adds the resource API to mux, with its request limit. mux must
+// authenticate every request (auth.Authenticator.Handler).
 func (s *Service) Mount(mux *http.ServeMux) {
-	mux.Handle(newResourceHandler(s, s.deps.HandlerOptions...))
+	// A request is refused past maxRequestSize before it is decoded; the
+	// limits of an apply are checked on what is decoded.
+	l := apiserver.Limit{API: "the control plane API", MaxBytes: maxRequestSize,
+		Hint: "apply the resources in several calls, e.g. one file at a time"}
+	path, h := newResourceHandler(s, l.Option())
+	mux.Handle(path, l.Handler(h))
 }
 
 // publishTenant writes the tenant's marker, every compiled flow of the

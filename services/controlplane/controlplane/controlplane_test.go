@@ -66,7 +66,7 @@ func setup(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ic, err := auth.NewInterceptor(token, store)
+	authn, err := auth.NewAuthenticator(token, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	svc, err := controlplane.New(controlplane.Deps{JetStream: js, Resources: store, Connectors: reg, Bus: bus.DefaultConfig(),
-		HandlerOptions: []connect.HandlerOption{connect.WithInterceptors(ic)}, Secrets: box, Egress: egress})
+		Secrets: box, Egress: egress})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func setup(t *testing.T) *fixture {
 	}
 	mux := http.NewServeMux()
 	svc.Mount(mux)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(authn.Handler(mux))
 	t.Cleanup(srv.Close)
 	kv, err := flowconfig.OpenBucket(ctx, js, 1)
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"time"
 
-	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/attribute"
@@ -23,6 +22,7 @@ import (
 
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
+	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/envelope"
@@ -50,8 +50,6 @@ type Deps struct {
 	// Leases share the consumers among replicas; nil when this is the only
 	// process (the all-in-one mode).
 	Leases *bus.Leases
-	// HandlerOptions wrap the API (authentication, for one).
-	HandlerOptions []connect.HandlerOption
 	// DeadLetters keeps dead letters for listing and replay.
 	DeadLetters *deadletter.Store
 	// Secrets seals dead letters' events and opens the tenants' alert
@@ -149,10 +147,14 @@ func (s *Service) Stop(ctx context.Context) error {
 	return s.parts.Stop(ctx)
 }
 
-// Mount adds the log query and report API to mux.
+// Mount adds the log query and report API and the dead-letter API to mux,
+// each with its request limit. mux must authenticate every request
+// (auth.Authenticator.Handler).
 func (s *Service) Mount(mux *http.ServeMux) {
-	mux.Handle(newLogHandler(s.deps.Log, s.deps.Flows, s.deps.HandlerOptions...))
-	mux.Handle(eventlogv1connect.NewDeadLetterServiceHandler(&deadLetterHandler{s: s}, s.deps.HandlerOptions...))
+	path, h := newLogHandler(s.deps.Log, s.deps.Flows, apiserver.LogLimit.Option())
+	mux.Handle(path, apiserver.LogLimit.Handler(h))
+	path, h = eventlogv1connect.NewDeadLetterServiceHandler(&deadLetterHandler{s: s}, apiserver.DeadLetterLimit.Option())
+	mux.Handle(path, apiserver.DeadLetterLimit.Handler(h))
 }
 
 // auditBatch writes a batch of outcomes to the API log in one insert. The
