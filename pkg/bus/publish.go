@@ -34,6 +34,24 @@ func NewPublisher(js jetstream.JetStream) *Publisher {
 // *PermanentError (CodeTooLarge) that names it, since sending it again will
 // never work, except a dead letter, which always fits (see fitDeadLetter).
 func (p *Publisher) Publish(ctx context.Context, msgs ...*nats.Msg) error {
+	return p.publish(ctx, msgs, nil)
+}
+
+// PublishAcked is Publish returning the stream's acknowledgement of each
+// message, in the order of msgs. An acknowledgement with Duplicate set says
+// that the stream already held a message with the same Nats-Msg-Id within
+// its duplicate window, and did not store this one.
+func (p *Publisher) PublishAcked(ctx context.Context, msgs ...*nats.Msg) ([]*jetstream.PubAck, error) {
+	acks := make([]*jetstream.PubAck, len(msgs))
+	if err := p.publish(ctx, msgs, acks); err != nil {
+		return nil, err
+	}
+	return acks, nil
+}
+
+// publish sends msgs and, when acks is not nil, keeps each acknowledgement
+// in it.
+func (p *Publisher) publish(ctx context.Context, msgs []*nats.Msg, acks []*jetstream.PubAck) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -54,9 +72,12 @@ func (p *Publisher) Publish(ctx context.Context, msgs ...*nats.Msg) error {
 	// Wait for what was sent even after a send error, so nothing is left
 	// outstanding when the caller retries.
 	var ackErr error
-	for _, f := range futures {
+	for i, f := range futures {
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			if acks != nil {
+				acks[i] = ack
+			}
 		case err := <-f.Err():
 			if ackErr == nil {
 				ackErr = fmt.Errorf("publishing to %s: %w", f.Msg().Subject, classify(f.Msg(), err))

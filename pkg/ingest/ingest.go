@@ -2,12 +2,13 @@
 // build a Change, call Publish, and the event is on the ingest stream when it
 // returns. Any language can do the same by publishing a
 // syncline.event.v1.Envelope (protobuf) to ingest.<tenant>.<endpoint>.<entity>
-// with the event id in the Nats-Msg-Id header; see the README.
+// with MsgID(tenant, event id) in the Nats-Msg-Id header; see the README.
 package ingest
 
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,8 +24,10 @@ import (
 
 // Change is one change of one record in a source system.
 type Change struct {
-	// EventID identifies this change; empty means a new UUIDv7. Publishing
-	// the same EventID again within two minutes stores it once.
+	// EventID identifies this change within its tenant; empty means a new
+	// UUIDv7. Publishing the same EventID in the same tenant again within
+	// the ingest stream's duplicate window (two minutes by default) stores
+	// it once, and Publish reports it in a DuplicateError.
 	EventID    string
 	Tenant     string
 	Integrator string
@@ -66,6 +69,46 @@ func (e *InvalidChangeError) Error() string {
 
 func (e *InvalidChangeError) Unwrap() error { return e.Err }
 
+// MsgID is the Nats-Msg-Id of a change event on the ingest stream. JetStream
+// de-duplicates by message id across the whole stream, so the id carries the
+// tenant: two tenants that happen to use the same event id do not drop each
+// other's events. It starts with the event id, as every message id of the
+// event's journey does, so that one search by event id finds them all.
+func MsgID(tenant, eventID string) string { return eventID + ":" + tenant }
+
+// Duplicate is a change of a batch that the stream did not store because
+// its tenant had already published an event with the same id within the
+// duplicate window.
+type Duplicate struct {
+	Index           int
+	Tenant, EventID string
+	Key             string
+}
+
+// DuplicateError reports the changes of a batch that were not stored because
+// their event ids were taken; every other change of the batch was stored. A
+// retry of a batch that was stored before gets it for every change, and has
+// nothing more to do; otherwise an id was reused, and the change needs a new
+// one.
+type DuplicateError struct {
+	Duplicates []Duplicate
+}
+
+func (e *DuplicateError) Error() string {
+	msgs := make([]string, len(e.Duplicates))
+	for i, d := range e.Duplicates {
+		msgs[i] = d.Message()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Message says what happened to d and what to do.
+func (d Duplicate) Message() string {
+	return fmt.Sprintf("change %d (key %q) was not stored: tenant %q already published event id %s within the ingest stream's duplicate window (two minutes by default); "+
+		"if this retries that change, it is stored and there is nothing to do, otherwise give the change a new event id (or none, for a new UUIDv7)",
+		d.Index, d.Key, d.Tenant, d.EventID)
+}
+
 // NewPublisher returns a publisher on js. Each change gets a span from tp
 // that starts its trace (or joins the one in ctx), and the span's context
 // goes with the event, so the stages' spans join it.
@@ -87,7 +130,9 @@ func NewPublisher(js jetstream.JetStream, tp trace.TracerProvider) *Publisher {
 // Publish validates and publishes changes as one batch and returns their
 // event ids once the stream has stored all of them. ctx bounds the call. A
 // change that fails validation fails the call before anything is sent, with
-// an error naming the change's index and key.
+// an error naming the change's index and key. Changes whose event id their
+// tenant had already used are not stored again: Publish then returns the ids
+// with a *DuplicateError naming them.
 func (p *Publisher) Publish(ctx context.Context, changes ...Change) ([]string, error) {
 	now := time.Now()
 	msgs := make([]*nats.Msg, len(changes))
@@ -110,7 +155,7 @@ func (p *Publisher) Publish(ctx context.Context, changes ...Change) ([]string, e
 			return nil, err
 		}
 		m := nats.NewMsg(bus.IngestSubject(e.Tenant, e.SourceEndpoint, e.Entity))
-		m.Header.Set(bus.HeaderMsgID, e.EventId)
+		m.Header.Set(bus.HeaderMsgID, MsgID(e.Tenant, e.EventId))
 		m.Data = data
 		sctx := ctx
 		if p.tracer != nil {
@@ -128,13 +173,23 @@ func (p *Publisher) Publish(ctx context.Context, changes ...Change) ([]string, e
 		bus.InjectTrace(sctx, m.Header)
 		msgs[i], ids[i] = m, e.EventId
 	}
-	if err := p.pub.Publish(ctx, msgs...); err != nil {
+	acks, err := p.pub.PublishAcked(ctx, msgs...)
+	if err != nil {
 		for _, s := range spans {
 			if s != nil {
 				s.SetStatus(codes.Error, "publish failed")
 			}
 		}
 		return nil, err
+	}
+	var dups []Duplicate
+	for i, a := range acks {
+		if a.Duplicate {
+			dups = append(dups, Duplicate{Index: i, Tenant: changes[i].Tenant, EventID: ids[i], Key: changes[i].Key})
+		}
+	}
+	if dups != nil {
+		return ids, &DuplicateError{Duplicates: dups}
 	}
 	return ids, nil
 }

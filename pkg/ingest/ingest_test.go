@@ -63,13 +63,17 @@ func TestPublishValidatesBeforeSending(t *testing.T) {
 		t.Errorf("the ingest stream holds %d messages after refused publishes, want 0", info.State.Msgs)
 	}
 
-	// A good call stores its events, once each even when published twice.
+	// A good call stores its events, once each even when published twice;
+	// the second time says so.
 	good.EventID = envelope.NewEventID()
-	for range 2 {
-		ids, err := pub.Publish(ctx, good)
-		if err != nil || len(ids) != 1 || ids[0] != good.EventID {
-			t.Fatalf("Publish = %v, %v", ids, err)
-		}
+	ids, err := pub.Publish(ctx, good)
+	if err != nil || len(ids) != 1 || ids[0] != good.EventID {
+		t.Fatalf("Publish = %v, %v", ids, err)
+	}
+	ids, err = pub.Publish(ctx, good)
+	var dup *ingest.DuplicateError
+	if !errors.As(err, &dup) || len(ids) != 1 || ids[0] != good.EventID {
+		t.Fatalf("Publish again = %v, %v, want the id and a DuplicateError", ids, err)
 	}
 	info, err = st.Info(ctx)
 	if err != nil {
@@ -166,5 +170,64 @@ func TestTraceContext(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEventIDsArePerTenant: two tenants may use the same event id, and each
+// event is stored; a tenant that uses an id again within the duplicate
+// window is told which change was not stored.
+func TestEventIDsArePerTenant(t *testing.T) {
+	s := natstest.Run(t)
+	_, js := natstest.Connect(t, s)
+	ctx := context.Background()
+	if err := bus.EnsureStreams(ctx, js, bus.DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+	pub := ingest.NewPublisher(js, nil)
+	id := envelope.NewEventID()
+	for _, tenant := range []string{"acme", "globex"} {
+		c := ingest.Change{EventID: id, Tenant: tenant, Endpoint: "shop", Entity: "order", Key: "1001", Payload: []byte(`{"n":1}`)}
+		if _, err := pub.Publish(ctx, c); err != nil {
+			t.Fatalf("publishing event %s of tenant %s: %v", id, tenant, err)
+		}
+	}
+	st, err := js.Stream(ctx, bus.StreamIngest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 2 {
+		t.Fatalf("the ingest stream holds %d messages, want one per tenant", info.State.Msgs)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, "ingest.globex.shop.order")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Header.Get(bus.HeaderMsgID); got != id+":globex" {
+		t.Errorf("Nats-Msg-Id = %q, want %s:globex", got, id)
+	}
+
+	// acme again: a new change and one with the taken id, in one batch.
+	fresh := ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "1002", Payload: []byte(`{"n":2}`)}
+	again := ingest.Change{EventID: id, Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "1003", Payload: []byte(`{"n":3}`)}
+	ids, err := pub.Publish(ctx, fresh, again)
+	var dup *ingest.DuplicateError
+	if !errors.As(err, &dup) || len(ids) != 2 {
+		t.Fatalf("Publish = %v, %v, want both ids and a DuplicateError", ids, err)
+	}
+	want := ingest.Duplicate{Index: 1, Tenant: "acme", EventID: id, Key: "1003"}
+	if len(dup.Duplicates) != 1 || dup.Duplicates[0] != want {
+		t.Fatalf("duplicates = %+v, want %+v", dup.Duplicates, want)
+	}
+	for _, s := range []string{"change 1", `key "1003"`, `tenant "acme"`, id, "new event id"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q does not say %q", err, s)
+		}
+	}
+	if info, err = st.Info(ctx); err != nil || info.State.Msgs != 3 {
+		t.Errorf("the ingest stream holds %d messages (%v), want 3: the fresh change stored, the duplicate not", info.State.Msgs, err)
 	}
 }

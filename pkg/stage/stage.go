@@ -67,9 +67,10 @@ const HeaderSupersedes = "Syncline-Supersedes"
 func Outcome(stageName string, a eventv1.Action) string { return stageName + " " + a.String() }
 
 // MsgID is the Nats-Msg-Id of an event's copy for one flow: the same on every
-// redelivery, so the next stream stores it once.
+// redelivery, so the next stream stores it once. Event ids are unique per
+// tenant only, and flow names too, so the id carries the tenant.
 func MsgID(e *eventv1.Envelope) string {
-	return e.GetEventId() + ":" + e.GetFlow()
+	return e.GetEventId() + ":" + e.GetTenant() + ":" + e.GetFlow()
 }
 
 // Audit builds the audit message for e's outcome. The payload is never

@@ -2,6 +2,7 @@ package allinone_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -108,10 +109,14 @@ func TestLedgerRules(t *testing.T) {
 				t.Errorf("skipped record of A has target id %q, want the ledger's A", recs[0].TargetId)
 			}
 
-			// The same event id twice: JetStream stores it once, one record.
+			// The same event id twice: JetStream stores it once, one record,
+			// and the second publish says so.
 			c2 := ingest.Change{EventID: "0193a5e0-0000-7000-8000-000000000001", Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "B", Version: 1, Payload: order(2, "paid")}
 			e.publish(c2)
-			e.publish(c2)
+			var dup *ingest.DuplicateError
+			if _, err := e.pub.Publish(context.Background(), c2); !errors.As(err, &dup) {
+				t.Errorf("publishing event id %s again = %v, want a DuplicateError", c2.EventID, err)
+			}
 			waitLog("B", 1)
 
 			// Versions 3, 1, 2 of key C, in that order. (The log is ordered by

@@ -282,3 +282,42 @@ func TestPublishStaysInItsTenant(t *testing.T) {
 		}
 	}
 }
+
+// TestEventIDsArePerTenant: two tenants whose flows have the same name
+// publish an event with the same id, and each is applied in its tenant; the
+// ingest API reports an id a tenant uses again instead of dropping the
+// change in silence.
+func TestEventIDsArePerTenant(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: filepath.Join(dir, "erp.db")})
+	ctx := context.Background()
+	const id = "0193a5e0-0000-7000-8000-00000000abcd"
+	for _, tenant := range []string{"acme", "globex"} {
+		e.applyOrders(tenant, "orders")
+		e.publish(ingest.Change{EventID: id, Tenant: tenant, Endpoint: "shop", Entity: "order", Key: tenant + "-1", Version: 1, Payload: order(1, "paid")})
+	}
+	for _, tenant := range []string{"acme", "globex"} {
+		eventually(t, 30*time.Second, func() string {
+			recs := e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: tenant})
+			if len(recs) != 1 || recs[0].EventId != id || recs[0].Action != "created" {
+				return fmt.Sprintf("log of tenant %s: %v, want event %s created", tenant, recs, id)
+			}
+			return ""
+		})
+	}
+
+	client := ingestv1connect.NewIngestServiceClient(http.DefaultClient, e.in.APIURL(), connect.WithInterceptors(auth.Bearer(e.in.AdminToken())))
+	resp, err := client.Publish(ctx, &ingestv1.PublishRequest{Changes: []*ingestv1.Change{
+		{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "acme-2", Version: 1, Record: string(order(2, "paid"))},
+		{EventId: id, Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "acme-3", Version: 1, Record: string(order(3, "paid"))},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.EventIds) != 2 || len(resp.Duplicates) != 1 {
+		t.Fatalf("answer %v, want two ids and one duplicate", resp)
+	}
+	if d := resp.Duplicates[0]; d.Index != 1 || d.EventId != id || d.Key != "acme-3" || !strings.Contains(d.Message, "new event id") {
+		t.Errorf("duplicate %v, want change 1 (acme-3) with event id %s and what to do", d, id)
+	}
+}

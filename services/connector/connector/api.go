@@ -3,9 +3,11 @@ package connector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"connectrpc.com/connect"
+	"github.com/nats-io/nats.go"
 
 	ingestv1 "github.com/syncline/syncline/pkg/api/syncline/ingest/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/ingest/v1/ingestv1connect"
@@ -23,7 +25,9 @@ type ingestHandler struct {
 var _ ingestv1connect.IngestServiceHandler = (*ingestHandler)(nil)
 
 // Publish checks that every change is of the caller's tenant, then publishes
-// them as one batch.
+// them as one batch. Changes whose event id the tenant had already used are
+// listed in the answer's duplicates: the rest of the batch is stored, and a
+// retry must be able to tell what it needs to do.
 func (h *ingestHandler) Publish(ctx context.Context, req *ingestv1.PublishRequest) (*ingestv1.PublishResponse, error) {
 	if len(req.Changes) == 0 {
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("no changes: send at least one"))
@@ -44,9 +48,18 @@ func (h *ingestHandler) Publish(ctx context.Context, req *ingestv1.PublishReques
 	}
 	ids, err := h.pub.Publish(ctx, changes...)
 	var invalid *ingest.InvalidChangeError
+	var dup *ingest.DuplicateError
 	switch {
 	case errors.As(err, &invalid):
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.As(err, &dup):
+		resp := &ingestv1.PublishResponse{EventIds: ids}
+		for _, d := range dup.Duplicates {
+			resp.Duplicates = append(resp.Duplicates, &ingestv1.Duplicate{Index: int32(d.Index), EventId: d.EventID, Key: d.Key, Message: d.Message()})
+		}
+		return resp, nil
+	case errors.Is(err, nats.ErrMaxPayload):
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%w: the NATS server takes smaller messages than Syncline allows a record; send smaller records, or raise the server's max_payload", err))
 	case err != nil:
 		return nil, connect.NewError(connect.CodeUnavailable, err)
 	}

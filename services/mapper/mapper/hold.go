@@ -55,7 +55,7 @@ func (s *Service) holds(f *flowconfig.Flow) bool {
 // event that arrived without trace context.
 func (s *Service) hold(ctx context.Context, m jetstream.Msg, eventID string, f *flowconfig.Flow) *nats.Msg {
 	s.held[bus.HeldFlow{Tenant: f.Tenant, Flow: f.Name}] = true
-	msg := bus.Held(m, bus.HoldSubject(f.Tenant, f.Name), eventID+":hold:"+f.Name)
+	msg := bus.Held(m, bus.HoldSubject(f.Tenant, f.Name), eventID+":"+f.Tenant+":hold:"+f.Name)
 	bus.InjectTrace(ctx, msg.Header)
 	return msg
 }

@@ -29,8 +29,10 @@ const (
 // Change is one change of one record in a source system.
 type Change struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Empty means a new UUIDv7. Publishing the same id again within two
-	// minutes stores it once.
+	// Empty means a new UUIDv7. Event ids are per tenant: publishing the
+	// same id in the same tenant again within the ingest stream's duplicate
+	// window (two minutes by default) stores it once, and the answer lists it
+	// in duplicates.
 	EventId string `protobuf:"bytes,1,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	// The tenant: optional with an integrator token (it is the token's),
 	// required with the admin token.
@@ -210,8 +212,12 @@ func (x *PublishRequest) GetChanges() []*Change {
 
 // PublishResponse holds the changes' event ids, in request order.
 type PublishResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	EventIds      []string               `protobuf:"bytes,1,rep,name=event_ids,json=eventIds,proto3" json:"event_ids,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	EventIds []string               `protobuf:"bytes,1,rep,name=event_ids,json=eventIds,proto3" json:"event_ids,omitempty"`
+	// The changes that were not stored because their tenant had already
+	// published an event with the same id within the duplicate window. Every
+	// change not listed here was stored.
+	Duplicates    []*Duplicate `protobuf:"bytes,2,rep,name=duplicates,proto3" json:"duplicates,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -253,6 +259,86 @@ func (x *PublishResponse) GetEventIds() []string {
 	return nil
 }
 
+func (x *PublishResponse) GetDuplicates() []*Duplicate {
+	if x != nil {
+		return x.Duplicates
+	}
+	return nil
+}
+
+// Duplicate is a change that was not stored because its event id was taken.
+// A retry of a change that was stored before gets this too: then there is
+// nothing to do. Otherwise the id was reused: give the change a new one.
+type Duplicate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The change's index in the request.
+	Index   int32  `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	EventId string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	Key     string `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// Says the same for people.
+	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Duplicate) Reset() {
+	*x = Duplicate{}
+	mi := &file_syncline_ingest_v1_ingest_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Duplicate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Duplicate) ProtoMessage() {}
+
+func (x *Duplicate) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_ingest_v1_ingest_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Duplicate.ProtoReflect.Descriptor instead.
+func (*Duplicate) Descriptor() ([]byte, []int) {
+	return file_syncline_ingest_v1_ingest_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Duplicate) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Duplicate) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *Duplicate) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *Duplicate) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 var File_syncline_ingest_v1_ingest_proto protoreflect.FileDescriptor
 
 const file_syncline_ingest_v1_ingest_proto_rawDesc = "" +
@@ -280,9 +366,17 @@ const file_syncline_ingest_v1_ingest_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"F\n" +
 	"\x0ePublishRequest\x124\n" +
-	"\achanges\x18\x01 \x03(\v2\x1a.syncline.ingest.v1.ChangeR\achanges\".\n" +
+	"\achanges\x18\x01 \x03(\v2\x1a.syncline.ingest.v1.ChangeR\achanges\"m\n" +
 	"\x0fPublishResponse\x12\x1b\n" +
-	"\tevent_ids\x18\x01 \x03(\tR\beventIds2c\n" +
+	"\tevent_ids\x18\x01 \x03(\tR\beventIds\x12=\n" +
+	"\n" +
+	"duplicates\x18\x02 \x03(\v2\x1d.syncline.ingest.v1.DuplicateR\n" +
+	"duplicates\"h\n" +
+	"\tDuplicate\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x19\n" +
+	"\bevent_id\x18\x02 \x01(\tR\aeventId\x12\x10\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage2c\n" +
 	"\rIngestService\x12R\n" +
 	"\aPublish\x12\".syncline.ingest.v1.PublishRequest\x1a#.syncline.ingest.v1.PublishResponseB\xd1\x01\n" +
 	"\x16com.syncline.ingest.v1B\vIngestProtoP\x01Z@github.com/syncline/syncline/pkg/api/syncline/ingest/v1;ingestv1\xa2\x02\x03SIX\xaa\x02\x12Syncline.Ingest.V1\xca\x02\x12Syncline\\Ingest\\V1\xe2\x02\x1eSyncline\\Ingest\\V1\\GPBMetadata\xea\x02\x14Syncline::Ingest::V1b\x06proto3"
@@ -299,25 +393,27 @@ func file_syncline_ingest_v1_ingest_proto_rawDescGZIP() []byte {
 	return file_syncline_ingest_v1_ingest_proto_rawDescData
 }
 
-var file_syncline_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_syncline_ingest_v1_ingest_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_syncline_ingest_v1_ingest_proto_goTypes = []any{
 	(*Change)(nil),                // 0: syncline.ingest.v1.Change
 	(*PublishRequest)(nil),        // 1: syncline.ingest.v1.PublishRequest
 	(*PublishResponse)(nil),       // 2: syncline.ingest.v1.PublishResponse
-	nil,                           // 3: syncline.ingest.v1.Change.AttributesEntry
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*Duplicate)(nil),             // 3: syncline.ingest.v1.Duplicate
+	nil,                           // 4: syncline.ingest.v1.Change.AttributesEntry
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
 }
 var file_syncline_ingest_v1_ingest_proto_depIdxs = []int32{
-	4, // 0: syncline.ingest.v1.Change.occurred_at:type_name -> google.protobuf.Timestamp
-	3, // 1: syncline.ingest.v1.Change.attributes:type_name -> syncline.ingest.v1.Change.AttributesEntry
+	5, // 0: syncline.ingest.v1.Change.occurred_at:type_name -> google.protobuf.Timestamp
+	4, // 1: syncline.ingest.v1.Change.attributes:type_name -> syncline.ingest.v1.Change.AttributesEntry
 	0, // 2: syncline.ingest.v1.PublishRequest.changes:type_name -> syncline.ingest.v1.Change
-	1, // 3: syncline.ingest.v1.IngestService.Publish:input_type -> syncline.ingest.v1.PublishRequest
-	2, // 4: syncline.ingest.v1.IngestService.Publish:output_type -> syncline.ingest.v1.PublishResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 3: syncline.ingest.v1.PublishResponse.duplicates:type_name -> syncline.ingest.v1.Duplicate
+	1, // 4: syncline.ingest.v1.IngestService.Publish:input_type -> syncline.ingest.v1.PublishRequest
+	2, // 5: syncline.ingest.v1.IngestService.Publish:output_type -> syncline.ingest.v1.PublishResponse
+	5, // [5:6] is the sub-list for method output_type
+	4, // [4:5] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_syncline_ingest_v1_ingest_proto_init() }
@@ -331,7 +427,7 @@ func file_syncline_ingest_v1_ingest_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_syncline_ingest_v1_ingest_proto_rawDesc), len(file_syncline_ingest_v1_ingest_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -43,8 +43,9 @@ const (
 // IngestServiceClient is a client for the syncline.ingest.v1.IngestService service.
 type IngestServiceClient interface {
 	// Publish puts changes on the ingest stream and returns their event ids
-	// once they are stored. Either every change is valid and stored, or the
-	// error names the first bad one and nothing is published.
+	// once they are stored. Either every change is valid and stored (save
+	// those listed as duplicates), or the error names the first bad one and
+	// nothing is published.
 	Publish(context.Context, *v1.PublishRequest) (*v1.PublishResponse, error)
 }
 
@@ -85,8 +86,9 @@ func (c *ingestServiceClient) Publish(ctx context.Context, req *v1.PublishReques
 // IngestServiceHandler is an implementation of the syncline.ingest.v1.IngestService service.
 type IngestServiceHandler interface {
 	// Publish puts changes on the ingest stream and returns their event ids
-	// once they are stored. Either every change is valid and stored, or the
-	// error names the first bad one and nothing is published.
+	// once they are stored. Either every change is valid and stored (save
+	// those listed as duplicates), or the error names the first bad one and
+	// nothing is published.
 	Publish(context.Context, *v1.PublishRequest) (*v1.PublishResponse, error)
 }
 
