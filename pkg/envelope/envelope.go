@@ -5,8 +5,6 @@ package envelope
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
+	"github.com/syncline/syncline/pkg/bus"
 )
 
 // SchemaVersion is the envelope layout this build writes and reads.
@@ -49,20 +48,19 @@ func Encode(e *eventv1.Envelope) ([]byte, error) {
 	return b, nil
 }
 
-// Errors Check returns, for errors.Is.
-var (
-	ErrMissingKey     = errors.New("source_key is empty")
-	ErrPayloadNotJSON = errors.New("payload is not a JSON object")
-)
-
-// Check verifies the fields a change event must have. It does not check that
-// the tenant, endpoint or flow exist: that is the mapper's question.
+// Check verifies the fields every stage relies on: the schema version, an
+// event id (ValidateEventID), subject-safe tenant, endpoint and entity names
+// (and integrator and flow names when set), an operation, and a valid source
+// key when there is one. It does not check that the tenant, endpoint or flow
+// exist: that is the mapper's question.
 func Check(e *eventv1.Envelope) error {
-	switch {
-	case e.GetSchemaVersion() != SchemaVersion:
+	if e.GetSchemaVersion() != SchemaVersion {
 		return fmt.Errorf("envelope schema_version %d is not supported: this build reads version %d", e.GetSchemaVersion(), SchemaVersion)
-	case e.GetEventId() == "":
-		return fmt.Errorf("envelope has no event_id: set a UUIDv7 that is unique per change")
+	}
+	if err := ValidateEventID(e.GetEventId()); err != nil {
+		return err
+	}
+	switch {
 	case e.GetTenant() == "":
 		return fmt.Errorf("event %s has no tenant", e.GetEventId())
 	case e.GetSourceEndpoint() == "":
@@ -72,28 +70,23 @@ func Check(e *eventv1.Envelope) error {
 	case e.GetOperation() == eventv1.Operation_OPERATION_UNSPECIFIED:
 		return fmt.Errorf("event %s has no operation: set OPERATION_UPSERT or OPERATION_DELETE", e.GetEventId())
 	}
+	for _, n := range []struct{ what, v string }{
+		{"tenant", e.GetTenant()}, {"source_endpoint", e.GetSourceEndpoint()}, {"entity", e.GetEntity()},
+		{"integrator", e.GetIntegrator()}, {"flow", e.GetFlow()},
+	} {
+		if n.v == "" {
+			continue
+		}
+		if err := bus.ValidateToken(n.what, n.v); err != nil {
+			return fmt.Errorf("event %s: %w", e.GetEventId(), err)
+		}
+	}
+	if k := e.GetSourceKey(); k != "" {
+		if err := ValidateKey(k); err != nil {
+			return fmt.Errorf("event %s: %w", e.GetEventId(), err)
+		}
+	}
 	return nil
-}
-
-// CheckPayload verifies that an upsert carries a JSON object. Deletes may
-// carry no payload.
-func CheckPayload(e *eventv1.Envelope) error {
-	p := e.GetPayload()
-	if e.GetOperation() == eventv1.Operation_OPERATION_DELETE && len(p) == 0 {
-		return nil
-	}
-	if !isJSONObject(p) {
-		return fmt.Errorf("event %s (key %q): %w: send the record as a JSON object, e.g. {\"id\": \"1001\"}", e.GetEventId(), e.GetSourceKey(), ErrPayloadNotJSON)
-	}
-	return nil
-}
-
-func isJSONObject(p []byte) bool {
-	i := 0
-	for i < len(p) && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r') {
-		i++
-	}
-	return i < len(p) && p[i] == '{' && json.Valid(p)
 }
 
 // ContentHash is the hash of a mapped record that the ledger compares to

@@ -205,9 +205,6 @@ func (c Change) envelope(now time.Time) (*eventv1.Envelope, error) {
 			return nil, err
 		}
 	}
-	if c.Key == "" {
-		return nil, fmt.Errorf("%w: set the record's key in the source system", envelope.ErrMissingKey)
-	}
 	e := &eventv1.Envelope{
 		SchemaVersion:  envelope.SchemaVersion,
 		EventId:        c.EventID,
@@ -236,7 +233,7 @@ func (c Change) envelope(now time.Time) (*eventv1.Envelope, error) {
 		occurred = now
 	}
 	e.OccurredAt = envelope.Timestamp(occurred)
-	if err := envelope.CheckPayload(e); err != nil {
+	if err := envelope.Validate(e); err != nil {
 		return nil, err
 	}
 	return e, nil

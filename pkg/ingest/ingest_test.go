@@ -37,7 +37,10 @@ func TestPublishValidatesBeforeSending(t *testing.T) {
 		{"no entity", func(c ingest.Change) ingest.Change { c.Entity = ""; return c }, "entity is empty", nil},
 		{"no key", func(c ingest.Change) ingest.Change { c.Key = ""; return c }, "source_key is empty", envelope.ErrMissingKey},
 		{"payload not an object", func(c ingest.Change) ingest.Change { c.Payload = []byte(`[1,2]`); return c }, "not a JSON object", envelope.ErrPayloadNotJSON},
-		{"payload not JSON", func(c ingest.Change) ingest.Change { c.Payload = []byte(`{"n":`); return c }, "not a JSON object", envelope.ErrPayloadNotJSON},
+		{"payload not JSON", func(c ingest.Change) ingest.Change { c.Payload = []byte(`{"n":`); return c }, "not valid JSON at line 1, column 6", envelope.ErrInvalidPayload},
+		{"key with NUL", func(c ingest.Change) ingest.Change { c.Key = "1\x00"; return c }, "control character U+0000", envelope.ErrInvalidKey},
+		{"payload not UTF-8", func(c ingest.Change) ingest.Change { c.Payload = []byte("{\"n\":\"\xff\"}"); return c }, "not valid UTF-8", envelope.ErrInvalidPayload},
+		{"event id with a newline", func(c ingest.Change) ingest.Change { c.EventID = "a\nb"; return c }, "has '\\n' at byte 2", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
