@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -89,6 +90,39 @@ func (x *Index) Match(tenant, endpoint, entity string) []*Flow {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	return x.bySource[sourceKey{tenant, endpoint, entity}]
+}
+
+// Errors of Route, for errors.Is.
+var (
+	ErrUnknownTenant = errors.New("unknown tenant")
+	ErrNoFlow        = errors.New("no flow reads it")
+)
+
+// Route says whether a change of entity from a tenant's endpoint has
+// somewhere to go: nil when a flow reads it, else an error that names what
+// the tenant's flows do read, so that a publisher sees its mistake instead
+// of an event that goes nowhere.
+func (x *Index) Route(tenant, endpoint, entity string) error {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	if len(x.bySource[sourceKey{tenant, endpoint, entity}]) > 0 {
+		return nil
+	}
+	if !x.tenants[tenant] {
+		return fmt.Errorf("%w: tenant %q does not exist: create it with `syncline apply`, or check the name", ErrUnknownTenant, tenant)
+	}
+	var reads []string
+	for sk := range x.bySource {
+		if sk.tenant == tenant {
+			reads = append(reads, fmt.Sprintf("%s from %s", sk.entity, sk.endpoint))
+		}
+	}
+	if len(reads) == 0 {
+		return fmt.Errorf("%w: tenant %q has no flows yet, so its changes would go nowhere: apply a flow whose source is endpoint %q and whose entity is %q first", ErrNoFlow, tenant, endpoint, entity)
+	}
+	slices.Sort(reads)
+	return fmt.Errorf("%w: no flow of tenant %q reads entity %q from endpoint %q, so the change would go nowhere; its flows read %s: publish one of those, or apply a flow for it first",
+		ErrNoFlow, tenant, entity, endpoint, strings.Join(reads, ", "))
 }
 
 // KnowsTenant says whether the tenant exists.

@@ -2,6 +2,8 @@ package flowconfig_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +50,17 @@ func TestWatcherFollowsTheBucket(t *testing.T) {
 	}
 	if m := x.Match("acme", "shop", "order"); len(m) != 1 || !x.KnowsTenant("acme") || x.KnowsTenant("other") {
 		t.Fatalf("Match = %v, KnowsTenant(acme) = %v", m, x.KnowsTenant("acme"))
+	}
+
+	// Route says what a change would go nowhere for, and what does exist.
+	if err := x.Route("acme", "shop", "order"); err != nil {
+		t.Errorf("Route(acme, shop, order) = %v, want nil", err)
+	}
+	if err := x.Route("acme", "shop", "invoice"); !errors.Is(err, flowconfig.ErrNoFlow) || !strings.Contains(err.Error(), "its flows read order from shop") {
+		t.Errorf("Route(acme, shop, invoice) = %v, want ErrNoFlow naming what the flows read", err)
+	}
+	if err := x.Route("other", "shop", "order"); !errors.Is(err, flowconfig.ErrUnknownTenant) {
+		t.Errorf("Route(other, shop, order) = %v, want ErrUnknownTenant", err)
 	}
 
 	v := x.Version()

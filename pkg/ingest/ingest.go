@@ -53,7 +53,34 @@ type Change struct {
 type Publisher struct {
 	pub    *bus.Publisher
 	tracer trace.Tracer
+	route  func(tenant, endpoint, entity string) error
 }
+
+// Option configures a Publisher.
+type Option func(*Publisher)
+
+// WithRoutes makes Publish refuse a change that route says has nowhere to
+// go (a tenant, endpoint or entity no flow reads), with an
+// UnroutedChangeError, before anything of its batch is sent. The ingest API
+// passes the flow-config index's Route; a publisher without one leaves the
+// question to the mapper, which dead-letters such events with the reason.
+func WithRoutes(route func(tenant, endpoint, entity string) error) Option {
+	return func(p *Publisher) { p.route = route }
+}
+
+// UnroutedChangeError is a valid change that no flow reads: nothing of its
+// batch was published.
+type UnroutedChangeError struct {
+	Index int
+	Key   string
+	Err   error
+}
+
+func (e *UnroutedChangeError) Error() string {
+	return fmt.Sprintf("change %d (key %q): %v", e.Index, e.Key, e.Err)
+}
+
+func (e *UnroutedChangeError) Unwrap() error { return e.Err }
 
 // InvalidChangeError is a change that fails validation: nothing of its
 // batch was published.
@@ -119,10 +146,13 @@ func (d Duplicate) Message() string {
 // not sampled, and every stage honours that flag by recording nothing of
 // the event; a traceparent flagged sampled would leave each trace without
 // its root span, since no backend ever receives it.
-func NewPublisher(js jetstream.JetStream, tp trace.TracerProvider) *Publisher {
+func NewPublisher(js jetstream.JetStream, tp trace.TracerProvider, opts ...Option) *Publisher {
 	p := &Publisher{pub: bus.NewPublisher(js)}
 	if tp != nil {
 		p.tracer = tp.Tracer("github.com/syncline/syncline/pkg/ingest")
+	}
+	for _, o := range opts {
+		o(p)
 	}
 	return p
 }
@@ -146,9 +176,9 @@ func (p *Publisher) Publish(ctx context.Context, changes ...Change) ([]string, e
 		}
 	}()
 	for i, c := range changes {
-		e, err := c.envelope(now)
+		e, err := p.check(i, c, now)
 		if err != nil {
-			return nil, &InvalidChangeError{Index: i, Key: c.Key, Err: err}
+			return nil, err
 		}
 		data, err := envelope.Encode(e)
 		if err != nil {
@@ -192,6 +222,33 @@ func (p *Publisher) Publish(ctx context.Context, changes ...Change) ([]string, e
 		return ids, &DuplicateError{Duplicates: dups}
 	}
 	return ids, nil
+}
+
+// Check checks changes as Publish does, validity and (WithRoutes) flows,
+// and publishes nothing: a caller can tell before publishing whether a
+// publish would be refused.
+func (p *Publisher) Check(changes ...Change) error {
+	now := time.Now()
+	for i, c := range changes {
+		if _, err := p.check(i, c, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// check returns the envelope of change i, or why it may not be published.
+func (p *Publisher) check(i int, c Change, now time.Time) (*eventv1.Envelope, error) {
+	e, err := c.envelope(now)
+	if err != nil {
+		return nil, &InvalidChangeError{Index: i, Key: c.Key, Err: err}
+	}
+	if p.route != nil {
+		if err := p.route(e.Tenant, e.SourceEndpoint, e.Entity); err != nil {
+			return nil, &UnroutedChangeError{Index: i, Key: c.Key, Err: err}
+		}
+	}
+	return e, nil
 }
 
 func (c Change) envelope(now time.Time) (*eventv1.Envelope, error) {

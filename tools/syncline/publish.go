@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	ingestv1 "github.com/syncline/syncline/pkg/api/syncline/ingest/v1"
+	"github.com/syncline/syncline/pkg/api/syncline/ingest/v1/ingestv1connect"
 	"github.com/syncline/syncline/pkg/ingest"
 	"github.com/syncline/syncline/pkg/natsauth"
 )
@@ -23,7 +25,11 @@ func newPublish(g *globals) *cobra.Command {
 		Use:   "publish --tenant T --endpoint E --entity N --key K (--data JSON | --file F)",
 		Short: "Publish one change event to the ingest stream",
 		Long: `Publish one change event, as any service would with the pkg/ingest Go package.
-The record is a JSON object, given with --data or read from --file (- for stdin).`,
+The record is a JSON object, given with --data or read from --file (- for stdin).
+The ingest API checks the change first, as it checks its own: a change that no
+flow reads (an unknown tenant, endpoint or entity) is refused, with what the
+tenant's flows do read. A change whose event id the tenant already used is
+reported, not stored again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
@@ -72,7 +78,17 @@ The record is a JSON object, given with --data or read from --file (- for stdin)
 			// No tracer provider: the event goes without trace context and
 			// the mapper starts its trace, recorded wherever the services
 			// export theirs (see ingest.NewPublisher).
-			ids, err := ingest.NewPublisher(js, nil).Publish(ctx, c)
+			pub := ingest.NewPublisher(js, nil)
+			if err := pub.Check(c); err != nil {
+				return err
+			}
+			// NATS would take a change that no flow reads, and the mapper
+			// could only dead-letter it: the ingest API, which knows the
+			// flows, checks it first, as it checks its own.
+			if err := g.checkChange(ctx, c); err != nil {
+				return err
+			}
+			ids, err := pub.Publish(ctx, c)
 			if cause := context.Cause(ctx); errors.Is(cause, nats.ErrPermissionViolation) {
 				return fmt.Errorf("NATS refused the event: %w (a token publishes only to its own tenant's ingest.<tenant>.> subjects)", cause)
 			}
@@ -95,4 +111,20 @@ The record is a JSON object, given with --data or read from --file (- for stdin)
 	f.StringVar(&data, "data", "", "the record as a JSON object")
 	f.StringVar(&file, "file", "", "read the record from this file (- for stdin)")
 	return cmd
+}
+
+// checkChange asks the ingest API whether it would take c: valid, of the
+// token's tenant, and read by a flow.
+func (g *globals) checkChange(ctx context.Context, c ingest.Change) error {
+	opts, err := g.clientOptions()
+	if err != nil {
+		return err
+	}
+	change := &ingestv1.Change{EventId: c.EventID, Tenant: c.Tenant, Integrator: c.Integrator, Endpoint: c.Endpoint, Entity: c.Entity,
+		Key: c.Key, Version: c.Version, Delete: c.Delete, Record: string(c.Payload)}
+	client := ingestv1connect.NewIngestServiceClient(httpClient(), g.server, opts...)
+	if _, err := client.Publish(ctx, &ingestv1.PublishRequest{Changes: []*ingestv1.Change{change}, CheckOnly: true}); err != nil {
+		return explain(err, g.server)
+	}
+	return nil
 }

@@ -8,7 +8,7 @@ import (
 )
 
 // TestPublishSaysWhatWasNotStored: syncline publish fails, with the reason,
-// for a change that the ingest API does not store.
+// for a change that the ingest API does not store or that would go nowhere.
 func TestPublishSaysWhatWasNotStored(t *testing.T) {
 	c := newCLI(t)
 	c.must("apply", "-f", example("orders.yaml"))
@@ -30,5 +30,16 @@ func TestPublishSaysWhatWasNotStored(t *testing.T) {
 	out, err = c.run(append(order, "--key", "1003", "--file", latin1)...)
 	if err == nil || !strings.Contains(err.Error(), "not valid UTF-8 at line 2, column 15 (byte 33)") {
 		t.Errorf("publishing a Latin-1 record: %v\n%s, want it refused with the position", err, out)
+	}
+
+	// A tenant that does not exist, and an entity no flow reads: refused
+	// with the reason, instead of "published" and lost.
+	out, err = c.run("publish", "--tenant", "nobody", "--endpoint", "shop", "--entity", "order", "--key", "1", "--data", `{"n":1}`)
+	if err == nil || !strings.Contains(err.Error(), `tenant "nobody" does not exist`) {
+		t.Errorf("publishing to an unknown tenant: %v\n%s, want it refused", err, out)
+	}
+	out, err = c.run("publish", "--tenant", "acme", "--endpoint", "shop", "--entity", "invoice", "--key", "1", "--data", `{"n":1}`)
+	if err == nil || !strings.Contains(err.Error(), `no flow of tenant "acme" reads entity "invoice" from endpoint "shop"`) || !strings.Contains(err.Error(), "its flows read order from shop") {
+		t.Errorf("publishing an entity no flow reads: %v\n%s, want it refused naming what the flows read", err, out)
 	}
 }

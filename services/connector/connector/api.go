@@ -3,16 +3,16 @@ package connector
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 
 	"connectrpc.com/connect"
-	"github.com/nats-io/nats.go"
 
 	ingestv1 "github.com/syncline/syncline/pkg/api/syncline/ingest/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/ingest/v1/ingestv1connect"
 	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/auth"
+	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/ingest"
 )
 
@@ -24,8 +24,10 @@ type ingestHandler struct {
 
 var _ ingestv1connect.IngestServiceHandler = (*ingestHandler)(nil)
 
-// Publish checks that every change is of the caller's tenant, then publishes
-// them as one batch. Changes whose event id the tenant had already used are
+// Publish checks that every change is of the caller's tenant and has a flow
+// to go to (the flow configs say which tenants exist and what their flows
+// read), then publishes them as one batch, unless the caller asks for the
+// check only. Changes whose event id the tenant had already used are
 // listed in the answer's duplicates: the rest of the batch is stored, and a
 // retry must be able to tell what it needs to do.
 func (h *ingestHandler) Publish(ctx context.Context, req *ingestv1.PublishRequest) (*ingestv1.PublishResponse, error) {
@@ -46,20 +48,34 @@ func (h *ingestHandler) Publish(ctx context.Context, req *ingestv1.PublishReques
 			changes[i].OccurredAt = c.OccurredAt.AsTime()
 		}
 	}
-	ids, err := h.pub.Publish(ctx, changes...)
+	var ids []string
+	var err error
+	if req.CheckOnly {
+		err = h.pub.Check(changes...)
+	} else {
+		ids, err = h.pub.Publish(ctx, changes...)
+	}
 	var invalid *ingest.InvalidChangeError
+	var unrouted *ingest.UnroutedChangeError
 	var dup *ingest.DuplicateError
+	var permanent *bus.PermanentError
 	switch {
 	case errors.As(err, &invalid):
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
+	case errors.As(err, &unrouted) && errors.Is(err, flowconfig.ErrUnknownTenant):
+		return nil, connect.NewError(connect.CodeNotFound, err)
+	case errors.As(err, &unrouted):
+		return nil, connect.NewError(connect.CodeFailedPrecondition, err)
 	case errors.As(err, &dup):
 		resp := &ingestv1.PublishResponse{EventIds: ids}
 		for _, d := range dup.Duplicates {
 			resp.Duplicates = append(resp.Duplicates, &ingestv1.Duplicate{Index: int32(d.Index), EventId: d.EventID, Key: d.Key, Message: d.Message()})
 		}
 		return resp, nil
-	case errors.Is(err, nats.ErrMaxPayload):
-		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%w: the NATS server takes smaller messages than Syncline allows a record; send smaller records, or raise the server's max_payload", err))
+	case errors.As(err, &permanent):
+		// A message the NATS server will never take (its max_payload is
+		// below Syncline's record limit): the bus's error says which.
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	case err != nil:
 		return nil, connect.NewError(connect.CodeUnavailable, err)
 	}
@@ -70,6 +86,6 @@ func (h *ingestHandler) Publish(ctx context.Context, req *ingestv1.PublishReques
 // authenticate every request (auth.Authenticator.Handler).
 func (s *Service) Mount(mux *http.ServeMux) {
 	l := apiserver.IngestLimit
-	path, h := ingestv1connect.NewIngestServiceHandler(&ingestHandler{pub: ingest.NewPublisher(s.deps.JetStream, s.deps.Tracer)}, l.Option())
+	path, h := ingestv1connect.NewIngestServiceHandler(&ingestHandler{pub: ingest.NewPublisher(s.deps.JetStream, s.deps.Tracer, ingest.WithRoutes(s.deps.Flows.Route))}, l.Option())
 	mux.Handle(path, l.Handler(h))
 }

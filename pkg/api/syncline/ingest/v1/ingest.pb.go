@@ -167,8 +167,12 @@ func (x *Change) GetAttributes() map[string]string {
 
 // PublishRequest carries changes.
 type PublishRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Changes       []*Change              `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Changes []*Change              `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	// Check every change as Publish does (valid, of the caller's tenant, read
+	// by a flow) and publish nothing: the answer holds no event ids. syncline
+	// publish asks this before it publishes to NATS.
+	CheckOnly     bool `protobuf:"varint,2,opt,name=check_only,json=checkOnly,proto3" json:"check_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -208,6 +212,13 @@ func (x *PublishRequest) GetChanges() []*Change {
 		return x.Changes
 	}
 	return nil
+}
+
+func (x *PublishRequest) GetCheckOnly() bool {
+	if x != nil {
+		return x.CheckOnly
+	}
+	return false
 }
 
 // PublishResponse holds the changes' event ids, in request order.
@@ -364,9 +375,11 @@ const file_syncline_ingest_v1_ingest_proto_rawDesc = "" +
 	"attributes\x1a=\n" +
 	"\x0fAttributesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"F\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"e\n" +
 	"\x0ePublishRequest\x124\n" +
-	"\achanges\x18\x01 \x03(\v2\x1a.syncline.ingest.v1.ChangeR\achanges\"m\n" +
+	"\achanges\x18\x01 \x03(\v2\x1a.syncline.ingest.v1.ChangeR\achanges\x12\x1d\n" +
+	"\n" +
+	"check_only\x18\x02 \x01(\bR\tcheckOnly\"m\n" +
 	"\x0fPublishResponse\x12\x1b\n" +
 	"\tevent_ids\x18\x01 \x03(\tR\beventIds\x12=\n" +
 	"\n" +
