@@ -109,7 +109,7 @@ func (x *Index) Route(tenant, endpoint, entity string) error {
 		return nil
 	}
 	if !x.tenants[tenant] {
-		return fmt.Errorf("%w: tenant %q does not exist: create it with `syncline apply`, or check the name", ErrUnknownTenant, tenant)
+		return routeError{ErrUnknownTenant, fmt.Sprintf("tenant %q does not exist: create it with `syncline apply`, or check the name", tenant)}
 	}
 	var reads []string
 	for sk := range x.bySource {
@@ -118,12 +118,21 @@ func (x *Index) Route(tenant, endpoint, entity string) error {
 		}
 	}
 	if len(reads) == 0 {
-		return fmt.Errorf("%w: tenant %q has no flows yet, so its changes would go nowhere: apply a flow whose source is endpoint %q and whose entity is %q first", ErrNoFlow, tenant, endpoint, entity)
+		return routeError{ErrNoFlow, fmt.Sprintf("tenant %q has no flows yet, so its changes would go nowhere: apply a flow whose source is endpoint %q and whose entity is %q first", tenant, endpoint, entity)}
 	}
 	slices.Sort(reads)
-	return fmt.Errorf("%w: no flow of tenant %q reads entity %q from endpoint %q, so the change would go nowhere; its flows read %s: publish one of those, or apply a flow for it first",
-		ErrNoFlow, tenant, entity, endpoint, strings.Join(reads, ", "))
+	return routeError{ErrNoFlow, fmt.Sprintf("no flow of tenant %q reads entity %q from endpoint %q, so the change would go nowhere; its flows read %s: publish one of those, or apply a flow for it first",
+		tenant, entity, endpoint, strings.Join(reads, ", "))}
 }
+
+// routeError is Route's refusal: one of its sentinel errors, said in full.
+type routeError struct {
+	is  error
+	msg string
+}
+
+func (e routeError) Error() string        { return e.msg }
+func (e routeError) Is(target error) bool { return target == e.is }
 
 // KnowsTenant says whether the tenant exists.
 func (x *Index) KnowsTenant(tenant string) bool {
