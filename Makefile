@@ -24,18 +24,25 @@ build: ## Build the five services and the syncline CLI into bin/
 	go build -o bin/ ./tools/syncline ./tools/loadgen
 
 .PHONY: test
-test: postgres ## Run the whole test suite (starts PostgreSQL if needed)
+test: postgres ## Run the whole test suite (starts PostgreSQL if needed), then a bounded run of each fuzz test
 	go test $(GOTEST_FLAGS) $(PACKAGES)
+	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST)
 
-# FUZZTIME is how long `make fuzz` runs each fuzz test.
+# FUZZTIME is how long `make fuzz` runs each fuzz test; `make test` runs
+# each for FUZZTIME_TEST, a bounded run beside their seed corpora.
 FUZZTIME ?= 30s
+FUZZTIME_TEST ?= 5s
+# The fuzz tests of the inputs Syncline takes from outside: package and test.
+FUZZ_TARGETS := ./pkg/resourcefile:FuzzParse ./pkg/mapping:FuzzCompile ./pkg/mapping:FuzzApplyJSON \
+	./pkg/mapping:FuzzDecodeObject ./pkg/envelope:FuzzDecode ./pkg/envelope:FuzzCheckRecord \
+	./services/connector/connector:FuzzIngestRequest
 
 .PHONY: fuzz
-fuzz: ## Fuzz the resource file loader and the mapping (compile, payloads), FUZZTIME each (default 30s); make test runs their seed corpora
-	go test ./pkg/resourcefile -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
-	go test ./pkg/mapping -run '^$$' -fuzz '^FuzzCompile$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
-	go test ./pkg/mapping -run '^$$' -fuzz '^FuzzApplyJSON$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
-	go test ./pkg/mapping -run '^$$' -fuzz '^FuzzDecodeObject$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+fuzz: ## Fuzz the resource file loader, the mapping (compile, payloads), the envelope decoder and the ingest API, FUZZTIME each (default 30s); make test runs their seed corpora and FUZZTIME_TEST each
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "fuzzing $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
+	  go test $${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 5s || exit 1; \
+	done
 
 .PHONY: postgres
 postgres: ## Make sure a PostgreSQL server answers for the tests

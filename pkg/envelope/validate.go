@@ -37,13 +37,15 @@ const (
 	MaxAttributeValueBytes = 1024
 )
 
-// Errors of Validate, for errors.Is. ErrPayloadNotJSON is an
+// Errors of Validate, for errors.Is. ErrPayloadNotJSON and ErrNotJSON are
 // ErrInvalidPayload too.
 var (
 	ErrMissingKey     = errors.New("source_key is empty")
 	ErrInvalidKey     = errors.New("invalid source_key")
 	ErrInvalidPayload = errors.New("invalid record")
 	ErrPayloadNotJSON = fmt.Errorf("%w: not a JSON object", ErrInvalidPayload)
+	// ErrNotJSON is a record that is not JSON at all.
+	ErrNotJSON = fmt.Errorf("%w: not valid JSON", ErrInvalidPayload)
 )
 
 // Validate checks everything a change event must be to enter the pipeline:
@@ -189,7 +191,7 @@ func CheckRecord(p []byte) error {
 		err := json.Unmarshal(p, &raw)
 		var se *json.SyntaxError
 		if !errors.As(err, &se) {
-			return fmt.Errorf("%w: not valid JSON: %v", ErrInvalidPayload, err)
+			return fmt.Errorf("%w: %v", ErrNotJSON, err)
 		}
 		// Offset counts the bytes read up to the bad one, or all of them
 		// when the text ends too early.
@@ -201,7 +203,7 @@ func CheckRecord(p []byte) error {
 		if at >= 0 && at < len(p) && (p[at] == 'N' || p[at] == 'I' || (p[at] == '-' && at+1 < len(p) && p[at+1] == 'I')) {
 			hint = ": NaN and Infinity are not JSON numbers, send null or a string"
 		}
-		return fmt.Errorf("%w: not valid JSON at %s: %s%s", ErrInvalidPayload, position(p, max(at, 0)), se, hint)
+		return fmt.Errorf("%w at %s: %s%s", ErrNotJSON, position(p, max(at, 0)), se, hint)
 	}
 	if p[start] != '{' {
 		return fmt.Errorf("%w: it is %s; send the record as a JSON object, e.g. {\"id\": \"1001\"}", ErrPayloadNotJSON, kindOf(p[start]))

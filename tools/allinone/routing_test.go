@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,4 +124,49 @@ func TestUnknownTenantIsTheAdmins(t *testing.T) {
 
 func (e *env) deadLettersAs(token string) eventlogv1connect.DeadLetterServiceClient {
 	return eventlogv1connect.NewDeadLetterServiceClient(http.DefaultClient, e.in.APIURL(), connect.WithInterceptors(auth.Bearer(token)))
+}
+
+// TestEventsStraightToNATSAreChecked: an envelope a program publishes to
+// NATS itself, past pkg/ingest's checks, gets the same checks at the
+// mapper: a key or record Syncline cannot carry is dead-lettered alone,
+// with the reason, and a key the flow takes from the record is checked as
+// a published one is. The good events published with them go through.
+func TestEventsStraightToNATSAreChecked(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db")})
+	e.applyOrders("acme", "orders", resourceOf(t, "Flow", "acme", "products", map[string]any{
+		"integrator": "shop-to-erp", "source": "shop", "target": "erp", "entity": "product", "duplicates": "update", "keyField": "sku",
+		"mapping": map[string]any{"fields": map[string]any{"sku": "source.sku"}, "exclude": []any{"*"}}}))
+	bad := map[string][]byte{
+		"nan":        []byte(`{"number":"SO-1","status":"paid","total":NaN}`),
+		"not-utf8":   append([]byte(`{"number":"SO-2","status":"`), 0xff, '"', '}'),
+		"long-digit": []byte(`{"number":"SO-3","status":"paid","total":123456789012345678901234567890}`),
+		"deep":       []byte(strings.Repeat(`{"a":`, 100) + `1` + strings.Repeat(`}`, 100)),
+	}
+	for key, payload := range bad {
+		publishEnvelope(t, e.js, "ingest.acme.shop.order", key, payload)
+	}
+	publishEnvelope(t, e.js, "ingest.acme.shop.order", "nul\x00key", order(4, "paid"))
+	publishEnvelope(t, e.js, "ingest.acme.shop.order", strings.Repeat("k", 300), order(5, "paid"))
+	publishNamed(t, e.js, "ingest.acme.shop.product", "acme", "shop", "product", "p1", []byte(`{"sku":"42\u0000"}`))
+	e.publish(ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "good", Version: 1, Payload: order(9, "paid")})
+
+	eventually(t, 30*time.Second, func() string {
+		if _, ok := e.rows("orders")["good"]; !ok {
+			return "the good order published after the bad ones is not in the target"
+		}
+		fails := e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme", Status: "failure"})
+		if len(fails) != len(bad)+3 {
+			return fmt.Sprintf("acme has %d failure records, want %d: %s", len(fails), len(bad)+3, codes(fails))
+		}
+		for _, r := range fails {
+			if r.Code != stage.CodeMalformed && r.Code != stage.CodePayloadNotJSON || r.Reason == "" {
+				return fmt.Sprintf("record of key %q: %s %q, want refused as malformed with the reason", r.RemoteId, r.Code, r.Reason)
+			}
+		}
+		return ""
+	})
+	if rows := e.rows("orders"); len(rows) != 1 {
+		t.Errorf("the target holds %v, want the good order only", keys(rows))
+	}
 }

@@ -181,6 +181,15 @@ func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) (
 	if e.Operation != eventv1.Operation_OPERATION_UPSERT && e.Operation != eventv1.Operation_OPERATION_DELETE {
 		return dead(stage.CodeMalformed, fmt.Errorf("event %s has operation %v: use OPERATION_UPSERT or OPERATION_DELETE", e.EventId, e.Operation)), span
 	}
+	// pkg/ingest checked what it published; a program that publishes to
+	// NATS itself gets the same checks here, so a bad record is refused at
+	// the door with the reason, never later for a whole batch.
+	if err := envelope.Validate(e); err != nil {
+		if errors.Is(err, envelope.ErrPayloadNotJSON) || errors.Is(err, envelope.ErrNotJSON) {
+			return dead(stage.CodePayloadNotJSON, err), span
+		}
+		return dead(stage.CodeMalformed, err), span
+	}
 	flows := s.deps.Flows.Match(e.Tenant, e.SourceEndpoint, e.Entity)
 	if e.Flow != "" {
 		// A replayed dead letter of one flow runs that flow only.
@@ -270,6 +279,11 @@ func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envel
 		case err != nil:
 			return fail(stage.CodeMalformed, err)
 		case key != "":
+			// A key taken from the record must be a key the ledger and
+			// the target can hold, as a published one must.
+			if err := envelope.ValidateKey(key); err != nil {
+				return fail(stage.CodeMalformed, fmt.Errorf("key field %s: %w", f.KeyField, err))
+			}
 			e.SourceKey = key
 		case f.Keyless == flowconfig.KeylessExport:
 			e.SourceKey = "keyless-" + e.EventId
