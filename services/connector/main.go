@@ -38,6 +38,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The egress policy is configuration too: checked before anything is
+	// connected.
+	egress, err := connectors.EgressFromEnv(cfg.NATSURL, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
 	rt, err := daemon.Open(ctx, cfg)
 	if err != nil {
 		return err
@@ -52,10 +58,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	box := cfg.Secrets
-	egress, err := connectors.EgressFromEnv(cfg.NATSURL, cfg.DatabaseURL)
-	if err != nil {
-		return err
-	}
 	// Integrator tokens are checked against the hashes the control plane
 	// publishes with the flow configs.
 	api, err := rt.API(flows.Index())

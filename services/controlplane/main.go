@@ -41,6 +41,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The egress policy is configuration too: checked before anything is
+	// connected.
+	egress, err := connectors.EgressFromEnv(cfg.NATSURL, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
 	rt, err := daemon.Open(ctx, cfg)
 	if err != nil {
 		return err
@@ -71,10 +77,6 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		rt.Add("NATS auth callout", natsauth.NewResponder(rt.Conn, cfg.CalloutIssuer, cfg.AdminToken, store, rt.Log))
 	} else {
 		rt.Log.Warn("the NATS auth callout is not answered: publishers cannot connect with tokens until it is set", "variable", natsauth.EnvCalloutSeed)
-	}
-	egress, err := connectors.EgressFromEnv(cfg.NATSURL, cfg.DatabaseURL)
-	if err != nil {
-		return err
 	}
 	svc, err := controlplane.New(controlplane.Deps{
 		JetStream: rt.JetStream, Resources: store, Connectors: reg, Bus: cfg.Bus,
