@@ -6,11 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/pgtest"
@@ -43,24 +39,10 @@ func TestPostgresPlansProbeByKey(t *testing.T) {
 	t.Cleanup(func() { _ = target.Close() })
 	// One session that hears the server's log messages, so the statements
 	// warmed on the small table are the ones whose plans are read.
-	cfg, err := pgxpool.ParseConfig(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 1
-	var mu sync.Mutex
-	var plans []string
-	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		if strings.Contains(n.Message, "plan:") {
-			mu.Lock()
-			plans = append(plans, n.Message)
-			mu.Unlock()
-		}
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// One session, so the statements warmed on the small table are the
+	// ones whose plans are read.
+	plans := pgtest.NewPlans(t, dsn)
+	pool := plans.Pool
 	st := target.store.(*postgresStore)
 	st.pool.Close()
 	st.pool = pool
@@ -94,30 +76,14 @@ func TestPostgresPlansProbeByKey(t *testing.T) {
 	if _, err := pool.Exec(ctx, `INSERT INTO orders (external_ref, source_version, total) SELECT 'SO-' || g, 1, g FROM generate_series(0, 59999) AS g`); err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{
-		`LOAD 'auto_explain'`,
-		`SET auto_explain.log_min_duration = 0`,
-		`SET auto_explain.log_nested_statements = on`,
-		`SET client_min_messages = log`,
-	} {
-		if _, err := pool.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	mu.Lock()
-	plans = nil
-	mu.Unlock()
+	plans.Explain(t)
 	push(batch("big", 500))
-	mu.Lock()
-	got := strings.Join(plans, "\n")
-	mu.Unlock()
+	got := plans.Take()
 	if !strings.Contains(got, "Delete on orders") {
 		t.Fatalf("auto_explain logged no plan of the delete:\n%s", got)
 	}
-	for _, scan := range []string{"Seq Scan on orders", "Bitmap Heap Scan on orders"} {
-		if strings.Contains(got, scan) {
-			t.Errorf("a push at 60,000 rows scans the table:\n%s", got)
-		}
+	if pgtest.Scans(got, "orders") {
+		t.Errorf("a push at 60,000 rows scans the table:\n%s", got)
 	}
 	if !strings.Contains(got, "Index Scan using orders_pkey") && !strings.Contains(got, "Index Only Scan using orders_pkey") {
 		t.Errorf("a push at 60,000 rows does not find its rows by the key's index:\n%s", got)

@@ -4,11 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/syncline/syncline/pkg/pgtest"
 	"github.com/syncline/syncline/pkg/sqlstore"
@@ -24,27 +20,10 @@ import (
 // never scan the table: a batch then costs the same at any ledger size.
 func TestPostgresPlansProbeByKey(t *testing.T) {
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// One session, so the statements warmed while the ledger is tiny are the
+	// One session, so the statements warmed on the small table are the
 	// ones whose plans are read.
-	cfg.MaxConns = 1
-	var mu sync.Mutex
-	var plans []string
-	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		if strings.Contains(n.Message, "plan:") {
-			mu.Lock()
-			plans = append(plans, n.Message)
-			mu.Unlock()
-		}
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	plans := pgtest.NewPlans(t, pgtest.NewDatabase(t))
+	pool := plans.Pool
 	s, err := ledger.NewPostgres(ctx, &sqlstore.DB{Dialect: sqlstore.Postgres, PG: pool})
 	if err != nil {
 		t.Fatal(err)
@@ -94,16 +73,7 @@ FROM generate_series(0, 59999) AS g`); err != nil {
 		t.Fatal(err)
 	}
 
-	for _, q := range []string{
-		`LOAD 'auto_explain'`,
-		`SET auto_explain.log_min_duration = 0`,
-		`SET auto_explain.log_nested_statements = on`,
-		`SET client_min_messages = log`,
-	} {
-		if _, err := pool.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	plans.Explain(t)
 	keys, entries, versions, cs = batchOf("SO")
 	for _, step := range []struct {
 		name      string
@@ -115,22 +85,16 @@ FROM generate_series(0, 59999) AS g`); err != nil {
 		{"Advance", func() error { return s.Advance(ctx, versions) }, false},
 		{"Confirm", func() error { _, err := s.Confirm(ctx, cs); return err }, true},
 	} {
-		mu.Lock()
-		plans = nil
-		mu.Unlock()
+		plans.Take()
 		if err := step.run(); err != nil {
 			t.Fatalf("%s: %v", step.name, err)
 		}
-		mu.Lock()
-		got := strings.Join(plans, "\n")
-		mu.Unlock()
+		got := plans.Take()
 		if got == "" {
 			t.Fatalf("%s: auto_explain logged no plan", step.name)
 		}
-		for _, scan := range []string{"Seq Scan on ledger_entries", "Bitmap Heap Scan on ledger_entries"} {
-			if strings.Contains(got, scan) {
-				t.Errorf("%s at 60,000 entries scans the table:\n%s", step.name, got)
-			}
+		if pgtest.Scans(got, "ledger_entries") {
+			t.Errorf("%s at 60,000 entries scans the table:\n%s", step.name, got)
 		}
 		if step.wantProbe && !strings.Contains(got, "Index Scan using ledger_entries_pkey") && !strings.Contains(got, "Index Only Scan using ledger_entries_pkey") {
 			t.Errorf("%s at 60,000 entries does not probe the primary key:\n%s", step.name, got)

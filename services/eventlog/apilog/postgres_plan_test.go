@@ -4,12 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/syncline/syncline/pkg/pgtest"
 	"github.com/syncline/syncline/pkg/sqlstore"
@@ -24,27 +20,10 @@ import (
 // statement, including those of the triggers.
 func TestPostgresWritePlansNeverScan(t *testing.T) {
 	ctx := context.Background()
-	cfg, err := pgxpool.ParseConfig(pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// One session, so the statements warmed on the small log are the ones
-	// whose plans are read.
-	cfg.MaxConns = 1
-	var mu sync.Mutex
-	var plans []string
-	cfg.ConnConfig.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		if strings.Contains(n.Message, "plan:") {
-			mu.Lock()
-			plans = append(plans, n.Message)
-			mu.Unlock()
-		}
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	// One session, so the statements warmed on the small table are the
+	// ones whose plans are read.
+	plans := pgtest.NewPlans(t, pgtest.NewDatabase(t))
+	pool := plans.Pool
 	s, err := apilog.NewPostgres(ctx, &sqlstore.DB{Dialect: sqlstore.Postgres, PG: pool})
 	if err != nil {
 		t.Fatal(err)
@@ -78,28 +57,15 @@ func TestPostgresWritePlansNeverScan(t *testing.T) {
 	for i := range 12 {
 		write(records(fmt.Sprintf("bulk%d", i), 5000))
 	}
-	for _, q := range []string{
-		`LOAD 'auto_explain'`,
-		`SET auto_explain.log_min_duration = 0`,
-		`SET auto_explain.log_nested_statements = on`,
-		`SET client_min_messages = log`,
-	} {
-		if _, err := pool.Exec(ctx, q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
+	plans.Explain(t)
 	rs := records("measured", 500)
 	write(rs)
 	write(rs)
-	mu.Lock()
-	got := strings.Join(plans, "\n")
-	mu.Unlock()
+	got := plans.Take()
 	if !strings.Contains(got, "api_log_days") {
 		t.Fatalf("auto_explain logged no plan of the rollup triggers:\n%s", got)
 	}
-	for _, scan := range []string{"Seq Scan on api_log_records", "Bitmap Heap Scan on api_log_records"} {
-		if strings.Contains(got, scan) {
-			t.Errorf("a write at 60,000 records scans the records table:\n%s", got)
-		}
+	if pgtest.Scans(got, "api_log_records") {
+		t.Errorf("a write at 60,000 records scans the records table:\n%s", got)
 	}
 }
