@@ -407,12 +407,12 @@ func TestHeldEventsOfADeletedFlowAreDeadLettered(t *testing.T) {
 	if err := r.kv.Delete(context.Background(), flowconfig.Key("acme", "erp")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the held events of the deleted flow were never dead-lettered", func() bool {
-		return r.count(bus.StreamDeadLetter, "dlq.acme.connector") == 2
+	// The dead letters are stored first and the hold is emptied after
+	// them, so a crash in between dead-letters them again (stored once), never
+	// loses them: wait for both.
+	waitFor(t, "the held events of the deleted flow were never dead-lettered and removed from the hold", func() bool {
+		return r.count(bus.StreamDeadLetter, "dlq.acme.connector") == 2 && r.count(bus.StreamHold, "hold.>") == 0
 	})
-	if held := r.count(bus.StreamHold, "hold.>"); held != 0 {
-		t.Errorf("%d events still held after their flow was deleted", held)
-	}
 	st, err := r.js.Stream(context.Background(), bus.StreamDeadLetter)
 	if err != nil {
 		t.Fatal(err)
