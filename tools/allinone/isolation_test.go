@@ -81,6 +81,11 @@ func TestNoTenantReachesAnother(t *testing.T) {
 				_, err := res.Apply(ctx, &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{resourceOf(t, "Tenant", "", "globex", map[string]any{})}})
 				return err
 			}},
+			{"widen its own tenant's egress policy", false, func(ctx context.Context) error {
+				_, err := res.Apply(ctx, &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
+					resourceOf(t, "Tenant", "", "acme", map[string]any{"egress": map[string]any{"allow": []any{"127.0.0.1"}}})}})
+				return err
+			}},
 			{"an integrator in globex", false, func(ctx context.Context) error {
 				_, err := res.Apply(ctx, &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{resourceOf(t, "Integrator", "globex", "mole", map[string]any{})}})
 				return err
@@ -217,6 +222,10 @@ func TestNoTenantReachesAnother(t *testing.T) {
 		ingestv1connect.IngestServicePublishProcedure: {
 			{"publish into globex", false, func(ctx context.Context) error {
 				_, err := in.Publish(ctx, &ingestv1.PublishRequest{Changes: []*ingestv1.Change{{Tenant: "globex", Endpoint: "shop", Entity: "order", Key: "intruder", Record: string(order(5, "paid"))}}})
+				return err
+			}},
+			{"ask what globex's flows read", false, func(ctx context.Context) error {
+				_, err := in.Publish(ctx, &ingestv1.PublishRequest{CheckOnly: true, Changes: []*ingestv1.Change{{Tenant: "globex", Endpoint: "shop", Entity: "invoice", Key: "probe", Record: `{}`}}})
 				return err
 			}},
 		},
