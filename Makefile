@@ -44,8 +44,8 @@ FUZZ_TARGETS := ./pkg/resourcefile:FuzzParse ./pkg/mapping:FuzzCompile ./pkg/map
 .PHONY: fuzz
 fuzz: ## Fuzz the resource file loader, the mapping (compile, payloads), the envelope decoder and the ingest API, FUZZTIME each (default 30s); make test runs their seed corpora and FUZZTIME_TEST each
 	@# A failing input is written to the package's testdata/fuzz and fails the run again, as
-	@# the seed corpus runs first; a failure that wrote none (the fuzzing engine losing a
-	@# run cut short while it shrank an input) is tried once more.
+	@# the seed corpus runs first; a failure that wrote none (the fuzzing engine's own, such
+	@# as a run cut short while it shrank an input) is tried once more.
 	@for t in $(FUZZ_TARGETS); do \
 	  echo "fuzzing $${t#*:} in $${t%%:*} for $(FUZZTIME)"; \
 	  go test $${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) || \
