@@ -174,9 +174,16 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 	// confirmation written meanwhile is not overwritten.
 	var inserts, puts []ledger.Entry
 	var advances []ledger.Version
+	// decided holds the entries this batch changed: later events of a key
+	// are decided against them, while known keeps what the store holds until
+	// the batch's writes land, which is what a push says it supersedes.
+	decided := map[ledger.Key]ledger.Entry{}
 	for _, p := range batch {
 		start := time.Now()
-		entry, exists := known[p.key]
+		entry, exists := decided[p.key]
+		if !exists {
+			entry, exists = known[p.key]
+		}
 		flow := s.deps.Flows.Get(p.env.Tenant, p.env.Flow)
 		d := decide(p.env, entry, exists, policy(flow))
 		if p.span.IsRecording() {
@@ -200,7 +207,7 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 					entry = ledger.Entry{Key: p.key, State: ledger.StateApplied, LastAction: "deleted"}
 				}
 				entry.SourceVersion = p.env.SourceVersion
-				known[p.key] = entry
+				decided[p.key] = entry
 			}
 		default:
 			hash := p.env.GetResult().GetContentHash()
@@ -214,8 +221,12 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 				Attempts: uint32(bus.Deliveries(p.msg)), DurationUs: time.Since(start).Microseconds()}
 			subject := bus.PushSubject(p.env.Tenant, p.env.Flow, bus.Partition(p.env.SourceKey, s.deps.Bus.Partitions))
 			msg, err = stage.Output(p.ctx, subject, p.env)
-			if err == nil && entry.LastEventID != "" {
-				msg.Header.Set(stage.HeaderSupersedes, entry.LastEventID)
+			// The target's answer may come before this batch's entries are
+			// written: it then finds the stored entry, which names the event
+			// the push supersedes, however many events of the key the batch
+			// decided before it.
+			if stored := known[p.key].LastEventID; err == nil && stored != "" {
+				msg.Header.Set(stage.HeaderSupersedes, stored)
 			}
 			if d.record {
 				next := ledger.Entry{
@@ -230,7 +241,7 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 				} else {
 					inserts = append(inserts, next)
 				}
-				known[p.key] = next
+				decided[p.key] = next
 			}
 		}
 		if err != nil {
