@@ -46,6 +46,10 @@ func (c *checkedSpec) validate(settings map[string]any) (map[string]any, error) 
 			fail(f.Name, "%s", reason)
 			continue
 		}
+		if n, ok := v.(int64); ok && n < 0 && isBudgetField(f.Name) {
+			fail(f.Name, "must be 0 (no limit) or more")
+			continue
+		}
 		if s, ok := v.(string); ok {
 			if s == "" && f.Required {
 				fail(f.Name, "required, and empty (%s)", f.Summary)

@@ -95,7 +95,7 @@ func TestValidateSettingsErrors(t *testing.T) {
 			`settings.driver: "mysql" is not one of postgres, sqlite`,
 		}},
 		{"unknown key lists known ones", map[string]any{"driver": "sqlite", "dsn": "x://y", "table": "t", "tabel": "t"}, []string{
-			"settings.tabel: unknown setting; sql settings are batch, create, driver, dsn, headers, table, timeout",
+			"settings.tabel: unknown setting; sql settings are batch, create, driver, dsn, headers, max_concurrency, max_requests_per_second, table, timeout",
 		}},
 		{"types", map[string]any{"driver": 1, "dsn": "x://y", "table": "t", "batch": 1.5, "create": "yes", "timeout": 30, "headers": []string{"a"}}, []string{
 			"settings.driver: must be a string",

@@ -34,7 +34,18 @@ type Spec struct {
 	// policy is checked when the endpoint is applied and again when it is opened. Every
 	// target has it; a source that runs nothing on Syncline's side (nats) has none.
 	Reaches ReachFunc
+	// Entities lists, for an endpoint's checked settings, the entities the target serves and
+	// what it can do with each; the control plane refuses a flow whose target lacks what the
+	// flow needs. A problem with the settings is a *SettingsError.
+	Entities EntitiesFunc
+	// Budget is the default of the two settings the registry adds to every target spec
+	// (max_requests_per_second and max_concurrency, see BudgetFromSettings): a target whose
+	// system cannot take parallel writes says so here (MaxConcurrency 1). Zero is no limit.
+	Budget BudgetConfig
 }
+
+// EntitiesFunc lists the entities a target serves with an endpoint's checked settings.
+type EntitiesFunc func(settings map[string]any) ([]Capabilities, error)
 
 // Field describes one setting.
 type Field struct {
@@ -81,7 +92,18 @@ func checkSpec(spec Spec) (*checkedSpec, error) {
 	if spec.Kind == KindTarget && spec.Reaches == nil {
 		return nil, fmt.Errorf("spec reaches is nil; a target lists the hosts and files its settings reach, for the egress policy")
 	}
+	if spec.Kind == KindTarget && (spec.Budget.RequestsPerSecond < 0 || spec.Budget.MaxConcurrency < 0) {
+		return nil, fmt.Errorf("spec budget %+v: a limit is 0 (none) or more", spec.Budget)
+	}
 	c := &checkedSpec{spec: cloneSpec(spec), patterns: map[string]*regexp.Regexp{}}
+	for _, f := range c.spec.Fields {
+		if isBudgetField(f.Name) {
+			return nil, fmt.Errorf("field %q: every target has it, added by the registry; set its default with Spec.Budget", f.Name)
+		}
+	}
+	if spec.Kind == KindTarget {
+		c.spec.Fields = append(c.spec.Fields, budgetFields(spec.Budget)...)
+	}
 	seen := map[string]bool{}
 	for i := range c.spec.Fields {
 		f := &c.spec.Fields[i]
