@@ -24,7 +24,7 @@ build: ## Build the five services and the syncline CLI into bin/
 	go build -o bin/ ./tools/syncline ./tools/loadgen
 
 .PHONY: test
-test: postgres ## Run the whole test suite (starts PostgreSQL if needed), then a bounded run of each fuzz test
+test: postgres peers ## Run the whole test suite (starts PostgreSQL and installs the test peers if needed), then a bounded run of each fuzz test
 	go test $(GOTEST_FLAGS) $(PACKAGES)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST) FUZZMINIMIZETIME=0
 
@@ -56,6 +56,18 @@ fuzz: ## Fuzz the resource file loader, the mapping (compile, payloads), the env
 .PHONY: postgres
 postgres: ## Make sure a PostgreSQL server answers for the tests
 	tools/scripts/ensure-postgres.sh
+
+# The servers the tests run against (json-server), pinned in tools/peers/package-lock.json.
+# npm ci writes node_modules/.package-lock.json last, so it stands for a whole install.
+PEERS := tools/peers/node_modules/.package-lock.json
+
+.PHONY: peers
+peers: $(PEERS) ## Install the servers the tests run against (json-server 0.17.4) into tools/peers, if missing or changed
+
+$(PEERS): tools/peers/package.json tools/peers/package-lock.json
+	tools/scripts/ensure-node.sh
+	cd tools/peers && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 .PHONY: lint
 lint: $(BIN)/staticcheck $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go ## gofmt, go vet, staticcheck, buf lint, generated-code drift

@@ -77,7 +77,7 @@ type Entity struct {
 var entityKeys = []string{"path", "item_path", "lookup", "ref_field", "id_field", "items_field", "update_method", "delete"}
 
 var (
-	namePattern   = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	namePattern = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	// pathPattern is a path of the API: starting with '/', with no query, fragment, space or
 	// placeholder other than {id}.
 	pathPattern = regexp.MustCompile(`^/[^?#\s{}]*$`)
