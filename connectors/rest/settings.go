@@ -315,8 +315,8 @@ func parseEntity(v any) (Entity, []problem) {
 	if e.ItemPath == "" && e.Path != "" {
 		e.ItemPath = strings.TrimSuffix(e.Path, "/") + "/" + idPlaceholder
 	}
-	if rest, found := strings.CutPrefix(e.ItemPath, "/"); !found || strings.Count(e.ItemPath, idPlaceholder) != 1 ||
-		!pathPattern.MatchString("/"+strings.Replace(rest, idPlaceholder, "x", 1)) {
+	if e.ItemPath != "" && (strings.Count(e.ItemPath, idPlaceholder) != 1 ||
+		!pathPattern.MatchString(strings.Replace(e.ItemPath, idPlaceholder, "x", 1))) {
 		fail("item_path", "%q must start with '/' and hold {id} once, and no query, space or other braces, such as /customers/{id}", e.ItemPath)
 	}
 	if e.RefField == "" {

@@ -281,9 +281,12 @@ func createdID(a *answer, idField string) (string, bool) {
 		}
 	}
 	if loc := a.header.Get("Location"); loc != "" {
-		if u, err := url.Parse(loc); err == nil && path.Base(u.Path) != "/" && path.Base(u.Path) != "." {
-			if id, err := url.PathUnescape(path.Base(u.Path)); err == nil {
-				return id, true
+		// The last segment as sent, so that an escaped '/' in the id stays in it.
+		if u, err := url.Parse(loc); err == nil {
+			if last := path.Base(u.EscapedPath()); last != "/" && last != "." {
+				if id, err := url.PathUnescape(last); err == nil && id != "" {
+					return id, true
+				}
 			}
 		}
 	}
