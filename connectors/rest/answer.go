@@ -44,6 +44,12 @@ func (a *answer) isJSON() bool {
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
+// isHTML reports whether the answer is an HTML page.
+func (a *answer) isHTML() bool {
+	mt, _, _ := mime.ParseMediaType(a.header.Get("Content-Type"))
+	return mt == "text/html" || mt == "application/xhtml+xml"
+}
+
 // contentType names what the answer is, for messages.
 func (a *answer) contentType() string {
 	if ct := a.header.Get("Content-Type"); ct != "" {

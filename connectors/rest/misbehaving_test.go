@@ -106,6 +106,11 @@ func TestAnswersTheTargetCannotUse(t *testing.T) {
 				w.Header().Set("Content-Type", "text/html; charset=utf-8")
 				_, _ = io.WriteString(w, "<!DOCTYPE html><html><head><title>Sign in &ndash; Shop</title></head><body>...</body></html>")
 			}},
+		{name: "HTML page for a create", op: "create", want: []string{"POST /customers answered 200 with text/html, not JSON (an HTML page titled \"Sign in\")"},
+			handler: func(w http.ResponseWriter, _ *http.Request, _ int) {
+				w.Header().Set("Content-Type", "text/html")
+				_, _ = io.WriteString(w, "<html><head><title>Sign in</title></head></html>")
+			}},
 		{name: "HTML error page for a create", op: "create", refusal: true, want: []string{`record "crm-1"`, "POST /customers answered 404 Not Found", "an HTML page"},
 			handler: func(w http.ResponseWriter, _ *http.Request, _ int) {
 				w.Header().Set("Content-Type", "text/html")

@@ -351,6 +351,11 @@ func (t *Target) delete(ctx context.Context, entity string, e Entity, w connecto
 // or the call's error.
 func (t *Target) settle(a *answer, w connector.Write) (connector.Result, error, bool) {
 	if a.status >= 200 && a.status <= 299 {
+		// A page where the API's JSON should be is a sign-in page or a proxy's, not the API
+		// having done the write.
+		if a.isHTML() {
+			return connector.Result{}, a.decode(new(any)), true
+		}
 		return connector.Result{}, nil, false
 	}
 	if a.refusal() {
