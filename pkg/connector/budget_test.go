@@ -3,6 +3,7 @@ package connector_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -64,6 +65,48 @@ func TestBudgetNeverExceedsItsConcurrency(t *testing.T) {
 		}
 		for _, r := range releases {
 			r()
+		}
+	}
+}
+
+// TestBudgetLetsEveryRequestThrough runs flows that share a budget, some of whose requests
+// are throttled, and checks that each request gets its turn: the budget slows requests down,
+// it never loses one.
+func TestBudgetLetsEveryRequestThrough(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	for run := range 5 {
+		cfg := connector.BudgetConfig{RequestsPerSecond: 200 + rng.IntN(2000), MaxConcurrency: rng.IntN(4)}
+		b := connector.NewBudget(cfg)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		var wg sync.WaitGroup
+		var done atomic.Int64
+		for flow := range 4 {
+			throttleEvery := 10 + rng.IntN(40)
+			wg.Go(func() {
+				ctx := connector.WithFlow(ctx, fmt.Sprint("flow-", flow))
+				for i := range 50 {
+					release, err := b.Acquire(ctx)
+					if err != nil {
+						t.Errorf("run %d (%+v): flow %d, request %d: %v", run, cfg, flow, i, err)
+						return
+					}
+					if i%throttleEvery == throttleEvery-1 {
+						b.Throttled(ctx, 5*time.Millisecond)
+					}
+					release()
+					done.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		cancel()
+		if n := done.Load(); n != 200 {
+			t.Fatalf("run %d (%+v): %d of 200 requests went through", run, cfg, n)
+		}
+		if r := b.Rate(); r <= 0 || r > float64(cfg.RequestsPerSecond) {
+			t.Errorf("run %d: effective rate %v outside (0, %d]", run, r, cfg.RequestsPerSecond)
 		}
 	}
 }
