@@ -3,12 +3,14 @@ package rest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -279,5 +281,40 @@ func TestCreatedIDFromLocation(t *testing.T) {
 	}
 	if got := srv.got(); !strings.HasPrefix(got[0], "POST /api/customers ") || got[1] != `PATCH /api/customers/c%2F42 {"name":"Ada L."}` {
 		t.Errorf("server got %q, want the POST under the base path and the PATCH of the escaped id", got)
+	}
+}
+
+func TestTargetsSharingABudgetKeepItsConcurrency(t *testing.T) {
+	var inFlight, most atomic.Int64
+	srv := newAPI(t, func(w http.ResponseWriter, _ *http.Request, n int) {
+		now := inFlight.Add(1)
+		defer inFlight.Add(-1)
+		for m := most.Load(); now > m && !most.CompareAndSwap(m, now); m = most.Load() {
+		}
+		// Hold the request a moment so that others would overlap it if the budget let them.
+		time.Sleep(2 * time.Millisecond)
+		jsonAnswer(w, http.StatusCreated, fmt.Sprintf(`{"id":%d}`, n))
+	})
+	for _, limit := range []int{1, 2} {
+		most.Store(0)
+		budget := connector.NewBudget(connector.BudgetConfig{MaxConcurrency: limit})
+		// Two flows writing to one endpoint: two targets, one budget.
+		targets := []connector.Target{open(t, customerSettings(srv.URL, nil), localEnv(t, budget)), open(t, customerSettings(srv.URL, nil), localEnv(t, budget))}
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				ctx := connector.WithFlow(context.Background(), fmt.Sprint("flow-", i%2))
+				for j := range 5 {
+					results, err := targets[i%2].Write(ctx, "customer", []connector.Write{{Op: connector.WriteCreate, Key: fmt.Sprintf("crm-%d-%d", i, j), Payload: object(t, map[string]any{"name": "x"})}})
+					if err != nil || results[0].Err != nil {
+						t.Errorf("create: %v %v", err, results)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if got := most.Load(); got > int64(limit) {
+			t.Errorf("max_concurrency %d: the API saw %d requests at once", limit, got)
+		}
 	}
 }
