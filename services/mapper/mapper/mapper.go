@@ -191,6 +191,9 @@ func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) (
 		return dead(stage.CodeMalformed, err), span
 	}
 	flows := s.deps.Flows.Match(e.Tenant, e.SourceEndpoint, e.Entity)
+	if len(flows) == 0 && s.deps.Flows.CatchUp(ctx) {
+		flows = s.deps.Flows.Match(e.Tenant, e.SourceEndpoint, e.Entity)
+	}
 	if e.Flow != "" {
 		// A replayed dead letter of one flow runs that flow only.
 		flows = slices.DeleteFunc(slices.Clone(flows), func(f *flowconfig.Flow) bool { return f.Name != e.Flow })
