@@ -37,6 +37,9 @@ type Endpoint struct {
 	// connector opens them when it connects, and they are never in the
 	// bucket in the clear.
 	Credentials string `json:"credentials,omitempty"`
+	// Caps is what a target endpoint can do with its flow's entity, as its connector
+	// declares it for its settings; the control plane checked it against the flow.
+	Caps *connector.Capabilities `json:"caps,omitempty"`
 }
 
 // CredentialsBinding is what an endpoint's sealed credentials are bound to.

@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/syncline/syncline/connectors"
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	"github.com/syncline/syncline/pkg/auth"
@@ -22,7 +23,6 @@ import (
 	"github.com/syncline/syncline/pkg/natstest"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/sqlstore"
-	"github.com/syncline/syncline/services/connector/connectors"
 	"github.com/syncline/syncline/services/controlplane/controlplane"
 	"github.com/syncline/syncline/services/controlplane/resource"
 )
