@@ -7,16 +7,16 @@ func TestValidateGTIN(t *testing.T) {
 		in   string
 		want string // "" for accepted
 	}{
-		{"4006381333931", ""},                              // EAN-13
-		{"4012345678901", ""},                              // EAN-13
-		{"96385074", ""},                                   // EAN-8
-		{"036000291452", ""},                               // UPC-A (GTIN-12)
-		{"10614141000415", ""},                             // GTIN-14
-		{"00000000", ""},                                   // all zeros: check digit 0
-		{"4006381333932", "the check digit should be 1"},   // wrong check digit
-		{"96385075", "the check digit should be 4"},        // EAN-8, wrong check digit
-		{"10614141000416", "the check digit should be 5"},  // GTIN-14, wrong
-		{"12A4", ""},                                       // not digits: the pattern's business
+		{"4006381333931", ""},  // EAN-13
+		{"4012345678901", ""},  // EAN-13
+		{"96385074", ""},       // EAN-8
+		{"036000291452", ""},   // UPC-A (GTIN-12)
+		{"10614141000415", ""}, // GTIN-14
+		{"00000000", ""},       // all zeros: check digit 0
+		{"4006381333932", "the check digit should be 1"},  // wrong check digit
+		{"96385075", "the check digit should be 4"},       // EAN-8, wrong check digit
+		{"10614141000416", "the check digit should be 5"}, // GTIN-14, wrong
+		{"12A4", ""}, // not digits: the pattern's business
 		{"", ""},
 	}
 	for _, tt := range tests {
