@@ -188,7 +188,7 @@ func TestCheckRefusesNamingTheField(t *testing.T) {
 		{"negative", "stock", `{"sku":"1","on_hand":-1,"reserved":-0.5}`,
 			[]string{"on_hand: must be at least 0 (", "reserved: must be at least 0 ("}},
 		{"bad check digit", "product", `{"sku":"1","name":"Cup","price":1,"ean":"4006381333932"}`,
-			[]string{"ean: not a valid EAN/GTIN (the check digit should be 1) ("}},
+			[]string{"ean: not a valid EAN/GTIN: the check digit should be 1 ("}},
 		{"ean of letters", "product", `{"sku":"1","name":"Cup","price":1,"ean":"ABC"}`,
 			[]string{"ean: does not fit ("}},
 		{"variant without a sku", "product", `{"sku":"T","name":"T","price":1,"variants":[{"sku":"T-S"},{"attributes":{"size":"M"}}]}`,

@@ -141,7 +141,7 @@ func (e *entity) describe(v *jsonschema.ValidationError, doc any) []Problem {
 		// The only "not" the schemas use keeps " / " out of category names.
 		return []Problem{{Path: path, Value: value, Message: `must not contain " / ", which separates the levels of a category path: map each level as its own name, the levels above in parent`}}
 	case *kind.Format:
-		return []Problem{{Path: path, Value: value, Message: fmt.Sprintf("not a valid %s (%v)%s: correct it in the source, or leave the field out of the mapping", formatName(k.Want), k.Err, e.about(sub))}}
+		return []Problem{{Path: path, Value: value, Message: fmt.Sprintf("not a valid %s: %v%s: correct it in the source, or leave the field out of the mapping", formatName(k.Want), k.Err, e.about(sub))}}
 	case *kind.Minimum:
 		return []Problem{{Path: path, Value: value, Message: printer.Sprintf("must be at least %s%s: %s", k.Want.RatString(), e.about(sub), remedy)}}
 	case *kind.MinItems:
@@ -174,13 +174,11 @@ func (e *entity) required(v *jsonschema.ValidationError) bool {
 		return false
 	}
 	// The schema URL of a property is <object's schema>/properties/<name>.
-	url, _, _ := strings.Cut(v.SchemaURL, "#")
-	_, frag, _ := strings.Cut(v.SchemaURL, "#")
-	parent, ok := strings.CutSuffix(frag, "/properties/"+loc[len(loc)-1])
+	parent, ok := strings.CutSuffix(v.SchemaURL, "/properties/"+loc[len(loc)-1])
 	if !ok {
 		return false
 	}
-	req, _ := e.schemaAt(url + "#" + parent)["required"].([]any)
+	req, _ := e.schemaAt(parent)["required"].([]any)
 	return slices.Contains(req, any(loc[len(loc)-1]))
 }
 
@@ -251,19 +249,19 @@ func firstSentence(d string) string {
 	return d
 }
 
+// article names a JSON type as the messages do: "a number", "text".
 func article(t string) string {
 	switch t {
-	case "object", "array", "integer":
-		if t == "array" {
-			return "a list"
-		}
+	case "array":
+		return "a list"
+	case "object", "integer":
 		return "an " + t
-	case "null":
-		return "null"
 	case "boolean":
 		return "true or false"
 	case "string":
 		return "text"
+	case "null":
+		return "null"
 	default:
 		return "a " + t
 	}
