@@ -136,7 +136,13 @@ func (e *entity) describe(v *jsonschema.ValidationError, doc any) []Problem {
 			return []Problem{{Path: path, Value: value, Message: "must not be empty" + e.about(sub) + ": " + remedy + " from a source field that has a value, or leave the field out when it is optional"}}
 		}
 	case *kind.Pattern:
-		return []Problem{{Path: path, Value: value, Message: "does not fit" + e.about(sub) + ": translate it in the flow's mapping (a value map, or an expression such as upperAscii())"}}
+		// Value maps translate top-level fields only; a nested one is
+		// translated by its expression.
+		how := "a value map, or an expression such as upperAscii()"
+		if strings.ContainsAny(path, ".[") {
+			how = "its expression, e.g. with upperAscii() or a map literal of the source's values"
+		}
+		return []Problem{{Path: path, Value: value, Message: "does not fit" + e.about(sub) + ": translate it in the flow's mapping (" + how + ")"}}
 	case *kind.Not:
 		// The only "not" the schemas use keeps " / " out of category names.
 		return []Problem{{Path: path, Value: value, Message: `must not contain " / ", which separates the levels of a category path: map each level as its own name, the levels above in parent`}}
@@ -145,6 +151,9 @@ func (e *entity) describe(v *jsonschema.ValidationError, doc any) []Problem {
 	case *kind.Minimum:
 		return []Problem{{Path: path, Value: value, Message: printer.Sprintf("must be at least %s%s: %s", k.Want.RatString(), e.about(sub), remedy)}}
 	case *kind.MinItems:
+		if k.Want == 1 {
+			return []Problem{{Path: path, Value: value, Message: "must not be empty" + e.about(sub) + ": " + remedy}}
+		}
 		return []Problem{{Path: path, Value: value, Message: printer.Sprintf("must have at least %d entries%s: %s", k.Want, e.about(sub), remedy)}}
 	}
 	return []Problem{{Path: path, Value: value, Message: v.ErrorKind.LocalizedString(printer) + ": " + remedy}}
@@ -231,18 +240,19 @@ func keyPath(path, key string) string {
 	return path + "." + key
 }
 
-// firstSentence is d up to the end of its first sentence: a full stop
-// followed by the end or by a space and a capital letter, so that "e.g."
-// does not end it.
+// firstSentence is d up to the end of its first sentence or clause: a
+// full stop followed by the end or by a space and a capital letter (so that
+// "e.g." does not end it), or a semicolon, which would read as the next
+// problem in Error's list.
 func firstSentence(d string) string {
 	for i := 0; i < len(d); i++ {
-		if d[i] != '.' {
-			continue
-		}
-		if i == len(d)-1 {
+		switch {
+		case d[i] == ';':
 			return d[:i]
-		}
-		if d[i+1] == ' ' && i+2 < len(d) && unicode.IsUpper(rune(d[i+2])) {
+		case d[i] != '.':
+		case i == len(d)-1:
+			return d[:i]
+		case d[i+1] == ' ' && i+2 < len(d) && unicode.IsUpper(rune(d[i+2])):
 			return d[:i]
 		}
 	}
@@ -271,15 +281,15 @@ func article(t string) string {
 func convertHint(want []string) string {
 	switch {
 	case slices.Contains(want, "number"):
-		return "convert it in the flow's mapping, e.g. double(source.price)"
+		return "convert it in the flow's mapping with double(…)"
 	case slices.Contains(want, "string"):
-		return "convert it in the flow's mapping, e.g. string(source.code)"
+		return "convert it in the flow's mapping with string(…)"
 	case slices.Contains(want, "boolean"):
-		return "map it to true or false in the flow's mapping, e.g. source.flag == 'yes'"
+		return "map it to true or false in the flow's mapping, e.g. with a value map"
 	case slices.Contains(want, "array"):
-		return "map it to a list in the flow's mapping, e.g. [source.value]"
+		return "map it to a list in the flow's mapping, e.g. [source.x]"
 	case slices.Contains(want, "object"):
-		return "map it to an object in the flow's mapping, e.g. {'name': source.value}"
+		return "map it to an object in the flow's mapping, e.g. {'name': source.x}"
 	}
 	return "map it in the flow's mapping"
 }
