@@ -113,6 +113,12 @@ type Flow struct {
 	// WriteModes say per target field when it is written: always (the
 	// default), create_only, update_only or if_empty.
 	WriteModes map[string]connector.WriteMode `json:"writeModes,omitempty"`
+	// Canonical: the target serves the flow's entity in its canonical
+	// shape (pkg/entity), as its connector declares; the control plane sets
+	// it. The mapper then checks every mapped record against the entity's
+	// schema and dead-letters one that does not fit, before any call to
+	// the target.
+	Canonical bool `json:"canonical,omitempty"`
 }
 
 // Keyless policies.
