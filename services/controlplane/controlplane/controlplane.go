@@ -25,6 +25,7 @@ import (
 	"github.com/syncline/syncline/pkg/bus"
 	sdk "github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/erase"
+	"github.com/syncline/syncline/pkg/entity"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/flowstate"
 	"github.com/syncline/syncline/pkg/recipe"
@@ -435,6 +436,9 @@ func (s *Service) compileTenant(ctx context.Context, from reader, tenant string)
 			KeyField:   spec.KeyField,
 			Keyless:    spec.Keyless,
 			WriteModes: spec.WriteModes,
+			// The mapper checks each mapped record against the entity's
+			// canonical shape when the target reads that shape.
+			Canonical: caps.Canonical && entity.Has(spec.Entity),
 		})
 	}
 	return out, nil

@@ -263,6 +263,11 @@ func TestApplyRefusals(t *testing.T) {
 			rs[4].Spec.Fields["schedule"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"mode": structpb.NewStringValue("interval"), "every": structpb.NewStringValue("5m")}})
 			return rs
 		}, connect.CodeInvalidArgument, []string{"spec.schedule.mode", "polls"}},
+		{"a flow whose target is a source", func() []*controlplanev1.Resource {
+			rs := orders(t, map[string]any{"n": "source.n"})
+			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "nats", "description": "another event source"})
+			return rs
+		}, connect.CodeFailedPrecondition, []string{"flow acme/orders", "target endpoint erp", `"nats" is a source connector`}},
 		{"endpoint without a description", func() []*controlplanev1.Resource {
 			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[2] = res(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats"})
