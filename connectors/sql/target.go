@@ -34,6 +34,10 @@ type Target struct {
 	table  string // as configured, for messages
 	key    string
 	create bool
+	// readOnly: opened for a test, the target creates no table and adds no
+	// column; a table it would create is absent, so it finds nothing in it.
+	readOnly bool
+	absent   bool
 
 	// mu guards cols and stale, and is held across schema changes so that concurrent pushes
 	// that bring the same new field add its column once. cols is replaced, never changed, so
@@ -133,7 +137,7 @@ func Open(ctx context.Context, s Settings, env connector.Env) (*Target, error) {
 		err = fmt.Errorf("connecting to the %s database of settings.dsn (not shown: it may hold a password): %w; %s", s.Driver, err, hint)
 		return nil, errors.Join(err, st.close())
 	}
-	t := &Target{store: st, table: s.Table, key: s.KeyColumn, create: s.CreateTable}
+	t := &Target{store: st, table: s.Table, key: s.KeyColumn, create: s.CreateTable, readOnly: env.ReadOnly}
 	if _, err := t.loadColumns(ctx); err != nil {
 		return nil, errors.Join(err, st.close())
 	}
@@ -147,7 +151,7 @@ func (t *Target) Find(ctx context.Context, _ string, field string, values []stri
 	if field != connector.FieldExternalRef {
 		return nil, fmt.Errorf("finding rows of table %q by %q: the sql target finds rows by %s only", t.table, field, connector.FieldExternalRef)
 	}
-	if len(values) == 0 {
+	if len(values) == 0 || t.absent {
 		return nil, nil
 	}
 	rows, err := t.store.find(ctx, values)
@@ -324,6 +328,11 @@ func (t *Target) loadColumns(ctx context.Context) (map[string]bool, error) {
 	if !ok {
 		if !t.create {
 			return nil, fmt.Errorf("table %q (settings.table) does not exist; create it with a unique column %q for the source key, or set settings.create_table: true", t.table, t.key)
+		}
+		if t.readOnly {
+			t.absent = true
+			t.cols, t.stale = map[string]bool{t.key: true}, false
+			return t.cols, nil
 		}
 		if err := t.store.createTable(ctx); err != nil {
 			return nil, fmt.Errorf("creating table %q: %w", t.table, err)

@@ -214,6 +214,10 @@ type TargetFactory func(ctx context.Context, settings map[string]any, env Env) (
 type Env struct {
 	Tenant string
 	Egress *Egress
+	// ReadOnly says the target is opened for a test (`syncline endpoint test`,
+	// `syncline flow test`): it must change nothing in the target system, not
+	// even what it would set up on its first write (a table, a column).
+	ReadOnly bool
 }
 
 // Destination is one place an endpoint's settings make its connector reach: a network host

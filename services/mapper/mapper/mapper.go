@@ -277,7 +277,7 @@ func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envel
 			return finish(eventv1.Action_ACTION_SKIPPED, stage.CodeNoKey,
 				fmt.Sprintf("a delete without its record: the flow's records are keyed by %s, so send the deleted record (with its %s) along with the delete", f.KeyField, f.KeyField))
 		}
-		key, err := keyOf(source, f.KeyField)
+		key, err := mapping.KeyOf(source, f.KeyField)
 		var bad *mapping.PayloadError
 		switch {
 		case errors.As(err, &bad):

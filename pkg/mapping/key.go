@@ -1,4 +1,4 @@
-package mapper
+package mapping
 
 import (
 	"bytes"
@@ -6,20 +6,18 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/syncline/syncline/pkg/mapping"
 )
 
-// keyOf reads a record's key from its field path (a flow's keyField). A
+// KeyOf reads a record's key from its field path (a flow's keyField). A
 // missing, null or empty field gives "" (the flow's keyless policy decides);
 // a key that is an object, a list or a fractional number is an error naming
 // the field.
-func keyOf(payload []byte, path string) (string, error) {
+func KeyOf(payload []byte, path string) (string, error) {
 	var rec map[string]any
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	if err := dec.Decode(&rec); err != nil || rec == nil {
-		return "", &mapping.PayloadError{Err: fmt.Errorf("reading key field %s: %v", path, err)}
+		return "", &PayloadError{Err: fmt.Errorf("reading key field %s: %v", path, err)}
 	}
 	var v any = rec
 	for _, part := range strings.Split(path, ".") {
