@@ -34,7 +34,9 @@ const checkProbe = "syncline-endpoint-test"
 
 // Target writes records to one API.
 type Target struct {
-	s         Settings
+	s Settings
+	// readOnly: opened for a test (endpoint test, flow test), the target sends no write.
+	readOnly  bool
 	client    *http.Client
 	transport *http.Transport
 }
@@ -65,6 +67,7 @@ func Open(_ context.Context, s Settings, env connector.Env) (*Target, error) {
 	}
 	return &Target{
 		s:         s,
+		readOnly:  env.ReadOnly,
 		transport: transport,
 		client: &http.Client{
 			Transport: budget.Transport(transport),
@@ -224,6 +227,9 @@ func (t *Target) Write(ctx context.Context, entity string, writes []connector.Wr
 	e, err := t.entity(entity)
 	if err != nil {
 		return nil, err
+	}
+	if t.readOnly && len(writes) > 0 {
+		return nil, fmt.Errorf("writing %d %s records: the target is opened for a test, which writes nothing", len(writes), entity)
 	}
 	results := make([]connector.Result, len(writes))
 	for i, w := range writes {

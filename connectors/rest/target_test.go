@@ -304,3 +304,20 @@ func TestEgressPolicyAppliesToEveryRequest(t *testing.T) {
 		t.Fatalf("Find on a loopback API under the default policy = %v, want the policy's refusal", err)
 	}
 }
+
+func TestReadOnlyTargetWritesNothing(t *testing.T) {
+	peer.Reset(t, jsonservertest.State{DB: map[string][]map[string]any{"customers": nil, "products": nil}})
+	env := localEnv(t, nil)
+	env.ReadOnly = true
+	target := open(t, shopSettings(peer.URL), env)
+	if err := target.Check(context.Background()); err != nil {
+		t.Fatalf("Check of a read-only target: %v", err)
+	}
+	_, err := target.Write(context.Background(), "customer", []connector.Write{{Op: connector.WriteCreate, Key: "crm-1", Payload: object(t, map[string]any{"name": "Ada"})}})
+	if err == nil || !strings.Contains(err.Error(), "opened for a test") {
+		t.Fatalf("Write on a read-only target = %v, want a refusal", err)
+	}
+	if stored := peer.Items(t, jsonservertest.Auth{}, "customers", nil); len(stored) != 0 {
+		t.Fatalf("json-server holds %v", stored)
+	}
+}

@@ -344,6 +344,27 @@ func TestRegistryAddsTheBudgetToEveryTarget(t *testing.T) {
 		}
 	}
 
+	// A target opened without a budget gets one from its settings.
+	var got *connector.Budget
+	spy := targetSpec("spy")
+	spy.Reaches = func(map[string]any) ([]connector.Destination, error) { return nil, nil }
+	if err := r.RegisterTarget(spy, func(ctx context.Context, s map[string]any, env connector.Env) (connector.Target, error) {
+		got = env.Budget
+		return nopFactory(ctx, s, env)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	egress, err := connector.NewEgress(connector.EgressConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.OpenTarget(context.Background(), "spy", map[string]any{"url": "http://erp:8000", "max_concurrency": 3}, connector.Env{Tenant: "acme", Egress: egress}); err != nil {
+		t.Fatal(err)
+	}
+	if got == nil || got.Config() != (connector.BudgetConfig{MaxConcurrency: 3}) {
+		t.Errorf("budget handed to the factory = %+v, want one with max_concurrency 3", got)
+	}
+
 	own := targetSpec("own")
 	own.Fields = append(own.Fields, connector.Field{Name: "max_concurrency", Type: connector.TypeInt, Summary: "mine"})
 	if err := r.RegisterTarget(own, nopFactory); err == nil || !strings.Contains(err.Error(), "set its default with Spec.Budget") {

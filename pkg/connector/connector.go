@@ -214,8 +214,13 @@ type TargetFactory func(ctx context.Context, settings map[string]any, env Env) (
 type Env struct {
 	Tenant string
 	Egress *Egress
+	// ReadOnly says the target is opened for a test (`syncline endpoint test`,
+	// `syncline flow test`): it must change nothing in the target system, not
+	// even what it would set up on its first write (a table, a column).
+	ReadOnly bool
 	// Budget is the endpoint's request budget, shared by every flow that writes to it; never
-	// nil when the platform opens a target. Every request the target sends runs within it:
+	// nil when the platform opens a target (Registry.OpenTarget makes one from the settings
+	// when the caller gives none). Every request the target sends runs within it:
 	// an HTTP connector sends through Budget.Transport, any other calls Budget.Acquire
 	// around each request.
 	Budget *Budget

@@ -45,6 +45,9 @@ func targetSpec(typ string) connector.Spec {
 		Kind:    connector.KindTarget,
 		Summary: "writes somewhere",
 		Reaches: reachURL,
+		Entities: func(map[string]any) ([]connector.Capabilities, error) {
+			return []connector.Capabilities{{Entity: "customer", FindBy: []string{connector.FieldExternalRef}, Create: true}}, nil
+		},
 		Fields: []connector.Field{
 			{Name: "url", Type: connector.TypeString, Summary: "where", Required: true},
 		},

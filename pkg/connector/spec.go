@@ -34,9 +34,9 @@ type Spec struct {
 	// policy is checked when the endpoint is applied and again when it is opened. Every
 	// target has it; a source that runs nothing on Syncline's side (nats) has none.
 	Reaches ReachFunc
-	// Entities lists, for an endpoint's checked settings, the entities the target serves and
-	// what it can do with each; the control plane refuses a flow whose target lacks what the
-	// flow needs. A problem with the settings is a *SettingsError.
+	// Entities lists what an endpoint with these (checked) settings serves, per entity;
+	// every target has it. The control plane checks each flow against it, and the
+	// connector composes the flow's recipe from it.
 	Entities EntitiesFunc
 	// Budget is the default of the two settings the registry adds to every target spec
 	// (max_requests_per_second and max_concurrency, see BudgetFromSettings): a target whose
@@ -44,7 +44,8 @@ type Spec struct {
 	Budget BudgetConfig
 }
 
-// EntitiesFunc lists the entities a target serves with an endpoint's checked settings.
+// EntitiesFunc lists the entities an endpoint's checked settings serve, with what the
+// target can do with each. A problem with the settings is a *SettingsError.
 type EntitiesFunc func(settings map[string]any) ([]Capabilities, error)
 
 // Field describes one setting.
@@ -91,6 +92,9 @@ func checkSpec(spec Spec) (*checkedSpec, error) {
 	}
 	if spec.Kind == KindTarget && spec.Reaches == nil {
 		return nil, fmt.Errorf("spec reaches is nil; a target lists the hosts and files its settings reach, for the egress policy")
+	}
+	if spec.Kind == KindTarget && spec.Entities == nil {
+		return nil, fmt.Errorf("spec entities is nil; a target says which entities it serves and what it can do with each")
 	}
 	if spec.Kind == KindTarget && (spec.Budget.RequestsPerSecond < 0 || spec.Budget.MaxConcurrency < 0) {
 		return nil, fmt.Errorf("spec budget %+v: a limit is 0 (none) or more", spec.Budget)

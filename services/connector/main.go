@@ -12,11 +12,12 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/syncline/syncline/connectors"
 	"github.com/syncline/syncline/pkg/api/syncline/ingest/v1/ingestv1connect"
 	"github.com/syncline/syncline/pkg/apiserver"
+	sdk "github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/daemon"
 	"github.com/syncline/syncline/services/connector/connector"
-	"github.com/syncline/syncline/services/connector/connectors"
 )
 
 // spec is what the connector reads from the environment.
@@ -64,10 +65,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	budgetMetrics, err := sdk.NewBudgetMetrics(rt.Registry)
+	if err != nil {
+		return err
+	}
 	svc, err := connector.New(connector.Deps{
 		JetStream: rt.JetStream, Flows: flows.Index(), Connectors: reg, Bus: cfg.Bus,
 		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases, Secrets: box,
-		Egress: egress,
+		Egress: egress, BudgetMetrics: budgetMetrics,
 	})
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
@@ -137,6 +138,19 @@ func TestNoTenantReachesAnother(t *testing.T) {
 			{"the default mapping holds no tenant's data", true, func(ctx context.Context) error {
 				resp, err := res.GetDefaultMapping(ctx, &controlplanev1.GetDefaultMappingRequest{Entity: "order"})
 				return leaks(resp, err, "globex")
+			}},
+		},
+		controlplanev1connect.ResourceServiceTestEndpointProcedure: {
+			{"test globex's endpoint", false, func(ctx context.Context) error {
+				_, err := res.TestEndpoint(ctx, &controlplanev1.TestEndpointRequest{Tenant: "globex", Name: "erp"})
+				return err
+			}},
+		},
+		controlplanev1connect.ResourceServiceTestFlowProcedure: {
+			{"test globex's flow, reading its target", false, func(ctx context.Context) error {
+				record, _ := structpb.NewStruct(map[string]any{"number": "X"})
+				_, err := res.TestFlow(ctx, &controlplanev1.TestFlowRequest{Tenant: "globex", Flow: "orders", Record: record, Key: "X"})
+				return err
 			}},
 		},
 		eventlogv1connect.LogServiceQueryLogsProcedure: {

@@ -55,7 +55,11 @@ func TestNoVerbReachesAnotherTenant(t *testing.T) {
 		"syncline logs":                {"logs", "--tenant", "globex"},
 		"syncline report":              {"report", "--tenant", "globex"},
 		"syncline report providers":    {"report", "providers", "--tenant", "globex"},
+		"syncline endpoint test":       {"endpoint", "test", "erp", "--tenant", "globex"},
+		"syncline flow test":           {"flow", "test", "orders", "--tenant", "globex", "--file", record, "--key", "X"},
 		"syncline token":               nil, // a group: its verbs have cases
+		"syncline endpoint":            nil,
+		"syncline flow":                nil,
 		"syncline deadletters":         nil,
 	}
 	var verbs []string

@@ -58,7 +58,7 @@ func newRootWith(g *globals) *cobra.Command {
 	pf.StringVar(&g.natsURL, "nats", "", fmt.Sprintf("NATS URL for publishing (default: $SYNCLINE_NATS_URL, else the address `syncline dev` keeps in --data-dir, else nats://127.0.0.1:%d)", allinone.DefaultNATSPort))
 	pf.StringVar(&g.dataDir, "data-dir", envOr("SYNCLINE_DATA_DIR", allinone.DefaultDataDir), "the dev mode's data folder ($SYNCLINE_DATA_DIR)")
 	root.PersistentPreRunE = func(*cobra.Command, []string) error { return g.resolve() }
-	root.AddCommand(newDev(g), newApply(g), newGet(g), newDelete(g), newToken(g), newMapping(g), newDeadLetters(g), newPublish(g), newLogs(g), newReport(g), newVersion(g, version), newNATSKey(g))
+	root.AddCommand(newDev(g), newApply(g), newGet(g), newDelete(g), newToken(g), newMapping(g), newDeadLetters(g), newPublish(g), newLogs(g), newReport(g), newVersion(g, version), newNATSKey(g), newEndpoint(g), newFlow(g))
 	return root
 }
 

@@ -205,22 +205,34 @@ func (s *Server) Reset(t testing.TB, state State) {
 }
 
 // Items returns the items of collection whose fields equal query's values (json-server's own
-// filter), read over its API with auth.
+// filter, which ignores a field no item has), read over its API with auth.
 func (s *Server) Items(t testing.TB, auth Auth, collection string, query url.Values) []map[string]any {
 	t.Helper()
+	items, err := s.List(context.Background(), auth, collection, query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return items
+}
+
+// List is Items for callers without a test at hand.
+func (s *Server) List(ctx context.Context, auth Auth, collection string, query url.Values) ([]map[string]any, error) {
 	path := "/" + collection
 	if len(query) > 0 {
 		path += "?" + query.Encode()
 	}
-	status, body := s.do(t, http.MethodGet, path, nil, &auth)
+	status, body, err := s.send(ctx, http.MethodGet, path, nil, &auth)
+	if err != nil {
+		return nil, err
+	}
 	if status != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", path, status, body)
+		return nil, fmt.Errorf("GET %s on json-server: %d %s", path, status, body)
 	}
 	var items []map[string]any
 	if err := json.Unmarshal(body, &items); err != nil {
-		t.Fatalf("GET %s: %v in %s", path, err, body)
+		return nil, fmt.Errorf("GET %s on json-server: %v in %s", path, err, body)
 	}
-	return items
+	return items, nil
 }
 
 // Add creates an item in collection over the API, as someone editing the shop by hand would,
@@ -244,11 +256,19 @@ func (s *Server) Add(t testing.TB, auth Auth, collection string, item map[string
 
 func (s *Server) do(t testing.TB, method, path string, body []byte, auth *Auth) (int, []byte) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	status, answer, err := s.send(context.Background(), method, path, body, auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status, answer
+}
+
+func (s *Server) send(ctx context.Context, method, path string, body []byte, auth *Auth) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, s.URL+path, bytes.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return 0, nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -265,14 +285,14 @@ func (s *Server) do(t testing.TB, method, path string, body []byte, auth *Auth) 
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s on json-server: %v (its output: %s)", method, path, err, s.stderr)
+		return 0, nil, fmt.Errorf("%s %s on json-server: %w (its output: %s)", method, path, err, s.stderr)
 	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s on json-server: reading the answer: %v", method, path, err)
+		return 0, nil, fmt.Errorf("%s %s on json-server: reading the answer: %w", method, path, err)
 	}
-	return resp.StatusCode, answer
+	return resp.StatusCode, answer, nil
 }
 
 // lockedBuffer keeps the server's stderr for error messages.

@@ -1194,6 +1194,377 @@ func (x *GetDefaultMappingResponse) GetEntities() []string {
 	return nil
 }
 
+// TestEndpointRequest names a target endpoint.
+type TestEndpointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestEndpointRequest) Reset() {
+	*x = TestEndpointRequest{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestEndpointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestEndpointRequest) ProtoMessage() {}
+
+func (x *TestEndpointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestEndpointRequest.ProtoReflect.Descriptor instead.
+func (*TestEndpointRequest) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *TestEndpointRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *TestEndpointRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// TestEndpointResponse says whether the endpoint answered and took its
+// credentials. A target that does not is ok = false with its error in
+// message; a request that cannot be tried (no such endpoint, a source
+// endpoint) is an error of the call.
+type TestEndpointResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Ok      bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
+	Message string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// How long the check took, in milliseconds.
+	DurationMs int64 `protobuf:"varint,3,opt,name=duration_ms,json=durationMs,proto3" json:"duration_ms,omitempty"`
+	// What the endpoint serves: per entity, what it can do ("customer:
+	// find by external_ref, email; read; create; update").
+	Entities      []string `protobuf:"bytes,4,rep,name=entities,proto3" json:"entities,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestEndpointResponse) Reset() {
+	*x = TestEndpointResponse{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestEndpointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestEndpointResponse) ProtoMessage() {}
+
+func (x *TestEndpointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestEndpointResponse.ProtoReflect.Descriptor instead.
+func (*TestEndpointResponse) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *TestEndpointResponse) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *TestEndpointResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *TestEndpointResponse) GetDurationMs() int64 {
+	if x != nil {
+		return x.DurationMs
+	}
+	return 0
+}
+
+func (x *TestEndpointResponse) GetEntities() []string {
+	if x != nil {
+		return x.Entities
+	}
+	return nil
+}
+
+// TestFlowRequest is a sample source record for a flow.
+type TestFlowRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Flow   string                 `protobuf:"bytes,2,opt,name=flow,proto3" json:"flow,omitempty"`
+	// The record as the source sends it (an event's payload).
+	Record *structpb.Struct `protobuf:"bytes,3,opt,name=record,proto3" json:"record,omitempty"`
+	// The record's key in the source; empty takes it from the flow's keyField.
+	Key           string `protobuf:"bytes,4,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestFlowRequest) Reset() {
+	*x = TestFlowRequest{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestFlowRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestFlowRequest) ProtoMessage() {}
+
+func (x *TestFlowRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestFlowRequest.ProtoReflect.Descriptor instead.
+func (*TestFlowRequest) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *TestFlowRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *TestFlowRequest) GetFlow() string {
+	if x != nil {
+		return x.Flow
+	}
+	return ""
+}
+
+func (x *TestFlowRequest) GetRecord() *structpb.Struct {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *TestFlowRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+// TestFlowResponse is what the flow would do with the record.
+type TestFlowResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// created, updated, skipped or failed.
+	Action string `protobuf:"bytes,1,opt,name=action,proto3" json:"action,omitempty"`
+	// The key the record goes by, and the target's id of the record it would
+	// update, when there is one.
+	Key      string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	TargetId string `protobuf:"bytes,3,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	// For skipped and failed: a stable code (filtered_out, invalid_record,
+	// mapping_failed, duplicate, target_rejected, no_key) and the reason.
+	Code   string `protobuf:"bytes,4,opt,name=code,proto3" json:"code,omitempty"`
+	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The record the mapping made, as the target would get it.
+	Mapped *structpb.Struct `protobuf:"bytes,6,opt,name=mapped,proto3" json:"mapped,omitempty"`
+	// For an update: the fields that would change, in name order.
+	Changes []*FieldChange `protobuf:"bytes,7,rep,name=changes,proto3" json:"changes,omitempty"`
+	// What else the user should know: the duplicate policy that applies
+	// when the ledger does not know a record the target holds.
+	Note          string `protobuf:"bytes,8,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestFlowResponse) Reset() {
+	*x = TestFlowResponse{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestFlowResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestFlowResponse) ProtoMessage() {}
+
+func (x *TestFlowResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestFlowResponse.ProtoReflect.Descriptor instead.
+func (*TestFlowResponse) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *TestFlowResponse) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *TestFlowResponse) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *TestFlowResponse) GetTargetId() string {
+	if x != nil {
+		return x.TargetId
+	}
+	return ""
+}
+
+func (x *TestFlowResponse) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *TestFlowResponse) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *TestFlowResponse) GetMapped() *structpb.Struct {
+	if x != nil {
+		return x.Mapped
+	}
+	return nil
+}
+
+func (x *TestFlowResponse) GetChanges() []*FieldChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *TestFlowResponse) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// FieldChange is one field an update would change.
+type FieldChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Field string                 `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// The target's value now (null when it has none), and the new one.
+	Current       *structpb.Value `protobuf:"bytes,2,opt,name=current,proto3" json:"current,omitempty"`
+	New           *structpb.Value `protobuf:"bytes,3,opt,name=new,proto3" json:"new,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldChange) Reset() {
+	*x = FieldChange{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldChange) ProtoMessage() {}
+
+func (x *FieldChange) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldChange.ProtoReflect.Descriptor instead.
+func (*FieldChange) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *FieldChange) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *FieldChange) GetCurrent() *structpb.Value {
+	if x != nil {
+		return x.Current
+	}
+	return nil
+}
+
+func (x *FieldChange) GetNew() *structpb.Value {
+	if x != nil {
+		return x.New
+	}
+	return nil
+}
+
 // ErrorDetail rides on every error the API returns (as a Connect/gRPC
 // error detail): a stable reason to match on, where the problem is and
 // what to do about it. The error's message says the same in a sentence.
@@ -1215,7 +1586,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[19]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1598,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[19]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1611,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{19}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ErrorDetail) GetReason() string {
@@ -1353,7 +1724,34 @@ const file_syncline_controlplane_v1_controlplane_proto_rawDesc = "" +
 	"\x19GetDefaultMappingResponse\x12\x16\n" +
 	"\x06entity\x18\x01 \x01(\tR\x06entity\x121\n" +
 	"\amapping\x18\x02 \x01(\v2\x17.google.protobuf.StructR\amapping\x12\x1a\n" +
-	"\bentities\x18\x03 \x03(\tR\bentities\"k\n" +
+	"\bentities\x18\x03 \x03(\tR\bentities\"A\n" +
+	"\x13TestEndpointRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"}\n" +
+	"\x14TestEndpointResponse\x12\x0e\n" +
+	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1f\n" +
+	"\vduration_ms\x18\x03 \x01(\x03R\n" +
+	"durationMs\x12\x1a\n" +
+	"\bentities\x18\x04 \x03(\tR\bentities\"\x80\x01\n" +
+	"\x0fTestFlowRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x12\n" +
+	"\x04flow\x18\x02 \x01(\tR\x04flow\x12/\n" +
+	"\x06record\x18\x03 \x01(\v2\x17.google.protobuf.StructR\x06record\x12\x10\n" +
+	"\x03key\x18\x04 \x01(\tR\x03key\"\x8b\x02\n" +
+	"\x10TestFlowResponse\x12\x16\n" +
+	"\x06action\x18\x01 \x01(\tR\x06action\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1b\n" +
+	"\ttarget_id\x18\x03 \x01(\tR\btargetId\x12\x12\n" +
+	"\x04code\x18\x04 \x01(\tR\x04code\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12/\n" +
+	"\x06mapped\x18\x06 \x01(\v2\x17.google.protobuf.StructR\x06mapped\x12?\n" +
+	"\achanges\x18\a \x03(\v2%.syncline.controlplane.v1.FieldChangeR\achanges\x12\x12\n" +
+	"\x04note\x18\b \x01(\tR\x04note\"\x7f\n" +
+	"\vFieldChange\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x120\n" +
+	"\acurrent\x18\x02 \x01(\v2\x16.google.protobuf.ValueR\acurrent\x12(\n" +
+	"\x03new\x18\x03 \x01(\v2\x16.google.protobuf.ValueR\x03new\"k\n" +
 	"\vErrorDetail\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x1a\n" +
 	"\bresource\x18\x02 \x01(\tR\bresource\x12\x14\n" +
@@ -1363,7 +1761,7 @@ const file_syncline_controlplane_v1_controlplane_proto_rawDesc = "" +
 	"\x12CHANGE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eCHANGE_CREATED\x10\x01\x12\x12\n" +
 	"\x0eCHANGE_UPDATED\x10\x02\x12\x14\n" +
-	"\x10CHANGE_UNCHANGED\x10\x032\x94\x06\n" +
+	"\x10CHANGE_UNCHANGED\x10\x032\xe6\a\n" +
 	"\x0fResourceService\x12X\n" +
 	"\x05Apply\x12&.syncline.controlplane.v1.ApplyRequest\x1a'.syncline.controlplane.v1.ApplyResponse\x12p\n" +
 	"\rListResources\x12..syncline.controlplane.v1.ListResourcesRequest\x1a/.syncline.controlplane.v1.ListResourcesResponse\x12j\n" +
@@ -1371,7 +1769,9 @@ const file_syncline_controlplane_v1_controlplane_proto_rawDesc = "" +
 	"\x0eDeleteResource\x12/.syncline.controlplane.v1.DeleteResourceRequest\x1a0.syncline.controlplane.v1.DeleteResourceResponse\x12j\n" +
 	"\vRotateToken\x12,.syncline.controlplane.v1.RotateTokenRequest\x1a-.syncline.controlplane.v1.RotateTokenResponse\x12j\n" +
 	"\vRevokeToken\x12,.syncline.controlplane.v1.RevokeTokenRequest\x1a-.syncline.controlplane.v1.RevokeTokenResponse\x12|\n" +
-	"\x11GetDefaultMapping\x122.syncline.controlplane.v1.GetDefaultMappingRequest\x1a3.syncline.controlplane.v1.GetDefaultMappingResponseB\x81\x02\n" +
+	"\x11GetDefaultMapping\x122.syncline.controlplane.v1.GetDefaultMappingRequest\x1a3.syncline.controlplane.v1.GetDefaultMappingResponse\x12m\n" +
+	"\fTestEndpoint\x12-.syncline.controlplane.v1.TestEndpointRequest\x1a..syncline.controlplane.v1.TestEndpointResponse\x12a\n" +
+	"\bTestFlow\x12).syncline.controlplane.v1.TestFlowRequest\x1a*.syncline.controlplane.v1.TestFlowResponseB\x81\x02\n" +
 	"\x1ccom.syncline.controlplane.v1B\x11ControlplaneProtoP\x01ZLgithub.com/syncline/syncline/pkg/api/syncline/controlplane/v1;controlplanev1\xa2\x02\x03SCX\xaa\x02\x18Syncline.Controlplane.V1\xca\x02\x18Syncline\\Controlplane\\V1\xe2\x02$Syncline\\Controlplane\\V1\\GPBMetadata\xea\x02\x1aSyncline::Controlplane::V1b\x06proto3"
 
 var (
@@ -1387,7 +1787,7 @@ func file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP() []byte {
 }
 
 var file_syncline_controlplane_v1_controlplane_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_syncline_controlplane_v1_controlplane_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_syncline_controlplane_v1_controlplane_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_syncline_controlplane_v1_controlplane_proto_goTypes = []any{
 	(Change)(0),                       // 0: syncline.controlplane.v1.Change
 	(*Resource)(nil),                  // 1: syncline.controlplane.v1.Resource
@@ -1409,42 +1809,57 @@ var file_syncline_controlplane_v1_controlplane_proto_goTypes = []any{
 	(*RevokeTokenResponse)(nil),       // 17: syncline.controlplane.v1.RevokeTokenResponse
 	(*GetDefaultMappingRequest)(nil),  // 18: syncline.controlplane.v1.GetDefaultMappingRequest
 	(*GetDefaultMappingResponse)(nil), // 19: syncline.controlplane.v1.GetDefaultMappingResponse
-	(*ErrorDetail)(nil),               // 20: syncline.controlplane.v1.ErrorDetail
-	(*structpb.Struct)(nil),           // 21: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),     // 22: google.protobuf.Timestamp
+	(*TestEndpointRequest)(nil),       // 20: syncline.controlplane.v1.TestEndpointRequest
+	(*TestEndpointResponse)(nil),      // 21: syncline.controlplane.v1.TestEndpointResponse
+	(*TestFlowRequest)(nil),           // 22: syncline.controlplane.v1.TestFlowRequest
+	(*TestFlowResponse)(nil),          // 23: syncline.controlplane.v1.TestFlowResponse
+	(*FieldChange)(nil),               // 24: syncline.controlplane.v1.FieldChange
+	(*ErrorDetail)(nil),               // 25: syncline.controlplane.v1.ErrorDetail
+	(*structpb.Struct)(nil),           // 26: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 27: google.protobuf.Timestamp
+	(*structpb.Value)(nil),            // 28: google.protobuf.Value
 }
 var file_syncline_controlplane_v1_controlplane_proto_depIdxs = []int32{
 	3,  // 0: syncline.controlplane.v1.Resource.metadata:type_name -> syncline.controlplane.v1.Metadata
-	21, // 1: syncline.controlplane.v1.Resource.spec:type_name -> google.protobuf.Struct
-	22, // 2: syncline.controlplane.v1.Resource.updated_at:type_name -> google.protobuf.Timestamp
+	26, // 1: syncline.controlplane.v1.Resource.spec:type_name -> google.protobuf.Struct
+	27, // 2: syncline.controlplane.v1.Resource.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 3: syncline.controlplane.v1.Resource.status:type_name -> syncline.controlplane.v1.FlowStatus
-	22, // 4: syncline.controlplane.v1.FlowStatus.since:type_name -> google.protobuf.Timestamp
+	27, // 4: syncline.controlplane.v1.FlowStatus.since:type_name -> google.protobuf.Timestamp
 	1,  // 5: syncline.controlplane.v1.ApplyRequest.resources:type_name -> syncline.controlplane.v1.Resource
 	0,  // 6: syncline.controlplane.v1.ApplyResult.change:type_name -> syncline.controlplane.v1.Change
 	5,  // 7: syncline.controlplane.v1.ApplyResponse.results:type_name -> syncline.controlplane.v1.ApplyResult
 	1,  // 8: syncline.controlplane.v1.ListResourcesResponse.resources:type_name -> syncline.controlplane.v1.Resource
 	1,  // 9: syncline.controlplane.v1.GetResourceResponse.resource:type_name -> syncline.controlplane.v1.Resource
 	12, // 10: syncline.controlplane.v1.DeleteResourceResponse.removed:type_name -> syncline.controlplane.v1.Removed
-	21, // 11: syncline.controlplane.v1.GetDefaultMappingResponse.mapping:type_name -> google.protobuf.Struct
-	4,  // 12: syncline.controlplane.v1.ResourceService.Apply:input_type -> syncline.controlplane.v1.ApplyRequest
-	7,  // 13: syncline.controlplane.v1.ResourceService.ListResources:input_type -> syncline.controlplane.v1.ListResourcesRequest
-	9,  // 14: syncline.controlplane.v1.ResourceService.GetResource:input_type -> syncline.controlplane.v1.GetResourceRequest
-	11, // 15: syncline.controlplane.v1.ResourceService.DeleteResource:input_type -> syncline.controlplane.v1.DeleteResourceRequest
-	14, // 16: syncline.controlplane.v1.ResourceService.RotateToken:input_type -> syncline.controlplane.v1.RotateTokenRequest
-	16, // 17: syncline.controlplane.v1.ResourceService.RevokeToken:input_type -> syncline.controlplane.v1.RevokeTokenRequest
-	18, // 18: syncline.controlplane.v1.ResourceService.GetDefaultMapping:input_type -> syncline.controlplane.v1.GetDefaultMappingRequest
-	6,  // 19: syncline.controlplane.v1.ResourceService.Apply:output_type -> syncline.controlplane.v1.ApplyResponse
-	8,  // 20: syncline.controlplane.v1.ResourceService.ListResources:output_type -> syncline.controlplane.v1.ListResourcesResponse
-	10, // 21: syncline.controlplane.v1.ResourceService.GetResource:output_type -> syncline.controlplane.v1.GetResourceResponse
-	13, // 22: syncline.controlplane.v1.ResourceService.DeleteResource:output_type -> syncline.controlplane.v1.DeleteResourceResponse
-	15, // 23: syncline.controlplane.v1.ResourceService.RotateToken:output_type -> syncline.controlplane.v1.RotateTokenResponse
-	17, // 24: syncline.controlplane.v1.ResourceService.RevokeToken:output_type -> syncline.controlplane.v1.RevokeTokenResponse
-	19, // 25: syncline.controlplane.v1.ResourceService.GetDefaultMapping:output_type -> syncline.controlplane.v1.GetDefaultMappingResponse
-	19, // [19:26] is the sub-list for method output_type
-	12, // [12:19] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	26, // 11: syncline.controlplane.v1.GetDefaultMappingResponse.mapping:type_name -> google.protobuf.Struct
+	26, // 12: syncline.controlplane.v1.TestFlowRequest.record:type_name -> google.protobuf.Struct
+	26, // 13: syncline.controlplane.v1.TestFlowResponse.mapped:type_name -> google.protobuf.Struct
+	24, // 14: syncline.controlplane.v1.TestFlowResponse.changes:type_name -> syncline.controlplane.v1.FieldChange
+	28, // 15: syncline.controlplane.v1.FieldChange.current:type_name -> google.protobuf.Value
+	28, // 16: syncline.controlplane.v1.FieldChange.new:type_name -> google.protobuf.Value
+	4,  // 17: syncline.controlplane.v1.ResourceService.Apply:input_type -> syncline.controlplane.v1.ApplyRequest
+	7,  // 18: syncline.controlplane.v1.ResourceService.ListResources:input_type -> syncline.controlplane.v1.ListResourcesRequest
+	9,  // 19: syncline.controlplane.v1.ResourceService.GetResource:input_type -> syncline.controlplane.v1.GetResourceRequest
+	11, // 20: syncline.controlplane.v1.ResourceService.DeleteResource:input_type -> syncline.controlplane.v1.DeleteResourceRequest
+	14, // 21: syncline.controlplane.v1.ResourceService.RotateToken:input_type -> syncline.controlplane.v1.RotateTokenRequest
+	16, // 22: syncline.controlplane.v1.ResourceService.RevokeToken:input_type -> syncline.controlplane.v1.RevokeTokenRequest
+	18, // 23: syncline.controlplane.v1.ResourceService.GetDefaultMapping:input_type -> syncline.controlplane.v1.GetDefaultMappingRequest
+	20, // 24: syncline.controlplane.v1.ResourceService.TestEndpoint:input_type -> syncline.controlplane.v1.TestEndpointRequest
+	22, // 25: syncline.controlplane.v1.ResourceService.TestFlow:input_type -> syncline.controlplane.v1.TestFlowRequest
+	6,  // 26: syncline.controlplane.v1.ResourceService.Apply:output_type -> syncline.controlplane.v1.ApplyResponse
+	8,  // 27: syncline.controlplane.v1.ResourceService.ListResources:output_type -> syncline.controlplane.v1.ListResourcesResponse
+	10, // 28: syncline.controlplane.v1.ResourceService.GetResource:output_type -> syncline.controlplane.v1.GetResourceResponse
+	13, // 29: syncline.controlplane.v1.ResourceService.DeleteResource:output_type -> syncline.controlplane.v1.DeleteResourceResponse
+	15, // 30: syncline.controlplane.v1.ResourceService.RotateToken:output_type -> syncline.controlplane.v1.RotateTokenResponse
+	17, // 31: syncline.controlplane.v1.ResourceService.RevokeToken:output_type -> syncline.controlplane.v1.RevokeTokenResponse
+	19, // 32: syncline.controlplane.v1.ResourceService.GetDefaultMapping:output_type -> syncline.controlplane.v1.GetDefaultMappingResponse
+	21, // 33: syncline.controlplane.v1.ResourceService.TestEndpoint:output_type -> syncline.controlplane.v1.TestEndpointResponse
+	23, // 34: syncline.controlplane.v1.ResourceService.TestFlow:output_type -> syncline.controlplane.v1.TestFlowResponse
+	26, // [26:35] is the sub-list for method output_type
+	17, // [17:26] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_syncline_controlplane_v1_controlplane_proto_init() }
@@ -1458,7 +1873,7 @@ func file_syncline_controlplane_v1_controlplane_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_syncline_controlplane_v1_controlplane_proto_rawDesc), len(file_syncline_controlplane_v1_controlplane_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

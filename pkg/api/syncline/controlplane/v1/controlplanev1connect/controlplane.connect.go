@@ -56,6 +56,12 @@ const (
 	// ResourceServiceGetDefaultMappingProcedure is the fully-qualified name of the ResourceService's
 	// GetDefaultMapping RPC.
 	ResourceServiceGetDefaultMappingProcedure = "/syncline.controlplane.v1.ResourceService/GetDefaultMapping"
+	// ResourceServiceTestEndpointProcedure is the fully-qualified name of the ResourceService's
+	// TestEndpoint RPC.
+	ResourceServiceTestEndpointProcedure = "/syncline.controlplane.v1.ResourceService/TestEndpoint"
+	// ResourceServiceTestFlowProcedure is the fully-qualified name of the ResourceService's TestFlow
+	// RPC.
+	ResourceServiceTestFlowProcedure = "/syncline.controlplane.v1.ResourceService/TestFlow"
 )
 
 // ResourceServiceClient is a client for the syncline.controlplane.v1.ResourceService service.
@@ -84,6 +90,15 @@ type ResourceServiceClient interface {
 	// flow's own mapping overrides only what it names, and can exclude
 	// fields.
 	GetDefaultMapping(context.Context, *v1.GetDefaultMappingRequest) (*v1.GetDefaultMappingResponse, error)
+	// TestEndpoint checks that a target endpoint answers and accepts its
+	// credentials, as its connector would connect to it; it writes nothing.
+	TestEndpoint(context.Context, *v1.TestEndpointRequest) (*v1.TestEndpointResponse, error)
+	// TestFlow maps a sample source record as the flow would and says what
+	// its target would do with it: create, update (with the fields that would
+	// change, write modes applied), skip or refuse, and why. It reads the
+	// target but writes nothing, and the ledger is not asked: the record is
+	// planned as a change of a record the ledger knows.
+	TestFlow(context.Context, *v1.TestFlowRequest) (*v1.TestFlowResponse, error)
 }
 
 // NewResourceServiceClient constructs a client for the syncline.controlplane.v1.ResourceService
@@ -139,6 +154,18 @@ func NewResourceServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(resourceServiceMethods.ByName("GetDefaultMapping")),
 			connect.WithClientOptions(opts...),
 		),
+		testEndpoint: connect.NewClient[v1.TestEndpointRequest, v1.TestEndpointResponse](
+			httpClient,
+			baseURL+ResourceServiceTestEndpointProcedure,
+			connect.WithSchema(resourceServiceMethods.ByName("TestEndpoint")),
+			connect.WithClientOptions(opts...),
+		),
+		testFlow: connect.NewClient[v1.TestFlowRequest, v1.TestFlowResponse](
+			httpClient,
+			baseURL+ResourceServiceTestFlowProcedure,
+			connect.WithSchema(resourceServiceMethods.ByName("TestFlow")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -151,6 +178,8 @@ type resourceServiceClient struct {
 	rotateToken       *connect.Client[v1.RotateTokenRequest, v1.RotateTokenResponse]
 	revokeToken       *connect.Client[v1.RevokeTokenRequest, v1.RevokeTokenResponse]
 	getDefaultMapping *connect.Client[v1.GetDefaultMappingRequest, v1.GetDefaultMappingResponse]
+	testEndpoint      *connect.Client[v1.TestEndpointRequest, v1.TestEndpointResponse]
+	testFlow          *connect.Client[v1.TestFlowRequest, v1.TestFlowResponse]
 }
 
 // Apply calls syncline.controlplane.v1.ResourceService.Apply.
@@ -216,6 +245,24 @@ func (c *resourceServiceClient) GetDefaultMapping(ctx context.Context, req *v1.G
 	return nil, err
 }
 
+// TestEndpoint calls syncline.controlplane.v1.ResourceService.TestEndpoint.
+func (c *resourceServiceClient) TestEndpoint(ctx context.Context, req *v1.TestEndpointRequest) (*v1.TestEndpointResponse, error) {
+	response, err := c.testEndpoint.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
+// TestFlow calls syncline.controlplane.v1.ResourceService.TestFlow.
+func (c *resourceServiceClient) TestFlow(ctx context.Context, req *v1.TestFlowRequest) (*v1.TestFlowResponse, error) {
+	response, err := c.testFlow.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // ResourceServiceHandler is an implementation of the syncline.controlplane.v1.ResourceService
 // service.
 type ResourceServiceHandler interface {
@@ -243,6 +290,15 @@ type ResourceServiceHandler interface {
 	// flow's own mapping overrides only what it names, and can exclude
 	// fields.
 	GetDefaultMapping(context.Context, *v1.GetDefaultMappingRequest) (*v1.GetDefaultMappingResponse, error)
+	// TestEndpoint checks that a target endpoint answers and accepts its
+	// credentials, as its connector would connect to it; it writes nothing.
+	TestEndpoint(context.Context, *v1.TestEndpointRequest) (*v1.TestEndpointResponse, error)
+	// TestFlow maps a sample source record as the flow would and says what
+	// its target would do with it: create, update (with the fields that would
+	// change, write modes applied), skip or refuse, and why. It reads the
+	// target but writes nothing, and the ledger is not asked: the record is
+	// planned as a change of a record the ledger knows.
+	TestFlow(context.Context, *v1.TestFlowRequest) (*v1.TestFlowResponse, error)
 }
 
 // NewResourceServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -294,6 +350,18 @@ func NewResourceServiceHandler(svc ResourceServiceHandler, opts ...connect.Handl
 		connect.WithSchema(resourceServiceMethods.ByName("GetDefaultMapping")),
 		connect.WithHandlerOptions(opts...),
 	)
+	resourceServiceTestEndpointHandler := connect.NewUnaryHandlerSimple(
+		ResourceServiceTestEndpointProcedure,
+		svc.TestEndpoint,
+		connect.WithSchema(resourceServiceMethods.ByName("TestEndpoint")),
+		connect.WithHandlerOptions(opts...),
+	)
+	resourceServiceTestFlowHandler := connect.NewUnaryHandlerSimple(
+		ResourceServiceTestFlowProcedure,
+		svc.TestFlow,
+		connect.WithSchema(resourceServiceMethods.ByName("TestFlow")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/syncline.controlplane.v1.ResourceService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ResourceServiceApplyProcedure:
@@ -310,6 +378,10 @@ func NewResourceServiceHandler(svc ResourceServiceHandler, opts ...connect.Handl
 			resourceServiceRevokeTokenHandler.ServeHTTP(w, r)
 		case ResourceServiceGetDefaultMappingProcedure:
 			resourceServiceGetDefaultMappingHandler.ServeHTTP(w, r)
+		case ResourceServiceTestEndpointProcedure:
+			resourceServiceTestEndpointHandler.ServeHTTP(w, r)
+		case ResourceServiceTestFlowProcedure:
+			resourceServiceTestFlowHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -345,4 +417,12 @@ func (UnimplementedResourceServiceHandler) RevokeToken(context.Context, *v1.Revo
 
 func (UnimplementedResourceServiceHandler) GetDefaultMapping(context.Context, *v1.GetDefaultMappingRequest) (*v1.GetDefaultMappingResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("syncline.controlplane.v1.ResourceService.GetDefaultMapping is not implemented"))
+}
+
+func (UnimplementedResourceServiceHandler) TestEndpoint(context.Context, *v1.TestEndpointRequest) (*v1.TestEndpointResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("syncline.controlplane.v1.ResourceService.TestEndpoint is not implemented"))
+}
+
+func (UnimplementedResourceServiceHandler) TestFlow(context.Context, *v1.TestFlowRequest) (*v1.TestFlowResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("syncline.controlplane.v1.ResourceService.TestFlow is not implemented"))
 }
