@@ -38,6 +38,8 @@ type Target struct {
 	// column; a table it would create is absent, so it finds nothing in it.
 	readOnly bool
 	absent   bool
+	// budget is the endpoint's: each lookup and each write transaction is one request in it.
+	budget *connector.Budget
 
 	// mu guards cols and stale, and is held across schema changes so that concurrent pushes
 	// that bring the same new field add its column once. cols is replaced, never changed, so
@@ -137,7 +139,11 @@ func Open(ctx context.Context, s Settings, env connector.Env) (*Target, error) {
 		err = fmt.Errorf("connecting to the %s database of settings.dsn (not shown: it may hold a password): %w; %s", s.Driver, err, hint)
 		return nil, errors.Join(err, st.close())
 	}
-	t := &Target{store: st, table: s.Table, key: s.KeyColumn, create: s.CreateTable, readOnly: env.ReadOnly}
+	budget := env.Budget
+	if budget == nil {
+		budget = connector.NewBudget(connector.BudgetConfig{})
+	}
+	t := &Target{store: st, table: s.Table, key: s.KeyColumn, create: s.CreateTable, readOnly: env.ReadOnly, budget: budget}
 	if _, err := t.loadColumns(ctx); err != nil {
 		return nil, errors.Join(err, st.close())
 	}
@@ -154,7 +160,12 @@ func (t *Target) Find(ctx context.Context, _ string, field string, values []stri
 	if len(values) == 0 || t.absent {
 		return nil, nil
 	}
+	release, err := t.budget.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("looking up %d keys in table %q: waiting for the endpoint's budget: %w", len(values), t.table, err)
+	}
 	rows, err := t.store.find(ctx, values)
+	release()
 	if err != nil {
 		t.mu.Lock()
 		t.stale = true
@@ -206,7 +217,13 @@ func (t *Target) Write(ctx context.Context, _ string, writes []connector.Write) 
 		return results, nil
 	}
 	m := managed{version: cols[sourceVersionColumn], syncedAt: cols[syncedAtColumn]}
-	if err := t.store.write(ctx, rows, m, results); err != nil {
+	release, err := t.budget.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("writing %d records to table %q: waiting for the endpoint's budget: %w", len(rows), t.table, err)
+	}
+	err = t.store.write(ctx, rows, m, results)
+	release()
+	if err != nil {
 		// A dropped column or table also fails a batch; reading the columns again before the
 		// retry turns that into per-record errors instead of a batch that fails forever.
 		t.mu.Lock()
