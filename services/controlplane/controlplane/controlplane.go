@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go/jetstream"
@@ -469,6 +470,14 @@ func (s *Service) endpoint(ctx context.Context, from reader, tenant, name string
 		return flowconfig.Endpoint{}, nil, fmt.Errorf("endpoint %s/%s: %w", tenant, name, err)
 	}
 	settings := maps.Clone(checked)
+	for k, v := range settings {
+		// The flow config travels as JSON and the connector validates its settings
+		// again: a duration goes as its text ("30s"), not as nanoseconds, which
+		// would read back as a plain number.
+		if d, ok := v.(time.Duration); ok {
+			settings[k] = d.String()
+		}
+	}
 	for k := range spec.Credentials {
 		delete(settings, k)
 	}

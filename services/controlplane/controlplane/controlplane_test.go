@@ -312,3 +312,28 @@ func TestEveryCallNeedsTheToken(t *testing.T) {
 		}
 	}
 }
+
+// TestCompiledSettingsValidateAgain: the connector validates a flow's target settings again
+// after they travelled as JSON in the flow config, so they must survive the trip, durations
+// included.
+func TestCompiledSettingsValidateAgain(t *testing.T) {
+	f := setup(t)
+	rs := orders(t, map[string]any{"number": "source.number"})
+	rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "rest", "description": "ERP API", "settings": map[string]any{
+		"base_url": "http://127.0.0.1:1/api", "timeout": "5s", "entities": map[string]any{"order": map[string]any{"path": "/orders"}}}})
+	if _, err := f.client.Apply(context.Background(), &controlplanev1.ApplyRequest{Resources: rs}); err != nil {
+		t.Fatal(err)
+	}
+	waitFlow(t, f, 1)
+	fl := f.flows.Get("acme", "orders")
+	if got := fl.Target.Settings["timeout"]; got != "5s" {
+		t.Errorf("compiled timeout = %#v, want \"5s\"", got)
+	}
+	reg, err := connectors.Builtin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.ValidateSettings(fl.Target.Type, fl.Target.Settings); err != nil {
+		t.Errorf("the compiled settings do not validate again: %v", err)
+	}
+}
