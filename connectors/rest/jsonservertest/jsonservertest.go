@@ -62,12 +62,13 @@ type Rule struct {
 	Status  int    `json:"status,omitempty"`
 }
 
-// Trouble makes the server answer the next Count requests with Status (and Retry-After,
-// when set), as an API that is busy or down for a moment would.
+// Trouble makes the server answer the next Count requests (of Method, when set) with Status
+// (and Retry-After, when set), as an API that is busy or down for a moment would.
 type Trouble struct {
 	Status     int    `json:"status"`
 	Count      int    `json:"count"`
 	RetryAfter string `json:"retry_after,omitempty"`
+	Method     string `json:"method,omitempty"`
 }
 
 // State is what Reset puts in the server.

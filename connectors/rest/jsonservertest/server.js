@@ -9,9 +9,9 @@
 // a collection whose body has a rule's field not matching its pattern gets the rule's status
 // (422 by default) with {"message": message}, as a shop refusing a record would answer.
 //
-// "trouble": {"status": 429, "count": n, "retry_after": "1"} answers the next n requests
-// (but resets) with status, its Retry-After and {"message": ...}, as an API that is busy or
-// down for a moment would.
+// "trouble": {"status": 429, "count": n, "retry_after": "1", "method": "POST"} answers the next
+// n requests (of that method, when one is named; never resets) with status, its Retry-After
+// and {"message": ...}, as an API that is busy or down for a moment would.
 //
 // The server exits when its stdin closes, so it never outlives the test process.
 'use strict';
@@ -39,7 +39,7 @@ app.post('/__peer/reset', jsonServer.bodyParser, (req, res) => {
 
 app.use((req, res, next) => {
   const trouble = state.trouble;
-  if (trouble.count > 0) {
+  if (trouble.count > 0 && (!trouble.method || trouble.method === req.method)) {
     trouble.count--;
     if (trouble.retry_after) {
       res.set('Retry-After', trouble.retry_after);
