@@ -318,3 +318,21 @@ func TestTargetsSharingABudgetKeepItsConcurrency(t *testing.T) {
 		}
 	}
 }
+
+func TestABudgetBackingOffPastTheTimeoutIsAThrottle(t *testing.T) {
+	srv := newAPI(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		jsonAnswer(w, http.StatusCreated, `{"id":1}`)
+	})
+	budget := connector.NewBudget(connector.BudgetConfig{})
+	// Another flow writing to the endpoint was told to wait an hour.
+	budget.Throttled(context.Background(), time.Hour)
+	target := open(t, customerSettings(srv.URL, nil), localEnv(t, budget))
+	_, err := create(t, target)
+	var te *connector.ThrottledError
+	if !errors.As(err, &te) || te.RetryAfter < 58*time.Minute {
+		t.Fatalf("Write while the budget backs off = %v, want a throttle of about an hour", err)
+	}
+	if got := srv.got(); len(got) != 0 {
+		t.Errorf("the API got %q while the budget backs off", got)
+	}
+}

@@ -471,15 +471,16 @@ func tooLarge(what string, status int, size string) error {
 	return fmt.Errorf("%s answered %d with %s, over the 1 MiB the rest target reads: a lookup answering this much may be listing the whole collection because the API ignores its query parameter (check the entity's lookup settings)", what, status, size)
 }
 
-// sendError says why a request got no answer: the caller gave up, the timeout passed (on
-// the wire or waiting for the budget), or the connection failed.
+// sendError says why a request got no answer: the caller gave up, the budget holds it past
+// the timeout, the timeout passed, or the connection failed.
 func (t *Target) sendError(parent context.Context, what string, err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
+	var te *connector.ThrottledError
 	switch {
-	case parent.Err() != nil:
+	case parent.Err() != nil, errors.As(err, &te):
 		return fmt.Errorf("%s: %w", what, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%s: no answer within %s (settings.timeout): %w", what, t.s.Timeout, err)

@@ -144,8 +144,11 @@ func (b *Budget) Rate() float64 {
 
 // Acquire waits for a slot, a token of the rate and the end of any back-off, and returns the
 // function that gives the slot back when the request has ended (call it once; more calls do
-// nothing). If ctx ends first it returns ctx's error. The flow named in ctx (WithFlow) is
-// what the wait is recorded against.
+// nothing). When the rate or a back-off holds the request past ctx's deadline, it returns at
+// once a *ThrottledError with the wait, which wraps context.DeadlineExceeded: the flow then
+// waits as the budget says instead of counting a failure of the target. If ctx ends first
+// otherwise, it returns ctx's error. The flow named in ctx (WithFlow) is what the wait is
+// recorded against.
 func (b *Budget) Acquire(ctx context.Context) (release func(), err error) {
 	start := time.Now()
 	defer func() { b.metrics.observeWait(b.tenant, b.endpoint, FlowFrom(ctx), time.Since(start)) }()
@@ -163,6 +166,13 @@ func (b *Budget) Acquire(ctx context.Context) (release func(), err error) {
 		b.mu.Unlock()
 		if wait == 0 {
 			return sync.OnceFunc(func() { b.release(seen) }), nil
+		}
+		if !fits(ctx, wait) {
+			if b.slots != nil {
+				<-b.slots
+			}
+			return nil, &ThrottledError{RetryAfter: wait, Err: fmt.Errorf("the endpoint's request budget sends the next request in %s, after the call's deadline: %w",
+				wait.Round(time.Millisecond), context.DeadlineExceeded)}
 		}
 		// The wait is looked at again when it ends: a throttle meanwhile may have moved it.
 		t := time.NewTimer(wait)

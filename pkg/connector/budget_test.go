@@ -126,6 +126,22 @@ func TestAcquireEndsWithItsContext(t *testing.T) {
 			t.Fatalf("Acquire = %v, want context.Canceled", err)
 		}
 	})
+	t.Run("behind a back-off past the deadline", func(t *testing.T) {
+		b := connector.NewBudget(connector.BudgetConfig{MaxConcurrency: 1})
+		b.Throttled(context.Background(), time.Hour)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := b.Acquire(ctx)
+		var te *connector.ThrottledError
+		if !errors.As(err, &te) || te.RetryAfter < 58*time.Minute || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Acquire = %v, want at once a throttle of about an hour that is a deadline error too", err)
+		}
+		// The slot it did not use is free: the next call meets the back-off again, not a
+		// taken slot (which would hold it until its deadline).
+		if _, err := b.Acquire(ctx); !errors.As(err, &te) {
+			t.Fatalf("Acquire after = %v, want the throttle again", err)
+		}
+	})
 	t.Run("behind a busy slot", func(t *testing.T) {
 		b := connector.NewBudget(connector.BudgetConfig{MaxConcurrency: 1})
 		release, err := b.Acquire(context.Background())
