@@ -11,6 +11,8 @@ package connector
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"time"
 )
 
 // Kind says which side of a flow a connector serves.
@@ -34,28 +36,31 @@ const (
 	OpDelete Operation = "delete"
 )
 
-// Record is one mapped record on its way to a target.
+// Record is one mapped record on its way to a target, as the pipeline hands it to the
+// platform's recipe (pkg/recipe), which turns it into lookups and writes.
 type Record struct {
-	// Key is the source key; every target stores it as the record's external reference,
-	// so a lost ledger entry is repaired by a lookup instead of a duplicate.
+	// Key is the source key; every target stores it as the record's external reference
+	// (FieldExternalRef), so a lost ledger entry is repaired by a lookup instead of a
+	// duplicate.
 	Key string
 	Op  Operation
-	// Create is true when the ledger has never seen this key for this flow. It is a hint:
-	// targets that must choose between POST and PUT use it; upserting targets may ignore it.
+	// Create is true when the ledger has never seen this key for this flow, or saw its
+	// create refused. The recipe then looks the record up by its external reference
+	// before it creates it.
 	Create bool
+	// TargetID is the record's id in the target as the ledger knows it; empty when the
+	// ledger does not know it (the recipe then finds it by external reference).
+	TargetID string
 	// Version is the source version (an updated-at or a sequence); targets that can
 	// compare it never let an older version overwrite a newer one.
 	Version int64
 	// Payload is the target record, a JSON object (field -> value). Empty for deletes.
 	Payload json.RawMessage
-	// WriteModes say, per field, when the target writes it (the flow's write modes); a
-	// field not listed is WriteAlways. The map is the flow's, shared by its records: read
-	// it, never change it.
-	WriteModes map[string]WriteMode
 }
 
 // WriteMode says when a target writes one field of a record, so that data enriched in the
-// target is not overwritten (DESIGN section 4, products).
+// target is not overwritten (DESIGN section 4, products). The recipe applies them for every
+// target: a target is only ever asked to write the fields that are to be written.
 type WriteMode string
 
 const (
@@ -69,31 +74,134 @@ const (
 	WriteIfEmpty WriteMode = "if_empty"
 )
 
-// Result is the outcome of one record, at the same index as the record.
+// FieldExternalRef is the field every target finds records by: the source key, which a
+// target stores with each record it creates (a column, a reference field, a code).
+const FieldExternalRef = "external_ref"
+
+// AnyEntity in Capabilities.Entity says that the target stores records of any entity, in
+// whatever shape the flow's mapping gives them (the sql target: one table, any columns).
+const AnyEntity = "*"
+
+// Capabilities say what a target can do with one entity. The platform composes the recipe
+// from them, and the control plane refuses a flow whose target lacks what the flow needs.
+type Capabilities struct {
+	// Entity is the entity's name (customer, product, category, stock, ...) or AnyEntity.
+	Entity string
+	// FindBy lists the fields the target finds records of the entity by; every target that
+	// creates records finds them by FieldExternalRef, which the recipe looks up before each
+	// create. Other fields (email, sku, name) serve the recipes that look records up by
+	// them.
+	FindBy []string
+	// Read says that a found record comes with its current fields (Found.Fields), which the
+	// if_empty write mode, the duplicate policy's field diff and `flow test` need.
+	Read bool
+	// Create, Update and Delete say which writes the target accepts.
+	Create, Update, Delete bool
+	// Canonical says that records must have the entity's canonical shape (pkg/entity): the
+	// mapper refuses a mapped record that lacks a required field before any call.
+	Canonical bool
+}
+
+// CanFind reports whether the target finds records of the entity by field.
+func (c Capabilities) CanFind(field string) bool {
+	for _, f := range c.FindBy {
+		if f == field {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteOp is one write the recipe asks of a target.
+type WriteOp string
+
+const (
+	// WriteCreate creates a record, storing Write.Key as its external reference.
+	WriteCreate WriteOp = "create"
+	// WriteUpdate changes the fields in Write.Payload of the record Write.ID, and leaves
+	// every other field as it is.
+	WriteUpdate WriteOp = "update"
+	// WriteDelete removes the record Write.ID; removing a record that is not there
+	// succeeds, because a retried batch must not fail on its own earlier effect.
+	WriteDelete WriteOp = "delete"
+)
+
+// Write is one change the recipe asks a target to make.
+type Write struct {
+	Op WriteOp
+	// Key is the source key: the external reference a create stores.
+	Key string
+	// ID is the target's id of the record an update or delete changes.
+	ID string
+	// Version is the source version; a target that stores it never lets an older version
+	// overwrite a newer one.
+	Version int64
+	// Payload holds the fields to write, a JSON object: on create every field the write
+	// modes let through, on update only those to change. Empty for deletes.
+	Payload json.RawMessage
+}
+
+// Found is one record a Find matched.
+type Found struct {
+	// Value is the looked-up value it matched.
+	Value string
+	// ID is the record's id in the target.
+	ID string
+	// Fields are the record's current fields, named as the flow's records name them, when
+	// the target can read (Capabilities.Read); nil otherwise.
+	Fields json.RawMessage
+}
+
+// Result is the outcome of one write, at the same index as the write.
 type Result struct {
 	// TargetID is the record's id in the target system; empty when Err is set.
 	TargetID string
-	// Err, when set, is permanent for this record: retrying will not fix it (a constraint
-	// violation, a missing column). It is reported and dead-lettered, not retried, and it
-	// names the record key, what failed and what to do.
+	// Err, when set, is the target's refusal of this record: retrying will not fix it (a
+	// constraint violation, a missing column, a 4xx answer). It is dead-lettered with the
+	// target's message, which names the record key, what failed and what to do, and never
+	// holds the payload.
 	Err error
 }
 
-// Target pushes records into one target system.
+// Target is one target system, opened with an endpoint's settings.
 //
-// Push applies records in order and returns one Result per record, at the same index. A
-// returned error means the batch as a whole could not be applied (connection lost, timeout,
-// cancelled context): the flow is paused and the batch is pushed again once the target works
-// (the connector probes it), so Push must be idempotent: applying a batch twice leaves the
-// target as applying it once. Report a record's own problem in its Result, not as an error:
-// an error pauses every record of the flow behind it. ctx bounds the call. Push may be called
-// from several goroutines at once (one per partition), with batches that never share a key.
-//
-// Close releases the target's connections; no Push may run during or after it.
+// Find and Write may be called from several goroutines at once (one per partition), with
+// batches that never share a key. A returned error means the call as a whole failed: a
+// *ThrottledError makes the flow wait as the target asked; any other error is an outage,
+// which pauses the flow until the target works again (the connector probes it), so Write
+// must be idempotent: applying a batch twice leaves the target as applying it once. A
+// record's own problem goes in its Result, never in the error: an error holds back every
+// record of the flow behind it. ctx bounds each call.
 type Target interface {
-	Push(ctx context.Context, entity string, records []Record) ([]Result, error)
+	// Find returns the records of entity whose field equals one of values, in any order,
+	// several for a value that matches more than one. field is one of the entity's
+	// Capabilities.FindBy.
+	Find(ctx context.Context, entity, field string, values []string) ([]Found, error)
+	// Write applies writes in order and returns one Result per write, at the same index.
+	Write(ctx context.Context, entity string, writes []Write) ([]Result, error)
+	// Check checks that the target answers and accepts its credentials, for `syncline
+	// endpoint test`; it writes nothing.
+	Check(ctx context.Context) error
+	// Close releases the target's connections; no other call may run during or after it.
 	Close() error
 }
+
+// ThrottledError is a target's "slow down": a 429 or 503 answer, or its own limit. The flow
+// waits RetryAfter (or the budget's back-off when it is zero) and then tries again; nothing
+// is failed or paused.
+type ThrottledError struct {
+	RetryAfter time.Duration
+	Err        error
+}
+
+func (e *ThrottledError) Error() string {
+	if e.RetryAfter > 0 {
+		return fmt.Sprintf("the target asked to slow down for %s: %v", e.RetryAfter, e.Err)
+	}
+	return fmt.Sprintf("the target asked to slow down: %v", e.Err)
+}
+
+func (e *ThrottledError) Unwrap() error { return e.Err }
 
 // TargetFactory opens a target from settings that ValidateSettings has already checked and
 // normalised (defaults filled in, see ValidateSettings for the value types), and whose

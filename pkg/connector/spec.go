@@ -34,7 +34,15 @@ type Spec struct {
 	// policy is checked when the endpoint is applied and again when it is opened. Every
 	// target has it; a source that runs nothing on Syncline's side (nats) has none.
 	Reaches ReachFunc
+	// Entities lists what an endpoint with these (checked) settings serves, per entity;
+	// every target has it. The control plane checks each flow against it, and the
+	// connector composes the flow's recipe from it.
+	Entities EntitiesFunc
 }
+
+// EntitiesFunc lists the entities an endpoint's checked settings serve, with what the
+// target can do with each. A problem with the settings is a *SettingsError.
+type EntitiesFunc func(settings map[string]any) ([]Capabilities, error)
 
 // Field describes one setting.
 type Field struct {
@@ -80,6 +88,9 @@ func checkSpec(spec Spec) (*checkedSpec, error) {
 	}
 	if spec.Kind == KindTarget && spec.Reaches == nil {
 		return nil, fmt.Errorf("spec reaches is nil; a target lists the hosts and files its settings reach, for the egress policy")
+	}
+	if spec.Kind == KindTarget && spec.Entities == nil {
+		return nil, fmt.Errorf("spec entities is nil; a target says which entities it serves and what it can do with each")
 	}
 	c := &checkedSpec{spec: cloneSpec(spec), patterns: map[string]*regexp.Regexp{}}
 	seen := map[string]bool{}
