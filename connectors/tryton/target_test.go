@@ -55,6 +55,12 @@ func baseSettings(url, database string) Settings {
 func open(t *testing.T, change func(*Settings)) (*Target, *trytontest.Database) {
 	t.Helper()
 	db := srv.NewDatabase(t)
+	return openOn(t, db, change), db
+}
+
+// openOn opens another target on db.
+func openOn(t *testing.T, db *trytontest.Database, change func(*Settings)) *Target {
+	t.Helper()
 	s := baseSettings(srv.URL, db.Name)
 	if change != nil {
 		change(&s)
@@ -68,7 +74,7 @@ func open(t *testing.T, change func(*Settings)) (*Target, *trytontest.Database) 
 			t.Errorf("closing: %v", err)
 		}
 	})
-	return tg, db
+	return tg
 }
 
 // write applies one write and fails the test on an error or a refusal.
@@ -362,6 +368,102 @@ func TestStock(t *testing.T) {
 	}
 }
 
+// TestStockAvailable reads a level back after a Tryton sale reserved part of it, under each
+// formula of settings.available.
+func TestStockAvailable(t *testing.T) {
+	tg, db := open(t, nil)
+	write(t, tg, EntityProduct, create("p-1", `{"sku":"STK-1","name":"Widget","price":10}`))
+	variant := write(t, tg, EntityStock, create("s-1", `{"sku":"STK-1","on_hand":10}`))
+	party := write(t, tg, EntityCustomer, create("c-1", `{"email":"max@example.com","name":"Max",
+		"billing_address":{"street":"Ring","house_number":"1","postcode":"10115","city":"Berlin","country":"DE"}}`))
+	var addrs []int64
+	db.Call(t, &addrs, "model.party.address.search", []any{[]any{"party", "=", party}}, 0, nil, nil, map[string]any{})
+	ctx := map[string]any{"company": 1}
+	var sales []int64
+	db.Call(t, &sales, "model.sale.sale.create", []any{map[string]any{"party": party, "invoice_address": addrs[0], "shipment_address": addrs[0],
+		"lines": []any{[]any{"create", []any{map[string]any{"product": variant, "quantity": 3, "unit": 1,
+			"unit_price": map[string]any{"__class__": "Decimal", "decimal": "10"}}}}}}}, ctx)
+	db.Call(t, nil, "model.sale.sale.quote", sales, ctx)
+	db.Call(t, nil, "model.sale.sale.confirm", sales, ctx)
+
+	levels := func(formula string) string {
+		t.Helper()
+		other := openOn(t, db, func(s *Settings) { s.Available = formula })
+		f := find(t, other, EntityStock, FieldSKU, "STK-1")
+		if len(f) != 1 {
+			t.Fatalf("find by sku = %+v", f)
+		}
+		return string(f[0].Fields)
+	}
+	// Confirmed, not yet reserved: only the forecast sees the sale.
+	for formula, want := range map[string]string{
+		AvailableOnHandMinusReserved: `"available":10,"on_hand":10,"reserved":0`,
+		AvailableForecast:            `"available":7,"on_hand":10,"reserved":3`,
+		AvailableOnHand:              `"available":10,"on_hand":10,"reserved":0`,
+	} {
+		if got := levels(formula); !strings.Contains(got, want) {
+			t.Errorf("%s before reserving: %s, want %s", formula, got, want)
+		}
+	}
+	var shipments []int64
+	db.Call(t, &shipments, "model.stock.shipment.out.search", []any{}, 0, nil, nil, ctx)
+	var assigned bool
+	db.Call(t, &assigned, "model.stock.shipment.out.assign_try", shipments, ctx)
+	if !assigned {
+		t.Fatal("Tryton could not reserve the sale's 3 of 10")
+	}
+	if got, want := levels(AvailableOnHandMinusReserved), `"available":7,"on_hand":10,"reserved":3`; !strings.Contains(got, want) {
+		t.Errorf("after reserving: %s, want %s", got, want)
+	}
+	// Setting on hand again counts the reserved goods as on hand, as Tryton does.
+	write(t, tg, EntityStock, update(variant, `{"sku":"STK-1","on_hand":12}`))
+	if got, want := levels(AvailableOnHandMinusReserved), `"available":9,"on_hand":12,"reserved":3`; !strings.Contains(got, want) {
+		t.Errorf("after a new count: %s, want %s", got, want)
+	}
+}
+
+// TestUpdateWritesOnlyWhatItIsGiven: a field the recipe leaves out of an update (a
+// create_only description) keeps what was edited in Tryton.
+func TestUpdateWritesOnlyWhatItIsGiven(t *testing.T) {
+	tg, db := open(t, nil)
+	id := write(t, tg, EntityProduct, create("p-1", `{"sku":"MUG","name":"Mug","description":"From the shop","price":5}`))
+	var vs []int64
+	db.Call(t, &vs, "model.product.product.search", []any{[]any{"code", "=", "MUG"}}, 0, nil, nil, map[string]any{})
+	db.Call(t, nil, "model.product.product.write", vs, map[string]any{"description": "Edited in Tryton"}, map[string]any{})
+	write(t, tg, EntityProduct, update(id, `{"name":"Big Mug","price":6}`))
+	var rows []struct {
+		Name        string `json:"name"`
+		Description string `json:"description"`
+	}
+	db.Call(t, &rows, "model.product.product.read", vs, []string{"name", "description"}, map[string]any{})
+	if rows[0].Name != "Big Mug" || rows[0].Description != "Edited in Tryton" {
+		t.Fatalf("after the update: %+v, want the new name and Tryton's description", rows[0])
+	}
+}
+
+// TestSessionRenewed: a session Tryton no longer knows (expired, or deleted by a failed
+// fresh-session check) is replaced by one new login, and the call goes through.
+func TestSessionRenewed(t *testing.T) {
+	tg, _ := open(t, nil)
+	before := tg.currentSession()
+	// Log the session out behind the connector's back: Tryton deletes it.
+	if err := tg.c.post(context.Background(), before, nil, "common.db.logout", []any{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.c.post(context.Background(), before, nil, "model.res.user.get_preferences", []any{true, map[string]any{}}); err != errSessionRefused {
+		t.Fatalf("the logged-out session: %v, want it refused", err)
+	}
+	if f := find(t, tg, EntityCustomer, FieldEmail, "nobody@example.com"); len(f) != 0 {
+		t.Fatalf("find = %+v", f)
+	}
+	if err := tg.Check(context.Background()); err != nil {
+		t.Fatalf("Check after the session was deleted: %v", err)
+	}
+	if tg.currentSession() == before {
+		t.Fatal("the connector kept the deleted session")
+	}
+}
+
 func TestWrongPassword(t *testing.T) {
 	db := srv.NewDatabase(t)
 	s := baseSettings(srv.URL, db.Name)
@@ -424,7 +526,7 @@ func TestAnswersThatAreNotTryton(t *testing.T) {
 // of a flow do: every record lands, once, with a code of its own.
 func TestParallelWriters(t *testing.T) {
 	tg, db := open(t, nil)
-	const writers, each = 4, 5
+	const writers, each = 4, 3
 	for i := range writers {
 		write(t, tg, EntityProduct, create(fmt.Sprintf("p-%d", i), fmt.Sprintf(`{"sku":"PAR-%d","name":"Part %d","price":1}`, i, i)))
 	}
