@@ -572,7 +572,7 @@ func (t *Target) deleteTemplate(ctx context.Context, sid string) error {
 }
 
 // findProducts finds templates by external reference (an identifier on their variants) or
-// by SKU (the template's code).
+// by SKU (the template's code or a variant's).
 func (t *Target) findProducts(ctx context.Context, field string, values []string) ([]connector.Found, error) {
 	matches := map[int64][]string{}
 	switch field {
@@ -598,16 +598,28 @@ func (t *Target) findProducts(ctx context.Context, field string, values []string
 			}
 		}
 	case FieldSKU:
+		// A SKU is a template's code (a simple product's, or the prefix of a product
+		// with variants) or one variant's code; either finds the template.
 		type row struct {
-			ID   int64  `json:"id"`
-			Code string `json:"code"`
+			ID       int64  `json:"id"`
+			Code     string `json:"code"`
+			Template int64  `json:"template"`
 		}
-		rows, err := searchRead[row](ctx, t, "product.template", []any{[]any{"code", "in", values}}, []string{"code"}, nil)
+		templates, err := searchRead[row](ctx, t, "product.template", []any{[]any{"code", "in", values}}, []string{"code"}, nil)
 		if err != nil {
 			return nil, fmt.Errorf("finding products by sku: %w", err)
 		}
-		for _, r := range rows {
+		variants, err := searchRead[row](ctx, t, "product.product", []any{[]any{"code", "in", values}}, []string{"code", "template"}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("finding products by sku: %w", err)
+		}
+		for _, r := range templates {
 			matches[r.ID] = append(matches[r.ID], r.Code)
+		}
+		for _, r := range variants {
+			if !slices.Contains(matches[r.Template], r.Code) {
+				matches[r.Template] = append(matches[r.Template], r.Code)
+			}
 		}
 	default:
 		return nil, fmt.Errorf("finding products by %s: the tryton target finds them by external_ref or sku", field)

@@ -77,6 +77,8 @@ func Open(ctx context.Context, s Settings, env connector.Env) (*Target, error) {
 	if err := s.validate(ctx, env); err != nil {
 		return nil, err
 	}
+	// Every request goes through this one transport, so the endpoint's budget (rate and
+	// concurrency, shared by every flow writing to it) applies by wrapping it.
 	dialer := env.Egress.Dialer(env.Tenant, "")
 	var rt http.RoundTripper = &http.Transport{
 		DialContext:           dialer.DialContext,

@@ -253,6 +253,9 @@ func TestProductWithVariantsAndCategories(t *testing.T) {
 	if f := find(t, tg, EntityProduct, FieldSKU, "TSHIRT-", "MUG-001", "NOPE"); len(f) != 2 {
 		t.Fatalf("find by sku = %+v", f)
 	}
+	if f := find(t, tg, EntityProduct, FieldSKU, "TSHIRT-M"); len(f) != 1 || f[0].ID != id || f[0].Value != "TSHIRT-M" {
+		t.Fatalf("find by a variant's sku = %+v, want its template %s", f, id)
+	}
 	f := find(t, tg, EntityProduct, connector.FieldExternalRef, "p-1")
 	if len(f) != 1 || f[0].ID != id {
 		t.Fatalf("find by external_ref = %+v, want template %s", f, id)
