@@ -138,3 +138,19 @@ func TestUnknownEntityAndField(t *testing.T) {
 		t.Fatalf("an unknown country: %v %+v", err, res)
 	}
 }
+
+// TestCompanySetting: the company is found by name, and a name Tryton does not have is a
+// settings error naming settings.company.
+func TestCompanySetting(t *testing.T) {
+	tg, _ := open(t, func(s *Settings) { s.Company = "Acceptance Test Shop GmbH" })
+	if tg.company != 1 {
+		t.Fatalf("company = %d, want 1", tg.company)
+	}
+	db := srv.NewDatabase(t)
+	s := baseSettings(srv.URL, db.Name)
+	s.Company = "Nope AG"
+	_, err := Open(context.Background(), s, testEnv(t))
+	if err == nil || !strings.Contains(err.Error(), `settings.company: Tryton has 0 companies named "Nope AG"`) {
+		t.Fatalf("Open with an unknown company = %v", err)
+	}
+}
