@@ -57,6 +57,25 @@ const (
 // modules are activated on the template, with what they depend on.
 var modules = []string{"party_relationship", "product_attribute", "sale"}
 
+// passlib makes the test databases' password hashes cheap (bcrypt with 4 rounds, not 12):
+// every login checks one, and at Tryton's default each costs about 0.3 s of a test's setup.
+// Test servers only; it says nothing about how a real Tryton should hash.
+const passlib = "[passlib]\nschemes = bcrypt\nbcrypt__default_rounds = 4\n"
+
+// config is a trytond.conf serving the databases of dir; listen is host:port, or empty for
+// trytond-admin and the seed, which serve nothing.
+func config(dir, listen string) ([]byte, error) {
+	ini := filepath.Join(dir, "passlib.ini")
+	if err := os.WriteFile(ini, []byte(passlib), 0o644); err != nil {
+		return nil, err
+	}
+	c := "[database]\nuri = sqlite://\npath = " + dir + "\n[password]\npasslib = " + ini + "\n"
+	if listen != "" {
+		c += "[web]\nlisten = " + listen + "\n"
+	}
+	return []byte(c), nil
+}
+
 // python is Debian's interpreter, which has trytond and proteus; a python3 earlier on
 // PATH (a version manager's) has not.
 const python = "/usr/bin/python3"
@@ -74,7 +93,7 @@ func Template() (string, error) {
 	}
 	h := sha256.New()
 	h.Write(seedScript)
-	fmt.Fprintf(h, "\x00%s\x00%s\x00%d", strings.Join(modules, " "), version, time.Now().Year())
+	fmt.Fprintf(h, "\x00%s\x00%s\x00%s\x00%d", strings.Join(modules, " "), passlib, version, time.Now().Year())
 	key := hex.EncodeToString(h.Sum(nil))[:16]
 	cache, err := os.UserCacheDir()
 	if err != nil {
@@ -103,6 +122,13 @@ func Template() (string, error) {
 	if err := build(dir, path); err != nil {
 		return "", fmt.Errorf("building the Tryton template database: %w", err)
 	}
+	// Templates of earlier seeds (or years) are never used again.
+	old, _ := filepath.Glob(filepath.Join(dir, "template-*.sqlite"))
+	for _, o := range old {
+		if o != path {
+			os.Remove(o)
+		}
+	}
 	return path, nil
 }
 
@@ -114,7 +140,11 @@ func build(cache, path string) error {
 	}
 	defer os.RemoveAll(work)
 	conf := filepath.Join(work, "trytond.conf")
-	if err := os.WriteFile(conf, []byte("[database]\nuri = sqlite://\npath = "+work+"\n"), 0o644); err != nil {
+	c, err := config(work, "")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(conf, c, 0o644); err != nil {
 		return err
 	}
 	pass := filepath.Join(work, "admin-password")
@@ -185,7 +215,11 @@ func start(template string) (*Server, error) {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	conf := filepath.Join(dir, "trytond.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf("[database]\nuri = sqlite://\npath = %s\n[web]\nlisten = 127.0.0.1:%d\n", dir, port)), 0o644); err != nil {
+	c, err := config(dir, fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(conf, c, 0o644); err != nil {
 		return nil, err
 	}
 	logf, err := os.Create(filepath.Join(dir, "trytond.log"))
