@@ -277,6 +277,25 @@ func TestProductWithVariantsAndCategories(t *testing.T) {
 		t.Fatalf("variants after update = %+v, want L and M with the new description", vs)
 	}
 
+	// Another product with the same attributes shares their set; a new size joins the
+	// selection of the seeded attribute "size".
+	write(t, tg, EntityProduct, create("p-5", `{"sku":"HOODIE-","name":"Hoodie","price":39,"variants":[{"sku":"HOODIE-M","attributes":{"size":"M"}},{"sku":"HOODIE-XXL","attributes":{"size":"XXL"}}]}`))
+	var sets []struct {
+		Name       string  `json:"name"`
+		Attributes []int64 `json:"attributes"`
+	}
+	db.Call(t, &sets, "model.product.attribute.set.search_read", []any{}, 0, nil, [][]string{{"name", "ASC"}}, []string{"name", "attributes"}, map[string]any{})
+	if got := fmt.Sprint(sets); !strings.Contains(got, "{size [1]}") || strings.Count(got, "{size ") != 1 {
+		t.Errorf("attribute sets = %s, want one set size holding the attribute size", got)
+	}
+	var size []struct {
+		Selection string `json:"selection"`
+	}
+	db.Call(t, &size, "model.product.attribute.search_read", []any{[]any{"name", "=", "size"}}, 0, nil, nil, []string{"selection"}, map[string]any{})
+	if !strings.HasSuffix(size[0].Selection, "\nXXL:XXL") {
+		t.Errorf("size selection = %q, want XXL added", size[0].Selection)
+	}
+
 	// A variant SKU Tryton cannot build from the template's code is the record's refusal.
 	res, err := tg.Write(context.Background(), EntityProduct, []connector.Write{create("p-3", `{"sku":"CAP","name":"Cap","price":5,"variants":[{"sku":"HAT-1"}]}`)})
 	if err != nil || res[0].Err == nil || !strings.Contains(res[0].Err.Error(), `"HAT-1"`) {
