@@ -122,7 +122,7 @@ type addr struct {
 
 func TestCustomerCompanyAndPerson(t *testing.T) {
 	tg, db := open(t, nil)
-	company := write(t, tg, EntityCustomer, create("c-1", `{"email":"Jane.Doe@ACME.example","name":"Jane Doe","company":"ACME GmbH","phone":"+49 30 1234567",
+	company := write(t, tg, EntityCustomer, create("c-1", `{"email":"Jane.Doe@ACME.example","name":"Jane Doe","company":"ACME GmbH","phone":"+49 30 1234567","tax_id":"DE136695976",
 		"billing_address":{"street":"Hauptstr.","house_number":"1","postcode":"10115","city":"Berlin","country":"DE"},
 		"shipping_address":{"street":"Hauptstr.","house_number":"1","postcode":"10115","city":"Berlin","country":"DE"}}`))
 	person := write(t, tg, EntityCustomer, create("c-2", `{"email":"max@example.com","name":"Max Mustermann",
@@ -176,12 +176,35 @@ func TestCustomerCompanyAndPerson(t *testing.T) {
 	for _, x := range f {
 		var fields map[string]any
 		json.Unmarshal(x.Fields, &fields)
-		if x.Value == "c-1" && (x.ID != company || fields["company"] != "ACME GmbH" || fields["name"] != "Jane Doe" || fields["phone"] != "+49 30 1234567") {
+		if x.Value == "c-1" && (x.ID != company || fields["company"] != "ACME GmbH" || fields["name"] != "Jane Doe" || fields["phone"] != "+49 30 1234567" || fields["tax_id"] != "DE136695976") {
 			t.Errorf("c-1 found as %s with %s", x.ID, x.Fields)
 		}
 		if x.Value == "c-2" && (x.ID != person || fields["company"] != nil || fields["email"] != "max@example.com") {
 			t.Errorf("c-2 found as %s with %s", x.ID, x.Fields)
 		}
+	}
+}
+
+// TestCustomerRefusals: what Tryton refuses comes back as the record's error with Tryton's
+// message.
+func TestCustomerRefusals(t *testing.T) {
+	tg, _ := open(t, nil)
+	res, err := tg.Write(context.Background(), EntityCustomer, []connector.Write{
+		create("c-1", `{"email":"a@example.com","name":"A","tax_id":"DE000000"}`),
+		create("c-2", `{"email":"b@example.com","name":"B"}`),
+		update("999", `{"name":"Gone"}`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Err == nil || !strings.Contains(res[0].Err.Error(), `The European VAT Number "DE000000"`) || !strings.HasPrefix(res[0].Err.Error(), `customer "c-1": `) {
+		t.Errorf("an invalid VAT number: %v", res[0].Err)
+	}
+	if res[1].Err != nil || res[1].TargetID == "" {
+		t.Errorf("the valid record after it: %+v", res[1])
+	}
+	if res[2].Err == nil || !strings.Contains(res[2].Err.Error(), "don't exist anymore") {
+		t.Errorf("an update of a party deleted in Tryton: %v", res[2].Err)
 	}
 }
 
@@ -305,6 +328,27 @@ func TestProductWithVariantsAndCategories(t *testing.T) {
 	res, err = tg.Write(context.Background(), EntityProduct, []connector.Write{create("p-4", `{"sku":"MUG-001","name":"Mug 2","price":5}`)})
 	if err != nil || res[0].Err == nil || !strings.Contains(res[0].Err.Error(), "Code of active product must be unique") {
 		t.Fatalf("duplicate sku: %v, %+v", err, res)
+	}
+}
+
+// TestGrossListPrices: a Tryton whose list prices include tax gets net prices converted.
+func TestGrossListPrices(t *testing.T) {
+	tg, db := open(t, func(s *Settings) { s.PriceIncludesTax = true })
+	id := write(t, tg, EntityProduct, create("p-1", `{"sku":"NET","name":"Net","price":10}`))
+	gross := write(t, tg, EntityProduct, create("p-2", `{"sku":"GROSS","name":"Gross","price":11.9,"price_includes_tax":true}`))
+	var rows []struct {
+		ListPrice struct {
+			Decimal string `json:"decimal"`
+		} `json:"list_price"`
+	}
+	db.Call(t, &rows, "model.product.template.read", []string{id, gross}, []string{"list_price"}, map[string]any{"company": 1})
+	if rows[0].ListPrice.Decimal != "11.9" || rows[1].ListPrice.Decimal != "11.9" {
+		t.Fatalf("list prices = %+v, want 11.9 for both", rows)
+	}
+	noCategory, _ := open(t, func(s *Settings) { s.PriceIncludesTax, s.AccountCategory = true, "" })
+	res, err := noCategory.Write(context.Background(), EntityProduct, []connector.Write{create("p-1", `{"sku":"NET","name":"Net","price":10}`)})
+	if err != nil || res[0].Err == nil || !strings.Contains(res[0].Err.Error(), "settings.account_category") {
+		t.Fatalf("a conversion without taxes: %v %+v", err, res)
 	}
 }
 
