@@ -24,6 +24,11 @@ import (
 // misconfigured URL (a download, a proxy's page) and must not be held in memory.
 const maxResponseBytes = 8 << 20
 
+// loginPause is how long the client refuses to try a password Tryton refused again: Tryton
+// locks a login name after 6 failed attempts within 5 minutes, so a flow's probes (or
+// retries) must not spend them; one attempt a minute stays below the limit.
+const loginPause = time.Minute
+
 // loginLockout is how long Tryton refuses a login name after too many failed attempts
 // (its [session] timeout, 300 s by default): retrying sooner extends the lock.
 const loginLockout = 5 * time.Minute
@@ -43,9 +48,13 @@ type client struct {
 
 	ids atomic.Int64
 
-	mu      sync.Mutex // guards session, cookie and login attempts
+	mu      sync.Mutex // guards session, cookie and the refused login
 	session string     // the Authorization header value; empty before the first login
 	cookie  string
+	// refused is the error of a login Tryton refused (HTTP 401), returned again without a
+	// new attempt until refusedUntil.
+	refused      error
+	refusedUntil time.Time
 }
 
 // RPCError is Tryton's refusal of one call: a UserError (a record it will not take: a
@@ -116,6 +125,9 @@ func (c *client) login(ctx context.Context, stale string) (string, error) {
 		return c.session, nil
 	}
 	c.session = ""
+	if c.refused != nil && time.Now().Before(c.refusedUntil) {
+		return "", c.refused
+	}
 	pw := map[string]any{"password": c.password}
 	if c.cookie != "" {
 		pw["device_cookie"] = c.cookie
@@ -123,7 +135,9 @@ func (c *client) login(ctx context.Context, stale string) (string, error) {
 	var res []json.RawMessage
 	if err := c.post(ctx, "", &res, "common.db.login", []any{c.user, pw, "en"}); err != nil {
 		if errors.Is(err, errSessionRefused) {
-			return "", fmt.Errorf("logging in to Tryton at %s, database %q, as %q: the password is wrong or the user does not exist (HTTP 401); fix the endpoint's credentials (each failed attempt makes Tryton slow down and, after 6, lock the login for 5 minutes)", c.base, c.database, c.user)
+			c.refused = fmt.Errorf("logging in to Tryton at %s, database %q, as %q: the password is wrong or the user does not exist (HTTP 401); fix the endpoint's credentials (the next attempt waits %s: after 6 failed attempts Tryton locks the login for 5 minutes)", c.base, c.database, c.user, loginPause)
+			c.refusedUntil = time.Now().Add(loginPause)
+			return "", c.refused
 		}
 		return "", fmt.Errorf("logging in to Tryton at %s, database %q, as %q: %w", c.base, c.database, c.user, err)
 	}
@@ -132,6 +146,7 @@ func (c *client) login(ctx context.Context, stale string) (string, error) {
 	if len(res) != 2 || json.Unmarshal(res[0], &uid) != nil || json.Unmarshal(res[1], &key) != nil {
 		return "", fmt.Errorf("logging in to Tryton at %s, database %q, as %q: the answer is not [user id, session]; is the URL a Tryton 6.0 server?", c.base, c.database, c.user)
 	}
+	c.refused = nil
 	c.session = "Session " + base64.StdEncoding.EncodeToString([]byte(c.user+":"+strconv.FormatInt(uid, 10)+":"+key))
 	if c.cookie == "" {
 		var cookie string

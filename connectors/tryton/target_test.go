@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -538,6 +539,19 @@ func TestWrongPassword(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "password is wrong") || strings.Contains(err.Error(), "wrong\"") {
 		t.Fatalf("Open with a wrong password = %v, want a clear error that does not show the password", err)
 	}
+	// The client does not spend Tryton's failed attempts: a second call within the pause
+	// gets the same answer without a request.
+	var requests atomic.Int32
+	c := newClient(countingTransport{&requests}, srv.URL, db.Name, trytontest.ProbeUser, "wrong", 10*time.Second)
+	for range 3 {
+		if err := c.call(context.Background(), nil, "model.res.user.get_preferences", true, map[string]any{}); err == nil || !strings.Contains(err.Error(), "password is wrong") {
+			t.Fatalf("call with a wrong password = %v", err)
+		}
+	}
+	if n := requests.Load(); n != 1 {
+		t.Fatalf("%d login attempts, want 1", n)
+	}
+
 	s.Password = trytontest.ProbePassword
 	tg, err := Open(context.Background(), s, testEnv(t))
 	if err != nil {
@@ -644,6 +658,13 @@ func TestParallelWriters(t *testing.T) {
 			t.Errorf("PAR-%d stock = %+v, want on hand %d", w, f, each)
 		}
 	}
+}
+
+type countingTransport struct{ n *atomic.Int32 }
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }

@@ -229,7 +229,9 @@ func start(template string) (*Server, error) {
 	defer logf.Close()
 	cmd := exec.Command("trytond", "-c", conf)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own process group, so that Stop ends it and anything it starts; and killed with
+	// the test binary, so that a test run cut short (a timeout, ^C) leaves no server behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("starting trytond: %w", err)
