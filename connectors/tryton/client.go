@@ -37,7 +37,7 @@ const loginLockout = 5 * time.Minute
 // session, and logs in again once when the session is refused (expired or deleted by a
 // failed fresh-session check). Logins send a device cookie, which Tryton hands out after
 // the first login, so that someone else's failed attempts for the same login name do not
-// lock the connector out (TRYTON-MORE.md section 5). It is safe for concurrent use.
+// lock the connector out. It is safe for concurrent use.
 type client struct {
 	http     *http.Client
 	url      string // the database's URL: <url>/<database>/
