@@ -18,10 +18,10 @@
 // Party codes keep coming from Tryton's sequence, and product codes are the SKUs.
 //
 // Tryton's SQLite backend draws sequence numbers (party codes, inventory numbers) without a
-// lock, so parallel writers get the same number (two clients creating 50 parties each collided 37 times). The target
-// therefore serialises every write that draws a number or finds-or-creates a shared record
-// (a category, an attribute), whatever the budget allows; reads and plain updates run in
-// parallel.
+// lock, so parallel writers get the same number (two clients creating 50 parties each
+// collided 37 times). The target therefore serialises every write that draws a number or
+// finds-or-creates a shared record (a category, an attribute), whatever the budget allows;
+// reads and plain updates run in parallel.
 package tryton
 
 import (
