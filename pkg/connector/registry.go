@@ -163,6 +163,41 @@ func (c *checkedSpec) checkEgress(ctx context.Context, valid map[string]any, env
 	return nil
 }
 
+// Capabilities validates settings for the target type typ and returns what an endpoint with
+// them can do with entity. A target that does not serve the entity is a *SettingsError
+// that names the entities it does serve.
+func (r *Registry) Capabilities(typ string, settings map[string]any, entity string) (Capabilities, error) {
+	e, err := r.lookup(typ)
+	if err != nil {
+		return Capabilities{}, err
+	}
+	if e.spec.spec.Entities == nil {
+		return Capabilities{}, &SettingsError{Path: "type", Reason: fmt.Sprintf("%q is a %s connector and cannot be a flow's target", typ, e.spec.spec.Kind)}
+	}
+	valid, err := e.spec.validate(settings)
+	if err != nil {
+		return Capabilities{}, err
+	}
+	all, err := e.spec.spec.Entities(valid)
+	if err != nil {
+		return Capabilities{}, err
+	}
+	names := make([]string, 0, len(all))
+	for _, c := range all {
+		if c.Entity == entity || c.Entity == AnyEntity {
+			c.Entity = entity
+			c.FindBy = slices.Clone(c.FindBy)
+			return c, nil
+		}
+		names = append(names, c.Entity)
+	}
+	served := "none"
+	if len(names) > 0 {
+		served = strings.Join(names, ", ")
+	}
+	return Capabilities{}, &SettingsError{Path: "entity", Reason: fmt.Sprintf("a %s endpoint with these settings does not serve %q; it serves %s", typ, entity, served)}
+}
+
 // OpenTarget validates settings for the target type typ, checks what they reach against
 // env's egress policy, and opens the target with its factory. ctx bounds the opening only.
 func (r *Registry) OpenTarget(ctx context.Context, typ string, settings map[string]any, env Env) (Target, error) {

@@ -13,9 +13,15 @@ import (
 
 type nopTarget struct{ settings map[string]any }
 
-func (nopTarget) Push(context.Context, string, []connector.Record) ([]connector.Result, error) {
+func (nopTarget) Find(context.Context, string, string, []string) ([]connector.Found, error) {
 	return nil, nil
 }
+
+func (nopTarget) Write(context.Context, string, []connector.Write) ([]connector.Result, error) {
+	return nil, nil
+}
+
+func (nopTarget) Check(context.Context) error { return nil }
 
 func (nopTarget) Close() error { return nil }
 
@@ -39,6 +45,9 @@ func targetSpec(typ string) connector.Spec {
 		Kind:    connector.KindTarget,
 		Summary: "writes somewhere",
 		Reaches: reachURL,
+		Entities: func(map[string]any) ([]connector.Capabilities, error) {
+			return []connector.Capabilities{{Entity: "customer", FindBy: []string{connector.FieldExternalRef}, Create: true}}, nil
+		},
 		Fields: []connector.Field{
 			{Name: "url", Type: connector.TypeString, Summary: "where", Required: true},
 		},

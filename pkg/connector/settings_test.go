@@ -19,6 +19,9 @@ func settingsRegistry(t *testing.T) *connector.Registry {
 		Kind:    connector.KindTarget,
 		Summary: "rows in a table",
 		Reaches: func(map[string]any) ([]connector.Destination, error) { return nil, nil },
+		Entities: func(map[string]any) ([]connector.Capabilities, error) {
+			return []connector.Capabilities{{Entity: connector.AnyEntity}}, nil
+		},
 		Fields: []connector.Field{
 			{Name: "driver", Type: connector.TypeString, Summary: "database kind", Required: true, Enum: []string{"postgres", "sqlite"}},
 			{Name: "dsn", Type: connector.TypeString, Summary: "where the database is", Required: true, Secret: true, Pattern: "[a-z]+://.*"},

@@ -37,6 +37,9 @@ type Endpoint struct {
 	// connector opens them when it connects, and they are never in the
 	// bucket in the clear.
 	Credentials string `json:"credentials,omitempty"`
+	// Caps is what a target endpoint can do with its flow's entity, as its connector
+	// declares it for its settings; the control plane checked it against the flow.
+	Caps *connector.Capabilities `json:"caps,omitempty"`
 }
 
 // CredentialsBinding is what an endpoint's sealed credentials are bound to.
@@ -110,6 +113,12 @@ type Flow struct {
 	// WriteModes say per target field when it is written: always (the
 	// default), create_only, update_only or if_empty.
 	WriteModes map[string]connector.WriteMode `json:"writeModes,omitempty"`
+	// Canonical: the target serves the flow's entity in its canonical
+	// shape (pkg/entity), as its connector declares; the control plane sets
+	// it. The mapper then checks every mapped record against the entity's
+	// schema and dead-letters one that does not fit, before any call to
+	// the target.
+	Canonical bool `json:"canonical,omitempty"`
 }
 
 // Keyless policies.

@@ -58,6 +58,54 @@ type Index struct {
 	// version counts changes, so that a service can tell cheaply whether
 	// the caches it derives from the index need pruning.
 	version atomic.Uint64
+	// revision is the bucket's last revision the index has applied, and kv
+	// the bucket (nil for an index no watcher fills), for CatchUp.
+	revision atomic.Uint64
+	kv       jetstream.KeyValue
+	// caughtUp is when CatchUp last found the index current (unix nanos).
+	caughtUp atomic.Int64
+}
+
+// catchUpWait bounds how long CatchUp waits for the watch; catchUpFresh is
+// how long a CatchUp that found the index current holds for the next call,
+// so that a stream of events no flow reads asks the bucket once in a while,
+// not once per event.
+const (
+	catchUpWait  = 2 * time.Second
+	catchUpFresh = 250 * time.Millisecond
+)
+
+// CatchUp waits until the index has applied every change the bucket held
+// when it was called (up to a short bound), and reports whether it had to
+// wait. A flow applied a moment before its first event was published is
+// then found, instead of the event being refused as read by no flow: the
+// watch delivers changes a little after the control plane stores them.
+func (x *Index) CatchUp(ctx context.Context) bool {
+	if x.kv == nil || time.Now().UnixNano()-x.caughtUp.Load() < int64(catchUpFresh) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	st, err := x.kv.Status(ctx)
+	if err != nil {
+		return false
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return false
+	}
+	last := bs.StreamInfo().State.LastSeq
+	waited := false
+	for x.revision.Load() < last {
+		waited = true
+		select {
+		case <-ctx.Done():
+			return waited
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	x.caughtUp.Store(time.Now().UnixNano())
+	return waited
 }
 
 // Version changes whenever the index does.
@@ -270,7 +318,9 @@ func NewWatcher(kv jetstream.KeyValue, log *slog.Logger) *Watcher {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Watcher{kv: kv, log: log, index: newIndex()}
+	x := newIndex()
+	x.kv = kv
+	return &Watcher{kv: kv, log: log, index: x}
 }
 
 // Index returns the live index.
@@ -314,6 +364,7 @@ func (w *Watcher) follow() {
 }
 
 func (w *Watcher) apply(e jetstream.KeyValueEntry) {
+	defer w.index.revision.Store(e.Revision())
 	key := e.Key()
 	deleted := e.Operation() != jetstream.KeyValuePut
 	switch {

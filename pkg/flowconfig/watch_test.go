@@ -93,3 +93,48 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestCatchUpWaitsForTheWatch: a flow stored a moment ago is in the index once
+// CatchUp returns, however far behind the watch was; a current index returns
+// at once.
+func TestCatchUpWaitsForTheWatch(t *testing.T) {
+	ctx := context.Background()
+	s := natstest.Run(t)
+	_, js := natstest.Connect(t, s)
+	kv, err := flowconfig.OpenBucket(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := flowconfig.NewWatcher(kv, nil)
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	x := w.Index()
+	// Many changes at once, so that the watch is behind when the last is stored.
+	const n = 2000
+	for g := range n {
+		f := &flowconfig.Flow{Tenant: "acme", Name: "orders", Generation: int64(g + 1), Entity: "order",
+			Source: flowconfig.Endpoint{Name: "shop"}, Target: flowconfig.Endpoint{Name: "erp"},
+			Mapping: mapping.Spec{Fields: map[string]string{"n": "source.n"}}}
+		b, err := flowconfig.Encode(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.PublishAsync("$KV."+flowconfig.Bucket+"."+f.Key(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the changes were not stored in time")
+	}
+	x.CatchUp(ctx)
+	if f := x.Get("acme", "orders"); f == nil || f.Generation != n {
+		t.Fatalf("after CatchUp, Get = %+v, want generation %d", f, n)
+	}
+	if x.CatchUp(ctx) {
+		t.Error("CatchUp of a current index waited")
+	}
+}

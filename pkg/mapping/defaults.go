@@ -3,14 +3,41 @@ package mapping
 import (
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Default mappings ship with the platform, one per entity: a flow of that
 // entity starts from its entity's default and overrides only what it names
-// (Merge). They read Syncline's documented source shapes (the README's
-// "Records" section) and write the target fields the built-in connectors
-// expect. Every expression is optional-safe (`source.?x`), so a source that
+// (Merge). Every expression is optional-safe (`source.?x`), so a source that
 // lacks a field simply leaves the target field out.
+//
+// The defaults of customer, product, category and stock produce the
+// canonical shapes of pkg/entity (its entities.md) from the record shapes
+// webshops commonly send, trying the usual spellings in turn; a source
+// field that is null or "" counts as missing. They read:
+//
+//   - customer: email (else billing_address.email), lower-cased; name (else
+//     first_name and last_name, else those of billing_address); company and
+//     phone (else those of billing_address); tax_id (else vat_id, else
+//     vat_number); billing_address (else address) and shipping_address, each
+//     with name (else first_name and last_name), street (else address_1,
+//     else address1), house_number, postcode (else zip), city and
+//     country_code (else country), upper-cased.
+//   - product: sku (text); name (else title); description;
+//     short_description; price (a number or numeric text); price_includes_tax
+//     (else prices_include_tax); currency, upper-cased; ean (else gtin, as
+//     text); unit; attributes and features (objects); categories, a list whose
+//     entries are paths (lists of names) or texts such as
+//     "Clothing > T-Shirts", else category, one such text; variants, each
+//     with sku, attributes, price and ean (else gtin).
+//   - category: name; parent, a list of names from the top or a text such as
+//     "Clothing > Men".
+//   - stock: sku (text); on_hand (else quantity, else stock_quantity, else
+//     qty, else available plus reserved); reserved; available; warehouse.
+//
+// Order, invoice and payment have no canonical shape yet: their defaults
+// write flat fields, such as a table target takes (the order's read
+// examples/order-1001.json).
 var defaults = map[string]Spec{
 	"order": {
 		Fields: map[string]string{
@@ -26,34 +53,52 @@ var defaults = map[string]Spec{
 	},
 	"customer": {
 		Fields: map[string]string{
-			"name":    "source.?name",
-			"email":   "source.?email.optMap(e, e.lowerAscii())",
-			"company": "source.?company",
-			"phone":   "source.?phone",
-			"city":    "source.?address.?city",
-			"country": "source.?address.?country",
+			"email":            first(present("source.?email"), present("source.?billing_address.?email")) + ".optMap(v, v.lowerAscii())",
+			"name":             first(present("source.?name"), fullName("source"), fullName("source.?billing_address")),
+			"company":          first(present("source.?company"), present("source.?billing_address.?company")),
+			"phone":            first(present("source.?phone"), present("source.?billing_address.?phone")),
+			"tax_id":           first(present("source.?tax_id"), present("source.?vat_id"), present("source.?vat_number")),
+			"billing_address":  address(first(present("source.?billing_address"), present("source.?address"))),
+			"shipping_address": address(present("source.?shipping_address")),
 		},
 	},
 	"product": {
 		Fields: map[string]string{
-			"sku":         "source.?sku",
-			"name":        "source.?name",
-			"description": "source.?description",
-			"price":       "source.?price.optMap(p, double(p))",
-			"category":    "source.?category",
+			"sku":                text(present("source.?sku")),
+			"name":               first(present("source.?name"), present("source.?title")),
+			"description":        present("source.?description"),
+			"short_description":  present("source.?short_description"),
+			"price":              number("source.?price"),
+			"price_includes_tax": "source.?price_includes_tax.or(source.?prices_include_tax)",
+			"currency":           present("source.?currency") + ".optMap(v, v.upperAscii())",
+			"ean":                text(first(present("source.?ean"), present("source.?gtin"))),
+			"unit":               present("source.?unit"),
+			"attributes":         present("source.?attributes"),
+			"features":           present("source.?features"),
+			"categories": first(
+				present("source.?categories")+".optMap(cs, cs.map(c, type(c) == string ? c.split(' > ') : c))",
+				present("source.?category")+".optMap(c, [c.split(' > ')])"),
+			"variants": present("source.?variants") + ".optMap(vs, vs.map(x, {" +
+				"?'sku': " + text(present("x.?sku")) + ", " +
+				"?'attributes': " + present("x.?attributes") + ", " +
+				"?'price': " + number("x.?price") + ", " +
+				"?'ean': " + text(first(present("x.?ean"), present("x.?gtin"))) + "}))",
 		},
 	},
 	"stock": {
 		Fields: map[string]string{
-			"sku": "source.?sku",
-			// Available minus reserved for sales, the usual definition.
-			"quantity": "source.?available.optMap(a, double(a) - double(source.?reserved.orValue(0)))",
+			"sku": text(present("source.?sku")),
+			"on_hand": first(number("source.?on_hand"), number("source.?quantity"), number("source.?stock_quantity"), number("source.?qty"),
+				number("source.?available")+".optMap(a, a + "+number("source.?reserved")+".orValue(0.0))"),
+			"reserved":  number("source.?reserved"),
+			"available": number("source.?available"),
+			"warehouse": text(present("source.?warehouse")),
 		},
 	},
 	"category": {
 		Fields: map[string]string{
-			"name":   "source.?name",
-			"parent": "source.?parent",
+			"name":   present("source.?name"),
+			"parent": present("source.?parent") + ".optMap(p, type(p) == string ? p.split(' > ') : p)",
 		},
 	},
 	"invoice": {
@@ -74,6 +119,47 @@ var defaults = map[string]Spec{
 			"method":         "source.?method",
 		},
 	},
+}
+
+// The helpers below build the defaults' expressions; each takes and yields
+// a CEL optional.
+
+// present is opt without null and "": a source that sends "phone": null or
+// "phone": "" has no phone.
+func present(opt string) string {
+	return opt + ".optFlatMap(v, optional.ofNonZeroValue(v))"
+}
+
+// first is the first of opts that has a value.
+func first(opts ...string) string {
+	return strings.Join(opts, ".or(") + strings.Repeat(")", len(opts)-1)
+}
+
+// text is opt as text: SKUs, EANs and house numbers often arrive as numbers.
+func text(opt string) string { return opt + ".optMap(v, string(v))" }
+
+// number is opt as a double, without null: prices and quantities arrive as
+// numbers or as numeric text ("19.95").
+func number(opt string) string {
+	return opt + ".optFlatMap(v, v != null ? optional.of(double(v)) : optional.none())"
+}
+
+// fullName joins the first_name and last_name of the object at prefix (a
+// source path), leaving out what is missing; none when both are.
+func fullName(prefix string) string {
+	return "optional.ofNonZeroValue([" + prefix + ".?first_name.orValue(''), " + prefix + ".?last_name.orValue('')]" +
+		".filter(n, n != null && n != '').join(' '))"
+}
+
+// address maps the source address opt to the canonical one.
+func address(opt string) string {
+	return opt + ".optMap(a, {" +
+		"?'name': " + first(present("a.?name"), fullName("a")) + ", " +
+		"?'street': " + first(present("a.?street"), present("a.?address_1"), present("a.?address1")) + ", " +
+		"?'house_number': " + text(present("a.?house_number")) + ", " +
+		"?'postcode': " + text(first(present("a.?postcode"), present("a.?zip"))) + ", " +
+		"?'city': " + present("a.?city") + ", " +
+		"?'country': " + first(present("a.?country_code"), present("a.?country")) + ".optMap(v, v.upperAscii())})"
 }
 
 // Default returns the default mapping of entity; ok is false for an entity

@@ -49,6 +49,11 @@ const (
 	CodeIntegratorDeleted = "integrator_deleted"
 	// CodeNoKey skips a record that lacks its flow's key field.
 	CodeNoKey = "no_key"
+	// CodeInvalidRecord refuses a mapped record that is not a canonical
+	// record of its entity (pkg/entity) for a flow whose target serves the
+	// entity canonically: a required field missing, a wrong type or format.
+	// The reason names every such field; the record reaches no target.
+	CodeInvalidRecord = "invalid_record"
 )
 
 // HeaderOutcome on an audit message says "<stage> <action>" (for example

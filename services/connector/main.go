@@ -12,11 +12,11 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/syncline/syncline/connectors"
 	"github.com/syncline/syncline/pkg/api/syncline/ingest/v1/ingestv1connect"
 	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/daemon"
 	"github.com/syncline/syncline/services/connector/connector"
-	"github.com/syncline/syncline/services/connector/connectors"
 )
 
 // spec is what the connector reads from the environment.

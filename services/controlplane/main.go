@@ -12,12 +12,12 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/syncline/syncline/connectors"
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/daemon"
 	"github.com/syncline/syncline/pkg/natsauth"
 	"github.com/syncline/syncline/pkg/secret"
-	"github.com/syncline/syncline/services/connector/connectors"
 	"github.com/syncline/syncline/services/controlplane/controlplane"
 	"github.com/syncline/syncline/services/controlplane/resource"
 )

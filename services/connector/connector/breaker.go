@@ -155,6 +155,24 @@ func (b *breakers) failed(k flowKey, target, reason string, probe bool, now time
 	return st
 }
 
+// throttled holds k's events until wait has passed, because its target asked
+// the flow to slow down. It is no outage: it counts no failure and pauses
+// nothing, and a breaker that was open for an outage keeps its count. The
+// release tick then tries again as a probe.
+func (b *breakers) throttled(k flowKey, target string, wait time.Duration, now time.Time) (opened bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	br := b.flows[k]
+	if br == nil {
+		br = &breaker{since: now}
+		b.flows[k] = br
+		opened = true
+	}
+	br.target, br.probing = target, false
+	br.next = now.Add(max(wait, b.cfg.Cooldown))
+	return opened
+}
+
 // succeeded closes k's breaker after a push that went through.
 func (b *breakers) succeeded(k flowKey) (st breakerState, wasOpen bool) {
 	b.mu.Lock()

@@ -31,6 +31,7 @@ import (
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/flowstate"
 	"github.com/syncline/syncline/pkg/lifecycle"
+	"github.com/syncline/syncline/pkg/recipe"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/stage"
 	"github.com/syncline/syncline/pkg/telemetry"
@@ -89,6 +90,10 @@ type Service struct {
 type openTarget struct {
 	settings string // the settings it was opened with, as JSON
 	target   sdk.Target
+	// open are the settings it was opened with, credentials and all, from which
+	// the capabilities of a flow that the control plane compiled none for
+	// are read.
+	open map[string]any
 }
 
 // New returns a connector service; Start runs it.
@@ -273,19 +278,19 @@ func (s *Service) pushFlow(ctx context.Context, f *flowconfig.Flow, items []item
 		}
 		return s.failed(f, err, probe, out), false, false, nil
 	}
-	if out, err = s.outcomes(f, items, results, time.Since(start), out); err != nil {
+	if out, err = s.outcomes(items, results, time.Since(start), out); err != nil {
 		return out, false, false, err
 	}
 	out, told = s.succeeded(f, out)
 	return out, true, told, nil
 }
 
-// push writes items to f's target and returns one result per item. An
-// error means the push failed as a whole.
-func (s *Service) push(ctx context.Context, f *flowconfig.Flow, items []item, timeout time.Duration) ([]sdk.Result, error) {
+// push applies items to f's target through the flow's recipe and returns one
+// outcome per item. An error means the push failed as a whole.
+func (s *Service) push(ctx context.Context, f *flowconfig.Flow, items []item, timeout time.Duration) ([]recipe.Outcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	t, err := s.target(ctx, f)
+	t, caps, err := s.target(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -296,42 +301,52 @@ func (s *Service) push(ctx context.Context, f *flowconfig.Flow, items []item, ti
 			op = sdk.OpDelete
 		}
 		records[i] = sdk.Record{
-			Key:     it.env.SourceKey,
-			Op:      op,
-			Create:  it.env.GetResult().GetAction() == eventv1.Action_ACTION_CREATED,
-			Version: it.env.SourceVersion,
-			Payload: json.RawMessage(it.env.Payload),
-			// The flow's modes, converted once per flow config.
-			WriteModes: f.WriteModes,
+			Key:      it.env.SourceKey,
+			Op:       op,
+			Create:   it.env.GetResult().GetAction() == eventv1.Action_ACTION_CREATED,
+			TargetID: it.env.GetResult().GetTargetId(),
+			Version:  it.env.SourceVersion,
+			Payload:  json.RawMessage(it.env.Payload),
 		}
 	}
-	results, err := t.Push(ctx, f.Entity, records)
+	rf := recipe.Flow{Target: f.Target.Name, Entity: f.Entity, Caps: caps, Duplicates: f.Duplicates,
+		WriteModes: f.WriteModes, KeyIsID: f.Target.KeyIsID}
+	outcomes, err := recipe.Run(ctx, t, rf, records)
 	if err != nil {
 		return nil, fmt.Errorf("pushing %d records to %s (%s): %w", len(records), f.Target.Name, f.Target.Type, err)
 	}
-	if len(results) != len(records) {
-		return nil, fmt.Errorf("target %s returned %d results for %d records", f.Target.Name, len(results), len(records))
-	}
-	return results, nil
+	return outcomes, nil
+}
+
+// actions are the audit actions of the recipe's outcomes.
+var actions = map[recipe.Action]eventv1.Action{
+	recipe.Created: eventv1.Action_ACTION_CREATED,
+	recipe.Updated: eventv1.Action_ACTION_UPDATED,
+	recipe.Deleted: eventv1.Action_ACTION_DELETED,
+	recipe.Skipped: eventv1.Action_ACTION_SKIPPED,
+	recipe.Failed:  eventv1.Action_ACTION_FAILED,
 }
 
 // outcomes adds to out the audit record of each pushed item, and the dead
-// letter of each the target refused.
-func (s *Service) outcomes(f *flowconfig.Flow, items []item, results []sdk.Result, took time.Duration, out []*nats.Msg) ([]*nats.Msg, error) {
+// letter of each that failed: refused by the target, or held by it unknown to
+// the ledger under the error duplicate policy.
+func (s *Service) outcomes(items []item, results []recipe.Outcome, took time.Duration, out []*nats.Msg) ([]*nats.Msg, error) {
 	per := took.Microseconds() / int64(len(items))
 	for i, it := range items {
+		o := results[i]
 		r := &eventv1.Result{
 			Stage:       stage.Connector,
-			Action:      it.env.GetResult().GetAction(),
-			TargetId:    results[i].TargetID,
+			Action:      actions[o.Action],
+			TargetId:    o.TargetID,
 			ContentHash: it.env.GetResult().GetContentHash(),
 			Attempts:    uint32(bus.Deliveries(it.msg)),
 			DurationUs:  per,
+			Code:        o.Code,
+			Reason:      o.Reason,
 		}
-		if perr := results[i].Err; perr != nil {
-			r.Action, r.Code, r.Reason = eventv1.Action_ACTION_FAILED, stage.CodeTargetRejected, perr.Error()
-			it.span.SetStatus(codes.Error, stage.CodeTargetRejected)
-			out = append(out, bus.DeadLetter(it.msg, stage.Connector, stage.CodeTargetRejected, perr.Error()))
+		if o.Action == recipe.Failed {
+			it.span.SetStatus(codes.Error, o.Code)
+			out = append(out, bus.DeadLetter(it.msg, stage.Connector, o.Code, o.Reason))
 		}
 		a, err := stage.Audit(it.ctx, it.env, r)
 		if err != nil {
@@ -407,8 +422,23 @@ func (s *Service) fingerprint(f *flowconfig.Flow) (string, error) {
 }
 
 // target returns the open target of f, opening it on first use and again
-// when the endpoint's settings changed.
-func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, error) {
+// when the endpoint's settings changed, and what it can do with f's entity.
+func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, sdk.Capabilities, error) {
+	t, err := s.openFor(ctx, f)
+	if err != nil {
+		return nil, sdk.Capabilities{}, err
+	}
+	if f.Target.Caps != nil {
+		return t.target, *f.Target.Caps, nil
+	}
+	caps, err := s.deps.Connectors.Capabilities(f.Target.Type, t.open, f.Entity)
+	if err != nil {
+		return nil, sdk.Capabilities{}, fmt.Errorf("target endpoint %s of tenant %s: %w", f.Target.Name, f.Tenant, err)
+	}
+	return t.target, caps, nil
+}
+
+func (s *Service) openFor(ctx context.Context, f *flowconfig.Flow) (*openTarget, error) {
 	settings, err := s.fingerprint(f)
 	if err != nil {
 		return nil, err
@@ -436,18 +466,19 @@ func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, e
 			if err := t.Close(); err != nil {
 				s.log.Warn("closing a second connection to a target", "tenant", f.Tenant, "endpoint", f.Target.Name, "error", err)
 			}
-			return cur.target, nil
+			return cur, nil
 		}
 		s.closeTarget(key, cur, "its settings changed")
 	}
-	s.targets[key] = &openTarget{settings: settings, target: t}
-	return t, nil
+	ot := &openTarget{settings: settings, target: t, open: open}
+	s.targets[key] = ot
+	return ot, nil
 }
 
 // openTarget returns the target open under key with settings, or nil; a
 // target open with other settings is closed. It prunes the targets no flow
 // uses once per flow index version.
-func (s *Service) openTarget(key, settings string) sdk.Target {
+func (s *Service) openTarget(key, settings string) *openTarget {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if v := s.deps.Flows.Version(); v != s.indexVersion {
@@ -458,7 +489,7 @@ func (s *Service) openTarget(key, settings string) sdk.Target {
 		return nil
 	}
 	if t.settings == settings {
-		return t.target
+		return t
 	}
 	s.closeTarget(key, t, "its settings changed")
 	return nil

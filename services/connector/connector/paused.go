@@ -2,6 +2,7 @@ package connector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 
 	"github.com/syncline/syncline/pkg/bus"
+	sdk "github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/flowstate"
@@ -269,6 +271,14 @@ func (p *partition) dropHeld(ctx context.Context, k flowKey) error {
 // tenant is added to out.
 func (s *Service) failed(f *flowconfig.Flow, cause error, probe bool, out []*nats.Msg) []*nats.Msg {
 	fp, _ := s.fingerprint(f)
+	if th := (*sdk.ThrottledError)(nil); errors.As(cause, &th) {
+		if s.breakers.throttled(flowKey{f.Tenant, f.Name}, fp, th.RetryAfter, time.Now()) {
+			s.deps.Metrics.Paused(stage.Connector, 1)
+		}
+		s.log.Info("target asked to slow down; holding the flow's events until then", "tenant", f.Tenant, "flow", f.Name,
+			"endpoint", f.Target.Name, "retry_after", th.RetryAfter, "error", cause)
+		return out
+	}
 	st := s.breakers.failed(flowKey{f.Tenant, f.Name}, fp, cause.Error(), probe, time.Now())
 	log := s.log.With("tenant", f.Tenant, "flow", f.Name, "endpoint", f.Target.Name, "failures", st.failures)
 	if st.opened {

@@ -24,9 +24,11 @@ import (
 	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/bus"
 	sdk "github.com/syncline/syncline/pkg/connector"
+	"github.com/syncline/syncline/pkg/entity"
 	"github.com/syncline/syncline/pkg/erase"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/flowstate"
+	"github.com/syncline/syncline/pkg/recipe"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/stage"
 	"github.com/syncline/syncline/services/controlplane/resource"
@@ -402,14 +404,24 @@ func (s *Service) compileTenant(ctx context.Context, from reader, tenant string)
 		if err := is.check(); err != nil {
 			return nil, fmt.Errorf("stored integrator %s/%s: %w", tenant, integ.Name, err)
 		}
-		src, err := s.endpoint(ctx, from, tenant, spec.Source)
+		src, _, err := s.endpoint(ctx, from, tenant, spec.Source)
 		if err != nil {
 			return nil, fmt.Errorf("flow %s/%s: %w", tenant, r.Name, err)
 		}
-		dst, err := s.endpoint(ctx, from, tenant, spec.Target)
+		dst, dstSettings, err := s.endpoint(ctx, from, tenant, spec.Target)
 		if err != nil {
 			return nil, fmt.Errorf("flow %s/%s: %w", tenant, r.Name, err)
 		}
+		// What the target can do with the flow's entity, checked against what the flow
+		// needs of it, and compiled into the flow for the data plane.
+		caps, err := s.deps.Connectors.Capabilities(dst.Type, dstSettings, spec.Entity)
+		if err != nil {
+			return nil, fmt.Errorf("flow %s/%s: target endpoint %s: %w", tenant, r.Name, dst.Name, err)
+		}
+		if err := recipe.Check(recipe.Flow{Target: dst.Name, Entity: spec.Entity, Caps: caps, Duplicates: spec.Duplicates, WriteModes: spec.WriteModes}); err != nil {
+			return nil, fmt.Errorf("flow %s/%s: %w", tenant, r.Name, err)
+		}
+		dst.Caps = &caps
 		out = append(out, &flowconfig.Flow{
 			Tenant:     tenant,
 			Name:       r.Name,
@@ -424,19 +436,24 @@ func (s *Service) compileTenant(ctx context.Context, from reader, tenant string)
 			KeyField:   spec.KeyField,
 			Keyless:    spec.Keyless,
 			WriteModes: spec.WriteModes,
+			// The mapper checks each mapped record against the entity's
+			// canonical shape when the target reads that shape.
+			Canonical: caps.Canonical && entity.Has(spec.Entity),
 		})
 	}
 	return out, nil
 }
 
-func (s *Service) endpoint(ctx context.Context, from reader, tenant, name string) (flowconfig.Endpoint, error) {
+// It also returns the endpoint's checked settings with a placeholder for each credential,
+// which is what the connector's spec reads to say what the endpoint serves.
+func (s *Service) endpoint(ctx context.Context, from reader, tenant, name string) (flowconfig.Endpoint, map[string]any, error) {
 	r, err := from.Get(ctx, KindEndpoint, tenant, name)
 	if err != nil {
-		return flowconfig.Endpoint{}, err
+		return flowconfig.Endpoint{}, nil, err
 	}
 	var spec EndpointSpec
 	if err := decodeStrict(r.Spec, &spec); err != nil {
-		return flowconfig.Endpoint{}, fmt.Errorf("decoding stored endpoint %s/%s: %w", tenant, name, err)
+		return flowconfig.Endpoint{}, nil, fmt.Errorf("decoding stored endpoint %s/%s: %w", tenant, name, err)
 	}
 	// Credentials are checked with their names only; the connector opens
 	// their values when it connects.
@@ -447,13 +464,14 @@ func (s *Service) endpoint(ctx context.Context, from reader, tenant, name string
 	for k := range spec.Credentials {
 		check[k] = Secret
 	}
-	settings, err := s.deps.Connectors.ValidateSettings(spec.Type, check)
+	checked, err := s.deps.Connectors.ValidateSettings(spec.Type, check)
 	if err != nil {
-		return flowconfig.Endpoint{}, fmt.Errorf("endpoint %s/%s: %w", tenant, name, err)
+		return flowconfig.Endpoint{}, nil, fmt.Errorf("endpoint %s/%s: %w", tenant, name, err)
 	}
+	settings := maps.Clone(checked)
 	for k := range spec.Credentials {
 		delete(settings, k)
 	}
 	cs, _ := s.deps.Connectors.Spec(spec.Type)
-	return flowconfig.Endpoint{Name: name, Type: spec.Type, Settings: settings, KeyIsID: cs.KeyIsID, Credentials: spec.SealedCredentials}, nil
+	return flowconfig.Endpoint{Name: name, Type: spec.Type, Settings: settings, KeyIsID: cs.KeyIsID, Credentials: spec.SealedCredentials}, checked, nil
 }

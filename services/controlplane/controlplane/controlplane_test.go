@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/syncline/syncline/connectors"
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	"github.com/syncline/syncline/pkg/auth"
@@ -22,7 +23,6 @@ import (
 	"github.com/syncline/syncline/pkg/natstest"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/sqlstore"
-	"github.com/syncline/syncline/services/connector/connectors"
 	"github.com/syncline/syncline/services/controlplane/controlplane"
 	"github.com/syncline/syncline/services/controlplane/resource"
 )
@@ -263,6 +263,11 @@ func TestApplyRefusals(t *testing.T) {
 			rs[4].Spec.Fields["schedule"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"mode": structpb.NewStringValue("interval"), "every": structpb.NewStringValue("5m")}})
 			return rs
 		}, connect.CodeInvalidArgument, []string{"spec.schedule.mode", "polls"}},
+		{"a flow whose target is a source", func() []*controlplanev1.Resource {
+			rs := orders(t, map[string]any{"n": "source.n"})
+			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "nats", "description": "another event source"})
+			return rs
+		}, connect.CodeFailedPrecondition, []string{"flow acme/orders", "target endpoint erp", `"nats" is a source connector`}},
 		{"endpoint without a description", func() []*controlplanev1.Resource {
 			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[2] = res(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats"})

@@ -404,6 +404,10 @@ func TestFlowPoliciesReachTheDataPlane(t *testing.T) {
 	if fl.KeyField != "number" || fl.Keyless != "export" || fl.WriteModes["status"] != "if_empty" || fl.Stage != "active" {
 		t.Errorf("compiled flow: key %q, keyless %q, write modes %v, stage %q", fl.KeyField, fl.Keyless, fl.WriteModes, fl.Stage)
 	}
+	// What the target can do with the entity, as its connector declares it.
+	if c := fl.Target.Caps; c == nil || c.Entity != fl.Entity || !c.CanFind("external_ref") || !c.Read || !c.Create || !c.Update || !c.Delete || c.Canonical || fl.Canonical {
+		t.Errorf("compiled flow: target capabilities %+v, canonical %v; want the sql target's, for entity %s", c, fl.Canonical, fl.Entity)
+	}
 }
 
 // TestCredentialsAfterAMasterKeyChange: credentials sealed under another

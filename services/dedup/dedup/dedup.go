@@ -380,7 +380,10 @@ func actionOf(name string) eventv1.Action {
 }
 
 // appliedOutcomes are the audit outcomes of pushes the target applied.
+// A skip at the connector is a record the target held, unknown to the ledger, that the
+// duplicate policy kept: it is in the target, with the id the connector found.
 var appliedOutcomes = map[string]bool{
+	stage.Outcome(stage.Connector, eventv1.Action_ACTION_SKIPPED): true,
 	stage.Outcome(stage.Connector, eventv1.Action_ACTION_CREATED): true,
 	stage.Outcome(stage.Connector, eventv1.Action_ACTION_UPDATED): true,
 	stage.Outcome(stage.Connector, eventv1.Action_ACTION_DELETED): true,
@@ -419,12 +422,13 @@ func (s *Service) confirmBatch(ctx context.Context, msgs []jetstream.Msg) (int, 
 }
 
 // failureBatch marks refused pushes failed in the ledger, from the
-// connector's dead letters.
+// connector's dead letters: the target's refusals, and the records the target
+// held unknown to the ledger under the error duplicate policy.
 func (s *Service) failureBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
 	as := make([]answer, 0, len(msgs))
 	for _, m := range msgs {
 		h := m.Headers()
-		if h.Get(bus.HeaderDeadCode) != stage.CodeTargetRejected {
+		if code := h.Get(bus.HeaderDeadCode); code != stage.CodeTargetRejected && code != stage.CodeDuplicate {
 			continue
 		}
 		e, err := envelope.Decode(m.Data())

@@ -1,7 +1,9 @@
 // Package mapper is the mapper service: it turns each change event on the
 // ingest stream into one event per matching flow — filtered, mapped,
-// enriched and validated by the flow's mapping — on the flow stream, and
-// dead-letters what it cannot map, with the reason.
+// enriched and validated by the flow's mapping, and for a flow whose target
+// serves its entity canonically checked against the entity's schema
+// (pkg/entity) — on the flow stream, and dead-letters what it cannot map,
+// with the reason.
 package mapper
 
 import (
@@ -22,6 +24,7 @@ import (
 
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
 	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/entity"
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/mapping"
@@ -191,6 +194,9 @@ func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) (
 		return dead(stage.CodeMalformed, err), span
 	}
 	flows := s.deps.Flows.Match(e.Tenant, e.SourceEndpoint, e.Entity)
+	if len(flows) == 0 && s.deps.Flows.CatchUp(ctx) {
+		flows = s.deps.Flows.Match(e.Tenant, e.SourceEndpoint, e.Entity)
+	}
 	if e.Flow != "" {
 		// A replayed dead letter of one flow runs that flow only.
 		flows = slices.DeleteFunc(slices.Clone(flows), func(f *flowconfig.Flow) bool { return f.Name != e.Flow })
@@ -309,6 +315,15 @@ func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envel
 		}
 		if skip {
 			return finish(eventv1.Action_ACTION_SKIPPED, stage.CodeFiltered, reason)
+		}
+		// A target that serves the entity canonically reads exactly the
+		// entity's shape, so a record that does not fit it is refused here,
+		// naming each field, before dedup or the target sees it: retrying
+		// will not fix it, mending the mapping or the source will.
+		if f.Canonical {
+			if err := entity.Check(f.Entity, mapped); err != nil {
+				return fail(stage.CodeInvalidRecord, fmt.Errorf("key %q: %w", e.SourceKey, err))
+			}
 		}
 		e.Payload = mapped
 		result.ContentHash = envelope.ContentHash(mapped)

@@ -6,8 +6,8 @@ package connectors
 import (
 	"fmt"
 
+	sqltarget "github.com/syncline/syncline/connectors/sql"
 	sdk "github.com/syncline/syncline/pkg/connector"
-	"github.com/syncline/syncline/services/connector/sqltarget"
 )
 
 // Builtin returns a registry with every shipped connector type.

@@ -1,4 +1,4 @@
-package sqltarget
+package sql
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -156,13 +157,13 @@ func (s *sqliteStore) write(ctx context.Context, rows []row, m managed, results 
 	syncedAt := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
 	for _, r := range rows {
 		shape := "delete"
-		if r.op == connector.OpUpsert {
+		if r.op == connector.WriteUpdate {
 			shape = "upsert\x00" + r.shape
 		}
 		stmt, ok := stmts[shape]
 		if !ok {
 			query := s.deleteSQL()
-			if r.op == connector.OpUpsert {
+			if r.op == connector.WriteUpdate {
 				query = s.upsertSQL(r.fields, m)
 			}
 			if stmt, err = tx.PrepareContext(ctx, query); err != nil {
@@ -171,7 +172,7 @@ func (s *sqliteStore) write(ctx context.Context, rows []row, m managed, results 
 			stmts[shape] = stmt
 		}
 		args = append(args[:0], r.key)
-		if r.op == connector.OpUpsert {
+		if r.op == connector.WriteUpdate {
 			for _, f := range r.fields {
 				args = append(args, sqliteValue(f.value))
 			}
@@ -200,21 +201,19 @@ func (s *sqliteStore) upsertSQL(fields []field, m managed) string {
 	cols := []string{quote(s.key)}
 	values := []string{"?"}
 	var set []string
-	add := func(col, value string, mode connector.WriteMode) {
+	add := func(col, value string) {
 		cols = append(cols, col)
 		values = append(values, value)
-		if c := setClause(col, mode, "excluded"); c != "" {
-			set = append(set, c)
-		}
+		set = append(set, col+" = excluded."+col)
 	}
 	for _, f := range fields {
-		add(quote(f.name), "?", f.mode)
+		add(quote(f.name), "?")
 	}
 	if m.version {
-		add(quote(sourceVersionColumn), "?", "")
+		add(quote(sourceVersionColumn), "?")
 	}
 	if m.syncedAt {
-		add(quote(syncedAtColumn), "?", "")
+		add(quote(syncedAtColumn), "?")
 	}
 	conflict := "DO NOTHING"
 	if len(set) > 0 {
@@ -282,4 +281,66 @@ func refusedBySQLite(err error) bool {
 		return true
 	}
 	return false
+}
+
+// findChunk is how many keys one lookup binds, well under SQLite's limit on parameters.
+const findChunk = 500
+
+// find reads the rows of keys, a chunk of keys per query, and renders each row's columns
+// (but the key and the target's own) as a JSON object.
+func (s *sqliteStore) find(ctx context.Context, keys []string) (map[string]json.RawMessage, error) {
+	found := make(map[string]json.RawMessage, len(keys))
+	for chunk := range slices.Chunk(keys, findChunk) {
+		args := make([]any, len(chunk))
+		for i, k := range chunk {
+			args[i] = k
+		}
+		query := fmt.Sprintf(`SELECT * FROM %s WHERE %s IN (?%s)`, s.table, quote(s.key), strings.Repeat(",?", len(chunk)-1))
+		if err := s.findRows(ctx, query, args, found); err != nil {
+			return nil, err
+		}
+	}
+	return found, nil
+}
+
+func (s *sqliteStore) findRows(ctx context.Context, query string, args []any, found map[string]json.RawMessage) error {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	values := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range values {
+		ptrs[i] = &values[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		fields := make(map[string]any, len(cols))
+		var key string
+		for i, c := range cols {
+			switch c {
+			case s.key:
+				key = fmt.Sprint(values[i])
+			case sourceVersionColumn, syncedAtColumn:
+			default:
+				if b, ok := values[i].([]byte); ok {
+					values[i] = string(b)
+				}
+				fields[c] = values[i]
+			}
+		}
+		b, err := json.Marshal(fields)
+		if err != nil {
+			return fmt.Errorf("rendering the row of key %q: %w", key, err)
+		}
+		found[key] = b
+	}
+	return rows.Err()
 }

@@ -1,4 +1,4 @@
-package sqltarget_test
+package sql_test
 
 import (
 	"context"
@@ -13,9 +13,9 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	sqltarget "github.com/syncline/syncline/connectors/sql"
 	"github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/pgtest"
-	"github.com/syncline/syncline/services/connector/sqltarget"
 )
 
 // backend is one database the target writes to, with a way to read it back independently of
@@ -104,20 +104,20 @@ func open(t testing.TB, s sqltarget.Settings) *sqltarget.Target {
 }
 
 // push pushes records and fails the test when the batch as a whole fails.
-func push(t testing.TB, target *sqltarget.Target, records ...connector.Record) []connector.Result {
+func push(t testing.TB, target *sqltarget.Target, records ...connector.Write) []connector.Result {
 	t.Helper()
-	results, err := target.Push(context.Background(), "customer", records)
+	results, err := target.Write(context.Background(), "customer", records)
 	if err != nil {
-		t.Fatalf("Push: %v", err)
+		t.Fatalf("Write: %v", err)
 	}
 	if len(results) != len(records) {
-		t.Fatalf("Push returned %d results for %d records", len(results), len(records))
+		t.Fatalf("Write returned %d results for %d records", len(results), len(records))
 	}
 	return results
 }
 
-func upsert(key string, version int64, payload string) connector.Record {
-	return connector.Record{Key: key, Op: connector.OpUpsert, Version: version, Payload: json.RawMessage(payload)}
+func upsert(key string, version int64, payload string) connector.Write {
+	return connector.Write{Key: key, Op: connector.WriteUpdate, Version: version, Payload: json.RawMessage(payload)}
 }
 
 // sqlReader reads rows back with plain SQL; it implements connectortest.Reader.

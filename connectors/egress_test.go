@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/syncline/syncline/connectors"
 	sdk "github.com/syncline/syncline/pkg/connector"
-	"github.com/syncline/syncline/services/connector/connectors"
 )
 
 func TestProtect(t *testing.T) {

@@ -1,12 +1,14 @@
-// Package sqltarget is the "sql" target connector: it writes mapped records as rows of one
-// table in PostgreSQL or SQLite, upserted by the source key, which it stores in the key column
-// as the record's external reference.
+// Package sql is the "sql" target connector: it writes mapped records as rows of one table in
+// PostgreSQL or SQLite, upserted by the source key, which it stores in the key column as the
+// record's external reference. It serves any entity (connector.AnyEntity): the table's columns
+// are the flow's fields, so it finds records by their external reference, reads them, and
+// creates, updates and deletes them; the platform's recipe (pkg/recipe) does the rest.
 //
 // A batch is written in one transaction with a few round trips: PostgreSQL gets one statement
 // per distinct field set that binds the whole batch as a single JSON parameter, SQLite one
 // prepared statement per field set. A record the database refuses on its own (a constraint, a
 // value that does not fit its column) fails alone; the rest of its batch is written.
-package sqltarget
+package sql
 
 import (
 	"bytes"
@@ -53,6 +55,9 @@ type store interface {
 	keyIsUnique(ctx context.Context) (bool, error)
 	createTable(ctx context.Context) error
 	addColumns(ctx context.Context, cols []newColumn) error
+	// find returns the rows whose key is one of keys, each as a JSON object of its fields
+	// (without the key and the target's own columns).
+	find(ctx context.Context, keys []string) (map[string]json.RawMessage, error)
 	// write applies rows in order in one transaction. It sets TargetID on the results of rows
 	// that were written and Err on those the database refused on their own, and returns an
 	// error when the batch as a whole failed.
@@ -69,7 +74,7 @@ type managed struct {
 type row struct {
 	index   int // in the pushed batch, where its result goes
 	key     string
-	op      connector.Operation
+	op      connector.WriteOp
 	version int64
 	fields  []field // sorted by name; nil for deletes
 	shape   string  // the field names joined, so rows with the same columns share a statement
@@ -78,10 +83,6 @@ type row struct {
 type field struct {
 	name  string
 	value json.RawMessage
-	// mode is when the field is written over an existing row: always,
-	// create_only (never) or if_empty. update_only fields of a new record
-	// are not in the row at all.
-	mode connector.WriteMode
 }
 
 // columnType is the SQL type a new column gets, chosen from a JSON value.
@@ -139,18 +140,53 @@ func Open(ctx context.Context, s Settings, env connector.Env) (*Target, error) {
 	return t, nil
 }
 
-// Push writes records in order in one transaction; see connector.Target. The entity is not
-// used: the table holds one entity, so an endpoint of this type serves one entity's flows.
-// Create is ignored because every write is an upsert.
-func (t *Target) Push(ctx context.Context, _ string, records []connector.Record) ([]connector.Result, error) {
+// Find returns the rows whose key column holds one of values; field must be
+// connector.FieldExternalRef. The entity is not used: the table holds one entity, so an
+// endpoint of this type serves one entity's flows.
+func (t *Target) Find(ctx context.Context, _ string, field string, values []string) ([]connector.Found, error) {
+	if field != connector.FieldExternalRef {
+		return nil, fmt.Errorf("finding rows of table %q by %q: the sql target finds rows by %s only", t.table, field, connector.FieldExternalRef)
+	}
+	if len(values) == 0 {
+		return nil, nil
+	}
+	rows, err := t.store.find(ctx, values)
+	if err != nil {
+		t.mu.Lock()
+		t.stale = true
+		t.mu.Unlock()
+		return nil, fmt.Errorf("looking up %d keys in table %q: %w", len(values), t.table, err)
+	}
+	found := make([]connector.Found, 0, len(rows))
+	for key, fields := range rows {
+		found = append(found, connector.Found{Value: key, ID: key, Fields: fields})
+	}
+	return found, nil
+}
+
+// Check checks that the database answers and the table is there with its key column.
+func (t *Target) Check(ctx context.Context) error {
+	if err := t.store.ping(ctx); err != nil {
+		return fmt.Errorf("connecting to the database of table %q: %w", t.table, err)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	_, err := t.loadColumns(ctx)
+	return err
+}
+
+// Write applies writes in order in one transaction; see connector.Target. A create and an
+// update are both an upsert by key (the id of a row is its key), which writes only the
+// fields in the payload, so a retried create finds its row and writes it again.
+func (t *Target) Write(ctx context.Context, _ string, writes []connector.Write) ([]connector.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("writing to table %q: %w", t.table, err)
 	}
-	results := make([]connector.Result, len(records))
-	rows := make([]row, 0, len(records))
+	results := make([]connector.Result, len(writes))
+	rows := make([]row, 0, len(writes))
 	p := parser{names: interner{}}
-	for i, rec := range records {
-		r, err := t.parse(i, rec, &p)
+	for i, w := range writes {
+		r, err := t.parse(i, w, &p)
 		if err != nil {
 			results[i].Err = err
 			continue
@@ -192,18 +228,23 @@ type parser struct {
 	fields int // of the last record, a good guess for the next one
 }
 
-// parse checks a record and splits its payload into fields.
-func (t *Target) parse(i int, rec connector.Record, p *parser) (row, error) {
+// parse checks a write and splits its payload into fields.
+func (t *Target) parse(i int, rec connector.Write, p *parser) (row, error) {
+	if rec.Key == "" {
+		// The id of a row is its key.
+		rec.Key = rec.ID
+	}
 	if rec.Key == "" {
 		return row{}, fmt.Errorf("record %d of the batch has an empty key; the flow's key field must be set", i)
 	}
 	r := row{index: i, key: rec.Key, op: rec.Op, version: rec.Version}
 	switch rec.Op {
-	case connector.OpDelete:
+	case connector.WriteDelete:
 		return r, nil
-	case connector.OpUpsert:
+	case connector.WriteCreate, connector.WriteUpdate:
+		r.op = connector.WriteUpdate
 	default:
-		return row{}, fmt.Errorf("record %q: operation %q is neither %q nor %q", rec.Key, rec.Op, connector.OpUpsert, connector.OpDelete)
+		return row{}, fmt.Errorf("record %q: write %q is none of %q, %q and %q", rec.Key, rec.Op, connector.WriteCreate, connector.WriteUpdate, connector.WriteDelete)
 	}
 	fields, ok := splitObject(rec.Payload, p.names, p.fields)
 	if !ok {
@@ -215,54 +256,14 @@ func (t *Target) parse(i int, rec connector.Record, p *parser) (row, error) {
 		}
 	}
 	p.fields = len(fields)
-	if len(rec.WriteModes) > 0 {
-		fields = applyModes(fields, rec)
-	}
 	r.fields = fields
 	p.shape = p.shape[:0]
 	for _, f := range fields {
 		p.shape = append(p.shape, f.name...)
 		p.shape = append(p.shape, 0)
-		if f.mode != "" {
-			p.shape = append(p.shape, f.mode...)
-			p.shape = append(p.shape, 0)
-		}
 	}
 	r.shape = p.names.get(p.shape)
 	return r, nil
-}
-
-// applyModes drops the fields a record's write modes keep out (update_only
-// fields of a new record) and marks the rest with the mode that decides
-// whether an existing row's value is overwritten.
-func applyModes(fields []field, rec connector.Record) []field {
-	kept := fields[:0]
-	for _, f := range fields {
-		switch mode := rec.WriteModes[f.name]; mode {
-		case connector.WriteUpdateOnly:
-			if rec.Create {
-				continue
-			}
-		case connector.WriteCreateOnly, connector.WriteIfEmpty:
-			f.mode = mode
-		}
-		kept = append(kept, f)
-	}
-	return kept
-}
-
-// setClause is the assignment of one field on conflict, or "" when the
-// field is not written over an existing row; excluded is the dialect's name
-// of the proposed row.
-func setClause(col string, mode connector.WriteMode, excluded string) string {
-	switch mode {
-	case connector.WriteCreateOnly:
-		return ""
-	case connector.WriteIfEmpty:
-		return col + " = CASE WHEN t." + col + " IS NULL OR CAST(t." + col + " AS TEXT) = '' THEN " + excluded + "." + col + " ELSE t." + col + " END"
-	default:
-		return col + " = " + excluded + "." + col
-	}
 }
 
 func (t *Target) checkFieldName(name string) error {

@@ -1,4 +1,4 @@
-package sqltarget
+package sql
 
 import (
 	"context"
@@ -47,11 +47,11 @@ func TestPostgresPlansProbeByKey(t *testing.T) {
 	st.pool.Close()
 	st.pool = pool
 
-	push := func(records []connector.Record) {
+	push := func(records []connector.Write) {
 		t.Helper()
-		results, err := target.Push(ctx, "order", records)
+		results, err := target.Write(ctx, "order", records)
 		if err != nil {
-			t.Fatalf("Push: %v", err)
+			t.Fatalf("Write: %v", err)
 		}
 		for i, r := range results {
 			if r.Err != nil {
@@ -59,12 +59,12 @@ func TestPostgresPlansProbeByKey(t *testing.T) {
 			}
 		}
 	}
-	batch := func(prefix string, n int) []connector.Record {
-		var rs []connector.Record
+	batch := func(prefix string, n int) []connector.Write {
+		var rs []connector.Write
 		for i := range n {
 			rs = append(rs,
-				connector.Record{Key: fmt.Sprintf("%s-new-%d", prefix, i), Op: connector.OpUpsert, Version: 1, Payload: json.RawMessage(`{"total":10}`)},
-				connector.Record{Key: fmt.Sprintf("SO-%d", i*97%50000), Op: connector.OpDelete, Version: 2})
+				connector.Write{Key: fmt.Sprintf("%s-new-%d", prefix, i), Op: connector.WriteUpdate, Version: 1, Payload: json.RawMessage(`{"total":10}`)},
+				connector.Write{Key: fmt.Sprintf("SO-%d", i*97%50000), Op: connector.WriteDelete, Version: 2})
 		}
 		return rs
 	}

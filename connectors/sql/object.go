@@ -1,4 +1,4 @@
-package sqltarget
+package sql
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package sqltarget_test
+package sql_test
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	sqltarget "github.com/syncline/syncline/connectors/sql"
 	"github.com/syncline/syncline/pkg/connector"
-	"github.com/syncline/syncline/services/connector/sqltarget"
 )
 
 func TestRegisterValidatesSettings(t *testing.T) {
@@ -174,9 +174,9 @@ func TestOpenThroughTheRegistry(t *testing.T) {
 		t.Fatalf("OpenTarget: %v", err)
 	}
 	t.Cleanup(func() { _ = target.Close() })
-	results, err := target.Push(context.Background(), "order", []connector.Record{upsert("o1", 1, `{"total": 12.5}`)})
+	results, err := target.Write(context.Background(), "order", []connector.Write{upsert("o1", 1, `{"total": 12.5}`)})
 	if err != nil || results[0].Err != nil {
-		t.Fatalf("Push: %v, %v", err, results)
+		t.Fatalf("Write: %v, %v", err, results)
 	}
 
 	_, err = r.OpenTarget(context.Background(), sqltarget.Type, map[string]any{"driver": "sqlite", "dsn": dsn, "table": "missing"}, env)

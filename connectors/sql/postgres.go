@@ -1,7 +1,8 @@
-package sqltarget
+package sql
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -197,7 +198,7 @@ func (p *postgresStore) batch(rows []row, m managed) *pgx.Batch {
 			groups  = map[string][]row{}
 		)
 		for _, r := range round {
-			if r.op == connector.OpDelete {
+			if r.op == connector.WriteDelete {
 				deletes = append(deletes, r)
 				continue
 			}
@@ -241,21 +242,19 @@ func (p *postgresStore) upsertSQL(fields []field, m managed) string {
 	cols := []string{quote(p.key)}
 	values := []string{"r." + quote(p.key)}
 	var set []string
-	add := func(col, value string, mode connector.WriteMode) {
+	add := func(col, value string) {
 		cols = append(cols, col)
 		values = append(values, value)
-		if c := setClause(col, mode, "EXCLUDED"); c != "" {
-			set = append(set, c)
-		}
+		set = append(set, col+" = EXCLUDED."+col)
 	}
 	for _, f := range fields {
-		add(quote(f.name), "r."+quote(f.name), f.mode)
+		add(quote(f.name), "r."+quote(f.name))
 	}
 	if m.version {
-		add(quote(sourceVersionColumn), "r."+quote(sourceVersionColumn), "")
+		add(quote(sourceVersionColumn), "r."+quote(sourceVersionColumn))
 	}
 	if m.syncedAt {
-		add(quote(syncedAtColumn), "now()", "")
+		add(quote(syncedAtColumn), "now()")
 	}
 	conflict := "DO NOTHING"
 	if len(set) > 0 {
@@ -379,4 +378,37 @@ func postgresRefusal(r row, err error) error {
 		msg = "a trigger or rule of the table raised an error (" + where + "); its message is in the database's log"
 	}
 	return fmt.Errorf("record %q: the database refused it: %s (SQLSTATE %s); fix the mapping or the table, then replay the record", r.key, msg, pgErr.Code)
+}
+
+// find reads the rows of keys in one pipelined round trip, probing the key's index (see
+// pgProbeKeysOnly) however large the table has grown.
+func (p *postgresStore) find(ctx context.Context, keys []string) (map[string]json.RawMessage, error) {
+	b := &pgx.Batch{}
+	b.Queue(pgProbeKeysOnly)
+	key := quote(p.key)
+	b.Queue(fmt.Sprintf(`SELECT t.%s::text, to_jsonb(t) - $2::text - $3::text - $4::text FROM %s AS t WHERE t.%s = ANY($1::text[])`, key, p.table, key),
+		keys, p.key, sourceVersionColumn, syncedAtColumn)
+	res := p.pool.SendBatch(ctx, b)
+	defer res.Close()
+	if _, err := res.Exec(); err != nil {
+		return nil, err
+	}
+	rows, err := res.Query()
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found := make(map[string]json.RawMessage, len(keys))
+	for rows.Next() {
+		var k string
+		var fields []byte
+		if err := rows.Scan(&k, &fields); err != nil {
+			return nil, err
+		}
+		found[k] = fields
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return found, res.Close()
 }

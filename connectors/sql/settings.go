@@ -1,4 +1,4 @@
-package sqltarget
+package sql
 
 import (
 	"context"
@@ -53,6 +53,10 @@ func spec() connector.Spec {
 		Summary: "Writes records as rows of one table in PostgreSQL or SQLite, upserted by the source key.",
 		KeyIsID: true,
 		Reaches: reaches,
+		Entities: func(map[string]any) ([]connector.Capabilities, error) {
+			return []connector.Capabilities{{Entity: connector.AnyEntity, FindBy: []string{connector.FieldExternalRef},
+				Read: true, Create: true, Update: true, Delete: true}}, nil
+		},
 		Fields: []connector.Field{
 			{Name: "driver", Type: connector.TypeString, Required: true, Enum: []string{DriverPostgres, DriverSQLite},
 				Summary: "the database: postgres or sqlite"},

@@ -1,11 +1,11 @@
-package sqltarget_test
+package sql_test
 
 import (
 	"strconv"
 	"testing"
 
+	sqltarget "github.com/syncline/syncline/connectors/sql"
 	"github.com/syncline/syncline/pkg/connector"
-	"github.com/syncline/syncline/services/connector/sqltarget"
 )
 
 // BenchmarkPush pushes batches of 500 records of ten fields, the size the connector service
@@ -15,10 +15,10 @@ func BenchmarkPush(b *testing.B) {
 	payload := []byte(`{"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0000",
 		"street": "12 St James's Square", "city": "London", "zip": "SW1Y 4JH", "country": "GB",
 		"credit_limit": 2500.50, "vip": true, "tags": ["engineering", "mathematics"]}`)
-	batch := func(prefix string, version int64) []connector.Record {
-		records := make([]connector.Record, batchSize)
+	batch := func(prefix string, version int64) []connector.Write {
+		records := make([]connector.Write, batchSize)
 		for i := range records {
-			records[i] = connector.Record{Key: prefix + strconv.Itoa(i), Op: connector.OpUpsert, Version: version, Payload: payload}
+			records[i] = connector.Write{Key: prefix + strconv.Itoa(i), Op: connector.WriteUpdate, Version: version, Payload: payload}
 		}
 		return records
 	}

@@ -1,4 +1,4 @@
-package sqltarget_test
+package sql_test
 
 import (
 	"context"
@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	sqltarget "github.com/syncline/syncline/connectors/sql"
 	"github.com/syncline/syncline/pkg/connector"
-	"github.com/syncline/syncline/services/connector/sqltarget"
 )
 
 func TestCreateTableAddsAColumnPerNewField(t *testing.T) {
@@ -84,21 +84,21 @@ func TestCreateTableAddsAColumnPerNewField(t *testing.T) {
 func TestOlderVersionNeverOverwritesNewer(t *testing.T) {
 	tests := []struct {
 		name    string
-		batches [][]connector.Record
+		batches [][]connector.Write
 		want    string
 	}{
-		{"an older version in a later push is ignored", [][]connector.Record{
+		{"an older version in a later push is ignored", [][]connector.Write{
 			{upsert("c1", 2, `{"name": "new"}`)},
 			{upsert("c1", 1, `{"name": "old"}`)},
 		}, "new"},
-		{"an older version later in one batch is ignored", [][]connector.Record{
+		{"an older version later in one batch is ignored", [][]connector.Write{
 			{upsert("c1", 3, `{"name": "new"}`), upsert("c1", 2, `{"name": "old"}`)},
 		}, "new"},
-		{"the same version overwrites, so a retry rewrites", [][]connector.Record{
+		{"the same version overwrites, so a retry rewrites", [][]connector.Write{
 			{upsert("c1", 2, `{"name": "first"}`)},
 			{upsert("c1", 2, `{"name": "again"}`)},
 		}, "again"},
-		{"a newer version overwrites", [][]connector.Record{
+		{"a newer version overwrites", [][]connector.Write{
 			{upsert("c1", 2, `{"name": "old"}`)},
 			{upsert("c1", 5, `{"name": "new"}`)},
 		}, "new"},
@@ -188,11 +188,11 @@ func TestFieldWithoutColumn(t *testing.T) {
 func TestRecordsRefusedOnTheirOwn(t *testing.T) {
 	tests := []struct {
 		name    string
-		record  connector.Record
+		record  connector.Write
 		wantErr string
 	}{
 		{"empty key", upsert("", 1, `{"name": "x"}`), "empty key"},
-		{"unknown operation", connector.Record{Key: "k", Op: "merge", Payload: []byte(`{}`)}, `operation "merge"`},
+		{"unknown operation", connector.Write{Key: "k", Op: "merge", Payload: []byte(`{}`)}, `write "merge"`},
 		{"payload not an object", upsert("k", 1, `["x"]`), "not a JSON object"},
 		{"null payload", upsert("k", 1, `null`), "not a JSON object"},
 		{"field named like the key column", upsert("k", 1, `{"external_ref": "x"}`), "is the key column"},
@@ -280,7 +280,7 @@ func TestKeysAndValuesRoundTrip(t *testing.T) {
 			dsn := b.newDSN(t)
 			db := b.db(t, dsn)
 			target := open(t, sqltarget.Settings{Driver: b.driver, DSN: dsn, Table: "odd", KeyColumn: "ref", CreateTable: true})
-			var records []connector.Record
+			var records []connector.Write
 			for _, k := range keys {
 				records = append(records, upsert(k, 1, `{"weird \"field\"": "v", "text": "a \"quoted\" \\ \u00e9 value"}`))
 			}

@@ -1,12 +1,13 @@
-package sqltarget_test
+package sql_test
 
 import (
 	"encoding/json"
 	"strings"
 	"testing"
 
+	sqltarget "github.com/syncline/syncline/connectors/sql"
+	"github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/connector/connectortest"
-	"github.com/syncline/syncline/services/connector/sqltarget"
 )
 
 // TestConformance runs the target suite against both drivers, once on a table the target
@@ -23,11 +24,8 @@ func TestConformance(t *testing.T) {
 						table, quoted = "public.customers", `"public"."customers"`
 					}
 					target := open(t, sqltarget.Settings{Driver: b.driver, DSN: dsn, Table: table, CreateTable: true})
-					return connectortest.Fixture{
-						Target:  target,
-						Reader:  sqlReader{db: b.db(t, dsn), table: quoted, key: `"external_ref"`},
-						Refused: json.RawMessage(`{"name": "x", "` + strings.Repeat("f", 64) + `": 1}`),
-					}
+					return fixture(target, sqlReader{db: b.db(t, dsn), table: quoted, key: `"external_ref"`},
+						json.RawMessage(`{"name": "x", "`+strings.Repeat("f", 64)+`": 1}`))
 				})
 			})
 			t.Run("existing table", func(t *testing.T) {
@@ -35,13 +33,25 @@ func TestConformance(t *testing.T) {
 					dsn := b.newDSN(t)
 					db := b.db(t, dsn)
 					exec(t, db, `CREATE TABLE customer_list (id INTEGER, ref TEXT NOT NULL UNIQUE, name TEXT NOT NULL, city TEXT, source_version BIGINT)`)
-					return connectortest.Fixture{
-						Target:  open(t, sqltarget.Settings{Driver: b.driver, DSN: dsn, Table: "customer_list", KeyColumn: "ref"}),
-						Reader:  sqlReader{db: db, table: "customer_list", key: "ref"},
-						Refused: json.RawMessage(`{"name": null, "city": "Nowhere"}`),
-					}
+					return fixture(open(t, sqltarget.Settings{Driver: b.driver, DSN: dsn, Table: "customer_list", KeyColumn: "ref"}),
+						sqlReader{db: db, table: "customer_list", key: "ref"}, json.RawMessage(`{"name": null, "city": "Nowhere"}`))
 				})
 			})
 		})
+	}
+}
+
+// fixture is the suite's view of a sql target: customers with a name and a city, as the
+// spec declares them.
+func fixture(target *sqltarget.Target, r sqlReader, refused json.RawMessage) connectortest.Fixture {
+	return connectortest.Fixture{
+		Target: target, Reader: r, Entity: "customer", KeyIsID: true,
+		Caps:   connector.Capabilities{Entity: "customer", FindBy: []string{connector.FieldExternalRef}, Read: true, Create: true, Update: true, Delete: true},
+		Fields: [2]string{"name", "city"},
+		Payload: func(_, a, b string) json.RawMessage {
+			p, _ := json.Marshal(map[string]string{"name": a, "city": b}) // strings always encode
+			return p
+		},
+		Refused: refused,
 	}
 }

@@ -1,4 +1,4 @@
-package sqltarget_test
+package sql_test
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 	"sync"
 	"testing"
 
+	sqltarget "github.com/syncline/syncline/connectors/sql"
 	"github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/pgtest"
-	"github.com/syncline/syncline/services/connector/sqltarget"
 )
 
 // rebinding answers a name with a public address first and with loopback after that, as a

@@ -1,0 +1,325 @@
+package entity_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/syncline/syncline/pkg/entity"
+)
+
+func TestNames(t *testing.T) {
+	want := []string{"category", "customer", "product", "stock"}
+	if got := entity.Names(); !slices.Equal(got, want) {
+		t.Fatalf("Names() = %v, want %v", got, want)
+	}
+	for _, n := range want {
+		if !entity.Has(n) {
+			t.Errorf("Has(%q) = false", n)
+		}
+	}
+	if entity.Has("spaceship") {
+		t.Error(`Has("spaceship") = true`)
+	}
+}
+
+// TestSchemasDescribeEveryField: the schemas are the documentation, so a
+// field without a description is a hole in it.
+func TestSchemasDescribeEveryField(t *testing.T) {
+	for _, name := range entity.Names() {
+		src, ok := entity.Schema(name)
+		if !ok {
+			t.Fatalf("Schema(%q): not found", name)
+		}
+		var doc map[string]any
+		if err := json.Unmarshal(src, &doc); err != nil {
+			t.Fatalf("schema %s: %v", name, err)
+		}
+		if doc["$schema"] != "https://json-schema.org/draft/2020-12/schema" {
+			t.Errorf("schema %s: $schema = %v, want draft 2020-12", name, doc["$schema"])
+		}
+		if doc["title"] != name {
+			t.Errorf("schema %s: title = %v, want %q", name, doc["title"], name)
+		}
+		var walk func(path string, n map[string]any)
+		walk = func(path string, n map[string]any) {
+			// A bare $ref is described by what it refers to, which the
+			// walk of $defs checks.
+			_, isRef := n["$ref"]
+			if d, _ := n["description"].(string); strings.TrimSpace(d) == "" && !(isRef && len(n) == 1) {
+				t.Errorf("schema %s: %s has no description", name, path)
+			}
+			props, _ := n["properties"].(map[string]any)
+			for k, v := range props {
+				walk(path+".properties."+k, v.(map[string]any))
+			}
+			defs, _ := n["$defs"].(map[string]any)
+			for k, v := range defs {
+				walk(path+".$defs."+k, v.(map[string]any))
+			}
+			for _, key := range []string{"items", "additionalProperties"} {
+				if sub, ok := n[key].(map[string]any); ok {
+					walk(path+"."+key, sub)
+				}
+			}
+		}
+		walk(name, doc)
+	}
+	if _, ok := entity.Schema("spaceship"); ok {
+		t.Error(`Schema("spaceship") found a schema`)
+	}
+}
+
+// TestSchemaIsACopy: a caller that changes the bytes it got changes no
+// other caller's.
+func TestSchemaIsACopy(t *testing.T) {
+	a, _ := entity.Schema("customer")
+	a[0] = 'X'
+	b, _ := entity.Schema("customer")
+	if b[0] != '{' {
+		t.Fatal("Schema returned the package's own bytes")
+	}
+}
+
+// TestReferenceIsCurrent fails when the committed reference page differs
+// from what the schemas render: run `go generate ./pkg/entity` and commit.
+func TestReferenceIsCurrent(t *testing.T) {
+	committed, err := os.ReadFile("entities.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(committed, entity.Reference()) {
+		t.Fatal("entities.md is not what the schemas render: run `go generate ./pkg/entity` and commit the result")
+	}
+	for _, name := range entity.Names() {
+		if !bytes.Contains(committed, []byte("\n## "+name+"\n")) {
+			t.Errorf("entities.md has no section for %s", name)
+		}
+	}
+}
+
+// TestReferenceExamplesPass: every example record the reference shows is
+// a record Check accepts.
+func TestReferenceExamplesPass(t *testing.T) {
+	ref := string(entity.Reference())
+	sections := strings.Split(ref, "\n## ")[1:]
+	if len(sections) != len(entity.Names()) {
+		t.Fatalf("the reference has %d sections, want %d", len(sections), len(entity.Names()))
+	}
+	for _, s := range sections {
+		name, _, _ := strings.Cut(s, "\n")
+		_, rest, ok := strings.Cut(s, "```json\n")
+		example, _, ok2 := strings.Cut(rest, "```")
+		if !ok || !ok2 {
+			t.Fatalf("section %s has no example", name)
+		}
+		if err := entity.Check(name, []byte(example)); err != nil {
+			t.Errorf("the reference's %s example is refused: %v\n%s", name, err, example)
+		}
+	}
+}
+
+// valid records, the smallest and a full one per entity.
+var valid = map[string][]string{
+	"customer": {
+		`{"email":"ann@example.com","name":"Ann"}`,
+		`{"email":"Ann.Smith+shop@Example.co.uk","name":"Ann Smith","company":"","phone":null,"tax_id":null,"billing_address":null}`,
+		`{"email":"ann@example.com","name":"Ann","company":"Ann BV","phone":"+31 20 555 0101","tax_id":"NL001234567B01",
+		  "billing_address":{"street":"Kerkstraat","house_number":"41-2","postcode":"1017 GB","city":"Amsterdam","country":"NL"},
+		  "shipping_address":{"name":"Ann BV, warehouse","street":"Havenweg 3","postcode":"3011","city":"Rotterdam","country":"NL","house_number":null},
+		  "loyalty_tier":"gold"}`,
+	},
+	"product": {
+		`{"sku":"100200","name":"Cup","price":0}`,
+		`{"sku":"100200","name":"Cup","price":7.5,"price_includes_tax":null,"currency":null,"ean":null,"variants":[],"categories":null}`,
+		`{"sku":"TS-100","name":"T-shirt","price":19,"price_includes_tax":true,"currency":"EUR","ean":"96385074","unit":"u",
+		  "description":"<p>Soft</p>","short_description":"Soft","attributes":{"material":"cotton"},"features":{"weight_g":180,"origin":"PT"},
+		  "categories":[["Clothing","T-Shirts"],["Sale"]],
+		  "variants":[{"sku":"TS-100-M","attributes":{"size":"M"},"price":21.5,"ean":"4006381333931"},{"sku":"TS-100-L"}]}`,
+	},
+	"category": {
+		`{"name":"Clothing"}`,
+		`{"name":"Clothing","parent":[]}`,
+		`{"name":"T-Shirts","parent":["Clothing","Men"]}`,
+		`{"name":"Tops/Shirts","parent":null}`,
+	},
+	"stock": {
+		`{"sku":"TS-100-M","on_hand":0}`,
+		`{"sku":"TS-100-M","on_hand":12.5,"reserved":2,"available":-1,"warehouse":"WH1"}`,
+		`{"sku":"TS-100-M","on_hand":3,"reserved":null,"available":null,"warehouse":null}`,
+	},
+}
+
+func TestCheckAcceptsCanonicalRecords(t *testing.T) {
+	for name, records := range valid {
+		for _, r := range records {
+			if err := entity.Check(name, []byte(r)); err != nil {
+				t.Errorf("Check(%s, %s) = %v", name, r, err)
+			}
+		}
+	}
+}
+
+func TestCheckRefusesNamingTheField(t *testing.T) {
+	tests := []struct {
+		name, entity, record string
+		// want is every problem, "path: message" with the message's start.
+		want []string
+	}{
+		{"missing required fields", "customer", `{"name":"Ann"}`,
+			[]string{"email: required but missing (The customer's e-mail address (one @, a domain with a dot, no spaces)): map it in the flow's mapping"}},
+		{"nested required field", "customer", `{"email":"a@b.nl","name":"Ann","billing_address":{"street":"Kerkstraat","postcode":"1017","city":"Amsterdam"}}`,
+			[]string{`billing_address.country: required but missing (The country as an ISO 3166-1 alpha-2 code in upper case, e.g. "DE"): map it in the flow's mapping`}},
+		{"null in a required field", "customer", `{"email":"a@b.nl","name":null}`,
+			[]string{"name: required but null ("}},
+		{"empty required text", "customer", `{"email":"a@b.nl","name":""}`,
+			[]string{"name: must not be empty ("}},
+		{"wrong format", "customer", `{"email":"ann at example","name":"Ann","shipping_address":{"street":"s","postcode":"1","city":"c","country":"Germany"}}`,
+			[]string{"email: does not fit (The customer's e-mail address", "shipping_address.country: does not fit ("}},
+		{"wrong type", "product", `{"sku":"1","name":"Cup","price":"7.50"}`,
+			[]string{"price: must be a number, not text: convert it in the flow's mapping with double(…)"}},
+		{"integer sku", "stock", `{"sku":100200,"on_hand":1}`,
+			[]string{"sku: must be text, not a number: convert it in the flow's mapping with string(…)"}},
+		{"negative", "stock", `{"sku":"1","on_hand":-1,"reserved":-0.5}`,
+			[]string{"on_hand: must be at least 0 (", "reserved: must be at least 0 ("}},
+		{"bad check digit", "product", `{"sku":"1","name":"Cup","price":1,"ean":"4006381333932"}`,
+			[]string{"ean: not a valid EAN/GTIN: the check digit should be 1 ("}},
+		{"ean of letters", "product", `{"sku":"1","name":"Cup","price":1,"ean":"ABC"}`,
+			[]string{"ean: does not fit ("}},
+		{"variant without a sku", "product", `{"sku":"T","name":"T","price":1,"variants":[{"sku":"T-S"},{"attributes":{"size":"M"}}]}`,
+			[]string{"variants[1].sku: required but missing (The variant's full SKU): map it in the flow's mapping"}},
+		{"attribute that is not text", "product", `{"sku":"T","name":"T","price":1,"attributes":{"size":42}}`,
+			[]string{"attributes.size: must be text, not a number"}},
+		{"category path as one string", "product", `{"sku":"T","name":"T","price":1,"categories":["Clothing / T-Shirts"]}`,
+			[]string{"categories[0]: must be a list, not text"}},
+		{"empty category path", "product", `{"sku":"T","name":"T","price":1,"categories":[[]]}`,
+			[]string{"categories[0]: must not be empty (One category path: names from the top level down): map it"}},
+		{"separator in a category name", "category", `{"name":"Clothing / T-Shirts","parent":["A / B"]}`,
+			[]string{`name: must not contain " / "`, `parent[0]: must not contain " / "`}},
+		{"parent as a string", "category", `{"name":"T-Shirts","parent":"Clothing"}`,
+			[]string{"parent: must be a list, not text: map it to a list in the flow's mapping"}},
+		{"everything missing", "product", `{}`,
+			[]string{"name: required but missing", "price: required but missing", "sku: required but missing"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := entity.Check(tt.entity, []byte(tt.record))
+			var refused *entity.Error
+			if !errors.As(err, &refused) {
+				t.Fatalf("Check = %v, want an *entity.Error", err)
+			}
+			if refused.Entity != tt.entity {
+				t.Errorf("Entity = %q, want %q", refused.Entity, tt.entity)
+			}
+			if len(refused.Problems) != len(tt.want) {
+				t.Fatalf("problems:\n%s\nwant %d:\n%s", refused, len(tt.want), strings.Join(tt.want, "\n"))
+			}
+			for i, p := range refused.Problems {
+				if !strings.HasPrefix(p.String(), tt.want[i]) {
+					t.Errorf("problem %d = %q\nwant it to start with %q", i, p.String(), tt.want[i])
+				}
+			}
+			if !strings.HasPrefix(err.Error(), "not a canonical "+tt.entity+": ") {
+				t.Errorf("Error() = %q", err)
+			}
+		})
+	}
+}
+
+// TestCheckQuotesNoValue: error texts reach the API log, which never holds
+// payload data; the values are in Problem.Value for callers that may show
+// them.
+func TestCheckQuotesNoValue(t *testing.T) {
+	err := entity.Check("customer", []byte(`{"email":"secret-address","name":"","phone":12345,"billing_address":{"street":"Hidden Lane","postcode":"","city":"Nowhere","country":"Narnia"}}`))
+	var refused *entity.Error
+	if !errors.As(err, &refused) {
+		t.Fatalf("Check = %v", err)
+	}
+	for _, secret := range []string{"secret-address", "12345", "Hidden Lane", "Nowhere", "Narnia"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("the error quotes %q: %v", secret, err)
+		}
+	}
+	values := map[string]any{}
+	for _, p := range refused.Problems {
+		values[p.Path] = p.Value
+	}
+	if values["email"] != "secret-address" || values["billing_address.country"] != "Narnia" {
+		t.Errorf("Problem values = %v, want the fields' values", values)
+	}
+}
+
+func TestCheckBadInput(t *testing.T) {
+	tests := []struct{ name, entity, payload, want string }{
+		{"unknown entity", "spaceship", `{}`, `"spaceship" is not a canonical entity: use category, customer, product, stock`},
+		{"not JSON", "stock", `{"sku":`, "checking a stock record: the record is not JSON"},
+		{"not an object", "stock", `[1]`, "checking a stock record: the record is a JSON array, not an object"},
+		{"null", "stock", `null`, "the record is a JSON null, not an object"},
+	}
+	for _, tt := range tests {
+		err := entity.Check(tt.entity, []byte(tt.payload))
+		var refused *entity.Error
+		if err == nil || errors.As(err, &refused) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: Check = %v, want a plain error containing %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestErrorShowsTheFirstProblems(t *testing.T) {
+	var fields []string
+	for i := range 14 {
+		fields = append(fields, `{"sku":"v","attributes":{"a":`+string(rune('0'+i%10))+`}}`)
+	}
+	err := entity.Check("product", []byte(`{"sku":"T","name":"T","price":1,"variants":[`+strings.Join(fields, ",")+`]}`))
+	var refused *entity.Error
+	if !errors.As(err, &refused) || len(refused.Problems) != 14 {
+		t.Fatalf("Check = %v", err)
+	}
+	if !strings.HasSuffix(err.Error(), "; and 4 more") || strings.Count(err.Error(), "must be text") != 10 {
+		t.Errorf("Error() = %q, want 10 problems and the count of the rest", err)
+	}
+}
+
+func TestCheckIsSafeForConcurrentUse(t *testing.T) {
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for range 50 {
+				if err := entity.Check("customer", []byte(valid["customer"][2])); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := entity.Check("stock", []byte(`{"sku":1}`)); err == nil {
+					t.Errorf("goroutine %d: a bad stock record passed", i)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// BenchmarkCheck measures the mapper's added cost per record of a flow
+// whose target serves its entity canonically.
+func BenchmarkCheck(b *testing.B) {
+	for _, bm := range []struct{ name, entity, record string }{
+		{"customer", "customer", valid["customer"][2]},
+		{"product", "product", valid["product"][2]},
+		{"stock", "stock", valid["stock"][1]},
+		{"refused", "customer", `{"name":"Ann","billing_address":{"street":"s","postcode":"1","city":"c","country":"Germany"}}`},
+	} {
+		b.Run(bm.name, func(b *testing.B) {
+			payload := []byte(bm.record)
+			b.SetBytes(int64(len(payload)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = entity.Check(bm.entity, payload)
+			}
+		})
+	}
+}

@@ -1,0 +1,111 @@
+package mapping_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/syncline/syncline/pkg/entity"
+	"github.com/syncline/syncline/pkg/mapping"
+)
+
+// TestDefaultsMakeCanonicalRecords: the defaults of the canonical entities
+// turn records shaped as webshops send them into records that pass
+// entity.Check, whichever of the usual spellings the source uses, with null
+// and "" read as missing.
+func TestDefaultsMakeCanonicalRecords(t *testing.T) {
+	tests := []struct{ name, entity, record, want string }{
+		{"customer, person, one address", "customer",
+			`{"email":"Ann@Example.NL","name":"Ann de Vries","phone":"+31 20 555 0101","company":null,
+			  "address":{"street":"Kerkstraat","house_number":41,"postcode":"1017 GB","city":"Amsterdam","country":"nl"}}`,
+			`{"billing_address":{"city":"Amsterdam","country":"NL","house_number":"41","postcode":"1017 GB","street":"Kerkstraat"},"email":"ann@example.nl","name":"Ann de Vries","phone":"+31 20 555 0101"}`},
+		{"customer, company, WooCommerce-style", "customer",
+			`{"email":"","first_name":"Jane","last_name":"Doe","vat_number":"DE123456789",
+			  "billing_address":{"first_name":"Jane","last_name":"Doe","company":"Doe Trading GmbH","address_1":"Friedrichstraße 123a","postcode":"10117","city":"Berlin","country":"DE","email":"Jane@Doe.example","phone":"+49 30 1234567"},
+			  "shipping_address":{"first_name":"Goods","last_name":"In","address_1":"Hafenweg 3","postcode":20457,"city":"Hamburg","country":"de"}}`,
+			`{"billing_address":{"city":"Berlin","country":"DE","name":"Jane Doe","postcode":"10117","street":"Friedrichstraße 123a"},"company":"Doe Trading GmbH","email":"jane@doe.example","name":"Jane Doe","phone":"+49 30 1234567","shipping_address":{"city":"Hamburg","country":"DE","name":"Goods In","postcode":"20457","street":"Hafenweg 3"},"tax_id":"DE123456789"}`},
+		{"customer, Shopify-style address", "customer",
+			`{"email":"x@y.example","first_name":"Li","last_name":null,"billing_address":{"name":"Li","address1":"Main St 1","zip":"90210","city":"Beverly Hills","country_code":"US","country":"United States"}}`,
+			`{"billing_address":{"city":"Beverly Hills","country":"US","name":"Li","postcode":"90210","street":"Main St 1"},"email":"x@y.example","name":"Li"}`},
+		{"simple product", "product",
+			`{"sku":100200,"title":"Cup","price":"7.50","currency":"eur","ean":4006381333931,"category":"Kitchen > Cups","description":null}`,
+			`{"categories":[["Kitchen","Cups"]],"currency":"EUR","ean":"4006381333931","name":"Cup","price":7.5,"sku":"100200"}`},
+		{"configurable product", "product",
+			`{"sku":"TS-100","name":"T-shirt","short_description":"Soft","price":19,"prices_include_tax":true,"unit":"u",
+			  "attributes":{"material":"cotton"},"features":{"country_of_origin":"PT","weight_g":180},
+			  "categories":["Clothing > T-Shirts",["Sale"]],
+			  "variants":[{"sku":"TS-100-M","attributes":{"size":"M"},"price":"21.50","gtin":"4012345678901"},{"sku":"TS-100-L","attributes":{"size":"L"},"price":null}]}`,
+			`{"attributes":{"material":"cotton"},"categories":[["Clothing","T-Shirts"],["Sale"]],"features":{"country_of_origin":"PT","weight_g":180},"name":"T-shirt","price":19,"price_includes_tax":true,"short_description":"Soft","sku":"TS-100","unit":"u","variants":[{"attributes":{"size":"M"},"ean":"4012345678901","price":21.5,"sku":"TS-100-M"},{"attributes":{"size":"L"},"sku":"TS-100-L"}]}`},
+		{"stock on hand", "stock", `{"sku":"TS-100-M","stock_quantity":12,"reserved":2.5,"warehouse":null}`,
+			`{"on_hand":12,"reserved":2.5,"sku":"TS-100-M"}`},
+		{"stock from available and reserved", "stock", `{"sku":100200,"available":10,"reserved":2,"warehouse":"WH1"}`,
+			`{"available":10,"on_hand":12,"reserved":2,"sku":"100200","warehouse":"WH1"}`},
+		{"stock, nothing on hand", "stock", `{"sku":"A","quantity":0}`, `{"on_hand":0,"sku":"A"}`},
+		{"top-level category", "category", `{"name":"Clothing","parent":null}`, `{"name":"Clothing"}`},
+		{"category under a path", "category", `{"name":"T-Shirts","parent":"Clothing > Men"}`, `{"name":"T-Shirts","parent":["Clothing","Men"]}`},
+		{"category with a list parent", "category", `{"name":"T-Shirts","parent":["Clothing"]}`, `{"name":"T-Shirts","parent":["Clothing"]}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec, ok := mapping.Default(tt.entity)
+			if !ok {
+				t.Fatalf("no default for %s", tt.entity)
+			}
+			p, err := mapping.Compile(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _, _, err := p.ApplyJSON([]byte(tt.record))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(out) != tt.want {
+				t.Errorf("mapped\n got %s\nwant %s", out, tt.want)
+			}
+			if err := entity.Check(tt.entity, out); err != nil {
+				t.Errorf("the default's output is refused: %v", err)
+			}
+		})
+	}
+}
+
+// TestDefaultsLeaveMissingFieldsToTheCheck: a record that lacks what the
+// entity requires maps without an error, and the check names each field.
+func TestDefaultsLeaveMissingFieldsToTheCheck(t *testing.T) {
+	tests := []struct{ entity, record, want string }{
+		{"customer", `{"first_name":"Ann","address":{"street":"Kerkstraat","city":"Amsterdam","country":"NL"}}`,
+			"billing_address.postcode: required but missing"},
+		{"customer", `{"email":"a@b.example","name":null}`, "name: required but missing"},
+		{"product", `{"sku":"A","name":"Cup","variants":[{"price":1}]}`, "price: required but missing"},
+		{"product", `{"sku":"A","name":"Cup","price":1,"variants":[{"price":1}]}`, "variants[0].sku: required but missing"},
+		{"stock", `{"sku":"A","reserved":1}`, "on_hand: required but missing"},
+		{"category", `{"name":"Clothing / Men"}`, `name: must not contain " / "`},
+	}
+	for _, tt := range tests {
+		spec, _ := mapping.Default(tt.entity)
+		p, err := mapping.Compile(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _, _, err := p.ApplyJSON([]byte(tt.record))
+		if err != nil {
+			t.Errorf("%s %s: %v", tt.entity, tt.record, err)
+			continue
+		}
+		err = entity.Check(tt.entity, out)
+		var refused *entity.Error
+		if !errors.As(err, &refused) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s %s: mapped to %s, Check = %v; want %q", tt.entity, tt.record, out, err, tt.want)
+		}
+	}
+}
+
+// TestEveryCanonicalEntityHasADefault: a flow of a canonical entity starts
+// from a mapping that produces its shape.
+func TestEveryCanonicalEntityHasADefault(t *testing.T) {
+	for _, name := range entity.Names() {
+		if _, ok := mapping.Default(name); !ok {
+			t.Errorf("canonical entity %s has no default mapping", name)
+		}
+	}
+}
