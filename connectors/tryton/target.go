@@ -25,7 +25,6 @@
 package tryton
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -218,16 +217,15 @@ func isRefusal(err error) bool {
 	return errors.As(err, &r) || userError(err)
 }
 
-// decodePayload decodes a record's payload into v, refusing fields the entity does not
-// have, and returns the names of the fields present (an update writes only those).
+// decodePayload decodes a record's payload into v and returns the names of the fields
+// present and not null (an update writes only those). Fields the canonical entity does not
+// name are left alone: a flow may carry more than the canonical shape.
 func decodePayload(payload json.RawMessage, v any) (map[string]bool, error) {
 	var present map[string]json.RawMessage
 	if err := json.Unmarshal(payload, &present); err != nil {
 		return nil, refuse("the record is not a JSON object: %v", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := json.Unmarshal(payload, v); err != nil {
 		return nil, refuse("the record does not have the canonical shape: %v", err)
 	}
 	have := make(map[string]bool, len(present))
