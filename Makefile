@@ -24,7 +24,7 @@ build: ## Build the five services and the syncline CLI into bin/
 	go build -o bin/ ./tools/syncline ./tools/loadgen
 
 .PHONY: test
-test: postgres ## Run the whole test suite (starts PostgreSQL if needed), then a bounded run of each fuzz test
+test: postgres tryton ## Run the whole test suite (starts PostgreSQL and installs Tryton if needed), then a bounded run of each fuzz test
 	go test $(GOTEST_FLAGS) $(PACKAGES)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST) FUZZMINIMIZETIME=0
 
@@ -56,6 +56,10 @@ fuzz: ## Fuzz the resource file loader, the mapping (compile, payloads), the env
 .PHONY: postgres
 postgres: ## Make sure a PostgreSQL server answers for the tests
 	tools/scripts/ensure-postgres.sh
+
+.PHONY: tryton
+tryton: ## Make sure the Tryton 6.0 server and modules the tryton connector's tests run are installed
+	@tools/scripts/ensure-tryton.sh
 
 .PHONY: lint
 lint: $(BIN)/staticcheck $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go ## gofmt, go vet, staticcheck, buf lint, generated-code drift

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	sqltarget "github.com/syncline/syncline/connectors/sql"
+	"github.com/syncline/syncline/connectors/tryton"
 	sdk "github.com/syncline/syncline/pkg/connector"
 )
 
@@ -15,6 +16,9 @@ func Builtin() (*sdk.Registry, error) {
 	r := sdk.NewRegistry()
 	if err := sqltarget.Register(r); err != nil {
 		return nil, fmt.Errorf("registering sql target: %w", err)
+	}
+	if err := tryton.Register(r); err != nil {
+		return nil, fmt.Errorf("registering tryton target: %w", err)
 	}
 	// Sources that publish change events straight to the ingest stream, with
 	// pkg/ingest or any NATS client: nothing to run on this side.
