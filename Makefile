@@ -24,7 +24,7 @@ build: ## Build the five services and the syncline CLI into bin/
 	go build -o bin/ ./tools/syncline ./tools/loadgen
 
 .PHONY: test
-test: postgres peers ## Run the whole test suite (starts PostgreSQL and installs the test peers if needed), then a bounded run of each fuzz test
+test: postgres peers tryton ## Run the whole test suite (starts PostgreSQL, installs the test peers and Tryton if needed), then a bounded run of each fuzz test
 	go test $(GOTEST_FLAGS) $(PACKAGES)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST) FUZZMINIMIZETIME=0
 
@@ -68,6 +68,10 @@ $(PEERS): tools/peers/package.json tools/peers/package-lock.json
 	tools/scripts/ensure-node.sh
 	cd tools/peers && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+.PHONY: tryton
+tryton: ## Make sure the Tryton 6.0 server and modules the tryton connector's tests run are installed
+	@tools/scripts/ensure-tryton.sh
 
 .PHONY: lint
 lint: $(BIN)/staticcheck $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go ## gofmt, go vet, staticcheck, buf lint, generated-code drift

@@ -8,6 +8,7 @@ import (
 
 	"github.com/syncline/syncline/connectors/rest"
 	sqltarget "github.com/syncline/syncline/connectors/sql"
+	"github.com/syncline/syncline/connectors/tryton"
 	sdk "github.com/syncline/syncline/pkg/connector"
 )
 
@@ -19,6 +20,9 @@ func Builtin() (*sdk.Registry, error) {
 	}
 	if err := rest.Register(r); err != nil {
 		return nil, fmt.Errorf("registering rest target: %w", err)
+	}
+	if err := tryton.Register(r); err != nil {
+		return nil, fmt.Errorf("registering tryton target: %w", err)
 	}
 	// Sources that publish change events straight to the ingest stream, with
 	// pkg/ingest or any NATS client: nothing to run on this side.

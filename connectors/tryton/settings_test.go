@@ -1,0 +1,161 @@
+package tryton
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/syncline/syncline/pkg/connector"
+)
+
+func TestRegisterValidatesSettings(t *testing.T) {
+	r := connector.NewRegistry()
+	if err := Register(r); err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	minimal := func(extra map[string]any) map[string]any {
+		m := map[string]any{"url": "https://erp.example.com", "database": "erp", "user": "syncline", "password": "pw-Secret-1"}
+		for k, v := range extra {
+			if v == nil {
+				delete(m, k)
+			} else {
+				m[k] = v
+			}
+		}
+		return m
+	}
+	tests := []struct {
+		name     string
+		settings map[string]any
+		want     string // empty: valid
+	}{
+		{"minimal", minimal(nil), ""},
+		{"everything", minimal(map[string]any{"company": "Shop GmbH", "warehouse": "WH2", "account_category": "Goods",
+			"price_includes_tax": true, "manage_stock": false, "available": "forecast", "timeout": "5s"}), ""},
+		{"missing password", minimal(map[string]any{"password": nil}), "settings.password: required"},
+		{"typo", minimal(map[string]any{"databse": "erp"}), "settings.databse: unknown setting"},
+		{"url without scheme", minimal(map[string]any{"url": "erp.example.com"}), "settings.url:"},
+		{"database with a slash", minimal(map[string]any{"database": "erp/x"}), "settings.database:"},
+		{"unknown formula", minimal(map[string]any{"available": "on_hand_plus_hope"}), `settings.available: "on_hand_plus_hope" is not one of`},
+		{"manage_stock as text", minimal(map[string]any{"manage_stock": "yes"}), "settings.manage_stock: must be true or false"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := r.ValidateSettings(Type, tt.settings)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("ValidateSettings: %v", err)
+				}
+				if _, ok := got["timeout"].(time.Duration); !ok {
+					t.Fatalf("settings %v lack the timeout", got)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("ValidateSettings error = %v, want one containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), "pw-Secret-1") {
+				t.Fatalf("the error shows the password: %v", err)
+			}
+		})
+	}
+}
+
+func TestDestinationsAndEntities(t *testing.T) {
+	r := connector.NewRegistry()
+	if err := Register(r); err != nil {
+		t.Fatal(err)
+	}
+	for url, want := range map[string]connector.Destination{
+		"https://erp.example.com":            {Setting: "settings.url", Host: "erp.example.com", Port: 443},
+		"http://erp.example.com":             {Setting: "settings.url", Host: "erp.example.com", Port: 80},
+		"http://10.0.0.5:8000/tryton":        {Setting: "settings.url", Host: "10.0.0.5", Port: 8000},
+		"http://[fd00::1]:8000":              {Setting: "settings.url", Host: "fd00::1", Port: 8000},
+		"https://erp.example.com:8443/base/": {Setting: "settings.url", Host: "erp.example.com", Port: 8443},
+	} {
+		d, err := r.Destinations(Type, map[string]any{"url": url, "database": "erp", "user": "u", "password": "p"})
+		if err != nil || len(d) != 1 || d[0] != want {
+			t.Errorf("Destinations(%s) = %+v, %v, want %+v", url, d, err, want)
+		}
+	}
+	spec, _ := r.Spec(Type)
+	caps, err := spec.Entities(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		EntityCustomer: {connector.FieldExternalRef, FieldEmail},
+		EntityProduct:  {connector.FieldExternalRef, FieldSKU},
+		EntityCategory: {connector.FieldExternalRef, FieldName},
+		EntityStock:    {connector.FieldExternalRef, FieldSKU},
+	}
+	for _, c := range caps {
+		for _, f := range want[c.Entity] {
+			if !c.CanFind(f) {
+				t.Errorf("%s cannot be found by %s", c.Entity, f)
+			}
+		}
+		if !c.Read || !c.Create || !c.Update || !c.Canonical {
+			t.Errorf("%s capabilities = %+v", c.Entity, c)
+		}
+		delete(want, c.Entity)
+	}
+	if len(want) != 0 {
+		t.Errorf("entities not declared: %v", want)
+	}
+}
+
+// TestOpenRefusesWhatEgressForbids: a URL the egress policy does not allow is refused
+// before any connection, naming the setting.
+func TestOpenRefusesWhatEgressForbids(t *testing.T) {
+	eg, err := connector.NewEgress(connector.EgressConfig{Allow: []string{"10.0.0.0/8"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(context.Background(), baseSettings("http://127.0.0.1:1", "erp"), connector.Env{Tenant: "acme", Egress: eg})
+	if err == nil || !strings.Contains(err.Error(), "settings.url") {
+		t.Fatalf("Open = %v, want a refusal naming settings.url", err)
+	}
+}
+
+// TestUnknownEntityAndField: an entity the target does not serve fails the call, naming
+// those it serves; a lookup by a field it cannot find by says which it can; a record's
+// fields of the wrong type or with values Tryton lacks are its refusal.
+func TestUnknownEntityAndField(t *testing.T) {
+	tg, _ := open(t, nil)
+	if _, err := tg.Write(context.Background(), "order", []connector.Write{create("o-1", `{}`)}); err == nil || !strings.Contains(err.Error(), "customer, product, category and stock") {
+		t.Fatalf("Write(order) = %v", err)
+	}
+	if _, err := tg.Find(context.Background(), EntityProduct, "ean", []string{"4006381333931"}); err == nil || !strings.Contains(err.Error(), "external_ref or sku") {
+		t.Fatalf("Find(product, ean) = %v", err)
+	}
+	res, err := tg.Write(context.Background(), EntityCustomer, []connector.Write{create("c-1", `{"email":"a@example.com","name":"A","nickname":"x"}`)})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("a field the canonical customer does not name is left alone: %v %+v", err, res)
+	}
+	res, err = tg.Write(context.Background(), EntityCustomer, []connector.Write{create("c-3", `{"email":"a@example.com","name":["A"]}`)})
+	if err != nil || res[0].Err == nil || !strings.Contains(res[0].Err.Error(), "canonical shape") {
+		t.Fatalf("a name that is not a string: %v %+v", err, res)
+	}
+	res, err = tg.Write(context.Background(), EntityCustomer, []connector.Write{create("c-2", `{"email":"a@example.com","name":"A","billing_address":{"street":"S","postcode":"1","city":"C","country":"ZZ"}}`)})
+	if err != nil || res[0].Err == nil || !strings.Contains(res[0].Err.Error(), `country with the code "ZZ"`) {
+		t.Fatalf("an unknown country: %v %+v", err, res)
+	}
+}
+
+// TestCompanySetting: the company is found by name, and a name Tryton does not have is a
+// settings error naming settings.company.
+func TestCompanySetting(t *testing.T) {
+	tg, _ := open(t, func(s *Settings) { s.Company = "Acceptance Test Shop GmbH" })
+	if tg.company != 1 {
+		t.Fatalf("company = %d, want 1", tg.company)
+	}
+	db := srv.NewDatabase(t)
+	s := baseSettings(srv.URL, db.Name)
+	s.Company = "Nope AG"
+	_, err := Open(context.Background(), s, testEnv(t))
+	if err == nil || !strings.Contains(err.Error(), `settings.company: Tryton has 0 companies named "Nope AG"`) {
+		t.Fatalf("Open with an unknown company = %v", err)
+	}
+}
