@@ -85,6 +85,9 @@ type options struct {
 	driver     string
 	dsn        string
 	logger     *slog.Logger
+	// allow adds to the egress policy: the peers' host:port the test's
+	// endpoints reach (a Tryton server, a json-server).
+	allow []string
 }
 
 func start(t *testing.T, o options) *env {
@@ -93,7 +96,7 @@ func start(t *testing.T, o options) *env {
 		// The test server is on loopback: allowed as an operator allows a
 		// database on the machine or the private network; so is the port
 		// of the tests' unreachable targets.
-		Egress:      connector.EgressConfig{Allow: []string{"public", testPostgresHost(t), downTarget}, Resolver: o.resolver},
+		Egress:      connector.EgressConfig{Allow: append([]string{"public", testPostgresHost(t), downTarget}, o.allow...), Resolver: o.resolver},
 		DataDir:     o.dir,
 		NATSPort:    -1,
 		HTTPAddr:    "127.0.0.1:0",

@@ -468,7 +468,9 @@ func (s *Service) endpoint(ctx context.Context, from reader, tenant, name string
 	if err != nil {
 		return flowconfig.Endpoint{}, nil, fmt.Errorf("endpoint %s/%s: %w", tenant, name, err)
 	}
-	settings := maps.Clone(checked)
+	// The data plane validates the settings again when it opens the target,
+	// from their JSON in the bucket: a duration goes as its text.
+	settings := sdk.Portable(checked)
 	for k := range spec.Credentials {
 		delete(settings, k)
 	}
