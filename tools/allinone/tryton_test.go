@@ -102,6 +102,39 @@ func TestCustomersIntoTryton(t *testing.T) {
 	if p := byRef("c-4"); len(p) != 0 {
 		t.Errorf("c-4 in Tryton: %+v, want none", p)
 	}
+
+	// A flow whose ledger knows none of them (a new flow on the same ERP, as
+	// after a lost ledger) sends the same customers again: each is found by
+	// its reference, and Tryton still holds one party per customer.
+	if _, err := e.resource.Apply(t.Context(), &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
+		resourceOf(t, "Flow", "acme", "customers-again", map[string]any{"integrator": "shop-to-erp", "source": "shop", "target": "erp",
+			"entity": "customer", "duplicates": "update", "mapping": map[string]any{}}),
+	}}); err != nil {
+		t.Fatalf("applying the second flow: %v", err)
+	}
+	e.publish(
+		customer("c-1", `{"email":"Jane.Doe@ACME.example","first_name":"Jane","last_name":"Doe","company":"ACME GmbH",
+			"billing_address":{"address_1":"Hauptstr.","house_number":"1","zip":"10115","city":"Berlin","country":"de"}}`),
+		customer("c-2", `{"email":"max@example.com","first_name":"Max","last_name":"Mustermann"}`),
+	)
+	eventually(t, time.Minute, func() string {
+		got := map[string]string{}
+		for _, r := range e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme", Flow: "customers-again"}) {
+			got[r.RemoteId] = r.Action + " " + r.Status
+		}
+		for _, k := range []string{"c-1", "c-2"} {
+			if got[k] != "created success" && got[k] != "updated success" {
+				return fmt.Sprintf("API log of %s in the second flow: %q, want created or updated (all: %v)", k, got[k], got)
+			}
+		}
+		return ""
+	})
+	for _, k := range []string{"c-1", "c-2"} {
+		if p := byRef(k); len(p) != 1 {
+			t.Errorf("%s in Tryton after the second flow: %+v, want one party", k, p)
+		}
+	}
+
 	var contacts []struct {
 		To *struct {
 			Name string `json:"name"`
