@@ -198,3 +198,17 @@ func cloneValue(v any) any {
 	}
 	return maps.Clone(m)
 }
+
+// Portable returns checked settings in the form ValidateSettings takes, for a
+// store or a message between services: a duration as its text ("30s"), every
+// other value as it is. Validating the result again gives the same settings.
+func Portable(settings map[string]any) map[string]any {
+	out := make(map[string]any, len(settings))
+	for k, v := range settings {
+		if d, ok := v.(time.Duration); ok {
+			v = d.String()
+		}
+		out[k] = v
+	}
+	return out
+}

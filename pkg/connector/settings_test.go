@@ -1,6 +1,7 @@
 package connector_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -139,5 +140,42 @@ func TestValidateSettingsErrors(t *testing.T) {
 				t.Errorf("error %q shows the secret", err)
 			}
 		})
+	}
+}
+
+// TestPortableSettingsValidateAgain: checked settings in their portable form,
+// through JSON as the flow config bucket carries them, validate to the same
+// settings.
+func TestPortableSettingsValidateAgain(t *testing.T) {
+	r := connector.NewRegistry()
+	if err := r.RegisterTarget(connector.Spec{Type: "x", Kind: connector.KindTarget, Summary: "s",
+		Reaches:  func(map[string]any) ([]connector.Destination, error) { return nil, nil },
+		Entities: func(map[string]any) ([]connector.Capabilities, error) { return nil, nil },
+		Fields: []connector.Field{
+			{Name: "timeout", Type: connector.TypeDuration, Default: "30s", Summary: "s"},
+			{Name: "retries", Type: connector.TypeInt, Default: 3, Summary: "s"},
+			{Name: "on", Type: connector.TypeBool, Default: true, Summary: "s"},
+			{Name: "name", Type: connector.TypeString, Default: "n", Summary: "s"},
+		}}, func(context.Context, map[string]any, connector.Env) (connector.Target, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	first, err := r.ValidateSettings("x", map[string]any{"timeout": "1m30s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(connector.Portable(first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	again, err := r.ValidateSettings("x", back)
+	if err != nil {
+		t.Fatalf("validating the portable settings %s again: %v", b, err)
+	}
+	if !reflect.DeepEqual(first, again) {
+		t.Errorf("validated again: %v, want %v", again, first)
 	}
 }

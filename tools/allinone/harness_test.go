@@ -85,7 +85,8 @@ type options struct {
 	driver     string
 	dsn        string
 	logger     *slog.Logger
-	// allow are egress rules on top of the tests' own (a test server's host:port).
+	// allow adds to the egress policy: the peers' host:port the test's
+	// endpoints reach (a Tryton server, a json-server).
 	allow []string
 }
 

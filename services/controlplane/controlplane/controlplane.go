@@ -17,7 +17,6 @@ import (
 	"net/http"
 	"slices"
 	"sync"
-	"time"
 
 	"connectrpc.com/connect"
 	"github.com/nats-io/nats.go/jetstream"
@@ -469,15 +468,9 @@ func (s *Service) endpoint(ctx context.Context, from reader, tenant, name string
 	if err != nil {
 		return flowconfig.Endpoint{}, nil, fmt.Errorf("endpoint %s/%s: %w", tenant, name, err)
 	}
-	settings := maps.Clone(checked)
-	for k, v := range settings {
-		// The flow config travels as JSON and the connector validates its settings
-		// again: a duration goes as its text ("30s"), not as nanoseconds, which
-		// would read back as a plain number.
-		if d, ok := v.(time.Duration); ok {
-			settings[k] = d.String()
-		}
-	}
+	// The data plane validates the settings again when it opens the target,
+	// from their JSON in the bucket: a duration goes as its text.
+	settings := sdk.Portable(checked)
 	for k := range spec.Credentials {
 		delete(settings, k)
 	}
