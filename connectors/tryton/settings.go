@@ -68,6 +68,10 @@ func spec() connector.Spec {
 		Summary:  "Writes customers, products, categories and stock levels into a Tryton 6.0 ERP over JSON-RPC.",
 		Reaches:  reaches,
 		Entities: entities,
+		// Tryton draws party codes and sale, invoice and inventory numbers from
+		// sequences that parallel writers race on (and SQLite databases lock):
+		// one request at a time per endpoint, unless the operator says more.
+		Budget: connector.BudgetConfig{MaxConcurrency: 1},
 		Fields: []connector.Field{
 			{Name: "url", Type: connector.TypeString, Required: true, Pattern: `https?://[^/?#\s]+(/[^?#\s]*)?`,
 				Summary: "the Tryton server's URL without the database, e.g. https://erp.example.com (http:// only inside a trusted network)"},

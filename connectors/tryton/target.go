@@ -86,6 +86,9 @@ func Open(ctx context.Context, s Settings, env connector.Env) (*Target, error) {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: s.Timeout,
 	}
+	if env.Budget != nil {
+		rt = env.Budget.Transport(rt)
+	}
 	t := &Target{
 		c:        newClient(rt, s.URL, s.Database, s.User, s.Password, s.Timeout),
 		settings: s,

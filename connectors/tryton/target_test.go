@@ -44,7 +44,8 @@ func testEnv(t *testing.T) connector.Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return connector.Env{Tenant: "acme", Egress: eg}
+	// The spec's default budget, as the platform gives it: one request at a time.
+	return connector.Env{Tenant: "acme", Egress: eg, Budget: connector.NewBudget(spec().Budget)}
 }
 
 func baseSettings(url, database string) Settings {
