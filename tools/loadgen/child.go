@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/syncline/syncline/connectors/rest/jsonservertest"
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
@@ -34,16 +35,23 @@ import (
 
 // report is one backend's figures; the child prints it as JSON.
 type report struct {
-	Backend         string
-	Partitions      int
-	Events          int
-	EventsPerSecond float64
-	BurstP50        time.Duration
-	BurstP99        time.Duration
-	PacedRate       int
-	PacedP50        time.Duration
-	PacedP99        time.Duration
-	PeakRSSBytes    int64
+	Backend string
+	Target  string
+	// Budget is the target endpoint's budget; BudgetWaitSeconds the time
+	// pushes waited on it in all, and Throttles how often the target asked
+	// to slow down.
+	Budget            string
+	BudgetWaitSeconds float64
+	Throttles         int
+	Partitions        int
+	Events            int
+	EventsPerSecond   float64
+	BurstP50          time.Duration
+	BurstP99          time.Duration
+	PacedRate         int
+	PacedP50          time.Duration
+	PacedP99          time.Duration
+	PeakRSSBytes      int64
 	// PacedRSSBytes is the peak resident set of the paced run, which runs
 	// first: the memory of steady traffic rather than of a burst's backlog.
 	PacedRSSBytes int64
@@ -84,6 +92,25 @@ func child(ctx context.Context, f flags) error {
 	} else if f.backend != "sqlite" {
 		return fmt.Errorf("backend %q: use sqlite or postgres", f.backend)
 	}
+	target := targetSQL(driver, dsn)
+	if f.target == "rest" {
+		peer, err := jsonservertest.Start()
+		if err != nil {
+			return err
+		}
+		defer peer.Stop()
+		if err := resetPeer(ctx, peer.URL); err != nil {
+			return err
+		}
+		u, err := url.Parse(peer.URL)
+		if err != nil {
+			return err
+		}
+		cfg.Egress.Allow = append(cfg.Egress.Allow, u.Host)
+		target = targetREST(peer.URL)
+	} else if f.target != "sql" {
+		return fmt.Errorf("target %q: use sql or rest", f.target)
+	}
 	in, err := allinone.New(cfg)
 	if err != nil {
 		return err
@@ -96,7 +123,7 @@ func child(ctx context.Context, f flags) error {
 		defer cancel()
 		_ = in.Stop(stopCtx)
 	}()
-	if err := applyFlow(ctx, in, driver, dsn); err != nil {
+	if err := applyFlow(ctx, in, target); err != nil {
 		return err
 	}
 
@@ -124,7 +151,7 @@ func child(ctx context.Context, f flags) error {
 	_ = sub.SetPendingLimits(-1, -1)
 	pub := ingest.NewPublisher(js, nil)
 
-	r := report{Backend: f.backend, Partitions: in.Partitions(), Events: f.events, PacedRate: f.rate}
+	r := report{Backend: f.backend, Target: f.target, Partitions: in.Partitions(), Events: f.events, PacedRate: f.rate, Budget: budgetOf(target)}
 
 	// Warm up (the target table is created, statements prepared), unmeasured.
 	warm, err := paced(ctx, pub, "W", f.rate, 2*time.Second)
@@ -188,6 +215,7 @@ func child(ctx context.Context, f flags) error {
 	r.BurstP50, r.BurstP99 = lat.percentiles()
 
 	r.PeakRSSBytes = peakRSS()
+	r.BudgetWaitSeconds, r.Throttles = budgetFigures(in)
 	return json.NewEncoder(os.Stdout).Encode(r)
 }
 
@@ -260,7 +288,81 @@ func change(prefix string, i int) ingest.Change {
 	return ingest.Change{Tenant: "bench", Endpoint: "shop", Entity: "order", Key: key, Version: 1, Payload: payload}
 }
 
-func applyFlow(ctx context.Context, in *allinone.Instance, driver, dsn string) error {
+// targetSQL is the sql target endpoint's spec: a table the target creates.
+func targetSQL(driver, dsn string) map[string]any {
+	return map[string]any{"type": "sql", "description": "target table",
+		"settings": map[string]any{"driver": driver, "dsn": dsn, "table": "orders", "create_table": true}}
+}
+
+// restConcurrency is the rest target's budget in the bench: requests at once
+// to the shop, as an operator would cap a webshop's API.
+const restConcurrency = 8
+
+// targetREST is the rest target endpoint's spec: json-server's orders
+// collection, within a budget.
+func targetREST(base string) map[string]any {
+	return map[string]any{"type": "rest", "description": "webshop API (json-server)",
+		"settings": map[string]any{"base_url": base, "max_concurrency": restConcurrency,
+			"entities": map[string]any{"order": map[string]any{"path": "/orders"}}}}
+}
+
+// budgetOf describes a target endpoint spec's budget.
+func budgetOf(target map[string]any) string {
+	settings, _ := target["settings"].(map[string]any)
+	rate, _ := settings["max_requests_per_second"].(int)
+	conc, _ := settings["max_concurrency"].(int)
+	if rate == 0 && conc == 0 {
+		return "none"
+	}
+	var parts []string
+	if rate > 0 {
+		parts = append(parts, fmt.Sprintf("%d/s", rate))
+	}
+	if conc > 0 {
+		parts = append(parts, fmt.Sprintf("%d at once", conc))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// resetPeer gives json-server an empty orders collection.
+func resetPeer(ctx context.Context, base string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/__peer/reset", strings.NewReader(`{"db":{"orders":[]}}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("resetting json-server: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("resetting json-server: %s", resp.Status)
+	}
+	return nil
+}
+
+// budgetFigures reads the target budget's metrics: seconds waited in all and
+// throttles.
+func budgetFigures(in *allinone.Instance) (wait float64, throttles int) {
+	mfs, err := in.Registry().Gather()
+	if err != nil {
+		return 0, 0
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "syncline_budget_wait_seconds":
+				wait += m.GetHistogram().GetSampleSum()
+			case "syncline_budget_throttles_total":
+				throttles += int(m.GetCounter().GetValue())
+			}
+		}
+	}
+	return wait, throttles
+}
+
+func applyFlow(ctx context.Context, in *allinone.Instance, target map[string]any) error {
 	res := func(kind, tenant, name string, spec map[string]any) *controlplanev1.Resource {
 		s, err := structpb.NewStruct(spec)
 		if err != nil {
@@ -273,8 +375,7 @@ func applyFlow(ctx context.Context, in *allinone.Instance, driver, dsn string) e
 		res("Tenant", "", "bench", map[string]any{}),
 		res("Integrator", "bench", "load", map[string]any{}),
 		res("Endpoint", "bench", "shop", map[string]any{"type": "nats", "description": "load generator"}),
-		res("Endpoint", "bench", "erp", map[string]any{"type": "sql", "description": "target table",
-			"settings": map[string]any{"driver": driver, "dsn": dsn, "table": "orders", "create_table": true}}),
+		res("Endpoint", "bench", "erp", target),
 		res("Flow", "bench", "orders", map[string]any{
 			"integrator": "load", "source": "shop", "target": "erp", "entity": "order",
 			"mapping": map[string]any{

@@ -268,6 +268,13 @@ func TestApplyRefusals(t *testing.T) {
 			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "nats", "description": "another event source"})
 			return rs
 		}, connect.CodeFailedPrecondition, []string{"flow acme/orders", "target endpoint erp", `"nats" is a source connector`}},
+		{"a flow of an entity its target does not serve", func() []*controlplanev1.Resource {
+			rs := orders(t, map[string]any{"n": "source.n"})
+			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "tryton", "description": "Tryton ERP",
+				"settings":    map[string]any{"url": "http://127.0.0.1:1", "database": "erp", "user": "syncline"},
+				"credentials": map[string]any{"password": "secret"}})
+			return rs
+		}, connect.CodeFailedPrecondition, []string{"flow acme/orders", "target endpoint erp", `does not serve "order"`, "customer, product, category, stock"}},
 		{"endpoint without a description", func() []*controlplanev1.Resource {
 			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[2] = res(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats"})
