@@ -146,18 +146,25 @@ func TestDownTargetPausesItsFlow(t *testing.T) {
 // reads it (get one flow, list the tenant's flows), which must agree.
 func (e *env) flowStatus(tenant, flow string) *controlplanev1.FlowStatus {
 	e.t.Helper()
-	got, err := e.resource.GetResource(context.Background(), &controlplanev1.GetResourceRequest{Kind: "Flow", Tenant: tenant, Name: flow})
-	if err != nil {
-		e.t.Fatal(err)
+	get := func() *controlplanev1.FlowStatus {
+		got, err := e.resource.GetResource(context.Background(), &controlplanev1.GetResourceRequest{Kind: "Flow", Tenant: tenant, Name: flow})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return got.Resource.GetStatus()
 	}
+	before := get()
 	list, err := e.resource.ListResources(context.Background(), &controlplanev1.ListResourcesRequest{Kind: "Flow", Tenant: tenant})
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	after := get()
+	// Listing and getting must agree, unless the state changed meanwhile
+	// (a flow resuming as it is read).
 	for _, r := range list.Resources {
-		if r.GetMetadata().GetName() == flow && r.GetStatus().GetState() != got.Resource.GetStatus().GetState() {
-			e.t.Errorf("flow %s is %q when listed and %q when got", flow, r.GetStatus().GetState(), got.Resource.GetStatus().GetState())
+		if r.GetMetadata().GetName() == flow && before.GetState() == after.GetState() && r.GetStatus().GetState() != after.GetState() {
+			e.t.Errorf("flow %s is %q when listed and %q when got", flow, r.GetStatus().GetState(), after.GetState())
 		}
 	}
-	return got.Resource.GetStatus()
+	return after
 }
