@@ -90,7 +90,7 @@ func spec() connector.Spec {
 			{Name: "price_includes_tax", Type: connector.TypeBool, Default: false,
 				Summary: "whether Tryton's list prices include tax: a record's price is converted with the customer taxes of the product's accounting category when its basis differs"},
 			{Name: "manage_stock", Type: connector.TypeBool, Default: true,
-				Summary: "whether Tryton manages stock for this endpoint: when false, every stock level is refused with that reason"},
+				Summary: "whether Tryton manages stock for this endpoint: when false, every stock level is skipped with that reason"},
 			{Name: "available", Type: connector.TypeString, Default: AvailableOnHandMinusReserved,
 				Enum:    []string{AvailableOnHandMinusReserved, AvailableForecast, AvailableOnHand},
 				Summary: "how a stock level's available quantity is read: on_hand_minus_reserved (on hand less reservations), forecast (less every planned move) or on_hand"},

@@ -69,7 +69,7 @@ func (t *Target) writeStock(ctx context.Context, w connector.Write) (string, err
 		return "", err
 	}
 	if !t.settings.ManageStock {
-		return "", refuse("this Tryton endpoint does not manage stock (settings.manage_stock is false), so the level of sku %q is not written", rec.SKU)
+		return "", skipped("this Tryton endpoint does not manage stock (settings.manage_stock is false), so the level of sku %q is not written", rec.SKU)
 	}
 	if rec.SKU == "" || rec.OnHand == nil {
 		return "", refuse("a stock level needs a sku and on_hand")
@@ -96,9 +96,9 @@ func (t *Target) writeStock(ctx context.Context, w connector.Write) (string, err
 	}
 	switch {
 	case v.Type != "goods":
-		return "", refuse("product %q is a %s: Tryton keeps no stock of it", rec.SKU, v.Type)
+		return "", skipped("product %q is a %s: Tryton keeps no stock of it", rec.SKU, v.Type)
 	case bool(v.Consumable):
-		return "", refuse("product %q is a consumable: Tryton does not manage its stock", rec.SKU)
+		return "", skipped("product %q is a consumable: Tryton does not manage its stock", rec.SKU)
 	}
 	storage, err := t.storage(ctx, rec.Warehouse)
 	if err != nil {

@@ -198,6 +198,8 @@ func (t *Target) Write(ctx context.Context, entity string, writes []connector.Wr
 		switch {
 		case err == nil:
 			results[i].TargetID = id
+		case errors.As(err, new(*skip)):
+			results[i].Skipped = err.Error()
 		case isRefusal(err):
 			results[i].Err = fmt.Errorf("%s %q: %w", entity, w.Key, err)
 		default:
@@ -213,6 +215,14 @@ type refusal struct{ msg string }
 func (r *refusal) Error() string { return r.msg }
 
 func refuse(format string, args ...any) error { return &refusal{msg: fmt.Sprintf(format, args...)} }
+
+// skip is a record the target leaves out on purpose (connector.Result.Skipped): a stock
+// level of a product whose stock Tryton, or this endpoint, does not manage.
+type skip struct{ msg string }
+
+func (s *skip) Error() string { return s.msg }
+
+func skipped(format string, args ...any) error { return &skip{msg: fmt.Sprintf(format, args...)} }
 
 // isRefusal reports whether err is the record's own problem rather than the target's.
 func isRefusal(err error) bool {

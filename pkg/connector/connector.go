@@ -161,6 +161,10 @@ type Result struct {
 	// target's message, which names the record key, what failed and what to do, and never
 	// holds the payload.
 	Err error
+	// Skipped, when set, says the target left the record out on purpose, and why: a stock
+	// level of a product whose stock it does not manage. It is a success, logged as
+	// skipped with the reason; nothing is dead-lettered.
+	Skipped string
 }
 
 // Target is one target system, opened with an endpoint's settings.

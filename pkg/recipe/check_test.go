@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/syncline/syncline/pkg/connector"
+	"github.com/syncline/syncline/pkg/connector/connectortest"
 	"github.com/syncline/syncline/pkg/recipe"
 )
 
@@ -47,5 +48,29 @@ func TestCheckNamesWhatTheTargetLacks(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTargetSkip: a record the target leaves out on purpose is skipped with its reason,
+// writes nothing, and the next record of its key is looked up again.
+func TestTargetSkip(t *testing.T) {
+	m := connectortest.NewMemory()
+	f := recipe.Flow{Target: "memory", Entity: "stock", Duplicates: recipe.DuplicateUpdate,
+		Caps: connector.Capabilities{Entity: "stock", FindBy: []string{connector.FieldExternalRef}, Read: true, Create: true, Update: true}}
+	out, err := recipe.Run(t.Context(), m, f, []connector.Record{
+		{Key: "s1", Op: connector.OpUpsert, Create: true, Payload: []byte(`{"on_hand":3,"skip":"this shop does not manage stock"}`)},
+		{Key: "s1", Op: connector.OpUpsert, Payload: []byte(`{"on_hand":4}`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0].Action != recipe.Skipped || out[0].Code != recipe.CodeSkippedByTarget || out[0].Reason != "this shop does not manage stock" {
+		t.Errorf("the skipped record: %+v", out[0])
+	}
+	if out[1].Action != recipe.Created {
+		t.Errorf("the next record of the key: %+v, want it created (nothing was there)", out[1])
+	}
+	if recs := m.Records("s1"); len(recs) != 1 || recs[0]["on_hand"] != 4.0 {
+		t.Errorf("the target holds %v, want the second record only", recs)
 	}
 }

@@ -75,6 +75,9 @@ const (
 const (
 	CodeDuplicate = "duplicate"
 	CodeRefused   = "target_rejected"
+	// CodeSkippedByTarget: the target left the record out on purpose
+	// (connector.Result.Skipped), such as a stock level it does not manage.
+	CodeSkippedByTarget = "skipped_by_target"
 )
 
 // Outcome is what happened, or would happen, to one record.
@@ -153,6 +156,8 @@ func run(ctx context.Context, t connector.Target, f Flow, records []connector.Re
 			switch {
 			case s.Action == Deleted:
 				known[records[i].Key] = state{}
+			case s.Code == CodeSkippedByTarget:
+				// The target wrote nothing: what it holds is as unknown as before.
 			case s.Action == Created || s.Action == Updated || s.Action == Skipped || s.Code == CodeDuplicate:
 				id := s.TargetID
 				if id == "" {
@@ -385,6 +390,10 @@ func writeRound(ctx context.Context, t connector.Target, f Flow, round []int, st
 		s := &steps[i]
 		if err := results[j].Err; err != nil {
 			s.Outcome = Outcome{Action: Failed, Code: CodeRefused, Reason: err.Error()}
+			continue
+		}
+		if why := results[j].Skipped; why != "" {
+			s.Outcome = Outcome{Action: Skipped, TargetID: results[j].TargetID, Code: CodeSkippedByTarget, Reason: why}
 			continue
 		}
 		if id := results[j].TargetID; id != "" {

@@ -16,8 +16,8 @@ var _ connector.Target = (*Memory)(nil)
 // Memory is the smallest target that keeps the contract, in memory, with ids of its own
 // apart from the external reference: the suite passes on it, so a failing connector is
 // failing the contract, not the suite; and the recipe's rules are tested against it. It finds
-// by FieldExternalRef only, reads, and refuses a record that has a field "refuse". It is
-// its own Reader.
+// by FieldExternalRef only, reads, refuses a record that has a field "refuse", and skips
+// (connector.Result.Skipped) one whose field "skip" gives the reason. It is its own Reader.
 type Memory struct {
 	mu     sync.Mutex
 	next   int
@@ -77,6 +77,10 @@ func (m *Memory) Write(ctx context.Context, _ string, writes []connector.Write) 
 		}
 		if _, ok := fields["refuse"]; ok {
 			results[i].Err = fmt.Errorf("record %q: field refuse is not allowed", w.Key)
+			continue
+		}
+		if why, ok := fields["skip"].(string); ok {
+			results[i].Skipped = why
 			continue
 		}
 		id := w.ID
