@@ -300,16 +300,24 @@ func plan(f Flow, r connector.Record, known map[string]state, found map[string][
 		return refused(r, fmt.Sprintf("operation %q is neither %q nor %q", r.Op, connector.OpUpsert, connector.OpDelete))
 	}
 
-	fields, ok := object(r.Payload)
-	if !ok {
-		return refused(r, "the payload is not a JSON object; the mapping must produce an object of field -> value")
-	}
 	// A key that was looked up and is not there is created, also when the ledger had it:
 	// it was removed from the target behind the flow's back.
 	create := sure && !exists
 	var current map[string]json.RawMessage
 	if cur != nil && len(cur.Fields) > 0 {
 		current, _ = object(cur.Fields)
+	}
+	// The payload is split into fields only when write modes or the current record need
+	// it; otherwise it goes to the target as the mapping made it.
+	plain := len(f.WriteModes) == 0 && current == nil
+	var fields map[string]json.RawMessage
+	var ok bool
+	if plain {
+		if !isObject(r.Payload) {
+			return refused(r, "the payload is not a JSON object; the mapping must produce an object of field -> value")
+		}
+	} else if fields, ok = object(r.Payload); !ok {
+		return refused(r, "the payload is not a JSON object; the mapping must produce an object of field -> value")
 	}
 	if !create && r.Create && current != nil && holds(current, fields, f.WriteModes) &&
 		(f.Duplicates != DuplicateUpdate || len(diff(fields, current, func(name string) bool { return f.WriteModes[name] != connector.WriteCreateOnly })) == 0) {
@@ -334,7 +342,10 @@ func plan(f Flow, r connector.Record, known map[string]state, found map[string][
 		if !f.Caps.Create {
 			return refused(r, fmt.Sprintf("target %s cannot create %s records; create it there first, or use a target that can", f.Target, f.Entity))
 		}
-		payload := encode(fields, func(name string) bool { return f.WriteModes[name] != connector.WriteUpdateOnly })
+		payload := r.Payload
+		if !plain {
+			payload = encode(fields, func(name string) bool { return f.WriteModes[name] != connector.WriteUpdateOnly })
+		}
 		return Step{Outcome: Outcome{Action: Created}, Write: &connector.Write{Op: connector.WriteCreate, Key: r.Key, Version: r.Version, Payload: payload}}
 	}
 	if !f.Caps.Update {
@@ -356,7 +367,10 @@ func plan(f Flow, r connector.Record, known map[string]state, found map[string][
 		return true
 	}
 	step := Step{Outcome: Outcome{Action: Updated, TargetID: id}}
-	payload := encode(fields, keep)
+	payload := r.Payload
+	if !plain {
+		payload = encode(fields, keep)
+	}
 	if current != nil {
 		step.Current = cur.Fields
 		step.Diff = diff(fields, current, keep)
@@ -418,6 +432,13 @@ func hasMode(modes map[string]connector.WriteMode, m connector.WriteMode) bool {
 		}
 	}
 	return false
+}
+
+// isObject reports whether b holds a JSON object, by its first byte: the pipeline's payloads
+// are JSON (checked at ingest and made by the mapper), so an object is all it can be.
+func isObject(b json.RawMessage) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && b[0] == '{'
 }
 
 // object splits a JSON object into its fields; ok is false when b is not an object.

@@ -35,12 +35,17 @@ func TestRulesAgainstModel(t *testing.T) {
 	t.Logf("seed %d (go test ./pkg/recipe -run TestRulesAgainstModel -recipe.seed=%d)", seed, seed)
 	rng := rand.New(rand.NewPCG(seed, 0))
 	policies := []string{recipe.DuplicateUpdate, recipe.DuplicateSkip, recipe.DuplicateError}
-	modes := []connector.WriteMode{connector.WriteAlways, connector.WriteCreateOnly, connector.WriteUpdateOnly, connector.WriteIfEmpty}
+	// "" is a flow without write modes, whose payloads go to the target as they are.
+	modes := []connector.WriteMode{"", connector.WriteAlways, connector.WriteCreateOnly, connector.WriteUpdateOnly, connector.WriteIfEmpty}
 	for c := range *modelCases {
+		var writeModes map[string]connector.WriteMode
+		if m := modes[rng.IntN(len(modes))]; m != "" {
+			writeModes = map[string]connector.WriteMode{"b": m}
+		}
 		h := &history{
 			t: t, rng: rng, target: connectortest.NewMemory(),
 			flow: recipe.Flow{Target: "memory", Entity: "customer", Duplicates: policies[rng.IntN(len(policies))],
-				WriteModes: map[string]connector.WriteMode{"b": modes[rng.IntN(len(modes))]},
+				WriteModes: writeModes,
 				Caps:       connector.Capabilities{Entity: "customer", FindBy: []string{connector.FieldExternalRef}, Read: true, Create: true, Update: true, Delete: true}},
 			want: map[string]map[string]any{}, ledger: map[string]string{},
 		}
@@ -180,7 +185,7 @@ func (h *history) apply(r connector.Record, batch map[string]bool) recipe.Action
 		return recipe.Created
 	}
 	// What an update writes of b, and whether it changes anything.
-	writeB := mode == connector.WriteAlways || mode == connector.WriteUpdateOnly || mode == connector.WriteIfEmpty && empty(cur["b"])
+	writeB := mode == "" || mode == connector.WriteAlways || mode == connector.WriteUpdateOnly || mode == connector.WriteIfEmpty && empty(cur["b"])
 	changes := cur["a"] != fields["a"] || writeB && !same(cur, "b", fields["b"])
 	if r.Create && !fromBatch {
 		holds := cur["a"] == fields["a"] && (mode == connector.WriteUpdateOnly || same(cur, "b", fields["b"]) || empty(cur["b"]) && empty(fields["b"]))
