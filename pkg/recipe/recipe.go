@@ -206,6 +206,7 @@ func rounds(records []connector.Record) [][]int {
 func planRound(ctx context.Context, t connector.Target, f Flow, records []connector.Record, round []int, known map[string]state, steps []Step, dryRun bool) error {
 	needsFields := f.Caps.Read && (hasMode(f.WriteModes, connector.WriteIfEmpty) || dryRun)
 	var keys []string
+	looked := map[string]bool{}
 	for _, i := range round {
 		r := records[i]
 		if r.Key == "" {
@@ -213,6 +214,7 @@ func planRound(ctx context.Context, t connector.Target, f Flow, records []connec
 		}
 		if needsFields && r.Op == connector.OpUpsert {
 			keys = append(keys, r.Key)
+			looked[r.Key] = true
 			continue
 		}
 		if _, ok := known[r.Key]; ok {
@@ -223,6 +225,7 @@ func planRound(ctx context.Context, t connector.Target, f Flow, records []connec
 		// removed or made behind the flow's back is seen, whatever the ledger says.
 		if r.Create || !f.KeyIsID {
 			keys = append(keys, r.Key)
+			looked[r.Key] = true
 		}
 	}
 	found := map[string][]connector.Found{}
@@ -242,7 +245,7 @@ func planRound(ctx context.Context, t connector.Target, f Flow, records []connec
 		}
 	}
 	for _, i := range round {
-		steps[i] = plan(f, records[i], known, found, slices.Contains(keys, records[i].Key))
+		steps[i] = plan(f, records[i], known, found, looked[records[i].Key])
 	}
 	return nil
 }
