@@ -207,7 +207,7 @@ func (c *client) post(ctx context.Context, session string, out any, method strin
 		return fmt.Errorf("reading Tryton's answer to %s from %s: %w", method, c.base, err)
 	}
 	if len(data) > maxResponseBytes {
-		return fmt.Errorf("Tryton's answer to %s from %s is larger than %d MiB; is the endpoint's url the Tryton server?", method, c.base, maxResponseBytes>>20)
+		return fmt.Errorf("the answer of Tryton to %s from %s is larger than %d MiB; is the endpoint's url the Tryton server?", method, c.base, maxResponseBytes>>20)
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -218,18 +218,18 @@ func (c *client) post(ctx context.Context, session string, out any, method strin
 		if method == "common.db.login" && wait == 0 {
 			wait = loginLockout
 		}
-		return &connector.ThrottledError{RetryAfter: wait, Err: fmt.Errorf("Tryton at %s refused %s with HTTP 429 (too many requests; for a login: too many failed attempts for user %q)", c.base, method, c.user)}
+		return &connector.ThrottledError{RetryAfter: wait, Err: fmt.Errorf("the Tryton server at %s refused %s with HTTP 429 (too many requests; for a login: too many failed attempts for user %q)", c.base, method, c.user)}
 	case http.StatusServiceUnavailable:
-		return &connector.ThrottledError{RetryAfter: retryAfter(resp.Header), Err: fmt.Errorf("Tryton at %s answered %s with HTTP 503", c.base, method)}
+		return &connector.ThrottledError{RetryAfter: retryAfter(resp.Header), Err: fmt.Errorf("the Tryton server at %s answered %s with HTTP 503", c.base, method)}
 	case http.StatusForbidden:
-		return fmt.Errorf("Tryton at %s refused %s with HTTP 403: the method does not exist or the user may not call it", c.base, method)
+		return fmt.Errorf("the Tryton server at %s refused %s with HTTP 403: the method does not exist or the user may not call it", c.base, method)
 	case http.StatusNotFound:
-		return fmt.Errorf("Tryton at %s answered %s with HTTP 404: check the endpoint's url and database %q", c.base, method, c.database)
+		return fmt.Errorf("the Tryton server at %s answered %s with HTTP 404: check the endpoint's url and database %q", c.base, method, c.database)
 	default:
-		return fmt.Errorf("Tryton at %s answered %s with HTTP %d%s", c.base, method, resp.StatusCode, excerpt(data))
+		return fmt.Errorf("the Tryton server at %s answered %s with HTTP %d%s", c.base, method, resp.StatusCode, excerpt(data))
 	}
 	if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct != "application/json" {
-		return fmt.Errorf("Tryton at %s answered %s with %q, not JSON-RPC%s: is the endpoint's url the Tryton server and database %q right?", c.base, method, resp.Header.Get("Content-Type"), excerpt(data), c.database)
+		return fmt.Errorf("the Tryton server at %s answered %s with %q, not JSON-RPC%s: is the endpoint's url the Tryton server and database %q right?", c.base, method, resp.Header.Get("Content-Type"), excerpt(data), c.database)
 	}
 	var r rpcResponse
 	if err := json.Unmarshal(data, &r); err != nil {
@@ -279,7 +279,7 @@ func rpcError(method string, raw json.RawMessage) error {
 	case "database is locked":
 		// SQLite gave up waiting for another writer; the transaction was rolled back, so
 		// the call can be repeated once the load has passed.
-		return &connector.ThrottledError{Err: fmt.Errorf("Tryton refused %s: database is locked (another writer held it too long)", method)}
+		return &connector.ThrottledError{Err: fmt.Errorf("the Tryton server refused %s: its database is locked (another writer held it too long)", method)}
 	}
 	return &RPCError{Method: method, Message: head}
 }

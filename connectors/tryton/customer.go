@@ -605,7 +605,7 @@ func (t *Target) readCustomer(ctx context.Context, id int64) ([]byte, error) {
 		return nil, err
 	}
 	if len(parties) != 1 {
-		return nil, fmt.Errorf("Tryton read %d parties for id %d", len(parties), id)
+		return nil, fmt.Errorf("reading party %d from Tryton gave %d parties", id, len(parties))
 	}
 	out := map[string]any{"name": parties[0].Name}
 	mech, err := searchRead[mechanismRow](ctx, t, "party.contact_mechanism", []any{[]any{"party", "=", id}}, []string{"type", "value", "name"}, nil)

@@ -111,7 +111,7 @@ func (t *Target) findCompany(ctx context.Context) error {
 			return fmt.Errorf("reading the preferences of Tryton user %q: %w", t.settings.User, err)
 		}
 		if prefs.Company == nil {
-			return fmt.Errorf("Tryton user %q has no current company: set one for the user, or name it in settings.company", t.settings.User)
+			return fmt.Errorf("the Tryton user %q has no current company: set one for the user, or name it in settings.company", t.settings.User)
 		}
 		t.company = *prefs.Company
 	} else {
