@@ -13,8 +13,13 @@ import (
 	"github.com/syncline/syncline/pkg/entity"
 )
 
+// documentTypes are the entities that share the document schema.
+var documentTypes = []string{"bank_document", "cash_document", "customer_payment", "goods_receipt", "internal_transfer",
+	"inventory_count", "order_return", "purchase", "supplier_return", "write_off"}
+
 func TestNames(t *testing.T) {
-	want := []string{"category", "customer", "product", "stock"}
+	want := append([]string{"category", "customer", "invoice", "order", "payment", "product", "stock"}, documentTypes...)
+	slices.Sort(want)
 	if got := entity.Names(); !slices.Equal(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
@@ -23,8 +28,64 @@ func TestNames(t *testing.T) {
 			t.Errorf("Has(%q) = false", n)
 		}
 	}
-	if entity.Has("spaceship") {
-		t.Error(`Has("spaceship") = true`)
+	// The shared schema is not an entity: a flow names a document type.
+	for _, n := range []string{"spaceship", "document"} {
+		if entity.Has(n) {
+			t.Errorf("Has(%q) = true", n)
+		}
+	}
+	if got := entity.DocumentTypes(); !slices.Equal(got, documentTypes) {
+		t.Errorf("DocumentTypes() = %v, want %v", got, documentTypes)
+	}
+}
+
+// TestDocumentTypesShareTheDocumentSchema: each document type is checked
+// against the one document schema, and a record that names another type
+// in document_type is refused, naming the field and not the value.
+func TestDocumentTypesShareTheDocumentSchema(t *testing.T) {
+	shared, _ := entity.Schema("goods_receipt")
+	if !bytes.Contains(shared, []byte(`"$id": "https://syncline.dev/schemas/v1/entity/document.schema.json"`)) {
+		t.Fatalf("Schema(goods_receipt) is not the document schema:\n%s", shared)
+	}
+	for _, name := range documentTypes {
+		if s, _ := entity.Schema(name); !bytes.Equal(s, shared) {
+			t.Errorf("Schema(%s) is not the document schema", name)
+		}
+		for _, record := range []string{
+			`{"number":"D-1"}`,
+			`{"number":"D-1","document_type":null}`,
+			`{"number":"D-1","document_type":"` + name + `","lines":[{"sku":"A","quantity":1}]}`,
+		} {
+			if err := entity.Check(name, []byte(record)); err != nil {
+				t.Errorf("Check(%s, %s) = %v", name, record, err)
+			}
+		}
+		other := "write_off"
+		if name == other {
+			other = "purchase"
+		}
+		err := entity.Check(name, []byte(`{"number":"D-1","document_type":"`+other+`"}`))
+		var refused *entity.Error
+		if !errors.As(err, &refused) || len(refused.Problems) != 1 || refused.Problems[0].Path != "document_type" || refused.Entity != name {
+			t.Fatalf("Check(%s) of a %s = %v, want a refusal of document_type", name, other, err)
+		}
+		if want := "document_type: is another document type than the flow's entity " + name + ": "; !strings.HasPrefix(refused.Problems[0].String(), want) {
+			t.Errorf("problem = %q, want it to start with %q", refused.Problems[0], want)
+		}
+		if strings.Contains(err.Error(), other) || refused.Problems[0].Value != other {
+			t.Errorf("Error() = %q quotes the value, or Value = %v is not it", err, refused.Problems[0].Value)
+		}
+	}
+	// A type the schema does not know is the schema's refusal, once; and
+	// the document_type problem joins the schema's.
+	err := entity.Check("purchase", []byte(`{"document_type":"sales_order"}`))
+	if err == nil || !strings.Contains(err.Error(), `document_type: must be one of "order_return", "goods_receipt"`) || strings.Count(err.Error(), "document_type") != 1 {
+		t.Errorf("Check of an unknown document type = %v", err)
+	}
+	err = entity.Check("purchase", []byte(`{"document_type":"write_off"}`))
+	var refused *entity.Error
+	if !errors.As(err, &refused) || len(refused.Problems) != 2 || refused.Problems[0].Path != "document_type" || refused.Problems[1].Path != "number" {
+		t.Errorf("Check without a number and of another type = %v, want both problems, sorted", err)
 	}
 }
 
@@ -43,8 +104,12 @@ func TestSchemasDescribeEveryField(t *testing.T) {
 		if doc["$schema"] != "https://json-schema.org/draft/2020-12/schema" {
 			t.Errorf("schema %s: $schema = %v, want draft 2020-12", name, doc["$schema"])
 		}
-		if doc["title"] != name {
-			t.Errorf("schema %s: title = %v, want %q", name, doc["title"], name)
+		title := name
+		if slices.Contains(documentTypes, name) {
+			title = "document"
+		}
+		if doc["title"] != title {
+			t.Errorf("schema %s: title = %v, want %q", name, doc["title"], title)
 		}
 		var walk func(path string, n map[string]any)
 		walk = func(path string, n map[string]any) {
@@ -97,7 +162,14 @@ func TestReferenceIsCurrent(t *testing.T) {
 		t.Fatal("entities.md is not what the schemas render: run `go generate ./pkg/entity` and commit the result")
 	}
 	for _, name := range entity.Names() {
-		if !bytes.Contains(committed, []byte("\n## "+name+"\n")) {
+		section := name
+		if slices.Contains(documentTypes, name) {
+			section = "document"
+			if !bytes.Contains(committed, []byte("`"+name+"`")) {
+				t.Errorf("entities.md does not name the document type %s", name)
+			}
+		}
+		if !bytes.Contains(committed, []byte("\n## "+section+"\n")) {
 			t.Errorf("entities.md has no section for %s", name)
 		}
 	}
@@ -108,11 +180,15 @@ func TestReferenceIsCurrent(t *testing.T) {
 func TestReferenceExamplesPass(t *testing.T) {
 	ref := string(entity.Reference())
 	sections := strings.Split(ref, "\n## ")[1:]
-	if len(sections) != len(entity.Names()) {
-		t.Fatalf("the reference has %d sections, want %d", len(sections), len(entity.Names()))
+	// One section per schema: the document types share one.
+	if want := len(entity.Names()) - len(documentTypes) + 1; len(sections) != want {
+		t.Fatalf("the reference has %d sections, want %d", len(sections), want)
 	}
 	for _, s := range sections {
 		name, _, _ := strings.Cut(s, "\n")
+		if name == "document" {
+			name = "goods_receipt" // the example's document_type
+		}
 		_, rest, ok := strings.Cut(s, "```json\n")
 		example, _, ok2 := strings.Cut(rest, "```")
 		if !ok || !ok2 {
@@ -153,6 +229,43 @@ var valid = map[string][]string{
 		`{"sku":"TS-100-M","on_hand":12.5,"reserved":2,"available":-1,"warehouse":"WH1"}`,
 		`{"sku":"TS-100-M","on_hand":3,"reserved":null,"available":null,"warehouse":null}`,
 	},
+}
+
+func init() {
+	valid["order"] = []string{
+		`{"number":"SO-1","lines":[{"sku":"A","quantity":1,"price":0}]}`,
+		`{"number":"SO-1","type":null,"status":null,"currency":null,"ordered_at":null,"customer":null,"billing_address":null,"shipping_address":null,
+		  "payment_term":null,"payment_method":null,"employee_number":null,"totals":null,"note":null,
+		  "lines":[{"sku":"A","quantity":0.5,"price":-5,"tax_rate":null,"description":null}]}`,
+		`{"number":"SO-2026-1001","type":"invoice","status":"processing","currency":"EUR","ordered_at":"2026-12-01T09:30:00+01:00",
+		  "customer":{"email":"jane@doe.example","name":"Jane Doe","company":"Doe Trading GmbH","phone":"+49 30 1234567","tax_id":"DE123456789"},
+		  "billing_address":{"street":"Friedrichstraße","house_number":"123a","postcode":"10117","city":"Berlin","country":"DE"},
+		  "shipping_address":{"name":"Goods In","street":"Hafenweg 3","postcode":"20457","city":"Hamburg","country":"DE"},
+		  "payment_term":"14 days","payment_method":"paypal","employee_number":"999999",
+		  "lines":[{"sku":"TS-100-M","quantity":2,"price":19.95,"tax_rate":19,"description":"T-shirt, M"},{"sku":"SHIP","quantity":1,"price":4.9,"tax_rate":0}],
+		  "totals":{"net":44.8,"tax":7.58,"gross":52.38},"note":"Ring twice","channel":"web"}`,
+	}
+	valid["invoice"] = []string{
+		`{"number":"INV-1"}`,
+		`{"number":"INV-1","kind":null,"party":null,"date":null,"due_date":null,"currency":null,"reference":null,"lines":null,"taxes":null,"totals":null}`,
+		`{"number":"BILL-77","kind":"purchase","party":{"name":"Supplies Ltd","email":null,"tax_id":"GB123456789"},"date":"2026-12-01","due_date":"2026-12-31",
+		  "currency":"GBP","reference":"PO-31","lines":[{"description":"Consulting","quantity":3,"price":120,"tax_rate":20},{"sku":"A","quantity":-1,"price":5}],
+		  "taxes":[{"rate":20,"base":355,"amount":71},{"rate":0,"amount":0}],"totals":{"net":355,"tax":71,"gross":426}}`,
+	}
+	valid["payment"] = []string{
+		`{"reference":"PAY-1","amount":0.01,"currency":"EUR"}`,
+		`{"reference":"PAY-1","amount":10,"currency":"EUR","kind":null,"date":null,"invoice":null,"party":null}`,
+		`{"reference":"PAY-2","kind":"payment","amount":426,"currency":"GBP","date":"2026-12-20","invoice":"BILL-77","party":{"name":"Supplies Ltd"}}`,
+	}
+	valid["goods_receipt"] = []string{
+		`{"number":"GR-1"}`,
+		`{"number":"GR-1","document_type":"goods_receipt","date":"2026-12-02","party":{"name":"Supplies Ltd","email":"sales@supplies.example"},
+		  "currency":"EUR","amount":null,"lines":[{"sku":"A","quantity":24,"price":8.4,"description":"T-shirt"},{"description":"Freight"}],
+		  "reference":"PO-31","note":"Two boxes damaged"}`,
+	}
+	valid["bank_document"] = []string{
+		`{"number":"BANK-2026-12-03","document_type":"bank_document","date":"2026-12-03","currency":"EUR","amount":-250,"lines":[]}`,
+	}
 }
 
 func TestCheckAcceptsCanonicalRecords(t *testing.T) {
@@ -205,6 +318,46 @@ func TestCheckRefusesNamingTheField(t *testing.T) {
 			[]string{"parent: must be a list, not text: map it to a list in the flow's mapping"}},
 		{"everything missing", "product", `{}`,
 			[]string{"name: required but missing", "price: required but missing", "sku: required but missing"}},
+		{"order without a number", "order", `{"lines":[{"sku":"A","quantity":1,"price":1}]}`,
+			[]string{"number: required but missing (The order's number in the source, as the customer sees it): map it in the flow's mapping"}},
+		{"order without lines", "order", `{"number":"SO-1"}`,
+			[]string{"lines: required but missing (The order's lines, at least one, in the source's order): map it in the flow's mapping"}},
+		{"order with no lines", "order", `{"number":"SO-1","lines":[]}`,
+			[]string{"lines: must not be empty (The order's lines, at least one, in the source's order): map it in the flow's mapping"}},
+		{"order line without a sku", "order", `{"number":"SO-1","lines":[{"sku":"A","quantity":1,"price":1},{"quantity":1,"price":1}]}`,
+			[]string{"lines[1].sku: required but missing (The SKU of the product variant (of the product, when it has no variants)): map it in the flow's mapping"}},
+		{"negative quantity", "order", `{"number":"SO-1","lines":[{"sku":"A","quantity":-2,"price":1}]}`,
+			[]string{"lines[0].quantity: must be more than 0 (How many, in the product's unit): map it in the flow's mapping"}},
+		{"zero quantity", "order", `{"number":"SO-1","lines":[{"sku":"A","quantity":0,"price":1}]}`,
+			[]string{"lines[0].quantity: must be more than 0 ("}},
+		{"order customer without an e-mail", "order", `{"number":"SO-1","customer":{"name":"Ann","email":null},"lines":[{"sku":"A","quantity":1,"price":1}]}`,
+			[]string{"customer.email: required but null (The customer's e-mail address"}},
+		{"order of an unknown type", "order", `{"number":"SO-1","type":"quote","lines":[{"sku":"A","quantity":1,"price":1}]}`,
+			[]string{`type: must be one of "order", "invoice" (What the source document is: "order" or "invoice"): translate it in the flow's mapping with a value map`}},
+		{"order address from the customer's shape", "order", `{"number":"SO-1","shipping_address":{"street":"s","postcode":"1","city":"c","country":"Germany"},"lines":[{"sku":"A","quantity":1,"price":1}]}`,
+			[]string{`shipping_address.country: does not fit (The country as an ISO 3166-1 alpha-2 code in upper case, e.g. "DE"): translate it`}},
+		{"order address without a city", "order", `{"number":"SO-1","billing_address":{"street":"s","postcode":"1","city":null,"country":"DE"},"lines":[{"sku":"A","quantity":1,"price":1}]}`,
+			[]string{"billing_address.city: required but null (The city or town)"}},
+		{"order time without an offset", "order", `{"number":"SO-1","ordered_at":"2026-12-01 09:30","lines":[{"sku":"A","quantity":1,"price":1}]}`,
+			[]string{"ordered_at: not a valid date-time: "}},
+		{"order price as text", "order", `{"number":"SO-1","lines":[{"sku":"A","quantity":1,"price":"9.95"}]}`,
+			[]string{"lines[0].price: must be a number, not text: convert it in the flow's mapping with double(…)"}},
+		{"invoice without a number", "invoice", `{"kind":"sales"}`,
+			[]string{"number: required but missing ("}},
+		{"invoice party without a name", "invoice", `{"number":"INV-1","party":{"email":"a@b.example"}}`,
+			[]string{"party.name: required but missing (The party's name: a person's full name, or a company's when company is not set)"}},
+		{"invoice of an unknown kind", "invoice", `{"number":"INV-1","kind":"credit"}`,
+			[]string{`kind: must be one of "sales", "purchase" (`}},
+		{"invoice tax without an amount", "invoice", `{"number":"INV-1","due_date":"31.12.2026","taxes":[{"rate":19}],"lines":[{"description":"x","price":1}]}`,
+			[]string{"due_date: not a valid date: ", "lines[0].quantity: required but missing (", "taxes[0].amount: required but missing (The tax at this rate)"}},
+		{"payment without a reference", "payment", `{"amount":10,"currency":"EUR"}`,
+			[]string{"reference: required but missing (The payment's own reference in the source, e.g. the payment provider's transaction ID: the key that makes recording it idempotent)"}},
+		{"payment of nothing", "payment", `{"reference":"P-1","amount":0,"currency":"eur"}`,
+			[]string{"amount: must be more than 0 (", "currency: does not fit ("}},
+		{"payment without an amount and currency", "payment", `{"reference":"P-1","kind":"refund"}`,
+			[]string{"amount: required but missing (", "currency: required but missing (", `kind: must be one of "receipt", "payment" (`}},
+		{"document without a number", "write_off", `{"document_type":"write_off","lines":[{"sku":"A","quantity":-1}]}`,
+			[]string{"lines[0].quantity: must be at least 0 (", "number: required but missing (The document's number in the source)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -256,7 +409,8 @@ func TestCheckQuotesNoValue(t *testing.T) {
 
 func TestCheckBadInput(t *testing.T) {
 	tests := []struct{ name, entity, payload, want string }{
-		{"unknown entity", "spaceship", `{}`, `"spaceship" is not a canonical entity: use category, customer, product, stock`},
+		{"unknown entity", "spaceship", `{}`, `"spaceship" is not a canonical entity: use bank_document, cash_document, category, customer, customer_payment, goods_receipt, internal_transfer, inventory_count, invoice, order, order_return, payment, product, purchase, stock, supplier_return, write_off`},
+		{"the shared schema", "document", `{"number":"D-1"}`, `"document" is not a canonical entity`},
 		{"not JSON", "stock", `{"sku":`, "checking a stock record: the record is not JSON"},
 		{"not an object", "stock", `[1]`, "checking a stock record: the record is a JSON array, not an object"},
 		{"null", "stock", `null`, "the record is a JSON null, not an object"},

@@ -1,8 +1,8 @@
 package entity
 
 import (
-	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,16 +68,17 @@ func (e *Error) Error() string {
 
 var printer = message.NewPrinter(language.English)
 
-// refusal turns a validation error into an *Error.
-func (e *entity) refusal(doc any, err error) error {
-	var verr *jsonschema.ValidationError
-	if !errors.As(err, &verr) {
-		return fmt.Errorf("checking a %s record: %w", e.name, err)
-	}
+// problems turns a validation error into the problems it names.
+func (e *entity) problems(doc any, verr *jsonschema.ValidationError) []Problem {
 	var out []Problem
 	for _, leaf := range leaves(verr, nil) {
 		out = append(out, e.describe(leaf, doc)...)
 	}
+	return out
+}
+
+// refusal is the *Error of problems, sorted by path.
+func (e *entity) refusal(out []Problem) error {
 	slices.SortFunc(out, func(a, b Problem) int {
 		if c := strings.Compare(a.Path, b.Path); c != 0 {
 			return c
@@ -148,6 +149,16 @@ func (e *entity) describe(v *jsonschema.ValidationError, doc any) []Problem {
 		return []Problem{{Path: path, Value: value, Message: `must not contain " / ", which separates the levels of a category path: map each level as its own name, the levels above in parent`}}
 	case *kind.Format:
 		return []Problem{{Path: path, Value: value, Message: fmt.Sprintf("not a valid %s: %v%s: correct it in the source, or leave the field out of the mapping", formatName(k.Want), k.Err, e.about(sub))}}
+	case *kind.Enum:
+		var want []string
+		for _, w := range k.Want {
+			if w != nil {
+				want = append(want, strconv.Quote(fmt.Sprint(w)))
+			}
+		}
+		return []Problem{{Path: path, Value: value, Message: "must be one of " + strings.Join(want, ", ") + e.about(sub) + ": translate it in the flow's mapping with a value map, or leave the field out when it is optional"}}
+	case *kind.ExclusiveMinimum:
+		return []Problem{{Path: path, Value: value, Message: printer.Sprintf("must be more than %s%s: %s", k.Want.RatString(), e.about(sub), remedy)}}
 	case *kind.Minimum:
 		return []Problem{{Path: path, Value: value, Message: printer.Sprintf("must be at least %s%s: %s", k.Want.RatString(), e.about(sub), remedy)}}
 	case *kind.MinItems:
@@ -191,10 +202,19 @@ func (e *entity) required(v *jsonschema.ValidationError) bool {
 	return slices.Contains(req, any(loc[len(loc)-1]))
 }
 
-// schemaAt finds the part of the raw schema a schema URL points to.
+// schemaAt finds the part of the raw schema a schema URL points to: in
+// the entity's own schema, or in another one it refers to (an absolute URL
+// or a file name, as in "customer.schema.json#/$defs/address").
 func (e *entity) schemaAt(url string) map[string]any {
-	_, frag, _ := strings.Cut(url, "#")
+	base, frag, _ := strings.Cut(url, "#")
 	cur := e.raw
+	if file, ok := strings.CutSuffix(path.Base(base), ".schema.json"); ok && file != e.file {
+		other, ok := schemaFile(file)
+		if !ok {
+			return nil
+		}
+		cur = other.raw
+	}
 	for _, tok := range strings.Split(strings.TrimPrefix(frag, "/"), "/") {
 		if tok == "" {
 			continue

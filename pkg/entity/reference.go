@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -15,15 +16,21 @@ import (
 func Reference() []byte {
 	var b bytes.Buffer
 	b.WriteString(referenceIntro)
+	// One section per schema: the document types share theirs.
+	entities := map[string][]string{}
 	for _, name := range Names() {
-		e := registry()[name]
-		root, err := parseOrdered(e.source)
-		if err != nil {
-			panic(fmt.Sprintf("entity: schema %s: %v", name, err))
-		}
-		r := &renderer{root: root}
+		file := registry()[name].file
+		entities[file] = append(entities[file], name)
+	}
+	for _, name := range slices.Sorted(maps.Keys(entities)) {
+		r := newRenderer(name)
+		root := r.root
 		fmt.Fprintf(&b, "\n## %s\n\n%s Schema: [`schemas/%s.schema.json`](schemas/%s.schema.json).\n\n",
 			name, escapeCell(r.str(root, "description")), name, name)
+		if names := entities[name]; len(names) > 1 || names[0] != name {
+			fmt.Fprintf(&b, "Entities of this shape, each with its own flows and duplicate policy: `%s`. A record of one of them may leave document_type out; when it sets it, it must be the flow's entity.\n\n",
+				strings.Join(names, "`, `"))
+		}
 		b.WriteString("| field | type | required | description |\n|---|---|---|---|\n")
 		r.rows(&b, root, "")
 		ex, err := json.MarshalIndent(r.example(root), "", "  ")
@@ -56,8 +63,29 @@ what to do, before any call to the target.
   quote a value, since they reach the API log.
 `
 
-// renderer walks one schema's ordered form.
-type renderer struct{ root *ordered }
+// renderer walks one schema's ordered form, and the forms of the schemas
+// it refers to.
+type renderer struct {
+	root   *ordered
+	others map[string]*ordered
+}
+
+// newRenderer parses schema file (its name without ".schema.json").
+func newRenderer(file string) *renderer {
+	return &renderer{root: parseSchema(file), others: map[string]*ordered{}}
+}
+
+func parseSchema(file string) *ordered {
+	e, ok := schemaFile(file)
+	if !ok {
+		panic(fmt.Sprintf("entity: no schema %s", file))
+	}
+	root, err := parseOrdered(e.source)
+	if err != nil {
+		panic(fmt.Sprintf("entity: schema %s: %v", file, err))
+	}
+	return root
+}
 
 func (r *renderer) str(n *ordered, key string) string {
 	s, _ := n.get(key).(string)
@@ -73,7 +101,15 @@ func (r *renderer) resolve(n *ordered) (target *ordered, description string) {
 		return n, description
 	}
 	cur := r.root
-	for _, tok := range strings.Split(strings.TrimPrefix(ref, "#/"), "/") {
+	file, frag, _ := strings.Cut(ref, "#")
+	if file != "" {
+		name := strings.TrimSuffix(file, ".schema.json")
+		if r.others[name] == nil {
+			r.others[name] = parseSchema(name)
+		}
+		cur = r.others[name]
+	}
+	for _, tok := range strings.Split(strings.TrimPrefix(frag, "/"), "/") {
 		next, ok := cur.get(tok).(*ordered)
 		if !ok {
 			panic(fmt.Sprintf("entity: $ref %q does not resolve", ref))
@@ -143,6 +179,18 @@ func (r *renderer) constraints(n *ordered) []string {
 	}
 	if v, ok := n.get("minLength").(json.Number); ok && v.String() == "1" {
 		out = append(out, "not empty")
+	}
+	if enum, ok := n.get("enum").([]any); ok {
+		var vals []string
+		for _, v := range enum {
+			if v != nil {
+				vals = append(vals, fmt.Sprintf("`%q`", v))
+			}
+		}
+		out = append(out, "one of "+strings.Join(vals, ", "))
+	}
+	if v, ok := n.get("exclusiveMinimum").(json.Number); ok {
+		out = append(out, "> "+v.String())
 	}
 	if v, ok := n.get("minimum").(json.Number); ok {
 		out = append(out, "≥ "+v.String())

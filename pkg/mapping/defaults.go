@@ -35,9 +35,9 @@ import (
 //   - stock: sku (text); on_hand (else quantity, else stock_quantity, else
 //     qty, else available plus reserved); reserved; available; warehouse.
 //
-// Order, invoice and payment have no canonical shape yet: their defaults
-// write flat fields, such as a table target takes (the order's read
-// examples/order-1001.json).
+// Order, invoice and payment have canonical shapes (pkg/entity) that their
+// defaults do not produce yet: they write flat fields, such as a table
+// target takes (the order's read examples/order-1001.json).
 var defaults = map[string]Spec{
 	"order": {
 		Fields: map[string]string{
