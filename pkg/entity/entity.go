@@ -230,7 +230,10 @@ func (e *entity) otherDocumentType(obj map[string]any) (Problem, bool) {
 		return Problem{}, false
 	}
 	t, ok := obj["document_type"].(string)
-	if !ok || t == e.name || !slices.Contains(documentTypes(e.raw), t) {
+	if !ok || t == e.name {
+		return Problem{}, false
+	}
+	if other, ok := registry()[t]; !ok || other.file != documentSchema {
 		return Problem{}, false
 	}
 	return Problem{

@@ -465,6 +465,8 @@ func BenchmarkCheck(b *testing.B) {
 		{"customer", "customer", valid["customer"][2]},
 		{"product", "product", valid["product"][2]},
 		{"stock", "stock", valid["stock"][1]},
+		{"order", "order", valid["order"][2]},
+		{"goods_receipt", "goods_receipt", valid["goods_receipt"][1]},
 		{"refused", "customer", `{"name":"Ann","billing_address":{"street":"s","postcode":"1","city":"c","country":"Germany"}}`},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
