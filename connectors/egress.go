@@ -1,16 +1,9 @@
 package connectors
 
 import (
-	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
-	"slices"
-	"strconv"
 	"strings"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	sdk "github.com/syncline/syncline/pkg/connector"
 )
@@ -27,17 +20,23 @@ import (
 //
 // The process's own NATS server (natsURL) and store (databaseURL, if any) are protected too.
 func EgressFromEnv(natsURL, databaseURL string) (*sdk.Egress, error) {
-	cfg := sdk.EgressConfig{Files: os.Getenv(sdk.EnvEgressFiles)}
-	if v := os.Getenv(sdk.EnvEgressAllow); v != "" {
-		cfg.Allow = splitList(v)
+	return EgressFrom(natsURL, databaseURL, os.Getenv(sdk.EnvEgressAllow), os.Getenv(sdk.EnvEgressFiles), os.Getenv(sdk.EnvEgressProtect))
+}
+
+// EgressFrom is EgressFromEnv with the three variables' values given: a service reads them
+// with the rest of its configuration (daemon.Spec.Egress), which --help lists.
+func EgressFrom(natsURL, databaseURL, allow, files, protect string) (*sdk.Egress, error) {
+	cfg := sdk.EgressConfig{Files: files}
+	if allow != "" {
+		cfg.Allow = splitList(allow)
 	}
 	own := []string{natsURL}
 	if databaseURL != "" {
 		own = append(own, databaseURL)
 	}
-	own = append(own, splitList(os.Getenv(sdk.EnvEgressProtect))...)
+	own = append(own, splitList(protect)...)
 	for _, u := range own {
-		p, err := Protect(u)
+		p, err := sdk.Protect(u)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", sdk.EnvEgressProtect, err)
 		}
@@ -51,76 +50,6 @@ func splitList(v string) []string {
 	for s := range strings.SplitSeq(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// Protect reads one of Syncline's own servers or stores, given as the URL Syncline uses to
-// reach it: a postgres URL (every host of it, and its database), sqlite:PATH (the file), one or
-// more NATS URLs (comma-separated, as NATS takes them), or host:port.
-func Protect(u string) ([]sdk.Protected, error) {
-	switch {
-	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
-		cfg, err := pgconn.ParseConfig(u)
-		if err != nil {
-			return nil, errors.New("a postgres URL is not valid (not shown: it may hold a password)")
-		}
-		db := cfg.Database
-		if db == "" {
-			db = cfg.User
-		}
-		out := []sdk.Protected{{What: "Syncline's own database", Host: cfg.Host, Port: int(cfg.Port), Database: db}}
-		for _, fb := range cfg.Fallbacks {
-			// sslmode=prefer makes a fallback of the same host without TLS.
-			if p := (sdk.Protected{What: "Syncline's own database", Host: fb.Host, Port: int(fb.Port), Database: db}); !slices.Contains(out, p) {
-				out = append(out, p)
-			}
-		}
-		return unixless(out), nil
-	case strings.HasPrefix(u, "sqlite:"):
-		path, _, _ := strings.Cut(strings.TrimPrefix(u, "sqlite:"), "?")
-		// The store's file and SQLite's own files next to it.
-		return []sdk.Protected{
-			{What: "Syncline's own store", Path: path},
-			{What: "Syncline's own store", Path: path + "-wal"},
-			{What: "Syncline's own store", Path: path + "-shm"},
-			{What: "Syncline's own store", Path: path + "-journal"},
-		}, nil
-	case strings.Contains(u, "://"):
-		var out []sdk.Protected
-		for s := range strings.SplitSeq(u, ",") {
-			nu, err := url.Parse(strings.TrimSpace(s))
-			if err != nil || nu.Hostname() == "" {
-				return nil, fmt.Errorf("%q is not a URL with a host", s)
-			}
-			port := 4222
-			if p := nu.Port(); p != "" {
-				if port, err = strconv.Atoi(p); err != nil {
-					return nil, fmt.Errorf("%q has a port that is not a number", s)
-				}
-			}
-			out = append(out, sdk.Protected{What: "Syncline's own NATS server", Host: nu.Hostname(), Port: port})
-		}
-		return out, nil
-	}
-	host, p, err := net.SplitHostPort(u)
-	if err != nil {
-		return nil, fmt.Errorf("%q: give a postgres://, nats:// or sqlite: URL, or host:port", u)
-	}
-	port, err := strconv.Atoi(p)
-	if err != nil {
-		return nil, fmt.Errorf("%q has a port that is not a number", u)
-	}
-	return []sdk.Protected{{What: "Syncline's own server", Host: host, Port: port}}, nil
-}
-
-// unixless drops unix sockets: endpoints never reach one.
-func unixless(ps []sdk.Protected) []sdk.Protected {
-	out := ps[:0]
-	for _, p := range ps {
-		if !strings.HasPrefix(p.Host, "/") {
-			out = append(out, p)
 		}
 	}
 	return out

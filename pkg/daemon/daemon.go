@@ -31,6 +31,7 @@ import (
 	"github.com/syncline/syncline/pkg/apiserver"
 	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/health"
 	"github.com/syncline/syncline/pkg/lifecycle"
@@ -59,6 +60,11 @@ type Spec struct {
 	// (SYNCLINE_NATS_CALLOUT_SEED, optional: without it publishers cannot
 	// connect with tokens).
 	Callout bool
+	// Egress: the service opens tenants' endpoints, within the platform's
+	// egress policy (SYNCLINE_EGRESS_ALLOW, SYNCLINE_EGRESS_FILES and
+	// SYNCLINE_EGRESS_PROTECT, all optional; the service builds the policy
+	// from them with connectors.EgressFrom).
+	Egress bool
 }
 
 // Variables names the environment variables the service reads, in the
@@ -93,6 +99,9 @@ type Config struct {
 	Bus                bus.Config
 	// Secrets seals and opens with the master key; nil without one.
 	Secrets *secret.Box
+	// EgressAllow, EgressFiles and EgressProtect are the egress policy's
+	// variables, checked, as given.
+	EgressAllow, EgressFiles, EgressProtect string
 }
 
 // variable is one environment variable: who reads it, what --help says of
@@ -186,6 +195,37 @@ var variables = []variable{
 				return nil
 			}
 			return errors.New("is neither postgres://… nor sqlite:PATH: give postgres://USER:PASSWORD@HOST:5432/DB (or sqlite:PATH for a single replica)")
+		}},
+	{name: connector.EnvEgressAllow, reads: func(s Spec) bool { return s.Egress },
+		about: "what tenants' endpoints may reach: rules such as 10.0.0.0/8, erp.internal:5432, private or none, comma-separated; unset: public addresses",
+		set: func(c *Config, v string) error {
+			if v != "" {
+				if _, err := connector.NewEgress(connector.EgressConfig{Allow: list(v)}); err != nil {
+					return errors.New(strings.TrimPrefix(err.Error(), connector.EnvEgressAllow+": "))
+				}
+			}
+			c.EgressAllow = v
+			return nil
+		}},
+	{name: connector.EnvEgressFiles, reads: func(s Spec) bool { return s.Egress },
+		about: "the folder that holds one folder per tenant for file-backed endpoints (SQLite); unset: file-backed endpoints are refused",
+		set: func(c *Config, v string) error {
+			if st, err := os.Stat(v); v != "" && err == nil && !st.IsDir() {
+				return errors.New("names a file, not a folder: give the folder that holds (or will hold) one folder per tenant")
+			}
+			c.EgressFiles = v
+			return nil
+		}},
+	{name: connector.EnvEgressProtect, reads: func(s Spec) bool { return s.Egress },
+		about: "more of Syncline's own servers that no endpoint may reach, comma-separated, as Syncline reaches them (postgres://host:port/db, nats://host:port, host:port); its own NATS server and database are protected without it",
+		set: func(c *Config, v string) error {
+			for i, u := range list(v) {
+				if _, err := connector.Protect(u); err != nil {
+					return fmt.Errorf("entry %d: %v", i+1, err)
+				}
+			}
+			c.EgressProtect = v
+			return nil
 		}},
 	{name: "SYNCLINE_HTTP_ADDR", def: ":8080", reads: always,
 		about: "HOST:PORT of metrics (/metrics), health (/livez, /readyz, gRPC health) and any API",
@@ -533,4 +573,15 @@ func (rt *Runtime) Close(ctx context.Context) {
 	if err := rt.shutdownTracer(context.WithoutCancel(ctx)); err != nil {
 		rt.Log.Warn("flushing traces", "error", err)
 	}
+}
+
+// list splits a comma-separated value, dropping empty entries.
+func list(v string) []string {
+	var out []string
+	for s := range strings.SplitSeq(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

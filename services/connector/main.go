@@ -21,7 +21,7 @@ import (
 )
 
 // spec is what the connector reads from the environment.
-var spec = daemon.Spec{Name: "connector", Summary: "The connector: pushes each flow's records to its target system and reports every outcome; serves the ingest API.", API: true, MasterKey: true}
+var spec = daemon.Spec{Name: "connector", Summary: "The connector: pushes each flow's records to its target system and reports every outcome; serves the ingest API.", API: true, MasterKey: true, Egress: true}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -41,7 +41,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	// The egress policy is configuration too: checked before anything is
 	// connected.
-	egress, err := connectors.EgressFromEnv(cfg.NATSURL, cfg.DatabaseURL)
+	egress, err := connectors.EgressFrom(cfg.NATSURL, cfg.DatabaseURL, cfg.EgressAllow, cfg.EgressFiles, cfg.EgressProtect)
 	if err != nil {
 		return err
 	}

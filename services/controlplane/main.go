@@ -23,7 +23,7 @@ import (
 )
 
 // spec is what the controlplane reads from the environment.
-var spec = daemon.Spec{Name: "controlplane", Summary: "The control plane: tenants, integrators, endpoints, flows and tokens, their API, and the compiled flow configs the data plane watches.", Store: true, API: true, MasterKey: true, Callout: true}
+var spec = daemon.Spec{Name: "controlplane", Summary: "The control plane: tenants, integrators, endpoints, flows and tokens, their API, and the compiled flow configs the data plane watches.", Store: true, API: true, MasterKey: true, Callout: true, Egress: true}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	// The egress policy is configuration too: checked before anything is
 	// connected.
-	egress, err := connectors.EgressFromEnv(cfg.NATSURL, cfg.DatabaseURL)
+	egress, err := connectors.EgressFrom(cfg.NATSURL, cfg.DatabaseURL, cfg.EgressAllow, cfg.EgressFiles, cfg.EgressProtect)
 	if err != nil {
 		return err
 	}

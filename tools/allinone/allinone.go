@@ -507,7 +507,7 @@ func (in *Instance) egress() (*sdk.Egress, error) {
 		}
 	}
 	for _, u := range own {
-		p, err := connectors.Protect(u)
+		p, err := sdk.Protect(u)
 		if err != nil {
 			return nil, fmt.Errorf("protecting Syncline's own servers from endpoints: %w", err)
 		}

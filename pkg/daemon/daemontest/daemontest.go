@@ -41,6 +41,11 @@ var bad = map[string]string{
 	"SYNCLINE_NATS_TLS_CERT":     "/nonexistent/cert.pem",
 	"SYNCLINE_NATS_TLS_KEY":      "/nonexistent/key.pem",
 	"SYNCLINE_NATS_CALLOUT_SEED": "not-a-seed",
+	// A rule that is no rule, a file where a folder goes, a server without
+	// its port.
+	"SYNCLINE_EGRESS_ALLOW":   "10.0.0.0/33",
+	"SYNCLINE_EGRESS_FILES":   "/dev/null",
+	"SYNCLINE_EGRESS_PROTECT": "db.internal",
 }
 
 // CheckMain runs the service's main (run) as spec describes it: --help
@@ -51,7 +56,7 @@ var bad = map[string]string{
 // SYNCLINE_NATS_URL points at.
 func CheckMain(t *testing.T, spec daemon.Spec, run Run) {
 	t.Helper()
-	all := daemon.Spec{Store: true, API: true, MasterKey: true}.Variables()
+	all := daemon.Spec{Store: true, API: true, MasterKey: true, Callout: true, Egress: true}.Variables()
 	for _, name := range all {
 		t.Setenv(name, "")
 	}
