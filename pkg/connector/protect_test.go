@@ -49,4 +49,3 @@ func TestProtect(t *testing.T) {
 		t.Error("Protect of a host without a port succeeded")
 	}
 }
-
