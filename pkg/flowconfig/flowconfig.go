@@ -6,11 +6,14 @@ package flowconfig
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/mapping"
+	"github.com/syncline/syncline/pkg/secret"
 )
 
 // Bucket is the key-value bucket's name.
@@ -40,6 +43,38 @@ type Endpoint struct {
 	// Caps is what a target endpoint can do with its flow's entity, as its connector
 	// declares it for its settings; the control plane checked it against the flow.
 	Caps *connector.Capabilities `json:"caps,omitempty"`
+}
+
+// ErrNoMasterKey is OpenSettings' error for an endpoint with credentials and
+// no master key to open them.
+var ErrNoMasterKey = errors.New("the endpoint has credentials, and this process has no master key to open them")
+
+// OpenSettings returns the endpoint's settings with its credentials opened
+// with box and laid over them: what its connector is opened with. The opened
+// values live only in the returned map: never log, trace or publish it.
+func (e Endpoint) OpenSettings(tenant string, box *secret.Box) (map[string]any, error) {
+	if e.Credentials == "" {
+		return e.Settings, nil
+	}
+	if box == nil {
+		return nil, ErrNoMasterKey
+	}
+	b, err := box.Open(CredentialsBinding(tenant, e.Name), e.Credentials)
+	if err != nil {
+		return nil, fmt.Errorf("opening the credentials of endpoint %s of tenant %s: %w", e.Name, tenant, err)
+	}
+	var creds map[string]string
+	if err := json.Unmarshal(b, &creds); err != nil {
+		return nil, fmt.Errorf("endpoint %s of tenant %s: its stored credentials are damaged; apply them again", e.Name, tenant)
+	}
+	out := maps.Clone(e.Settings)
+	if out == nil {
+		out = map[string]any{}
+	}
+	for k, v := range creds {
+		out[k] = v
+	}
+	return out, nil
 }
 
 // CredentialsBinding is what an endpoint's sealed credentials are bound to.

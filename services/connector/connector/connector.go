@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"strconv"
 	"sync"
 	"time"
@@ -383,31 +382,17 @@ func (s *Service) prune(version uint64) {
 }
 
 // withCredentials returns the target's settings with its credentials
-// opened. The opened values live only in the settings handed to the
-// connector: never logged, traced or published.
+// opened (flowconfig.Endpoint.OpenSettings), saying what to do when they
+// cannot be.
 func (s *Service) withCredentials(f *flowconfig.Flow) (map[string]any, error) {
-	if f.Target.Credentials == "" {
-		return f.Target.Settings, nil
-	}
-	if s.deps.Secrets == nil {
+	open, err := f.Target.OpenSettings(f.Tenant, s.deps.Secrets)
+	switch {
+	case errors.Is(err, flowconfig.ErrNoMasterKey):
 		return nil, fmt.Errorf("endpoint %s of tenant %s has credentials, and the connector has no master key: set %s as on the control plane", f.Target.Name, f.Tenant, secret.EnvMasterKey)
+	case err != nil:
+		return nil, fmt.Errorf("%w (is %s the control plane's?)", err, secret.EnvMasterKey)
 	}
-	b, err := s.deps.Secrets.Open(flowconfig.CredentialsBinding(f.Tenant, f.Target.Name), f.Target.Credentials)
-	if err != nil {
-		return nil, fmt.Errorf("endpoint %s of tenant %s: %w (is %s the control plane's?)", f.Target.Name, f.Tenant, err, secret.EnvMasterKey)
-	}
-	var creds map[string]string
-	if err := json.Unmarshal(b, &creds); err != nil {
-		return nil, fmt.Errorf("endpoint %s of tenant %s: its credentials are damaged; apply them again", f.Target.Name, f.Tenant)
-	}
-	out := maps.Clone(f.Target.Settings)
-	if out == nil {
-		out = map[string]any{}
-	}
-	for k, v := range creds {
-		out[k] = v
-	}
-	return out, nil
+	return open, nil
 }
 
 // fingerprint identifies what f's target is opened with: its type, settings,

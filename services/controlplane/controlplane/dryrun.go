@@ -186,25 +186,12 @@ func (h *resourceHandler) TestFlow(ctx context.Context, req *controlplanev1.Test
 // tenant's own rules. ctx bounds the opening.
 func (s *Service) openTarget(ctx context.Context, tenant string, ep flowconfig.Endpoint) (sdk.Target, error) {
 	res := name(KindEndpoint, tenant, ep.Name)
-	settings := maps.Clone(ep.Settings)
-	if settings == nil {
-		settings = map[string]any{}
-	}
-	if ep.Credentials != "" {
-		if s.deps.Secrets == nil {
-			return nil, apiError(connect.CodeFailedPrecondition, ReasonNoMasterKey, res, "", errors.New("the endpoint has credentials, and the control plane has no master key to open them"))
-		}
-		b, err := s.deps.Secrets.Open(flowconfig.CredentialsBinding(tenant, ep.Name), ep.Credentials)
-		if err != nil {
-			return nil, apiError(connect.CodeFailedPrecondition, ReasonNoMasterKey, res, "give the credentials again with `syncline apply`", err)
-		}
-		var creds map[string]string
-		if err := json.Unmarshal(b, &creds); err != nil {
-			return nil, apiError(connect.CodeInternal, ReasonInternal, res, "give the credentials again with `syncline apply`", errors.New("its stored credentials are damaged"))
-		}
-		for k, v := range creds {
-			settings[k] = v
-		}
+	settings, err := ep.OpenSettings(tenant, s.deps.Secrets)
+	switch {
+	case errors.Is(err, flowconfig.ErrNoMasterKey):
+		return nil, apiError(connect.CodeFailedPrecondition, ReasonNoMasterKey, res, "set the control plane's master key", err)
+	case err != nil:
+		return nil, apiError(connect.CodeFailedPrecondition, ReasonNoMasterKey, res, "give the credentials again with `syncline apply`", err)
 	}
 	own, err := s.tenantEgress(ctx, tenant, nil)
 	if err != nil {
