@@ -16,6 +16,7 @@ import (
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
 	sdk "github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/entity"
+	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/mapping"
 	"github.com/syncline/syncline/pkg/recipe"
@@ -100,7 +101,16 @@ func (h *resourceHandler) TestFlow(ctx context.Context, req *controlplanev1.Test
 	if err != nil {
 		return nil, apiError(connect.CodeInvalidArgument, ReasonInvalid, res, "", fieldErr("record", "%v", err))
 	}
+	// The same checks as a published record's: a sample is what a source sends.
+	if err := envelope.CheckRecord(source); err != nil {
+		return nil, apiError(connect.CodeInvalidArgument, ReasonInvalid, res, "", fieldErr("record", "%v", err))
+	}
 	out := &controlplanev1.TestFlowResponse{Key: strings.TrimSpace(req.Key)}
+	if out.Key != "" {
+		if err := envelope.ValidateKey(out.Key); err != nil {
+			return nil, apiError(connect.CodeInvalidArgument, ReasonInvalid, res, "", fieldErr("key", "%v", err))
+		}
+	}
 	skip := func(action, code, reason string) (*controlplanev1.TestFlowResponse, error) {
 		out.Action, out.Code, out.Reason = action, code, reason
 		return out, nil
@@ -112,6 +122,9 @@ func (h *resourceHandler) TestFlow(ctx context.Context, req *controlplanev1.Test
 		}
 		if key == "" {
 			return skip(string(recipe.Skipped), stage.CodeNoKey, fmt.Sprintf("the record has no %s, the flow's key field", f.KeyField))
+		}
+		if err := envelope.ValidateKey(key); err != nil {
+			return skip(string(recipe.Failed), stage.CodeMalformed, fmt.Sprintf("key field %s: %v", f.KeyField, err))
 		}
 		out.Key = key
 	}

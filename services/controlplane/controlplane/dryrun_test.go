@@ -132,6 +132,17 @@ func TestFlowTest(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument || !strings.Contains(ce.Message(), "a sample source record is required") {
 		t.Errorf("no record: %v", err)
 	}
+	// A sample gets the checks a published record gets: at most 512 KiB, a key that fits.
+	big, _ := structpb.NewStruct(map[string]any{"number": "SO-9", "total": 1, "note": strings.Repeat("x", 600<<10)})
+	_, err = f.client.TestFlow(ctx, &controlplanev1.TestFlowRequest{Tenant: "acme", Flow: "orders", Record: big})
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument || !strings.Contains(ce.Message(), "record") {
+		t.Errorf("a 600 KiB record: %v, want it refused naming the record", err)
+	}
+	small, _ := structpb.NewStruct(map[string]any{"total": 1})
+	_, err = f.client.TestFlow(ctx, &controlplanev1.TestFlowRequest{Tenant: "acme", Flow: "orders", Record: small, Key: strings.Repeat("k", 2000)})
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument || !strings.Contains(ce.Message(), "key") {
+		t.Errorf("a 2,000-byte key: %v, want it refused naming the key", err)
+	}
 	_, err = f.client.TestFlow(ctx, &controlplanev1.TestFlowRequest{Tenant: "acme", Flow: "invoices", Record: &structpb.Struct{}})
 	if !errors.As(err, &ce) || ce.Code() != connect.CodeNotFound {
 		t.Errorf("no such flow: %v", err)
