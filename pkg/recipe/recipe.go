@@ -34,14 +34,15 @@ import (
 	"strings"
 
 	"github.com/syncline/syncline/pkg/connector"
+	"github.com/syncline/syncline/pkg/flowconfig"
 )
 
 // Duplicate policies: what happens when a record is to be created and the target holds it
 // already, or when the ledger knows it and its content changed (see the dedup stage).
 const (
-	DuplicateUpdate = "update"
-	DuplicateSkip   = "skip"
-	DuplicateError  = "error"
+	DuplicateUpdate = flowconfig.DuplicateUpdate
+	DuplicateSkip   = flowconfig.DuplicateSkip
+	DuplicateError  = flowconfig.DuplicateError
 )
 
 // Flow is what the recipe needs to know of a flow.
@@ -58,6 +59,13 @@ type Flow struct {
 	WriteModes map[string]connector.WriteMode
 	// KeyIsID says that the target's id of a record is its source key.
 	KeyIsID bool
+}
+
+// For is the recipe's view of a compiled flow whose target can do caps with
+// its entity.
+func For(f *flowconfig.Flow, caps connector.Capabilities) Flow {
+	return Flow{Target: f.Target.Name, Entity: f.Entity, Caps: caps, Duplicates: f.Duplicates,
+		WriteModes: f.WriteModes, KeyIsID: f.Target.KeyIsID}
 }
 
 // Action is what the recipe did, or would do, with one record.

@@ -313,8 +313,7 @@ func (s *Service) push(ctx context.Context, f *flowconfig.Flow, items []item, ti
 			Payload:  json.RawMessage(it.env.Payload),
 		}
 	}
-	rf := recipe.Flow{Target: f.Target.Name, Entity: f.Entity, Caps: caps, Duplicates: f.Duplicates,
-		WriteModes: f.WriteModes, KeyIsID: f.Target.KeyIsID}
+	rf := recipe.For(f, caps)
 	outcomes, err := recipe.Run(ctx, t, rf, records)
 	if err != nil {
 		return nil, fmt.Errorf("pushing %d records to %s (%s): %w", len(records), f.Target.Name, f.Target.Type, err)

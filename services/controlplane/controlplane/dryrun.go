@@ -166,8 +166,7 @@ func (h *resourceHandler) TestFlow(ctx context.Context, req *controlplanev1.Test
 			h.s.log.Warn("closing a tested target", "tenant", tenant, "endpoint", f.Target.Name, "error", err)
 		}
 	}()
-	rf := recipe.Flow{Target: f.Target.Name, Entity: f.Entity, Caps: *f.Target.Caps, Duplicates: f.Duplicates,
-		WriteModes: f.WriteModes, KeyIsID: f.Target.KeyIsID}
+	rf := recipe.For(f, *f.Target.Caps)
 	steps, err := recipe.Plan(ctx, t, rf, []sdk.Record{{Key: out.Key, Op: sdk.OpUpsert, Version: 1, Payload: mapped}})
 	if err != nil {
 		return nil, apiError(connect.CodeUnavailable, ReasonUnavailable, res, "check the target endpoint with `syncline endpoint test`", err)
