@@ -37,8 +37,6 @@ func TestPostgresPlansProbeByKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = target.Close() })
-	// One session that hears the server's log messages, so the statements
-	// warmed on the small table are the ones whose plans are read.
 	// One session, so the statements warmed on the small table are the
 	// ones whose plans are read.
 	plans := pgtest.NewPlans(t, dsn)
@@ -68,8 +66,20 @@ func TestPostgresPlansProbeByKey(t *testing.T) {
 		}
 		return rs
 	}
+	// find looks keys up, as the recipe does before creates.
+	find := func(prefix string, n int) {
+		t.Helper()
+		keys := make([]string, n)
+		for i := range keys {
+			keys[i] = fmt.Sprintf("SO-%d", (i*31+len(prefix))%50000)
+		}
+		if _, err := target.Find(ctx, "order", connector.FieldExternalRef, keys); err != nil {
+			t.Fatalf("Find: %v", err)
+		}
+	}
 	// Small: the first pushes to a new table.
 	for i := range 10 {
+		find(fmt.Sprintf("w%d", i), 3)
 		push(batch(fmt.Sprintf("w%d", i), 3))
 	}
 	// Realistic: 60,000 rows, loaded at once.
@@ -77,13 +87,17 @@ func TestPostgresPlansProbeByKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	plans.Explain(t)
+	find("big", 500)
 	push(batch("big", 500))
 	got := plans.Take()
+	if !strings.Contains(got, "to_jsonb") {
+		t.Fatalf("auto_explain logged no plan of the lookup:\n%s", got)
+	}
 	if !strings.Contains(got, "Delete on orders") {
 		t.Fatalf("auto_explain logged no plan of the delete:\n%s", got)
 	}
 	if pgtest.Scans(got, "orders") {
-		t.Errorf("a push at 60,000 rows scans the table:\n%s", got)
+		t.Errorf("a lookup or push at 60,000 rows scans the table:\n%s", got)
 	}
 	if !strings.Contains(got, "Index Scan using orders_pkey") && !strings.Contains(got, "Index Only Scan using orders_pkey") {
 		t.Errorf("a push at 60,000 rows does not find its rows by the key's index:\n%s", got)
