@@ -25,9 +25,11 @@ package entity
 import (
 	"bytes"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"math/big"
 	"path"
 	"slices"
 	"strings"
@@ -203,6 +205,11 @@ func Check(name string, payload []byte) error {
 	if !ok {
 		return fmt.Errorf("checking a %s record: the record is a JSON %s, not an object", name, jsonKind(v))
 	}
+	// The validator compares numbers as exact fractions and fails on one it
+	// cannot hold as such (an exponent of billions), so those are refused first.
+	if path, ok := hugeNumber(v, ""); ok {
+		return e.refusal([]Problem{{Path: path, Message: "is a number too large to hold (its exponent is beyond what any record needs): send it as a smaller number, or as text"}})
+	}
 	var problems []Problem
 	if err := e.schema.Validate(v); err != nil {
 		var verr *jsonschema.ValidationError
@@ -256,4 +263,32 @@ func jsonKind(v any) string {
 	default:
 		return "number"
 	}
+}
+
+// hugeNumber finds a number in v that math/big cannot hold as a fraction,
+// and returns its path (fields joined with ".", list indexes in brackets).
+func hugeNumber(v any, path string) (string, bool) {
+	switch x := v.(type) {
+	case json.Number:
+		if _, ok := new(big.Rat).SetString(string(x)); !ok {
+			return path, true
+		}
+	case map[string]any:
+		for k, e := range x {
+			p := k
+			if path != "" {
+				p = path + "." + k
+			}
+			if at, ok := hugeNumber(e, p); ok {
+				return at, true
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if at, ok := hugeNumber(e, fmt.Sprintf("%s[%d]", path, i)); ok {
+				return at, true
+			}
+		}
+	}
+	return "", false
 }

@@ -479,3 +479,19 @@ func BenchmarkCheck(b *testing.B) {
 		})
 	}
 }
+
+// TestCheckRefusesNumbersTooLargeToHold: a number whose exponent no fraction
+// can hold is refused naming its field, as the fuzzer found, instead of
+// crashing the validator (and the mapper with it).
+func TestCheckRefusesNumbersTooLargeToHold(t *testing.T) {
+	for _, tt := range []struct{ payload, path string }{
+		{`{"sku":"A-1","name":"Shirt","price":-1e8700000000}`, "price"},
+		{`{"sku":"A-1","name":"Shirt","price":1,"variants":[{"sku":"A-1-S","price":2e9999999999}]}`, "variants[0].price"},
+	} {
+		err := entity.Check("product", []byte(tt.payload))
+		var e *entity.Error
+		if !errors.As(err, &e) || len(e.Problems) != 1 || e.Problems[0].Path != tt.path || !strings.Contains(err.Error(), "too large") {
+			t.Errorf("Check(%s) = %v, want one problem at %s", tt.payload, err, tt.path)
+		}
+	}
+}
