@@ -78,6 +78,30 @@ const (
 // target stores with each record it creates (a column, a reference field, a code).
 const FieldExternalRef = "external_ref"
 
+// The fields the document recipe finds records by (besides FieldExternalRef), for targets
+// that serve documents (orders, invoices, payments): a customer by e-mail (case-insensitive)
+// or by name, a product by SKU (a variant's, or a simple product's), an invoice by number.
+const (
+	FieldEmail  = "email"
+	FieldName   = "name"
+	FieldSKU    = "sku"
+	FieldNumber = "number"
+)
+
+// The names of Write.Refs: the records a document refers to, as the recipe found or made
+// them in the target.
+const (
+	// RefCustomer is the id of an order's customer, or of an invoice's or a document's
+	// party (a customer record of the target).
+	RefCustomer = "customer"
+	// RefInvoice is the id of the invoice a payment settles.
+	RefInvoice = "invoice"
+)
+
+// RefSKU names, in Write.Refs, the id of the product of a document line's SKU, as the
+// target's Find(product, sku) answered it.
+func RefSKU(sku string) string { return "sku:" + sku }
+
 // AnyEntity in Capabilities.Entity says that the target stores records of any entity, in
 // whatever shape the flow's mapping gives them (the sql target: one table, any columns).
 const AnyEntity = "*"
@@ -100,6 +124,14 @@ type Capabilities struct {
 	// Canonical says that records must have the entity's canonical shape (pkg/entity): the
 	// mapper refuses a mapped record that lacks a required field before any call.
 	Canonical bool
+	// States lists, for a document entity, how far the target can take a document it
+	// creates, the default first: Tryton's sales go to draft, quotation or confirmed. A
+	// flow's document state must be one of them; empty: the target has one way.
+	States []string
+	// Types lists, for an order, the source document types (the order's type field: order,
+	// invoice) the target takes; a flow maps the others onto one of them. Empty takes every
+	// type.
+	Types []string
 }
 
 // CanFind reports whether the target finds records of the entity by field.
@@ -139,6 +171,13 @@ type Write struct {
 	// Payload holds the fields to write, a JSON object: on create every field the write
 	// modes let through, on update only those to change. Empty for deletes.
 	Payload json.RawMessage
+	// Refs are, for a document, the ids in the target of the records it refers to, which
+	// the recipe found or made before it: RefCustomer, RefInvoice, and RefSKU(sku) for the
+	// product of each line's SKU. Nil for other entities.
+	Refs map[string]string
+	// State is how far the target takes the document it creates or updates, one of its
+	// Capabilities.States as the flow says; empty: the target's default.
+	State string
 }
 
 // Found is one record a Find matched.
