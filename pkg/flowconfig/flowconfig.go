@@ -43,6 +43,10 @@ type Endpoint struct {
 	// Caps is what a target endpoint can do with its flow's entity, as its connector
 	// declares it for its settings; the control plane checked it against the flow.
 	Caps *connector.Capabilities `json:"caps,omitempty"`
+	// Related is what a target endpoint can do with the entities a document flow's records
+	// refer to (customer, product, invoice), as its connector declares them: the document
+	// recipe finds and makes those records (pkg/recipe). Nil for other flows.
+	Related []connector.Capabilities `json:"related,omitempty"`
 }
 
 // ErrNoMasterKey is OpenSettings' error for an endpoint with credentials and
@@ -154,6 +158,21 @@ type Flow struct {
 	// schema and dead-letters one that does not fit, before any call to
 	// the target.
 	Canonical bool `json:"canonical,omitempty"`
+	// Document is what the document recipe does with the flow's documents (orders,
+	// invoices, payments...) when its target reads them canonically; nil: the defaults.
+	Document *Document `json:"document,omitempty"`
+}
+
+// Document is a document flow's policy (see pkg/recipe.Document).
+type Document struct {
+	// State is how far the target takes a document it writes, one of the states its
+	// connector declares; empty: the target's default.
+	State string `json:"state,omitempty"`
+	// DefaultCustomer is the e-mail of the customer every order is booked on instead of
+	// its own; empty: each order's own customer, found by e-mail or made.
+	DefaultCustomer string `json:"defaultCustomer,omitempty"`
+	// Types maps a source document type to the one the target takes (invoice: order).
+	Types map[string]string `json:"types,omitempty"`
 }
 
 // Keyless policies.

@@ -35,9 +35,27 @@ import (
 //   - stock: sku (text); on_hand (else quantity, else stock_quantity, else
 //     qty, else available plus reserved); reserved; available; warehouse.
 //
-// Order, invoice and payment have canonical shapes (pkg/entity) that their
-// defaults do not produce yet: they write flat fields, such as a table
-// target takes (the order's read examples/order-1001.json).
+// Order, invoice and payment have two defaults. Default gives the flat one,
+// such as a table target takes (the order's reads examples/order-1001.json);
+// CanonicalDefault gives the one that produces the canonical shape, for a
+// target that reads it (the tryton target; a rest target that says so),
+// which the control plane picks by the target's capabilities. They read:
+//
+//   - order: number (else order_number, else orderNumber, as text); type;
+//     status; currency, upper-cased; ordered_at (else date_created, else
+//     created_at); customer (else billing_address, else billing) with
+//     email (lower-cased), name (else first_name and last_name), company,
+//     phone and tax_id (else vat_id); billing_address (else billing) and
+//     shipping_address (else shipping), as a customer's; payment_term;
+//     payment_method; employee_number (default "999999"); lines (else
+//     line_items), each with sku (text), quantity, price (else unit_price),
+//     tax_rate and description (else name); totals (else total, as the
+//     gross); note (else customer_note).
+//   - invoice: number (text); kind; party (else customer), as an order's
+//     customer; date; due_date (else due); currency; reference (else
+//     order); lines as an order's; taxes; totals (else total, as the gross).
+//   - payment: reference (text); kind; amount; currency; date; invoice (text);
+//     party, as an invoice's.
 var defaults = map[string]Spec{
 	"order": {
 		Fields: map[string]string{
@@ -121,6 +139,80 @@ var defaults = map[string]Spec{
 	},
 }
 
+// canonicalDefaults are the defaults of the documents whose flat default is
+// the one Default gives; see the package's comment above.
+var canonicalDefaults = map[string]Spec{
+	"order": {
+		Fields: map[string]string{
+			"number":           text(first(present("source.?number"), present("source.?order_number"), present("source.?orderNumber"))),
+			"type":             present("source.?type"),
+			"status":           present("source.?status"),
+			"currency":         present("source.?currency") + ".optMap(v, v.upperAscii())",
+			"ordered_at":       first(present("source.?ordered_at"), present("source.?date_created"), present("source.?created_at")),
+			"customer":         party(first(present("source.?customer"), present("source.?billing_address"), present("source.?billing"))),
+			"billing_address":  address(first(present("source.?billing_address"), present("source.?billing"))),
+			"shipping_address": address(first(present("source.?shipping_address"), present("source.?shipping"))),
+			"payment_term":     present("source.?payment_term"),
+			"payment_method":   present("source.?payment_method"),
+			"employee_number":  text(present("source.?employee_number")),
+			"lines":            lines(first(present("source.?lines"), present("source.?line_items"))),
+			"totals":           totals(),
+			"note":             first(present("source.?note"), present("source.?customer_note")),
+		},
+		Defaults: map[string]any{"employee_number": "999999"},
+	},
+	"invoice": {
+		Fields: map[string]string{
+			"number":    text(present("source.?number")),
+			"kind":      present("source.?kind"),
+			"party":     party(first(present("source.?party"), present("source.?customer"))),
+			"date":      present("source.?date"),
+			"due_date":  first(present("source.?due_date"), present("source.?due")),
+			"currency":  present("source.?currency") + ".optMap(v, v.upperAscii())",
+			"reference": text(first(present("source.?reference"), present("source.?order"))),
+			"lines":     lines(present("source.?lines")),
+			"taxes":     present("source.?taxes"),
+			"totals":    totals(),
+		},
+	},
+	"payment": {
+		Fields: map[string]string{
+			"reference": text(present("source.?reference")),
+			"kind":      present("source.?kind"),
+			"amount":    number("source.?amount"),
+			"currency":  present("source.?currency") + ".optMap(v, v.upperAscii())",
+			"date":      present("source.?date"),
+			"invoice":   text(present("source.?invoice")),
+			"party":     party(present("source.?party")),
+		},
+	},
+}
+
+// party maps the source customer or party opt to a document's.
+func party(opt string) string {
+	return opt + ".optMap(c, {" +
+		"?'email': " + present("c.?email") + ".optMap(v, v.lowerAscii()), " +
+		"?'name': " + first(present("c.?name"), fullName("c")) + ", " +
+		"?'company': " + present("c.?company") + ", " +
+		"?'phone': " + present("c.?phone") + ", " +
+		"?'tax_id': " + first(present("c.?tax_id"), present("c.?vat_id")) + "})"
+}
+
+// lines maps the source lines opt to a document's.
+func lines(opt string) string {
+	return opt + ".optMap(ls, ls.map(l, {" +
+		"?'sku': " + text(present("l.?sku")) + ", " +
+		"?'quantity': " + number("l.?quantity") + ", " +
+		"?'price': " + number(first("l.?price", "l.?unit_price")) + ", " +
+		"?'tax_rate': " + number("l.?tax_rate") + ", " +
+		"?'description': " + first(present("l.?description"), present("l.?name")) + "}))"
+}
+
+// totals maps the source's totals, else its total as the gross.
+func totals() string {
+	return first(present("source.?totals"), number("source.?total")+".optMap(g, {'gross': g})")
+}
+
 // The helpers below build the defaults' expressions; each takes and yields
 // a CEL optional.
 
@@ -170,6 +262,16 @@ func Default(entity string) (spec Spec, ok bool) {
 		return Spec{}, false
 	}
 	return d.clone(), true
+}
+
+// CanonicalDefault returns the default mapping of entity for a target that
+// reads the entity's canonical shape (pkg/entity): for order, invoice and
+// payment the one that produces it, for every other entity Default's.
+func CanonicalDefault(entity string) (spec Spec, ok bool) {
+	if d, ok := canonicalDefaults[entity]; ok {
+		return d.clone(), true
+	}
+	return Default(entity)
 }
 
 // DefaultEntities lists the entities that have a default mapping, sorted.

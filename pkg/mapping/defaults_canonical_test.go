@@ -116,3 +116,55 @@ func TestEveryCanonicalEntityHasADefault(t *testing.T) {
 		}
 	}
 }
+
+// TestCanonicalDocumentDefaults: for a target that reads documents in their
+// canonical shape, the order, invoice and payment defaults turn webshop
+// records into records that pass entity.Check, and the order's employee
+// number is enriched to 999999 when the source has none.
+func TestCanonicalDocumentDefaults(t *testing.T) {
+	tests := []struct{ name, entity, record, want string }{
+		{"order, WooCommerce-style", "order",
+			`{"id":727,"number":1001,"status":"processing","currency":"eur","date_created":"2026-12-01T09:30:00Z",
+			  "billing":{"first_name":"Jane","last_name":"Doe","company":"Doe Trading GmbH","address_1":"Friedrichstraße 123a","postcode":"10117","city":"Berlin","country":"DE","email":"Jane@Doe.example","phone":"+49 30 1234567"},
+			  "shipping":{"first_name":"Jane","last_name":"Doe","address_1":"Hafenweg 3","postcode":"20457","city":"Hamburg","country":"DE"},
+			  "payment_method":"paypal","customer_note":"",
+			  "line_items":[{"sku":"TS-100-M-RED","name":"T-shirt M red","quantity":2,"price":"19.95"},{"sku":4006381333931,"name":"Cup","quantity":1,"price":7.5}],
+			  "total":"47.40"}`,
+			`{"billing_address":{"city":"Berlin","country":"DE","name":"Jane Doe","postcode":"10117","street":"Friedrichstraße 123a"},"currency":"EUR","customer":{"company":"Doe Trading GmbH","email":"jane@doe.example","name":"Jane Doe","phone":"+49 30 1234567"},"employee_number":"999999","lines":[{"description":"T-shirt M red","price":19.95,"quantity":2,"sku":"TS-100-M-RED"},{"description":"Cup","price":7.5,"quantity":1,"sku":"4006381333931"}],"number":"1001","ordered_at":"2026-12-01T09:30:00Z","payment_method":"paypal","shipping_address":{"city":"Hamburg","country":"DE","name":"Jane Doe","postcode":"20457","street":"Hafenweg 3"},"status":"processing","totals":{"gross":47.4}}`},
+		{"order with its own customer and employee", "order",
+			`{"order_number":"SO-7","type":"invoice","customer":{"email":"li@x.example","first_name":"Li"},"employee_number":1042,
+			  "lines":[{"sku":"A","quantity":1,"unit_price":3,"tax_rate":19}],"totals":{"net":3,"tax":0.57,"gross":3.57}}`,
+			`{"customer":{"email":"li@x.example","name":"Li"},"employee_number":"1042","lines":[{"price":3,"quantity":1,"sku":"A","tax_rate":19}],"number":"SO-7","totals":{"gross":3.57,"net":3,"tax":0.57},"type":"invoice"}`},
+		{"purchase invoice", "invoice",
+			`{"number":"R-88","kind":"purchase","party":{"name":"Paper Mill Ltd"},"date":"2026-12-01","due":"2026-12-31","currency":"eur","lines":[{"description":"Paper","quantity":10,"price":"4.20"}],"total":49.98}`,
+			`{"currency":"EUR","date":"2026-12-01","due_date":"2026-12-31","kind":"purchase","lines":[{"description":"Paper","price":4.2,"quantity":10}],"number":"R-88","party":{"name":"Paper Mill Ltd"},"totals":{"gross":49.98}}`},
+		{"receipt", "payment", `{"reference":"PAY-1","amount":"47.40","currency":"eur","invoice":1001,"date":"2026-12-03"}`,
+			`{"amount":47.4,"currency":"EUR","date":"2026-12-03","invoice":"1001","reference":"PAY-1"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec, ok := mapping.CanonicalDefault(tt.entity)
+			if !ok {
+				t.Fatalf("no canonical default for %s", tt.entity)
+			}
+			p, err := mapping.Compile(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, _, _, err := p.ApplyJSON([]byte(tt.record))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(out) != tt.want {
+				t.Errorf("mapped\n got %s\nwant %s", out, tt.want)
+			}
+			if err := entity.Check(tt.entity, out); err != nil {
+				t.Errorf("the default's output is refused: %v", err)
+			}
+		})
+	}
+	// The flat default stays what a table takes.
+	if spec, _ := mapping.Default("order"); spec.Fields["order_number"] == "" {
+		t.Errorf("the flat order default lost order_number: %v", spec.Fields)
+	}
+}

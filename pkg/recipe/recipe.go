@@ -59,13 +59,48 @@ type Flow struct {
 	WriteModes map[string]connector.WriteMode
 	// KeyIsID says that the target's id of a record is its source key.
 	KeyIsID bool
+	// Document, when set, runs the document recipe: the flow's entity is a document
+	// (IsDocument) that its target reads in its canonical shape.
+	Document *Document
 }
 
-// For is the recipe's view of a compiled flow whose target can do caps with
-// its entity.
-func For(f *flowconfig.Flow, caps connector.Capabilities) Flow {
-	return Flow{Target: f.Target.Name, Entity: f.Entity, Caps: caps, Duplicates: f.Duplicates,
+// For is the recipe's view of a compiled flow whose target can do with its entity what
+// caps say; related are what it can do with the entities a document refers to (the flow's
+// compiled Target.Related, or the connector's for an older config). lock serialises
+// finding and making a document's customer among processes; nil: within this one.
+func For(f *flowconfig.Flow, caps connector.Capabilities, related []connector.Capabilities, lock Locker) Flow {
+	rf := Flow{Target: f.Target.Name, Entity: f.Entity, Caps: caps, Duplicates: f.Duplicates,
 		WriteModes: f.WriteModes, KeyIsID: f.Target.KeyIsID}
+	if IsDocument(f.Entity) && caps.Canonical {
+		d := &Document{Lock: lock}
+		if f.Document != nil {
+			d.State, d.DefaultCustomer, d.Types = f.Document.State, f.Document.DefaultCustomer, f.Document.Types
+		}
+		for _, c := range related {
+			switch c.Entity {
+			case "customer":
+				d.Customer = c
+			case "product":
+				d.Product = c
+			case "invoice":
+				d.Invoice = c
+			}
+		}
+		rf.Document = d
+	}
+	return rf
+}
+
+// Related lists the entities whose capabilities a flow of entity needs besides its own: those
+// a document refers to.
+func Related(entity string) []string {
+	switch {
+	case entity == "payment":
+		return []string{"invoice"}
+	case IsDocument(entity):
+		return []string{"customer", "product"}
+	}
+	return nil
 }
 
 // Action is what the recipe did, or would do, with one record.
@@ -146,6 +181,11 @@ func run(ctx context.Context, t connector.Target, f Flow, records []connector.Re
 	for _, round := range rounds(records) {
 		if err := planRound(ctx, t, f, records, round, known, steps, !write); err != nil {
 			return nil, err
+		}
+		if f.Document != nil {
+			if err := f.Document.resolve(ctx, t, f, records, round, steps, !write); err != nil {
+				return nil, err
+			}
 		}
 		for _, i := range round {
 			if f.KeyIsID && steps[i].Action == Created && steps[i].Write != nil {
@@ -605,6 +645,9 @@ func Check(f Flow) error {
 	}
 	if hasMode(f.WriteModes, connector.WriteIfEmpty) && !f.Caps.Read {
 		missing = append(missing, "reading records (the flow's if_empty write modes read the current value)")
+	}
+	if d := f.Document; d != nil {
+		missing = append(missing, d.check(f)...)
 	}
 	if len(missing) == 0 {
 		return nil

@@ -83,6 +83,10 @@ type Service struct {
 	// leaves held) the rest.
 	pushTimeout, minPush time.Duration
 
+	// locks serialise finding and making a document's customer among the
+	// replicas, so that two orders of one new customer make one customer.
+	locks *bus.Locks
+
 	mu      sync.Mutex
 	targets map[string]*openTarget // by tenant + "/" + endpoint
 	// indexVersion is the flow index version the targets were last pruned at.
@@ -115,6 +119,7 @@ func New(deps Deps) (*Service, error) {
 		tracer:   deps.Tracer.Tracer("github.com/syncline/syncline/services/connector"),
 		pub:      bus.NewPublisher(deps.JetStream),
 		targets:  map[string]*openTarget{},
+		locks:    bus.NewLocks(deps.JetStream, deps.Bus.Replicas),
 		breakers: newBreakers(deps.Breaker),
 		states:   flowstate.NewWriter(deps.JetStream, deps.Bus.Replicas),
 		egress:   deps.Egress.WithTenants(deps.Flows.Egress),
@@ -294,7 +299,7 @@ func (s *Service) push(ctx context.Context, f *flowconfig.Flow, items []item, ti
 	ctx = sdk.WithFlow(ctx, f.Name)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	t, caps, err := s.target(ctx, f)
+	t, caps, related, err := s.target(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +318,16 @@ func (s *Service) push(ctx context.Context, f *flowconfig.Flow, items []item, ti
 			Payload:  json.RawMessage(it.env.Payload),
 		}
 	}
-	rf := recipe.For(f, caps)
+	lock := func(ctx context.Context, name string) (func(), error) {
+		unlock, err := s.locks.Lock(ctx, f.Tenant+"/"+name)
+		if err != nil && ctx.Err() != nil {
+			// Another replica holds the customer for longer than this push may
+			// wait: the flow tries again shortly, nothing failed.
+			return nil, &sdk.ThrottledError{RetryAfter: time.Second, Err: err}
+		}
+		return unlock, err
+	}
+	rf := recipe.For(f, caps, related, lock)
 	outcomes, err := recipe.Run(ctx, t, rf, records)
 	if err != nil {
 		return nil, fmt.Errorf("pushing %d records to %s (%s): %w", len(records), f.Target.Name, f.Target.Type, err)
@@ -412,19 +426,28 @@ func (s *Service) fingerprint(f *flowconfig.Flow) (string, error) {
 
 // target returns the open target of f, opening it on first use and again
 // when the endpoint's settings changed, and what it can do with f's entity.
-func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, sdk.Capabilities, error) {
+// target opens f's target and says what it can do with the flow's entity, and with the
+// entities the flow's documents refer to: as the control plane compiled them, or for an
+// older config, as the connector declares them.
+func (s *Service) target(ctx context.Context, f *flowconfig.Flow) (sdk.Target, sdk.Capabilities, []sdk.Capabilities, error) {
 	t, err := s.openFor(ctx, f)
 	if err != nil {
-		return nil, sdk.Capabilities{}, err
+		return nil, sdk.Capabilities{}, nil, err
 	}
 	if f.Target.Caps != nil {
-		return t.target, *f.Target.Caps, nil
+		return t.target, *f.Target.Caps, f.Target.Related, nil
 	}
 	caps, err := s.deps.Connectors.Capabilities(f.Target.Type, t.open, f.Entity)
 	if err != nil {
-		return nil, sdk.Capabilities{}, fmt.Errorf("target endpoint %s of tenant %s: %w", f.Target.Name, f.Tenant, err)
+		return nil, sdk.Capabilities{}, nil, fmt.Errorf("target endpoint %s of tenant %s: %w", f.Target.Name, f.Tenant, err)
 	}
-	return t.target, caps, nil
+	var related []sdk.Capabilities
+	for _, e := range recipe.Related(f.Entity) {
+		if c, err := s.deps.Connectors.Capabilities(f.Target.Type, t.open, e); err == nil {
+			related = append(related, c)
+		}
+	}
+	return t.target, caps, related, nil
 }
 
 func (s *Service) openFor(ctx context.Context, f *flowconfig.Flow) (*openTarget, error) {

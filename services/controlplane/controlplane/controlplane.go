@@ -16,6 +16,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 
 	"connectrpc.com/connect"
@@ -418,7 +419,19 @@ func (s *Service) compileTenant(ctx context.Context, from reader, tenant string)
 		if err != nil {
 			return nil, fmt.Errorf("flow %s/%s: target endpoint %s: %w", tenant, r.Name, dst.Name, err)
 		}
-		if err := recipe.Check(recipe.Flow{Target: dst.Name, Entity: spec.Entity, Caps: caps, Duplicates: spec.Duplicates, WriteModes: spec.WriteModes}); err != nil {
+		for _, e := range recipe.Related(spec.Entity) {
+			// A target that serves none of an entity lacks what needs it, which the
+			// check names.
+			if c, err := s.deps.Connectors.Capabilities(dst.Type, dstSettings, e); err == nil {
+				dst.Related = append(dst.Related, c)
+			}
+		}
+		var doc *flowconfig.Document
+		if d := spec.Document; d != nil {
+			doc = &flowconfig.Document{State: d.State, DefaultCustomer: strings.ToLower(d.DefaultCustomer), Types: d.Types}
+		}
+		compiled := &flowconfig.Flow{Name: r.Name, Entity: spec.Entity, Target: dst, Duplicates: spec.Duplicates, WriteModes: spec.WriteModes, Document: doc}
+		if err := recipe.Check(recipe.For(compiled, caps, dst.Related, nil)); err != nil {
 			return nil, fmt.Errorf("flow %s/%s: %w", tenant, r.Name, err)
 		}
 		dst.Caps = &caps
@@ -430,7 +443,7 @@ func (s *Service) compileTenant(ctx context.Context, from reader, tenant string)
 			Entity:     spec.Entity,
 			Source:     src,
 			Target:     dst,
-			Mapping:    spec.effectiveMapping(),
+			Mapping:    spec.effectiveMapping(caps.Canonical),
 			Duplicates: spec.Duplicates,
 			Stage:      is.Stage,
 			KeyField:   spec.KeyField,
@@ -439,6 +452,7 @@ func (s *Service) compileTenant(ctx context.Context, from reader, tenant string)
 			// The mapper checks each mapped record against the entity's
 			// canonical shape when the target reads that shape.
 			Canonical: caps.Canonical && entity.Has(spec.Entity),
+			Document:  doc,
 		})
 	}
 	return out, nil

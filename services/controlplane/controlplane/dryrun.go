@@ -166,7 +166,7 @@ func (h *resourceHandler) TestFlow(ctx context.Context, req *controlplanev1.Test
 			h.s.log.Warn("closing a tested target", "tenant", tenant, "endpoint", f.Target.Name, "error", err)
 		}
 	}()
-	rf := recipe.For(f, *f.Target.Caps)
+	rf := recipe.For(f, *f.Target.Caps, f.Target.Related, nil)
 	steps, err := recipe.Plan(ctx, t, rf, []sdk.Record{{Key: out.Key, Op: sdk.OpUpsert, Version: 1, Payload: mapped}})
 	if err != nil {
 		return nil, apiError(connect.CodeUnavailable, ReasonUnavailable, res, "check the target endpoint with `syncline endpoint test`", err)

@@ -4,15 +4,19 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/mapping"
+	"github.com/syncline/syncline/pkg/recipe"
 	"github.com/syncline/syncline/pkg/resourcefile"
 )
 
@@ -201,6 +205,26 @@ type FlowSpec struct {
 	// events are pushed), or, for sources that are polled, every an
 	// interval or on a cron schedule.
 	Schedule *Schedule `json:"schedule,omitempty"`
+	// Document is what happens to the flow's documents (orders, invoices,
+	// payments and the other document types) in a target that reads them in
+	// their canonical shape; only document flows may set it.
+	Document *DocumentSpec `json:"document,omitempty"`
+}
+
+// DocumentSpec is a document flow's policy.
+type DocumentSpec struct {
+	// State is how far the target takes a document it writes, one of the
+	// states its connector declares (Tryton's sales: draft, quotation,
+	// confirmed); empty: the target's default, its first.
+	State string `json:"state,omitempty"`
+	// DefaultCustomer is the e-mail of the customer, already in the target,
+	// that every order is booked on instead of its own customer (a cash
+	// sales debtor, say). Empty: each order's customer is found by e-mail and
+	// made or updated.
+	DefaultCustomer string `json:"defaultCustomer,omitempty"`
+	// Types maps a source document type onto one the target takes, e.g.
+	// invoice: order for a target that takes orders only.
+	Types map[string]string `json:"types,omitempty"`
 }
 
 // Schedule is when a flow reads its source.
@@ -215,12 +239,10 @@ type Schedule struct {
 
 var keyFieldPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 
-// documents are the entities whose duplicate policy defaults to skip.
-var documents = map[string]bool{
-	"order": true, "invoice": true, "payment": true, "return": true, "goods-receipt": true,
-	"transfer": true, "purchase": true, "supplier-return": true, "inventory-count": true,
-	"write-off": true, "customer-payment": true, "cash-document": true, "bank-document": true,
-}
+var emailPattern = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+
+// orderTypes are the source document types an order may have (pkg/entity).
+var orderTypes = []string{"order", "invoice"}
 
 // decodeStrict decodes a spec, refusing fields the kind does not have: a
 // misspelt field silently ignored is a flow that does something else.
@@ -282,7 +304,7 @@ func (s *FlowSpec) check() error {
 	switch s.Duplicates {
 	case "":
 		s.Duplicates = flowconfig.DuplicateUpdate
-		if documents[s.Entity] {
+		if recipe.IsDocument(s.Entity) {
 			s.Duplicates = flowconfig.DuplicateSkip
 		}
 	case flowconfig.DuplicateUpdate, flowconfig.DuplicateSkip, flowconfig.DuplicateError:
@@ -309,19 +331,57 @@ func (s *FlowSpec) check() error {
 	if err := s.Schedule.check(); err != nil {
 		return err
 	}
-	if _, err := mapping.Compile(s.effectiveMapping()); err != nil {
+	if err := s.Document.check(s.Entity); err != nil {
+		return err
+	}
+	if _, err := mapping.Compile(s.effectiveMapping(false)); err != nil {
 		return fieldErr("spec.mapping", "%v", err)
 	}
 	return nil
 }
 
 // effectiveMapping is the mapping the flow runs: its entity's default
-// mapping, overridden by the flow's own.
-func (s *FlowSpec) effectiveMapping() mapping.Spec {
-	if def, ok := mapping.Default(s.Entity); ok {
+// mapping, overridden by the flow's own. canonical says the target reads
+// the entity's canonical shape, whose default it then is (an order's
+// differs from the flat one a table takes).
+func (s *FlowSpec) effectiveMapping(canonical bool) mapping.Spec {
+	def, ok := mapping.Default(s.Entity)
+	if canonical {
+		def, ok = mapping.CanonicalDefault(s.Entity)
+	}
+	if ok {
 		return mapping.Merge(def, s.Mapping)
 	}
 	return s.Mapping
+}
+
+func (d *DocumentSpec) check(entity string) error {
+	if d == nil {
+		return nil
+	}
+	if !recipe.IsDocument(entity) {
+		return fieldErr("spec.document", "applies to document flows (%s), and this flow's entity is %s: leave it out", strings.Join(recipe.Documents(), ", "), entity)
+	}
+	if d.DefaultCustomer != "" {
+		if entity != "order" {
+			return fieldErr("spec.document.defaultCustomer", "applies to orders, and this flow's entity is %s: leave it out", entity)
+		}
+		if !emailPattern.MatchString(d.DefaultCustomer) {
+			return fieldErr("spec.document.defaultCustomer", "%q is not an e-mail address: give the e-mail of the customer in the target that orders are booked on", d.DefaultCustomer)
+		}
+	}
+	if len(d.Types) > 0 && entity != "order" {
+		return fieldErr("spec.document.types", "applies to orders, and this flow's entity is %s: leave it out", entity)
+	}
+	for _, from := range slices.Sorted(maps.Keys(d.Types)) {
+		if !slices.Contains(orderTypes, from) {
+			return fieldErr("spec.document.types."+from, "%q is not a type an order has: use %s", from, strings.Join(orderTypes, " or "))
+		}
+		if to := d.Types[from]; !slices.Contains(orderTypes, to) {
+			return fieldErr("spec.document.types."+from, "%q is not a type an order has: use %s", to, strings.Join(orderTypes, " or "))
+		}
+	}
+	return nil
 }
 
 func (s *Schedule) check() error {
