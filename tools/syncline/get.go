@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -62,7 +63,19 @@ which apply reads as "keep the stored value".`,
 				fmt.Fprintf(g.errOut, "no %ss\n", strings.ToLower(kind))
 				return nil
 			}
-			return writeTable(g.out, kind, list)
+			if err := writeTable(g.out, kind, list); err != nil {
+				return err
+			}
+			if kind != kindIntegrator || len(args) != 2 {
+				return nil
+			}
+			// One integrator: its services, and the flows that make each.
+			resp, err := client.ListResources(cmd.Context(), &controlplanev1.ListResourcesRequest{Kind: kindFlow, Tenant: list[0].GetMetadata().GetTenant()})
+			if err != nil {
+				return explain(err, g.server)
+			}
+			fmt.Fprintln(g.out)
+			return writeServices(g.out, args[1], resp.Resources)
 		},
 	}
 	cmd.Flags().StringVar(&tenant, "tenant", "", "the tenant (with the admin token; default: every tenant when listing)")
@@ -167,6 +180,60 @@ func writeTable(w io.Writer, kind string, list []*controlplanev1.Resource) error
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// services are what an integrator offers, as the integration products name
+// them, each made by the flows of some entities; the first two are always
+// shown, set up or not.
+var services = []struct {
+	name     string
+	entities []string
+	always   bool
+}{
+	{"vouchers", []string{"invoice"}, true},
+	{"payments", []string{"payment", "customer_payment"}, true},
+	{"orders", []string{"order"}, false},
+	{"customers", []string{"customer"}, false},
+	{"products", []string{"product", "category"}, false},
+	{"stock", []string{"stock"}, false},
+	{"documents", []string{"order_return", "goods_receipt", "internal_transfer", "purchase", "supplier_return",
+		"inventory_count", "write_off", "cash_document", "bank_document"}, false},
+}
+
+// writeServices lists the services of integrator with the flows (of all
+// flows) that make each: name, entity, source -> target, and for documents
+// how far the target takes them.
+func writeServices(w io.Writer, integrator string, flows []*controlplanev1.Resource) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tFLOW\tENTITY\tSOURCE -> TARGET\tDUPLICATES\tDOCUMENT STATE")
+	var missing []string
+	for _, svc := range services {
+		n := 0
+		for _, f := range flows {
+			if specField("integrator", "")(f) != integrator || !slices.Contains(svc.entities, specField("entity", "")(f)) {
+				continue
+			}
+			n++
+			state := "-"
+			if d := f.GetSpec().GetFields()["document"].GetStructValue(); d != nil {
+				if v := d.GetFields()["state"].GetStringValue(); v != "" {
+					state = v
+				}
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s -> %s\t%s\t%s\n", svc.name, nameOf(f), specField("entity", "-")(f),
+				specField("source", "-")(f), specField("target", "-")(f), specField("duplicates", "-")(f), state)
+		}
+		if n == 0 && svc.always {
+			missing = append(missing, fmt.Sprintf("%s: not set up; apply a flow of entity %s", svc.name, svc.entities[0]))
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, m := range missing {
+		fmt.Fprintln(w, m)
+	}
+	return nil
 }
 
 func nameOf(r *controlplanev1.Resource) string   { return r.GetMetadata().GetName() }

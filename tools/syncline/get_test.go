@@ -70,9 +70,15 @@ func TestGetEveryKindInEveryFormat(t *testing.T) {
 			names: []string{"acme"},
 		},
 		{
-			kind:  "integrator",
-			name:  "shop-to-erp",
-			list:  `TENANT +NAME +STAGE +UPDATED\nacme +shop-to-erp +active +` + timestamp + `\n`,
+			kind: "integrator",
+			name: "shop-to-erp",
+			list: `TENANT +NAME +STAGE +UPDATED\nacme +shop-to-erp +active +` + timestamp + `\n`,
+			// One integrator shows its services and their flows.
+			one: `TENANT +NAME +STAGE +UPDATED\nacme +shop-to-erp +active +` + timestamp + `\n\n` +
+				`SERVICE +FLOW +ENTITY +SOURCE -> TARGET +DUPLICATES +DOCUMENT STATE\n` +
+				`orders +orders +order +shop -> erp +skip +-\n` +
+				`vouchers: not set up; apply a flow of entity invoice\n` +
+				`payments: not set up; apply a flow of entity payment\n`,
 			names: []string{"shop-to-erp"},
 		},
 		{

@@ -427,6 +427,9 @@ func (s *Service) compileTenant(ctx context.Context, from reader, tenant string)
 			}
 		}
 		var doc *flowconfig.Document
+		if spec.Document != nil && !caps.Canonical {
+			return nil, fmt.Errorf("flow %s/%s: spec.document: target endpoint %s (%s) takes %s records as the mapping makes them, not in their canonical shape, so no document recipe runs for it; leave spec.document out", tenant, r.Name, dst.Name, dst.Type, spec.Entity)
+		}
 		if d := spec.Document; d != nil {
 			doc = &flowconfig.Document{State: d.State, DefaultCustomer: strings.ToLower(d.DefaultCustomer), Types: d.Types}
 		}

@@ -275,6 +275,27 @@ func TestApplyRefusals(t *testing.T) {
 				"credentials": map[string]any{"password": "secret"}})
 			return rs
 		}, connect.CodeFailedPrecondition, []string{"flow acme/orders", "target endpoint erp", `does not serve "order"`, "customer, product, category, stock"}},
+		{"a document policy on a flow of customers", func() []*controlplanev1.Resource {
+			rs := orders(t, map[string]any{"n": "source.n"})
+			rs[4].Spec.Fields["entity"] = structpb.NewStringValue("customer")
+			rs[4].Spec.Fields["document"] = document(t, map[string]any{"state": "confirmed"})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"spec.document", "applies to document flows", "entity is customer"}},
+		{"a default customer that is not an e-mail address", func() []*controlplanev1.Resource {
+			rs := orders(t, map[string]any{"n": "source.n"})
+			rs[4].Spec.Fields["document"] = document(t, map[string]any{"defaultCustomer": "cash sales"})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"spec.document.defaultCustomer", `"cash sales" is not an e-mail address`}},
+		{"a document type map of a type orders do not have", func() []*controlplanev1.Resource {
+			rs := orders(t, map[string]any{"n": "source.n"})
+			rs[4].Spec.Fields["document"] = document(t, map[string]any{"types": map[string]any{"quote": "order"}})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"spec.document.types.quote", "order or invoice"}},
+		{"a document policy for a target that takes records as mapped", func() []*controlplanev1.Resource {
+			rs := orders(t, map[string]any{"n": "source.n"})
+			rs[4].Spec.Fields["document"] = document(t, map[string]any{"state": "confirmed"})
+			return rs
+		}, connect.CodeFailedPrecondition, []string{"flow acme/orders", "spec.document", "target endpoint erp (sql)", "not in their canonical shape"}},
 		{"endpoint without a description", func() []*controlplanev1.Resource {
 			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[2] = res(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats"})
@@ -343,4 +364,13 @@ func TestCompiledSettingsValidateAgain(t *testing.T) {
 	if _, err := reg.ValidateSettings(fl.Target.Type, fl.Target.Settings); err != nil {
 		t.Errorf("the compiled settings do not validate again: %v", err)
 	}
+}
+
+func document(t *testing.T, m map[string]any) *structpb.Value {
+	t.Helper()
+	v, err := structpb.NewValue(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
