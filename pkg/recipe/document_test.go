@@ -406,3 +406,43 @@ func TestCheckNamesWhatADocumentFlowLacks(t *testing.T) {
 		t.Errorf("a flow the target serves: %v", err)
 	}
 }
+
+// TestRecordsMadeElsewhereAreMatched: a customer flow finds by e-mail the customer an order
+// made (whose external reference is the e-mail), and a product flow finds by SKU a product
+// made in the target by hand: each is updated, never made a second time, also once the
+// ledger knows it.
+func TestRecordsMadeElsewhereAreMatched(t *testing.T) {
+	ctx := context.Background()
+	shop := newShop(t, "A")
+	if got, err := recipe.Run(ctx, shop, orderFlow("order", recipe.Document{}), []connector.Record{order("1", "jane@example.com", "", "A")}); err != nil || got[0].Action != recipe.Created {
+		t.Fatalf("the order: %v %+v", err, got)
+	}
+	customers := recipe.Flow{Target: "erp", Entity: "customer", Caps: shopCaps["customer"], Duplicates: recipe.DuplicateUpdate, MatchBy: connector.FieldEmail}
+	rec := connector.Record{Key: "C-42", Op: connector.OpUpsert, Create: true, Version: 1, Payload: json.RawMessage(`{"email":"Jane@Example.com","name":"Jane Doe","phone":"+49 30 1"}`)}
+	got, err := recipe.Run(ctx, shop, customers, []connector.Record{rec})
+	if err != nil || got[0].Action != recipe.Updated {
+		t.Fatalf("the customer flow: %v %+v, want the order's customer updated", err, got)
+	}
+	rec.Create, rec.TargetID = false, got[0].TargetID
+	if got, err = recipe.Run(ctx, shop, customers, []connector.Record{rec}); err != nil || got[0].Action != recipe.Updated {
+		t.Fatalf("the customer flow again, known to the ledger: %v %+v", err, got)
+	}
+	if n := shop["customer"].Len(); n != 1 {
+		t.Errorf("%d customers, want 1: %v", n, customersOf(shop))
+	}
+
+	products := recipe.Flow{Target: "erp", Entity: "product", Caps: shopCaps["product"], Duplicates: recipe.DuplicateUpdate, MatchBy: connector.FieldSKU}
+	// Product A was made "by hand" as p-A; the flow's key for it is the shop's id.
+	prod := connector.Record{Key: "shop-17", Op: connector.OpUpsert, Create: true, Version: 1, Payload: json.RawMessage(`{"sku":"A","name":"Cup"}`)}
+	if got, err = recipe.Run(ctx, shop, products, []connector.Record{prod}); err != nil || got[0].Action != recipe.Updated {
+		t.Fatalf("the product flow: %v %+v, want product A updated", err, got)
+	}
+	// Another case of a SKU is another product.
+	other := connector.Record{Key: "shop-18", Op: connector.OpUpsert, Create: true, Version: 1, Payload: json.RawMessage(`{"sku":"a","name":"Small cup"}`)}
+	if got, err = recipe.Run(ctx, shop, products, []connector.Record{other}); err != nil || got[0].Action != recipe.Created {
+		t.Fatalf("product a: %v %+v, want it created", err, got)
+	}
+	if n := shop["product"].Len(); n != 2 {
+		t.Errorf("%d products, want 2", n)
+	}
+}

@@ -59,6 +59,12 @@ type Flow struct {
 	WriteModes map[string]connector.WriteMode
 	// KeyIsID says that the target's id of a record is its source key.
 	KeyIsID bool
+	// MatchBy is a field of the record's payload by which the target is asked for the
+	// record when its external reference finds nothing: a customer's e-mail, a product's
+	// SKU. A record made in the target by hand, or by another flow (a customer an order
+	// made), is then found instead of made a second time. Empty: the external reference
+	// alone.
+	MatchBy string
 	// Document, when set, runs the document recipe: the flow's entity is a document
 	// (IsDocument) that its target reads in its canonical shape.
 	Document *Document
@@ -71,6 +77,9 @@ type Flow struct {
 func For(f *flowconfig.Flow, caps connector.Capabilities, related []connector.Capabilities, lock Locker) Flow {
 	rf := Flow{Target: f.Target.Name, Entity: f.Entity, Caps: caps, Duplicates: f.Duplicates,
 		WriteModes: f.WriteModes, KeyIsID: f.Target.KeyIsID}
+	if m := matchBy[f.Entity]; caps.Canonical && caps.CanFind(m) {
+		rf.MatchBy = m
+	}
 	if IsDocument(f.Entity) && caps.Canonical {
 		d := &Document{Lock: lock}
 		if f.Document != nil {
@@ -90,6 +99,11 @@ func For(f *flowconfig.Flow, caps connector.Capabilities, related []connector.Ca
 	}
 	return rf
 }
+
+// matchBy is the field each canonical entity is matched by when its external reference
+// finds nothing (Flow.MatchBy): the same customer is the same e-mail, the same product the
+// same SKU.
+var matchBy = map[string]string{"customer": connector.FieldEmail, "product": connector.FieldSKU}
 
 // Related lists the entities whose capabilities a flow of entity needs besides its own: those
 // a document refers to.
@@ -291,9 +305,61 @@ func planRound(ctx context.Context, t connector.Target, f Flow, records []connec
 		for _, g := range got {
 			found[g.Value] = append(found[g.Value], g)
 		}
+		if err := match(ctx, t, f, records, round, looked, found); err != nil {
+			return err
+		}
 	}
 	for _, i := range round {
 		steps[i] = plan(f, records[i], known, found, looked[records[i].Key])
+	}
+	return nil
+}
+
+// match asks the target, in one Find by f.MatchBy, for the upserts of round that their
+// external reference did not find, and adds what it finds to found under their keys.
+func match(ctx context.Context, t connector.Target, f Flow, records []connector.Record, round []int, looked map[string]bool, found map[string][]connector.Found) error {
+	if f.MatchBy == "" {
+		return nil
+	}
+	// An e-mail is the same in any case; a SKU is not.
+	fold := strings.TrimSpace
+	if f.MatchBy == connector.FieldEmail {
+		fold = strings.ToLower
+	}
+	keysOf := map[string][]string{} // the value, folded -> the keys whose records have it
+	var values []string
+	for _, i := range round {
+		r := records[i]
+		if !looked[r.Key] || r.Op != connector.OpUpsert || len(found[r.Key]) > 0 {
+			continue
+		}
+		var v map[string]any
+		if json.Unmarshal(r.Payload, &v) != nil {
+			continue // refused as not an object when planned
+		}
+		s, _ := v[f.MatchBy].(string)
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		folded := fold(s)
+		if len(keysOf[folded]) == 0 {
+			values = append(values, s)
+		}
+		keysOf[folded] = append(keysOf[folded], r.Key)
+	}
+	if len(values) == 0 {
+		return nil
+	}
+	got, err := t.Find(ctx, f.Entity, f.MatchBy, values)
+	if err != nil {
+		return fmt.Errorf("looking up %d %s records by %s in %s: %w", len(values), f.Entity, f.MatchBy, f.Target, err)
+	}
+	for _, g := range got {
+		for _, key := range keysOf[fold(g.Value)] {
+			if !slices.ContainsFunc(found[key], func(h connector.Found) bool { return h.ID == g.ID }) {
+				found[key] = append(found[key], g)
+			}
+		}
 	}
 	return nil
 }
