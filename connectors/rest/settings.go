@@ -71,10 +71,21 @@ type Entity struct {
 	UpdateMethod string
 	// Delete says that the target may delete records.
 	Delete bool
+	// Canonical says that the API takes the entity in its canonical shape (pkg/entity):
+	// the mapper checks records against it, and for a document (an order, an invoice, a
+	// payment) the platform's document recipe runs: customer by e-mail, every SKU there,
+	// then the document.
+	Canonical bool
+	// RefsField is the field a document's create and update carry the ids of what it
+	// refers to in (connector.Write.Refs: {"customer": "17", "sku:TS-1": "4"}); StateField
+	// the field that carries how far the API is to take it (connector.Write.State), and
+	// States the states it takes, the default first. Empty fields send neither.
+	RefsField, StateField string
+	States                []string
 }
 
 // entityKeys are the settings of one entity, in the order messages list them.
-var entityKeys = []string{"path", "item_path", "lookup", "ref_field", "id_field", "items_field", "update_method", "delete"}
+var entityKeys = []string{"path", "item_path", "lookup", "ref_field", "id_field", "items_field", "update_method", "delete", "canonical", "refs_field", "state_field", "states"}
 
 var (
 	namePattern = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
@@ -108,7 +119,7 @@ func spec() connector.Spec {
 			{Name: "timeout", Type: connector.TypeDuration, Default: defaultTimeout.String(),
 				Summary: "how long one request may take, answer included, before the target counts the API as down"},
 			{Name: "entities", Type: connector.TypeMap, Required: true,
-				Summary: "per entity (customer, product, ...): path (the collection, /customers), item_path (default path/{id}), lookup (find field -> query parameter, such as email: email; external_ref defaults to ref_field), ref_field (the record field that stores the source key, default external_ref), id_field (default id), items_field (when the collection's answer is an object around the list), update_method (PATCH or PUT, default PATCH), delete (default false)"},
+				Summary: "per entity (customer, product, ...): path (the collection, /customers), item_path (default path/{id}), lookup (find field -> query parameter, such as email: email; external_ref defaults to ref_field), ref_field (the record field that stores the source key, default external_ref), id_field (default id), items_field (when the collection's answer is an object around the list), update_method (PATCH or PUT, default PATCH), delete (default false), canonical (the API takes the entity's canonical shape, and documents go through the order recipe; default false), refs_field (the field a document carries the ids of its customer, products or invoice in), state_field and states (the field that carries how far the API takes a document, and the states it takes, the default first)"},
 		},
 	}
 }
@@ -149,6 +160,9 @@ func entities(settings map[string]any) ([]connector.Capabilities, error) {
 			Create: true,
 			Update: true,
 			Delete: e.Delete,
+			// A canonical document's state goes in its state_field.
+			Canonical: e.Canonical,
+			States:    e.States,
 		})
 	}
 	return caps, nil
@@ -298,12 +312,34 @@ func parseEntity(v any) (Entity, []problem) {
 	str("id_field", &e.IDField)
 	str("items_field", &e.ItemsField)
 	str("update_method", &e.UpdateMethod)
-	if raw, ok := m["delete"]; ok && raw != nil {
-		if b, ok := raw.(bool); ok {
-			e.Delete = b
-		} else {
-			fail("delete", "must be true or false")
+	flag := func(key string, into *bool) {
+		if raw, ok := m[key]; ok && raw != nil {
+			if b, ok := raw.(bool); ok {
+				*into = b
+			} else {
+				fail(key, "must be true or false")
+			}
 		}
+	}
+	flag("delete", &e.Delete)
+	flag("canonical", &e.Canonical)
+	str("refs_field", &e.RefsField)
+	str("state_field", &e.StateField)
+	if raw, ok := m["states"]; ok && raw != nil {
+		list, ok := raw.([]any)
+		for _, v := range list {
+			if s, isStr := v.(string); isStr && s != "" {
+				e.States = append(e.States, s)
+			} else {
+				ok = false
+			}
+		}
+		if !ok || len(e.States) == 0 {
+			fail("states", "must be a list of the states the API takes a document to, the default first, such as [draft, confirmed]")
+		}
+	}
+	if len(e.States) > 0 && e.StateField == "" {
+		fail("state_field", "required with states: the field that carries the state the document is to be taken to")
 	}
 
 	switch {

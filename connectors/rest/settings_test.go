@@ -92,7 +92,12 @@ func TestSettingsErrorsNameTheirPath(t *testing.T) {
 			"settings.entities.customer.id_field: must not be empty",
 			"settings.entities.customer.lookup.Email: the find field must be lower-case",
 			"settings.entities.customer.lookup.phone: must be the name of a query parameter",
-			"settings.entities.customer.pathh: unknown setting; an entity's settings are path, item_path, lookup, ref_field, id_field, items_field, update_method, delete",
+			"settings.entities.customer.pathh: unknown setting; an entity's settings are path, item_path, lookup, ref_field, id_field, items_field, update_method, delete, canonical, refs_field, state_field, states",
+		}},
+		{"document settings", entity(map[string]any{"path": "/orders", "canonical": "yes", "states": []any{"open", 3}}), []string{
+			"settings.entities.customer.canonical: must be true or false",
+			"settings.entities.customer.states: must be a list of the states the API takes a document to",
+			"settings.entities.customer.state_field: required with states",
 		}},
 		{"lookup is not a map", entity(map[string]any{"path": "/customers", "lookup": "email"}), []string{
 			"settings.entities.customer.lookup: must be a map of find fields to query parameters",

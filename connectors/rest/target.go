@@ -260,6 +260,7 @@ func (t *Target) create(ctx context.Context, entity string, e Entity, w connecto
 	}
 	ref, _ := json.Marshal(w.Key)
 	fields[e.RefField] = ref
+	addDocument(e, w, fields)
 	body, err := json.Marshal(fields)
 	if err != nil {
 		return connector.Result{}, fmt.Errorf("encoding the record: %w", err)
@@ -276,6 +277,17 @@ func (t *Target) create(ctx context.Context, entity string, e Entity, w connecto
 	}
 	return connector.Result{}, fmt.Errorf("%s answered %d without the new record's id: no %q field in a JSON answer, no Location header; set settings.entities.%s.id_field",
 		a.what, a.status, e.IDField, entity)
+}
+
+// addDocument adds to a document's fields the ids of what it refers to and the state it is
+// to be taken to, in the fields the entity's settings name.
+func addDocument(e Entity, w connector.Write, fields map[string]json.RawMessage) {
+	if e.RefsField != "" && len(w.Refs) > 0 {
+		fields[e.RefsField], _ = json.Marshal(w.Refs) // a map of strings always encodes
+	}
+	if e.StateField != "" && w.State != "" {
+		fields[e.StateField], _ = json.Marshal(w.State)
+	}
 }
 
 // createdID reads a created record's id from the answer, or from its Location header when
@@ -322,6 +334,7 @@ func (t *Target) update(ctx context.Context, entity string, e Entity, w connecto
 		maps.Copy(current, fields)
 		fields = current
 	}
+	addDocument(e, w, fields)
 	body, err := json.Marshal(fields)
 	if err != nil {
 		return connector.Result{}, fmt.Errorf("encoding the record: %w", err)

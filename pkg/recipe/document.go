@@ -321,7 +321,9 @@ func (d *Document) resolveCustomers(ctx context.Context, t connector.Target, f F
 			kept = append(kept, p) // a document without a party
 			continue
 		}
-		by, value := connector.FieldEmail, str(party.Email)
+		// E-mails are looked up as customers are made with them: in lower case, which a
+		// target that compares them exactly finds too.
+		by, value := connector.FieldEmail, strings.ToLower(str(party.Email))
 		if value == "" {
 			by, value = connector.FieldName, str(party.Name)
 		}
