@@ -62,13 +62,14 @@ type Rule struct {
 	Status  int    `json:"status,omitempty"`
 }
 
-// Trouble makes the server answer the next Count requests (of Method, when set) with Status
-// (and Retry-After, when set), as an API that is busy or down for a moment would.
+// Trouble makes the server answer the next Count requests (of Method and to Path, when set)
+// with Status (and Retry-After, when set), as an API that is busy or down for a moment would.
 type Trouble struct {
 	Status     int    `json:"status"`
 	Count      int    `json:"count"`
 	RetryAfter string `json:"retry_after,omitempty"`
 	Method     string `json:"method,omitempty"`
+	Path       string `json:"path,omitempty"`
 }
 
 // State is what Reset puts in the server.
@@ -79,6 +80,9 @@ type State struct {
 	Auth    Auth
 	Rules   map[string]map[string]Rule // collection -> field -> rule
 	Trouble Trouble
+	// Slow takes every request of a method and path ("POST /customers") up that many
+	// milliseconds late: a record being created is not there yet for a lookup meanwhile.
+	Slow map[string]int
 }
 
 // Start starts json-server on 127.0.0.1 at a port the system picks and waits until it
@@ -195,7 +199,7 @@ func (s *Server) Reset(t testing.TB, state State) {
 		}
 		db[name] = items
 	}
-	body, err := json.Marshal(map[string]any{"db": db, "auth": state.Auth, "rules": state.Rules, "trouble": state.Trouble})
+	body, err := json.Marshal(map[string]any{"db": db, "auth": state.Auth, "rules": state.Rules, "trouble": state.Trouble, "slow": state.Slow})
 	if err != nil {
 		t.Fatalf("resetting json-server: %v", err)
 	}

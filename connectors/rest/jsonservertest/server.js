@@ -9,8 +9,8 @@
 // a collection whose body has a rule's field not matching its pattern gets the rule's status
 // (422 by default) with {"message": message}, as a shop refusing a record would answer.
 //
-// "trouble": {"status": 429, "count": n, "retry_after": "1", "method": "POST"} answers the next
-// n requests (of that method, when one is named; never resets) with status, its Retry-After
+// "trouble": {"status": 429, "count": n, "retry_after": "1", "method": "POST", "path": "/orders"}
+// answers the next n requests (of that method and path, when named; never resets) with status, its Retry-After
 // and {"message": ...}, as an API that is busy or down for a moment would.
 //
 // The server exits when its stdin closes, so it never outlives the test process.
@@ -19,7 +19,7 @@
 const jsonServer = require('json-server');
 
 const app = jsonServer.create();
-let state = { router: jsonServer.router({}), auth: {}, rules: {}, trouble: {} };
+let state = { router: jsonServer.router({}), auth: {}, rules: {}, trouble: {}, slow: {} };
 
 app.post('/__peer/reset', jsonServer.bodyParser, (req, res) => {
   const body = req.body || {};
@@ -29,6 +29,7 @@ app.post('/__peer/reset', jsonServer.bodyParser, (req, res) => {
       auth: body.auth || {},
       rules: body.rules || {},
       trouble: Object.assign({}, body.trouble),
+      slow: body.slow || {},
     };
   } catch (err) {
     res.status(400).json({ message: String(err.message || err) });
@@ -37,9 +38,21 @@ app.post('/__peer/reset', jsonServer.bodyParser, (req, res) => {
   res.json({ reset: Object.keys(body.db || {}) });
 });
 
+// "slow": {"POST /customers": 200} takes every request of that method and path up that many
+// milliseconds late, as a busy API would: a record being created is not there yet for a
+// lookup meanwhile.
+app.use((req, res, next) => {
+  const ms = state.slow[req.method + ' ' + req.path];
+  if (ms > 0) {
+    setTimeout(next, ms);
+    return;
+  }
+  next();
+});
+
 app.use((req, res, next) => {
   const trouble = state.trouble;
-  if (trouble.count > 0 && (!trouble.method || trouble.method === req.method)) {
+  if (trouble.count > 0 && (!trouble.method || trouble.method === req.method) && (!trouble.path || trouble.path === req.path)) {
     trouble.count--;
     if (trouble.retry_after) {
       res.set('Retry-After', trouble.retry_after);
