@@ -2,6 +2,7 @@ package tryton
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,7 @@ func TestDestinationsAndEntities(t *testing.T) {
 		EntityProduct:  {connector.FieldExternalRef, FieldSKU},
 		EntityCategory: {connector.FieldExternalRef, FieldName},
 		EntityStock:    {connector.FieldExternalRef, FieldSKU},
+		EntityOrder:    {connector.FieldExternalRef, FieldNumber},
 	}
 	for _, c := range caps {
 		for _, f := range want[c.Entity] {
@@ -98,6 +100,9 @@ func TestDestinationsAndEntities(t *testing.T) {
 		}
 		if !c.Read || !c.Create || !c.Update || !c.Canonical {
 			t.Errorf("%s capabilities = %+v", c.Entity, c)
+		}
+		if c.Entity == EntityOrder && (c.Delete || !slices.Equal(c.States, []string{StateDraft, StateQuotation, StateConfirmed}) || !slices.Equal(c.Types, []string{TypeOrder})) {
+			t.Errorf("order capabilities = %+v, want no deletes, the states draft (the default), quotation and confirmed, and the type order", c)
 		}
 		delete(want, c.Entity)
 	}
