@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -123,6 +124,7 @@ type saleBack struct {
 }
 
 type lineBack struct {
+	ID        int64   `json:"id"`
 	Product   int64   `json:"product"`
 	Quantity  float64 `json:"quantity"`
 	UnitPrice struct {
@@ -214,8 +216,22 @@ func TestOrderCreate(t *testing.T) {
 				{Product: f.variants["TSHIRT-M"], Quantity: 1, Unit: 1, Taxes: []int64{1}, Description: "T-Shirt, M"},
 			}
 			want[0].UnitPrice.Decimal, want[1].UnitPrice.Decimal = "9.9", "19.95"
+			for i := range min(len(lines), len(want)) {
+				want[i].ID = lines[i].ID
+			}
 			if len(lines) != 2 || fmt.Sprint(lines) != fmt.Sprint(want) {
 				t.Errorf("lines = %+v\nwant %+v (the T-shirt as variant TSHIRT-M, %d)", lines, want, f.variants["TSHIRT-M"])
+			}
+
+			// The same order again as an update (a replay under the duplicate policy
+			// update, or the source sending it again): nothing to change, whatever the
+			// sale's state, and nothing changed.
+			if res := f.writeOne(t, f.update(key, res.TargetID, tc.state, orderPayload(number))); res.Err != nil {
+				t.Fatalf("the same order as an update: %v", res.Err)
+			}
+			again, linesAgain := f.sale(t, res.TargetID)
+			if !reflect.DeepEqual(again, s) || !reflect.DeepEqual(linesAgain, lines) {
+				t.Errorf("after the same order as an update:\n%+v %+v\nwant\n%+v %+v", again, linesAgain, s, lines)
 			}
 		})
 	}

@@ -129,8 +129,8 @@ func TestOpenRefusesWhatEgressForbids(t *testing.T) {
 // fields of the wrong type or with values Tryton lacks are its refusal.
 func TestUnknownEntityAndField(t *testing.T) {
 	tg, _ := open(t, nil)
-	if _, err := tg.Write(context.Background(), "order", []connector.Write{create("o-1", `{}`)}); err == nil || !strings.Contains(err.Error(), "customer, product, category and stock") {
-		t.Fatalf("Write(order) = %v", err)
+	if _, err := tg.Write(context.Background(), "invoice", []connector.Write{create("i-1", `{}`)}); err == nil || !strings.Contains(err.Error(), "customer, product, category, stock and order") {
+		t.Fatalf("Write(invoice) = %v", err)
 	}
 	if _, err := tg.Find(context.Background(), EntityProduct, "ean", []string{"4006381333931"}); err == nil || !strings.Contains(err.Error(), "external_ref or sku") {
 		t.Fatalf("Find(product, ean) = %v", err)
