@@ -199,6 +199,12 @@ type addressRow struct {
 	Delivery flag `json:"delivery"`
 }
 
+// is reports whether the party's address is a, as the target writes it.
+func (row *addressRow) is(a *address) bool {
+	return row.Street == a.street() && row.PostalCode == a.Postcode && row.City == a.City &&
+		row.Country != nil && strings.EqualFold(row.Country.Code, a.Country) && row.PartyName == a.Name
+}
+
 type identifierRow struct {
 	ID    int64  `json:"id"`
 	Party int64  `json:"party"`
@@ -348,14 +354,7 @@ func (t *Target) keepAddresses(ctx context.Context, party int64, billing, shippi
 		if err != nil {
 			return err
 		}
-		match := -1
-		for i, row := range rows {
-			if row.Street == r.a.street() && row.PostalCode == r.a.Postcode && row.City == r.a.City &&
-				row.Country != nil && strings.EqualFold(row.Country.Code, r.a.Country) && row.PartyName == r.a.Name {
-				match = i
-				break
-			}
-		}
+		match := slices.IndexFunc(rows, func(row addressRow) bool { return row.is(r.a) })
 		if match >= 0 {
 			if err := t.write(ctx, "party.address", []int64{rows[match].ID}, map[string]any{r.field: true}); err != nil {
 				return err

@@ -19,6 +19,7 @@ const (
 	EntityProduct  = "product"
 	EntityCategory = "category"
 	EntityStock    = "stock"
+	EntityOrder    = "order"
 )
 
 // The fields records are found by, besides connector.FieldExternalRef.
@@ -26,7 +27,21 @@ const (
 	FieldEmail = "email"
 	FieldSKU   = "sku"
 	FieldName  = "name"
+	// FieldNumber is an order's number, which a sale keeps as its reference.
+	FieldNumber = connector.FieldNumber
 )
+
+// The states the target takes a sale it writes to (connector.Write.State), the default
+// first: a draft, a quotation (Tryton draws the sale's number) or a confirmed sale (Tryton
+// makes its invoice and shipment).
+const (
+	StateDraft     = "draft"
+	StateQuotation = "quotation"
+	StateConfirmed = "confirmed"
+)
+
+// The source document types the target takes as orders.
+const TypeOrder = "order"
 
 // The formulas the available setting names: how Found.Fields' available of a stock level is
 // read from Tryton.
@@ -65,7 +80,7 @@ func spec() connector.Spec {
 	return connector.Spec{
 		Type:     Type,
 		Kind:     connector.KindTarget,
-		Summary:  "Writes customers, products, categories and stock levels into a Tryton 6.0 ERP over JSON-RPC.",
+		Summary:  "Writes customers, products, categories, stock levels and orders (as sales) into a Tryton 6.0 ERP over JSON-RPC.",
 		Reaches:  reaches,
 		Entities: entities,
 		// Tryton draws party codes and sale, invoice and inventory numbers from
@@ -84,7 +99,7 @@ func spec() connector.Spec {
 			{Name: "company", Type: connector.TypeString, Default: "",
 				Summary: "the company records belong to, by name; empty: the user's current company"},
 			{Name: "warehouse", Type: connector.TypeString, Default: "WH",
-				Summary: "the code of the warehouse whose stock levels are set when a stock record names none"},
+				Summary: "the code of the warehouse whose stock levels are set when a stock record names none, and that sales ship from"},
 			{Name: "account_category", Type: connector.TypeString, Default: "",
 				Summary: "the accounting product category (by name, e.g. Goods) new products get, so that they can be invoiced; empty: none"},
 			{Name: "price_includes_tax", Type: connector.TypeBool, Default: false,
@@ -112,6 +127,11 @@ func entities(map[string]any) ([]connector.Capabilities, error) {
 			Create: true, Update: true, Delete: true, Canonical: true},
 		{Entity: EntityStock, FindBy: []string{connector.FieldExternalRef, FieldSKU}, Read: true,
 			Create: true, Update: true, Canonical: true},
+		// A sale can only be changed while it is a draft, and Tryton keeps the sales it
+		// invoiced or shipped: no deletes.
+		{Entity: EntityOrder, FindBy: []string{connector.FieldExternalRef, FieldNumber}, Read: true,
+			Create: true, Update: true, Canonical: true,
+			States: []string{StateDraft, StateQuotation, StateConfirmed}, Types: []string{TypeOrder}},
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package tryton
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,7 @@ func TestDestinationsAndEntities(t *testing.T) {
 		EntityProduct:  {connector.FieldExternalRef, FieldSKU},
 		EntityCategory: {connector.FieldExternalRef, FieldName},
 		EntityStock:    {connector.FieldExternalRef, FieldSKU},
+		EntityOrder:    {connector.FieldExternalRef, FieldNumber},
 	}
 	for _, c := range caps {
 		for _, f := range want[c.Entity] {
@@ -98,6 +100,9 @@ func TestDestinationsAndEntities(t *testing.T) {
 		}
 		if !c.Read || !c.Create || !c.Update || !c.Canonical {
 			t.Errorf("%s capabilities = %+v", c.Entity, c)
+		}
+		if c.Entity == EntityOrder && (c.Delete || !slices.Equal(c.States, []string{StateDraft, StateQuotation, StateConfirmed}) || !slices.Equal(c.Types, []string{TypeOrder})) {
+			t.Errorf("order capabilities = %+v, want no deletes, the states draft (the default), quotation and confirmed, and the type order", c)
 		}
 		delete(want, c.Entity)
 	}
@@ -124,8 +129,8 @@ func TestOpenRefusesWhatEgressForbids(t *testing.T) {
 // fields of the wrong type or with values Tryton lacks are its refusal.
 func TestUnknownEntityAndField(t *testing.T) {
 	tg, _ := open(t, nil)
-	if _, err := tg.Write(context.Background(), "order", []connector.Write{create("o-1", `{}`)}); err == nil || !strings.Contains(err.Error(), "customer, product, category and stock") {
-		t.Fatalf("Write(order) = %v", err)
+	if _, err := tg.Write(context.Background(), "invoice", []connector.Write{create("i-1", `{}`)}); err == nil || !strings.Contains(err.Error(), "customer, product, category, stock and order") {
+		t.Fatalf("Write(invoice) = %v", err)
 	}
 	if _, err := tg.Find(context.Background(), EntityProduct, "ean", []string{"4006381333931"}); err == nil || !strings.Contains(err.Error(), "external_ref or sku") {
 		t.Fatalf("Find(product, ean) = %v", err)
