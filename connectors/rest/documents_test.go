@@ -31,7 +31,7 @@ func erpSettings(baseURL string) map[string]any {
 			"order":         doc("/orders"),
 			"invoice":       doc("/invoices"),
 			"payment":       payment,
-			"goods_receipt": doc("/goods_receipts"),
+			"goods-receipt": doc("/goods-receipts"),
 		},
 	}
 }
@@ -160,7 +160,7 @@ func TestOrdersThroughTheRecipe(t *testing.T) {
 func TestDocumentsThroughTheRecipe(t *testing.T) {
 	ctx := context.Background()
 	peer.Reset(t, jsonservertest.State{DB: map[string][]map[string]any{
-		"customers": nil, "orders": nil, "invoices": nil, "payments": nil, "goods_receipts": nil,
+		"customers": nil, "orders": nil, "invoices": nil, "payments": nil, "goods-receipts": nil,
 		"products": {{"id": 1, "sku": "TS-1", "name": "T-shirt"}},
 	}})
 	erp := openERP(t)
@@ -187,7 +187,7 @@ func TestDocumentsThroughTheRecipe(t *testing.T) {
 	if o := run("payment", rec("PAY-2", `{"reference":"PAY-2","amount":2,"currency":"EUR","invoice":"R-404"}`)); o.Code != recipe.CodeUnknownInvoice {
 		t.Fatalf("payment of an unknown invoice: %+v", o)
 	}
-	if o := run("goods_receipt", rec("gr-1", `{"number":"GR-1","party":{"name":"Paper Mill Ltd"},"lines":[{"sku":"TS-1","quantity":24}]}`)); o.Action != recipe.Created {
+	if o := run("goods-receipt", rec("gr-1", `{"number":"GR-1","party":{"name":"Paper Mill Ltd"},"lines":[{"sku":"TS-1","quantity":24}]}`)); o.Action != recipe.Created {
 		t.Fatalf("goods receipt: %+v", o)
 	}
 	invoices := peer.Items(t, jsonservertest.Auth{}, "invoices", nil)

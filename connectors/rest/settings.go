@@ -88,7 +88,7 @@ type Entity struct {
 var entityKeys = []string{"path", "item_path", "lookup", "ref_field", "id_field", "items_field", "update_method", "delete", "canonical", "refs_field", "state_field", "states"}
 
 var (
-	namePattern = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	namePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
 	// pathPattern is a path of the API: starting with '/', with no query, fragment, space or
 	// placeholder other than {id}.
 	pathPattern = regexp.MustCompile(`^/[^?#\s{}]*$`)
@@ -235,7 +235,7 @@ func parse(m map[string]any) (Settings, error) {
 	for _, name := range slices.Sorted(maps.Keys(raw)) {
 		path := "entities." + name
 		if !namePattern.MatchString(name) {
-			fail(path, "the entity name must be lower-case letters, digits or '_', starting with a letter")
+			fail(path, "the entity name must be lower-case letters, digits, '_' or '-', starting with a letter")
 			continue
 		}
 		e, problems := parseEntity(raw[name])

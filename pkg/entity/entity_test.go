@@ -14,8 +14,8 @@ import (
 )
 
 // documentTypes are the entities that share the document schema.
-var documentTypes = []string{"bank_document", "cash_document", "customer_payment", "goods_receipt", "internal_transfer",
-	"inventory_count", "order_return", "purchase", "supplier_return", "write_off"}
+var documentTypes = []string{"bank-document", "cash-document", "customer-payment", "goods-receipt", "internal-transfer",
+	"inventory-count", "order-return", "purchase", "supplier-return", "write-off"}
 
 func TestNames(t *testing.T) {
 	want := append([]string{"category", "customer", "invoice", "order", "payment", "product", "stock"}, documentTypes...)
@@ -43,9 +43,9 @@ func TestNames(t *testing.T) {
 // against the one document schema, and a record that names another type
 // in document_type is refused, naming the field and not the value.
 func TestDocumentTypesShareTheDocumentSchema(t *testing.T) {
-	shared, _ := entity.Schema("goods_receipt")
+	shared, _ := entity.Schema("goods-receipt")
 	if !bytes.Contains(shared, []byte(`"$id": "https://syncline.dev/schemas/v1/entity/document.schema.json"`)) {
-		t.Fatalf("Schema(goods_receipt) is not the document schema:\n%s", shared)
+		t.Fatalf("Schema(goods-receipt) is not the document schema:\n%s", shared)
 	}
 	for _, name := range documentTypes {
 		if s, _ := entity.Schema(name); !bytes.Equal(s, shared) {
@@ -60,7 +60,7 @@ func TestDocumentTypesShareTheDocumentSchema(t *testing.T) {
 				t.Errorf("Check(%s, %s) = %v", name, record, err)
 			}
 		}
-		other := "write_off"
+		other := "write-off"
 		if name == other {
 			other = "purchase"
 		}
@@ -79,10 +79,10 @@ func TestDocumentTypesShareTheDocumentSchema(t *testing.T) {
 	// A type the schema does not know is the schema's refusal, once; and
 	// the document_type problem joins the schema's.
 	err := entity.Check("purchase", []byte(`{"document_type":"sales_order"}`))
-	if err == nil || !strings.Contains(err.Error(), `document_type: must be one of "order_return", "goods_receipt"`) || strings.Count(err.Error(), "document_type") != 1 {
+	if err == nil || !strings.Contains(err.Error(), `document_type: must be one of "order-return", "goods-receipt"`) || strings.Count(err.Error(), "document_type") != 1 {
 		t.Errorf("Check of an unknown document type = %v", err)
 	}
-	err = entity.Check("purchase", []byte(`{"document_type":"write_off"}`))
+	err = entity.Check("purchase", []byte(`{"document_type":"write-off"}`))
 	var refused *entity.Error
 	if !errors.As(err, &refused) || len(refused.Problems) != 2 || refused.Problems[0].Path != "document_type" || refused.Problems[1].Path != "number" {
 		t.Errorf("Check without a number and of another type = %v, want both problems, sorted", err)
@@ -187,7 +187,7 @@ func TestReferenceExamplesPass(t *testing.T) {
 	for _, s := range sections {
 		name, _, _ := strings.Cut(s, "\n")
 		if name == "document" {
-			name = "goods_receipt" // the example's document_type
+			name = "goods-receipt" // the example's document_type
 		}
 		_, rest, ok := strings.Cut(s, "```json\n")
 		example, _, ok2 := strings.Cut(rest, "```")
@@ -257,14 +257,14 @@ func init() {
 		`{"reference":"PAY-1","amount":10,"currency":"EUR","kind":null,"date":null,"invoice":null,"party":null}`,
 		`{"reference":"PAY-2","kind":"payment","amount":426,"currency":"GBP","date":"2026-12-20","invoice":"BILL-77","party":{"name":"Supplies Ltd"}}`,
 	}
-	valid["goods_receipt"] = []string{
+	valid["goods-receipt"] = []string{
 		`{"number":"GR-1"}`,
-		`{"number":"GR-1","document_type":"goods_receipt","date":"2026-12-02","party":{"name":"Supplies Ltd","email":"sales@supplies.example"},
+		`{"number":"GR-1","document_type":"goods-receipt","date":"2026-12-02","party":{"name":"Supplies Ltd","email":"sales@supplies.example"},
 		  "currency":"EUR","amount":null,"lines":[{"sku":"A","quantity":24,"price":8.4,"description":"T-shirt"},{"description":"Freight"}],
 		  "reference":"PO-31","note":"Two boxes damaged"}`,
 	}
-	valid["bank_document"] = []string{
-		`{"number":"BANK-2026-12-03","document_type":"bank_document","date":"2026-12-03","currency":"EUR","amount":-250,"lines":[]}`,
+	valid["bank-document"] = []string{
+		`{"number":"BANK-2026-12-03","document_type":"bank-document","date":"2026-12-03","currency":"EUR","amount":-250,"lines":[]}`,
 	}
 }
 
@@ -356,7 +356,7 @@ func TestCheckRefusesNamingTheField(t *testing.T) {
 			[]string{"amount: must be more than 0 (", "currency: does not fit ("}},
 		{"payment without an amount and currency", "payment", `{"reference":"P-1","kind":"refund"}`,
 			[]string{"amount: required but missing (", "currency: required but missing (", `kind: must be one of "receipt", "payment" (`}},
-		{"document without a number", "write_off", `{"document_type":"write_off","lines":[{"sku":"A","quantity":-1}]}`,
+		{"document without a number", "write-off", `{"document_type":"write-off","lines":[{"sku":"A","quantity":-1}]}`,
 			[]string{"lines[0].quantity: must be at least 0 (", "number: required but missing (The document's number in the source)"}},
 	}
 	for _, tt := range tests {
@@ -409,7 +409,7 @@ func TestCheckQuotesNoValue(t *testing.T) {
 
 func TestCheckBadInput(t *testing.T) {
 	tests := []struct{ name, entity, payload, want string }{
-		{"unknown entity", "spaceship", `{}`, `"spaceship" is not a canonical entity: use bank_document, cash_document, category, customer, customer_payment, goods_receipt, internal_transfer, inventory_count, invoice, order, order_return, payment, product, purchase, stock, supplier_return, write_off`},
+		{"unknown entity", "spaceship", `{}`, `"spaceship" is not a canonical entity: use bank-document, cash-document, category, customer, customer-payment, goods-receipt, internal-transfer, inventory-count, invoice, order, order-return, payment, product, purchase, stock, supplier-return, write-off`},
 		{"the shared schema", "document", `{"number":"D-1"}`, `"document" is not a canonical entity`},
 		{"not JSON", "stock", `{"sku":`, "checking a stock record: the record is not JSON"},
 		{"not an object", "stock", `[1]`, "checking a stock record: the record is a JSON array, not an object"},
@@ -466,7 +466,7 @@ func BenchmarkCheck(b *testing.B) {
 		{"product", "product", valid["product"][2]},
 		{"stock", "stock", valid["stock"][1]},
 		{"order", "order", valid["order"][2]},
-		{"goods_receipt", "goods_receipt", valid["goods_receipt"][1]},
+		{"goods-receipt", "goods-receipt", valid["goods-receipt"][1]},
 		{"refused", "customer", `{"name":"Ann","billing_address":{"street":"s","postcode":"1","city":"c","country":"Germany"}}`},
 	} {
 		b.Run(bm.name, func(b *testing.B) {

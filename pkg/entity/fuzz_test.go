@@ -24,7 +24,7 @@ func FuzzCheck(f *testing.F) {
 		`{"ean":"00000000000000","price":-1e400,"on_hand":1e400}`,
 		`{"attributes":{"":null,"a.b":{"c":1}},"features":{"x":true}}`,
 		`{"lines":[{"quantity":-1},null,{"sku":""}],"customer":{"email":null},"type":"quote","ordered_at":"x"}`,
-		`{"document_type":"write_off","party":{"name":null},"taxes":[{}],"amount":0,"kind":1}`,
+		`{"document_type":"write-off","party":{"name":null},"taxes":[{}],"amount":0,"kind":1}`,
 	} {
 		f.Add([]byte(seed))
 	}

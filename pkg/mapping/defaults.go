@@ -4,6 +4,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+
+	pkgentity "github.com/syncline/syncline/pkg/entity"
 )
 
 // Default mappings ship with the platform, one per entity: a flow of that
@@ -56,6 +58,10 @@ import (
 //     order); lines as an order's; taxes; totals (else total, as the gross).
 //   - payment: reference (text); kind; amount; currency; date; invoice (text);
 //     party, as an invoice's.
+//   - each other document type (entity.DocumentTypes: goods-receipt,
+//     write-off...): number (text); document_type; date; party (else
+//     customer, else supplier), as an invoice's; currency; amount (else
+//     total); lines as an order's; reference; note.
 var defaults = map[string]Spec{
 	"order": {
 		Fields: map[string]string{
@@ -264,12 +270,31 @@ func Default(entity string) (spec Spec, ok bool) {
 	return d.clone(), true
 }
 
+// documentDefault is the canonical default of every other document type.
+var documentDefault = Spec{
+	Fields: map[string]string{
+		"number":        text(present("source.?number")),
+		"document_type": present("source.?document_type"),
+		"date":          present("source.?date"),
+		"party":         party(first(present("source.?party"), present("source.?customer"), present("source.?supplier"))),
+		"currency":      present("source.?currency") + ".optMap(v, v.upperAscii())",
+		"amount":        number(first("source.?amount", "source.?total")),
+		"lines":         lines(present("source.?lines")),
+		"reference":     text(present("source.?reference")),
+		"note":          present("source.?note"),
+	},
+}
+
 // CanonicalDefault returns the default mapping of entity for a target that
-// reads the entity's canonical shape (pkg/entity): for order, invoice and
-// payment the one that produces it, for every other entity Default's.
+// reads the entity's canonical shape (pkg/entity): for order, invoice,
+// payment and the other document types the one that produces it, for every
+// other entity Default's.
 func CanonicalDefault(entity string) (spec Spec, ok bool) {
 	if d, ok := canonicalDefaults[entity]; ok {
 		return d.clone(), true
+	}
+	if slices.Contains(pkgentity.DocumentTypes(), entity) {
+		return documentDefault.clone(), true
 	}
 	return Default(entity)
 }

@@ -138,6 +138,9 @@ func TestCanonicalDocumentDefaults(t *testing.T) {
 		{"purchase invoice", "invoice",
 			`{"number":"R-88","kind":"purchase","party":{"name":"Paper Mill Ltd"},"date":"2026-12-01","due":"2026-12-31","currency":"eur","lines":[{"description":"Paper","quantity":10,"price":"4.20"}],"total":49.98}`,
 			`{"currency":"EUR","date":"2026-12-01","due_date":"2026-12-31","kind":"purchase","lines":[{"description":"Paper","price":4.2,"quantity":10}],"number":"R-88","party":{"name":"Paper Mill Ltd"},"totals":{"gross":49.98}}`},
+		{"goods receipt", "goods-receipt",
+			`{"number":"GR-7","date":"2026-12-02","supplier":{"name":"Paper Mill Ltd","vat_id":"GB123"},"lines":[{"sku":100,"quantity":"24","name":"Paper"}]}`,
+			`{"date":"2026-12-02","lines":[{"description":"Paper","quantity":24,"sku":"100"}],"number":"GR-7","party":{"name":"Paper Mill Ltd","tax_id":"GB123"}}`},
 		{"receipt", "payment", `{"reference":"PAY-1","amount":"47.40","currency":"eur","invoice":1001,"date":"2026-12-03"}`,
 			`{"amount":47.4,"currency":"EUR","date":"2026-12-03","invoice":"1001","reference":"PAY-1"}`},
 	}

@@ -32,8 +32,8 @@ func Documents() []string {
 
 var documentNames = []string{
 	"order", "invoice", "payment",
-	"order_return", "goods_receipt", "internal_transfer", "purchase", "supplier_return",
-	"inventory_count", "write_off", "customer_payment", "cash_document", "bank_document",
+	"order-return", "goods-receipt", "internal-transfer", "purchase", "supplier-return",
+	"inventory-count", "write-off", "customer-payment", "cash-document", "bank-document",
 }
 
 // IsDocument reports whether entity is a document (see Documents).

@@ -191,13 +191,13 @@ var services = []struct {
 	always   bool
 }{
 	{"vouchers", []string{"invoice"}, true},
-	{"payments", []string{"payment", "customer_payment"}, true},
+	{"payments", []string{"payment", "customer-payment"}, true},
 	{"orders", []string{"order"}, false},
 	{"customers", []string{"customer"}, false},
 	{"products", []string{"product", "category"}, false},
 	{"stock", []string{"stock"}, false},
-	{"documents", []string{"order_return", "goods_receipt", "internal_transfer", "purchase", "supplier_return",
-		"inventory_count", "write_off", "cash_document", "bank_document"}, false},
+	{"documents", []string{"order-return", "goods-receipt", "internal-transfer", "purchase", "supplier-return",
+		"inventory-count", "write-off", "cash-document", "bank-document"}, false},
 }
 
 // writeServices lists the services of integrator with the flows (of all

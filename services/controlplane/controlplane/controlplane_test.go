@@ -273,8 +273,9 @@ func TestApplyRefusals(t *testing.T) {
 			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "tryton", "description": "Tryton ERP",
 				"settings":    map[string]any{"url": "http://127.0.0.1:1", "database": "erp", "user": "syncline"},
 				"credentials": map[string]any{"password": "secret"}})
+			rs[4].Spec.Fields["entity"] = structpb.NewStringValue("goods-receipt")
 			return rs
-		}, connect.CodeFailedPrecondition, []string{"flow acme/orders", "target endpoint erp", `does not serve "order"`, "customer, product, category, stock"}},
+		}, connect.CodeFailedPrecondition, []string{"flow acme/orders", "target endpoint erp", `does not serve "goods-receipt"`, "customer, product, category, stock, order"}},
 		{"a document policy on a flow of customers", func() []*controlplanev1.Resource {
 			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[4].Spec.Fields["entity"] = structpb.NewStringValue("customer")
@@ -373,4 +374,47 @@ func document(t *testing.T, m map[string]any) *structpb.Value {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestDocumentFlowsCompile: a flow of each document type defaults to the skip policy, and a
+// document flow to a target that reads it canonically is compiled with what the target can
+// do with the customers and products its documents refer to, its document policy and the
+// canonical default mapping.
+func TestDocumentFlowsCompile(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	rs := orders(t, map[string]any{})
+	rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "rest", "description": "ERP API", "settings": map[string]any{
+		"base_url": "http://127.0.0.1:1/api", "entities": map[string]any{
+			"order":         map[string]any{"path": "/orders", "canonical": true, "state_field": "state", "states": []any{"open", "confirmed"}},
+			"goods-receipt": map[string]any{"path": "/receipts", "canonical": true},
+			"customer":      map[string]any{"path": "/customers", "canonical": true, "lookup": map[string]any{"email": "email"}},
+			"product":       map[string]any{"path": "/products", "canonical": true, "lookup": map[string]any{"sku": "sku"}},
+		}}})
+	rs[4].Spec.Fields["document"] = document(t, map[string]any{"state": "confirmed", "defaultCustomer": "POS@Shop.example", "types": map[string]any{"invoice": "order"}})
+	receipts := res(t, "Flow", "acme", "receipts", map[string]any{"integrator": "sync", "source": "shop", "target": "erp", "entity": "goods-receipt"})
+	if _, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: append(rs, receipts)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFlow(t, f, 1)
+	var fl, gr *flowconfig.Flow
+	for range 500 {
+		if fl, gr = f.flows.Get("acme", "orders"), f.flows.Get("acme", "receipts"); gr != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if gr == nil || gr.Duplicates != flowconfig.DuplicateSkip {
+		t.Fatalf("the goods receipt flow compiled as %+v, want the skip policy of documents", gr)
+	}
+	if d := fl.Document; d == nil || d.State != "confirmed" || d.DefaultCustomer != "pos@shop.example" || d.Types["invoice"] != "order" {
+		t.Errorf("the order flow's document policy compiled as %+v", fl.Document)
+	}
+	var related []string
+	for _, c := range fl.Target.Related {
+		related = append(related, c.Entity)
+	}
+	if strings.Join(related, ",") != "customer,product" || !fl.Canonical || fl.Mapping.Fields["lines"] == "" || fl.Mapping.Defaults["employee_number"] != "999999" {
+		t.Errorf("the order flow compiled with related %v, canonical %v, mapping %v", related, fl.Canonical, fl.Mapping)
+	}
 }

@@ -346,7 +346,9 @@ func (s *FlowSpec) check() error {
 // differs from the flat one a table takes).
 func (s *FlowSpec) effectiveMapping(canonical bool) mapping.Spec {
 	def, ok := mapping.Default(s.Entity)
-	if canonical {
+	if canonical || !ok {
+		// A document type has no flat default: its canonical one is as good a
+		// start as any for a table.
 		def, ok = mapping.CanonicalDefault(s.Entity)
 	}
 	if ok {
