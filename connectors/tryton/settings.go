@@ -104,7 +104,7 @@ func spec() connector.Spec {
 // keeps the external reference.
 func entities(map[string]any) ([]connector.Capabilities, error) {
 	return []connector.Capabilities{
-		{Entity: EntityCustomer, FindBy: []string{connector.FieldExternalRef, FieldEmail}, Read: true,
+		{Entity: EntityCustomer, FindBy: []string{connector.FieldExternalRef, FieldEmail, FieldName}, Read: true,
 			Create: true, Update: true, Delete: true, Canonical: true},
 		{Entity: EntityProduct, FindBy: []string{connector.FieldExternalRef, FieldSKU}, Read: true,
 			Create: true, Update: true, Delete: true, Canonical: true},

@@ -85,7 +85,7 @@ func TestDestinationsAndEntities(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
-		EntityCustomer: {connector.FieldExternalRef, FieldEmail},
+		EntityCustomer: {connector.FieldExternalRef, FieldEmail, FieldName},
 		EntityProduct:  {connector.FieldExternalRef, FieldSKU},
 		EntityCategory: {connector.FieldExternalRef, FieldName},
 		EntityStock:    {connector.FieldExternalRef, FieldSKU},
