@@ -19,6 +19,7 @@ const (
 	EntityProduct  = "product"
 	EntityCategory = "category"
 	EntityStock    = "stock"
+	EntityInvoice  = "invoice"
 )
 
 // The fields records are found by, besides connector.FieldExternalRef.
@@ -26,6 +27,8 @@ const (
 	FieldEmail = "email"
 	FieldSKU   = "sku"
 	FieldName  = "name"
+	// FieldNumber finds an invoice by the source's number (or its own reference).
+	FieldNumber = "number"
 )
 
 // The formulas the available setting names: how Found.Fields' available of a stock level is
@@ -57,6 +60,10 @@ type Settings struct {
 	ManageStock      bool
 	Available        string
 	Timeout          time.Duration
+
+	// InvoiceLineCategory is the accounting category, by name, whose revenue or expense
+	// account and taxes book invoice lines without a SKU; empty: AccountCategory.
+	InvoiceLineCategory string
 }
 
 // spec is the single source of truth for the settings: Register hands it to the registry, and
@@ -65,7 +72,7 @@ func spec() connector.Spec {
 	return connector.Spec{
 		Type:     Type,
 		Kind:     connector.KindTarget,
-		Summary:  "Writes customers, products, categories and stock levels into a Tryton 6.0 ERP over JSON-RPC.",
+		Summary:  "Writes customers, products, categories, stock levels and invoices into a Tryton 6.0 ERP over JSON-RPC.",
 		Reaches:  reaches,
 		Entities: entities,
 		// Tryton draws party codes and sale, invoice and inventory numbers from
@@ -87,6 +94,8 @@ func spec() connector.Spec {
 				Summary: "the code of the warehouse whose stock levels are set when a stock record names none"},
 			{Name: "account_category", Type: connector.TypeString, Default: "",
 				Summary: "the accounting product category (by name, e.g. Goods) new products get, so that they can be invoiced; empty: none"},
+			{Name: "invoice_line_category", Type: connector.TypeString, Default: "",
+				Summary: "the accounting product category (by name) whose revenue (sales) or expense (purchase) account and taxes book invoice lines without a sku; empty: account_category"},
 			{Name: "price_includes_tax", Type: connector.TypeBool, Default: false,
 				Summary: "whether Tryton's list prices include tax: a record's price is converted with the customer taxes of the product's accounting category when its basis differs"},
 			{Name: "manage_stock", Type: connector.TypeBool, Default: true,
@@ -112,6 +121,8 @@ func entities(map[string]any) ([]connector.Capabilities, error) {
 			Create: true, Update: true, Delete: true, Canonical: true},
 		{Entity: EntityStock, FindBy: []string{connector.FieldExternalRef, FieldSKU}, Read: true,
 			Create: true, Update: true, Canonical: true},
+		{Entity: EntityInvoice, FindBy: []string{connector.FieldExternalRef, FieldNumber}, Read: true,
+			Create: true, Update: true, Canonical: true, States: []string{InvoiceDraft, InvoiceValidated, InvoicePosted}},
 	}, nil
 }
 
@@ -156,6 +167,7 @@ func settingsFrom(m map[string]any) Settings {
 	s.Warehouse, _ = m["warehouse"].(string)
 	s.AccountCategory, _ = m["account_category"].(string)
 	s.PriceIncludesTax, _ = m["price_includes_tax"].(bool)
+	s.InvoiceLineCategory, _ = m["invoice_line_category"].(string)
 	s.ManageStock, _ = m["manage_stock"].(bool)
 	s.Available, _ = m["available"].(string)
 	s.Timeout, _ = m["timeout"].(time.Duration)
@@ -172,7 +184,8 @@ func (s *Settings) validate(ctx context.Context, env connector.Env) error {
 	m := map[string]any{"url": s.URL, "database": s.Database, "user": s.User, "password": s.Password,
 		"price_includes_tax": s.PriceIncludesTax, "manage_stock": s.ManageStock}
 	for k, v := range map[string]string{"company": s.Company, "warehouse": s.Warehouse,
-		"account_category": s.AccountCategory, "available": s.Available} {
+		"account_category": s.AccountCategory, "available": s.Available,
+		"invoice_line_category": s.InvoiceLineCategory} {
 		if v != "" {
 			m[k] = v
 		}

@@ -89,6 +89,7 @@ func TestDestinationsAndEntities(t *testing.T) {
 		EntityProduct:  {connector.FieldExternalRef, FieldSKU},
 		EntityCategory: {connector.FieldExternalRef, FieldName},
 		EntityStock:    {connector.FieldExternalRef, FieldSKU},
+		EntityInvoice:  {connector.FieldExternalRef, FieldNumber},
 	}
 	for _, c := range caps {
 		for _, f := range want[c.Entity] {
@@ -98,6 +99,9 @@ func TestDestinationsAndEntities(t *testing.T) {
 		}
 		if !c.Read || !c.Create || !c.Update || !c.Canonical {
 			t.Errorf("%s capabilities = %+v", c.Entity, c)
+		}
+		if c.Entity == EntityInvoice && (len(c.States) != 3 || c.States[0] != InvoiceDraft || c.Delete) {
+			t.Errorf("invoice capabilities = %+v, want the states draft (the default), validated and posted, and no delete", c)
 		}
 		delete(want, c.Entity)
 	}
@@ -124,7 +128,7 @@ func TestOpenRefusesWhatEgressForbids(t *testing.T) {
 // fields of the wrong type or with values Tryton lacks are its refusal.
 func TestUnknownEntityAndField(t *testing.T) {
 	tg, _ := open(t, nil)
-	if _, err := tg.Write(context.Background(), "order", []connector.Write{create("o-1", `{}`)}); err == nil || !strings.Contains(err.Error(), "customer, product, category and stock") {
+	if _, err := tg.Write(context.Background(), "order", []connector.Write{create("o-1", `{}`)}); err == nil || !strings.Contains(err.Error(), "customer, product, category, stock and invoice") {
 		t.Fatalf("Write(order) = %v", err)
 	}
 	if _, err := tg.Find(context.Background(), EntityProduct, "ean", []string{"4006381333931"}); err == nil || !strings.Contains(err.Error(), "external_ref or sku") {

@@ -1,7 +1,8 @@
 // Package tryton is the "tryton" target connector: it writes customers, products,
-// categories and stock levels into a Tryton 6.0 ERP over its JSON-RPC API, as a thin adapter
-// under the platform's recipe (which looks records up, applies write modes and duplicate
-// policies, and classifies outcomes).
+// categories, stock levels and invoices into a Tryton 6.0 ERP over its JSON-RPC
+// API, as a thin adapter under the platform's recipe (which looks records up, applies write
+// modes and duplicate policies, finds or makes what documents refer to, and classifies
+// outcomes).
 //
 // Where each entity keeps its external reference (the source key), so that
 // Find(external_ref) finds what an earlier write created:
@@ -13,13 +14,18 @@
 //   - category: a note (ir.note) on the category whose message is "syncline:" + key, since
 //     product.category has no free field;
 //   - stock: an untyped product identifier "syncline-stock:" + key on the variant; the
-//     target id is the variant's.
+//     target id is the variant's;
+//   - invoice: the invoice's description, "syncline:" + key. The source's number is the
+//     invoice's reference (Tryton numbers an invoice itself when it posts it, so
+//     Find(invoice, number) searches the references, then the comments), and the source's
+//     own reference is its comment.
 //
 // Party codes keep coming from Tryton's sequence, and product codes are the SKUs.
 //
-// Tryton's SQLite backend draws sequence numbers (party codes, inventory numbers) without a
-// lock, so parallel writers get the same number (two clients creating 50 parties each
-// collided 37 times). The target therefore serialises every write that draws a number or
+// Tryton's SQLite backend draws sequence numbers (party codes, inventory numbers, invoice
+// and move numbers) without a lock, so parallel writers get the same number (two clients
+// creating 50 parties each collided 37 times, and parallel posting numbered 24 invoices
+// with 6 numbers). The target therefore serialises every write that draws a number or
 // finds-or-creates a shared record (a category, an attribute), whatever the budget allows;
 // reads and plain updates run in parallel.
 package tryton
@@ -172,8 +178,10 @@ func (t *Target) Find(ctx context.Context, entity, field string, values []string
 		return t.findCategories(ctx, field, values)
 	case EntityStock:
 		return t.findStock(ctx, field, values)
+	case EntityInvoice:
+		return t.findInvoices(ctx, field, values)
 	}
-	return nil, fmt.Errorf("finding %s records: the tryton target serves customer, product, category and stock", entity)
+	return nil, fmt.Errorf("finding %s records: the tryton target serves customer, product, category, stock and invoice", entity)
 }
 
 // Write applies writes in order. A record Tryton refuses, or that cannot be expressed in
@@ -189,8 +197,10 @@ func (t *Target) Write(ctx context.Context, entity string, writes []connector.Wr
 		one = t.writeCategory
 	case EntityStock:
 		one = t.writeStock
+	case EntityInvoice:
+		one = t.writeInvoice
 	default:
-		return nil, fmt.Errorf("writing %s records: the tryton target serves customer, product, category and stock", entity)
+		return nil, fmt.Errorf("writing %s records: the tryton target serves customer, product, category, stock and invoice", entity)
 	}
 	results := make([]connector.Result, len(writes))
 	for i, w := range writes {
