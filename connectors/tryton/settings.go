@@ -20,6 +20,7 @@ const (
 	EntityCategory = "category"
 	EntityStock    = "stock"
 	EntityInvoice  = "invoice"
+	EntityPayment  = "payment"
 )
 
 // The fields records are found by, besides connector.FieldExternalRef.
@@ -64,6 +65,9 @@ type Settings struct {
 	// InvoiceLineCategory is the accounting category, by name, whose revenue or expense
 	// account and taxes book invoice lines without a SKU; empty: AccountCategory.
 	InvoiceLineCategory string
+	// PaymentJournal is the code of the cash journal whose invoice payment method books
+	// payments.
+	PaymentJournal string
 }
 
 // spec is the single source of truth for the settings: Register hands it to the registry, and
@@ -72,7 +76,7 @@ func spec() connector.Spec {
 	return connector.Spec{
 		Type:     Type,
 		Kind:     connector.KindTarget,
-		Summary:  "Writes customers, products, categories, stock levels and invoices into a Tryton 6.0 ERP over JSON-RPC.",
+		Summary:  "Writes customers, products, categories, stock levels, invoices and payments into a Tryton 6.0 ERP over JSON-RPC.",
 		Reaches:  reaches,
 		Entities: entities,
 		// Tryton draws party codes and sale, invoice and inventory numbers from
@@ -96,6 +100,8 @@ func spec() connector.Spec {
 				Summary: "the accounting product category (by name, e.g. Goods) new products get, so that they can be invoiced; empty: none"},
 			{Name: "invoice_line_category", Type: connector.TypeString, Default: "",
 				Summary: "the accounting product category (by name) whose revenue (sales) or expense (purchase) account and taxes book invoice lines without a sku; empty: account_category"},
+			{Name: "payment_journal", Type: connector.TypeString, Default: "CASH",
+				Summary: "the code of the cash journal whose invoice payment method records payments against invoices (Tryton's pay wizard); the method must exist in Tryton"},
 			{Name: "price_includes_tax", Type: connector.TypeBool, Default: false,
 				Summary: "whether Tryton's list prices include tax: a record's price is converted with the customer taxes of the product's accounting category when its basis differs"},
 			{Name: "manage_stock", Type: connector.TypeBool, Default: true,
@@ -123,6 +129,7 @@ func entities(map[string]any) ([]connector.Capabilities, error) {
 			Create: true, Update: true, Canonical: true},
 		{Entity: EntityInvoice, FindBy: []string{connector.FieldExternalRef, FieldNumber}, Read: true,
 			Create: true, Update: true, Canonical: true, States: []string{InvoiceDraft, InvoiceValidated, InvoicePosted}},
+		{Entity: EntityPayment, FindBy: []string{connector.FieldExternalRef}, Create: true, Canonical: true},
 	}, nil
 }
 
@@ -168,6 +175,7 @@ func settingsFrom(m map[string]any) Settings {
 	s.AccountCategory, _ = m["account_category"].(string)
 	s.PriceIncludesTax, _ = m["price_includes_tax"].(bool)
 	s.InvoiceLineCategory, _ = m["invoice_line_category"].(string)
+	s.PaymentJournal, _ = m["payment_journal"].(string)
 	s.ManageStock, _ = m["manage_stock"].(bool)
 	s.Available, _ = m["available"].(string)
 	s.Timeout, _ = m["timeout"].(time.Duration)
@@ -185,7 +193,7 @@ func (s *Settings) validate(ctx context.Context, env connector.Env) error {
 		"price_includes_tax": s.PriceIncludesTax, "manage_stock": s.ManageStock}
 	for k, v := range map[string]string{"company": s.Company, "warehouse": s.Warehouse,
 		"account_category": s.AccountCategory, "available": s.Available,
-		"invoice_line_category": s.InvoiceLineCategory} {
+		"invoice_line_category": s.InvoiceLineCategory, "payment_journal": s.PaymentJournal} {
 		if v != "" {
 			m[k] = v
 		}

@@ -90,6 +90,7 @@ func TestDestinationsAndEntities(t *testing.T) {
 		EntityCategory: {connector.FieldExternalRef, FieldName},
 		EntityStock:    {connector.FieldExternalRef, FieldSKU},
 		EntityInvoice:  {connector.FieldExternalRef, FieldNumber},
+		EntityPayment:  {connector.FieldExternalRef},
 	}
 	for _, c := range caps {
 		for _, f := range want[c.Entity] {
@@ -97,7 +98,10 @@ func TestDestinationsAndEntities(t *testing.T) {
 				t.Errorf("%s cannot be found by %s", c.Entity, f)
 			}
 		}
-		if !c.Read || !c.Create || !c.Update || !c.Canonical {
+		// A payment is booked once and then belongs to the accounting: it is neither
+		// read back nor changed.
+		payment := c.Entity == EntityPayment
+		if c.Read == payment || !c.Create || c.Update == payment || !c.Canonical {
 			t.Errorf("%s capabilities = %+v", c.Entity, c)
 		}
 		if c.Entity == EntityInvoice && (len(c.States) != 3 || c.States[0] != InvoiceDraft || c.Delete) {
@@ -128,7 +132,7 @@ func TestOpenRefusesWhatEgressForbids(t *testing.T) {
 // fields of the wrong type or with values Tryton lacks are its refusal.
 func TestUnknownEntityAndField(t *testing.T) {
 	tg, _ := open(t, nil)
-	if _, err := tg.Write(context.Background(), "order", []connector.Write{create("o-1", `{}`)}); err == nil || !strings.Contains(err.Error(), "customer, product, category, stock and invoice") {
+	if _, err := tg.Write(context.Background(), "order", []connector.Write{create("o-1", `{}`)}); err == nil || !strings.Contains(err.Error(), "customer, product, category, stock, invoice and payment") {
 		t.Fatalf("Write(order) = %v", err)
 	}
 	if _, err := tg.Find(context.Background(), EntityProduct, "ean", []string{"4006381333931"}); err == nil || !strings.Contains(err.Error(), "external_ref or sku") {

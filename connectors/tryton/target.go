@@ -1,5 +1,5 @@
 // Package tryton is the "tryton" target connector: it writes customers, products,
-// categories, stock levels and invoices into a Tryton 6.0 ERP over its JSON-RPC
+// categories, stock levels, invoices and payments into a Tryton 6.0 ERP over its JSON-RPC
 // API, as a thin adapter under the platform's recipe (which looks records up, applies write
 // modes and duplicate policies, finds or makes what documents refer to, and classifies
 // outcomes).
@@ -18,7 +18,10 @@
 //   - invoice: the invoice's description, "syncline:" + key. The source's number is the
 //     invoice's reference (Tryton numbers an invoice itself when it posts it, so
 //     Find(invoice, number) searches the references, then the comments), and the source's
-//     own reference is its comment.
+//     own reference is its comment;
+//   - payment: the description of the move Tryton's pay wizard books for it,
+//     "syncline-payment:" + key; the target id is the move's. A payment whose move exists
+//     is never paid again, since Tryton's wizard would book a repeated partial payment twice.
 //
 // Party codes keep coming from Tryton's sequence, and product codes are the SKUs.
 //
@@ -26,8 +29,9 @@
 // and move numbers) without a lock, so parallel writers get the same number (two clients
 // creating 50 parties each collided 37 times, and parallel posting numbered 24 invoices
 // with 6 numbers). The target therefore serialises every write that draws a number or
-// finds-or-creates a shared record (a category, an attribute), whatever the budget allows;
-// reads and plain updates run in parallel.
+// finds-or-creates a shared record (a category, an attribute), and every payment from the
+// look for its earlier booking to the booking, whatever the budget allows; reads and plain
+// updates run in parallel.
 package tryton
 
 import (
@@ -180,8 +184,10 @@ func (t *Target) Find(ctx context.Context, entity, field string, values []string
 		return t.findStock(ctx, field, values)
 	case EntityInvoice:
 		return t.findInvoices(ctx, field, values)
+	case EntityPayment:
+		return t.findPayments(ctx, field, values)
 	}
-	return nil, fmt.Errorf("finding %s records: the tryton target serves customer, product, category, stock and invoice", entity)
+	return nil, fmt.Errorf("finding %s records: the tryton target serves customer, product, category, stock, invoice and payment", entity)
 }
 
 // Write applies writes in order. A record Tryton refuses, or that cannot be expressed in
@@ -199,8 +205,10 @@ func (t *Target) Write(ctx context.Context, entity string, writes []connector.Wr
 		one = t.writeStock
 	case EntityInvoice:
 		one = t.writeInvoice
+	case EntityPayment:
+		one = t.writePayment
 	default:
-		return nil, fmt.Errorf("writing %s records: the tryton target serves customer, product, category, stock and invoice", entity)
+		return nil, fmt.Errorf("writing %s records: the tryton target serves customer, product, category, stock, invoice and payment", entity)
 	}
 	results := make([]connector.Result, len(writes))
 	for i, w := range writes {
