@@ -50,6 +50,7 @@ type client struct {
 
 	mu      sync.Mutex // guards session, cookie and the refused login
 	session string     // the Authorization header value; empty before the first login
+	uid     int64      // the user's id, from the login
 	cookie  string
 	// refused is the error of a login Tryton refused (HTTP 401), returned again without a
 	// new attempt until refusedUntil.
@@ -65,6 +66,9 @@ type RPCError struct {
 	// Kind is "UserError", "UserWarning" or "" for other exceptions.
 	Kind    string
 	Message string
+	// Warning is a UserWarning's name: a res.user.warning record of that name lets the
+	// call pass once.
+	Warning string
 }
 
 func (e *RPCError) Error() string {
@@ -147,6 +151,7 @@ func (c *client) login(ctx context.Context, stale string) (string, error) {
 		return "", fmt.Errorf("logging in to Tryton at %s, database %q, as %q: the answer is not [user id, session]; is the URL a Tryton 6.0 server?", c.base, c.database, c.user)
 	}
 	c.refused = nil
+	c.uid = uid
 	c.session = "Session " + base64.StdEncoding.EncodeToString([]byte(c.user+":"+strconv.FormatInt(uid, 10)+":"+key))
 	if c.cookie == "" {
 		var cookie string
@@ -157,6 +162,16 @@ func (c *client) login(ctx context.Context, stale string) (string, error) {
 		// lockouts caused by others, so a failure here is not the call's failure.
 	}
 	return c.session, nil
+}
+
+// userID returns the id of the user the client logs in as, logging in if it has not yet.
+func (c *client) userID(ctx context.Context) (int64, error) {
+	if _, err := c.login(ctx, ""); err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.uid, nil
 }
 
 // close ends the session on the server, so that it does not linger for 30 days.
@@ -275,7 +290,7 @@ func rpcError(method string, raw json.RawMessage) error {
 		}
 		return &RPCError{Method: method, Kind: head, Message: msg}
 	case "UserWarning":
-		return &RPCError{Method: method, Kind: head, Message: text(1)}
+		return &RPCError{Method: method, Kind: head, Message: text(1), Warning: text(0)}
 	case "database is locked":
 		// SQLite gave up waiting for another writer; the transaction was rolled back, so
 		// the call can be repeated once the load has passed.

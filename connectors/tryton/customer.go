@@ -513,10 +513,14 @@ func (t *Target) deleteParty(ctx context.Context, sid string) error {
 	return t.c.call(ctx, nil, "model.party.party.delete", ids, t.ctx)
 }
 
-// findCustomers finds parties by external reference or e-mail (case-insensitively). By
-// e-mail, a party that is only some company's contact person is left out when the company
-// matches too, so that a company customer is found as the company.
+// findCustomers finds parties by external reference, e-mail or name (both
+// case-insensitively). By e-mail, a party that is only some company's contact person is
+// left out when the company matches too, so that a company customer is found as the
+// company. By name, company parties come before persons.
 func (t *Target) findCustomers(ctx context.Context, field string, values []string) ([]connector.Found, error) {
+	if field == FieldName {
+		return t.findCustomersByName(ctx, values)
+	}
 	matches := map[int64][]string{}
 	switch field {
 	case connector.FieldExternalRef:
@@ -557,7 +561,7 @@ func (t *Target) findCustomers(ctx context.Context, field string, values []strin
 			}
 		}
 	default:
-		return nil, fmt.Errorf("finding customers by %s: the tryton target finds them by external_ref or email", field)
+		return nil, fmt.Errorf("finding customers by %s: the tryton target finds them by external_ref, email or name", field)
 	}
 	var out []connector.Found
 	for id, vals := range matches {
@@ -567,6 +571,70 @@ func (t *Target) findCustomers(ctx context.Context, field string, values []strin
 		}
 		for _, v := range vals {
 			out = append(out, connector.Found{Value: v, ID: idString(id), Fields: fields})
+		}
+	}
+	return out, nil
+}
+
+// findCustomersByName finds the parties whose name is one of values, compared
+// case-insensitively: for each value the company parties (those with a contact person)
+// first, then the persons, each in the order Tryton created them.
+func (t *Target) findCustomersByName(ctx context.Context, values []string) ([]connector.Found, error) {
+	type row struct {
+		ID   int64  `json:"id"`
+		Name string `json:"name"`
+	}
+	var parties []row
+	for _, v := range values {
+		// ilike treats _ and % as wildcards; the exact, case-insensitive comparison
+		// below drops what they over-match.
+		rows, err := searchRead[row](ctx, t, "party.party", []any{[]any{"name", "ilike", v}}, []string{"name"}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("finding customers by name: %w", err)
+		}
+		for _, r := range rows {
+			if strings.EqualFold(strings.TrimSpace(r.Name), strings.TrimSpace(v)) && !slices.ContainsFunc(parties, func(p row) bool { return p.ID == r.ID }) {
+				parties = append(parties, r)
+			}
+		}
+	}
+	if len(parties) == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, len(parties))
+	for i, p := range parties {
+		ids[i] = p.ID
+	}
+	type relation struct {
+		From int64 `json:"from_"`
+	}
+	companies, err := searchRead[relation](ctx, t, "party.relation.all", []any{[]any{"from_", "in", ids}, []any{"type.name", "=", relationContact}}, []string{"from_"}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("finding customers by name: %w", err)
+	}
+	isCompany := func(id int64) bool {
+		return slices.ContainsFunc(companies, func(r relation) bool { return r.From == id })
+	}
+	slices.SortStableFunc(parties, func(a, b row) int {
+		switch ca, cb := isCompany(a.ID), isCompany(b.ID); {
+		case ca && !cb:
+			return -1
+		case cb && !ca:
+			return 1
+		}
+		return 0
+	})
+	var out []connector.Found
+	for _, v := range values {
+		for _, p := range parties {
+			if !strings.EqualFold(strings.TrimSpace(p.Name), strings.TrimSpace(v)) {
+				continue
+			}
+			fields, err := t.readCustomer(ctx, p.ID)
+			if err != nil {
+				return nil, fmt.Errorf("reading customer party %d: %w", p.ID, err)
+			}
+			out = append(out, connector.Found{Value: v, ID: idString(p.ID), Fields: fields})
 		}
 	}
 	return out, nil

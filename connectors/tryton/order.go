@@ -286,17 +286,6 @@ func (t *Target) saleHeader(ctx context.Context, rec *order, have map[string]boo
 	return v, nil
 }
 
-// dateValue is Tryton's encoding of a Date field.
-type dateValue struct {
-	Year  int `json:"year"`
-	Month int `json:"month"`
-	Day   int `json:"day"`
-}
-
-func (d dateValue) encode() map[string]any {
-	return map[string]any{"__class__": "date", "year": d.Year, "month": d.Month, "day": d.Day}
-}
-
 // saleDate is the date part of ordered_at, on the calendar of its own offset: the day the
 // customer ordered.
 func saleDate(s string) (dateValue, error) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -90,15 +89,6 @@ func (f *orderFixture) writeOne(t *testing.T, w connector.Write) connector.Resul
 		t.Fatalf("writing order %s: %v", w.Key, err)
 	}
 	return res[0]
-}
-
-func atoi(t *testing.T, s string) int64 {
-	t.Helper()
-	id, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		t.Fatalf("id %q: %v", s, err)
-	}
-	return id
 }
 
 // saleBack is a sale as Tryton's own API answers it.

@@ -20,6 +20,8 @@ const (
 	EntityCategory = "category"
 	EntityStock    = "stock"
 	EntityOrder    = "order"
+	EntityInvoice  = "invoice"
+	EntityPayment  = "payment"
 )
 
 // The fields records are found by, besides connector.FieldExternalRef.
@@ -27,7 +29,8 @@ const (
 	FieldEmail = "email"
 	FieldSKU   = "sku"
 	FieldName  = "name"
-	// FieldNumber is an order's number, which a sale keeps as its reference.
+	// FieldNumber is an order's number, which a sale keeps as its reference, or an
+	// invoice's, which the invoice keeps as its reference (else its comment).
 	FieldNumber = connector.FieldNumber
 )
 
@@ -72,6 +75,13 @@ type Settings struct {
 	ManageStock      bool
 	Available        string
 	Timeout          time.Duration
+
+	// InvoiceLineCategory is the accounting category, by name, whose revenue or expense
+	// account and taxes book invoice lines without a SKU; empty: AccountCategory.
+	InvoiceLineCategory string
+	// PaymentJournal is the code of the cash journal whose invoice payment method books
+	// payments.
+	PaymentJournal string
 }
 
 // spec is the single source of truth for the settings: Register hands it to the registry, and
@@ -80,7 +90,7 @@ func spec() connector.Spec {
 	return connector.Spec{
 		Type:     Type,
 		Kind:     connector.KindTarget,
-		Summary:  "Writes customers, products, categories, stock levels and orders (as sales) into a Tryton 6.0 ERP over JSON-RPC.",
+		Summary:  "Writes customers, products, categories, stock levels, orders (as sales), invoices and payments into a Tryton 6.0 ERP over JSON-RPC.",
 		Reaches:  reaches,
 		Entities: entities,
 		// Tryton draws party codes and sale, invoice and inventory numbers from
@@ -102,6 +112,10 @@ func spec() connector.Spec {
 				Summary: "the code of the warehouse whose stock levels are set when a stock record names none, and that sales ship from"},
 			{Name: "account_category", Type: connector.TypeString, Default: "",
 				Summary: "the accounting product category (by name, e.g. Goods) new products get, so that they can be invoiced; empty: none"},
+			{Name: "invoice_line_category", Type: connector.TypeString, Default: "",
+				Summary: "the accounting product category (by name) whose revenue (sales) or expense (purchase) account and taxes book invoice lines without a sku; empty: account_category"},
+			{Name: "payment_journal", Type: connector.TypeString, Default: "CASH",
+				Summary: "the code of the cash journal whose invoice payment method records payments against invoices (Tryton's pay wizard); the method must exist in Tryton"},
 			{Name: "price_includes_tax", Type: connector.TypeBool, Default: false,
 				Summary: "whether Tryton's list prices include tax: a record's price is converted with the customer taxes of the product's accounting category when its basis differs"},
 			{Name: "manage_stock", Type: connector.TypeBool, Default: true,
@@ -119,7 +133,7 @@ func spec() connector.Spec {
 // keeps the external reference.
 func entities(map[string]any) ([]connector.Capabilities, error) {
 	return []connector.Capabilities{
-		{Entity: EntityCustomer, FindBy: []string{connector.FieldExternalRef, FieldEmail}, Read: true,
+		{Entity: EntityCustomer, FindBy: []string{connector.FieldExternalRef, FieldEmail, FieldName}, Read: true,
 			Create: true, Update: true, Delete: true, Canonical: true},
 		{Entity: EntityProduct, FindBy: []string{connector.FieldExternalRef, FieldSKU}, Read: true,
 			Create: true, Update: true, Delete: true, Canonical: true},
@@ -132,6 +146,9 @@ func entities(map[string]any) ([]connector.Capabilities, error) {
 		{Entity: EntityOrder, FindBy: []string{connector.FieldExternalRef, FieldNumber}, Read: true,
 			Create: true, Update: true, Canonical: true,
 			States: []string{StateDraft, StateQuotation, StateConfirmed}, Types: []string{TypeOrder}},
+		{Entity: EntityInvoice, FindBy: []string{connector.FieldExternalRef, FieldNumber}, Read: true,
+			Create: true, Update: true, Canonical: true, States: []string{InvoiceDraft, InvoiceValidated, InvoicePosted}},
+		{Entity: EntityPayment, FindBy: []string{connector.FieldExternalRef}, Create: true, Canonical: true},
 	}, nil
 }
 
@@ -176,6 +193,8 @@ func settingsFrom(m map[string]any) Settings {
 	s.Warehouse, _ = m["warehouse"].(string)
 	s.AccountCategory, _ = m["account_category"].(string)
 	s.PriceIncludesTax, _ = m["price_includes_tax"].(bool)
+	s.InvoiceLineCategory, _ = m["invoice_line_category"].(string)
+	s.PaymentJournal, _ = m["payment_journal"].(string)
 	s.ManageStock, _ = m["manage_stock"].(bool)
 	s.Available, _ = m["available"].(string)
 	s.Timeout, _ = m["timeout"].(time.Duration)
@@ -192,7 +211,8 @@ func (s *Settings) validate(ctx context.Context, env connector.Env) error {
 	m := map[string]any{"url": s.URL, "database": s.Database, "user": s.User, "password": s.Password,
 		"price_includes_tax": s.PriceIncludesTax, "manage_stock": s.ManageStock}
 	for k, v := range map[string]string{"company": s.Company, "warehouse": s.Warehouse,
-		"account_category": s.AccountCategory, "available": s.Available} {
+		"account_category": s.AccountCategory, "available": s.Available,
+		"invoice_line_category": s.InvoiceLineCategory, "payment_journal": s.PaymentJournal} {
 		if v != "" {
 			m[k] = v
 		}

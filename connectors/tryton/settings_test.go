@@ -86,11 +86,13 @@ func TestDestinationsAndEntities(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][]string{
-		EntityCustomer: {connector.FieldExternalRef, FieldEmail},
+		EntityCustomer: {connector.FieldExternalRef, FieldEmail, FieldName},
 		EntityProduct:  {connector.FieldExternalRef, FieldSKU},
 		EntityCategory: {connector.FieldExternalRef, FieldName},
 		EntityStock:    {connector.FieldExternalRef, FieldSKU},
 		EntityOrder:    {connector.FieldExternalRef, FieldNumber},
+		EntityInvoice:  {connector.FieldExternalRef, FieldNumber},
+		EntityPayment:  {connector.FieldExternalRef},
 	}
 	for _, c := range caps {
 		for _, f := range want[c.Entity] {
@@ -98,11 +100,17 @@ func TestDestinationsAndEntities(t *testing.T) {
 				t.Errorf("%s cannot be found by %s", c.Entity, f)
 			}
 		}
-		if !c.Read || !c.Create || !c.Update || !c.Canonical {
+		// A payment is booked once and then belongs to the accounting: it is neither
+		// read back nor changed.
+		payment := c.Entity == EntityPayment
+		if c.Read == payment || !c.Create || c.Update == payment || !c.Canonical {
 			t.Errorf("%s capabilities = %+v", c.Entity, c)
 		}
 		if c.Entity == EntityOrder && (c.Delete || !slices.Equal(c.States, []string{StateDraft, StateQuotation, StateConfirmed}) || !slices.Equal(c.Types, []string{TypeOrder})) {
 			t.Errorf("order capabilities = %+v, want no deletes, the states draft (the default), quotation and confirmed, and the type order", c)
+		}
+		if c.Entity == EntityInvoice && (len(c.States) != 3 || c.States[0] != InvoiceDraft || c.Delete) {
+			t.Errorf("invoice capabilities = %+v, want the states draft (the default), validated and posted, and no delete", c)
 		}
 		delete(want, c.Entity)
 	}
@@ -129,8 +137,8 @@ func TestOpenRefusesWhatEgressForbids(t *testing.T) {
 // fields of the wrong type or with values Tryton lacks are its refusal.
 func TestUnknownEntityAndField(t *testing.T) {
 	tg, _ := open(t, nil)
-	if _, err := tg.Write(context.Background(), "invoice", []connector.Write{create("i-1", `{}`)}); err == nil || !strings.Contains(err.Error(), "customer, product, category, stock and order") {
-		t.Fatalf("Write(invoice) = %v", err)
+	if _, err := tg.Write(context.Background(), "goods-receipt", []connector.Write{create("g-1", `{}`)}); err == nil || !strings.Contains(err.Error(), "customer, product, category, stock, order, invoice and payment") {
+		t.Fatalf("Write(goods-receipt) = %v", err)
 	}
 	if _, err := tg.Find(context.Background(), EntityProduct, "ean", []string{"4006381333931"}); err == nil || !strings.Contains(err.Error(), "external_ref or sku") {
 		t.Fatalf("Find(product, ean) = %v", err)

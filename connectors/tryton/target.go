@@ -1,7 +1,8 @@
 // Package tryton is the "tryton" target connector: it writes customers, products,
-// categories, stock levels and orders (as sales) into a Tryton 6.0 ERP over its JSON-RPC
-// API, as a thin adapter under the platform's recipe (which looks records up, applies write
-// modes and duplicate policies, and classifies outcomes).
+// categories, stock levels, orders (as sales), invoices and payments into a Tryton 6.0 ERP
+// over its JSON-RPC API, as a thin adapter under the platform's recipe (which looks records
+// up, applies write modes and duplicate policies, finds or makes what documents refer to,
+// and classifies outcomes).
 //
 // Where each entity keeps its external reference (the source key), so that
 // Find(external_ref) finds what an earlier write created:
@@ -17,16 +18,25 @@
 //   - order: the sale's description "syncline:" + key, written in the same call that
 //     creates the sale (a sale has no identifiers, and a note would leave a moment in which
 //     the sale exists without it); the order's number is the sale's reference. The target
-//     id is the sale's.
+//     id is the sale's;
+//   - invoice: the invoice's description, "syncline:" + key. The source's number is the
+//     invoice's reference (Tryton numbers an invoice itself when it posts it, so
+//     Find(invoice, number) searches the references, then the comments), and the source's
+//     own reference is its comment;
+//   - payment: the description of the move Tryton's pay wizard books for it,
+//     "syncline-payment:" + key; the target id is the move's. A payment whose move exists
+//     is never paid again, since Tryton's wizard would book a repeated partial payment twice.
 //
 // Party codes keep coming from Tryton's sequence, product codes are the SKUs, and sale
 // numbers are Tryton's own.
 //
 // Tryton's SQLite backend draws sequence numbers (party codes, inventory numbers, the
-// numbers of quoted sales and of their shipments) without a lock, so parallel writers get
-// the same number (two clients creating 50 parties each collided 37 times). The target
-// therefore serialises every write that draws a number or finds-or-creates a shared record
-// (a category, an attribute), and every order, whatever the budget allows; reads and plain
+// numbers of quoted sales and of their shipments, invoice and move numbers) without a lock,
+// so parallel writers get the same number (two clients creating 50 parties each collided 37
+// times, and parallel posting numbered 24 invoices with 6 numbers). The target therefore
+// serialises every write that draws a number or finds-or-creates a shared record (a
+// category, an attribute), every order, and every payment from the look for its earlier
+// booking to the booking, whatever the budget allows; reads and plain
 // updates run in parallel.
 package tryton
 
@@ -180,8 +190,12 @@ func (t *Target) Find(ctx context.Context, entity, field string, values []string
 		return t.findStock(ctx, field, values)
 	case EntityOrder:
 		return t.findOrders(ctx, field, values)
+	case EntityInvoice:
+		return t.findInvoices(ctx, field, values)
+	case EntityPayment:
+		return t.findPayments(ctx, field, values)
 	}
-	return nil, fmt.Errorf("finding %s records: the tryton target serves customer, product, category, stock and order", entity)
+	return nil, fmt.Errorf("finding %s records: the tryton target serves customer, product, category, stock, order, invoice and payment", entity)
 }
 
 // Write applies writes in order. A record Tryton refuses, or that cannot be expressed in
@@ -199,8 +213,12 @@ func (t *Target) Write(ctx context.Context, entity string, writes []connector.Wr
 		one = t.writeStock
 	case EntityOrder:
 		one = t.writeOrder
+	case EntityInvoice:
+		one = t.writeInvoice
+	case EntityPayment:
+		one = t.writePayment
 	default:
-		return nil, fmt.Errorf("writing %s records: the tryton target serves customer, product, category, stock and order", entity)
+		return nil, fmt.Errorf("writing %s records: the tryton target serves customer, product, category, stock, order, invoice and payment", entity)
 	}
 	results := make([]connector.Result, len(writes))
 	for i, w := range writes {
@@ -367,6 +385,25 @@ type many2one = *int64
 
 func decimal(v float64) map[string]any {
 	return map[string]any{"__class__": "Decimal", "decimal": strconv.FormatFloat(v, 'f', -1, 64)}
+}
+
+// dateValue is Tryton's encoding of a Date field.
+type dateValue struct {
+	Year  int `json:"year"`
+	Month int `json:"month"`
+	Day   int `json:"day"`
+}
+
+func (d dateValue) encode() map[string]any {
+	return map[string]any{"__class__": "date", "year": d.Year, "month": d.Month, "day": d.Day}
+}
+
+// iso is the date as ISO 8601 text, or nil for a missing date.
+func (d *dateValue) iso() any {
+	if d == nil {
+		return nil
+	}
+	return fmt.Sprintf("%04d-%02d-%02d", d.Year, d.Month, d.Day)
 }
 
 // decimalValue is Tryton's encoding of a Numeric field.
