@@ -95,8 +95,10 @@ func (t *Target) writeCustomer(ctx context.Context, w connector.Write) (string, 
 	}
 	switch w.Op {
 	case connector.WriteCreate:
-		if rec.Email == "" || rec.Name == "" {
-			return "", refuse("a customer needs an email and a name")
+		// A customer flow's records always have an e-mail (the canonical shape requires
+		// it); a supplier made for an invoice may have none, and is found by name.
+		if rec.Name == "" {
+			return "", refuse("a customer needs a name")
 		}
 		t.seq.Lock() // a party's code comes from a sequence
 		defer t.seq.Unlock()
@@ -116,11 +118,16 @@ func (t *Target) writeCustomer(ctx context.Context, w connector.Write) (string, 
 }
 
 func (t *Target) createCustomer(ctx context.Context, key string, rec *customer) (int64, error) {
-	mechanisms := []map[string]any{{"type": "email", "value": rec.Email}}
+	var mechanisms []map[string]any
+	if rec.Email != "" {
+		mechanisms = append(mechanisms, map[string]any{"type": "email", "value": rec.Email})
+	}
 	name := rec.Name
 	if rec.Company != "" {
 		name = rec.Company
-		mechanisms[0]["name"] = rec.Name
+		for _, m := range mechanisms {
+			m["name"] = rec.Name
+		}
 	}
 	if rec.Phone != "" {
 		mechanisms = append(mechanisms, map[string]any{"type": "phone", "value": rec.Phone})
@@ -134,9 +141,11 @@ func (t *Target) createCustomer(ctx context.Context, key string, rec *customer) 
 		return 0, err
 	}
 	values := map[string]any{
-		"name":               name,
-		"contact_mechanisms": []any{[]any{"create", mechanisms}},
-		"identifiers":        []any{[]any{"create", identifiers}},
+		"name":        name,
+		"identifiers": []any{[]any{"create", identifiers}},
+	}
+	if len(mechanisms) > 0 {
+		values["contact_mechanisms"] = []any{[]any{"create", mechanisms}}
 	}
 	if len(addresses) > 0 {
 		values["addresses"] = []any{[]any{"create", addresses}}
@@ -146,7 +155,7 @@ func (t *Target) createCustomer(ctx context.Context, key string, rec *customer) 
 		return 0, err
 	}
 	if rec.Company != "" {
-		if err := t.ensureContactPerson(ctx, id, rec.Name, rec.Email, true, true); err != nil {
+		if err := t.ensureContactPerson(ctx, id, rec.Name, rec.Email, true, rec.Email != ""); err != nil {
 			return 0, err
 		}
 	}

@@ -331,10 +331,17 @@ func (t *Target) invoiceParty(ctx context.Context, typ string, party int64) (map
 	if err != nil {
 		return nil, err
 	}
+	var addr int64
 	if len(addrs) == 0 {
-		return nil, refuse("party %q has no address, and Tryton needs an invoice address: give the customer a billing address", p.Name)
+		// A supplier an invoice made has no address (an invoice names none), and Tryton
+		// needs one to invoice: it gets the empty address Tryton's own client gives every
+		// new party, which the accounting fills in when it wants to.
+		if addr, err = t.create(ctx, "party.address", map[string]any{"party": party}); err != nil {
+			return nil, fmt.Errorf("giving party %q the address Tryton needs to invoice it: %w", p.Name, err)
+		}
+	} else {
+		addr = addrs[0].ID
 	}
-	addr := addrs[0].ID
 	if i := slices.IndexFunc(addrs, func(a addressRow) bool { return bool(a.Invoice) }); i >= 0 {
 		addr = addrs[i].ID
 	}
