@@ -97,6 +97,10 @@ breaking: $(BIN)/buf ## Check proto/ for breaking changes against main
 run: ## Run Syncline in one process (syncline dev)
 	go run ./tools/syncline dev
 
+.PHONY: demo-erp
+demo-erp: ## Connect a webshop (json-server) to an ERP (Tryton 6.0) through Syncline and keep them running until Ctrl-C (the README's "A webshop and an ERP")
+	tools/scripts/demo-erp.sh
+
 .PHONY: bench
 bench: postgres ## Push change events through the whole chain, load 1,000,000 API log records, time failure alerts; report throughput, latency, memory, query times and alert latency
 	go run ./tools/loadgen -backends sqlite,postgres
