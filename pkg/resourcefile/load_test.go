@@ -114,7 +114,7 @@ func TestLoadProblems(t *testing.T) {
 		want string
 	}{
 		{"unknown field", strings.Replace(flow, "  duplicates: skip\n", "  duplicate: skip\n", 1),
-			`document 1 (Flow orders): spec.duplicate: unknown field; use duplicates, entity, integrator, keyField, keyless, mapping, schedule, source, target, writeModes`},
+			`document 1 (Flow orders): spec.duplicate: unknown field; use document, duplicates, entity, integrator, keyField, keyless, mapping, schedule, source, target, writeModes`},
 		{"unknown field in the mapping", strings.Replace(flow, "    fields:\n", "    field:\n", 1),
 			`document 1 (Flow orders): spec.mapping.field: unknown field; use defaults, exclude, fields, filter, validations, valueMaps`},
 		{"unknown top-level field", "state: {}\n" + flow,

@@ -2,7 +2,7 @@
 # make demo-erp: a webshop (json-server with examples/erp/shop.json) and an ERP
 # (Tryton 6.0 with a seeded database) connected by Syncline's all-in-one mode.
 # It installs what is missing, starts the three on free ports of 127.0.0.1,
-# applies examples/erp/shop-to-erp.yaml, feeds the shop's records in with
+# applies examples/erp/shop-to-erp.yaml and orders.yaml, feeds the shop's records in with
 # tools/shopfeed, waits until the flows have applied them, prints what Tryton
 # holds and what to look at, and keeps everything running until Ctrl-C, which
 # stops all it started. Everything lives in .demo-erp/, made afresh each run.
@@ -11,9 +11,6 @@
 #   tools/scripts/demo-erp.sh stop-erp   stop the running demo's Tryton (a target that is down)
 #   tools/scripts/demo-erp.sh start-erp  start it again
 #   tools/scripts/demo-erp.sh counts     print what Tryton holds
-#
-# SYNCLINE_DEMO_ORDERS=1 also applies examples/erp/orders.yaml and feeds the
-# shop's orders, for a build whose tryton target takes orders.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -209,14 +206,10 @@ syncline apply -f "$demo/resources/shop-to-erp.yaml" >"$demo/apply.log"
 grep -v '^ ' "$demo/apply.log"
 token=$(sed -n 's/^ *token: \([^ ]*\).*/\1/p' "$demo/apply.log")
 [[ -n $token ]] || fail "the apply printed no integrator token; see $demo/apply.log"
-collections=categories=category,products=product,stock=stock,customers=customer
-if [[ ${SYNCLINE_DEMO_ORDERS:-} == 1 ]]; then
-  say "Applying examples/erp/orders.yaml (SYNCLINE_DEMO_ORDERS=1)"
-  syncline apply -f examples/erp/orders.yaml >"$demo/apply-orders.log" ||
-    fail "the order flow was refused (above): this build's control plane or tryton target does not take it; run the demo without SYNCLINE_DEMO_ORDERS"
-  grep -v '^ ' "$demo/apply-orders.log"
-  collections+=,orders=order
-fi
+say "Applying examples/erp/orders.yaml (the shop's orders become confirmed sales)"
+syncline apply -f examples/erp/orders.yaml >"$demo/apply-orders.log"
+grep -v '^ ' "$demo/apply-orders.log"
+collections=categories=category,products=product,stock=stock,customers=customer,orders=order
 
 cat >"$demo/env" <<EOF
 # source .demo-erp/env: the demo's commands and addresses, and the integrator's
@@ -247,7 +240,8 @@ cat <<EOF
 ${bold}The demo is running.${plain} In another terminal, in this folder:
 
   source .demo-erp/env                  # PATH, the addresses, the integrator's token
-  syncline get flows                    # the four flows and their state
+  syncline get flows                    # the five flows and their state
+  syncline get integrator shop-to-erp   # its services (orders, customers, products...) and their flows
   syncline logs                         # the API log: each record's outcome, target id, trace id
   syncline logs --remote-id 11 -o json  # product 11 (TS-100), with its id in Tryton
   syncline report                       # per flow: records by action, failures, latency
@@ -260,6 +254,7 @@ OTEL_EXPORTER_OTLP_ENDPOINT set to an OTLP/HTTP collector (Jaeger's is
 http://127.0.0.1:4318) and look it up there.
 
 Break it on purpose (the README's "A webshop and an ERP" shows the outcomes):
+  syncline publish --tenant acme --endpoint shop --entity order --key 9001 --file examples/erp/order-unknown-sku.json
   syncline publish --tenant acme --endpoint shop --entity stock --key 999 --data '{"sku":"XX-999","available":5}'
   tools/scripts/demo-erp.sh stop-erp    # the ERP goes away; then publish a change
   tools/scripts/demo-erp.sh start-erp   # it comes back; the paused flow resumes

@@ -2,15 +2,12 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
@@ -167,7 +164,7 @@ func TestExampleMapsToCanonicalRecords(t *testing.T) {
 
 // exampleFlows loads examples/erp/*.yaml with the loader `syncline apply -f` uses and
 // returns each flow's mapping as the control plane runs it (the flow's own over its
-// entity's default), by entity.
+// entity's canonical default), by entity.
 func exampleFlows(t *testing.T) map[string]mapping.Spec {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(exampleDir, "*.yaml"))
@@ -178,7 +175,7 @@ func exampleFlows(t *testing.T) map[string]mapping.Spec {
 	for _, f := range files {
 		rs, err := resourcefile.Load(f)
 		if err != nil {
-			rs = loadWithoutDocument(t, f, err)
+			t.Fatalf("loading %s: %v", f, err)
 		}
 		resources = append(resources, rs...)
 	}
@@ -202,61 +199,14 @@ func exampleFlows(t *testing.T) map[string]mapping.Spec {
 			t.Fatalf("two flows of %s in %s: the test expects one per entity", spec.Entity, exampleDir)
 		}
 		own := spec.Mapping
-		if def, ok := mapping.Default(spec.Entity); ok {
+		// Every flow of the example writes to Tryton, which reads each entity in its
+		// canonical shape.
+		if def, ok := mapping.CanonicalDefault(spec.Entity); ok {
 			own = mapping.Merge(def, own)
 		}
 		flows[spec.Entity] = own
 	}
 	return flows
-}
-
-// loadWithoutDocument loads a resource file that the loader refused for a flow's
-// spec.document — how far a target takes the documents a flow creates, which the order flow
-// into Tryton sets and this build's control plane does not know — by taking that setting
-// out and parsing the rest, so that the order flow's mapping is checked all the same. Any
-// other refusal fails the test.
-func loadWithoutDocument(t *testing.T, file string, loadErr error) []*controlplanev1.Resource {
-	t.Helper()
-	var refused *resourcefile.Error
-	if !errors.As(loadErr, &refused) {
-		t.Fatalf("loading %s: %v", file, loadErr)
-	}
-	for _, p := range refused.Problems {
-		if p.Path != "spec.document" || !strings.HasPrefix(p.Message, "unknown field") {
-			t.Fatalf("loading %s: %v", file, loadErr)
-		}
-	}
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var docs []byte
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	for {
-		var doc map[string]any
-		if err := dec.Decode(&doc); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			t.Fatalf("%s: %v", file, err)
-		}
-		if spec, ok := doc["spec"].(map[string]any); ok && doc["kind"] == "Flow" {
-			if d, ok := spec["document"].(map[string]any); ok && d["state"] != "confirmed" {
-				t.Errorf("%s: flow %v takes its documents to %v, want confirmed sales", file, doc["metadata"], d["state"])
-			}
-			delete(spec, "document")
-		}
-		b, err := yaml.Marshal(doc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(append(docs, "---\n"...), b...)
-	}
-	rs, err := resourcefile.Parse(file, docs)
-	if err != nil {
-		t.Fatalf("loading %s without its flows' spec.document: %v", file, err)
-	}
-	return rs
 }
 
 // texts is a canonical list of names ([]any of strings) as []string.
