@@ -29,6 +29,7 @@ import (
 	"github.com/syncline/syncline/pkg/erase"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/flowstate"
+	"github.com/syncline/syncline/pkg/mapping"
 	"github.com/syncline/syncline/pkg/recipe"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/stage"
@@ -433,6 +434,14 @@ func (s *Service) compileTenant(ctx context.Context, from reader, tenant string)
 		if d := spec.Document; d != nil {
 			doc = &flowconfig.Document{State: d.State, DefaultCustomer: strings.ToLower(d.DefaultCustomer), Types: d.Types}
 		}
+		effective := spec.effectiveMapping(caps.Canonical)
+		if _, err := mapping.Compile(effective); err != nil {
+			what := "its flat default mapping, as target endpoint %s (%s) takes %s records as mapped"
+			if caps.Canonical {
+				what = "its canonical default mapping, as target endpoint %s (%s) reads %s records in their canonical shape"
+			}
+			return nil, fmt.Errorf("flow %s/%s: spec.mapping over "+what+": %w", tenant, r.Name, dst.Name, dst.Type, spec.Entity, err)
+		}
 		compiled := &flowconfig.Flow{Name: r.Name, Entity: spec.Entity, Target: dst, Duplicates: spec.Duplicates, WriteModes: spec.WriteModes, Document: doc}
 		if err := recipe.Check(recipe.For(compiled, caps, dst.Related, nil)); err != nil {
 			return nil, fmt.Errorf("flow %s/%s: %w", tenant, r.Name, err)
@@ -446,7 +455,7 @@ func (s *Service) compileTenant(ctx context.Context, from reader, tenant string)
 			Entity:     spec.Entity,
 			Source:     src,
 			Target:     dst,
-			Mapping:    spec.effectiveMapping(caps.Canonical),
+			Mapping:    effective,
 			Duplicates: spec.Duplicates,
 			Stage:      is.Stage,
 			KeyField:   spec.KeyField,

@@ -297,6 +297,11 @@ func TestApplyRefusals(t *testing.T) {
 			rs[4].Spec.Fields["document"] = document(t, map[string]any{"state": "confirmed"})
 			return rs
 		}, connect.CodeFailedPrecondition, []string{"flow acme/orders", "spec.document", "target endpoint erp (sql)", "not in their canonical shape"}},
+		{"a value map of a field only the canonical order has, for a table", func() []*controlplanev1.Resource {
+			rs := orders(t, map[string]any{})
+			rs[4].Spec.Fields["mapping"] = document(t, map[string]any{"valueMaps": map[string]any{"payment_term": map[string]any{"values": map[string]any{"prepaid": "Immediate"}}}})
+			return rs
+		}, connect.CodeFailedPrecondition, []string{"flow acme/orders", "spec.mapping over its flat default mapping", "target endpoint erp (sql)", `"payment_term"`}},
 		{"endpoint without a description", func() []*controlplanev1.Resource {
 			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[2] = res(t, "Endpoint", "acme", "shop", map[string]any{"type": "nats"})

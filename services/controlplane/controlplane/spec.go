@@ -334,8 +334,12 @@ func (s *FlowSpec) check() error {
 	if err := s.Document.check(s.Entity); err != nil {
 		return err
 	}
+	// The mapping runs over the entity's flat or canonical default, as the target
+	// reads it, which compiling the flow finds out: here it must compile over one.
 	if _, err := mapping.Compile(s.effectiveMapping(false)); err != nil {
-		return fieldErr("spec.mapping", "%v", err)
+		if _, errCanonical := mapping.Compile(s.effectiveMapping(true)); errCanonical != nil {
+			return fieldErr("spec.mapping", "%v", err)
+		}
 	}
 	return nil
 }
