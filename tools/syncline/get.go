@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
+	"github.com/syncline/syncline/pkg/recipe"
 	"github.com/syncline/syncline/pkg/resourcefile"
 )
 
@@ -220,8 +221,13 @@ func writeServices(w io.Writer, integrator string, flows []*controlplanev1.Resou
 					state = v
 				}
 			}
+			// A flow without a policy has its entity's default: skip for documents.
+			dups := "update"
+			if recipe.IsDocument(specField("entity", "")(f)) {
+				dups = "skip"
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s -> %s\t%s\t%s\n", svc.name, nameOf(f), specField("entity", "-")(f),
-				specField("source", "-")(f), specField("target", "-")(f), specField("duplicates", "-")(f), state)
+				specField("source", "-")(f), specField("target", "-")(f), specField("duplicates", dups)(f), state)
 		}
 		if n == 0 && svc.always {
 			missing = append(missing, fmt.Sprintf("%s: not set up; apply a flow of entity %s", svc.name, svc.entities[0]))

@@ -218,3 +218,47 @@ func TestGetRefusesWhatItCannotShow(t *testing.T) {
 		}
 	}
 }
+
+const accountingFlows = `apiVersion: syncline.dev/v1
+kind: Endpoint
+metadata: {tenant: acme, name: books}
+spec:
+  type: rest
+  description: The accounting system's API
+  settings:
+    base_url: https://93.184.215.14/api
+    entities:
+      invoice: {path: /invoices, canonical: true, lookup: {number: number}, state_field: state, states: [draft, posted]}
+      payment: {path: /payments, canonical: true}
+      customer: {path: /customers, canonical: true, lookup: {email: email, name: name}}
+      product: {path: /products, canonical: true, lookup: {sku: sku}}
+---
+apiVersion: syncline.dev/v1
+kind: Flow
+metadata: {tenant: acme, name: invoices}
+spec: {integrator: shop-to-erp, source: shop, target: books, entity: invoice, document: {state: posted}}
+---
+apiVersion: syncline.dev/v1
+kind: Flow
+metadata: {tenant: acme, name: receipts}
+spec: {integrator: shop-to-erp, source: shop, target: books, entity: payment}
+`
+
+// TestGetIntegratorShowsItsServices: an integrator with invoice and payment flows offers the
+// vouchers and payments services, each with its flows, beside its orders.
+func TestGetIntegratorShowsItsServices(t *testing.T) {
+	c := withExample(t)
+	f := filepath.Join(t.TempDir(), "accounting.yaml")
+	if err := os.WriteFile(f, []byte(accountingFlows), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.must("apply", "-f", f)
+	out := c.stdout("get", "integrator", "shop-to-erp", "--tenant", "acme")
+	want := `(?s)SERVICE +FLOW +ENTITY +SOURCE -> TARGET +DUPLICATES +DOCUMENT STATE\n` +
+		`vouchers +invoices +invoice +shop -> books +skip +posted\n` +
+		`payments +receipts +payment +shop -> books +skip +-\n` +
+		`orders +orders +order +shop -> erp +skip +-\n$`
+	if !regexp.MustCompile(want).MatchString(out) {
+		t.Errorf("syncline get integrator printed\n%s\nwant it to end with\n%s", out, want)
+	}
+}
