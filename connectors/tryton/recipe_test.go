@@ -113,12 +113,13 @@ func partiesWithEmail(t *testing.T, db *trytontest.Database, email string) []int
 func TestOrderRecipeIntoTryton(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
-		name    string
-		doc     *flowconfig.Document
-		runs    [][]connector.Record // pushes, one after the other
-		want    []string             // the last push's outcomes
-		parties map[string]int       // e-mail -> parties with it
-		sales   []string             // reference and state of each sale
+		name       string
+		duplicates string // the flow's policy; empty: skip
+		doc        *flowconfig.Document
+		runs       [][]connector.Record // pushes, one after the other
+		want       []string             // the last push's outcomes
+		parties    map[string]int       // e-mail -> parties with it
+		sales      []string             // reference and state of each sale
 	}{
 		{name: "a new person customer and a confirmed sale",
 			doc:  &flowconfig.Document{State: "confirmed"},
@@ -138,6 +139,31 @@ func TestOrderRecipeIntoTryton(t *testing.T) {
 				{shopOrder("1", "erika@example.com", "", "MUG-001", "TSHIRT-S")},
 			},
 			want: []string{"skipped duplicate"}, parties: map[string]int{"erika@example.com": 1}, sales: []string{"SO-1 quotation"}},
+		{name: "under the update policy, an order in Tryton unknown to the ledger is updated while a draft",
+			duplicates: recipe.DuplicateUpdate,
+			runs: [][]connector.Record{
+				{shopOrder("1", "erika@example.com", "", "MUG-001")},
+				{shopOrder("1", "erika@example.com", "", "MUG-001", "TSHIRT-S")},
+			},
+			want: []string{"updated"}, parties: map[string]int{"erika@example.com": 1}, sales: []string{"SO-1 draft"}},
+		{name: "under the error policy, an order in Tryton unknown to the ledger fails",
+			duplicates: recipe.DuplicateError,
+			runs: [][]connector.Record{
+				{shopOrder("1", "erika@example.com", "", "MUG-001")},
+				{shopOrder("1", "erika@example.com", "", "MUG-001", "TSHIRT-S")},
+			},
+			want: []string{"failed duplicate"}, parties: map[string]int{"erika@example.com": 1}, sales: []string{"SO-1 draft"}},
+		{name: "the default customer takes the order, and no party is made",
+			doc:  &flowconfig.Document{DefaultCustomer: "max@example.com"},
+			runs: [][]connector.Record{{shopOrder("1", "walk-in@example.com", "", "MUG-001")}},
+			want: []string{"created"}, parties: map[string]int{"walk-in@example.com": 0, "max@example.com": 1}, sales: []string{"SO-1 draft"}},
+		{name: "a source invoice becomes a sale through the flow's type map",
+			doc:  &flowconfig.Document{Types: map[string]string{"invoice": "order"}},
+			runs: [][]connector.Record{{withType(shopOrder("1", "erika@example.com", "", "MUG-001"), "invoice")}},
+			want: []string{"created"}, parties: map[string]int{"erika@example.com": 1}, sales: []string{"SO-1 draft"}},
+		{name: "a source invoice without a type map is refused, naming the map",
+			runs: [][]connector.Record{{withType(shopOrder("1", "erika@example.com", "", "MUG-001"), "invoice")}},
+			want: []string{"failed target_rejected"}, parties: map[string]int{"erika@example.com": 0}},
 		{name: "an existing customer is used, not doubled",
 			runs: [][]connector.Record{{shopOrder("1", "MAX@example.com", "", "MUG-001")}},
 			want: []string{"created"}, parties: map[string]int{"max@example.com": 1}, sales: []string{"SO-1 draft"}},
@@ -145,7 +171,11 @@ func TestOrderRecipeIntoTryton(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newOrderFixture(t)
-			flow := recipeFlow(t, "order", recipe.DuplicateSkip, tt.doc)
+			policy := tt.duplicates
+			if policy == "" {
+				policy = recipe.DuplicateSkip
+			}
+			flow := recipeFlow(t, "order", policy, tt.doc)
 			var got []recipe.Outcome
 			for _, batch := range tt.runs {
 				var err error
@@ -172,6 +202,16 @@ func TestOrderRecipeIntoTryton(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withType(r connector.Record, typ string) connector.Record {
+	var m map[string]any
+	if err := json.Unmarshal(r.Payload, &m); err != nil {
+		panic(err)
+	}
+	m["type"] = typ
+	r.Payload, _ = json.Marshal(m) // decoded JSON always encodes
+	return r
 }
 
 // faultyTryton fails the first write of an entity as a lost connection would.

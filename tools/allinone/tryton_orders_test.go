@@ -47,7 +47,10 @@ func TestOrdersVouchersAndPaymentsIntoTryton(t *testing.T) {
 			"settings":    map[string]any{"url": srv.URL, "database": db.Name, "user": "admin", "account_category": "Goods"},
 			"credentials": map[string]any{"password": "admin"}}),
 		flow("products", "product", nil),
-		flow("orders", "order", map[string]any{"document": map[string]any{"state": "confirmed"}}),
+		flow("orders", "order", map[string]any{"document": map[string]any{"state": "confirmed"},
+			// The shop's payment terms as Tryton names them, with a fallback.
+			"mapping": map[string]any{"valueMaps": map[string]any{"payment_term": map[string]any{
+				"values": map[string]any{"14 days": "Net 14"}, "fallback": "Immediate"}}}}),
 		flow("vouchers", "invoice", map[string]any{"document": map[string]any{"state": "posted"}}),
 		flow("payments", "payment", nil),
 	}}); err != nil {
@@ -63,7 +66,7 @@ func TestOrdersVouchersAndPaymentsIntoTryton(t *testing.T) {
 		}
 		return change("order", key, version, fmt.Sprintf(`{"number":"SO-%s","status":"processing","currency":"EUR",
 			"billing":{"first_name":"Erika","last_name":"Muster","company":%q,"address_1":"Ring 1","postcode":"10115","city":"Berlin","country":"DE","email":%q},
-			"payment_method":"paypal","line_items":[%s]}`, key, company, email, strings.Join(lines, ",")))
+			"payment_method":"paypal","payment_term":"14 days","line_items":[%s]}`, key, company, email, strings.Join(lines, ",")))
 	}
 	// logged waits until the API log holds want (remote id -> "action status code") for
 	// flow, the latest record of each.
@@ -112,12 +115,20 @@ func TestOrdersVouchersAndPaymentsIntoTryton(t *testing.T) {
 		Reference string `json:"reference"`
 		State     string `json:"state"`
 		Party     int64  `json:"party"`
+		Comment   string `json:"comment"`
+		Term      *struct {
+			Name string `json:"name"`
+		} `json:"payment_term."`
 	}
 	var sales []sale
-	db.Call(t, &sales, "model.sale.sale.search_read", []any{}, 0, nil, [][]string{{"reference", "ASC"}}, []string{"reference", "state", "party"}, ctx)
+	db.Call(t, &sales, "model.sale.sale.search_read", []any{}, 0, nil, [][]string{{"reference", "ASC"}}, []string{"reference", "state", "party", "comment", "payment_term.name"}, ctx)
 	var got []string
 	for _, s := range sales {
 		got = append(got, s.Reference+" "+s.State)
+		// Enriched with the default employee number, the payment term translated.
+		if !strings.Contains(s.Comment, "Employee: 999999") || !strings.Contains(s.Comment, "Payment method: paypal") || s.Term == nil || s.Term.Name != "Net 14" {
+			t.Errorf("sale %s: comment %q, payment term %+v; want employee 999999, paypal and Net 14", s.Reference, s.Comment, s.Term)
+		}
 	}
 	if strings.Join(got, ",") != "SO-1001 processing,SO-1002 processing,SO-1003 processing" {
 		t.Errorf("Tryton's sales: %v", got)
