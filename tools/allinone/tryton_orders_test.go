@@ -1,11 +1,14 @@
 package allinone_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/types/known/structpb"
 
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
 	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
@@ -107,6 +110,42 @@ func TestOrdersVouchersAndPaymentsIntoTryton(t *testing.T) {
 	)
 	logged("orders", map[string]string{"1001": "created success", "1002": "created success", "1003": "created success",
 		"1004": "failed failure unknown_product"})
+	// syncline flow test: what the flow would do with an order, writing nothing.
+	for _, tt := range []struct {
+		key, email string
+		skus       []string
+		want       string
+	}{
+		{"2001", "dry@example.com", []string{"MUG-1"}, "created"},
+		{"2002", "dry@example.com", []string{"MUG-1", "GONE-2"}, "failed unknown_product"},
+		// In Tryton already: shown as what the ledger would make of it, with the policy.
+		{"1002", "buyer@acme.example", []string{"TEE-L"}, "updated"},
+	} {
+		var rec map[string]any
+		if err := json.Unmarshal(order(tt.key, 1, tt.email, "", tt.skus...).Payload, &rec); err != nil {
+			t.Fatal(err)
+		}
+		st, err := structpb.NewStruct(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := e.resource.TestFlow(t.Context(), &controlplanev1.TestFlowRequest{Tenant: "acme", Flow: "orders", Record: st, Key: tt.key})
+		if err != nil {
+			t.Fatalf("flow test of %s: %v", tt.key, err)
+		}
+		if got := strings.TrimSpace(resp.Action + " " + resp.Code); got != tt.want {
+			t.Errorf("flow test of order %s: %s (%s), want %s", tt.key, got, resp.Reason, tt.want)
+		}
+		if tt.want == "updated" && !strings.Contains(resp.Note, "duplicate policy skip") {
+			t.Errorf("flow test of order %s: note %q, want the skip policy named", tt.key, resp.Note)
+		}
+	}
+	var dry int
+	db.Call(t, &dry, "model.party.contact_mechanism.search_count", []any{[]any{"value", "=", "dry@example.com"}}, map[string]any{})
+	if dry != 0 {
+		t.Errorf("flow test made the order's customer")
+	}
+
 	// The same order again, changed: kept (the skip policy of orders).
 	e.publish(order("1001", 2, "erika@example.com", "", "MUG-1"))
 	logged("orders", map[string]string{"1001": "skipped success duplicate"})
