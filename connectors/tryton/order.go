@@ -900,8 +900,9 @@ func (t *Target) partyEmails(ctx context.Context, sales []saleRow) (map[int64]st
 	return emails, nil
 }
 
-// fields is the sale in the canonical order shape. Its state is Tryton's own and not an
-// order field, so it is left out.
+// fields is the sale in the canonical order shape, with Tryton's state of it
+// (connector.FieldState), by which the recipe takes on a sale an interrupted write left short
+// of the flow's state.
 func (s *saleRow) fields(email string) []byte {
 	lines := make([]map[string]any, 0, len(s.Lines))
 	for _, l := range s.Lines {
@@ -914,7 +915,7 @@ func (s *saleRow) fields(email string) []byte {
 		}
 		lines = append(lines, line)
 	}
-	out := map[string]any{"number": s.Reference, "lines": lines}
+	out := map[string]any{"number": s.Reference, "lines": lines, connector.FieldState: s.State}
 	if s.Currency != nil {
 		out["currency"] = s.Currency.Code
 	}

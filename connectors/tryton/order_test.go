@@ -387,7 +387,7 @@ func TestOrderFind(t *testing.T) {
 	json.Unmarshal(found[0].Fields, &fields)
 	json.Unmarshal([]byte(`{"number":"SO-1","currency":"EUR","customer":{"email":"max@example.com"},"payment_term":"Net 30",
 		"payment_method":"paypal","employee_number":"999999","note":"Please ring twice.",
-		"lines":[{"sku":"MUG-001","quantity":2,"price":9.9},{"sku":"TSHIRT-M","quantity":1,"price":19.95}]}`), &want)
+		"lines":[{"sku":"MUG-001","quantity":2,"price":9.9},{"sku":"TSHIRT-M","quantity":1,"price":19.95}],"state":"quotation"}`), &want)
 	if fmt.Sprint(fields) != fmt.Sprint(want) {
 		t.Errorf("fields = %s\nwant %v", found[0].Fields, want)
 	}

@@ -88,6 +88,12 @@ const (
 	FieldNumber = "number"
 )
 
+// FieldState names, in a found document's Found.Fields, the state the target holds it in (a
+// sale's draft, quotation, confirmed...; an invoice's draft, posted...). The recipe uses it to
+// take a document that an interrupted write left short of the flow's state (Write.State) on
+// to it. A target that reads documents gives it.
+const FieldState = "state"
+
 // The names of Write.Refs: the records a document refers to, as the recipe found or made
 // them in the target.
 const (

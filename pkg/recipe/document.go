@@ -199,7 +199,41 @@ func (d *Document) resolve(ctx context.Context, t connector.Target, f Flow, reco
 			w.Refs = p.refs
 		}
 	}
+	d.finish(f, records, round, steps)
 	return nil
+}
+
+// finish takes on to the flow's state each document of round that the target holds short of
+// it, and that the recipe would otherwise leave as it is (a skip, or found as written): the
+// document was found by its external reference, so it is this flow's own, left there by a
+// write that stopped between making it and advancing it (a sale made but not confirmed). The
+// write changes no field; the target only advances the document.
+func (d *Document) finish(f Flow, records []connector.Record, round []int, steps []Step) {
+	want := slices.Index(f.Caps.States, d.State)
+	if d.State == "" || want < 0 || !f.Caps.Update {
+		return
+	}
+	for _, i := range round {
+		s := &steps[i]
+		if s.Write != nil || s.Current == nil || s.TargetID == "" ||
+			!(s.Action == Created || s.Action == Skipped && s.Code == CodeDuplicate) {
+			continue
+		}
+		var cur struct {
+			State string `json:"state"`
+		}
+		if json.Unmarshal(s.Current, &cur) != nil {
+			continue
+		}
+		// A state the flow does not name (processing, done, cancelled) is past them all,
+		// or not the flow's to change.
+		if at := slices.Index(f.Caps.States, cur.State); at < 0 || at >= want {
+			continue
+		}
+		r := records[i]
+		s.Outcome = Outcome{Action: Created, TargetID: s.TargetID}
+		s.Write = &connector.Write{Op: connector.WriteUpdate, Key: r.Key, ID: s.TargetID, Version: r.Version, Payload: json.RawMessage("{}"), State: d.State}
+	}
 }
 
 // mapType maps an order's type through the flow's Types and checks the target takes it; it

@@ -446,3 +446,33 @@ func TestRecordsMadeElsewhereAreMatched(t *testing.T) {
 		t.Errorf("%d products, want 2", n)
 	}
 }
+
+// TestDocumentLeftShortIsTakenOn: a write that stopped between making a document and taking it
+// to the flow's state (a sale made but not confirmed) leaves it short; delivered again, the
+// recipe finds it by its external reference and takes it on, writing no field, under the skip
+// policy too. A document in a state the flow does not name (past them all) is left alone.
+func TestDocumentLeftShortIsTakenOn(t *testing.T) {
+	ctx := context.Background()
+	shop := newShop(t, "A")
+	rec := order("1", "jane@example.com", "", "A")
+	// The first delivery got as far as a draft.
+	if got, err := recipe.Run(ctx, shop, orderFlow("order", recipe.Document{State: "draft"}), []connector.Record{rec}); err != nil || got[0].Action != recipe.Created {
+		t.Fatalf("first delivery: %v %+v", err, got)
+	}
+	confirmed := orderFlow("order", recipe.Document{State: "confirmed"})
+	got, err := recipe.Run(ctx, shop, confirmed, []connector.Record{rec})
+	if err != nil || got[0].Action != recipe.Created {
+		t.Fatalf("redelivery: %v %+v, want the order created (taken on)", err, got)
+	}
+	if _, state := shop["order"].Document("1"); state != "confirmed" || shop["order"].Len() != 1 {
+		t.Errorf("the order is %q, %d of them; want one, confirmed", state, shop["order"].Len())
+	}
+	// Past the flow's states: left as it is.
+	write(t, shop, "order", connector.Write{Op: connector.WriteUpdate, Key: "1", ID: got[0].TargetID, Payload: json.RawMessage(`{}`), State: "processing"})
+	if got, err = recipe.Run(ctx, shop, confirmed, []connector.Record{rec}); err != nil {
+		t.Fatal(err)
+	}
+	if _, state := shop["order"].Document("1"); state != "processing" {
+		t.Errorf("an order past the flow's states became %q", state)
+	}
+}

@@ -448,8 +448,13 @@ func plan(f Flow, r connector.Record, known map[string]state, found map[string][
 		// In the target, unknown to the ledger: the duplicate policy decides.
 		switch f.Duplicates {
 		case DuplicateSkip:
+			var current json.RawMessage
+			if cur != nil {
+				current = cur.Fields
+			}
 			return Step{Outcome: Outcome{Action: Skipped, TargetID: id, Code: CodeDuplicate,
-				Reason: fmt.Sprintf("target %s already holds this %s (id %s) and the flow's duplicate policy is skip; kept it as it is", f.Target, f.Entity, id)}}
+				Reason: fmt.Sprintf("target %s already holds this %s (id %s) and the flow's duplicate policy is skip; kept it as it is", f.Target, f.Entity, id)},
+				Current: current}
 		case DuplicateError:
 			return Step{Outcome: Outcome{Action: Failed, TargetID: id, Code: CodeDuplicate,
 				Reason: fmt.Sprintf("key %q already exists in target %s (id %s) and the flow's duplicate policy is error; replay it once the flow's policy is update, or discard it", r.Key, f.Target, id)}}

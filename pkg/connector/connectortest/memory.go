@@ -59,7 +59,13 @@ func (m *Memory) Find(ctx context.Context, _, field string, values []string) ([]
 		}
 		for _, v := range values {
 			if v == have || field == connector.FieldEmail && strings.EqualFold(v, have) {
-				fields, err := json.Marshal(m.rows[id])
+				row := m.rows[id]
+				if st := m.docs[id].state; st != "" {
+					// A document's state, as a target that reads documents gives it.
+					row = maps.Clone(row)
+					row[connector.FieldState] = st
+				}
+				fields, err := json.Marshal(row)
 				if err != nil {
 					return nil, err
 				}
