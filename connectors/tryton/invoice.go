@@ -78,17 +78,6 @@ func invoiceKind(typ string) string {
 	return kindSales
 }
 
-// invoiceState is the state a write takes the invoice to.
-func invoiceState(s string) (string, error) {
-	switch s {
-	case "":
-		return InvoiceDraft, nil
-	case InvoiceDraft, InvoiceValidated, InvoicePosted:
-		return s, nil
-	}
-	return "", refuse("invoice state %q is not one of %s, %s and %s", s, InvoiceDraft, InvoiceValidated, InvoicePosted)
-}
-
 // writeInvoice creates or updates one invoice (account.invoice) and takes it to the
 // write's state. The source's number is the invoice's reference (Tryton numbers an invoice
 // itself when it posts it), the external reference its description, and the source's own
@@ -97,7 +86,7 @@ func (t *Target) writeInvoice(ctx context.Context, w connector.Write) (string, e
 	if w.Op == connector.WriteDelete {
 		return "", refuse("the tryton target does not delete invoices: delete a draft one in Tryton, and undo a posted one there with a credit note")
 	}
-	state, err := invoiceState(w.State)
+	state, err := documentState("an invoice", w.State, invoiceStates)
 	if err != nil {
 		return "", err
 	}

@@ -93,24 +93,13 @@ func saleRank(state string) int {
 	return -1
 }
 
-// orderState is the state Write.State asks for; empty is the default, a draft.
-func orderState(s string) (string, error) {
-	switch s {
-	case "":
-		return StateDraft, nil
-	case StateDraft, StateQuotation, StateConfirmed:
-		return s, nil
-	}
-	return "", refuse("state %q is not one the tryton target takes a sale to: %s, %s or %s; set the flow's document state to one of them", s, StateDraft, StateQuotation, StateConfirmed)
-}
-
 // writeOrder creates or updates one sale and takes it as far as w.State says. Every write
 // runs under t.seq: quoting draws the sale's number, confirming its shipment's.
 func (t *Target) writeOrder(ctx context.Context, w connector.Write) (string, error) {
 	if w.Op == connector.WriteDelete {
 		return "", refuse("the tryton target does not delete sales; cancel sale %s in Tryton, or filter deletes out of the flow", w.ID)
 	}
-	want, err := orderState(w.State)
+	want, err := documentState("a sale", w.State, saleStates)
 	if err != nil {
 		return "", err
 	}

@@ -253,7 +253,7 @@ func TestOrderRefusals(t *testing.T) {
 		{"unknown currency", f.create("o-4", "", `{"number":"SO-9","currency":"USD","lines":[{"sku":"MUG-001","quantity":1,"price":5}]}`),
 			[]string{`currency with the code "USD"`}},
 		{"unknown state", f.create("o-5", "shipped", lines("MUG-001")),
-			[]string{`state "shipped"`, "draft, quotation or confirmed"}},
+			[]string{`state "shipped"`, "draft, quotation, confirmed"}},
 		{"no customer", connector.Write{Op: connector.WriteCreate, Key: "o-6", Payload: json.RawMessage(lines("MUG-001"))},
 			[]string{`Write.Refs["customer"]`}},
 		{"a customer id that is not Tryton's", connector.Write{Op: connector.WriteCreate, Key: "o-7", Payload: json.RawMessage(lines("MUG-001")), Refs: map[string]string{"customer": "max@example.com"}},

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/syncline/syncline/pkg/connector"
@@ -42,6 +44,25 @@ const (
 	StateQuotation = "quotation"
 	StateConfirmed = "confirmed"
 )
+
+// saleStates and invoiceStates are the states the target takes a sale and an invoice to
+// (connector.Capabilities.States), the default first.
+var (
+	saleStates    = []string{StateDraft, StateQuotation, StateConfirmed}
+	invoiceStates = []string{InvoiceDraft, InvoiceValidated, InvoicePosted}
+)
+
+// documentState is the state a write asks a document (what names it: "a sale") to be taken
+// to: one of states, the first when the write names none.
+func documentState(what, s string, states []string) (string, error) {
+	if s == "" {
+		return states[0], nil
+	}
+	if slices.Contains(states, s) {
+		return s, nil
+	}
+	return "", refuse("state %q is not one the tryton target takes %s to: %s; set the flow's spec.document.state to one of them", s, what, strings.Join(states, ", "))
+}
 
 // The source document types the target takes as orders.
 const TypeOrder = "order"
@@ -145,9 +166,9 @@ func entities(map[string]any) ([]connector.Capabilities, error) {
 		// invoiced or shipped: no deletes.
 		{Entity: EntityOrder, FindBy: []string{connector.FieldExternalRef, FieldNumber}, Read: true,
 			Create: true, Update: true, Canonical: true,
-			States: []string{StateDraft, StateQuotation, StateConfirmed}, Types: []string{TypeOrder}},
+			States: saleStates, Types: []string{TypeOrder}},
 		{Entity: EntityInvoice, FindBy: []string{connector.FieldExternalRef, FieldNumber}, Read: true,
-			Create: true, Update: true, Canonical: true, States: []string{InvoiceDraft, InvoiceValidated, InvoicePosted}},
+			Create: true, Update: true, Canonical: true, States: invoiceStates},
 		{Entity: EntityPayment, FindBy: []string{connector.FieldExternalRef}, Create: true, Canonical: true},
 	}, nil
 }
