@@ -312,24 +312,16 @@ func (t *Target) paymentTerm(ctx context.Context, name string) (int64, error) {
 // warehouse is the warehouse of settings.warehouse, which sales ship from, so that the
 // stock they reserve is the stock levels report.
 func (t *Target) warehouse(ctx context.Context) (int64, error) {
-	key := "warehouse\x00" + t.settings.Warehouse
-	t.knownMu.Lock()
-	id, ok := t.known[key]
-	t.knownMu.Unlock()
-	if ok {
-		return id, nil
-	}
-	ids, err := t.searchIDs(ctx, "stock.location", []any{[]any{"type", "=", "warehouse"}, []any{"code", "=", t.settings.Warehouse}})
-	if err != nil {
-		return 0, err
-	}
-	if len(ids) == 0 {
-		return 0, refuse("Tryton has no warehouse with the code %q (settings.warehouse), which sales ship from; name one that exists", t.settings.Warehouse)
-	}
-	t.knownMu.Lock()
-	t.known[key] = ids[0]
-	t.knownMu.Unlock()
-	return ids[0], nil
+	return t.remember("warehouse\x00"+t.settings.Warehouse, func() (int64, error) {
+		ids, err := t.searchIDs(ctx, "stock.location", []any{[]any{"type", "=", "warehouse"}, []any{"code", "=", t.settings.Warehouse}})
+		if err != nil {
+			return 0, err
+		}
+		if len(ids) == 0 {
+			return 0, refuse("Tryton has no warehouse with the code %q (settings.warehouse), which sales ship from; name one that exists", t.settings.Warehouse)
+		}
+		return ids[0], nil
+	})
 }
 
 // saleParty is what a sale takes from its customer's party.

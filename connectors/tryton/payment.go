@@ -162,25 +162,17 @@ func (t *Target) payableInvoice(ctx context.Context, id int64, rec *payment) (*p
 // paymentMethod is the invoice payment method of the journal settings.payment_journal
 // names, the first by name when it has several.
 func (t *Target) paymentMethod(ctx context.Context) (int64, error) {
-	key := "payment method\x00" + t.settings.PaymentJournal
-	t.knownMu.Lock()
-	id, ok := t.known[key]
-	t.knownMu.Unlock()
-	if ok {
-		return id, nil
-	}
-	var ids []int64
-	if err := t.c.call(ctx, &ids, "model.account.invoice.payment.method.search",
-		[]any{[]any{"journal.code", "=", t.settings.PaymentJournal}, []any{"company", "=", t.company}}, 0, 1, nil, t.ctx); err != nil {
-		return 0, err
-	}
-	if len(ids) == 0 {
-		return 0, refuse("Tryton has no invoice payment method for the journal %q (settings.payment_journal): create one in Tryton (a payment method with that cash journal and the bank or cash account the money goes to), or name the journal of one in settings.payment_journal", t.settings.PaymentJournal)
-	}
-	t.knownMu.Lock()
-	t.known[key] = ids[0]
-	t.knownMu.Unlock()
-	return ids[0], nil
+	return t.remember("payment method\x00"+t.settings.PaymentJournal, func() (int64, error) {
+		var ids []int64
+		if err := t.c.call(ctx, &ids, "model.account.invoice.payment.method.search",
+			[]any{[]any{"journal.code", "=", t.settings.PaymentJournal}, []any{"company", "=", t.company}}, 0, 1, nil, t.ctx); err != nil {
+			return 0, err
+		}
+		if len(ids) == 0 {
+			return 0, refuse("Tryton has no invoice payment method for the journal %q (settings.payment_journal): create one in Tryton (a payment method with that cash journal and the bank or cash account the money goes to), or name the journal of one in settings.payment_journal", t.settings.PaymentJournal)
+		}
+		return ids[0], nil
+	})
 }
 
 // pay runs the pay wizard on the invoice: its start form (whose defaults Tryton wants back

@@ -34,27 +34,19 @@ func (t *Target) storage(ctx context.Context, code string) (int64, error) {
 	if code == "" {
 		code = t.settings.Warehouse
 	}
-	key := "storage\x00" + code
-	t.knownMu.Lock()
-	id, ok := t.known[key]
-	t.knownMu.Unlock()
-	if ok {
-		return id, nil
-	}
-	type row struct {
-		Storage many2one `json:"storage_location"`
-	}
-	rows, err := searchRead[row](ctx, t, "stock.location", []any{[]any{"type", "=", "warehouse"}, []any{"code", "=", code}}, []string{"storage_location"}, nil)
-	if err != nil {
-		return 0, err
-	}
-	if len(rows) == 0 || rows[0].Storage == nil {
-		return 0, refuse("Tryton has no warehouse with the code %q (or it has no storage zone)", code)
-	}
-	t.knownMu.Lock()
-	t.known[key] = *rows[0].Storage
-	t.knownMu.Unlock()
-	return *rows[0].Storage, nil
+	return t.remember("storage\x00"+code, func() (int64, error) {
+		type row struct {
+			Storage many2one `json:"storage_location"`
+		}
+		rows, err := searchRead[row](ctx, t, "stock.location", []any{[]any{"type", "=", "warehouse"}, []any{"code", "=", code}}, []string{"storage_location"}, nil)
+		if err != nil {
+			return 0, err
+		}
+		if len(rows) == 0 || rows[0].Storage == nil {
+			return 0, refuse("Tryton has no warehouse with the code %q (or it has no storage zone)", code)
+		}
+		return *rows[0].Storage, nil
+	})
 }
 
 // writeStock sets a variant's on-hand quantity the way Tryton records it: an inventory of

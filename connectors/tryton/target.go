@@ -360,24 +360,36 @@ func (t *Target) exists(ctx context.Context, model string, id int64) (bool, erro
 // code), caching it: master data does not change under the connector. A missing one is the
 // record's refusal, naming what Tryton lacks.
 func (t *Target) lookup(ctx context.Context, model, field, value, what string) (int64, error) {
-	key := model + "\x00" + field + "\x00" + value
+	return t.remember(model+"\x00"+field+"\x00"+value, func() (int64, error) {
+		var ids []int64
+		if err := t.c.call(ctx, &ids, "model."+model+".search", []any{[]any{field, "=", value}}, 0, 2, nil, t.ctx); err != nil {
+			return 0, err
+		}
+		if len(ids) == 0 {
+			return 0, refuse("Tryton has no %s %q; create it in Tryton first", what, value)
+		}
+		return ids[0], nil
+	})
+}
+
+// remember returns the id of master data known under key, finding it with find the first
+// time: master data (units, warehouses, journals) does not change under the connector. An
+// error is not remembered.
+func (t *Target) remember(key string, find func() (int64, error)) (int64, error) {
 	t.knownMu.Lock()
 	id, ok := t.known[key]
 	t.knownMu.Unlock()
 	if ok {
 		return id, nil
 	}
-	var ids []int64
-	if err := t.c.call(ctx, &ids, "model."+model+".search", []any{[]any{field, "=", value}}, 0, 2, nil, t.ctx); err != nil {
+	id, err := find()
+	if err != nil {
 		return 0, err
 	}
-	if len(ids) == 0 {
-		return 0, refuse("Tryton has no %s %q; create it in Tryton first", what, value)
-	}
 	t.knownMu.Lock()
-	t.known[key] = ids[0]
+	t.known[key] = id
 	t.knownMu.Unlock()
-	return ids[0], nil
+	return id, nil
 }
 
 // many2one is how Tryton answers a many2one field: an id or null.
