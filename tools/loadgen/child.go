@@ -99,7 +99,7 @@ func child(ctx context.Context, f flags) error {
 			return err
 		}
 		defer peer.Stop()
-		if err := resetPeer(ctx, peer.URL); err != nil {
+		if err := resetPeer(ctx, peer.URL, `{"db":{"orders":[]}}`); err != nil {
 			return err
 		}
 		u, err := url.Parse(peer.URL)
@@ -324,9 +324,10 @@ func budgetOf(target map[string]any) string {
 	return strings.Join(parts, ", ")
 }
 
-// resetPeer gives json-server an empty orders collection.
-func resetPeer(ctx context.Context, base string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/__peer/reset", strings.NewReader(`{"db":{"orders":[]}}`))
+// resetPeer replaces json-server's state with state (see jsonservertest's
+// server.js).
+func resetPeer(ctx context.Context, base, state string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/__peer/reset", strings.NewReader(state))
 	if err != nil {
 		return err
 	}
@@ -363,20 +364,12 @@ func budgetFigures(in *allinone.Instance) (wait float64, throttles int) {
 }
 
 func applyFlow(ctx context.Context, in *allinone.Instance, target map[string]any) error {
-	res := func(kind, tenant, name string, spec map[string]any) *controlplanev1.Resource {
-		s, err := structpb.NewStruct(spec)
-		if err != nil {
-			panic(err) // the specs below are literals
-		}
-		return &controlplanev1.Resource{ApiVersion: "syncline.dev/v1", Kind: kind, Metadata: &controlplanev1.Metadata{Name: name, Tenant: tenant}, Spec: s}
-	}
-	client := controlplanev1connect.NewResourceServiceClient(http.DefaultClient, in.APIURL(), connect.WithInterceptors(auth.Bearer(in.AdminToken())))
-	_, err := client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: []*controlplanev1.Resource{
-		res("Tenant", "", "bench", map[string]any{}),
-		res("Integrator", "bench", "load", map[string]any{}),
-		res("Endpoint", "bench", "shop", map[string]any{"type": "nats", "description": "load generator"}),
-		res("Endpoint", "bench", "erp", target),
-		res("Flow", "bench", "orders", map[string]any{
+	return apply(ctx, in, []*controlplanev1.Resource{
+		resource("Tenant", "", "bench", map[string]any{}),
+		resource("Integrator", "bench", "load", map[string]any{}),
+		resource("Endpoint", "bench", "shop", map[string]any{"type": "nats", "description": "load generator"}),
+		resource("Endpoint", "bench", "erp", target),
+		resource("Flow", "bench", "orders", map[string]any{
 			"integrator": "load", "source": "shop", "target": "erp", "entity": "order",
 			"mapping": map[string]any{
 				"filter": `source.status in ["paid", "shipped"]`,
@@ -395,9 +388,23 @@ func applyFlow(ctx context.Context, in *allinone.Instance, target map[string]any
 				"defaults": map[string]any{"employee_number": 999999},
 			},
 		}),
-	}})
+	})
+}
+
+// resource is a resource of the control plane's API with spec.
+func resource(kind, tenant, name string, spec map[string]any) *controlplanev1.Resource {
+	s, err := structpb.NewStruct(spec)
 	if err != nil {
-		return fmt.Errorf("applying the bench flow: %w", err)
+		panic(err) // the bench's specs are literals
+	}
+	return &controlplanev1.Resource{ApiVersion: "syncline.dev/v1", Kind: kind, Metadata: &controlplanev1.Metadata{Name: name, Tenant: tenant}, Spec: s}
+}
+
+// apply applies resources with the admin token.
+func apply(ctx context.Context, in *allinone.Instance, resources []*controlplanev1.Resource) error {
+	client := controlplanev1connect.NewResourceServiceClient(http.DefaultClient, in.APIURL(), connect.WithInterceptors(auth.Bearer(in.AdminToken())))
+	if _, err := client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: resources}); err != nil {
+		return fmt.Errorf("applying the bench's resources: %w", err)
 	}
 	return nil
 }
@@ -427,20 +434,36 @@ func freshDatabase(ctx context.Context, prefix string) (string, func(), error) {
 }
 
 // latencies collects publish-to-target times from the connector's audit
-// events.
+// events, and the failures any stage reports: a failure is final (the event
+// is dead-lettered), so a run waiting for its events stops at the first.
 type latencies struct {
-	mu     sync.Mutex
-	seen   map[string]bool
-	times  []time.Duration
-	lastAt time.Time
+	mu       sync.Mutex
+	seen     map[string]bool
+	times    []time.Duration
+	lastAt   time.Time
+	failures []string
+	// outcomes counts the connector's outcomes by action and code
+	// ("created", "skipped duplicate"), over every event since the start.
+	outcomes map[string]int
 }
 
-func newLatencies() *latencies { return &latencies{seen: map[string]bool{}} }
+func newLatencies() *latencies {
+	return &latencies{seen: map[string]bool{}, outcomes: map[string]int{}}
+}
 
 func (l *latencies) observe(m *nats.Msg) {
 	now := time.Now()
 	e, err := envelope.Decode(m.Data)
-	if err != nil || e.GetResult().GetStage() != "connector" || e.GetResult().GetAction() == eventv1.Action_ACTION_FAILED {
+	if err != nil {
+		return
+	}
+	if r := e.GetResult(); r.GetAction() == eventv1.Action_ACTION_FAILED {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.failures = append(l.failures, fmt.Sprintf("%s %s failed at the %s (%s): %s", e.Entity, e.SourceKey, r.GetStage(), r.GetCode(), r.GetReason()))
+		return
+	}
+	if e.GetResult().GetStage() != "connector" {
 		return
 	}
 	l.mu.Lock()
@@ -449,6 +472,7 @@ func (l *latencies) observe(m *nats.Msg) {
 		return
 	}
 	l.seen[e.EventId] = true
+	l.outcomes[strings.TrimSpace(strings.ToLower(strings.TrimPrefix(e.GetResult().GetAction().String(), "ACTION_"))+" "+e.GetResult().GetCode())]++
 	l.times = append(l.times, now.Sub(e.PublishedAt.AsTime()))
 	l.lastAt = now
 }
@@ -474,6 +498,9 @@ func (l *latencies) reset() {
 func (l *latencies) waitFor(ctx context.Context, n int, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for l.count() < n {
+		if err := l.failed(); err != nil {
+			return err
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("only %d of %d events reached the target within %s", l.count(), n, limit)
 		}
@@ -484,6 +511,20 @@ func (l *latencies) waitFor(ctx context.Context, n int, limit time.Duration) err
 		}
 	}
 	return nil
+}
+
+// failed says which events failed, if any did.
+func (l *latencies) failed() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.failures) == 0 {
+		return nil
+	}
+	more := ""
+	if len(l.failures) > 1 {
+		more = fmt.Sprintf(" (and %d more)", len(l.failures)-1)
+	}
+	return fmt.Errorf("%s%s", l.failures[0], more)
 }
 
 func (l *latencies) percentiles() (p50, p99 time.Duration) {

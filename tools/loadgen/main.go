@@ -7,6 +7,15 @@
 // publish to target write at a paced rate, peak memory, and the time pushes
 // waited on the target's budget and the throttles it met.
 //
+// The orders target (-targets orders) measures the business case instead:
+// orders of 1 to 20 lines, whose customers (a pool of e-mails) are found or
+// made and whose SKUs are checked through the ledger and the ERP, into a
+// real Tryton 6.0 (sales confirmed) and into json-server as an ERP's API
+// (the rest target's canonical entities). It reports orders per second of a
+// burst, latency of a paced run, and whether every order landed exactly
+// once, in the state asked, read back over each ERP's own API; a run whose
+// orders did not fails.
+//
 // Latency is measured from the moment an event is published to the moment
 // the connector's audit event for it arrives, which the connector publishes
 // right after the target transaction commits: so it covers the target write
@@ -18,9 +27,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -42,13 +53,23 @@ type flags struct {
 	batch                int
 	profile              string
 	parts                int
+
+	// orderERPs are the ERPs the orders target measures; erp is the child's.
+	orderERPs, erp string
+	// trytonOrders and trytonOrderRate size the orders runs against Tryton,
+	// restOrders and restOrderRate those against json-server; orders and
+	// orderRate are the child's.
+	trytonOrders, restOrders, orders          int
+	trytonOrderRate, restOrderRate, orderRate float64
+	orderPaced                                time.Duration
+	orderProducts                             int
 }
 
 func main() {
 	var f flags
 	flag.StringVar(&f.backends, "backends", "sqlite,postgres", "store backends to measure, comma-separated")
 	flag.StringVar(&f.backend, "backend", "", "measure one backend in this process (used by the parent)")
-	flag.StringVar(&f.targets, "targets", "sql,rest", "target connectors to measure, comma-separated: sql (a table in the backend's database), rest (json-server 0.17.4, from make peers; measured on the sqlite backend)")
+	flag.StringVar(&f.targets, "targets", "sql,rest", "target connectors to measure, comma-separated: sql (a table in the backend's database), rest (json-server 0.17.4, from make peers; measured on the sqlite backend), orders (orders of 1 to 20 lines into the ERPs of -order-erps, on the sqlite backend)")
 	flag.StringVar(&f.target, "target", "sql", "the target connector of this process (used by the parent)")
 	flag.IntVar(&f.restEvents, "rest-events", 2000, "events for the throughput run against the rest target")
 	flag.IntVar(&f.restRate, "rest-rate", 100, "events per second for the latency run against the rest target")
@@ -57,15 +78,28 @@ func main() {
 	flag.DurationVar(&f.paced, "paced", 15*time.Second, "length of the latency run")
 	flag.IntVar(&f.batch, "batch", 500, "events per publish batch in the throughput run")
 	flag.IntVar(&f.parts, "partitions", 0, "partitions of the flow and push subjects (0: what the all-in-one mode picks for this machine)")
+	flag.StringVar(&f.orderERPs, "order-erps", "tryton,rest", "ERPs the orders target measures, comma-separated: tryton (Tryton 6.0, from make tryton), rest (json-server 0.17.4 as an ERP's API, from make peers)")
+	flag.StringVar(&f.erp, "erp", "", "the ERP of this process's orders run (used by the parent)")
+	flag.IntVar(&f.trytonOrders, "tryton-orders", 24, "orders of the burst into Tryton")
+	flag.Float64Var(&f.trytonOrderRate, "tryton-order-rate", 0.3, "orders per second of the paced run into Tryton")
+	flag.IntVar(&f.restOrders, "rest-orders", 600, "orders of the burst into json-server")
+	flag.Float64Var(&f.restOrderRate, "rest-order-rate", 20, "orders per second of the paced run into json-server")
+	flag.IntVar(&f.orders, "orders", 0, "orders of this process's burst (used by the parent)")
+	flag.Float64Var(&f.orderRate, "order-rate", 0, "orders per second of this process's paced run (used by the parent)")
+	flag.DurationVar(&f.orderPaced, "order-paced", 30*time.Second, "length of the paced run of the orders target")
+	flag.IntVar(&f.orderProducts, "order-products", 30, "products the orders target seeds into each ERP before its orders (at least 20: an order's lines name distinct SKUs)")
 	flag.StringVar(&f.profile, "cpuprofile", "", "write a CPU profile of the throughput run to FILE.<backend>, and heap profiles after each run")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if f.backend != "" {
+	switch {
+	case f.erp != "":
+		err = orderChild(ctx, f)
+	case f.backend != "":
 		err = child(ctx, f)
-	} else {
+	default:
 		err = parent(ctx, f)
 	}
 	if err != nil {
@@ -74,40 +108,74 @@ func main() {
 	}
 }
 
-// parent runs one child process per backend, so that each one's peak RSS is
-// its own, and prints the table.
+// parent runs one child process per backend and target (and per ERP of the
+// orders target), so that each one's peak RSS is its own, and prints the
+// tables. Orders that did not all land exactly once fail the run, after the
+// tables.
 func parent(ctx context.Context, f flags) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	type run struct{ backend, target string }
+	type run struct{ backend, target, erp string }
 	var runs []run
 	for _, t := range strings.Split(f.targets, ",") {
 		switch t {
 		case "sql":
 			for _, b := range strings.Split(f.backends, ",") {
-				runs = append(runs, run{b, t})
+				runs = append(runs, run{backend: b, target: t})
 			}
 		case "rest":
-			runs = append(runs, run{"sqlite", t})
+			runs = append(runs, run{backend: "sqlite", target: t})
+		case "orders":
+			if err := checkOrderFlags(f); err != nil {
+				return err
+			}
+			for _, e := range strings.Split(f.orderERPs, ",") {
+				if e != erpTryton && e != erpREST {
+					return fmt.Errorf("-order-erps: unknown ERP %q; use %s or %s", e, erpTryton, erpREST)
+				}
+				runs = append(runs, run{backend: "sqlite", target: t, erp: e})
+			}
 		default:
-			return fmt.Errorf("target %q: use sql or rest", t)
+			return fmt.Errorf("target %q: use sql, rest or orders", t)
 		}
 	}
 	var reports []report
+	var orderReports []orderReport
 	for _, r := range runs {
-		events, rate := f.events, f.rate
-		if r.target == "rest" {
-			events, rate = f.restEvents, f.restRate
+		var args []string
+		if r.target == "orders" {
+			orders, rate := f.trytonOrders, f.trytonOrderRate
+			if r.erp == erpREST {
+				orders, rate = f.restOrders, f.restOrderRate
+			}
+			fmt.Fprintf(os.Stderr, "measuring orders into %s: %d products, %d warm-up orders, %g orders/s for %s, then %d orders…\n",
+				r.erp, f.orderProducts, warmOrders, rate, f.orderPaced, orders)
+			args = []string{"-erp", r.erp, "-orders", fmt.Sprint(orders), "-order-rate", fmt.Sprint(rate), "-order-paced", f.orderPaced.String(),
+				"-order-products", fmt.Sprint(f.orderProducts), "-partitions", fmt.Sprint(f.parts)}
+		} else {
+			events, rate := f.events, f.rate
+			if r.target == "rest" {
+				events, rate = f.restEvents, f.restRate
+			}
+			fmt.Fprintf(os.Stderr, "measuring %s into %s: %d events, then %d/s for %s…\n", r.backend, r.target, events, rate, f.paced)
+			args = []string{"-backend", r.backend, "-target", r.target, "-events", fmt.Sprint(events),
+				"-rate", fmt.Sprint(rate), "-paced", f.paced.String(), "-batch", fmt.Sprint(f.batch), "-cpuprofile", f.profile, "-partitions", fmt.Sprint(f.parts)}
 		}
-		fmt.Fprintf(os.Stderr, "measuring %s into %s: %d events, then %d/s for %s…\n", r.backend, r.target, events, rate, f.paced)
-		cmd := exec.CommandContext(ctx, self, "-backend", r.backend, "-target", r.target, "-events", fmt.Sprint(events),
-			"-rate", fmt.Sprint(rate), "-paced", f.paced.String(), "-batch", fmt.Sprint(f.batch), "-cpuprofile", f.profile, "-partitions", fmt.Sprint(f.parts))
+		cmd := exec.CommandContext(ctx, self, args...)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.Output()
 		if err != nil {
-			return fmt.Errorf("measuring %s into %s: %w", r.backend, r.target, err)
+			return fmt.Errorf("measuring %s into %s%s: %w", r.backend, r.target, r.erp, err)
+		}
+		if r.target == "orders" {
+			var rep orderReport
+			if err := json.Unmarshal(out, &rep); err != nil {
+				return fmt.Errorf("reading the report of orders into %s: %w", r.erp, err)
+			}
+			orderReports = append(orderReports, rep)
+			continue
 		}
 		var rep report
 		if err := json.Unmarshal(out, &rep); err != nil {
@@ -115,14 +183,83 @@ func parent(ctx context.Context, f flags) error {
 		}
 		reports = append(reports, rep)
 	}
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "backend\ttarget\tpartitions\tevents\tevents/s\tp50 (burst)\tp99 (burst)\tpeak RSS (burst)\tpaced rate\tp50 (paced)\tp99 (paced)\tpeak RSS (paced)\tbudget\tbudget wait\tthrottles\t")
-	for _, r := range reports {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%s\t%s\t%.0f MB\t%d/s\t%s\t%s\t%.0f MB\t%s\t%.1f s\t%d\t\n", r.Backend, r.Target, r.Partitions, r.Events, r.EventsPerSecond,
-			ms(r.BurstP50), ms(r.BurstP99), mb(r.PeakRSSBytes), r.PacedRate, ms(r.PacedP50), ms(r.PacedP99), mb(r.PacedRSSBytes),
-			r.Budget, r.BudgetWaitSeconds, r.Throttles)
+	if len(reports) > 0 {
+		tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "backend\ttarget\tpartitions\tevents\tevents/s\tp50 (burst)\tp99 (burst)\tpeak RSS (burst)\tpaced rate\tp50 (paced)\tp99 (paced)\tpeak RSS (paced)\tbudget\tbudget wait\tthrottles\t")
+		for _, r := range reports {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%s\t%s\t%.0f MB\t%d/s\t%s\t%s\t%.0f MB\t%s\t%.1f s\t%d\t\n", r.Backend, r.Target, r.Partitions, r.Events, r.EventsPerSecond,
+				ms(r.BurstP50), ms(r.BurstP99), mb(r.PeakRSSBytes), r.PacedRate, ms(r.PacedP50), ms(r.PacedP99), mb(r.PacedRSSBytes),
+				r.Budget, r.BudgetWaitSeconds, r.Throttles)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
-	return tw.Flush()
+	if len(orderReports) == 0 {
+		return nil
+	}
+	if len(reports) > 0 {
+		fmt.Println()
+	}
+	return printOrders(orderReports)
+}
+
+// checkOrderFlags refuses sizes the orders target cannot run with.
+func checkOrderFlags(f flags) error {
+	switch {
+	case f.orderProducts < maxLines:
+		return fmt.Errorf("-order-products %d: give at least %d, as an order's up to %d lines name distinct SKUs", f.orderProducts, maxLines, maxLines)
+	case f.trytonOrders < 1 || f.restOrders < 1:
+		return fmt.Errorf("-tryton-orders %d, -rest-orders %d: give each at least 1", f.trytonOrders, f.restOrders)
+	case f.trytonOrderRate <= 0 || f.restOrderRate <= 0:
+		return fmt.Errorf("-tryton-order-rate %g, -rest-order-rate %g: give each more than 0 orders per second", f.trytonOrderRate, f.restOrderRate)
+	case f.orderPaced < 0:
+		return fmt.Errorf("-order-paced %s: give 0 (no paced run) or more", f.orderPaced)
+	}
+	return nil
+}
+
+// printOrders prints the orders target's table, and fails loudly when an
+// ERP does not hold every order exactly once.
+func printOrders(reports []orderReport) error {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "ERP\tstate (asked; held)\toutcomes\tproducts\torders\tlines/order min/avg/max\tcustomers (new/named)\tburst\torders/s\tpaced\tp50 (paced)\tp99 (paced)\tp50 (burst)\tp99 (burst)\tpeak RSS\tbudget wait\tthrottles\tlanded once, as asked\t")
+	var failed []string
+	for _, r := range reports {
+		landed := "yes"
+		if !r.Landed {
+			landed = "NO"
+			failed = append(failed, fmt.Sprintf("%s: %s", r.ERP, strings.Join(r.Problems, "; ")))
+		}
+		fmt.Fprintf(tw, "%s\t%s; %s\t%s\t%d\t%d\t%d/%.1f/%d\t%d/%d\t%d\t%.2f\t%d at %g/s\t%s\t%s\t%s\t%s\t%.0f MB\t%.1f s\t%d\t%s\t\n",
+			r.ERP, r.State, states(r.TargetStates), states(r.Outcomes), r.Products, r.Orders, r.MinLines, r.AvgLines, r.MaxLines, r.NewCustomers, r.Customers,
+			r.BurstOrders, r.OrdersPerSecond, r.PacedOrders, r.PacedRate, ms(r.PacedP50), ms(r.PacedP99), ms(r.BurstP50), ms(r.BurstP99),
+			mb(r.PeakRSSBytes), r.BudgetWaitSeconds, r.Throttles, landed)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		fmt.Fprintln(os.Stderr, "\n*** ORDERS DID NOT ALL LAND EXACTLY ONCE, AS ASKED: the figures above do not count ***")
+		for _, f := range failed {
+			fmt.Fprintln(os.Stderr, "***", f)
+		}
+		return fmt.Errorf("orders did not all land exactly once, in the state asked, in %d of %d ERPs", len(failed), len(reports))
+	}
+	return nil
+}
+
+// states lists counts by name (the states an ERP holds its orders in, the
+// connector's outcomes).
+func states(m map[string]int) string {
+	var out []string
+	for _, s := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, fmt.Sprintf("%s %d", s, m[s]))
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, ", ")
 }
 
 func mb(b int64) float64 { return float64(b) / (1 << 20) }

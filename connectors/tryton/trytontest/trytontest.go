@@ -288,25 +288,35 @@ type Database struct {
 // login to it.
 func (s *Server) NewDatabase(t testing.TB) *Database {
 	t.Helper()
+	db, err := s.OpenDatabase(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Tryton database %s ready in %s", db.Name, db.Setup.Round(time.Millisecond))
+	return db
+}
+
+// OpenDatabase is NewDatabase for callers without a test at hand (the load generator); ctx
+// bounds the login.
+func (s *Server) OpenDatabase(ctx context.Context) (*Database, error) {
 	start := time.Now()
 	name := fmt.Sprintf("test%d", s.n.Add(1))
 	if err := copyFile(s.template, filepath.Join(s.dir, name+".sqlite")); err != nil {
-		t.Fatalf("copying the Tryton template: %v", err)
+		return nil, fmt.Errorf("copying the Tryton template: %w", err)
 	}
 	db := &Database{Server: s, Name: name}
 	var res []json.RawMessage
-	if err := db.call(context.Background(), "", &res, "common.db.login", AdminUser, map[string]any{"password": AdminPassword}, "en"); err != nil {
-		t.Fatalf("logging in to the new Tryton database %s: %v\n%s", name, err, s.Log())
+	if err := db.call(ctx, "", &res, "common.db.login", AdminUser, map[string]any{"password": AdminPassword}, "en"); err != nil {
+		return nil, fmt.Errorf("logging in to the new Tryton database %s: %w\n%s", name, err, s.Log())
 	}
 	var uid int64
 	var key string
 	if len(res) != 2 || json.Unmarshal(res[0], &uid) != nil || json.Unmarshal(res[1], &key) != nil {
-		t.Fatalf("logging in to %s: unexpected answer %s", name, res)
+		return nil, fmt.Errorf("logging in to %s: unexpected answer %s", name, res)
 	}
 	db.session = "Session " + base64.StdEncoding.EncodeToString([]byte(AdminUser+":"+strconv.FormatInt(uid, 10)+":"+key))
 	db.Setup = time.Since(start)
-	t.Logf("Tryton database %s ready in %s", name, db.Setup.Round(time.Millisecond))
-	return db
+	return db, nil
 }
 
 // Call calls method as the admin with params (the context dict last) and decodes the result
@@ -318,7 +328,8 @@ func (d *Database) Call(t testing.TB, out any, method string, params ...any) {
 	}
 }
 
-// CallErr is Call returning the error, for calls a test expects Tryton to refuse.
+// CallErr is Call returning the error, for calls a test expects Tryton to refuse, and for
+// callers without a test at hand.
 func (d *Database) CallErr(out any, method string, params ...any) error {
 	return d.call(context.Background(), d.session, out, method, params...)
 }
