@@ -246,6 +246,12 @@ func describeEntities(spec sdk.Spec, settings map[string]any) []string {
 				can = append(can, x.name)
 			}
 		}
+		if len(c.States) > 0 {
+			can = append(can, "states "+strings.Join(c.States, ", ")+" (default "+c.States[0]+")")
+		}
+		if len(c.Types) > 0 {
+			can = append(can, "types "+strings.Join(c.Types, ", "))
+		}
 		name := c.Entity
 		if name == sdk.AnyEntity {
 			name = "any entity"
