@@ -392,6 +392,18 @@ func (t *Target) remember(key string, find func() (int64, error)) (int64, error)
 	return id, nil
 }
 
+// acceptWarning accepts Tryton's UserWarning of name once, as a person answering it in the
+// client would: with a res.user.warning record of its name, which the next check of the
+// warning consumes.
+func (t *Target) acceptWarning(ctx context.Context, name string) error {
+	uid, err := t.c.userID(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = t.create(ctx, "res.user.warning", map[string]any{"user": uid, "name": name, "always": false})
+	return err
+}
+
 // many2one is how Tryton answers a many2one field: an id or null.
 type many2one = *int64
 
