@@ -604,12 +604,12 @@ func TestFindReceiptsReturnsInventoriesAndWriteOffs(t *testing.T) {
 	}
 }
 
-// TestStockDocumentRecipesIntoTryton runs the document recipe's rules against a real Tryton:
+// TestReceiptAndInventoryRecipesIntoTryton runs the document recipe's rules against a real Tryton:
 // a goods receipt finds or makes its supplier by name, has its SKUs checked, and is received
 // and put away; delivered again it is found and not written again; a draft an interrupted write left
 // behind is taken on to the flow's state; an inventory count, which has no party, sets on
 // hand.
-func TestStockDocumentRecipesIntoTryton(t *testing.T) {
+func TestReceiptAndInventoryRecipesIntoTryton(t *testing.T) {
 	f := newStockDocs(t)
 	receipt := func(key, sku string) connector.Record {
 		return connector.Record{Key: key, Op: connector.OpUpsert, Create: true, Version: 1, Payload: json.RawMessage(fmt.Sprintf(
