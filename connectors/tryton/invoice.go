@@ -622,11 +622,7 @@ func (t *Target) advanceInvoice(ctx context.Context, id int64, state string) err
 	if !errors.As(err, &re) || re.Kind != "UserWarning" || re.Warning != fmt.Sprintf("invoice_payment_term_%d", id) {
 		return err
 	}
-	uid, err := t.c.userID(ctx)
-	if err != nil {
-		return err
-	}
-	if _, err := t.create(ctx, "res.user.warning", map[string]any{"user": uid, "name": re.Warning, "always": false}); err != nil {
+	if err := t.acceptWarning(ctx, re.Warning); err != nil {
 		return fmt.Errorf("accepting Tryton's warning that invoice %d is due in the past: %w", id, err)
 	}
 	return t.c.call(ctx, nil, "model.account.invoice."+method, []int64{id}, t.ctx)

@@ -416,7 +416,7 @@ func (t *Target) saleLines(ctx context.Context, party int64, currency any, lines
 		}
 	}
 	if len(missing) > 0 {
-		return nil, t.missingSKUs(ctx, missing)
+		return nil, t.missingSKUs(ctx, "order", missing)
 	}
 	type defaults struct {
 		unit  int64
@@ -484,16 +484,17 @@ func (t *Target) lineDefaults(ctx context.Context, party int64, currency any, v 
 	return *res[0].Unit, taxes, nil
 }
 
-// missingSKUs is the refusal of an order whose SKUs no active variant has, naming each;
-// a SKU that is only a template's code (the prefix of a product with variants) says so.
-func (t *Target) missingSKUs(ctx context.Context, missing []string) error {
+// missingSKUs is the refusal of a document (what names its kind: "order") whose SKUs no
+// active variant has, naming each; a SKU that is only a template's code (the prefix of a
+// product with variants) says so.
+func (t *Target) missingSKUs(ctx context.Context, what string, missing []string) error {
 	type row struct {
 		ID   int64  `json:"id"`
 		Code string `json:"code"`
 	}
 	templates, err := searchRead[row](ctx, t, "product.template", []any{[]any{"code", "in", missing}}, []string{"code"}, nil)
 	if err != nil {
-		return fmt.Errorf("finding the order's products by sku: %w", err)
+		return fmt.Errorf("finding the %s's products by sku: %w", what, err)
 	}
 	var msgs, unknown []string
 	for _, tm := range templates {
@@ -508,7 +509,7 @@ func (t *Target) missingSKUs(ctx context.Context, missing []string) error {
 		for i, v := range vs {
 			codes[i] = v.Code
 		}
-		msgs = append(msgs, fmt.Sprintf("sku %q is the code of product template %d, not of a variant: an order line names one variant's sku (%s)", tm.Code, tm.ID, strings.Join(codes, ", ")))
+		msgs = append(msgs, fmt.Sprintf("sku %q is the code of product template %d, not of a variant: a line names one variant's sku (%s)", tm.Code, tm.ID, strings.Join(codes, ", ")))
 	}
 	for _, sku := range missing {
 		if !slices.ContainsFunc(templates, func(tm row) bool { return tm.Code == sku }) {
@@ -516,7 +517,7 @@ func (t *Target) missingSKUs(ctx context.Context, missing []string) error {
 		}
 	}
 	if len(unknown) > 0 {
-		msgs = append([]string{fmt.Sprintf("Tryton has no product with the sku %s; create the products first (the product flow does), or correct the order's skus", strings.Join(unknown, ", "))}, msgs...)
+		msgs = append([]string{fmt.Sprintf("Tryton has no product with the sku %s; create the products first (the product flow does), or correct the %s's skus", strings.Join(unknown, ", "), what)}, msgs...)
 	}
 	return refuse("%s", strings.Join(msgs, "; "))
 }

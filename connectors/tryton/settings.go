@@ -24,15 +24,27 @@ const (
 	EntityOrder    = "order"
 	EntityInvoice  = "invoice"
 	EntityPayment  = "payment"
+
+	// The stock documents (pkg/entity's document shape), each kept as a Tryton stock record:
+	// a supplier shipment, a customer return shipment, an inventory, and an internal shipment
+	// of the storage zone to lost and found.
+	EntityGoodsReceipt   = "goods-receipt"
+	EntityOrderReturn    = "order-return"
+	EntityInventoryCount = "inventory-count"
+	EntityWriteOff       = "write-off"
 )
+
+// served names the entities the target serves, for the error of a call with another.
+const served = "customer, product, category, stock, order, invoice, payment, goods-receipt, order-return, inventory-count and write-off"
 
 // The fields records are found by, besides connector.FieldExternalRef.
 const (
 	FieldEmail = "email"
 	FieldSKU   = "sku"
 	FieldName  = "name"
-	// FieldNumber is an order's number, which a sale keeps as its reference, or an
-	// invoice's, which the invoice keeps as its reference (else its comment).
+	// FieldNumber is an order's number, which a sale keeps as its reference, an invoice's,
+	// which the invoice keeps as its reference (else its comment), or a stock document's,
+	// which its note keeps (see stockdocument.go).
 	FieldNumber = connector.FieldNumber
 )
 
@@ -45,11 +57,22 @@ const (
 	StateConfirmed = "confirmed"
 )
 
-// saleStates and invoiceStates are the states the target takes a sale and an invoice to
+// The states the target takes a stock document to besides draft: a receipt or a return is
+// received (its goods are in the warehouse's input zone) and then done (put away into the
+// storage zone); an inventory count and a write-off are done (their stock moved).
+const (
+	StateReceived = "received"
+	StateDone     = "done"
+)
+
+// saleStates, invoiceStates, shipmentStates and stockStates are the states the target takes
+// a sale, an invoice, a receipt or return, and a count or write-off to
 // (connector.Capabilities.States), the default first.
 var (
-	saleStates    = []string{StateDraft, StateQuotation, StateConfirmed}
-	invoiceStates = []string{InvoiceDraft, InvoiceValidated, InvoicePosted}
+	saleStates     = []string{StateDraft, StateQuotation, StateConfirmed}
+	invoiceStates  = []string{InvoiceDraft, InvoiceValidated, InvoicePosted}
+	shipmentStates = []string{StateDraft, StateReceived, StateDone}
+	stockStates    = []string{StateDraft, StateDone}
 )
 
 // documentState is the state a write asks a document (what names it: "a sale") to be taken
@@ -111,7 +134,7 @@ func spec() connector.Spec {
 	return connector.Spec{
 		Type:     Type,
 		Kind:     connector.KindTarget,
-		Summary:  "Writes customers, products, categories, stock levels, orders (as sales), invoices and payments into a Tryton 6.0 ERP over JSON-RPC.",
+		Summary:  "Writes customers, products, categories, stock levels, orders (as sales), invoices, payments, goods receipts, order returns, inventory counts and write-offs into a Tryton 6.0 ERP over JSON-RPC.",
 		Reaches:  reaches,
 		Entities: entities,
 		// Tryton draws party codes and sale, invoice and inventory numbers from
@@ -170,6 +193,16 @@ func entities(map[string]any) ([]connector.Capabilities, error) {
 		{Entity: EntityInvoice, FindBy: []string{connector.FieldExternalRef, FieldNumber}, Read: true,
 			Create: true, Update: true, Canonical: true, States: invoiceStates},
 		{Entity: EntityPayment, FindBy: []string{connector.FieldExternalRef}, Create: true, Canonical: true},
+		// Stock documents are changed only while they are drafts (past draft their stock
+		// has moved), and Tryton keeps the moves they made: no deletes.
+		{Entity: EntityGoodsReceipt, FindBy: []string{connector.FieldExternalRef, FieldNumber}, Read: true,
+			Create: true, Update: true, Canonical: true, States: shipmentStates},
+		{Entity: EntityOrderReturn, FindBy: []string{connector.FieldExternalRef, FieldNumber}, Read: true,
+			Create: true, Update: true, Canonical: true, States: shipmentStates},
+		{Entity: EntityInventoryCount, FindBy: []string{connector.FieldExternalRef, FieldNumber}, Read: true,
+			Create: true, Update: true, Canonical: true, States: stockStates},
+		{Entity: EntityWriteOff, FindBy: []string{connector.FieldExternalRef, FieldNumber}, Read: true,
+			Create: true, Update: true, Canonical: true, States: stockStates},
 	}, nil
 }
 

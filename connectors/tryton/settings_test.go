@@ -93,6 +93,18 @@ func TestDestinationsAndEntities(t *testing.T) {
 		EntityOrder:    {connector.FieldExternalRef, FieldNumber},
 		EntityInvoice:  {connector.FieldExternalRef, FieldNumber},
 		EntityPayment:  {connector.FieldExternalRef},
+
+		EntityGoodsReceipt:   {connector.FieldExternalRef, FieldNumber},
+		EntityOrderReturn:    {connector.FieldExternalRef, FieldNumber},
+		EntityInventoryCount: {connector.FieldExternalRef, FieldNumber},
+		EntityWriteOff:       {connector.FieldExternalRef, FieldNumber},
+	}
+	// The states of each stock document, the default first.
+	stockStates := map[string][]string{
+		EntityGoodsReceipt:   {StateDraft, StateReceived, StateDone},
+		EntityOrderReturn:    {StateDraft, StateReceived, StateDone},
+		EntityInventoryCount: {StateDraft, StateDone},
+		EntityWriteOff:       {StateDraft, StateDone},
 	}
 	for _, c := range caps {
 		for _, f := range want[c.Entity] {
@@ -111,6 +123,9 @@ func TestDestinationsAndEntities(t *testing.T) {
 		}
 		if c.Entity == EntityInvoice && (len(c.States) != 3 || c.States[0] != InvoiceDraft || c.Delete) {
 			t.Errorf("invoice capabilities = %+v, want the states draft (the default), validated and posted, and no delete", c)
+		}
+		if states, ok := stockStates[c.Entity]; ok && (c.Delete || !slices.Equal(c.States, states) || len(c.Types) > 0) {
+			t.Errorf("%s capabilities = %+v, want no deletes and the states %v", c.Entity, c, states)
 		}
 		delete(want, c.Entity)
 	}
@@ -137,8 +152,12 @@ func TestOpenRefusesWhatEgressForbids(t *testing.T) {
 // fields of the wrong type or with values Tryton lacks are its refusal.
 func TestUnknownEntityAndField(t *testing.T) {
 	tg, _ := open(t, nil)
-	if _, err := tg.Write(context.Background(), "goods-receipt", []connector.Write{create("g-1", `{}`)}); err == nil || !strings.Contains(err.Error(), "customer, product, category, stock, order, invoice and payment") {
-		t.Fatalf("Write(goods-receipt) = %v", err)
+	served := "customer, product, category, stock, order, invoice, payment, goods-receipt, order-return, inventory-count and write-off"
+	if _, err := tg.Write(context.Background(), "cash-document", []connector.Write{create("g-1", `{}`)}); err == nil || !strings.Contains(err.Error(), served) {
+		t.Fatalf("Write(cash-document) = %v", err)
+	}
+	if _, err := tg.Find(context.Background(), "cash-document", connector.FieldExternalRef, []string{"g-1"}); err == nil || !strings.Contains(err.Error(), served) {
+		t.Fatalf("Find(cash-document) = %v", err)
 	}
 	if _, err := tg.Find(context.Background(), EntityProduct, "ean", []string{"4006381333931"}); err == nil || !strings.Contains(err.Error(), "external_ref or sku") {
 		t.Fatalf("Find(product, ean) = %v", err)

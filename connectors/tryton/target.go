@@ -1,6 +1,7 @@
 // Package tryton is the "tryton" target connector: it writes customers, products,
-// categories, stock levels, orders (as sales), invoices and payments into a Tryton 6.0 ERP
-// over its JSON-RPC API, as a thin adapter under the platform's recipe (which looks records
+// categories, stock levels, orders (as sales), invoices, payments and the stock documents
+// (goods receipts, order returns, inventory counts, write-offs) into a Tryton 6.0 ERP over
+// its JSON-RPC API, as a thin adapter under the platform's recipe (which looks records
 // up, applies write modes and duplicate policies, finds or makes what documents refer to,
 // and classifies outcomes).
 //
@@ -26,18 +27,30 @@
 //   - payment: the description of the move Tryton's pay wizard books for it,
 //     "syncline-payment:" + key; the target id is the move's. A payment whose move exists
 //     is never paid again, since Tryton's wizard would book a repeated partial payment twice.
+//   - goods-receipt, order-return, write-off: the reference of the Tryton shipment that
+//     holds it (a supplier shipment, a customer return shipment, an internal shipment of the
+//     storage zone to lost and found), "syncline:" + key, written in the call that creates
+//     it. The target id is the shipment's;
+//   - inventory-count: a note (ir.note) "syncline:" + key on the inventory, which has no free
+//     field, written in the call after the one that creates it (a write stopped between the
+//     two leaves a draft inventory, which moves no stock, without it). The target id is the
+//     inventory's.
 //
-// Party codes keep coming from Tryton's sequence, product codes are the SKUs, and sale
-// numbers are Tryton's own.
+// A stock document's number, reference and note are a note on its record, "Number: " +
+// number, then "Reference: " + reference, then the note, one line each: Find(number)
+// searches these notes.
 //
-// Tryton's SQLite backend draws sequence numbers (party codes, inventory numbers, the
-// numbers of quoted sales and of their shipments, invoice and move numbers) without a lock,
-// so parallel writers get the same number (two clients creating 50 parties each collided 37
-// times, and parallel posting numbered 24 invoices with 6 numbers). The target therefore
-// serialises every write that draws a number or finds-or-creates a shared record (a
-// category, an attribute), every order, and every payment from the look for its earlier
-// booking to the booking, whatever the budget allows; reads and plain
-// updates run in parallel.
+// Party codes keep coming from Tryton's sequence, product codes are the SKUs, and sale,
+// shipment and inventory numbers are Tryton's own.
+//
+// Tryton's SQLite backend draws sequence numbers (party codes, inventory and shipment
+// numbers, the numbers of quoted sales and of their shipments, invoice and move numbers)
+// without a lock, so parallel writers get the same number (two clients creating 50 parties
+// each collided 37 times, and parallel posting numbered 24 invoices with 6 numbers). The
+// target therefore serialises every write that draws a number or finds-or-creates a shared
+// record (a category, an attribute), every order and stock document, and every payment from
+// the look for its earlier booking to the booking, whatever the budget allows; reads and
+// plain updates run in parallel.
 package tryton
 
 import (
@@ -195,7 +208,10 @@ func (t *Target) Find(ctx context.Context, entity, field string, values []string
 	case EntityPayment:
 		return t.findPayments(ctx, field, values)
 	}
-	return nil, fmt.Errorf("finding %s records: the tryton target serves customer, product, category, stock, order, invoice and payment", entity)
+	if k := stockKindOf(entity); k != nil {
+		return t.findStockDocuments(ctx, k, field, values)
+	}
+	return nil, fmt.Errorf("finding %s records: the tryton target serves %s", entity, served)
 }
 
 // Write applies writes in order. A record Tryton refuses, or that cannot be expressed in
@@ -218,7 +234,11 @@ func (t *Target) Write(ctx context.Context, entity string, writes []connector.Wr
 	case EntityPayment:
 		one = t.writePayment
 	default:
-		return nil, fmt.Errorf("writing %s records: the tryton target serves customer, product, category, stock, order, invoice and payment", entity)
+		k := stockKindOf(entity)
+		if k == nil {
+			return nil, fmt.Errorf("writing %s records: the tryton target serves %s", entity, served)
+		}
+		one = func(ctx context.Context, w connector.Write) (string, error) { return t.writeStockDocument(ctx, k, w) }
 	}
 	results := make([]connector.Result, len(writes))
 	for i, w := range writes {
@@ -390,6 +410,18 @@ func (t *Target) remember(key string, find func() (int64, error)) (int64, error)
 	t.known[key] = id
 	t.knownMu.Unlock()
 	return id, nil
+}
+
+// acceptWarning accepts Tryton's UserWarning of name once, as a person answering it in the
+// client would: with a res.user.warning record of its name, which the next check of the
+// warning consumes.
+func (t *Target) acceptWarning(ctx context.Context, name string) error {
+	uid, err := t.c.userID(ctx)
+	if err != nil {
+		return err
+	}
+	_, err = t.create(ctx, "res.user.warning", map[string]any{"user": uid, "name": name, "always": false})
+	return err
 }
 
 // many2one is how Tryton answers a many2one field: an id or null.

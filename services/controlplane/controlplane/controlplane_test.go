@@ -273,9 +273,10 @@ func TestApplyRefusals(t *testing.T) {
 			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "tryton", "description": "Tryton ERP",
 				"settings":    map[string]any{"url": "http://127.0.0.1:1", "database": "erp", "user": "syncline"},
 				"credentials": map[string]any{"password": "secret"}})
-			rs[4].Spec.Fields["entity"] = structpb.NewStringValue("goods-receipt")
+			rs[4].Spec.Fields["entity"] = structpb.NewStringValue("cash-document")
 			return rs
-		}, connect.CodeFailedPrecondition, []string{"flow acme/orders", "target endpoint erp", `does not serve "goods-receipt"`, "customer, product, category, stock, order"}},
+		}, connect.CodeFailedPrecondition, []string{"flow acme/orders", "target endpoint erp", `does not serve "cash-document"`,
+			"it serves customer, product, category, stock, order, invoice, payment, goods-receipt, order-return, inventory-count, write-off"}},
 		{"a document policy on a flow of customers", func() []*controlplanev1.Resource {
 			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[4].Spec.Fields["entity"] = structpb.NewStringValue("customer")
@@ -379,6 +380,45 @@ func document(t *testing.T, m map[string]any) *structpb.Value {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// TestTrytonStockDocumentFlows: flows of each stock document Tryton serves into a tryton
+// endpoint are accepted, each in a state Tryton takes it to, and compiled with the
+// document's skip policy and the state; a state Tryton does not take it to is refused,
+// naming those it does.
+func TestTrytonStockDocumentFlows(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	rs := orders(t, map[string]any{})
+	rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "tryton", "description": "Tryton ERP",
+		"settings":    map[string]any{"url": "http://127.0.0.1:1", "database": "erp", "user": "syncline"},
+		"credentials": map[string]any{"password": "secret"}})
+	states := map[string]string{"goods-receipt": "received", "order-return": "done", "inventory-count": "done", "write-off": "draft"}
+	for entity, state := range states {
+		rs = append(rs, res(t, "Flow", "acme", entity+"s", map[string]any{"integrator": "sync", "source": "shop", "target": "erp", "entity": entity,
+			"document": map[string]any{"state": state}}))
+	}
+	if _, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: rs}); err != nil {
+		t.Fatalf("Apply = %v", err)
+	}
+	for entity, state := range states {
+		var fl *flowconfig.Flow
+		for range 500 {
+			if fl = f.flows.Get("acme", entity+"s"); fl != nil {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if fl == nil || fl.Duplicates != flowconfig.DuplicateSkip || fl.Document == nil || fl.Document.State != state || !fl.Canonical {
+			t.Errorf("the %s flow compiled as %+v, want the skip policy, state %s, canonical", entity, fl, state)
+		}
+	}
+	rs[len(rs)-1].Spec.Fields["document"] = document(t, map[string]any{"state": "posted"})
+	_, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: rs})
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != connect.CodeFailedPrecondition || !strings.Contains(ce.Message(), "the document state posted") {
+		t.Errorf("a state Tryton does not take a stock document to: %v", err)
+	}
 }
 
 // TestDocumentFlowsCompile: a flow of each document type defaults to the skip policy, and a
