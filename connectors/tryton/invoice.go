@@ -437,29 +437,21 @@ func (t *Target) invoiceLines(ctx context.Context, typ string, lines []invoiceLi
 		Uom      int64    `json:"default_uom"`
 		Category many2one `json:"account_category"`
 	}
-	var variants []variantRow
+	variants := map[string]variantRow{}
 	if len(skus) > 0 {
 		var err error
-		variants, err = searchRead[variantRow](ctx, t, "product.product", []any{[]any{"code", "in", skus}}, []string{"code", "name", "default_uom", "account_category"}, nil)
-		if err != nil {
+		if variants, err = variantsBySKU(ctx, t, "invoice", skus, []string{"code", "name", "default_uom", "account_category"}, func(v variantRow) string { return v.Code }); err != nil {
 			return nil, err
 		}
 	}
-	var missing []string
 	catIDs := []int64{}
 	for _, s := range skus {
-		i := slices.IndexFunc(variants, func(v variantRow) bool { return v.Code == s })
-		switch {
-		case i < 0:
-			missing = append(missing, fmt.Sprintf("%q", s))
-		case variants[i].Category == nil:
+		switch v := variants[s]; {
+		case v.Category == nil:
 			return nil, refuse("product %q has no accounting category in Tryton, so its line has no account to be booked to: give it one in Tryton (settings.account_category does for the products Syncline creates)", s)
-		case !slices.Contains(catIDs, *variants[i].Category):
-			catIDs = append(catIDs, *variants[i].Category)
+		case !slices.Contains(catIDs, *v.Category):
+			catIDs = append(catIDs, *v.Category)
 		}
-	}
-	if len(missing) > 0 {
-		return nil, refuse("Tryton has no active product variant with the sku %s: sync the products first, or correct the lines", strings.Join(missing, ", "))
 	}
 	var textCat int64
 	if textLines {
@@ -499,7 +491,7 @@ func (t *Target) invoiceLines(ctx context.Context, typ string, lines []invoiceLi
 		if l.SKU == "" {
 			cat = catOf(textCat)
 		} else {
-			p := variants[slices.IndexFunc(variants, func(v variantRow) bool { return v.Code == l.SKU })]
+			p := variants[l.SKU]
 			v["product"], v["unit"] = p.ID, p.Uom
 			if l.Description == "" {
 				v["description"] = p.Name

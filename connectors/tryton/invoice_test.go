@@ -241,7 +241,7 @@ func TestInvoiceRefusals(t *testing.T) {
 		want                 []string
 	}{
 		{name: "missing skus", payload: `{"number":"1","lines":[{"sku":"NOPE-1","quantity":1,"price":1},` + line + `,{"sku":"NOPE-2","quantity":1,"price":1},{"sku":"TEE-","quantity":1,"price":1}]}`,
-			want: []string{`"NOPE-1", "NOPE-2", "TEE-"`, "sync the products first"}},
+			want: []string{`no product with the sku "NOPE-1", "NOPE-2"`, "create the products first", `sku "TEE-" is the code of product template`, "TEE-M"}},
 		{name: "no party", payload: `{"number":"1","lines":[` + line + `]}`, noParty: true, want: []string{`Refs["customer"]`, "default party"}},
 		{name: "no lines", payload: `{"number":"1","totals":{"gross":10}}`, want: []string{"no lines"}},
 		{name: "a line without sku and no category", payload: `{"number":"1","lines":[{"description":"Fee","quantity":1,"price":5}]}`,

@@ -401,22 +401,9 @@ func (t *Target) saleLines(ctx context.Context, party int64, currency any, lines
 			skus = append(skus, l.SKU)
 		}
 	}
-	rows, err := searchRead[saleVariant](ctx, t, "product.product", []any{[]any{"code", "in", skus}}, []string{"code", "name", "salable"}, nil)
+	byCode, err := variantsBySKU(ctx, t, "order", skus, []string{"code", "name", "salable"}, func(v saleVariant) string { return v.Code })
 	if err != nil {
-		return nil, fmt.Errorf("finding the order's products by sku: %w", err)
-	}
-	byCode := map[string]saleVariant{}
-	for _, r := range rows {
-		byCode[r.Code] = r
-	}
-	var missing []string
-	for _, s := range skus {
-		if _, ok := byCode[s]; !ok {
-			missing = append(missing, s)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, t.missingSKUs(ctx, "order", missing)
+		return nil, err
 	}
 	type defaults struct {
 		unit  int64
@@ -482,6 +469,30 @@ func (t *Target) lineDefaults(ctx context.Context, party int64, currency any, v 
 		taxes = append(taxes, tax.ID)
 	}
 	return *res[0].Unit, taxes, nil
+}
+
+// variantsBySKU finds, in one search, the variants whose codes are skus, reading fields of each
+// into a V whose code code gives, by SKU. A SKU no active variant has is the refusal of the
+// document (what names its kind: "order"), naming each (missingSKUs).
+func variantsBySKU[V any](ctx context.Context, t *Target, what string, skus, fields []string, code func(V) string) (map[string]V, error) {
+	rows, err := searchRead[V](ctx, t, "product.product", []any{[]any{"code", "in", skus}}, fields, nil)
+	if err != nil {
+		return nil, fmt.Errorf("finding the %s's products by sku: %w", what, err)
+	}
+	byCode := make(map[string]V, len(rows))
+	for _, r := range rows {
+		byCode[code(r)] = r
+	}
+	var missing []string
+	for _, s := range skus {
+		if _, ok := byCode[s]; !ok {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, t.missingSKUs(ctx, what, missing)
+	}
+	return byCode, nil
 }
 
 // missingSKUs is the refusal of a document (what names its kind: "order") whose SKUs no

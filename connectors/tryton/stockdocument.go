@@ -439,22 +439,9 @@ func (t *Target) docVariants(ctx context.Context, k *stockKind, rec *document) (
 			skus = append(skus, l.SKU)
 		}
 	}
-	rows, err := searchRead[docVariant](ctx, t, "product.product", []any{[]any{"code", "in", skus}}, []string{"code", "type", "default_uom", "cost_price"}, nil)
+	byCode, err := variantsBySKU(ctx, t, k.what, skus, []string{"code", "type", "default_uom", "cost_price"}, func(v docVariant) string { return v.Code })
 	if err != nil {
-		return nil, fmt.Errorf("finding the %s's products by sku: %w", k.what, err)
-	}
-	byCode := make(map[string]docVariant, len(rows))
-	for _, r := range rows {
-		byCode[r.Code] = r
-	}
-	var missing []string
-	for _, s := range skus {
-		if _, ok := byCode[s]; !ok {
-			missing = append(missing, s)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, t.missingSKUs(ctx, k.what, missing)
+		return nil, err
 	}
 	for i, l := range rec.Lines {
 		// Tryton moves goods and assets, and counts goods.
