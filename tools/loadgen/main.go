@@ -169,7 +169,11 @@ func parent(ctx context.Context, f flags) error {
 			batches = append(batches, bus.DefaultConfig().MaxBatch)
 		}
 		for _, b := range batches {
-			fmt.Fprintf(os.Stderr, "measuring the bare relay, up to %d events per message: %d events…\n", b, f.events)
+			shape := "one message per event per hop"
+			if b > 1 {
+				shape = fmt.Sprintf("one message per batch of up to %d events per hop", b)
+			}
+			fmt.Fprintf(os.Stderr, "measuring the bare relay, %s: %d events…\n", shape, f.events)
 			var rep relayReport
 			if err := runChild(ctx, self, &rep, "-relay-batch", fmt.Sprint(b), "-events", fmt.Sprint(f.events), "-batch", fmt.Sprint(f.batch), "-cpuprofile", f.profile); err != nil {
 				return fmt.Errorf("measuring the bare relay: %w", err)
