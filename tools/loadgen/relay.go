@@ -291,9 +291,10 @@ type hop struct {
 	missed *atomic.Int64
 }
 
-// next returns the hop's next input. A missed heartbeat (the server's pull
-// request lapsed, on a machine too busy to answer within two seconds) is
-// passed over: the iterator has already asked for messages again.
+// next returns the hop's next input. A missed heartbeat (neither a message
+// nor a heartbeat for two seconds, which a busy machine causes now and then)
+// is passed over: the iterator then asks the server for messages again by
+// itself.
 func (h hop) next() (jetstream.Msg, error) {
 	for {
 		m, err := h.in.Next()
