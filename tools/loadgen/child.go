@@ -54,7 +54,10 @@ type report struct {
 	PeakRSSBytes      int64
 	// PacedRSSBytes is the peak resident set of the paced run, which runs
 	// first: the memory of steady traffic rather than of a burst's backlog.
+	// PeakRSSBytes is the burst's.
 	PacedRSSBytes int64
+	// Cost is what the burst cost per event.
+	Cost cost
 }
 
 func child(ctx context.Context, f flags) error {
@@ -70,6 +73,7 @@ func child(ctx context.Context, f flags) error {
 	// runs a SQLite database (see the sql target's README).
 	// The file is in the bench tenant's folder of the data folder.
 	driver, dsn := "sqlite", "erp.db?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+	var pg *pgServer
 	if f.backend == "postgres" {
 		storeURL, dropStore, err := freshDatabase(ctx, "syncline_bench_store")
 		if err != nil {
@@ -82,6 +86,14 @@ func child(ctx context.Context, f flags) error {
 		}
 		defer dropTarget()
 		cfg.DatabaseURL, driver, dsn = storeURL, "postgres", targetURL
+		// The meter's connection is to the store's database, so that its
+		// own queries are not another database's transactions.
+		pg, err = openPGServer(ctx, storeURL, databaseName(storeURL), databaseName(targetURL))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "  PostgreSQL's CPU time is not measured: %v\n", err)
+		} else {
+			defer pg.close()
+		}
 		// The target is another database on the store's server, which
 		// the egress policy allows as an operator would.
 		u, err := url.Parse(targetURL)
@@ -164,6 +176,7 @@ func child(ctx context.Context, f flags) error {
 	lat.reset()
 
 	// Latency and memory at a steady rate, first, while the process is fresh.
+	resetPeakRSS()
 	n, err := paced(ctx, pub, "P", f.rate, f.paced)
 	if err != nil {
 		return err
@@ -194,11 +207,19 @@ func child(ctx context.Context, f flags) error {
 			return err
 		}
 	}
-	start := time.Now()
+	resetPeakRSS()
+	m, err := startMeter(ctx, pg)
+	if err != nil {
+		return err
+	}
+	start := m.start
 	if err := burst(ctx, pub, f.events, f.batch); err != nil {
 		return err
 	}
 	if err := lat.waitFor(ctx, f.events, 10*time.Minute); err != nil {
+		return err
+	}
+	if r.Cost, err = m.stop(ctx, f.events); err != nil {
 		return err
 	}
 	pprof.StopCPUProfile()
@@ -431,6 +452,15 @@ func freshDatabase(ctx context.Context, prefix string) (string, func(), error) {
 	}
 	u := strings.Replace(admin, "/postgres?", "/"+name+"?", 1)
 	return u, drop, nil
+}
+
+// databaseName is the database of a PostgreSQL URL.
+func databaseName(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimPrefix(p.Path, "/")
 }
 
 // latencies collects publish-to-target times from the connector's audit

@@ -7,6 +7,12 @@
 // publish to target write at a paced rate, peak memory, and the time pushes
 // waited on the target's budget and the throttles it met.
 //
+// Against the same burst it measures, once per run, the limit of the
+// machine for a pipeline of that shape: a bare relay of four file-backed
+// JetStream streams (see relay.go). It prints each sql burst's events/s as
+// a ratio to the relay's, and what each burst cost per event: CPU of the
+// process and of PostgreSQL, Go heap allocations (see cost.go).
+//
 // The orders target (-targets orders) measures the business case instead:
 // orders of 1 to 20 lines, whose customers (a pool of e-mails) are found or
 // made and whose SKUs are checked through the ledger and the ERP, into a
@@ -36,6 +42,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"github.com/syncline/syncline/pkg/bus"
 )
 
 type flags struct {
@@ -63,6 +71,12 @@ type flags struct {
 	trytonOrderRate, restOrderRate, orderRate float64
 	orderPaced                                time.Duration
 	orderProducts                             int
+
+	// relay and relayBatched say which bare relays the parent measures;
+	// relayBatch is the child's: the most events per message between
+	// stages.
+	relay, relayBatched bool
+	relayBatch          int
 }
 
 func main() {
@@ -88,13 +102,18 @@ func main() {
 	flag.Float64Var(&f.orderRate, "order-rate", 0, "orders per second of this process's paced run (used by the parent)")
 	flag.DurationVar(&f.orderPaced, "order-paced", 30*time.Second, "length of the paced run of the orders target")
 	flag.IntVar(&f.orderProducts, "order-products", 30, "products the orders target seeds into each ERP before its orders (at least 20: an order's lines name distinct SKUs)")
-	flag.StringVar(&f.profile, "cpuprofile", "", "write a CPU profile of the throughput run to FILE.<backend>, and heap profiles after each run")
+	flag.BoolVar(&f.relay, "relay", true, "also measure a bare relay of four file-backed JetStream streams (one message per event per hop) with -events events, once, for the sql target's ratio to it")
+	flag.BoolVar(&f.relayBatched, "relay-batched", false, "also measure the bare relay carrying one message per batch of up to 500 events per hop")
+	flag.IntVar(&f.relayBatch, "relay-batch", 0, "measure the bare relay in this process, with up to this many events per message between stages (used by the parent)")
+	flag.StringVar(&f.profile, "cpuprofile", "", "write a CPU profile of the throughput run to FILE.<backend> (the bare relay's to FILE.relay<events per message>), and heap profiles after each run")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
 	switch {
+	case f.relayBatch > 0:
+		err = relayChild(ctx, f)
 	case f.erp != "":
 		err = orderChild(ctx, f)
 	case f.backend != "":
@@ -109,8 +128,8 @@ func main() {
 }
 
 // parent runs one child process per backend and target (and per ERP of the
-// orders target), so that each one's peak RSS is its own, and prints the
-// tables. Orders that did not all land exactly once fail the run, after the
+// orders target, and per bare relay), so that each one's peak RSS and CPU
+// time are its own, and prints the tables. Orders that did not all land exactly once fail the run, after the
 // tables.
 func parent(ctx context.Context, f flags) error {
 	self, err := os.Executable()
@@ -141,10 +160,30 @@ func parent(ctx context.Context, f flags) error {
 			return fmt.Errorf("target %q: use sql, rest or orders", t)
 		}
 	}
+	// The bare relay runs once, before Syncline, when a target whose burst
+	// the machine's CPU bounds is measured.
+	var relays []relayReport
+	if f.relay && slices.ContainsFunc(runs, func(r run) bool { return r.target == "sql" }) {
+		batches := []int{1}
+		if f.relayBatched {
+			batches = append(batches, bus.DefaultConfig().MaxBatch)
+		}
+		for _, b := range batches {
+			shape := "one message per event per hop"
+			if b > 1 {
+				shape = fmt.Sprintf("one message per batch of up to %d events per hop", b)
+			}
+			fmt.Fprintf(os.Stderr, "measuring the bare relay, %s: %d events…\n", shape, f.events)
+			var rep relayReport
+			if err := runChild(ctx, self, &rep, "-relay-batch", fmt.Sprint(b), "-events", fmt.Sprint(f.events), "-batch", fmt.Sprint(f.batch), "-cpuprofile", f.profile); err != nil {
+				return fmt.Errorf("measuring the bare relay: %w", err)
+			}
+			relays = append(relays, rep)
+		}
+	}
 	var reports []report
 	var orderReports []orderReport
 	for _, r := range runs {
-		var args []string
 		if r.target == "orders" {
 			orders, rate := f.trytonOrders, f.trytonOrderRate
 			if r.erp == erpREST {
@@ -152,34 +191,23 @@ func parent(ctx context.Context, f flags) error {
 			}
 			fmt.Fprintf(os.Stderr, "measuring orders into %s: %d products, %d warm-up orders, %g orders/s for %s, then %d orders…\n",
 				r.erp, f.orderProducts, warmOrders, rate, f.orderPaced, orders)
-			args = []string{"-erp", r.erp, "-orders", fmt.Sprint(orders), "-order-rate", fmt.Sprint(rate), "-order-paced", f.orderPaced.String(),
-				"-order-products", fmt.Sprint(f.orderProducts), "-partitions", fmt.Sprint(f.parts)}
-		} else {
-			events, rate := f.events, f.rate
-			if r.target == "rest" {
-				events, rate = f.restEvents, f.restRate
-			}
-			fmt.Fprintf(os.Stderr, "measuring %s into %s: %d events, then %d/s for %s…\n", r.backend, r.target, events, rate, f.paced)
-			args = []string{"-backend", r.backend, "-target", r.target, "-events", fmt.Sprint(events),
-				"-rate", fmt.Sprint(rate), "-paced", f.paced.String(), "-batch", fmt.Sprint(f.batch), "-cpuprofile", f.profile, "-partitions", fmt.Sprint(f.parts)}
-		}
-		cmd := exec.CommandContext(ctx, self, args...)
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return fmt.Errorf("measuring %s into %s%s: %w", r.backend, r.target, r.erp, err)
-		}
-		if r.target == "orders" {
 			var rep orderReport
-			if err := json.Unmarshal(out, &rep); err != nil {
-				return fmt.Errorf("reading the report of orders into %s: %w", r.erp, err)
+			if err := runChild(ctx, self, &rep, "-erp", r.erp, "-orders", fmt.Sprint(orders), "-order-rate", fmt.Sprint(rate), "-order-paced", f.orderPaced.String(),
+				"-order-products", fmt.Sprint(f.orderProducts), "-partitions", fmt.Sprint(f.parts)); err != nil {
+				return fmt.Errorf("measuring orders into %s: %w", r.erp, err)
 			}
 			orderReports = append(orderReports, rep)
 			continue
 		}
+		events, rate := f.events, f.rate
+		if r.target == "rest" {
+			events, rate = f.restEvents, f.restRate
+		}
+		fmt.Fprintf(os.Stderr, "measuring %s into %s: %d events, then %d/s for %s…\n", r.backend, r.target, events, rate, f.paced)
 		var rep report
-		if err := json.Unmarshal(out, &rep); err != nil {
-			return fmt.Errorf("reading the report of %s into %s: %w", r.backend, r.target, err)
+		if err := runChild(ctx, self, &rep, "-backend", r.backend, "-target", r.target, "-events", fmt.Sprint(events),
+			"-rate", fmt.Sprint(rate), "-paced", f.paced.String(), "-batch", fmt.Sprint(f.batch), "-cpuprofile", f.profile, "-partitions", fmt.Sprint(f.parts)); err != nil {
+			return fmt.Errorf("measuring %s into %s: %w", r.backend, r.target, err)
 		}
 		reports = append(reports, rep)
 	}
@@ -194,6 +222,10 @@ func parent(ctx context.Context, f flags) error {
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		fmt.Println()
+		if err := printCosts(relays, reports); err != nil {
+			return err
+		}
 	}
 	if len(orderReports) == 0 {
 		return nil
@@ -202,6 +234,69 @@ func parent(ctx context.Context, f flags) error {
 		fmt.Println()
 	}
 	return printOrders(orderReports)
+}
+
+// runChild runs this program with args and reads the report it prints into
+// rep.
+func runChild(ctx context.Context, self string, rep any, args ...string) error {
+	cmd := exec.CommandContext(ctx, self, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(out, rep); err != nil {
+		return fmt.Errorf("reading the report: %w", err)
+	}
+	return nil
+}
+
+// printCosts prints the bursts' events/s beside the bare relay's, as a
+// ratio to the relay of one message per event (for the sql target, whose
+// burst the machine's CPU bounds; the rest target's is json-server's), and
+// what each burst cost per event.
+func printCosts(relays []relayReport, reports []report) error {
+	var limit float64
+	if len(relays) > 0 {
+		limit = relays[0].EventsPerSecond
+	}
+	ratio := func(eventsPerSecond float64) string {
+		if limit == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", eventsPerSecond/limit)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "burst\tevents\tevents/s\tratio to relay\tprocess CPU/event\tPostgreSQL CPU/event\tallocated/event\tallocations/event\tpeak RSS (paced)\tpeak RSS (burst)\t")
+	for _, r := range relays {
+		name := "bare relay, 1 event/message"
+		if r.Batch > 1 {
+			name = fmt.Sprintf("bare relay, ≤%d events/message", r.Batch)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%.0f\t-\t%.0f MB\t\n", name, r.Events, r.EventsPerSecond, ratio(r.EventsPerSecond),
+			micros(r.Cost.CPUMicros), micros(r.Cost.PostgresCPUMicros), kb(r.Cost.AllocBytes), r.Cost.AllocObjects, mb(r.PeakRSSBytes))
+	}
+	var shared []string
+	for _, r := range reports {
+		rt := "-"
+		if r.Target == "sql" {
+			rt = ratio(r.EventsPerSecond)
+		}
+		pg := micros(r.Cost.PostgresCPUMicros)
+		if r.Cost.PostgresOthers > 0 {
+			pg += " *"
+			shared = append(shared, fmt.Sprintf("* %s into %s: PostgreSQL's other databases ran %d transactions during the burst; the figure includes their work.", r.Backend, r.Target, r.Cost.PostgresOthers))
+		}
+		fmt.Fprintf(tw, "%s into %s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%.0f\t%.0f MB\t%.0f MB\t\n", r.Backend, r.Target, r.Events, r.EventsPerSecond, rt,
+			micros(r.Cost.CPUMicros), pg, kb(r.Cost.AllocBytes), r.Cost.AllocObjects, mb(r.PacedRSSBytes), mb(r.PeakRSSBytes))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, line := range shared {
+		fmt.Println(line)
+	}
+	return nil
 }
 
 // checkOrderFlags refuses sizes the orders target cannot run with.
@@ -263,5 +358,15 @@ func states(m map[string]int) string {
 }
 
 func mb(b int64) float64 { return float64(b) / (1 << 20) }
+
+func kb(b float64) string { return fmt.Sprintf("%.1f KB", b/(1<<10)) }
+
+// micros shows a time per event in µs; a negative one was not measured.
+func micros(us float64) string {
+	if us < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f µs", us)
+}
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
