@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -241,35 +242,47 @@ func child(ctx context.Context, f flags) error {
 }
 
 func burst(ctx context.Context, pub *ingest.Publisher, events, batch int) error {
+	return inBatches(events, batch, func() func(from, to int) error {
+		changes := make([]ingest.Change, 0, batch)
+		return func(from, to int) error {
+			changes = changes[:0]
+			for i := from; i < to; i++ {
+				changes = append(changes, change("B", i))
+			}
+			_, err := pub.Publish(ctx, changes...)
+			return err
+		}
+	})
+}
+
+// inBatches sends events in batches of batch from four publishers at once, as a busy source
+// does: each publisher (made by publisher, with what it reuses between batches) takes the
+// next batch [from, to) until none is left. It returns the publishers' errors.
+func inBatches(events, batch int, publisher func() func(from, to int) error) error {
 	const publishers = 4
 	var next atomic.Int64
 	errs := make(chan error, publishers)
 	for range publishers {
+		send := publisher()
 		go func() {
-			changes := make([]ingest.Change, 0, batch)
 			for {
 				from := int(next.Add(int64(batch))) - batch
 				if from >= events {
 					errs <- nil
 					return
 				}
-				changes = changes[:0]
-				for i := from; i < min(from+batch, events); i++ {
-					changes = append(changes, change("B", i))
-				}
-				if _, err := pub.Publish(ctx, changes...); err != nil {
+				if err := send(from, min(from+batch, events)); err != nil {
 					errs <- err
 					return
 				}
 			}
 		}()
 	}
+	var err error
 	for range publishers {
-		if err := <-errs; err != nil {
-			return err
-		}
+		err = errors.Join(err, <-errs)
 	}
-	return nil
+	return err
 }
 
 func paced(ctx context.Context, pub *ingest.Publisher, prefix string, rate int, d time.Duration) (int, error) {

@@ -238,46 +238,29 @@ func relayStreamConfig(c bus.Config, i int) jetstream.StreamConfig {
 // batch at a time, each batch sent whole before its acknowledgements are
 // awaited.
 func relayPublish(ctx context.Context, js jetstream.JetStream, events, batch int) error {
-	const publishers = 4
-	var next atomic.Int64
-	errs := make(chan error, publishers)
-	for range publishers {
-		go func() {
-			futures := make([]jetstream.PubAckFuture, 0, batch)
-			for {
-				from := int(next.Add(int64(batch))) - batch
-				if from >= events {
-					errs <- nil
-					return
+	return inBatches(events, batch, func() func(from, to int) error {
+		futures := make([]jetstream.PubAckFuture, 0, batch)
+		return func(from, to int) error {
+			futures = futures[:0]
+			for i := from; i < to; i++ {
+				f, err := js.PublishMsgAsync(&nats.Msg{Subject: relaySubject(0), Data: change("R", i).Payload})
+				if err != nil {
+					return err
 				}
-				futures = futures[:0]
-				for i := from; i < min(from+batch, events); i++ {
-					f, err := js.PublishMsgAsync(&nats.Msg{Subject: relaySubject(0), Data: change("R", i).Payload})
-					if err != nil {
-						errs <- err
-						return
-					}
-					futures = append(futures, f)
-				}
-				for _, f := range futures {
-					select {
-					case <-f.Ok():
-					case err := <-f.Err():
-						errs <- err
-						return
-					case <-ctx.Done():
-						errs <- ctx.Err()
-						return
-					}
+				futures = append(futures, f)
+			}
+			for _, f := range futures {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					return err
+				case <-ctx.Done():
+					return ctx.Err()
 				}
 			}
-		}()
-	}
-	var err error
-	for range publishers {
-		err = errors.Join(err, <-errs)
-	}
-	return err
+			return nil
+		}
+	})
 }
 
 // hop is one stage of the relay: its input and how that is framed.
