@@ -288,6 +288,16 @@ func TestApplyRefusals(t *testing.T) {
 			rs[4].Spec.Fields["document"] = document(t, map[string]any{"defaultCustomer": "cash sales"})
 			return rs
 		}, connect.CodeInvalidArgument, []string{"spec.document.defaultCustomer", `"cash sales" is not an e-mail address`}},
+		{"a document state that is not a word", func() []*controlplanev1.Resource {
+			rs := orders(t, map[string]any{"n": "source.n"})
+			rs[4].Spec.Fields["document"] = document(t, map[string]any{"state": strings.Repeat("confirmed ", 100)})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"spec.document.state", "characters long"}},
+		{"a default customer too long to be an e-mail address", func() []*controlplanev1.Resource {
+			rs := orders(t, map[string]any{"n": "source.n"})
+			rs[4].Spec.Fields["document"] = document(t, map[string]any{"defaultCustomer": strings.Repeat("a", 300) + "@shop.example"})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"spec.document.defaultCustomer", "at most 254"}},
 		{"a document type map of a type orders do not have", func() []*controlplanev1.Resource {
 			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[4].Spec.Fields["document"] = document(t, map[string]any{"types": map[string]any{"quote": "order"}})

@@ -368,6 +368,15 @@ func (d *DocumentSpec) check(entity string) error {
 	if !recipe.IsDocument(entity) {
 		return fieldErr("spec.document", "applies to document flows (%s), and this flow's entity is %s: leave it out", strings.Join(recipe.Documents(), ", "), entity)
 	}
+	// A state is a word its target declares; the check against the target's names them.
+	if d.State != "" {
+		if err := bus.ValidateToken("spec.document.state", d.State); err != nil {
+			return fieldErr("spec.document.state", "%v", err)
+		}
+	}
+	if len(d.DefaultCustomer) > 254 {
+		return fieldErr("spec.document.defaultCustomer", "is %d characters long; an e-mail address has at most 254", len(d.DefaultCustomer))
+	}
 	if d.DefaultCustomer != "" {
 		if entity != "order" {
 			return fieldErr("spec.document.defaultCustomer", "applies to orders, and this flow's entity is %s: leave it out", entity)
