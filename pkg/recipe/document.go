@@ -384,34 +384,19 @@ func (d *Document) resolveCustomers(ctx context.Context, t connector.Target, f F
 			fail(p, code, why)
 		}
 	}
-	lock := d.Lock
-	if lock == nil {
-		lock = lockLocal
-	}
 	// In name order, so that two rounds that share customers never wait on each other.
 	for _, k := range slices.Sorted(maps.Keys(wants)) {
 		w := wants[k]
-		err := func() error {
-			unlock, err := lock(ctx, "customer/"+f.Target+"/"+customerKey(w.by, w.value))
-			if err != nil {
-				return fmt.Errorf("locking the customer of %s %s in %s: %w", f.Entity, w.value, f.Target, err)
-			}
-			defer unlock()
-			id, why, err := d.findOrMakeCustomer(ctx, t, f, w.by, w.value, w.payload, dryRun)
-			if err != nil {
-				return err
-			}
-			if why != "" {
-				failAll(w, CodeNoCustomer, why)
-				return nil
-			}
-			for _, p := range w.docs {
-				p.refs[connector.RefCustomer] = id
-			}
-			return nil
-		}()
+		id, why, err := d.findOrMakeCustomer(ctx, t, f, w.by, w.value, w.payload, dryRun)
 		if err != nil {
 			return nil, err
+		}
+		if why != "" {
+			failAll(w, CodeNoCustomer, why)
+			continue
+		}
+		for _, p := range w.docs {
+			p.refs[connector.RefCustomer] = id
 		}
 	}
 	return keep(kept, func(p *pending) bool { return !p.failed }), nil
@@ -419,11 +404,34 @@ func (d *Document) resolveCustomers(ctx context.Context, t connector.Target, f F
 
 // findOrMakeCustomer finds the customer whose by field is value and makes or updates it as
 // payload says; it returns the customer's id, or why it has none (for the document), or the
-// target's error.
+// target's error. A customer that is not there is looked up again and made under its lock,
+// so that documents of one new customer written at once make one customer; one that is there
+// (the usual case) costs no lock.
 func (d *Document) findOrMakeCustomer(ctx context.Context, t connector.Target, f Flow, by, value string, payload json.RawMessage, dryRun bool) (id, why string, err error) {
-	found, err := t.Find(ctx, "customer", by, []string{value})
+	find := func() ([]connector.Found, error) {
+		found, err := t.Find(ctx, "customer", by, []string{value})
+		if err != nil {
+			return nil, fmt.Errorf("looking up the customer %s in %s: %w", value, f.Target, err)
+		}
+		return found, nil
+	}
+	found, err := find()
 	if err != nil {
-		return "", "", fmt.Errorf("looking up the customer %s in %s: %w", value, f.Target, err)
+		return "", "", err
+	}
+	if len(found) == 0 && !dryRun {
+		lock := d.Lock
+		if lock == nil {
+			lock = lockLocal
+		}
+		unlock, err := lock(ctx, "customer/"+f.Target+"/"+customerKey(by, value))
+		if err != nil {
+			return "", "", fmt.Errorf("locking the customer of %s %s in %s: %w", f.Entity, value, f.Target, err)
+		}
+		defer unlock()
+		if found, err = find(); err != nil {
+			return "", "", err
+		}
 	}
 	var w connector.Write
 	switch len(found) {
