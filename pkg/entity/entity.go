@@ -167,6 +167,12 @@ func DocumentTypes() []string {
 	return out
 }
 
+// IsDocumentType reports whether name is one of DocumentTypes.
+func IsDocumentType(name string) bool {
+	e, ok := registry()[name]
+	return ok && e.file == documentSchema
+}
+
 // Has reports whether name is a canonical entity.
 func Has(name string) bool {
 	_, ok := registry()[name]

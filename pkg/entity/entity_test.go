@@ -37,6 +37,16 @@ func TestNames(t *testing.T) {
 	if got := entity.DocumentTypes(); !slices.Equal(got, documentTypes) {
 		t.Errorf("DocumentTypes() = %v, want %v", got, documentTypes)
 	}
+	for _, n := range documentTypes {
+		if !entity.IsDocumentType(n) {
+			t.Errorf("IsDocumentType(%q) = false", n)
+		}
+	}
+	for _, n := range []string{"order", "invoice", "customer", "document", "spaceship"} {
+		if entity.IsDocumentType(n) {
+			t.Errorf("IsDocumentType(%q) = true", n)
+		}
+	}
 }
 
 // TestDocumentTypesShareTheDocumentSchema: each document type is checked

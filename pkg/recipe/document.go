@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/syncline/syncline/pkg/connector"
+	"github.com/syncline/syncline/pkg/entity"
 )
 
 // The codes of a document's failures, besides the upsert recipe's.
@@ -24,20 +25,21 @@ const (
 )
 
 // Documents lists the entities the document recipe serves, when their target reads them in
-// their canonical shape: orders, invoices, payments and the document types of pkg/entity.
-// Each is a document: its duplicate policy defaults to skip.
+// their canonical shape: orders, invoices, payments and the document types of pkg/entity
+// (its document schema is their one list). Each is a document: its duplicate policy
+// defaults to skip.
 func Documents() []string {
-	return slices.Clone(documentNames)
+	return append([]string{"order", "invoice", "payment"}, entity.DocumentTypes()...)
 }
 
-var documentNames = []string{
-	"order", "invoice", "payment",
-	"order-return", "goods-receipt", "internal-transfer", "purchase", "supplier-return",
-	"inventory-count", "write-off", "customer-payment", "cash-document", "bank-document",
+// IsDocument reports whether name is a document (see Documents).
+func IsDocument(name string) bool {
+	switch name {
+	case "order", "invoice", "payment":
+		return true
+	}
+	return entity.IsDocumentType(name)
 }
-
-// IsDocument reports whether entity is a document (see Documents).
-func IsDocument(entity string) bool { return slices.Contains(documentNames, entity) }
 
 // Document is what the document recipe needs of a flow beyond the upsert recipe's: for an
 // order, its customer is found by e-mail and created or updated (or the flow's default

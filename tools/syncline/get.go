@@ -197,8 +197,10 @@ var services = []struct {
 	{"customers", []string{"customer"}, false},
 	{"products", []string{"product", "category"}, false},
 	{"stock", []string{"stock"}, false},
-	{"documents", []string{"order-return", "goods-receipt", "internal-transfer", "purchase", "supplier-return",
-		"inventory-count", "write-off", "cash-document", "bank-document"}, false},
+	// Every other document type (goods receipts, write-offs...).
+	{"documents", slices.DeleteFunc(recipe.Documents(), func(e string) bool {
+		return slices.Contains([]string{"order", "invoice", "payment", "customer-payment"}, e)
+	}), false},
 }
 
 // writeServices lists the services of integrator with the flows (of all
