@@ -47,26 +47,7 @@ func TestDefaultsMakeCanonicalRecords(t *testing.T) {
 		{"category with a list parent", "category", `{"name":"T-Shirts","parent":["Clothing"]}`, `{"name":"T-Shirts","parent":["Clothing"]}`},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			spec, ok := mapping.Default(tt.entity)
-			if !ok {
-				t.Fatalf("no default for %s", tt.entity)
-			}
-			p, err := mapping.Compile(spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, _, _, err := p.ApplyJSON([]byte(tt.record))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(out) != tt.want {
-				t.Errorf("mapped\n got %s\nwant %s", out, tt.want)
-			}
-			if err := entity.Check(tt.entity, out); err != nil {
-				t.Errorf("the default's output is refused: %v", err)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { mapsToCanonical(t, mapping.Default, tt.entity, tt.record, tt.want) })
 	}
 }
 
@@ -145,29 +126,34 @@ func TestCanonicalDocumentDefaults(t *testing.T) {
 			`{"amount":47.4,"currency":"EUR","date":"2026-12-03","invoice":"1001","reference":"PAY-1"}`},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			spec, ok := mapping.CanonicalDefault(tt.entity)
-			if !ok {
-				t.Fatalf("no canonical default for %s", tt.entity)
-			}
-			p, err := mapping.Compile(spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, _, _, err := p.ApplyJSON([]byte(tt.record))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(out) != tt.want {
-				t.Errorf("mapped\n got %s\nwant %s", out, tt.want)
-			}
-			if err := entity.Check(tt.entity, out); err != nil {
-				t.Errorf("the default's output is refused: %v", err)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { mapsToCanonical(t, mapping.CanonicalDefault, tt.entity, tt.record, tt.want) })
 	}
 	// The flat default stays what a table takes.
 	if spec, _ := mapping.Default("order"); spec.Fields["order_number"] == "" {
 		t.Errorf("the flat order default lost order_number: %v", spec.Fields)
+	}
+}
+
+// mapsToCanonical checks that entity's default, as def gives it, maps record to want, and that
+// want passes entity.Check.
+func mapsToCanonical(t *testing.T, def func(string) (mapping.Spec, bool), name, record, want string) {
+	t.Helper()
+	spec, ok := def(name)
+	if !ok {
+		t.Fatalf("no default for %s", name)
+	}
+	p, err := mapping.Compile(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, _, err := p.ApplyJSON([]byte(record))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != want {
+		t.Errorf("mapped\n got %s\nwant %s", out, want)
+	}
+	if err := entity.Check(name, out); err != nil {
+		t.Errorf("the default's output is refused: %v", err)
 	}
 }
