@@ -142,19 +142,11 @@ func child(ctx context.Context, f flags) error {
 
 	// The load generator reads the audit stream for its latencies, so it
 	// connects with the services' rights, not a publisher's token.
-	natsOpts, err := in.ServiceNATSOptions()
-	if err != nil {
-		return err
-	}
-	nc, err := nats.Connect(in.NATSURL(), natsOpts...)
+	nc, js, err := serviceConn(in)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
-	if err != nil {
-		return err
-	}
 	lat := newLatencies()
 	sub, err := nc.Subscribe("audit.bench.orders", lat.observe)
 	if err != nil {
@@ -189,25 +181,15 @@ func child(ctx context.Context, f flags) error {
 	printStages(in)
 	r.PacedRSSBytes = peakRSS()
 	lat.reset()
-	if f.profile != "" {
-		if out, err := os.Create(f.profile + ".pacedheap." + f.backend); err == nil {
-			_ = pprof.WriteHeapProfile(out)
-			out.Close()
-		}
-	}
+	heapProfile(f.profile, ".pacedheap."+f.backend)
 
 	// Then throughput: publish everything as fast as the bus takes it, from a few
 	// publishers at once, and time until the last event reached the target.
-	if f.profile != "" {
-		out, err := os.Create(f.profile + "." + f.backend)
-		if err != nil {
-			return err
-		}
-		defer out.Close()
-		if err := pprof.StartCPUProfile(out); err != nil {
-			return err
-		}
+	stopProfile, err := cpuProfile(f.profile, "."+f.backend)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	resetPeakRSS()
 	m, err := startMeter(ctx, pg)
 	if err != nil {
@@ -223,14 +205,9 @@ func child(ctx context.Context, f flags) error {
 	if r.Cost, err = m.stop(ctx, f.events); err != nil {
 		return err
 	}
-	pprof.StopCPUProfile()
+	stopProfile()
 	printStages(in)
-	if f.profile != "" {
-		if out, err := os.Create(f.profile + ".heap." + f.backend); err == nil {
-			_ = pprof.WriteHeapProfile(out)
-			out.Close()
-		}
-	}
+	heapProfile(f.profile, ".heap."+f.backend)
 
 	elapsed := lat.last().Sub(start)
 	r.EventsPerSecond = float64(f.events) / elapsed.Seconds()
@@ -621,5 +598,58 @@ func printStages(in *allinone.Instance) {
 				fmt.Fprintf(os.Stderr, "  %-10s %-30s batches %6d  mean %.4f  sum %.2f\n", stage, mf.GetName(), h.GetSampleCount(), h.GetSampleSum()/float64(max(h.GetSampleCount(), 1)), h.GetSampleSum())
 			}
 		}
+	}
+}
+
+// serviceConn connects to in's NATS server with the services' rights (the load generator
+// reads the audit stream for its latencies) and publishes asynchronously with a deep queue.
+func serviceConn(in *allinone.Instance) (*nats.Conn, jetstream.JetStream, error) {
+	natsOpts, err := in.ServiceNATSOptions()
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(in.NATSURL(), natsOpts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+// cpuProfile starts a CPU profile into prefix+suffix when prefix (-cpuprofile) is set; stop
+// ends it, and may be called more than once.
+func cpuProfile(prefix, suffix string) (stop func(), err error) {
+	if prefix == "" {
+		return func() {}, nil
+	}
+	out, err := os.Create(prefix + suffix)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, err
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			out.Close()
+		})
+	}, nil
+}
+
+// heapProfile writes a heap profile to prefix+suffix when prefix (-cpuprofile) is set.
+func heapProfile(prefix, suffix string) {
+	if prefix == "" {
+		return
+	}
+	if out, err := os.Create(prefix + suffix); err == nil {
+		_ = pprof.WriteHeapProfile(out)
+		out.Close()
 	}
 }

@@ -12,9 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/syncline/syncline/connectors/rest/jsonservertest"
 	"github.com/syncline/syncline/connectors/tryton/trytontest"
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
@@ -160,19 +157,11 @@ func orderChild(ctx context.Context, f flags) error {
 	if err := applyOrderFlows(ctx, in, target.endpoint); err != nil {
 		return err
 	}
-	natsOpts, err := in.ServiceNATSOptions()
-	if err != nil {
-		return err
-	}
-	nc, err := nats.Connect(in.NATSURL(), natsOpts...)
+	nc, js, err := serviceConn(in)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
-	if err != nil {
-		return err
-	}
 	products, orders := newLatencies(), newLatencies()
 	for subject, l := range map[string]*latencies{"audit.bench.products": products, "audit.bench.orders": orders} {
 		sub, err := nc.Subscribe(subject, l.observe)

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -144,16 +143,11 @@ func relayChild(ctx context.Context, f flags) error {
 	}
 
 	r := relayReport{Batch: f.relayBatch, Events: f.events}
-	if f.profile != "" {
-		out, err := os.Create(fmt.Sprintf("%s.relay%d", f.profile, f.relayBatch))
-		if err != nil {
-			return err
-		}
-		defer out.Close()
-		if err := pprof.StartCPUProfile(out); err != nil {
-			return err
-		}
+	stopProfile, err := cpuProfile(f.profile, fmt.Sprintf(".relay%d", f.relayBatch))
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	resetPeakRSS()
 	m, err := startMeter(ctx, nil)
 	if err != nil {
@@ -181,13 +175,8 @@ func relayChild(ctx context.Context, f flags) error {
 	if r.Cost, err = m.stop(ctx, f.events); err != nil {
 		return err
 	}
-	pprof.StopCPUProfile()
-	if f.profile != "" {
-		if out, err := os.Create(fmt.Sprintf("%s.relay%d.heap", f.profile, f.relayBatch)); err == nil {
-			_ = pprof.WriteHeapProfile(out)
-			out.Close()
-		}
-	}
+	stopProfile()
+	heapProfile(f.profile, fmt.Sprintf(".relay%d.heap", f.relayBatch))
 	r.PeakRSSBytes = peakRSS()
 	r.EventsPerSecond = float64(f.events) / last.Sub(m.start).Seconds()
 	cancel()
