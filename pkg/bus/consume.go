@@ -60,8 +60,19 @@ type Consumer struct {
 	log  *slog.Logger
 	dead *deadLetterer
 
-	// failures counts failed attempts per stream sequence across rewinds.
-	failures map[uint64]int
+	// failures counts failed attempts per message (or event of a frame)
+	// across rewinds.
+	failures map[position]int
+	// partial holds, per frame whose events are finished only in part, how
+	// many of its first events are: a frame is acknowledged once all its
+	// events are, and a rewind delivers it whole again, so these are not
+	// handed over a second time by this process. Another process (after a
+	// crash or a move of the partition) hands them over again, which every
+	// stage makes harmless, as for any redelivery.
+	partial map[uint64]int
+	// recent are the events finished within the duplicate window, on the
+	// streams between stages (nil on the others).
+	recent *recentIDs
 	// lastAck is the last message acknowledged, confirmed at a stop.
 	lastAck jetstream.Msg
 	// restoreStreams asks the next open to create lost streams again.
@@ -91,13 +102,19 @@ func NewConsumer(spec ConsumerSpec, deps ConsumerDeps) *Consumer {
 		log = slog.New(slog.DiscardHandler)
 	}
 	log = log.With("stage", spec.Stage, "consumer", spec.Durable)
-	return &Consumer{
+	c := &Consumer{
 		deps:     deps,
 		spec:     spec,
 		log:      log,
 		dead:     &deadLetterer{pub: NewPublisher(deps.JetStream), stage: spec.Stage},
-		failures: map[uint64]int{},
+		failures: map[position]int{},
+		partial:  map[uint64]int{},
 	}
+	switch spec.Stream {
+	case StreamFlow, StreamPush, StreamAudit:
+		c.recent = newRecentIDs(deps.Config.InternalDuplicates)
+	}
+	return c
 }
 
 // Start rewinds the durable consumer to its ack floor (creating it the first
@@ -199,13 +216,23 @@ func (c *Consumer) open(ctx context.Context, start bool) (jetstream.MessagesCont
 		return nil, fmt.Errorf("creating consumer %s on %s: %w", c.spec.Durable, c.spec.Stream, err)
 	}
 	c.created = cfg
+	if info := cons.CachedInfo(); info != nil {
+		for seq := range c.partial {
+			if seq <= info.AckFloor.Stream {
+				delete(c.partial, seq)
+			}
+		}
+	}
 	// Short pull requests with frequent heartbeats: if a pull request is
 	// lost (the client notices by the missing heartbeats), the iterator
 	// issues a new one within two seconds, instead of the thirty that the
 	// defaults allow a quiet consumer to sit idle with events waiting.
 	// Missing heartbeats are reported rather than waited out, so that a
 	// consumer the server has lost is noticed and created again.
-	iter, err := cons.Messages(jetstream.PullMaxMessages(c.deps.Config.MaxBatch),
+	// A pull asks for MaxBatch messages, and at most pullBytes: a message
+	// may be a frame of hundreds of events, and what is pulled waits in
+	// memory until the stage takes it.
+	iter, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(c.deps.Config.MaxBatch, c.pullBytes()),
 		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second),
 		jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
@@ -269,6 +296,13 @@ func (c *Consumer) consume(iter jetstream.MessagesContext) bool {
 				// consumer or its heartbeats were lost. Open it again.
 				return !c.isStopping()
 			}
+			if c.finishedBefore(m) {
+				continue
+			}
+			if c.duplicate(m) {
+				c.skipDuplicate(m)
+				continue
+			}
 		case <-tick:
 			if err := c.deps.Tick(c.handlerCtx); err != nil && c.handlerCtx.Err() == nil {
 				c.log.Warn("periodic work failed; retrying at the next tick", "error", err)
@@ -278,11 +312,15 @@ func (c *Consumer) consume(iter jetstream.MessagesContext) bool {
 			return false
 		}
 		batch = append(batch[:0], m)
+		var dup jetstream.Msg
 		if !c.careful(m) {
-			batch = c.fill(batch, msgs)
+			batch, dup = c.fill(batch, msgs)
 		}
 		if !c.handle(batch) {
 			return !c.isStopping() && c.handlerCtx.Err() == nil
+		}
+		if dup != nil {
+			c.skipDuplicate(dup)
 		}
 		if c.isStopping() {
 			return false
@@ -291,8 +329,9 @@ func (c *Consumer) consume(iter jetstream.MessagesContext) bool {
 }
 
 // fill adds to batch what has arrived, up to MaxBatch; with a linger it
-// waits that long for more.
-func (c *Consumer) fill(batch []jetstream.Msg, msgs <-chan jetstream.Msg) []jetstream.Msg {
+// waits that long for more. A duplicate ends the batch: it is returned, to
+// be finished once the batch before it is.
+func (c *Consumer) fill(batch []jetstream.Msg, msgs <-chan jetstream.Msg) ([]jetstream.Msg, jetstream.Msg) {
 	var deadline <-chan time.Time
 	if c.spec.Linger > 0 {
 		t := time.NewTimer(c.spec.Linger)
@@ -304,32 +343,42 @@ func (c *Consumer) fill(batch []jetstream.Msg, msgs <-chan jetstream.Msg) []jets
 			select {
 			case m, ok := <-msgs:
 				if !ok {
-					return batch
+					return batch, nil
 				}
-				batch = append(batch, m)
+				if c.duplicate(m) {
+					return batch, m
+				}
+				if !c.finishedBefore(m) {
+					batch = append(batch, m)
+				}
 			default:
-				return batch
+				return batch, nil
 			}
 			continue
 		}
 		select {
 		case m, ok := <-msgs:
 			if !ok {
-				return batch
+				return batch, nil
 			}
-			batch = append(batch, m)
+			if c.duplicate(m) {
+				return batch, m
+			}
+			if !c.finishedBefore(m) {
+				batch = append(batch, m)
+			}
 		case <-deadline:
-			return batch
+			return batch, nil
 		case <-c.stopping:
-			return batch
+			return batch, nil
 		}
 	}
-	return batch
+	return batch, nil
 }
 
 // pump moves messages from the iterator into a channel the consumer can
 // drain without blocking, which is what lets it build batches of whatever
-// has arrived. It ends when the iterator is stopped, or stops it when the
+// has arrived; a frame goes in as its events, one by one. It ends when the iterator is stopped, or stops it when the
 // server's heartbeats stop: the server restarted or lost the consumer, and
 // the consumer opens it again.
 func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, log *slog.Logger) {
@@ -350,8 +399,40 @@ func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, log *slog.Lo
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		out <- m
+		for _, it := range items(m) {
+			out <- it
+		}
 	}
+}
+
+// finishedBefore reports whether m is an event of a frame that this
+// process finished before a rewind delivered the frame again.
+func (c *Consumer) finishedBefore(m jetstream.Msg) bool {
+	f, ok := m.(*frameItem)
+	return ok && f.index < c.partial[f.md.Sequence.Stream]
+}
+
+// duplicate reports whether m is an event this consumer finished within the
+// duplicate window, published again (see recentIDs).
+func (c *Consumer) duplicate(m jetstream.Msg) bool {
+	return c.recent != nil && c.recent.seen(m)
+}
+
+// skipDuplicate finishes a duplicate without handing it over. Everything
+// before it must be finished: acknowledging it acknowledges them.
+func (c *Consumer) skipDuplicate(m jetstream.Msg) {
+	c.deps.Metrics.observeDuplicate(c.spec.Stage)
+	c.ack(m)
+}
+
+// pullBytes bounds the bytes one pull brings: room for MaxBatch frames of
+// a few events, and for the largest message the server takes.
+func (c *Consumer) pullBytes() int {
+	n := 16 << 20
+	if nc := c.deps.JetStream.Conn(); nc != nil {
+		n = max(n, 2*int(nc.MaxPayload()))
+	}
+	return n
 }
 
 // handle runs the handler on a batch. It returns true when the whole batch is
@@ -368,12 +449,12 @@ func (c *Consumer) handle(batch []jetstream.Msg) bool {
 		done = min(max(done, 0), window)
 		c.deps.Metrics.observeBatch(c.spec.Stage, done, time.Since(start))
 		if done > 0 {
-			c.ack(batch[done-1])
+			c.complete(batch[:done])
 			// Reading a message's sequence parses its metadata: skip it
 			// in the common case that nothing has failed.
 			if len(c.failures) > 0 {
 				for _, m := range batch[:done] {
-					delete(c.failures, sequence(m))
+					delete(c.failures, positionOf(m))
 				}
 			}
 			batch = batch[done:]
@@ -399,22 +480,22 @@ func (c *Consumer) handle(batch []jetstream.Msg) bool {
 			if !c.deadLetter(batch[0], perm.Code, err.Error()) {
 				return false
 			}
-			delete(c.failures, sequence(batch[0]))
+			delete(c.failures, positionOf(batch[0]))
 			batch = batch[1:]
 			window = len(batch)
 			continue
 		}
-		seq := sequence(batch[0])
-		c.failures[seq]++
+		pos := positionOf(batch[0])
+		c.failures[pos]++
 		c.deps.Metrics.observeRetry(c.spec.Stage)
-		if c.failures[seq] < c.deps.Config.MaxDeliver {
-			c.log.Warn("batch failed; retrying from the failed message", "sequence", seq, "attempt", c.failures[seq], "error", err)
+		if c.failures[pos] < c.deps.Config.MaxDeliver {
+			c.log.Warn("batch failed; retrying from the failed message", "sequence", pos.seq, "event", pos.index, "attempt", c.failures[pos], "error", err)
 			return false
 		}
-		if !c.deadLetter(batch[0], CodeRetriesExhausted, fmt.Sprintf("gave up after %d attempts: %v", c.failures[seq], err)) {
+		if !c.deadLetter(batch[0], CodeRetriesExhausted, fmt.Sprintf("gave up after %d attempts: %v", c.failures[pos], err)) {
 			return false
 		}
-		delete(c.failures, seq)
+		delete(c.failures, pos)
 		batch = batch[1:]
 		window = len(batch)
 	}
@@ -435,6 +516,9 @@ func (c *Consumer) deadLetter(m jetstream.Msg, code, reason string) bool {
 		return false
 	}
 	c.deps.Metrics.observeDeadLetter(c.spec.Stage)
+	if c.recent != nil {
+		c.recent.add([]jetstream.Msg{m})
+	}
 	c.ack(m)
 	return true
 }
@@ -484,7 +568,40 @@ func (c *Consumer) confirmLastAck() {
 	}
 }
 
+// complete acknowledges a finished prefix of a batch: its last message, or
+// when that is an event of a frame not yet finished, the last message before
+// the frame (and the frame's finished events are remembered, see partial).
+func (c *Consumer) complete(done []jetstream.Msg) {
+	if c.recent != nil {
+		c.recent.add(done)
+	}
+	last := done[len(done)-1]
+	c.ack(last)
+	f, ok := last.(*frameItem)
+	if !ok || f.last() {
+		return
+	}
+	for i := len(done) - 2; i >= 0; i-- {
+		if g, ok := done[i].(*frameItem); !ok || g.frame != f.frame {
+			c.ack(done[i])
+			return
+		}
+	}
+}
+
+// ack acknowledges m and everything before it. An event of a frame
+// acknowledges its frame when it is the frame's last; before that it only
+// records that the frame's events up to it are finished.
 func (c *Consumer) ack(m jetstream.Msg) {
+	if f, ok := m.(*frameItem); ok {
+		seq := f.md.Sequence.Stream
+		if !f.last() {
+			c.partial[seq] = f.index + 1
+			return
+		}
+		delete(c.partial, seq)
+		m = f.frame
+	}
 	c.lastAck = m
 	if err := m.Ack(); err != nil {
 		// The ack is lost only with the connection; the messages are then

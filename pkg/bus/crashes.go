@@ -93,8 +93,8 @@ func (c *Consumer) deadLetterCrashed(ctx context.Context, floor uint64) (uint64,
 		return 0, fmt.Errorf("reading the message after sequence %d of stream %s to dead-letter it: %w", floor, c.spec.Stream, err)
 	}
 	reason := fmt.Sprintf("the %s stage stopped %d times in a row while handling it, without finishing it (its process crashed, or hung until stopped)", c.spec.Stage, c.crashes)
-	out := deadLetterMsg(raw.Subject, raw.Header, raw.Data, c.spec.Stream, raw.Sequence, c.crashes, c.spec.Stage, CodeMaxDeliveries, reason)
-	if err := c.dead.pub.Publish(ctx, out); err != nil {
+	out := deadLetters(raw.Subject, raw.Header, raw.Data, c.spec.Stream, raw.Sequence, c.crashes, c.spec.Stage, CodeMaxDeliveries, reason)
+	if err := c.dead.pub.Publish(ctx, out...); err != nil {
 		return 0, fmt.Errorf("dead-lettering message %d of stream %s: %w", raw.Sequence, c.spec.Stream, err)
 	}
 	c.deps.Metrics.observeDeadLetter(c.spec.Stage)

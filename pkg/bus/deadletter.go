@@ -97,6 +97,9 @@ func DeadLetterForFlow(m jetstream.Msg, flow string, data []byte, stage, code, r
 		data = m.Data()
 	}
 	out := deadLetterMsg(m.Subject(), m.Headers(), data, stream, seq, deliveries(m), stage, code, reason)
+	if f, ok := m.(*frameItem); ok {
+		markIndex(out, f.index)
+	}
 	if flow != "" {
 		out.Header.Set(HeaderMsgID, out.Header.Get(HeaderMsgID)+":"+flow)
 	}
@@ -215,8 +218,8 @@ func (w *DeadLetterWatcher) handle(m *nats.Msg) {
 	}
 	stage, _, _ := strings.Cut(a.Consumer, "-")
 	reason := fmt.Sprintf("delivered %d times to %s without being acknowledged (the stage crashed or timed out on it)", a.Deliveries, a.Consumer)
-	out := deadLetterMsg(raw.Subject, raw.Header, raw.Data, a.Stream, a.StreamSeq, a.Deliveries, stage, CodeMaxDeliveries, reason)
-	if err := w.pub.Publish(ctx, out); err != nil {
+	out := deadLetters(raw.Subject, raw.Header, raw.Data, a.Stream, a.StreamSeq, a.Deliveries, stage, CodeMaxDeliveries, reason)
+	if err := w.pub.Publish(ctx, out...); err != nil {
 		w.log.Error("dead-lettering after max deliveries", "stream", a.Stream, "sequence", a.StreamSeq, "error", err)
 	}
 }

@@ -18,6 +18,7 @@ type Metrics struct {
 	released    *prometheus.CounterVec
 	paused      *prometheus.GaugeVec
 	unrouted    *prometheus.CounterVec
+	duplicates  *prometheus.CounterVec
 }
 
 // NewMetrics registers the pipeline metrics on reg.
@@ -57,12 +58,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "syncline_stage_flows_paused",
 			Help: "Flows whose circuit breaker is open in this process: their events are held until the target works again.",
 		}, []string{"stage"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "syncline_stage_duplicates_total",
+			Help: "Events a stage got again within the duplicate window, in another frame, and finished without handling them again.",
+		}, []string{"stage"}),
 		unrouted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "syncline_stage_unrouted_total",
 			Help: "Events that reached no flow, by reason: an unknown tenant, no flow for the endpoint and entity, or an envelope that disagrees with its subject.",
 		}, []string{"stage", "code"}),
 	}
-	reg.MustRegister(m.finished, m.retries, m.deadLetters, m.batchSize, m.batchTime, m.held, m.released, m.paused, m.unrouted)
+	reg.MustRegister(m.finished, m.retries, m.deadLetters, m.batchSize, m.batchTime, m.held, m.released, m.paused, m.unrouted, m.duplicates)
 	return m
 }
 
@@ -78,6 +83,12 @@ func (m *Metrics) observeBatch(stage string, finished int, d time.Duration) {
 func (m *Metrics) observeRetry(stage string) {
 	if m != nil {
 		m.retries.WithLabelValues(stage).Inc()
+	}
+}
+
+func (m *Metrics) observeDuplicate(stage string) {
+	if m != nil {
+		m.duplicates.WithLabelValues(stage).Inc()
 	}
 }
 

@@ -12,7 +12,9 @@ import (
 
 // Publisher publishes to JetStream and waits until the stream has stored
 // every message. It sends a whole batch before waiting for the first
-// acknowledgement, so a batch costs one round trip, not one per message.
+// acknowledgement, so a batch costs one round trip, not one per message, and
+// it gathers the batch's messages between stages into frames (frame.go), so
+// the streams store one message per subject and batch, not one per event.
 type Publisher struct {
 	js jetstream.JetStream
 }
@@ -58,6 +60,11 @@ func (p *Publisher) publish(ctx context.Context, msgs []*nats.Msg, acks []*jetst
 	msgs, err := p.fit(msgs)
 	if err != nil {
 		return err
+	}
+	if acks == nil {
+		// Events between stages travel in frames (frame.go); a caller
+		// that wants each message's acknowledgement publishes them alone.
+		msgs = Frame(msgs, int(p.js.Conn().MaxPayload()))
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	var sendErr error

@@ -267,12 +267,18 @@ func (r *rig) notices() []*stage.FlowNotice {
 			r.t.Fatal(err)
 		}
 		seq = m.Sequence + 1
-		if kind := m.Header.Get(stage.HeaderNotice); kind != "" {
-			n, err := stage.ParseNotice(kind, m.Data)
-			if err != nil {
-				r.t.Fatal(err)
+		events, err := bus.Unframe(m.Header, m.Data)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		for _, e := range events {
+			if kind := e.Header.Get(stage.HeaderNotice); kind != "" {
+				n, err := stage.ParseNotice(kind, e.Data)
+				if err != nil {
+					r.t.Fatal(err)
+				}
+				out = append(out, n)
 			}
-			out = append(out, n)
 		}
 	}
 }

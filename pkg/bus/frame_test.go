@@ -1,0 +1,423 @@
+package bus_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/syncline/syncline/pkg/bus"
+)
+
+func eventMsg(subject, id, data string) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Header.Set(bus.HeaderMsgID, id)
+	m.Header.Set("traceparent", "00-"+strings.Repeat("a", 32)+"-"+strings.Repeat("b", 16)+"-01")
+	m.Data = []byte(data)
+	return m
+}
+
+// TestFrameKeepsEveryEvent: Frame gathers each framed subject's events in
+// order, leaves other subjects and lone events as they are, keeps frames under
+// the limit, and names a frame by its events.
+func TestFrameKeepsEveryEvent(t *testing.T) {
+	var msgs []*nats.Msg
+	for i := range 30 {
+		subject := "flow.acme.orders." + strconv.Itoa(i%2)
+		msgs = append(msgs, eventMsg(subject, "e"+strconv.Itoa(i), strings.Repeat("x", 100)+strconv.Itoa(i)))
+	}
+	msgs = append(msgs, eventMsg("push.acme.orders.3", "lone", "lone"), eventMsg("dlq.acme.mapper", "d1", "d1"), eventMsg("dlq.acme.mapper", "d2", "d2"))
+	for _, limit := range []int{0, 1 << 20, 1000} {
+		out := bus.Frame(msgs, limit)
+		got := map[string][]string{}
+		for _, m := range out {
+			if limit > 0 && len(m.Data) > limit {
+				t.Errorf("limit %d: a message of %d bytes", limit, len(m.Data))
+			}
+			events, err := bus.Unframe(m.Header, m.Data)
+			if err != nil {
+				t.Fatalf("limit %d: %v", limit, err)
+			}
+			if bus.IsFrame(m.Header) != (len(events) > 1) {
+				t.Errorf("limit %d: a frame of %d events on %s", limit, len(events), m.Subject)
+			}
+			if bus.IsFrame(m.Header) && !strings.HasPrefix(m.Subject, "flow.") {
+				t.Errorf("limit %d: %s is framed", limit, m.Subject)
+			}
+			for _, e := range events {
+				if e.Header.Get("traceparent") == "" {
+					t.Errorf("limit %d: an event lost its trace context", limit)
+				}
+				got[m.Subject] = append(got[m.Subject], e.Header.Get(bus.HeaderMsgID)+"="+string(e.Data))
+			}
+		}
+		want := map[string][]string{}
+		for _, m := range msgs {
+			want[m.Subject] = append(want[m.Subject], m.Header.Get(bus.HeaderMsgID)+"="+string(m.Data))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("limit %d: events\n%v\nwant\n%v", limit, got, want)
+		}
+		if limit == 0 && len(out) != 5 {
+			t.Errorf("no limit: %d messages, want 2 frames and 3 others", len(out))
+		}
+	}
+	// The same events make the same frame id; other events another.
+	a, b := bus.Frame(msgs[:4], 0), bus.Frame(msgs[:4], 0)
+	c := bus.Frame(msgs[:6], 0)
+	if a[0].Header.Get(bus.HeaderMsgID) != b[0].Header.Get(bus.HeaderMsgID) {
+		t.Error("the same events framed twice got two ids")
+	}
+	if a[0].Header.Get(bus.HeaderMsgID) == c[0].Header.Get(bus.HeaderMsgID) {
+		t.Error("different events framed got one id")
+	}
+}
+
+// TestUnframeRefusesBadFrames: a frame that is cut short, of an unknown
+// version, or empty is an error, never a panic or a silent drop.
+func TestUnframeRefusesBadFrames(t *testing.T) {
+	good := bus.Frame([]*nats.Msg{eventMsg("flow.a.b.0", "1", "one"), eventMsg("flow.a.b.0", "2", "two")}, 0)[0]
+	for name, tc := range map[string]struct {
+		h    nats.Header
+		data []byte
+	}{
+		"cut short":       {good.Header, good.Data[:len(good.Data)-2]},
+		"unknown version": {nats.Header{bus.HeaderFrame: {"9"}}, good.Data},
+		"empty":           {good.Header, nil},
+		"garbage":         {good.Header, []byte{0xff, 0xff, 0xff}},
+	} {
+		if _, err := bus.Unframe(tc.h, tc.data); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func FuzzUnframe(f *testing.F) {
+	good := bus.Frame([]*nats.Msg{eventMsg("flow.a.b.0", "1", "one"), eventMsg("flow.a.b.0", "2", "two")}, 0)[0]
+	f.Add(good.Data)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		events, err := bus.Unframe(nats.Header{bus.HeaderFrame: {"1"}}, data)
+		if err == nil && len(events) == 0 {
+			t.Fatal("no error and no events")
+		}
+	})
+}
+
+// framedStage is a stage under test: it reads the flow stream through a
+// Consumer and records, per event, what happened to it.
+type framedStage struct {
+	mu sync.Mutex
+	// handled lists events in the order they were finished.
+	handled []string
+	// attempts counts hand-overs per event.
+	attempts map[string]int
+	fail     func(event string, attempt int) error
+}
+
+func (s *framedStage) handle(_ context.Context, msgs []jetstream.Msg) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, m := range msgs {
+		d := string(m.Data())
+		s.attempts[d]++
+		if s.fail != nil {
+			if err := s.fail(d, s.attempts[d]); err != nil {
+				return i, err
+			}
+		}
+		s.handled = append(s.handled, d)
+	}
+	return len(msgs), nil
+}
+
+var framesSeed = flag.Uint64("frames.seed", 0, "seed of TestFramesAgainstModel (0: a new one)")
+
+// TestFramesAgainstModel publishes random batches of events of a few keys in
+// frames, and runs a consumer that fails at random: a transient failure at
+// any event (retried), a permanent one at a poisoned event (dead-lettered),
+// and stops that cut a batch short (the process ending). Checked against a
+// plain model: every event is finished or dead-lettered, the poisoned ones
+// and only they are dead-lettered, each once, with their own bytes; each
+// key's events are first finished in the order they were published; and
+// within one run of the consumer no finished event is handed over again,
+// even when its frame is delivered again after a failure.
+func TestFramesAgainstModel(t *testing.T) {
+	seed := *framesSeed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	t.Logf("seed %d (rerun with -frames.seed=%d)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	// The handler's own, used under st.mu from the consumer's goroutine.
+	frng := rand.New(rand.NewPCG(seed, 1))
+	_, js, cfg := setup(t)
+	cfg.Backoff = []time.Duration{5 * time.Millisecond}
+	cfg.MaxDeliver = 1000
+	cfg.MaxBatch = 1 + rng.IntN(40)
+
+	// The model: what was published, per key, and which are poisoned.
+	var published []string
+	poisoned := map[string]bool{}
+	pub := bus.NewPublisher(js)
+	for b := range 1 + rng.IntN(15) {
+		var msgs []*nats.Msg
+		for i := range 1 + rng.IntN(60) {
+			key := "k" + strconv.Itoa(rng.IntN(5))
+			ev := fmt.Sprintf("%s/%d.%d", key, b, i)
+			if rng.IntN(25) == 0 {
+				poisoned[ev] = true
+			}
+			published = append(published, ev)
+			msgs = append(msgs, eventMsg("flow.acme.orders.0", ev, ev))
+		}
+		if err := pub.Publish(context.Background(), msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := &framedStage{attempts: map[string]int{}}
+	var run int
+	finishedInRun := map[string]int{}
+	var runHandled []string
+	st.fail = func(ev string, attempt int) error {
+		if poisoned[ev] {
+			return bus.Permanent("poisoned", errors.New("poisoned "+ev))
+		}
+		if frng.IntN(8) == 0 {
+			return errors.New("transient failure at " + ev)
+		}
+		if r, ok := finishedInRun[ev]; ok && r == run {
+			t.Errorf("seed %d: event %s handed over again in the run that finished it", seed, ev)
+		}
+		finishedInRun[ev] = run
+		runHandled = append(runHandled, ev)
+		return nil
+	}
+	want := len(published) - len(poisoned)
+	firsts := func() []string {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		seen := map[string]bool{}
+		var out []string
+		for _, ev := range st.handled {
+			if !seen[ev] {
+				seen[ev] = true
+				out = append(out, ev)
+			}
+		}
+		return out
+	}
+	for run = 0; len(firsts()) < want; run++ {
+		if run > 50 {
+			t.Fatalf("seed %d: %d of %d events finished after 50 runs", seed, len(firsts()), want)
+		}
+		c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamFlow, Durable: "frames", Filter: "flow.>"},
+			bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: st.handle})
+		if err := c.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// Most runs end early, as a process that stops would.
+		if rng.IntN(3) > 0 {
+			time.Sleep(time.Duration(rng.IntN(30)) * time.Millisecond)
+		} else {
+			waitFor(t, 30*time.Second, func() bool { return len(firsts()) == want }, fmt.Sprintf("seed %d: not every event finished", seed))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := c.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+	}
+	// Per key, first finished in the order published.
+	order := func(evs []string) map[string][]string {
+		m := map[string][]string{}
+		for _, ev := range evs {
+			if !poisoned[ev] {
+				key, _, _ := strings.Cut(ev, "/")
+				m[key] = append(m[key], ev)
+			}
+		}
+		return m
+	}
+	if got, want := fmt.Sprint(order(firsts())), fmt.Sprint(order(published)); got != want {
+		t.Errorf("seed %d: events first finished per key\n%s\nwant\n%s", seed, got, want)
+	}
+	// Each poisoned event dead-lettered once, alone, with its own bytes.
+	dlq, err := js.Stream(context.Background(), bus.StreamDeadLetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := dlq.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := map[string]int{}
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := dlq.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dead[string(m.Data)]++
+		if m.Header.Get(bus.HeaderMsgID) == "" || m.Header.Get(bus.HeaderDeadCode) != "poisoned" {
+			t.Errorf("seed %d: dead letter %q has id %q code %q", seed, m.Data, m.Header.Get(bus.HeaderMsgID), m.Header.Get(bus.HeaderDeadCode))
+		}
+	}
+	for ev := range poisoned {
+		if dead[ev] != 1 {
+			t.Errorf("seed %d: poisoned event %s dead-lettered %d times, want once", seed, ev, dead[ev])
+		}
+	}
+	if len(dead) != len(poisoned) {
+		t.Errorf("seed %d: %d events dead-lettered, want the %d poisoned", seed, len(dead), len(poisoned))
+	}
+}
+
+// streamEvents reads every message of stream, and the events they carry.
+func streamEvents(t *testing.T, js jetstream.JetStream, stream string) (msgs int, events []bus.Event) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, err := bus.Unframe(m.Header, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, evs...)
+	}
+	return int(info.State.Msgs), events
+}
+
+// relayStage reads ingest and publishes each event on to one of two flow
+// subjects, as the mapper does.
+func relayStage(js jetstream.JetStream) func(ctx context.Context, msgs []jetstream.Msg) error {
+	pub := bus.NewPublisher(js)
+	return func(ctx context.Context, msgs []jetstream.Msg) error {
+		out := make([]*nats.Msg, len(msgs))
+		for i, m := range msgs {
+			out[i] = eventMsg("flow.acme.orders."+strconv.Itoa(i%2), "out-"+string(m.Data()), string(m.Data()))
+		}
+		return pub.Publish(ctx, out...)
+	}
+}
+
+// TestRepublishedFrameIsStoredOnce: a stage that published its batch's
+// outputs and then failed before acknowledging the batch publishes the same
+// frames again on the retry, and the next stream stores each once.
+func TestRepublishedFrameIsStoredOnce(t *testing.T) {
+	_, js, cfg := setup(t)
+	cfg.Backoff = []time.Duration{10 * time.Millisecond}
+	publishN(t, js, "ingest.acme.shop.order", 40)
+	relay := relayStage(js)
+	var mu sync.Mutex
+	var attempts, handled int
+	c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "relay", Filter: "ingest.>", Linger: 300 * time.Millisecond},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+			if err := relay(ctx, msgs); err != nil {
+				return 0, err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if attempts++; attempts == 1 {
+				return 0, errors.New("the ledger write after the publish failed")
+			}
+			handled += len(msgs)
+			return len(msgs), nil
+		}})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return handled == 40 }, "the batch was not handled again")
+	if msgs, events := streamEvents(t, js, bus.StreamFlow); msgs != 2 || len(events) != 40 {
+		t.Errorf("after the retry the flow stream holds %d events in %d messages, want 40 in 2 frames", len(events), msgs)
+	}
+}
+
+// TestEventsPublishedAgainAreHandledOnce: a stage that published its
+// batch's outputs and died before acknowledging the batch hands the batch
+// over one event at a time when it starts again (see crashes.go), so its
+// outputs go out in other frames than the first time; the next stage's
+// consumer hands each event over once all the same.
+func TestEventsPublishedAgainAreHandledOnce(t *testing.T) {
+	_, js, cfg := setup(t)
+	publishN(t, js, "ingest.acme.shop.order", 40)
+	relay := relayStage(js)
+	spec := bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "relay", Filter: "ingest.>", Linger: 300 * time.Millisecond}
+	published := make(chan struct{})
+	c := bus.NewConsumer(spec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+		if err := relay(ctx, msgs); err != nil {
+			return 0, err
+		}
+		close(published)
+		<-ctx.Done() // the process dies before it acknowledges
+		return 0, ctx.Err()
+	}})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-published
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	_ = c.Stop(ctx)
+	cancel()
+
+	next := &framedStage{attempts: map[string]int{}}
+	down := bus.NewConsumer(bus.ConsumerSpec{Stage: "next", Stream: bus.StreamFlow, Durable: "next", Filter: "flow.>"},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: next.handle})
+	if err := down.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = down.Stop(context.Background()) })
+	count := func() int { next.mu.Lock(); defer next.mu.Unlock(); return len(next.handled) }
+	waitFor(t, 10*time.Second, func() bool { return count() == 40 }, "the next stage did not get the first run's 40 events")
+
+	var mu sync.Mutex
+	var handled int
+	c2 := bus.NewConsumer(spec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+		if err := relay(ctx, msgs); err != nil {
+			return 0, err
+		}
+		mu.Lock()
+		handled += len(msgs)
+		mu.Unlock()
+		return len(msgs), nil
+	}})
+	if err := c2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c2.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return handled == 40 }, "the redelivered batch was not handled")
+	if _, events := streamEvents(t, js, bus.StreamFlow); len(events) <= 40 {
+		t.Fatalf("the flow stream holds %d events: the test did not publish any again", len(events))
+	}
+	waitFor(t, 10*time.Second, func() bool { a, n := pendingOn(t, js, bus.StreamFlow, "next"); return a == 0 && n == 0 }, "the next stage left events unacknowledged")
+	next.mu.Lock()
+	defer next.mu.Unlock()
+	for ev, n := range next.attempts {
+		if n != 1 {
+			t.Errorf("event %s handed to the next stage %d times, want once", ev, n)
+		}
+	}
+	if len(next.handled) != 40 {
+		t.Errorf("the next stage handled %d events, want 40", len(next.handled))
+	}
+}
