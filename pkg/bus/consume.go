@@ -71,7 +71,7 @@ type Consumer struct {
 	// stage makes harmless, as for any redelivery.
 	partial map[uint64]int
 	// recent are the events finished within the duplicate window, on the
-	// streams between stages (nil on the others).
+	// flow and push streams (nil on the others).
 	recent *recentIDs
 	// lastAck is the last message acknowledged, confirmed at a stop.
 	lastAck jetstream.Msg
@@ -110,8 +110,11 @@ func NewConsumer(spec ConsumerSpec, deps ConsumerDeps) *Consumer {
 		failures: map[position]int{},
 		partial:  map[uint64]int{},
 	}
+	// An event handled twice costs the dedup stage a ledger decision and the
+	// connector a target call; an audit record written twice only replaces
+	// itself, so the audit stream's readers skip the bookkeeping.
 	switch spec.Stream {
-	case StreamFlow, StreamPush, StreamAudit:
+	case StreamFlow, StreamPush:
 		c.recent = newRecentIDs(deps.Config.InternalDuplicates)
 	}
 	return c

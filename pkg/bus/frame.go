@@ -171,7 +171,7 @@ func IsFrame(h nats.Header) bool { return h.Get(HeaderFrame) != "" }
 
 // Unframe returns the events of a frame with headers h and bytes data, or of
 // a message that is not a frame, the message as its only event. Events'
-// bytes share data's memory.
+// bytes share data's memory; their header values share one copy of it.
 func Unframe(h nats.Header, data []byte) ([]Event, error) {
 	if !IsFrame(h) {
 		return []Event{{Header: h, Data: data}}, nil
@@ -179,37 +179,47 @@ func Unframe(h nats.Header, data []byte) ([]Event, error) {
 	if v := h.Get(HeaderFrame); v != frameVersion {
 		return nil, fmt.Errorf("frame version %q is not one this version of Syncline reads (%s)", v, frameVersion)
 	}
+	// Header names and values are cut from one string, not made one by one.
+	text := string(data)
 	var events []Event
-	for len(data) > 0 {
-		raw, err := field(&data, 1)
+	var values []string
+	for p := 0; p < len(data); {
+		start, end, err := fieldAt(data, p, 1)
 		if err != nil {
 			return nil, fmt.Errorf("frame event %d: %w", len(events), err)
 		}
-		e := Event{Header: nats.Header{}}
-		for len(raw) > 0 {
-			num, typ, n := protowire.ConsumeTag(raw)
+		p = end
+		e := Event{Header: make(nats.Header, 4)}
+		for q := start; q < end; {
+			num, typ, n := protowire.ConsumeTag(data[q:end])
 			if n < 0 || typ != protowire.BytesType {
 				return nil, fmt.Errorf("frame event %d: malformed field", len(events))
 			}
-			raw = raw[n:]
-			v, n := protowire.ConsumeBytes(raw)
-			if n < 0 {
-				return nil, fmt.Errorf("frame event %d: malformed field %d", len(events), num)
+			l, m := protowire.ConsumeVarint(data[q+n : end])
+			if m < 0 || l > uint64(end-q-n-m) {
+				return nil, fmt.Errorf("frame event %d: field %d is cut short", len(events), num)
 			}
-			raw = raw[n:]
+			vs, ve := q+n+m, q+n+m+int(l)
+			q = ve
 			switch num {
 			case 1:
-				k, err := field(&v, 1)
+				ks, ke, err := fieldAt(data[:ve], vs, 1)
 				if err != nil {
 					return nil, fmt.Errorf("frame event %d: header name: %w", len(events), err)
 				}
-				val, err := field(&v, 2)
+				as, ae, err := fieldAt(data[:ve], ke, 2)
 				if err != nil {
-					return nil, fmt.Errorf("frame event %d: header %s: %w", len(events), k, err)
+					return nil, fmt.Errorf("frame event %d: header %s: %w", len(events), text[ks:ke], err)
 				}
-				e.Header[string(k)] = append(e.Header[string(k)], string(val))
+				k := text[ks:ke]
+				if prev, ok := e.Header[k]; ok {
+					e.Header[k] = append(prev, text[as:ae])
+					continue
+				}
+				values = append(values, text[as:ae])
+				e.Header[k] = values[len(values)-1 : len(values) : len(values)]
 			case 2:
-				e.Data = v
+				e.Data = data[vs:ve:ve]
 			}
 		}
 		events = append(events, e)
@@ -220,18 +230,19 @@ func Unframe(h nats.Header, data []byte) ([]Event, error) {
 	return events, nil
 }
 
-// field consumes one length-delimited field numbered num from b.
-func field(b *[]byte, num protowire.Number) ([]byte, error) {
-	n2, typ, n := protowire.ConsumeTag(*b)
+// fieldAt reads the length-delimited field numbered num at data[p:] and
+// returns where its value starts and ends.
+func fieldAt(data []byte, p int, num protowire.Number) (start, end int, err error) {
+	n2, typ, n := protowire.ConsumeTag(data[p:])
 	if n < 0 || n2 != num || typ != protowire.BytesType {
-		return nil, fmt.Errorf("expected field %d", num)
+		return 0, 0, fmt.Errorf("expected field %d", num)
 	}
-	v, m := protowire.ConsumeBytes((*b)[n:])
-	if m < 0 {
-		return nil, fmt.Errorf("field %d is cut short", num)
+	l, m := protowire.ConsumeVarint(data[p+n:])
+	if m < 0 || l > uint64(len(data)-p-n-m) {
+		return 0, 0, fmt.Errorf("field %d is cut short", num)
 	}
-	*b = (*b)[n+m:]
-	return v, nil
+	start = p + n + m
+	return start, start + int(l), nil
 }
 
 // frameItem is one event of a frame, handed to a stage as a message of its
@@ -265,8 +276,10 @@ func items(m jetstream.Msg) []jetstream.Msg {
 		return []jetstream.Msg{m}
 	}
 	out := make([]jetstream.Msg, len(events))
+	all := make([]frameItem, len(events))
 	for i, e := range events {
-		out[i] = &frameItem{frame: m, md: md, index: i, count: len(events), header: e.Header, data: e.Data}
+		all[i] = frameItem{frame: m, md: md, index: i, count: len(events), header: e.Header, data: e.Data}
+		out[i] = &all[i]
 	}
 	return out
 }
@@ -340,27 +353,22 @@ func markIndex(m *nats.Msg, index int) {
 
 // recentIDs remembers the Nats-Msg-Ids of the events a consumer finished
 // within the duplicate window, so that an event published again in another
-// frame (a batch that a redelivery split differently, or handed over one by
-// one after a crash) is finished again at once instead of handed to the
+// frame (a batch handed over one event at a time after a crash, where the
+// first run had framed it) is finished again at once instead of handed to the
 // stage: what JetStream's duplicate window does for one message, done per
-// event. It keeps 64-bit hashes, so it costs a few bytes per event of the
-// window; a hash collision between two events of one window (about one in
-// 10^10 at 10,000 events per second) would drop one.
+// event. It keeps 64-bit hashes in two generations, each at most a window
+// long, so an id is remembered for one to two windows, at about 20 bytes per
+// event; a collision between two events of one window (about one in 10^10 at
+// 10,000 events per second) would drop one.
 type recentIDs struct {
-	window time.Duration
-	seed   maphash.Seed
-	ids    map[uint64]struct{}
-	fifo   []recentID
-	head   int
-}
-
-type recentID struct {
-	hash uint64
-	at   time.Time
+	window    time.Duration
+	seed      maphash.Seed
+	cur, prev map[uint64]struct{}
+	since     time.Time
 }
 
 func newRecentIDs(window time.Duration) *recentIDs {
-	return &recentIDs{window: window, seed: maphash.MakeSeed(), ids: map[uint64]struct{}{}}
+	return &recentIDs{window: window, seed: maphash.MakeSeed(), cur: map[uint64]struct{}{}, since: time.Now()}
 }
 
 func msgID(m jetstream.Msg) string {
@@ -376,32 +384,22 @@ func (r *recentIDs) seen(m jetstream.Msg) bool {
 	if id == "" {
 		return false
 	}
-	_, ok := r.ids[maphash.String(r.seed, id)]
+	h := maphash.String(r.seed, id)
+	if _, ok := r.cur[h]; ok {
+		return true
+	}
+	_, ok := r.prev[h]
 	return ok
 }
 
-// add remembers that msgs' events are finished, and forgets those that
-// left the window.
+// add remembers that msgs' events are finished.
 func (r *recentIDs) add(msgs []jetstream.Msg) {
-	now := time.Now()
-	for r.head < len(r.fifo) && now.Sub(r.fifo[r.head].at) > r.window {
-		delete(r.ids, r.fifo[r.head].hash)
-		r.head++
-	}
-	if r.head > len(r.fifo)/2 && r.head > 1024 {
-		r.fifo = append(r.fifo[:0], r.fifo[r.head:]...)
-		r.head = 0
+	if now := time.Now(); now.Sub(r.since) > r.window {
+		r.prev, r.cur, r.since = r.cur, make(map[uint64]struct{}, len(r.cur)), now
 	}
 	for _, m := range msgs {
-		id := msgID(m)
-		if id == "" {
-			continue
+		if id := msgID(m); id != "" {
+			r.cur[maphash.String(r.seed, id)] = struct{}{}
 		}
-		h := maphash.String(r.seed, id)
-		if _, ok := r.ids[h]; ok {
-			continue
-		}
-		r.ids[h] = struct{}{}
-		r.fifo = append(r.fifo, recentID{h, now})
 	}
 }

@@ -421,3 +421,135 @@ func TestEventsPublishedAgainAreHandledOnce(t *testing.T) {
 		t.Errorf("the next stage handled %d events, want 40", len(next.handled))
 	}
 }
+
+// settled reports whether the flow stream's durable has acknowledged
+// everything; false while it does not exist (a rewind creates it again).
+func settled(js jetstream.JetStream, durable string) bool {
+	c, err := js.Consumer(context.Background(), bus.StreamFlow, durable)
+	if err != nil {
+		return false
+	}
+	info, err := c.Info(context.Background())
+	return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+}
+
+// publishFrame publishes events "<prefix>0".. as one frame on subject.
+func publishFrame(t *testing.T, js jetstream.JetStream, subject, prefix string, n int) {
+	t.Helper()
+	msgs := make([]*nats.Msg, n)
+	for i := range msgs {
+		msgs[i] = eventMsg(subject, prefix+strconv.Itoa(i), prefix+strconv.Itoa(i))
+	}
+	if err := bus.NewPublisher(js).Publish(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := streamEvents(t, js, bus.StreamFlow); n != 1 {
+		t.Fatalf("the flow stream holds %d messages, want the one frame", n)
+	}
+}
+
+// TestBadEventInAFrameIsDeadLetteredAlone: an event in the middle of a frame
+// that fails for good is dead-lettered on its own, with its own bytes and its
+// place in the frame, and the frame's other events are handled.
+func TestBadEventInAFrameIsDeadLetteredAlone(t *testing.T) {
+	_, js, cfg := setup(t)
+	publishFrame(t, js, "flow.acme.orders.0", "e", 7)
+	st := &framedStage{attempts: map[string]int{}, fail: func(ev string, _ int) error {
+		if ev == "e3" {
+			return bus.Permanent("malformed_event", errors.New("e3 cannot be read"))
+		}
+		return nil
+	}}
+	c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamFlow, Durable: "bad", Filter: "flow.>"},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: st.handle})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { return settled(js, "bad") }, "the frame was not acknowledged")
+	st.mu.Lock()
+	if got := strings.Join(st.handled, ","); got != "e0,e1,e2,e4,e5,e6" {
+		t.Errorf("handled %s, want every event but e3, in order", got)
+	}
+	st.mu.Unlock()
+	_, dead := streamEvents(t, js, bus.StreamDeadLetter)
+	if len(dead) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dead))
+	}
+	d := dead[0]
+	if string(d.Data) != "e3" || d.Header.Get(bus.HeaderDeadIndex) != "3" || d.Header.Get(bus.HeaderDeadCode) != "malformed_event" ||
+		d.Header.Get(bus.HeaderDeadSequence) != "1" || d.Header.Get("traceparent") == "" {
+		t.Errorf("dead letter %q index %q code %q sequence %q traceparent %q, want e3's own, index 3 of message 1",
+			d.Data, d.Header.Get(bus.HeaderDeadIndex), d.Header.Get(bus.HeaderDeadCode), d.Header.Get(bus.HeaderDeadSequence), d.Header.Get("traceparent"))
+	}
+}
+
+// TestFrameSplitAcrossARedelivery: a frame whose handling failed part-way is
+// delivered again whole; the consumer that finished its first events hands
+// over only the rest, and a consumer that starts afresh (another process)
+// hands over the whole frame again, in order.
+func TestFrameSplitAcrossARedelivery(t *testing.T) {
+	_, js, cfg := setup(t)
+	cfg.Backoff = []time.Duration{10 * time.Millisecond}
+	publishFrame(t, js, "flow.acme.orders.0", "e", 10)
+	st := &framedStage{attempts: map[string]int{}, fail: func(ev string, attempt int) error {
+		if ev == "e6" && attempt == 1 {
+			return errors.New("the target timed out at e6")
+		}
+		return nil
+	}}
+	spec := bus.ConsumerSpec{Stage: "test", Stream: bus.StreamFlow, Durable: "split", Filter: "flow.>"}
+	c := bus.NewConsumer(spec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: st.handle})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { return settled(js, "split") }, "the frame was not acknowledged")
+	if err := c.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	if got := strings.Join(st.handled, ","); got != "e0,e1,e2,e3,e4,e5,e6,e7,e8,e9" {
+		t.Errorf("handled %s, want each event once, in order", got)
+	}
+	st.mu.Unlock()
+
+	// Another process, on the same durable, before the first acknowledged:
+	// it knows nothing of the first's progress and hands the frame over whole.
+	publishFrame2 := func() {
+		msgs := make([]*nats.Msg, 4)
+		for i := range msgs {
+			msgs[i] = eventMsg("flow.acme.orders.0", "f"+strconv.Itoa(i), "f"+strconv.Itoa(i))
+		}
+		if err := bus.NewPublisher(js).Publish(context.Background(), msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishFrame2()
+	first := &framedStage{attempts: map[string]int{}, fail: func(ev string, _ int) error {
+		if ev == "f2" {
+			return errors.New("the process ends here")
+		}
+		return nil
+	}}
+	cfg.Backoff = []time.Duration{time.Hour}
+	c1 := bus.NewConsumer(spec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: first.handle})
+	if err := c1.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { first.mu.Lock(); defer first.mu.Unlock(); return first.attempts["f2"] == 1 }, "f2 was not handed over")
+	if err := c1.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	second := &framedStage{attempts: map[string]int{}}
+	c2 := bus.NewConsumer(spec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: second.handle})
+	if err := c2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c2.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { return settled(js, "split") }, "the second frame was not acknowledged")
+	second.mu.Lock()
+	defer second.mu.Unlock()
+	if got := strings.Join(second.handled, ","); got != "f0,f1,f2,f3" {
+		t.Errorf("the second process handled %s, want the whole frame again, in order", got)
+	}
+}

@@ -377,15 +377,17 @@ func (e *env) waitCreatedOnly(n int) {
 	e.t.Helper()
 	eventually(e.t, 60*time.Second, func() string {
 		created, other := 0, 0
+		kinds := map[string]int{}
 		for _, r := range e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme"}) {
 			if r.Action == "created" {
 				created++
 			} else {
 				other++
+				kinds[r.Action+" "+r.Status+" "+r.Code]++
 			}
 		}
 		if created != n || other != 0 {
-			return fmt.Sprintf("API log has %d created and %d other records, want %d created only", created, other, n)
+			return fmt.Sprintf("API log has %d created and %d other records (%v), want %d created only", created, other, kinds, n)
 		}
 		return ""
 	})

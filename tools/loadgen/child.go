@@ -471,9 +471,20 @@ func newLatencies() *latencies {
 	return &latencies{seen: map[string]bool{}, outcomes: map[string]int{}}
 }
 
+// observe takes the audit records of m, a message or a frame of them.
 func (l *latencies) observe(m *nats.Msg) {
 	now := time.Now()
-	e, err := envelope.Decode(m.Data)
+	events, err := bus.Unframe(m.Header, m.Data)
+	if err != nil {
+		return
+	}
+	for _, ev := range events {
+		l.observeOne(now, ev.Data)
+	}
+}
+
+func (l *latencies) observeOne(now time.Time, data []byte) {
+	e, err := envelope.Decode(data)
 	if err != nil {
 		return
 	}
