@@ -234,11 +234,11 @@ func waitBound(ctx context.Context, stream jetstream.Stream, b *bento) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("Bento did not subscribe to the consumer %s within a minute; its log:\n%s", consumerName, b.logTail(20))
+			return fmt.Errorf("the Bento process did not subscribe to the consumer %s within a minute; its log:\n%s", consumerName, b.logTail(20))
 		}
 		select {
 		case <-b.exited:
-			return fmt.Errorf("Bento exited before subscribing: %v; its log:\n%s", b.err, b.logTail(20))
+			return fmt.Errorf("the Bento process exited before subscribing: %v; its log:\n%s", b.err, b.logTail(20))
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
@@ -293,7 +293,7 @@ func waitFor(ctx context.Context, n int, progress func(context.Context) (int, er
 		case <-ctx.Done():
 			return time.Time{}, ctx.Err()
 		case <-b.exited:
-			return time.Time{}, fmt.Errorf("Bento exited after %d of %d orders: %v; its log:\n%s", got, n, b.err, b.logTail(20))
+			return time.Time{}, fmt.Errorf("the Bento process exited after %d of %d orders: %v; its log:\n%s", got, n, b.err, b.logTail(20))
 		case <-published:
 			if pub.err != nil {
 				return time.Time{}, fmt.Errorf("publishing the orders: %w", pub.err)
