@@ -107,6 +107,13 @@ bench: postgres peers tryton ## Push change events through the whole chain and t
 	go run ./tools/logbench
 	go test ./tools/allinone -run '^$$' -bench AlertLatency -benchtime 20x
 
+# The peer benchmark's folder, with Bento's pipeline (bento.yaml) and target table (table.sql).
+PEER_BENCH ?= ../shared/peer-bench
+
+.PHONY: peer-bench
+peer-bench: postgres ## Run Bento (the peer benchmark in ../shared/peer-bench, or PEER_BENCH) on the load generator's orders, pre-loaded and live: events/s, CPU per event of Bento, nats-server and PostgreSQL, Bento's peak RSS; binaries from BENTO and NATS_SERVER (see tools/peerbench)
+	BENTO="$(BENTO)" NATS_SERVER="$(NATS_SERVER)" go run ./tools/peerbench -peer-bench $(PEER_BENCH)
+
 $(BIN)/buf:
 	GOBIN=$(BIN) GOWORK=off go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 $(BIN)/protoc-gen-go:
