@@ -113,33 +113,6 @@ func FuzzUnframe(f *testing.F) {
 	})
 }
 
-// framedStage is a stage under test: it reads the flow stream through a
-// Consumer and records, per event, what happened to it.
-type framedStage struct {
-	mu sync.Mutex
-	// handled lists events in the order they were finished.
-	handled []string
-	// attempts counts hand-overs per event.
-	attempts map[string]int
-	fail     func(event string, attempt int) error
-}
-
-func (s *framedStage) handle(_ context.Context, msgs []jetstream.Msg) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, m := range msgs {
-		d := string(m.Data())
-		s.attempts[d]++
-		if s.fail != nil {
-			if err := s.fail(d, s.attempts[d]); err != nil {
-				return i, err
-			}
-		}
-		s.handled = append(s.handled, d)
-	}
-	return len(msgs), nil
-}
-
 var framesSeed = flag.Uint64("frames.seed", 0, "seed of TestFramesAgainstModel (0: a new one)")
 
 // TestFramesAgainstModel publishes random batches of events of a few keys in
@@ -184,7 +157,7 @@ func TestFramesAgainstModel(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st := &framedStage{attempts: map[string]int{}}
+	st := &recorder{}
 	var run int
 	finishedInRun := map[string]int{}
 	var runHandled []string
@@ -208,7 +181,7 @@ func TestFramesAgainstModel(t *testing.T) {
 		defer st.mu.Unlock()
 		seen := map[string]bool{}
 		var out []string
-		for _, ev := range st.handled {
+		for _, ev := range st.seen {
 			if !seen[ev] {
 				seen[ev] = true
 				out = append(out, ev)
@@ -380,14 +353,14 @@ func TestEventsPublishedAgainAreHandledOnce(t *testing.T) {
 	_ = c.Stop(ctx)
 	cancel()
 
-	next := &framedStage{attempts: map[string]int{}}
+	next := &recorder{}
 	down := bus.NewConsumer(bus.ConsumerSpec{Stage: "next", Stream: bus.StreamFlow, Durable: "next", Filter: "flow.>"},
 		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: next.handle})
 	if err := down.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = down.Stop(context.Background()) })
-	count := func() int { next.mu.Lock(); defer next.mu.Unlock(); return len(next.handled) }
+	count := func() int { next.mu.Lock(); defer next.mu.Unlock(); return len(next.seen) }
 	waitFor(t, 10*time.Second, func() bool { return count() == 40 }, "the next stage did not get the first run's 40 events")
 
 	var mu sync.Mutex
@@ -412,13 +385,13 @@ func TestEventsPublishedAgainAreHandledOnce(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool { a, n := pendingOn(t, js, bus.StreamFlow, "next"); return a == 0 && n == 0 }, "the next stage left events unacknowledged")
 	next.mu.Lock()
 	defer next.mu.Unlock()
-	for ev, n := range next.attempts {
+	for ev, n := range next.runs {
 		if n != 1 {
 			t.Errorf("event %s handed to the next stage %d times, want once", ev, n)
 		}
 	}
-	if len(next.handled) != 40 {
-		t.Errorf("the next stage handled %d events, want 40", len(next.handled))
+	if len(next.seen) != 40 {
+		t.Errorf("the next stage handled %d events, want 40", len(next.seen))
 	}
 }
 
@@ -454,7 +427,7 @@ func publishFrame(t *testing.T, js jetstream.JetStream, subject, prefix string, 
 func TestBadEventInAFrameIsDeadLetteredAlone(t *testing.T) {
 	_, js, cfg := setup(t)
 	publishFrame(t, js, "flow.acme.orders.0", "e", 7)
-	st := &framedStage{attempts: map[string]int{}, fail: func(ev string, _ int) error {
+	st := &recorder{fail: func(ev string, _ int) error {
 		if ev == "e3" {
 			return bus.Permanent("malformed_event", errors.New("e3 cannot be read"))
 		}
@@ -468,7 +441,7 @@ func TestBadEventInAFrameIsDeadLetteredAlone(t *testing.T) {
 	t.Cleanup(func() { _ = c.Stop(context.Background()) })
 	waitFor(t, 10*time.Second, func() bool { return settled(js, "bad") }, "the frame was not acknowledged")
 	st.mu.Lock()
-	if got := strings.Join(st.handled, ","); got != "e0,e1,e2,e4,e5,e6" {
+	if got := strings.Join(st.seen, ","); got != "e0,e1,e2,e4,e5,e6" {
 		t.Errorf("handled %s, want every event but e3, in order", got)
 	}
 	st.mu.Unlock()
@@ -492,7 +465,7 @@ func TestFrameSplitAcrossARedelivery(t *testing.T) {
 	_, js, cfg := setup(t)
 	cfg.Backoff = []time.Duration{10 * time.Millisecond}
 	publishFrame(t, js, "flow.acme.orders.0", "e", 10)
-	st := &framedStage{attempts: map[string]int{}, fail: func(ev string, attempt int) error {
+	st := &recorder{fail: func(ev string, attempt int) error {
 		if ev == "e6" && attempt == 1 {
 			return errors.New("the target timed out at e6")
 		}
@@ -508,7 +481,7 @@ func TestFrameSplitAcrossARedelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.mu.Lock()
-	if got := strings.Join(st.handled, ","); got != "e0,e1,e2,e3,e4,e5,e6,e7,e8,e9" {
+	if got := strings.Join(st.seen, ","); got != "e0,e1,e2,e3,e4,e5,e6,e7,e8,e9" {
 		t.Errorf("handled %s, want each event once, in order", got)
 	}
 	st.mu.Unlock()
@@ -525,7 +498,7 @@ func TestFrameSplitAcrossARedelivery(t *testing.T) {
 		}
 	}
 	publishFrame2()
-	first := &framedStage{attempts: map[string]int{}, fail: func(ev string, _ int) error {
+	first := &recorder{fail: func(ev string, _ int) error {
 		if ev == "f2" {
 			return errors.New("the process ends here")
 		}
@@ -536,11 +509,11 @@ func TestFrameSplitAcrossARedelivery(t *testing.T) {
 	if err := c1.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() bool { first.mu.Lock(); defer first.mu.Unlock(); return first.attempts["f2"] == 1 }, "f2 was not handed over")
+	waitFor(t, 10*time.Second, func() bool { first.mu.Lock(); defer first.mu.Unlock(); return first.runs["f2"] == 1 }, "f2 was not handed over")
 	if err := c1.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	second := &framedStage{attempts: map[string]int{}}
+	second := &recorder{}
 	c2 := bus.NewConsumer(spec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: second.handle})
 	if err := c2.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -549,7 +522,7 @@ func TestFrameSplitAcrossARedelivery(t *testing.T) {
 	waitFor(t, 10*time.Second, func() bool { return settled(js, "split") }, "the second frame was not acknowledged")
 	second.mu.Lock()
 	defer second.mu.Unlock()
-	if got := strings.Join(second.handled, ","); got != "f0,f1,f2,f3" {
+	if got := strings.Join(second.seen, ","); got != "f0,f1,f2,f3" {
 		t.Errorf("the second process handled %s, want the whole frame again, in order", got)
 	}
 }

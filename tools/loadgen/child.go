@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -32,6 +31,7 @@ import (
 	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/ingest"
 	"github.com/syncline/syncline/tools/allinone"
+	"github.com/syncline/syncline/tools/internal/bench"
 )
 
 // report is one backend's figures; the child prints it as JSON.
@@ -74,14 +74,14 @@ func child(ctx context.Context, f flags) error {
 	// runs a SQLite database (see the sql target's README).
 	// The file is in the bench tenant's folder of the data folder.
 	driver, dsn := "sqlite", "erp.db?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
-	var pg *pgServer
+	var pg *bench.Server
 	if f.backend == "postgres" {
-		storeURL, dropStore, err := freshDatabase(ctx, "syncline_bench_store")
+		storeURL, dropStore, err := bench.FreshDatabase(ctx, "syncline_bench_store")
 		if err != nil {
 			return err
 		}
 		defer dropStore()
-		targetURL, dropTarget, err := freshDatabase(ctx, "syncline_bench_target")
+		targetURL, dropTarget, err := bench.FreshDatabase(ctx, "syncline_bench_target")
 		if err != nil {
 			return err
 		}
@@ -89,11 +89,11 @@ func child(ctx context.Context, f flags) error {
 		cfg.DatabaseURL, driver, dsn = storeURL, "postgres", targetURL
 		// The meter's connection is to the store's database, so that its
 		// own queries are not another database's transactions.
-		pg, err = openPGServer(ctx, storeURL, databaseName(storeURL), databaseName(targetURL))
+		pg, err = bench.OpenServer(ctx, storeURL, bench.DatabaseName(storeURL), bench.DatabaseName(targetURL))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "  PostgreSQL's CPU time is not measured: %v\n", err)
 		} else {
-			defer pg.close()
+			defer pg.Close()
 		}
 		// The target is another database on the store's server, which
 		// the egress policy allows as an operator would.
@@ -179,7 +179,7 @@ func child(ctx context.Context, f flags) error {
 	}
 	r.PacedP50, r.PacedP99 = lat.percentiles()
 	printStages(in)
-	r.PacedRSSBytes = peakRSS()
+	r.PacedRSSBytes = bench.PeakRSS(0)
 	lat.reset()
 	heapProfile(f.profile, ".pacedheap."+f.backend)
 
@@ -213,7 +213,7 @@ func child(ctx context.Context, f flags) error {
 	r.EventsPerSecond = float64(f.events) / elapsed.Seconds()
 	r.BurstP50, r.BurstP99 = lat.percentiles()
 
-	r.PeakRSSBytes = peakRSS()
+	r.PeakRSSBytes = bench.PeakRSS(0)
 	r.BudgetWaitSeconds, r.Throttles = budgetFigures(in)
 	return json.NewEncoder(os.Stdout).Encode(r)
 }
@@ -420,39 +420,6 @@ func apply(ctx context.Context, in *allinone.Instance, resources []*controlplane
 	return nil
 }
 
-// freshDatabase creates a database on the machine's PostgreSQL and returns
-// its URL and a function that drops it.
-func freshDatabase(ctx context.Context, prefix string) (string, func(), error) {
-	admin := os.Getenv("SYNCLINE_TEST_POSTGRES_URL")
-	if admin == "" {
-		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	}
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		return "", nil, fmt.Errorf("connecting to PostgreSQL at %s (run `make postgres`): %w", admin, err)
-	}
-	name := fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		conn.Close(ctx)
-		return "", nil, fmt.Errorf("creating database %s: %w", name, err)
-	}
-	drop := func() {
-		_, _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		conn.Close(context.Background())
-	}
-	u := strings.Replace(admin, "/postgres?", "/"+name+"?", 1)
-	return u, drop, nil
-}
-
-// databaseName is the database of a PostgreSQL URL.
-func databaseName(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return ""
-	}
-	return strings.TrimPrefix(p.Path, "/")
-}
-
 // latencies collects publish-to-target times from the connector's audit
 // events, and the failures any stage reports: a failure is final (the event
 // is dead-lettered), so a run waiting for its events stops at the first.
@@ -567,21 +534,6 @@ func (l *latencies) percentiles() (p50, p99 time.Duration) {
 		return 0, 0
 	}
 	return s[len(s)*50/100], s[min(len(s)*99/100, len(s)-1)]
-}
-
-// peakRSS reads the process's peak resident set (VmHWM) from /proc.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 // printStages writes each stage's batch count, mean batch size and time

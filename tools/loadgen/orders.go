@@ -18,6 +18,7 @@ import (
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/ingest"
 	"github.com/syncline/syncline/tools/allinone"
+	"github.com/syncline/syncline/tools/internal/bench"
 )
 
 // The ERPs the orders target measures.
@@ -240,7 +241,7 @@ func orderChild(ctx context.Context, f flags) error {
 	r.Orders = gen.published()
 	r.MinLines, r.MaxLines, r.AvgLines = gen.lineStats()
 	r.Customers = len(gen.customersUsed)
-	r.PeakRSSBytes = peakRSS()
+	r.PeakRSSBytes = bench.PeakRSS(0)
 	r.BudgetWaitSeconds, r.Throttles = budgetFigures(in)
 	got, err := target.readBack(ctx)
 	if err != nil {

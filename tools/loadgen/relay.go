@@ -16,6 +16,7 @@ import (
 
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/natsserver"
+	"github.com/syncline/syncline/tools/internal/bench"
 )
 
 // The bare relay is the limit of this machine for a pipeline of Syncline's
@@ -177,7 +178,7 @@ func relayChild(ctx context.Context, f flags) error {
 	}
 	stopProfile()
 	heapProfile(f.profile, fmt.Sprintf(".relay%d.heap", f.relayBatch))
-	r.PeakRSSBytes = peakRSS()
+	r.PeakRSSBytes = bench.PeakRSS(0)
 	r.EventsPerSecond = float64(f.events) / last.Sub(m.start).Seconds()
 	cancel()
 

@@ -14,6 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/syncline/syncline/tools/internal/bench"
 )
 
 // report is one mode's figures.
@@ -22,7 +24,7 @@ type report struct {
 	Events          int
 	EventsPerSecond float64
 	// The CPU time (user and system) per event of Bento, the nats-server,
-	// PostgreSQL's whole server (see pgServer; -1 when not measured) and
+	// PostgreSQL's whole server (see bench.Server; -1 when not measured) and
 	// this program (the publishers in the live mode, and the polls).
 	BentoCPUMicros, NATSCPUMicros, PostgresCPUMicros, PublisherCPUMicros float64
 	// PostgresOthers counts the transactions other databases of the server
@@ -59,7 +61,7 @@ func measure(ctx context.Context, f flags, mode string) (report, error) {
 	}
 	defer ns.stop()
 
-	dbURL, drop, err := freshDatabase(ctx, "peerbench_orders")
+	dbURL, drop, err := bench.FreshDatabase(ctx, "peerbench_orders")
 	if err != nil {
 		return r, err
 	}
@@ -69,12 +71,12 @@ func measure(ctx context.Context, f flags, mode string) (report, error) {
 	}
 	// The meter's connection is to the bench's database, so that its own
 	// queries are not another database's transactions.
-	pg, err := openPGServer(ctx, dbURL, databaseName(dbURL))
+	pg, err := bench.OpenServer(ctx, dbURL, bench.DatabaseName(dbURL))
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "  PostgreSQL's CPU time is not measured: %v\n", err)
 		pg = nil
 	} else {
-		defer pg.close()
+		defer pg.Close()
 	}
 
 	nc, err := nats.Connect(ns.url, nats.Name("peerbench"))
@@ -152,7 +154,7 @@ func measure(ctx context.Context, f flags, mode string) (report, error) {
 	if err != nil {
 		return r, err
 	}
-	r.BentoPeakRSS = peakRSS(b.pid)
+	r.BentoPeakRSS = bench.PeakRSS(b.pid)
 	r.EventsPerSecond = float64(f.events) / end.Sub(m.start).Seconds()
 	r.BentoCPUMicros, r.NATSCPUMicros, r.PostgresCPUMicros, r.PublisherCPUMicros = c.bento, c.nats, c.postgres, c.self
 	r.PostgresOthers = c.postgresOthers

@@ -1,18 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/syncline/syncline/tools/internal/bench"
 )
 
 // child is a process this program started: its id, log file, and exited,
@@ -149,27 +148,11 @@ func startBento(ctx context.Context, path, config, dir string, env []string) (*b
 // processCPU is a process's CPU time so far, user and system, from
 // /proc/<pid>/stat (its every thread included).
 func processCPU(pid int) (time.Duration, error) {
-	st, err := readStat(pid)
+	st, err := bench.ReadStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	return time.Duration(st.utime+st.stime) * clockTick, nil
-}
-
-// peakRSS is a process's peak resident set (VmHWM), in bytes, or 0 when it
-// cannot be read.
-func peakRSS(pid int) int64 {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	return time.Duration(st.UTime+st.STime) * bench.ClockTick, nil
 }
 
 // loadAverage is the machine's load average over 1, 5 and 15 minutes.
@@ -183,45 +166,4 @@ func loadAverage() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
-}
-
-// clockTick is the unit of /proc/<pid>/stat's times: USER_HZ, 100 on Linux.
-const clockTick = 10 * time.Millisecond
-
-// procStat is what this program reads of /proc/<pid>/stat.
-type procStat struct {
-	ppid                         int
-	utime, stime, cutime, cstime int64
-}
-
-// readStat reads /proc/<pid>/stat (proc(5)): after the command name in
-// parentheses, which may hold spaces, come the state, the parent (field
-// 4) and, as fields 14 to 17, the user and system times of the process and
-// of its children it has waited for. (As tools/loadgen's cost.go.)
-func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return procStat{}, err
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: no command name", pid)
-	}
-	f := bytes.Fields(b[i+1:])
-	// f[0] is field 3 (the state).
-	if len(f) < 15 {
-		return procStat{}, fmt.Errorf("/proc/%d/stat: %d fields, want at least 17", pid, len(f)+2)
-	}
-	var st procStat
-	var errs []error
-	num := func(field int) int64 {
-		v, err := strconv.ParseInt(string(f[field-3]), 10, 64)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("/proc/%d/stat field %d: %w", pid, field, err))
-		}
-		return v
-	}
-	st.ppid = int(num(4))
-	st.utime, st.stime, st.cutime, st.cstime = num(14), num(15), num(16), num(17)
-	return st, errors.Join(errs...)
 }
