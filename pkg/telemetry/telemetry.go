@@ -69,14 +69,6 @@ func (cfg TraceConfig) tracesURL() (string, error) {
 	return u.String(), nil
 }
 
-// IDsOnly returns a tracer provider that records nothing but still gives
-// every span real trace and span ids, so that the trace id reaches every API
-// log record even where no tracing backend is set up, and a backend added
-// later sees the same ids.
-func IDsOnly() *sdktrace.TracerProvider {
-	return sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
-}
-
 // NewTracerProvider returns a tracer provider and the function that flushes
 // and stops it.
 func NewTracerProvider(ctx context.Context, cfg TraceConfig) (trace.TracerProvider, func(context.Context) error, error) {
@@ -85,8 +77,7 @@ func NewTracerProvider(ctx context.Context, cfg TraceConfig) (trace.TracerProvid
 		return nil, nil, err
 	}
 	if endpoint == "" {
-		tp := IDsOnly()
-		return tp, tp.Shutdown, nil
+		return IDsOnly(), func(context.Context) error { return nil }, nil
 	}
 	// WithEndpointURL takes the path as given (it appends no /v1/traces),
 	// which is why tracesURL resolves a base URL first.

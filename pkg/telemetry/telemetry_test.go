@@ -112,3 +112,19 @@ func TestOTLPEndpointRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestIDsOnlyContinuesTheParentsTrace(t *testing.T) {
+	tr := telemetry.IDsOnly().Tracer("test")
+	ctx, root := tr.Start(context.Background(), "root")
+	_, child := tr.Start(ctx, "child")
+	_, other := tr.Start(context.Background(), "other")
+	if child.SpanContext().TraceID() != root.SpanContext().TraceID() {
+		t.Error("a child span started a trace of its own: the API log would name another trace than the event's")
+	}
+	if child.SpanContext().SpanID() == root.SpanContext().SpanID() {
+		t.Error("a child span has its parent's span id")
+	}
+	if other.SpanContext().TraceID() == root.SpanContext().TraceID() {
+		t.Error("two root spans share a trace id")
+	}
+}
