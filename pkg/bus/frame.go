@@ -171,7 +171,8 @@ func IsFrame(h nats.Header) bool { return h.Get(HeaderFrame) != "" }
 
 // Unframe returns the events of a frame with headers h and bytes data, or of
 // a message that is not a frame, the message as its only event. Events'
-// bytes share data's memory; their header values share one copy of it.
+// bytes share data's memory; their header names and values share one string
+// made of them all.
 func Unframe(h nats.Header, data []byte) ([]Event, error) {
 	if !IsFrame(h) {
 		return []Event{{Header: h, Data: data}}, nil
@@ -179,17 +180,19 @@ func Unframe(h nats.Header, data []byte) ([]Event, error) {
 	if v := h.Get(HeaderFrame); v != frameVersion {
 		return nil, fmt.Errorf("frame version %q is not one this version of Syncline reads (%s)", v, frameVersion)
 	}
-	// Header names and values are cut from one string, not made one by one.
-	text := string(data)
+	// The first pass finds every event's bytes and headers; the headers'
+	// names and values are then cut from one string of all of them.
+	type header struct{ event, ks, ke, vs, ve int }
 	var events []Event
-	var values []string
+	var headers []header
+	size := 0
 	for p := 0; p < len(data); {
 		start, end, err := fieldAt(data, p, 1)
 		if err != nil {
 			return nil, fmt.Errorf("frame event %d: %w", len(events), err)
 		}
 		p = end
-		e := Event{Header: make(nats.Header, 4)}
+		var e Event
 		for q := start; q < end; {
 			num, typ, n := protowire.ConsumeTag(data[q:end])
 			if n < 0 || typ != protowire.BytesType {
@@ -209,15 +212,10 @@ func Unframe(h nats.Header, data []byte) ([]Event, error) {
 				}
 				as, ae, err := fieldAt(data[:ve], ke, 2)
 				if err != nil {
-					return nil, fmt.Errorf("frame event %d: header %s: %w", len(events), text[ks:ke], err)
+					return nil, fmt.Errorf("frame event %d: header %s: %w", len(events), data[ks:ke], err)
 				}
-				k := text[ks:ke]
-				if prev, ok := e.Header[k]; ok {
-					e.Header[k] = append(prev, text[as:ae])
-					continue
-				}
-				values = append(values, text[as:ae])
-				e.Header[k] = values[len(values)-1 : len(values) : len(values)]
+				headers = append(headers, header{len(events), ks, ke, as, ae})
+				size += ke - ks + ae - as
 			case 2:
 				e.Data = data[vs:ve:ve]
 			}
@@ -226,6 +224,33 @@ func Unframe(h nats.Header, data []byte) ([]Event, error) {
 	}
 	if len(events) == 0 {
 		return nil, errors.New("frame holds no events")
+	}
+	buf := make([]byte, 0, size)
+	for _, h := range headers {
+		buf = append(append(buf, data[h.ks:h.ke]...), data[h.vs:h.ve]...)
+	}
+	text := string(buf)
+	values := make([]string, len(headers))
+	at := 0
+	for i, h := range headers {
+		e := &events[h.event]
+		if e.Header == nil {
+			e.Header = make(nats.Header, 4)
+		}
+		k := text[at : at+h.ke-h.ks]
+		at += h.ke - h.ks
+		values[i] = text[at : at+h.ve-h.vs]
+		at += h.ve - h.vs
+		if prev, ok := e.Header[k]; ok {
+			e.Header[k] = append(prev, values[i])
+			continue
+		}
+		e.Header[k] = values[i : i+1 : i+1]
+	}
+	for i := range events {
+		if events[i].Header == nil {
+			events[i].Header = nats.Header{}
+		}
 	}
 	return events, nil
 }

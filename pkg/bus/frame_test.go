@@ -526,3 +526,35 @@ func TestFrameSplitAcrossARedelivery(t *testing.T) {
 		t.Errorf("the second process handled %s, want the whole frame again, in order", got)
 	}
 }
+
+// FuzzFrameRoundTrip: whatever headers and bytes events have, Unframe gives
+// back what Frame framed.
+func FuzzFrameRoundTrip(f *testing.F) {
+	f.Add("traceparent", "00-abc-01", []byte(`{"a":1}`), []byte{})
+	f.Fuzz(func(t *testing.T, key, value string, a, b []byte) {
+		msgs := make([]*nats.Msg, 3)
+		for i, data := range [][]byte{a, b, a} {
+			m := nats.NewMsg("push.acme.orders.0")
+			m.Header[bus.HeaderMsgID] = []string{"id" + strconv.Itoa(i)}
+			m.Header[key] = append(m.Header[key], value)
+			m.Data = data
+			msgs[i] = m
+		}
+		out := bus.Frame(msgs, 0)
+		if len(out) != 1 {
+			t.Fatalf("%d messages, want one frame", len(out))
+		}
+		events, err := bus.Unframe(out[0].Header, out[0].Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) != 3 {
+			t.Fatalf("%d events, want 3", len(events))
+		}
+		for i, e := range events {
+			if string(e.Data) != string(msgs[i].Data) || fmt.Sprint(e.Header) != fmt.Sprint(msgs[i].Header) {
+				t.Fatalf("event %d: %q %v, want %q %v", i, e.Data, e.Header, msgs[i].Data, msgs[i].Header)
+			}
+		}
+	})
+}
