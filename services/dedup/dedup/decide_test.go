@@ -41,6 +41,7 @@ func TestDecide(t *testing.T) {
 		{"equal version with new content updates", upsert("e2", 1, "h2"), applied("e1", 1, "h1", "created", ledger.StateApplied), true, flowconfig.DuplicateUpdate, eventv1.Action_ACTION_UPDATED, "", true, false},
 		{"older version is never applied", upsert("e0", 0, "h0"), applied("e1", 1, "h1", "created", ledger.StateApplied), true, flowconfig.DuplicateUpdate, eventv1.Action_ACTION_SKIPPED, stage.CodeStaleVersion, false, false},
 		{"redelivery repeats the decision", upsert("e1", 1, "h1"), applied("e1", 1, "h1", "created", ledger.StatePending), true, flowconfig.DuplicateUpdate, eventv1.Action_ACTION_CREATED, "", false, false},
+		{"redelivery after the target confirmed is finished", upsert("e1", 1, "h1"), applied("e1", 1, "h1", "created", ledger.StateApplied), true, flowconfig.DuplicateUpdate, eventv1.Action_ACTION_CREATED, "", false, false},
 		{"skip policy keeps the existing record", upsert("e2", 2, "h2"), applied("e1", 1, "h1", "created", ledger.StateApplied), true, flowconfig.DuplicateSkip, eventv1.Action_ACTION_SKIPPED, stage.CodeDuplicate, false, true},
 		{"error policy fails the event", upsert("e2", 2, "h2"), applied("e1", 1, "h1", "created", ledger.StateApplied), true, flowconfig.DuplicateError, eventv1.Action_ACTION_FAILED, stage.CodeDuplicate, false, false},
 		{"a failed create is created again, not skipped", upsert("e2", 2, "h1"), applied("e1", 1, "h1", "created", ledger.StateFailed), true, flowconfig.DuplicateSkip, eventv1.Action_ACTION_CREATED, "", true, false},
@@ -62,6 +63,9 @@ func TestDecide(t *testing.T) {
 			d := decide(tt.e, tt.cur, tt.exists, tt.policy)
 			if d.action != tt.wantAction || d.code != tt.wantCode || d.record != tt.wantRecord || d.advance != tt.wantAdvance {
 				t.Errorf("decide = {%v %q record=%v advance=%v} (%s), want {%v %q record=%v advance=%v}", d.action, d.code, d.record, d.advance, d.reason, tt.wantAction, tt.wantCode, tt.wantRecord, tt.wantAdvance)
+			}
+			if wantDone := tt.exists && tt.cur.LastEventID == tt.e.EventId && tt.cur.State == ledger.StateApplied; d.done != wantDone {
+				t.Errorf("decide finished the event: %v, want %v", d.done, wantDone)
 			}
 			if (d.code != "") != (d.reason != "") {
 				t.Errorf("code %q with reason %q: every skip or failure needs both", d.code, d.reason)

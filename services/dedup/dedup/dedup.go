@@ -189,6 +189,9 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 		if p.span.IsRecording() {
 			p.span.SetAttributes(attribute.String("syncline.decision", d.action.String()))
 		}
+		if d.done {
+			continue
+		}
 		var msg *nats.Msg
 		var err error
 		switch d.action {
@@ -291,6 +294,9 @@ type decision struct {
 	// advance says whether a skipped event raises the entry's version to its
 	// own (creating a deleted entry when there is none).
 	advance bool
+	// done says the event is already finished: nothing is published and
+	// the ledger does not change.
+	done bool
 }
 
 // decide applies the ledger's rules to one event, given the ledger's entry
@@ -300,7 +306,11 @@ type decision struct {
 // Architecture, dedup), in its order:
 //
 //  1. The event that last changed the entry, again (a redelivery): the same
-//     action again, so that its push completes.
+//     action again, so that its push completes — unless the target has
+//     confirmed that push (the entry is applied): then the event is finished
+//     as it is, with no output, and its outcome stays the one logged. (A
+//     stage that crashed publishes its batch again one event at a time, in
+//     other frames than the first time; see pkg/bus.)
 //  2. A version older than the entry's: skipped (stale_version) — except the
 //     very content the target refused, when the entry is failed: a replay of
 //     the refused change, pushed as the entry's version.
@@ -323,7 +333,7 @@ func decide(e *eventv1.Envelope, cur ledger.Entry, exists bool, policy string) d
 			reason: fmt.Sprintf("flow %s of tenant %s no longer exists", e.Flow, e.Tenant)}
 	}
 	if exists && cur.LastEventID == e.EventId {
-		return decision{action: actionOf(cur.LastAction)}
+		return decision{action: actionOf(cur.LastAction), done: cur.State == ledger.StateApplied}
 	}
 	upsert := e.Operation != eventv1.Operation_OPERATION_DELETE
 	hash := e.GetResult().GetContentHash()

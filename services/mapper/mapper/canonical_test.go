@@ -2,6 +2,7 @@ package mapper_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -64,38 +65,41 @@ func start(t *testing.T, flows ...*flowconfig.Flow) jetstream.JetStream {
 	return js
 }
 
-// messages waits until stream holds n messages and returns them.
-func messages(t *testing.T, js jetstream.JetStream, stream string, n int) []*jetstream.RawStreamMsg {
+// messages waits until stream holds n events, alone or in frames, and
+// returns them.
+func messages(t *testing.T, js jetstream.JetStream, stream string, n int) []bus.Event {
 	t.Helper()
 	ctx := context.Background()
 	st, err := js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		info, err := st.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.State.Msgs >= uint64(n) {
-			if info.State.Msgs > uint64(n) {
-				t.Fatalf("stream %s holds %d messages, want %d", stream, info.State.Msgs, n)
+	var out []bus.Event
+	read := uint64(0)
+	for deadline := time.Now().Add(10 * time.Second); len(out) < n; {
+		m, err := st.GetMsg(ctx, read+1)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			if time.Now().After(deadline) {
+				t.Fatalf("stream %s holds %d events after 10s, want %d", stream, len(out), n)
 			}
-			break
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream %s holds %d messages after 10s, want %d", stream, info.State.Msgs, n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	out := make([]*jetstream.RawStreamMsg, 0, n)
-	for seq := uint64(1); len(out) < n; seq++ {
-		m, err := st.GetMsg(ctx, seq)
 		if err != nil {
-			t.Fatalf("reading message %d of %s: %v", seq, stream, err)
+			t.Fatalf("reading message %d of %s: %v", read+1, stream, err)
 		}
-		out = append(out, m)
+		read++
+		events, err := bus.Unframe(m.Header, m.Data)
+		if err != nil {
+			t.Fatalf("message %d of %s: %v", read, stream, err)
+		}
+		out = append(out, events...)
+	}
+	if len(out) > n {
+		t.Fatalf("stream %s holds %d events, want %d", stream, len(out), n)
+	}
+	if _, err := st.GetMsg(ctx, read+1); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Fatalf("stream %s holds more than the %d events wanted", stream, n)
 	}
 	return out
 }
