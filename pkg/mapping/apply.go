@@ -147,15 +147,21 @@ func (p *Program) evaluate(ctx context.Context, source map[string]any, vals []sl
 		f := &p.fields[i]
 		s := &vals[i]
 		if f.expr != nil {
-			out, err := f.expr.eval(ctx, act)
-			if err != nil {
-				return false, &EvalError{Path: f.path, Message: evalMessage(err)}
+			var answered bool
+			if f.expr.sel != nil {
+				s.val, s.set, answered = f.expr.sel.lookup(source)
 			}
-			v, ok, err := fromCEL(out)
-			if err != nil {
-				return false, &EvalError{Path: f.path, Message: err.Error()}
+			if !answered {
+				out, err := f.expr.eval(ctx, act)
+				if err != nil {
+					return false, &EvalError{Path: f.path, Message: evalMessage(err)}
+				}
+				v, ok, err := fromCEL(out)
+				if err != nil {
+					return false, &EvalError{Path: f.path, Message: err.Error()}
+				}
+				s.val, s.set = v, ok
 			}
-			s.val, s.set = v, ok
 		}
 		if f.valueMap != nil && s.set {
 			v, err := f.valueMap.translate(s.val)

@@ -91,6 +91,8 @@ type rule struct {
 // expression is one compiled expression.
 type expression struct {
 	prg cel.Program
+	// sel, when not nil, answers for the expression where it can.
+	sel *selector
 	// loops is set for an expression with a comprehension, which runs under the record's
 	// deadline (evalTimeout) and checks it every interruptEvery iterations.
 	loops bool
@@ -107,6 +109,9 @@ const evalTimeout = 10 * time.Second
 const interruptEvery = 100
 
 // eval evaluates e on act; ctx is the record's deadline, which only a looping expression reads.
+// noSelectors makes every expression run as CEL, for the tests that compare.
+var noSelectors = false
+
 func (e *expression) eval(ctx context.Context, act interpreter.Activation) (ref.Val, error) {
 	if e.loops {
 		out, _, err := e.prg.ContextEval(ctx, act)
@@ -327,7 +332,11 @@ func compileExpr(env *cel.Env, path, expr string, wantBool bool) (*expression, [
 	if err != nil {
 		return nil, []error{&CompileError{Path: path, Expr: expr, Message: err.Error()}}
 	}
-	return &expression{prg: prg, loops: len(loops) > 0}, nil
+	e := &expression{prg: prg, loops: len(loops) > 0}
+	if !noSelectors {
+		e.sel = selectorOf(checked.NativeRep().Expr())
+	}
+	return e, nil
 }
 
 // ranges returns the expression ids of the ranges of an expression's loops: comprehensions
