@@ -208,6 +208,9 @@ func TestConsumerDeadLettersAfterMaxDeliver(t *testing.T) {
 // new consumer on the same durable gets every remaining message at once.
 func TestStopLeavesUnfinishedForNextStart(t *testing.T) {
 	_, js, cfg := setup(t)
+	// Far longer than the wait below: only a rewind at the start delivers
+	// the unfinished messages in time.
+	cfg.AckWait = time.Minute
 	publishN(t, js, "ingest.acme.shop.order", 100)
 	started := make(chan struct{})
 	release := make(chan struct{})
@@ -245,7 +248,7 @@ func TestStopLeavesUnfinishedForNextStart(t *testing.T) {
 	t.Cleanup(func() { _ = c2.Stop(context.Background()) })
 	// Well within AckWait: the start rewinds to the ack floor instead of
 	// waiting for the unfinished messages to time out.
-	waitFor(t, time.Second, func() bool { return second.count() >= 99 }, "the second consumer did not get the 99 remaining messages")
+	waitFor(t, 15*time.Second, func() bool { return second.count() >= 99 }, "the second consumer did not get the 99 remaining messages")
 	time.Sleep(50 * time.Millisecond)
 	if n := second.count(); n != 99 {
 		t.Errorf("second consumer handled %d messages, want the 99 the first did not finish", n)
