@@ -13,8 +13,6 @@ func orderSpec() Spec {
 	return Spec{
 		Fields: map[string]string{
 			"orderNumber":       `source.number`,
-			"status":            `source.status`,
-			"debtorCity":        `source.?customer.?city`,
 			"externalReference": `string(source.id)`,
 			"orderDate":         `timestamp(source.createdAt)`,
 			"debtorEmail":       `source.customer.email.lowerAscii()`,

@@ -196,7 +196,8 @@ func child(ctx context.Context, f flags) error {
 		return err
 	}
 	start := m.start
-	if err := burst(ctx, pub, f.events, f.batch); err != nil {
+	publisherCPU, err := publishElsewhere(ctx, "ingest", in.NATSURL(), in.AdminToken(), f.events, f.batch)
+	if err != nil {
 		return err
 	}
 	if err := lat.waitFor(ctx, f.events, 10*time.Minute); err != nil {
@@ -205,6 +206,7 @@ func child(ctx context.Context, f flags) error {
 	if r.Cost, err = m.stop(ctx, f.events); err != nil {
 		return err
 	}
+	r.Cost.PublisherCPUMicros = float64(publisherCPU.Microseconds()) / float64(f.events)
 	stopProfile()
 	printStages(in)
 	heapProfile(f.profile, ".heap."+f.backend)

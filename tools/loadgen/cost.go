@@ -27,6 +27,9 @@ type cost struct {
 	// bench's that the figure includes.
 	PostgresCPUMicros float64
 	PostgresOthers    int64
+	// PublisherCPUMicros is the CPU time per event of the process that
+	// published the burst (publisher.go), not part of CPUMicros.
+	PublisherCPUMicros float64
 	// AllocBytes and AllocObjects are the Go heap allocations per event.
 	AllocBytes, AllocObjects float64
 }

@@ -49,6 +49,9 @@ import (
 type flags struct {
 	backends string
 	backend  string
+	// publisher and publishURL make this process the burst's publisher
+	// (publisher.go).
+	publisher, publishURL string
 	// targets are the target connectors measured; target is the child's.
 	targets, target string
 	// restEvents and restRate size the runs against the rest target, whose
@@ -105,6 +108,8 @@ func main() {
 	flag.BoolVar(&f.relay, "relay", true, "also measure a bare relay of four file-backed JetStream streams (one message per event per hop) with -events events, once, for the sql target's ratio to it")
 	flag.BoolVar(&f.relayBatched, "relay-batched", false, "also measure the bare relay carrying one message per batch of up to 500 events per hop")
 	flag.IntVar(&f.relayBatch, "relay-batch", 0, "measure the bare relay in this process, with up to this many events per message between stages (used by the parent)")
+	flag.StringVar(&f.publisher, "publisher", "", "publish the burst in this process: ingest or relay (used by the children)")
+	flag.StringVar(&f.publishURL, "publish-url", "", "the NATS server the publisher process publishes to (used by the children)")
 	flag.StringVar(&f.profile, "cpuprofile", "", "write a CPU profile of the throughput run to FILE.<backend> (the bare relay's to FILE.relay<events per message>), and heap profiles after each run")
 	flag.Parse()
 
@@ -112,6 +117,8 @@ func main() {
 	defer stop()
 	var err error
 	switch {
+	case f.publisher != "":
+		err = publisherChild(ctx, f)
 	case f.relayBatch > 0:
 		err = relayChild(ctx, f)
 	case f.erp != "":
@@ -267,14 +274,14 @@ func printCosts(relays []relayReport, reports []report) error {
 		return fmt.Sprintf("%.2f", eventsPerSecond/limit)
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "burst\tevents\tevents/s\tratio to relay\tprocess CPU/event\tPostgreSQL CPU/event\tallocated/event\tallocations/event\tpeak RSS (paced)\tpeak RSS (burst)\t")
+	fmt.Fprintln(tw, "burst\tevents\tevents/s\tratio to relay\tprocess CPU/event\tPostgreSQL CPU/event\tpublisher CPU/event\tallocated/event\tallocations/event\tpeak RSS (paced)\tpeak RSS (burst)\t")
 	for _, r := range relays {
 		name := "bare relay, 1 event/message"
 		if r.Batch > 1 {
 			name = fmt.Sprintf("bare relay, ≤%d events/message", r.Batch)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%.0f\t-\t%.0f MB\t\n", name, r.Events, r.EventsPerSecond, ratio(r.EventsPerSecond),
-			micros(r.Cost.CPUMicros), micros(r.Cost.PostgresCPUMicros), kb(r.Cost.AllocBytes), r.Cost.AllocObjects, mb(r.PeakRSSBytes))
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.0f\t-\t%.0f MB\t\n", name, r.Events, r.EventsPerSecond, ratio(r.EventsPerSecond),
+			micros(r.Cost.CPUMicros), micros(r.Cost.PostgresCPUMicros), micros(r.Cost.PublisherCPUMicros), kb(r.Cost.AllocBytes), r.Cost.AllocObjects, mb(r.PeakRSSBytes))
 	}
 	var shared []string
 	for _, r := range reports {
@@ -287,8 +294,8 @@ func printCosts(relays []relayReport, reports []report) error {
 			pg += " *"
 			shared = append(shared, fmt.Sprintf("* %s into %s: PostgreSQL's other databases ran %d transactions during the burst; the figure includes their work.", r.Backend, r.Target, r.Cost.PostgresOthers))
 		}
-		fmt.Fprintf(tw, "%s into %s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%.0f\t%.0f MB\t%.0f MB\t\n", r.Backend, r.Target, r.Events, r.EventsPerSecond, rt,
-			micros(r.Cost.CPUMicros), pg, kb(r.Cost.AllocBytes), r.Cost.AllocObjects, mb(r.PacedRSSBytes), mb(r.PeakRSSBytes))
+		fmt.Fprintf(tw, "%s into %s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f MB\t%.0f MB\t\n", r.Backend, r.Target, r.Events, r.EventsPerSecond, rt,
+			micros(r.Cost.CPUMicros), pg, micros(r.Cost.PublisherCPUMicros), kb(r.Cost.AllocBytes), r.Cost.AllocObjects, mb(r.PacedRSSBytes), mb(r.PeakRSSBytes))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -155,8 +155,14 @@ func relayChild(ctx context.Context, f flags) error {
 		return err
 	}
 	pubErr := make(chan error, 1)
-	go func() { pubErr <- relayPublish(runCtx, js, f.events, f.batch) }()
+	var publisherCPU time.Duration
+	go func() {
+		var err error
+		publisherCPU, err = publishElsewhere(runCtx, "relay", srv.ClientURL(), "", f.events, f.batch)
+		pubErr <- err
+	}()
 	var last time.Time
+	published := false
 	timeout := time.After(5 * time.Minute)
 	for last.IsZero() {
 		select {
@@ -165,6 +171,7 @@ func relayChild(ctx context.Context, f flags) error {
 			if err != nil {
 				return fmt.Errorf("publishing into the relay: %w", err)
 			}
+			published = true
 		case err := <-errs:
 			return err
 		case <-timeout:
@@ -176,6 +183,13 @@ func relayChild(ctx context.Context, f flags) error {
 	if r.Cost, err = m.stop(ctx, f.events); err != nil {
 		return err
 	}
+	// The last event came through, so the publisher is done or ending.
+	if !published {
+		if err := <-pubErr; err != nil {
+			return fmt.Errorf("publishing into the relay: %w", err)
+		}
+	}
+	r.Cost.PublisherCPUMicros = float64(publisherCPU.Microseconds()) / float64(f.events)
 	stopProfile()
 	heapProfile(f.profile, fmt.Sprintf(".relay%d.heap", f.relayBatch))
 	r.PeakRSSBytes = bench.PeakRSS(0)
