@@ -123,8 +123,19 @@ var framesSeed = flag.Uint64("frames.seed", 0, "seed of TestFramesAgainstModel (
 // and only they are dead-lettered, each once, with their own bytes; each
 // key's events are first finished in the order they were published; and
 // within one run of the consumer no finished event is handed over again,
-// even when its frame is delivered again after a failure.
+// even when its frame is delivered again after a failure. It runs on the
+// flow stream, whose consumers also remember recent event ids, and on the
+// audit stream, whose consumers keep only a frame's progress.
 func TestFramesAgainstModel(t *testing.T) {
+	for _, tt := range []struct{ stream, subject string }{
+		{bus.StreamFlow, "flow.acme.orders.0"},
+		{bus.StreamAudit, "audit.acme.orders"},
+	} {
+		t.Run(tt.stream, func(t *testing.T) { testFramesAgainstModel(t, tt.stream, tt.subject) })
+	}
+}
+
+func testFramesAgainstModel(t *testing.T, stream, subject string) {
 	seed := *framesSeed
 	if seed == 0 {
 		seed = rand.Uint64()
@@ -151,7 +162,7 @@ func TestFramesAgainstModel(t *testing.T) {
 				poisoned[ev] = true
 			}
 			published = append(published, ev)
-			msgs = append(msgs, eventMsg("flow.acme.orders.0", ev, ev))
+			msgs = append(msgs, eventMsg(subject, ev, ev))
 		}
 		if err := pub.Publish(context.Background(), msgs...); err != nil {
 			t.Fatal(err)
@@ -193,7 +204,7 @@ func TestFramesAgainstModel(t *testing.T) {
 		if run > 50 {
 			t.Fatalf("seed %d: %d of %d events finished after 50 runs", seed, len(firsts()), want)
 		}
-		c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamFlow, Durable: "frames", Filter: "flow.>"},
+		c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: stream, Durable: "frames", Filter: subject},
 			bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: st.handle})
 		if err := c.Start(context.Background()); err != nil {
 			t.Fatal(err)
