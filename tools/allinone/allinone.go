@@ -138,6 +138,8 @@ type Instance struct {
 	js       jetstream.JetStream
 	http     *apiserver.Server
 	token    string
+	// stopGC ends the collector's tuning (gc.go) that Start began.
+	stopGC func()
 }
 
 // New checks cfg and fills in defaults; Start runs the instance.
@@ -224,6 +226,7 @@ func (in *Instance) Registry() *prometheus.Registry { return in.registry }
 // Start starts everything in dependency order. If a part fails, the parts
 // already started are stopped and the error returned. ctx bounds the start.
 func (in *Instance) Start(ctx context.Context) error {
+	in.stopGC = tuneGC()
 	if err := os.MkdirAll(in.cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data folder: %w", err)
 	}
@@ -383,18 +386,32 @@ func (in *Instance) Start(ctx context.Context) error {
 		OnStart: func(context.Context) error { in.health.SetReady(true); return nil },
 		OnStop:  func(context.Context) error { in.health.SetReady(false); return nil },
 	})
-	return in.parts.Start(ctx)
+	if err := in.parts.Start(ctx); err != nil {
+		return err
+	}
+	in.stopGC = tuneGC()
+	return nil
 }
 
 // Stop stops everything in reverse order: readiness off, the API, the
 // stages from upstream to downstream (each finishing or giving back what it
 // holds), the stores, the bus. ctx bounds the whole stop.
 func (in *Instance) Stop(ctx context.Context) error {
+	defer in.untuneGC()
 	return in.parts.Stop(ctx)
 }
 
 func (in *Instance) fail(ctx context.Context, err error) error {
+	defer in.untuneGC()
 	return errors.Join(err, in.parts.Stop(context.WithoutCancel(ctx)))
+}
+
+// untuneGC stops the collector's tuning (gc.go), once.
+func (in *Instance) untuneGC() {
+	if in.stopGC != nil {
+		in.stopGC()
+		in.stopGC = nil
+	}
 }
 
 func (in *Instance) startBus(ctx context.Context) error {
