@@ -410,9 +410,14 @@ func testPoison(t *testing.T, kill bool) {
 		break
 	}
 	// The first death was on a batch, which does not say which event killed
-	// the process; each one after it was on event 4 alone.
-	if deaths > cfg.MaxDeliver+1 {
-		t.Errorf("the process died %d times on event 4, want at most %d", deaths, cfg.MaxDeliver+1)
+	// the process; each one after it was on event 4 alone. The run that
+	// finishes events 0 to 3 one at a time and dies on 4 moves the ack
+	// floor, which starts the count afresh; its last acknowledgement may
+	// reach the server only after the next run has read the floor (a dying
+	// process does not wait for its acknowledgements), and the floor then
+	// moves once more: one more run at most.
+	if deaths > cfg.MaxDeliver+2 {
+		t.Errorf("the process died %d times on event 4, want at most %d", deaths, cfg.MaxDeliver+2)
 	}
 	dlq, err := js.Stream(context.Background(), bus.StreamDeadLetter)
 	if err != nil {
