@@ -113,8 +113,7 @@ func NewConsumer(spec ConsumerSpec, deps ConsumerDeps) *Consumer {
 	// An event handled twice costs the dedup stage a ledger decision and the
 	// connector a target call; an audit record written twice only replaces
 	// itself, so the audit stream's readers skip the bookkeeping.
-	switch spec.Stream {
-	case StreamFlow, StreamPush:
+	if spec.Stream == StreamFlow || spec.Stream == StreamPush {
 		c.recent = newRecentIDs(deps.Config.InternalDuplicates)
 	}
 	return c
@@ -281,7 +280,7 @@ func (c *Consumer) run(iter jetstream.MessagesContext) {
 // (true), after acknowledging the batch's finished prefix.
 func (c *Consumer) consume(iter jetstream.MessagesContext) bool {
 	msgs := make(chan jetstream.Msg, c.deps.Config.MaxBatch)
-	go pump(iter, msgs, c.log)
+	go pump(iter, msgs, framedStream(c.spec.Stream), c.log)
 	batch := make([]jetstream.Msg, 0, c.deps.Config.MaxBatch)
 	var tick <-chan time.Time
 	if c.deps.Tick != nil && c.deps.TickEvery > 0 {
@@ -381,10 +380,10 @@ func (c *Consumer) fill(batch []jetstream.Msg, msgs <-chan jetstream.Msg) ([]jet
 
 // pump moves messages from the iterator into a channel the consumer can
 // drain without blocking, which is what lets it build batches of whatever
-// has arrived; a frame goes in as its events, one by one. It ends when the iterator is stopped, or stops it when the
+// has arrived; on a framed stream a frame goes in as its events, one by one. It ends when the iterator is stopped, or stops it when the
 // server's heartbeats stop: the server restarted or lost the consumer, and
 // the consumer opens it again.
-func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, log *slog.Logger) {
+func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, frames bool, log *slog.Logger) {
 	defer close(out)
 	for {
 		m, err := iter.Next()
@@ -400,6 +399,10 @@ func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, log *slog.Lo
 			// The iterator recovers from the others by itself.
 			log.Warn("fetching messages", "error", err)
 			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if !frames {
+			out <- m
 			continue
 		}
 		for _, it := range items(m) {

@@ -50,6 +50,14 @@ const HeaderDeadIndex = "Syncline-Dead-Index"
 // frameOverhead is room left in a frame for its own headers.
 const frameOverhead = 256
 
+// framedStream reports whether stream carries frames: the streams between
+// stages. Only there is a message read as a frame; elsewhere (ingest, where
+// anyone with a token publishes) a message that claims to be one is handed
+// over as it is, and its stage refuses it as malformed.
+func framedStream(stream string) bool {
+	return stream == StreamFlow || stream == StreamPush || stream == StreamAudit
+}
+
 // framed reports whether messages to subject travel in frames: those of the
 // streams between stages.
 func framed(subject string) bool {
@@ -354,7 +362,7 @@ func positionOf(m jetstream.Msg) position {
 // deadLetters are the dead letters of a raw stream message: one per event
 // when it is a frame, so each can be replayed on its own.
 func deadLetters(subject string, h nats.Header, data []byte, stream string, seq uint64, delivered int, stage, code, reason string) []*nats.Msg {
-	if !IsFrame(h) {
+	if !IsFrame(h) || !framedStream(stream) {
 		return []*nats.Msg{deadLetterMsg(subject, h, data, stream, seq, delivered, stage, code, reason)}
 	}
 	events, err := Unframe(h, data)

@@ -569,3 +569,33 @@ func FuzzFrameRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+// TestFrameOnIngestIsNotUnframed: frames are internal. A publisher that sends
+// a message dressed as a frame to ingest, where its token lets it publish,
+// gets it handed to the stage as the one message it is — which the mapper
+// refuses as malformed — and never gets events with headers of its choosing
+// past ingest's checks.
+func TestFrameOnIngestIsNotUnframed(t *testing.T) {
+	_, js, cfg := setup(t)
+	frame := bus.Frame([]*nats.Msg{eventMsg("flow.acme.orders.0", "a", "a"), eventMsg("flow.acme.orders.0", "b", "b")}, 0)[0]
+	forged := nats.NewMsg("ingest.acme.shop.order")
+	forged.Header = frame.Header
+	forged.Data = frame.Data
+	if err := bus.NewPublisher(js).Publish(context.Background(), forged); err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "forged", Filter: "ingest.>"},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: rec.handle})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { return rec.count() == 1 }, "the forged frame was not handed over")
+	time.Sleep(50 * time.Millisecond)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.seen) != 1 || rec.seen[0] != string(frame.Data) {
+		t.Errorf("the stage got %d messages, want the forged frame as one message", len(rec.seen))
+	}
+}
