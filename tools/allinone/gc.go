@@ -4,6 +4,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync"
 	"time"
 )
 
@@ -38,13 +39,43 @@ func gcPercentFor(current int, live uint64) int {
 	return current
 }
 
-// tuneGC sets the collector's target by the live heap every second until
-// the returned function is called, which restores the target it found.
-// Nothing is tuned when GOGC is set in the environment.
-func tuneGC() (stop func()) {
+// gcTuning is the one tuner of the process: the collector's target is the
+// process's, and a process may run more than one instance (tests do).
+var gcTuning struct {
+	mu    sync.Mutex
+	users int
+	stop  func()
+}
+
+// tuneGC starts tuning the collector's target, or joins the tuning an
+// instance already started; the returned function leaves it, and the last
+// to leave stops it and restores the target it found. Nothing is tuned when
+// GOGC is set in the environment.
+func tuneGC() (leave func()) {
 	if os.Getenv("GOGC") != "" {
 		return func() {}
 	}
+	gcTuning.mu.Lock()
+	defer gcTuning.mu.Unlock()
+	if gcTuning.users == 0 {
+		gcTuning.stop = startGCTuner()
+	}
+	gcTuning.users++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			gcTuning.mu.Lock()
+			defer gcTuning.mu.Unlock()
+			if gcTuning.users--; gcTuning.users == 0 {
+				gcTuning.stop()
+			}
+		})
+	}
+}
+
+// startGCTuner sets the collector's target by the live heap every second
+// until the returned function is called, which restores the target it found.
+func startGCTuner() (stop func()) {
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	current := lightGCPercent
 	before := debug.SetGCPercent(current)
