@@ -58,10 +58,14 @@ func framedStream(stream string) bool {
 	return stream == StreamFlow || stream == StreamPush || stream == StreamAudit
 }
 
-// framed reports whether messages to subject travel in frames: those of the
-// streams between stages.
+// framed reports whether messages to subject travel in frames: the flow and
+// audit streams'. Pushes stay one message per event: a push published again
+// after a crash (the dedup stage repeats an undecided push one event at a
+// time) must be stored once by its own Nats-Msg-Id, as the connector's
+// memory of recent events does not survive the crash, and a second push of
+// a create would reach the target as an update.
 func framed(subject string) bool {
-	return strings.HasPrefix(subject, "flow.") || strings.HasPrefix(subject, "push.") || strings.HasPrefix(subject, "audit.")
+	return strings.HasPrefix(subject, "flow.") || strings.HasPrefix(subject, "audit.")
 }
 
 // Frame puts the messages of msgs that share a framed subject into frames of

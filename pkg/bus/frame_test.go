@@ -545,7 +545,7 @@ func FuzzFrameRoundTrip(f *testing.F) {
 	f.Fuzz(func(t *testing.T, key, value string, a, b []byte) {
 		msgs := make([]*nats.Msg, 3)
 		for i, data := range [][]byte{a, b, a} {
-			m := nats.NewMsg("push.acme.orders.0")
+			m := nats.NewMsg("flow.acme.orders.0")
 			m.Header[bus.HeaderMsgID] = []string{"id" + strconv.Itoa(i)}
 			m.Header[key] = append(m.Header[key], value)
 			m.Data = data
