@@ -20,6 +20,10 @@ type Registry struct {
 type entry struct {
 	spec    *checkedSpec
 	factory TargetFactory
+	// source and sourceEntities are set for a connector that can be polled
+	// (RegisterPolling).
+	source         SourceFactory
+	sourceEntities SourceEntitiesFunc
 }
 
 // NewRegistry returns an empty registry.
@@ -47,6 +51,93 @@ func (r *Registry) RegisterSource(spec Spec) error {
 		return fmt.Errorf("registering connector %q: kind is %q, a source needs %q", spec.Type, spec.Kind, KindSource)
 	}
 	return r.register(spec, nil)
+}
+
+// RegisterPolling makes the registered connector typ a source that is polled as well: a
+// flow may read its endpoints on a schedule (interval or cron), through f. entities lists
+// what an endpoint's settings can be polled for. A type registered twice, or not at all,
+// is a programming error reported at start-up.
+func (r *Registry) RegisterPolling(typ string, f SourceFactory, entities SourceEntitiesFunc) error {
+	if f == nil || entities == nil {
+		return fmt.Errorf("registering connector %q as a polled source: the factory and the entities function are both needed", typ)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.entries[typ]
+	switch {
+	case !ok:
+		return fmt.Errorf("registering connector %q as a polled source: register its spec first", typ)
+	case e.source != nil:
+		return fmt.Errorf("registering connector %q as a polled source: it is already", typ)
+	}
+	e.source, e.sourceEntities = f, entities
+	r.entries[typ] = e
+	return nil
+}
+
+// Polls reports whether endpoints of the connector type typ can be polled.
+func (r *Registry) Polls(typ string) bool {
+	e, err := r.lookup(typ)
+	return err == nil && e.source != nil
+}
+
+// SourceEntities validates settings for the type typ and checks that an endpoint with them
+// can be polled for entity. A refusal is a *SettingsError that says what can be polled.
+func (r *Registry) SourceEntities(typ string, settings map[string]any, entity string) error {
+	e, err := r.lookup(typ)
+	if err != nil {
+		return err
+	}
+	if e.source == nil {
+		return &SettingsError{Path: "type", Reason: fmt.Sprintf("a %s endpoint is not polled: its system publishes its changes itself", typ)}
+	}
+	valid, err := e.spec.validate(settings)
+	if err != nil {
+		return err
+	}
+	names, err := e.sourceEntities(valid)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(names, entity) || slices.Contains(names, AnyEntity) {
+		return nil
+	}
+	served := "none"
+	if len(names) > 0 {
+		served = strings.Join(names, ", ")
+	}
+	return &SettingsError{Path: "entity", Reason: fmt.Sprintf("a %s endpoint with these settings cannot be polled for %q; it can be for %s", typ, entity, served)}
+}
+
+// OpenSource validates settings for the polled type typ, checks what they reach against
+// env's egress policy, and opens the source. When env has no budget, the source gets one
+// of its own from the settings. ctx bounds the opening only.
+func (r *Registry) OpenSource(ctx context.Context, typ string, settings map[string]any, env Env) (Source, error) {
+	e, err := r.lookup(typ)
+	if err != nil {
+		return nil, err
+	}
+	if e.source == nil {
+		return nil, &SettingsError{Path: "type", Reason: fmt.Sprintf("a %s endpoint is not polled: its system publishes its changes itself", typ)}
+	}
+	valid, err := e.spec.validate(settings)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.spec.checkEgress(ctx, valid, env); err != nil {
+		return nil, err
+	}
+	if env.Budget == nil {
+		env.Budget = NewBudget(BudgetFromSettings(valid))
+	}
+	s, err := e.source(ctx, valid, env)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s source: %w", typ, err)
+	}
+	if s == nil {
+		return nil, fmt.Errorf("opening %s source: the factory returned neither a source nor an error", typ)
+	}
+	return s, nil
 }
 
 func (r *Registry) register(spec Spec, f TargetFactory) error {
