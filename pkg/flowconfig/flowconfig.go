@@ -13,6 +13,7 @@ import (
 
 	"github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/mapping"
+	"github.com/syncline/syncline/pkg/poll"
 	"github.com/syncline/syncline/pkg/secret"
 )
 
@@ -161,6 +162,14 @@ type Flow struct {
 	// Document is what the document recipe does with the flow's documents (orders,
 	// invoices, payments...) when its target reads them canonically; nil: the defaults.
 	Document *Document `json:"document,omitempty"`
+	// Schedule is when the flow's source is polled, for a source that is (the control
+	// plane checked it); nil or mode realtime: its changes are published to Syncline.
+	Schedule *poll.Spec `json:"schedule,omitempty"`
+}
+
+// Polled reports whether the flow's source is polled on a schedule.
+func (f *Flow) Polled() bool {
+	return f.Schedule != nil && (f.Schedule.Mode == poll.ModeInterval || f.Schedule.Mode == poll.ModeCron)
 }
 
 // Document is a document flow's policy (see pkg/recipe.Document).

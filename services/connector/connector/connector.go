@@ -141,6 +141,7 @@ func New(deps Deps) (*Service, error) {
 			Handler: p.pushBatch, OnOpen: p.loadHeld, Tick: p.release, TickEvery: releaseEvery})
 	}
 	s.parts.Add("partitions", bus.NewShared(deps.Leases, "connector-push", partitions, s.log))
+	s.parts.Add("pollers", newPollers(s))
 	return s, nil
 }
 

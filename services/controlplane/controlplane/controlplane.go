@@ -30,6 +30,7 @@ import (
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/flowstate"
 	"github.com/syncline/syncline/pkg/mapping"
+	"github.com/syncline/syncline/pkg/poll"
 	"github.com/syncline/syncline/pkg/recipe"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/stage"
@@ -406,8 +407,11 @@ func (s *Service) compileTenant(ctx context.Context, from reader, tenant string)
 		if err := is.check(); err != nil {
 			return nil, fmt.Errorf("stored integrator %s/%s: %w", tenant, integ.Name, err)
 		}
-		src, _, err := s.endpoint(ctx, from, tenant, spec.Source)
+		src, srcSettings, err := s.endpoint(ctx, from, tenant, spec.Source)
 		if err != nil {
+			return nil, fmt.Errorf("flow %s/%s: %w", tenant, r.Name, err)
+		}
+		if err := s.checkPolled(spec, src, srcSettings); err != nil {
 			return nil, fmt.Errorf("flow %s/%s: %w", tenant, r.Name, err)
 		}
 		dst, dstSettings, err := s.endpoint(ctx, from, tenant, spec.Target)
@@ -465,9 +469,25 @@ func (s *Service) compileTenant(ctx context.Context, from reader, tenant string)
 			// canonical shape when the target reads that shape.
 			Canonical: caps.Canonical && entity.Has(spec.Entity),
 			Document:  doc,
+			Schedule:  spec.Schedule,
 		})
 	}
 	return out, nil
+}
+
+// checkPolled checks a flow's schedule against its source endpoint: a polling schedule
+// needs a connector that is polled and can be for the flow's entity.
+func (s *Service) checkPolled(spec FlowSpec, src flowconfig.Endpoint, settings map[string]any) error {
+	if spec.Schedule == nil || spec.Schedule.Mode == poll.ModeRealtime {
+		return nil
+	}
+	if !s.deps.Connectors.Polls(src.Type) {
+		return fieldErr("spec.schedule.mode", "%q needs a source that is polled, and source endpoint %s is a %s endpoint, whose system publishes its changes itself: use realtime, or a rest or sql endpoint", spec.Schedule.Mode, src.Name, src.Type)
+	}
+	if err := s.deps.Connectors.SourceEntities(src.Type, settings, spec.Entity); err != nil {
+		return fmt.Errorf("source endpoint %s: %w", src.Name, err)
+	}
+	return nil
 }
 
 // It also returns the endpoint's checked settings with a placeholder for each credential,

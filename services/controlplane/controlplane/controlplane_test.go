@@ -262,7 +262,22 @@ func TestApplyRefusals(t *testing.T) {
 			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[4].Spec.Fields["schedule"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"mode": structpb.NewStringValue("interval"), "every": structpb.NewStringValue("5m")}})
 			return rs
-		}, connect.CodeInvalidArgument, []string{"spec.schedule.mode", "polls"}},
+		}, connect.CodeFailedPrecondition, []string{"spec.schedule.mode", "needs a source that is polled", "nats endpoint"}},
+		{"a cron schedule that is not one", func() []*controlplanev1.Resource {
+			rs := orders(t, map[string]any{"n": "source.n"})
+			rs[4].Spec.Fields["schedule"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"mode": structpb.NewStringValue("cron"), "cron": structpb.NewStringValue("*/5 * *")}})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"spec.schedule.cron", "five fields"}},
+		{"a schedule in a time zone that does not exist", func() []*controlplanev1.Resource {
+			rs := orders(t, map[string]any{"n": "source.n"})
+			rs[4].Spec.Fields["schedule"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"mode": structpb.NewStringValue("cron"), "cron": structpb.NewStringValue("0 * * * *"), "timezone": structpb.NewStringValue("Mars/Olympus")}})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"spec.schedule.timezone", "IANA"}},
+		{"an interval too short", func() []*controlplanev1.Resource {
+			rs := orders(t, map[string]any{"n": "source.n"})
+			rs[4].Spec.Fields["schedule"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"mode": structpb.NewStringValue("interval"), "every": structpb.NewStringValue("10ms")}})
+			return rs
+		}, connect.CodeInvalidArgument, []string{"spec.schedule.every", "webhook"}},
 		{"a flow whose target is a source", func() []*controlplanev1.Resource {
 			rs := orders(t, map[string]any{"n": "source.n"})
 			rs[3] = res(t, "Endpoint", "acme", "erp", map[string]any{"type": "nats", "description": "another event source"})

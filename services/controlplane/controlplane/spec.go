@@ -3,6 +3,7 @@ package controlplane
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/flowconfig"
 	"github.com/syncline/syncline/pkg/mapping"
+	"github.com/syncline/syncline/pkg/poll"
 	"github.com/syncline/syncline/pkg/recipe"
 	"github.com/syncline/syncline/pkg/resourcefile"
 )
@@ -227,15 +229,11 @@ type DocumentSpec struct {
 	Types map[string]string `json:"types,omitempty"`
 }
 
-// Schedule is when a flow reads its source.
-type Schedule struct {
-	// Mode is realtime, interval or cron.
-	Mode string `json:"mode"`
-	// Every is the polling interval of mode interval, e.g. "5m".
-	Every string `json:"every,omitempty"`
-	// Cron is the five-field cron expression of mode cron.
-	Cron string `json:"cron,omitempty"`
-}
+// Schedule is when a flow reads its source: mode realtime (the default: the source
+// publishes its changes, through NATS, the ingest API or a webhook), interval (every
+// Every) or cron (Cron, in Timezone), for a source endpoint whose connector is polled
+// (pkg/poll).
+type Schedule = poll.Spec
 
 var keyFieldPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
 
@@ -328,7 +326,7 @@ func (s *FlowSpec) check() error {
 			return fieldErr("spec.writeModes."+field, "%q: use always, create_only, update_only or if_empty", mode)
 		}
 	}
-	if err := s.Schedule.check(); err != nil {
+	if err := checkSchedule(s.Schedule); err != nil {
 		return err
 	}
 	if err := s.Document.check(s.Entity); err != nil {
@@ -399,19 +397,23 @@ func (d *DocumentSpec) check(entity string) error {
 	return nil
 }
 
-func (s *Schedule) check() error {
+func checkSchedule(s *Schedule) error {
 	if s == nil {
 		return nil
 	}
 	switch s.Mode {
-	case "realtime":
-		if s.Every != "" || s.Cron != "" {
-			return fieldErr("spec.schedule", "a realtime schedule has no every or cron")
+	case poll.ModeRealtime:
+		if s.Every != "" || s.Cron != "" || s.Timezone != "" || s.Jitter != "" || s.Overrun != "" {
+			return fieldErr("spec.schedule", "a realtime schedule has no every, cron, timezone, jitter or overrun: the source publishes its changes")
 		}
-	case "interval", "cron":
-		// Every connector this build has pushes its events (NATS, webhooks);
-		// none polls, so a polling schedule would never run.
-		return fieldErr("spec.schedule.mode", "%q needs a source connector that polls, and this build's source connectors push their events in real time: use realtime", s.Mode)
+	case poll.ModeInterval, poll.ModeCron:
+		if _, err := poll.Parse(*s); err != nil {
+			var fe *poll.FieldError
+			if errors.As(err, &fe) {
+				return fieldErr("spec.schedule."+fe.Field, "%s", fe.Reason)
+			}
+			return fieldErr("spec.schedule", "%v", err)
+		}
 	default:
 		return fieldErr("spec.schedule.mode", "%q: use realtime, interval or cron", s.Mode)
 	}
