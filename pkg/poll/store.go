@@ -264,3 +264,21 @@ func (l *Lease) Release() {
 	defer cancel()
 	_ = l.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev))
 }
+
+// Forget removes what the state bucket holds of tenant's sources (cursors, polls,
+// requests), for the tenant's erase. A bucket that was never made holds nothing.
+func Forget(ctx context.Context, js jetstream.JetStream, tenant string) error {
+	st, err := js.Stream(ctx, "KV_"+StateBucket)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("opening key-value bucket %s: %w", StateBucket, err)
+	}
+	for _, subject := range []string{"$KV." + StateBucket + "." + tenant + ".>", "$KV." + StateBucket + ".sync." + tenant + ".>"} {
+		if err := st.Purge(ctx, jetstream.WithPurgeSubject(subject)); err != nil {
+			return fmt.Errorf("removing tenant %s's sources from key-value bucket %s: %w", tenant, StateBucket, err)
+		}
+	}
+	return nil
+}

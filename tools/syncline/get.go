@@ -120,8 +120,44 @@ var columns = map[string][]struct {
 		{"STATE", flowState},
 		{"WAITING", waiting},
 		{"SINCE", pausedSince},
+		{"LAST POLL", lastPoll},
+		{"CURSOR", cursor},
 		{"LAST ERROR", lastError},
 	},
+}
+
+// lastPoll says how the last poll of a polled flow's source went: when it began, its
+// outcome and how many changes it published; "-" for a flow whose source publishes.
+func lastPoll(r *controlplanev1.Resource) string {
+	p := r.GetStatus().GetPolls()
+	switch {
+	case p == nil:
+		return "-"
+	case p.GetOutcome() == "":
+		return "due"
+	}
+	at := p.GetStarted().AsTime().Local().Format("2006-01-02 15:04:05")
+	if p.GetOutcome() == "running" {
+		return fmt.Sprintf("running since %s (%d changes)", at, p.GetChanges())
+	}
+	return fmt.Sprintf("%s %s (%d changes)", at, p.GetOutcome(), p.GetChanges())
+}
+
+// cursorWidth keeps a cursor's cell short; -o yaml shows it whole.
+const cursorWidth = 32
+
+func cursor(r *controlplanev1.Resource) string {
+	p := r.GetStatus().GetPolls()
+	switch c := p.GetCursor(); {
+	case p == nil:
+		return "-"
+	case c == "":
+		return "(start)"
+	case len([]rune(c)) > cursorWidth:
+		return string([]rune(c)[:cursorWidth-1]) + "…"
+	default:
+		return c
+	}
 }
 
 // flowState is a flow's state, "-" when the server could not tell.
@@ -151,7 +187,12 @@ func pausedSince(r *controlplanev1.Resource) string {
 const lastErrorWidth = 80
 
 func lastError(r *controlplanev1.Resource) string {
-	e := strings.Join(strings.Fields(r.GetStatus().GetLastError()), " ")
+	e := r.GetStatus().GetLastError()
+	if e == "" {
+		// A failed poll of the flow's source.
+		e = r.GetStatus().GetPolls().GetError()
+	}
+	e = strings.Join(strings.Fields(e), " ")
 	switch {
 	case e == "":
 		return "-"

@@ -55,7 +55,7 @@ entity. It exits with status 1 when the target fails the check.`,
 }
 
 func newFlow(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "flow", Short: "Try a flow on a sample record"}
+	cmd := &cobra.Command{Use: "flow", Short: "Try a flow on a sample record, or poll its source now"}
 	var tenant, file, key string
 	test := &cobra.Command{
 		Use:   "test FLOW --file RECORD.json",
@@ -113,8 +113,39 @@ keyField, or given with --key.`,
 	test.Flags().StringVar(&tenant, "tenant", "", "the flow's tenant (an integrator token's own when left out)")
 	test.Flags().StringVar(&file, "file", "", "the sample source record, a JSON object (- for standard input)")
 	test.Flags().StringVar(&key, "key", "", "the record's key in the source, for a flow without a keyField")
-	cmd.AddCommand(test)
+	cmd.AddCommand(test, newFlowSync(g))
 	return cmd
+}
+
+func newFlowSync(g *globals) *cobra.Command {
+	var tenant string
+	sync := &cobra.Command{
+		Use:   "sync FLOW",
+		Short: "Poll a flow's source now, whatever its schedule says",
+		Long: `Ask for a poll of the flow's source now: the replica that polls it starts
+within a second or so and reads every change since the source's cursor. The
+source (an endpoint's entity) is shared by every flow that reads it, so they
+all get its changes. ` + "`syncline get flows`" + ` shows when the poll ended, how, and
+the cursor. A flow whose source publishes its changes (schedule realtime) has
+nothing to poll.`,
+		Example: `  syncline flow sync shop-orders --tenant acme`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, err := g.resources()
+			if err != nil {
+				return err
+			}
+			resp, err := client.SyncFlow(cmd.Context(), &controlplanev1.SyncFlowRequest{Tenant: tenant, Flow: args[0]})
+			if err != nil {
+				return explain(err, g.server)
+			}
+			fmt.Fprintf(g.out, "poll of %s (%s) asked for at %s; see syncline get flows\n", resp.Endpoint, resp.Entity,
+				resp.RequestedAt.AsTime().Local().Format("2006-01-02 15:04:05"))
+			return nil
+		},
+	}
+	sync.Flags().StringVar(&tenant, "tenant", "", "the flow's tenant (an integrator token's own when left out)")
+	return sync
 }
 
 // printPlan prints what a flow would do with a record.

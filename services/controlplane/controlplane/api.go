@@ -327,6 +327,9 @@ func (s *Service) addFlowStatus(ctx context.Context, tenant string, flows []*con
 		if p := st.Pause; p != nil {
 			ps.LastError, ps.Since, ps.Failures = p.LastError, timestamppb.New(p.Since), int32(p.Failures)
 		}
+		if ps.Polls, err = s.pollsOf(ctx, tenant, flows[i]); err != nil {
+			s.log.Warn("reading a flow's source polls from the bus", "tenant", tenant, "flow", refs[i].Name, "error", err)
+		}
 		flows[i].Status = ps
 	}
 }

@@ -58,6 +58,8 @@ type Service struct {
 	deps Deps
 	log  *slog.Logger
 	kv   jetstream.KeyValue
+	// polls are the polled sources' states, which flows' status shows.
+	polls *poll.Store
 
 	// applyMu serialises applies: validation reads the store and writing
 	// follows, which must not interleave with another apply.
@@ -72,7 +74,7 @@ func New(deps Deps) (*Service, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{deps: deps, log: deps.Logger.With("service", "controlplane")}, nil
+	return &Service{deps: deps, log: deps.Logger.With("service", "controlplane"), polls: poll.NewStore(deps.JetStream, deps.Bus.Replicas)}, nil
 }
 
 // Start opens the flow-config bucket and brings it in step with the store,
@@ -252,6 +254,9 @@ func (s *Service) deleteTenant(ctx context.Context, tenant string) (map[string]i
 		return nil, apiError(connect.CodeUnavailable, ReasonUnavailable, res, "retry the delete", err)
 	}
 	if err := flowstate.Forget(ctx, s.deps.JetStream, tenant); err != nil {
+		return nil, apiError(connect.CodeUnavailable, ReasonUnavailable, res, "retry the delete", err)
+	}
+	if err := poll.Forget(ctx, s.deps.JetStream, tenant); err != nil {
 		return nil, apiError(connect.CodeUnavailable, ReasonUnavailable, res, "retry the delete", err)
 	}
 	for _, n := range streams {

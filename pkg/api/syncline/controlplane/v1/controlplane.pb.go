@@ -194,9 +194,13 @@ type FlowStatus struct {
 	// For "paused": the target's last error, when the first of the failures
 	// in a row happened, and how many attempts in a row failed. Empty when
 	// the connector has not told yet (the first seconds of a pause).
-	LastError     string                 `protobuf:"bytes,3,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
-	Since         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
-	Failures      int32                  `protobuf:"varint,5,opt,name=failures,proto3" json:"failures,omitempty"`
+	LastError string                 `protobuf:"bytes,3,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	Since     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
+	Failures  int32                  `protobuf:"varint,5,opt,name=failures,proto3" json:"failures,omitempty"`
+	// For a flow whose source is polled (schedule interval or cron): its
+	// source's polls, shared by every flow that reads the same endpoint's
+	// entity. Unset for a flow whose source publishes its changes.
+	Polls         *SourcePolls `protobuf:"bytes,6,opt,name=polls,proto3" json:"polls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -266,6 +270,238 @@ func (x *FlowStatus) GetFailures() int32 {
 	return 0
 }
 
+func (x *FlowStatus) GetPolls() *SourcePolls {
+	if x != nil {
+		return x.Polls
+	}
+	return nil
+}
+
+// SourcePolls is what is known of a polled source's polls.
+type SourcePolls struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where the next poll reads on from, as the source's connector writes it;
+	// empty before the first page.
+	Cursor string `protobuf:"bytes,1,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// When the last poll began and ended (unset while it runs).
+	Started  *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=started,proto3" json:"started,omitempty"`
+	Finished *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=finished,proto3" json:"finished,omitempty"`
+	// running, ok or failed; empty before the first poll.
+	Outcome string `protobuf:"bytes,4,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// Why the last poll failed.
+	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// Changes the last poll published, and all polls together.
+	Changes int64 `protobuf:"varint,6,opt,name=changes,proto3" json:"changes,omitempty"`
+	Total   int64 `protobuf:"varint,7,opt,name=total,proto3" json:"total,omitempty"`
+	// When the next poll is due; unset: at once.
+	Next          *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SourcePolls) Reset() {
+	*x = SourcePolls{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SourcePolls) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SourcePolls) ProtoMessage() {}
+
+func (x *SourcePolls) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SourcePolls.ProtoReflect.Descriptor instead.
+func (*SourcePolls) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SourcePolls) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *SourcePolls) GetStarted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Started
+	}
+	return nil
+}
+
+func (x *SourcePolls) GetFinished() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Finished
+	}
+	return nil
+}
+
+func (x *SourcePolls) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *SourcePolls) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *SourcePolls) GetChanges() int64 {
+	if x != nil {
+		return x.Changes
+	}
+	return 0
+}
+
+func (x *SourcePolls) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *SourcePolls) GetNext() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Next
+	}
+	return nil
+}
+
+// SyncFlowRequest names the flow whose source is to be polled now.
+type SyncFlowRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Flow          string                 `protobuf:"bytes,2,opt,name=flow,proto3" json:"flow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncFlowRequest) Reset() {
+	*x = SyncFlowRequest{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncFlowRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncFlowRequest) ProtoMessage() {}
+
+func (x *SyncFlowRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncFlowRequest.ProtoReflect.Descriptor instead.
+func (*SyncFlowRequest) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *SyncFlowRequest) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *SyncFlowRequest) GetFlow() string {
+	if x != nil {
+		return x.Flow
+	}
+	return ""
+}
+
+// SyncFlowResponse says which source will be polled.
+type SyncFlowResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The flow's source endpoint and entity.
+	Endpoint string `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Entity   string `protobuf:"bytes,2,opt,name=entity,proto3" json:"entity,omitempty"`
+	// When the poll was asked for: the flow's status shows a poll that
+	// started at or after it.
+	RequestedAt   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=requested_at,json=requestedAt,proto3" json:"requested_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncFlowResponse) Reset() {
+	*x = SyncFlowResponse{}
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncFlowResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncFlowResponse) ProtoMessage() {}
+
+func (x *SyncFlowResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncFlowResponse.ProtoReflect.Descriptor instead.
+func (*SyncFlowResponse) Descriptor() ([]byte, []int) {
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SyncFlowResponse) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *SyncFlowResponse) GetEntity() string {
+	if x != nil {
+		return x.Entity
+	}
+	return ""
+}
+
+func (x *SyncFlowResponse) GetRequestedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RequestedAt
+	}
+	return nil
+}
+
 // Metadata names a resource.
 type Metadata struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -284,7 +520,7 @@ type Metadata struct {
 
 func (x *Metadata) Reset() {
 	*x = Metadata{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[2]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +532,7 @@ func (x *Metadata) String() string {
 func (*Metadata) ProtoMessage() {}
 
 func (x *Metadata) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[2]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +545,7 @@ func (x *Metadata) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Metadata.ProtoReflect.Descriptor instead.
 func (*Metadata) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{2}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Metadata) GetName() string {
@@ -345,7 +581,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[3]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -357,7 +593,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[3]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -370,7 +606,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{3}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ApplyRequest) GetResources() []*Resource {
@@ -407,7 +643,7 @@ type ApplyResult struct {
 
 func (x *ApplyResult) Reset() {
 	*x = ApplyResult{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[4]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +655,7 @@ func (x *ApplyResult) String() string {
 func (*ApplyResult) ProtoMessage() {}
 
 func (x *ApplyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[4]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +668,7 @@ func (x *ApplyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResult.ProtoReflect.Descriptor instead.
 func (*ApplyResult) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{4}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ApplyResult) GetKind() string {
@@ -494,7 +730,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[5]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +742,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[5]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +755,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{5}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ApplyResponse) GetResults() []*ApplyResult {
@@ -541,7 +777,7 @@ type ListResourcesRequest struct {
 
 func (x *ListResourcesRequest) Reset() {
 	*x = ListResourcesRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[6]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -553,7 +789,7 @@ func (x *ListResourcesRequest) String() string {
 func (*ListResourcesRequest) ProtoMessage() {}
 
 func (x *ListResourcesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[6]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -566,7 +802,7 @@ func (x *ListResourcesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResourcesRequest.ProtoReflect.Descriptor instead.
 func (*ListResourcesRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{6}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListResourcesRequest) GetKind() string {
@@ -593,7 +829,7 @@ type ListResourcesResponse struct {
 
 func (x *ListResourcesResponse) Reset() {
 	*x = ListResourcesResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[7]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +841,7 @@ func (x *ListResourcesResponse) String() string {
 func (*ListResourcesResponse) ProtoMessage() {}
 
 func (x *ListResourcesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[7]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +854,7 @@ func (x *ListResourcesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResourcesResponse.ProtoReflect.Descriptor instead.
 func (*ListResourcesResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{7}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListResourcesResponse) GetResources() []*Resource {
@@ -641,7 +877,7 @@ type GetResourceRequest struct {
 
 func (x *GetResourceRequest) Reset() {
 	*x = GetResourceRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[8]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +889,7 @@ func (x *GetResourceRequest) String() string {
 func (*GetResourceRequest) ProtoMessage() {}
 
 func (x *GetResourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[8]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +902,7 @@ func (x *GetResourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResourceRequest.ProtoReflect.Descriptor instead.
 func (*GetResourceRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{8}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetResourceRequest) GetKind() string {
@@ -700,7 +936,7 @@ type GetResourceResponse struct {
 
 func (x *GetResourceResponse) Reset() {
 	*x = GetResourceResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[9]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +948,7 @@ func (x *GetResourceResponse) String() string {
 func (*GetResourceResponse) ProtoMessage() {}
 
 func (x *GetResourceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[9]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +961,7 @@ func (x *GetResourceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResourceResponse.ProtoReflect.Descriptor instead.
 func (*GetResourceResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{9}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetResourceResponse) GetResource() *Resource {
@@ -748,7 +984,7 @@ type DeleteResourceRequest struct {
 
 func (x *DeleteResourceRequest) Reset() {
 	*x = DeleteResourceRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[10]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +996,7 @@ func (x *DeleteResourceRequest) String() string {
 func (*DeleteResourceRequest) ProtoMessage() {}
 
 func (x *DeleteResourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[10]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +1009,7 @@ func (x *DeleteResourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResourceRequest.ProtoReflect.Descriptor instead.
 func (*DeleteResourceRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{10}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeleteResourceRequest) GetKind() string {
@@ -810,7 +1046,7 @@ type Removed struct {
 
 func (x *Removed) Reset() {
 	*x = Removed{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[11]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +1058,7 @@ func (x *Removed) String() string {
 func (*Removed) ProtoMessage() {}
 
 func (x *Removed) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[11]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +1071,7 @@ func (x *Removed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Removed.ProtoReflect.Descriptor instead.
 func (*Removed) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{11}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Removed) GetWhat() string {
@@ -862,7 +1098,7 @@ type DeleteResourceResponse struct {
 
 func (x *DeleteResourceResponse) Reset() {
 	*x = DeleteResourceResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[12]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +1110,7 @@ func (x *DeleteResourceResponse) String() string {
 func (*DeleteResourceResponse) ProtoMessage() {}
 
 func (x *DeleteResourceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[12]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +1123,7 @@ func (x *DeleteResourceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResourceResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResourceResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{12}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DeleteResourceResponse) GetRemoved() []*Removed {
@@ -908,7 +1144,7 @@ type RotateTokenRequest struct {
 
 func (x *RotateTokenRequest) Reset() {
 	*x = RotateTokenRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[13]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -920,7 +1156,7 @@ func (x *RotateTokenRequest) String() string {
 func (*RotateTokenRequest) ProtoMessage() {}
 
 func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[13]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -933,7 +1169,7 @@ func (x *RotateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateTokenRequest.ProtoReflect.Descriptor instead.
 func (*RotateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{13}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RotateTokenRequest) GetTenant() string {
@@ -960,7 +1196,7 @@ type RotateTokenResponse struct {
 
 func (x *RotateTokenResponse) Reset() {
 	*x = RotateTokenResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[14]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -972,7 +1208,7 @@ func (x *RotateTokenResponse) String() string {
 func (*RotateTokenResponse) ProtoMessage() {}
 
 func (x *RotateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[14]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -985,7 +1221,7 @@ func (x *RotateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateTokenResponse.ProtoReflect.Descriptor instead.
 func (*RotateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{14}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RotateTokenResponse) GetToken() string {
@@ -1006,7 +1242,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[15]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1254,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[15]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1267,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{15}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RevokeTokenRequest) GetTenant() string {
@@ -1057,7 +1293,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[16]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1305,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[16]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1318,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{16}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{19}
 }
 
 // GetDefaultMappingRequest names an entity.
@@ -1096,7 +1332,7 @@ type GetDefaultMappingRequest struct {
 
 func (x *GetDefaultMappingRequest) Reset() {
 	*x = GetDefaultMappingRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[17]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1108,7 +1344,7 @@ func (x *GetDefaultMappingRequest) String() string {
 func (*GetDefaultMappingRequest) ProtoMessage() {}
 
 func (x *GetDefaultMappingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[17]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1121,7 +1357,7 @@ func (x *GetDefaultMappingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDefaultMappingRequest.ProtoReflect.Descriptor instead.
 func (*GetDefaultMappingRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{17}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetDefaultMappingRequest) GetEntity() string {
@@ -1145,7 +1381,7 @@ type GetDefaultMappingResponse struct {
 
 func (x *GetDefaultMappingResponse) Reset() {
 	*x = GetDefaultMappingResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[18]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1393,7 @@ func (x *GetDefaultMappingResponse) String() string {
 func (*GetDefaultMappingResponse) ProtoMessage() {}
 
 func (x *GetDefaultMappingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[18]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1406,7 @@ func (x *GetDefaultMappingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetDefaultMappingResponse.ProtoReflect.Descriptor instead.
 func (*GetDefaultMappingResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{18}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetDefaultMappingResponse) GetEntity() string {
@@ -1205,7 +1441,7 @@ type TestEndpointRequest struct {
 
 func (x *TestEndpointRequest) Reset() {
 	*x = TestEndpointRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[19]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +1453,7 @@ func (x *TestEndpointRequest) String() string {
 func (*TestEndpointRequest) ProtoMessage() {}
 
 func (x *TestEndpointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[19]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +1466,7 @@ func (x *TestEndpointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestEndpointRequest.ProtoReflect.Descriptor instead.
 func (*TestEndpointRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{19}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TestEndpointRequest) GetTenant() string {
@@ -1266,7 +1502,7 @@ type TestEndpointResponse struct {
 
 func (x *TestEndpointResponse) Reset() {
 	*x = TestEndpointResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[20]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1278,7 +1514,7 @@ func (x *TestEndpointResponse) String() string {
 func (*TestEndpointResponse) ProtoMessage() {}
 
 func (x *TestEndpointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[20]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1291,7 +1527,7 @@ func (x *TestEndpointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestEndpointResponse.ProtoReflect.Descriptor instead.
 func (*TestEndpointResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{20}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *TestEndpointResponse) GetOk() bool {
@@ -1337,7 +1573,7 @@ type TestFlowRequest struct {
 
 func (x *TestFlowRequest) Reset() {
 	*x = TestFlowRequest{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[21]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1585,7 @@ func (x *TestFlowRequest) String() string {
 func (*TestFlowRequest) ProtoMessage() {}
 
 func (x *TestFlowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[21]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1598,7 @@ func (x *TestFlowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestFlowRequest.ProtoReflect.Descriptor instead.
 func (*TestFlowRequest) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{21}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TestFlowRequest) GetTenant() string {
@@ -1419,7 +1655,7 @@ type TestFlowResponse struct {
 
 func (x *TestFlowResponse) Reset() {
 	*x = TestFlowResponse{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[22]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1431,7 +1667,7 @@ func (x *TestFlowResponse) String() string {
 func (*TestFlowResponse) ProtoMessage() {}
 
 func (x *TestFlowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[22]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1444,7 +1680,7 @@ func (x *TestFlowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestFlowResponse.ProtoReflect.Descriptor instead.
 func (*TestFlowResponse) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{22}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TestFlowResponse) GetAction() string {
@@ -1516,7 +1752,7 @@ type FieldChange struct {
 
 func (x *FieldChange) Reset() {
 	*x = FieldChange{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[23]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1528,7 +1764,7 @@ func (x *FieldChange) String() string {
 func (*FieldChange) ProtoMessage() {}
 
 func (x *FieldChange) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[23]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1541,7 +1777,7 @@ func (x *FieldChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FieldChange.ProtoReflect.Descriptor instead.
 func (*FieldChange) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{23}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *FieldChange) GetField() string {
@@ -1586,7 +1822,7 @@ type ErrorDetail struct {
 
 func (x *ErrorDetail) Reset() {
 	*x = ErrorDetail{}
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[24]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1834,7 @@ func (x *ErrorDetail) String() string {
 func (*ErrorDetail) ProtoMessage() {}
 
 func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
-	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[24]
+	mi := &file_syncline_controlplane_v1_controlplane_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1847,7 @@ func (x *ErrorDetail) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorDetail.ProtoReflect.Descriptor instead.
 func (*ErrorDetail) Descriptor() ([]byte, []int) {
-	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{24}
+	return file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ErrorDetail) GetReason() string {
@@ -1658,7 +1894,7 @@ const file_syncline_controlplane_v1_controlplane_proto_rawDesc = "" +
 	"generation\x129\n" +
 	"\n" +
 	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12<\n" +
-	"\x06status\x18\a \x01(\v2$.syncline.controlplane.v1.FlowStatusR\x06status\"\xa9\x01\n" +
+	"\x06status\x18\a \x01(\v2$.syncline.controlplane.v1.FlowStatusR\x06status\"\xe6\x01\n" +
 	"\n" +
 	"FlowStatus\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x18\n" +
@@ -1666,7 +1902,24 @@ const file_syncline_controlplane_v1_controlplane_proto_rawDesc = "" +
 	"\n" +
 	"last_error\x18\x03 \x01(\tR\tlastError\x120\n" +
 	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1a\n" +
-	"\bfailures\x18\x05 \x01(\x05R\bfailures\"H\n" +
+	"\bfailures\x18\x05 \x01(\x05R\bfailures\x12;\n" +
+	"\x05polls\x18\x06 \x01(\v2%.syncline.controlplane.v1.SourcePollsR\x05polls\"\xa3\x02\n" +
+	"\vSourcePolls\x12\x16\n" +
+	"\x06cursor\x18\x01 \x01(\tR\x06cursor\x124\n" +
+	"\astarted\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x126\n" +
+	"\bfinished\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bfinished\x12\x18\n" +
+	"\aoutcome\x18\x04 \x01(\tR\aoutcome\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12\x18\n" +
+	"\achanges\x18\x06 \x01(\x03R\achanges\x12\x14\n" +
+	"\x05total\x18\a \x01(\x03R\x05total\x12.\n" +
+	"\x04next\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04next\"=\n" +
+	"\x0fSyncFlowRequest\x12\x16\n" +
+	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x12\n" +
+	"\x04flow\x18\x02 \x01(\tR\x04flow\"\x85\x01\n" +
+	"\x10SyncFlowResponse\x12\x1a\n" +
+	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12\x16\n" +
+	"\x06entity\x18\x02 \x01(\tR\x06entity\x12=\n" +
+	"\frequested_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vrequestedAt\"H\n" +
 	"\bMetadata\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06tenant\x18\x02 \x01(\tR\x06tenant\x12\x10\n" +
@@ -1761,7 +2014,7 @@ const file_syncline_controlplane_v1_controlplane_proto_rawDesc = "" +
 	"\x12CHANGE_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eCHANGE_CREATED\x10\x01\x12\x12\n" +
 	"\x0eCHANGE_UPDATED\x10\x02\x12\x14\n" +
-	"\x10CHANGE_UNCHANGED\x10\x032\xe6\a\n" +
+	"\x10CHANGE_UNCHANGED\x10\x032\xc9\b\n" +
 	"\x0fResourceService\x12X\n" +
 	"\x05Apply\x12&.syncline.controlplane.v1.ApplyRequest\x1a'.syncline.controlplane.v1.ApplyResponse\x12p\n" +
 	"\rListResources\x12..syncline.controlplane.v1.ListResourcesRequest\x1a/.syncline.controlplane.v1.ListResourcesResponse\x12j\n" +
@@ -1771,7 +2024,8 @@ const file_syncline_controlplane_v1_controlplane_proto_rawDesc = "" +
 	"\vRevokeToken\x12,.syncline.controlplane.v1.RevokeTokenRequest\x1a-.syncline.controlplane.v1.RevokeTokenResponse\x12|\n" +
 	"\x11GetDefaultMapping\x122.syncline.controlplane.v1.GetDefaultMappingRequest\x1a3.syncline.controlplane.v1.GetDefaultMappingResponse\x12m\n" +
 	"\fTestEndpoint\x12-.syncline.controlplane.v1.TestEndpointRequest\x1a..syncline.controlplane.v1.TestEndpointResponse\x12a\n" +
-	"\bTestFlow\x12).syncline.controlplane.v1.TestFlowRequest\x1a*.syncline.controlplane.v1.TestFlowResponseB\x81\x02\n" +
+	"\bTestFlow\x12).syncline.controlplane.v1.TestFlowRequest\x1a*.syncline.controlplane.v1.TestFlowResponse\x12a\n" +
+	"\bSyncFlow\x12).syncline.controlplane.v1.SyncFlowRequest\x1a*.syncline.controlplane.v1.SyncFlowResponseB\x81\x02\n" +
 	"\x1ccom.syncline.controlplane.v1B\x11ControlplaneProtoP\x01ZLgithub.com/syncline/syncline/pkg/api/syncline/controlplane/v1;controlplanev1\xa2\x02\x03SCX\xaa\x02\x18Syncline.Controlplane.V1\xca\x02\x18Syncline\\Controlplane\\V1\xe2\x02$Syncline\\Controlplane\\V1\\GPBMetadata\xea\x02\x1aSyncline::Controlplane::V1b\x06proto3"
 
 var (
@@ -1787,79 +2041,89 @@ func file_syncline_controlplane_v1_controlplane_proto_rawDescGZIP() []byte {
 }
 
 var file_syncline_controlplane_v1_controlplane_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_syncline_controlplane_v1_controlplane_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_syncline_controlplane_v1_controlplane_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_syncline_controlplane_v1_controlplane_proto_goTypes = []any{
 	(Change)(0),                       // 0: syncline.controlplane.v1.Change
 	(*Resource)(nil),                  // 1: syncline.controlplane.v1.Resource
 	(*FlowStatus)(nil),                // 2: syncline.controlplane.v1.FlowStatus
-	(*Metadata)(nil),                  // 3: syncline.controlplane.v1.Metadata
-	(*ApplyRequest)(nil),              // 4: syncline.controlplane.v1.ApplyRequest
-	(*ApplyResult)(nil),               // 5: syncline.controlplane.v1.ApplyResult
-	(*ApplyResponse)(nil),             // 6: syncline.controlplane.v1.ApplyResponse
-	(*ListResourcesRequest)(nil),      // 7: syncline.controlplane.v1.ListResourcesRequest
-	(*ListResourcesResponse)(nil),     // 8: syncline.controlplane.v1.ListResourcesResponse
-	(*GetResourceRequest)(nil),        // 9: syncline.controlplane.v1.GetResourceRequest
-	(*GetResourceResponse)(nil),       // 10: syncline.controlplane.v1.GetResourceResponse
-	(*DeleteResourceRequest)(nil),     // 11: syncline.controlplane.v1.DeleteResourceRequest
-	(*Removed)(nil),                   // 12: syncline.controlplane.v1.Removed
-	(*DeleteResourceResponse)(nil),    // 13: syncline.controlplane.v1.DeleteResourceResponse
-	(*RotateTokenRequest)(nil),        // 14: syncline.controlplane.v1.RotateTokenRequest
-	(*RotateTokenResponse)(nil),       // 15: syncline.controlplane.v1.RotateTokenResponse
-	(*RevokeTokenRequest)(nil),        // 16: syncline.controlplane.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),       // 17: syncline.controlplane.v1.RevokeTokenResponse
-	(*GetDefaultMappingRequest)(nil),  // 18: syncline.controlplane.v1.GetDefaultMappingRequest
-	(*GetDefaultMappingResponse)(nil), // 19: syncline.controlplane.v1.GetDefaultMappingResponse
-	(*TestEndpointRequest)(nil),       // 20: syncline.controlplane.v1.TestEndpointRequest
-	(*TestEndpointResponse)(nil),      // 21: syncline.controlplane.v1.TestEndpointResponse
-	(*TestFlowRequest)(nil),           // 22: syncline.controlplane.v1.TestFlowRequest
-	(*TestFlowResponse)(nil),          // 23: syncline.controlplane.v1.TestFlowResponse
-	(*FieldChange)(nil),               // 24: syncline.controlplane.v1.FieldChange
-	(*ErrorDetail)(nil),               // 25: syncline.controlplane.v1.ErrorDetail
-	(*structpb.Struct)(nil),           // 26: google.protobuf.Struct
-	(*timestamppb.Timestamp)(nil),     // 27: google.protobuf.Timestamp
-	(*structpb.Value)(nil),            // 28: google.protobuf.Value
+	(*SourcePolls)(nil),               // 3: syncline.controlplane.v1.SourcePolls
+	(*SyncFlowRequest)(nil),           // 4: syncline.controlplane.v1.SyncFlowRequest
+	(*SyncFlowResponse)(nil),          // 5: syncline.controlplane.v1.SyncFlowResponse
+	(*Metadata)(nil),                  // 6: syncline.controlplane.v1.Metadata
+	(*ApplyRequest)(nil),              // 7: syncline.controlplane.v1.ApplyRequest
+	(*ApplyResult)(nil),               // 8: syncline.controlplane.v1.ApplyResult
+	(*ApplyResponse)(nil),             // 9: syncline.controlplane.v1.ApplyResponse
+	(*ListResourcesRequest)(nil),      // 10: syncline.controlplane.v1.ListResourcesRequest
+	(*ListResourcesResponse)(nil),     // 11: syncline.controlplane.v1.ListResourcesResponse
+	(*GetResourceRequest)(nil),        // 12: syncline.controlplane.v1.GetResourceRequest
+	(*GetResourceResponse)(nil),       // 13: syncline.controlplane.v1.GetResourceResponse
+	(*DeleteResourceRequest)(nil),     // 14: syncline.controlplane.v1.DeleteResourceRequest
+	(*Removed)(nil),                   // 15: syncline.controlplane.v1.Removed
+	(*DeleteResourceResponse)(nil),    // 16: syncline.controlplane.v1.DeleteResourceResponse
+	(*RotateTokenRequest)(nil),        // 17: syncline.controlplane.v1.RotateTokenRequest
+	(*RotateTokenResponse)(nil),       // 18: syncline.controlplane.v1.RotateTokenResponse
+	(*RevokeTokenRequest)(nil),        // 19: syncline.controlplane.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),       // 20: syncline.controlplane.v1.RevokeTokenResponse
+	(*GetDefaultMappingRequest)(nil),  // 21: syncline.controlplane.v1.GetDefaultMappingRequest
+	(*GetDefaultMappingResponse)(nil), // 22: syncline.controlplane.v1.GetDefaultMappingResponse
+	(*TestEndpointRequest)(nil),       // 23: syncline.controlplane.v1.TestEndpointRequest
+	(*TestEndpointResponse)(nil),      // 24: syncline.controlplane.v1.TestEndpointResponse
+	(*TestFlowRequest)(nil),           // 25: syncline.controlplane.v1.TestFlowRequest
+	(*TestFlowResponse)(nil),          // 26: syncline.controlplane.v1.TestFlowResponse
+	(*FieldChange)(nil),               // 27: syncline.controlplane.v1.FieldChange
+	(*ErrorDetail)(nil),               // 28: syncline.controlplane.v1.ErrorDetail
+	(*structpb.Struct)(nil),           // 29: google.protobuf.Struct
+	(*timestamppb.Timestamp)(nil),     // 30: google.protobuf.Timestamp
+	(*structpb.Value)(nil),            // 31: google.protobuf.Value
 }
 var file_syncline_controlplane_v1_controlplane_proto_depIdxs = []int32{
-	3,  // 0: syncline.controlplane.v1.Resource.metadata:type_name -> syncline.controlplane.v1.Metadata
-	26, // 1: syncline.controlplane.v1.Resource.spec:type_name -> google.protobuf.Struct
-	27, // 2: syncline.controlplane.v1.Resource.updated_at:type_name -> google.protobuf.Timestamp
+	6,  // 0: syncline.controlplane.v1.Resource.metadata:type_name -> syncline.controlplane.v1.Metadata
+	29, // 1: syncline.controlplane.v1.Resource.spec:type_name -> google.protobuf.Struct
+	30, // 2: syncline.controlplane.v1.Resource.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 3: syncline.controlplane.v1.Resource.status:type_name -> syncline.controlplane.v1.FlowStatus
-	27, // 4: syncline.controlplane.v1.FlowStatus.since:type_name -> google.protobuf.Timestamp
-	1,  // 5: syncline.controlplane.v1.ApplyRequest.resources:type_name -> syncline.controlplane.v1.Resource
-	0,  // 6: syncline.controlplane.v1.ApplyResult.change:type_name -> syncline.controlplane.v1.Change
-	5,  // 7: syncline.controlplane.v1.ApplyResponse.results:type_name -> syncline.controlplane.v1.ApplyResult
-	1,  // 8: syncline.controlplane.v1.ListResourcesResponse.resources:type_name -> syncline.controlplane.v1.Resource
-	1,  // 9: syncline.controlplane.v1.GetResourceResponse.resource:type_name -> syncline.controlplane.v1.Resource
-	12, // 10: syncline.controlplane.v1.DeleteResourceResponse.removed:type_name -> syncline.controlplane.v1.Removed
-	26, // 11: syncline.controlplane.v1.GetDefaultMappingResponse.mapping:type_name -> google.protobuf.Struct
-	26, // 12: syncline.controlplane.v1.TestFlowRequest.record:type_name -> google.protobuf.Struct
-	26, // 13: syncline.controlplane.v1.TestFlowResponse.mapped:type_name -> google.protobuf.Struct
-	24, // 14: syncline.controlplane.v1.TestFlowResponse.changes:type_name -> syncline.controlplane.v1.FieldChange
-	28, // 15: syncline.controlplane.v1.FieldChange.current:type_name -> google.protobuf.Value
-	28, // 16: syncline.controlplane.v1.FieldChange.new:type_name -> google.protobuf.Value
-	4,  // 17: syncline.controlplane.v1.ResourceService.Apply:input_type -> syncline.controlplane.v1.ApplyRequest
-	7,  // 18: syncline.controlplane.v1.ResourceService.ListResources:input_type -> syncline.controlplane.v1.ListResourcesRequest
-	9,  // 19: syncline.controlplane.v1.ResourceService.GetResource:input_type -> syncline.controlplane.v1.GetResourceRequest
-	11, // 20: syncline.controlplane.v1.ResourceService.DeleteResource:input_type -> syncline.controlplane.v1.DeleteResourceRequest
-	14, // 21: syncline.controlplane.v1.ResourceService.RotateToken:input_type -> syncline.controlplane.v1.RotateTokenRequest
-	16, // 22: syncline.controlplane.v1.ResourceService.RevokeToken:input_type -> syncline.controlplane.v1.RevokeTokenRequest
-	18, // 23: syncline.controlplane.v1.ResourceService.GetDefaultMapping:input_type -> syncline.controlplane.v1.GetDefaultMappingRequest
-	20, // 24: syncline.controlplane.v1.ResourceService.TestEndpoint:input_type -> syncline.controlplane.v1.TestEndpointRequest
-	22, // 25: syncline.controlplane.v1.ResourceService.TestFlow:input_type -> syncline.controlplane.v1.TestFlowRequest
-	6,  // 26: syncline.controlplane.v1.ResourceService.Apply:output_type -> syncline.controlplane.v1.ApplyResponse
-	8,  // 27: syncline.controlplane.v1.ResourceService.ListResources:output_type -> syncline.controlplane.v1.ListResourcesResponse
-	10, // 28: syncline.controlplane.v1.ResourceService.GetResource:output_type -> syncline.controlplane.v1.GetResourceResponse
-	13, // 29: syncline.controlplane.v1.ResourceService.DeleteResource:output_type -> syncline.controlplane.v1.DeleteResourceResponse
-	15, // 30: syncline.controlplane.v1.ResourceService.RotateToken:output_type -> syncline.controlplane.v1.RotateTokenResponse
-	17, // 31: syncline.controlplane.v1.ResourceService.RevokeToken:output_type -> syncline.controlplane.v1.RevokeTokenResponse
-	19, // 32: syncline.controlplane.v1.ResourceService.GetDefaultMapping:output_type -> syncline.controlplane.v1.GetDefaultMappingResponse
-	21, // 33: syncline.controlplane.v1.ResourceService.TestEndpoint:output_type -> syncline.controlplane.v1.TestEndpointResponse
-	23, // 34: syncline.controlplane.v1.ResourceService.TestFlow:output_type -> syncline.controlplane.v1.TestFlowResponse
-	26, // [26:35] is the sub-list for method output_type
-	17, // [17:26] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	30, // 4: syncline.controlplane.v1.FlowStatus.since:type_name -> google.protobuf.Timestamp
+	3,  // 5: syncline.controlplane.v1.FlowStatus.polls:type_name -> syncline.controlplane.v1.SourcePolls
+	30, // 6: syncline.controlplane.v1.SourcePolls.started:type_name -> google.protobuf.Timestamp
+	30, // 7: syncline.controlplane.v1.SourcePolls.finished:type_name -> google.protobuf.Timestamp
+	30, // 8: syncline.controlplane.v1.SourcePolls.next:type_name -> google.protobuf.Timestamp
+	30, // 9: syncline.controlplane.v1.SyncFlowResponse.requested_at:type_name -> google.protobuf.Timestamp
+	1,  // 10: syncline.controlplane.v1.ApplyRequest.resources:type_name -> syncline.controlplane.v1.Resource
+	0,  // 11: syncline.controlplane.v1.ApplyResult.change:type_name -> syncline.controlplane.v1.Change
+	8,  // 12: syncline.controlplane.v1.ApplyResponse.results:type_name -> syncline.controlplane.v1.ApplyResult
+	1,  // 13: syncline.controlplane.v1.ListResourcesResponse.resources:type_name -> syncline.controlplane.v1.Resource
+	1,  // 14: syncline.controlplane.v1.GetResourceResponse.resource:type_name -> syncline.controlplane.v1.Resource
+	15, // 15: syncline.controlplane.v1.DeleteResourceResponse.removed:type_name -> syncline.controlplane.v1.Removed
+	29, // 16: syncline.controlplane.v1.GetDefaultMappingResponse.mapping:type_name -> google.protobuf.Struct
+	29, // 17: syncline.controlplane.v1.TestFlowRequest.record:type_name -> google.protobuf.Struct
+	29, // 18: syncline.controlplane.v1.TestFlowResponse.mapped:type_name -> google.protobuf.Struct
+	27, // 19: syncline.controlplane.v1.TestFlowResponse.changes:type_name -> syncline.controlplane.v1.FieldChange
+	31, // 20: syncline.controlplane.v1.FieldChange.current:type_name -> google.protobuf.Value
+	31, // 21: syncline.controlplane.v1.FieldChange.new:type_name -> google.protobuf.Value
+	7,  // 22: syncline.controlplane.v1.ResourceService.Apply:input_type -> syncline.controlplane.v1.ApplyRequest
+	10, // 23: syncline.controlplane.v1.ResourceService.ListResources:input_type -> syncline.controlplane.v1.ListResourcesRequest
+	12, // 24: syncline.controlplane.v1.ResourceService.GetResource:input_type -> syncline.controlplane.v1.GetResourceRequest
+	14, // 25: syncline.controlplane.v1.ResourceService.DeleteResource:input_type -> syncline.controlplane.v1.DeleteResourceRequest
+	17, // 26: syncline.controlplane.v1.ResourceService.RotateToken:input_type -> syncline.controlplane.v1.RotateTokenRequest
+	19, // 27: syncline.controlplane.v1.ResourceService.RevokeToken:input_type -> syncline.controlplane.v1.RevokeTokenRequest
+	21, // 28: syncline.controlplane.v1.ResourceService.GetDefaultMapping:input_type -> syncline.controlplane.v1.GetDefaultMappingRequest
+	23, // 29: syncline.controlplane.v1.ResourceService.TestEndpoint:input_type -> syncline.controlplane.v1.TestEndpointRequest
+	25, // 30: syncline.controlplane.v1.ResourceService.TestFlow:input_type -> syncline.controlplane.v1.TestFlowRequest
+	4,  // 31: syncline.controlplane.v1.ResourceService.SyncFlow:input_type -> syncline.controlplane.v1.SyncFlowRequest
+	9,  // 32: syncline.controlplane.v1.ResourceService.Apply:output_type -> syncline.controlplane.v1.ApplyResponse
+	11, // 33: syncline.controlplane.v1.ResourceService.ListResources:output_type -> syncline.controlplane.v1.ListResourcesResponse
+	13, // 34: syncline.controlplane.v1.ResourceService.GetResource:output_type -> syncline.controlplane.v1.GetResourceResponse
+	16, // 35: syncline.controlplane.v1.ResourceService.DeleteResource:output_type -> syncline.controlplane.v1.DeleteResourceResponse
+	18, // 36: syncline.controlplane.v1.ResourceService.RotateToken:output_type -> syncline.controlplane.v1.RotateTokenResponse
+	20, // 37: syncline.controlplane.v1.ResourceService.RevokeToken:output_type -> syncline.controlplane.v1.RevokeTokenResponse
+	22, // 38: syncline.controlplane.v1.ResourceService.GetDefaultMapping:output_type -> syncline.controlplane.v1.GetDefaultMappingResponse
+	24, // 39: syncline.controlplane.v1.ResourceService.TestEndpoint:output_type -> syncline.controlplane.v1.TestEndpointResponse
+	26, // 40: syncline.controlplane.v1.ResourceService.TestFlow:output_type -> syncline.controlplane.v1.TestFlowResponse
+	5,  // 41: syncline.controlplane.v1.ResourceService.SyncFlow:output_type -> syncline.controlplane.v1.SyncFlowResponse
+	32, // [32:42] is the sub-list for method output_type
+	22, // [22:32] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_syncline_controlplane_v1_controlplane_proto_init() }
@@ -1873,7 +2137,7 @@ func file_syncline_controlplane_v1_controlplane_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_syncline_controlplane_v1_controlplane_proto_rawDesc), len(file_syncline_controlplane_v1_controlplane_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

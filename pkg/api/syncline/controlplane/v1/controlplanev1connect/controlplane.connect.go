@@ -62,6 +62,9 @@ const (
 	// ResourceServiceTestFlowProcedure is the fully-qualified name of the ResourceService's TestFlow
 	// RPC.
 	ResourceServiceTestFlowProcedure = "/syncline.controlplane.v1.ResourceService/TestFlow"
+	// ResourceServiceSyncFlowProcedure is the fully-qualified name of the ResourceService's SyncFlow
+	// RPC.
+	ResourceServiceSyncFlowProcedure = "/syncline.controlplane.v1.ResourceService/SyncFlow"
 )
 
 // ResourceServiceClient is a client for the syncline.controlplane.v1.ResourceService service.
@@ -99,6 +102,10 @@ type ResourceServiceClient interface {
 	// target but writes nothing, and the ledger is not asked: the record is
 	// planned as a change of a record the ledger knows.
 	TestFlow(context.Context, *v1.TestFlowRequest) (*v1.TestFlowResponse, error)
+	// SyncFlow asks for a poll of a flow's source now, whatever its schedule
+	// says (`syncline flow sync`). The replica that polls the source starts
+	// within a second or so; the flow's status tells when the poll ended.
+	SyncFlow(context.Context, *v1.SyncFlowRequest) (*v1.SyncFlowResponse, error)
 }
 
 // NewResourceServiceClient constructs a client for the syncline.controlplane.v1.ResourceService
@@ -166,6 +173,12 @@ func NewResourceServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(resourceServiceMethods.ByName("TestFlow")),
 			connect.WithClientOptions(opts...),
 		),
+		syncFlow: connect.NewClient[v1.SyncFlowRequest, v1.SyncFlowResponse](
+			httpClient,
+			baseURL+ResourceServiceSyncFlowProcedure,
+			connect.WithSchema(resourceServiceMethods.ByName("SyncFlow")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -180,6 +193,7 @@ type resourceServiceClient struct {
 	getDefaultMapping *connect.Client[v1.GetDefaultMappingRequest, v1.GetDefaultMappingResponse]
 	testEndpoint      *connect.Client[v1.TestEndpointRequest, v1.TestEndpointResponse]
 	testFlow          *connect.Client[v1.TestFlowRequest, v1.TestFlowResponse]
+	syncFlow          *connect.Client[v1.SyncFlowRequest, v1.SyncFlowResponse]
 }
 
 // Apply calls syncline.controlplane.v1.ResourceService.Apply.
@@ -263,6 +277,15 @@ func (c *resourceServiceClient) TestFlow(ctx context.Context, req *v1.TestFlowRe
 	return nil, err
 }
 
+// SyncFlow calls syncline.controlplane.v1.ResourceService.SyncFlow.
+func (c *resourceServiceClient) SyncFlow(ctx context.Context, req *v1.SyncFlowRequest) (*v1.SyncFlowResponse, error) {
+	response, err := c.syncFlow.CallUnary(ctx, connect.NewRequest(req))
+	if response != nil {
+		return response.Msg, err
+	}
+	return nil, err
+}
+
 // ResourceServiceHandler is an implementation of the syncline.controlplane.v1.ResourceService
 // service.
 type ResourceServiceHandler interface {
@@ -299,6 +322,10 @@ type ResourceServiceHandler interface {
 	// target but writes nothing, and the ledger is not asked: the record is
 	// planned as a change of a record the ledger knows.
 	TestFlow(context.Context, *v1.TestFlowRequest) (*v1.TestFlowResponse, error)
+	// SyncFlow asks for a poll of a flow's source now, whatever its schedule
+	// says (`syncline flow sync`). The replica that polls the source starts
+	// within a second or so; the flow's status tells when the poll ended.
+	SyncFlow(context.Context, *v1.SyncFlowRequest) (*v1.SyncFlowResponse, error)
 }
 
 // NewResourceServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -362,6 +389,12 @@ func NewResourceServiceHandler(svc ResourceServiceHandler, opts ...connect.Handl
 		connect.WithSchema(resourceServiceMethods.ByName("TestFlow")),
 		connect.WithHandlerOptions(opts...),
 	)
+	resourceServiceSyncFlowHandler := connect.NewUnaryHandlerSimple(
+		ResourceServiceSyncFlowProcedure,
+		svc.SyncFlow,
+		connect.WithSchema(resourceServiceMethods.ByName("SyncFlow")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/syncline.controlplane.v1.ResourceService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case ResourceServiceApplyProcedure:
@@ -382,6 +415,8 @@ func NewResourceServiceHandler(svc ResourceServiceHandler, opts ...connect.Handl
 			resourceServiceTestEndpointHandler.ServeHTTP(w, r)
 		case ResourceServiceTestFlowProcedure:
 			resourceServiceTestFlowHandler.ServeHTTP(w, r)
+		case ResourceServiceSyncFlowProcedure:
+			resourceServiceSyncFlowHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -425,4 +460,8 @@ func (UnimplementedResourceServiceHandler) TestEndpoint(context.Context, *v1.Tes
 
 func (UnimplementedResourceServiceHandler) TestFlow(context.Context, *v1.TestFlowRequest) (*v1.TestFlowResponse, error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("syncline.controlplane.v1.ResourceService.TestFlow is not implemented"))
+}
+
+func (UnimplementedResourceServiceHandler) SyncFlow(context.Context, *v1.SyncFlowRequest) (*v1.SyncFlowResponse, error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("syncline.controlplane.v1.ResourceService.SyncFlow is not implemented"))
 }
