@@ -167,11 +167,11 @@ func TestStoreAndLeases(t *testing.T) {
 	}
 
 	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	if err := store.RequestSync(ctx, src, at); err != nil {
+	if err := store.RequestSync(ctx, src, poll.Request{At: at, FromStart: true}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := store.SyncRequested(ctx, src); err != nil || !got.Equal(at) {
-		t.Fatalf("sync requested = %s %v, want %s", got, err, at)
+	if got, err := store.SyncRequested(ctx, src); err != nil || !got.At.Equal(at) || !got.FromStart {
+		t.Fatalf("sync requested = %+v %v, want %s from the start", got, err, at)
 	}
 	other := poll.Source{Tenant: "acme2", Endpoint: "shop", Entity: "order"}
 	if _, err := store.Put(ctx, other, poll.State{Cursor: "x"}, 0); err != nil {
@@ -183,7 +183,7 @@ func TestStoreAndLeases(t *testing.T) {
 	if st, r, _ := store.Get(ctx, src); r != 0 || st.Cursor != "" {
 		t.Errorf("after the tenant's erase its source holds %+v", st)
 	}
-	if got, _ := store.SyncRequested(ctx, src); !got.IsZero() {
+	if got, _ := store.SyncRequested(ctx, src); !got.At.IsZero() {
 		t.Errorf("after the tenant's erase its sync request is still there")
 	}
 	if st, _, _ := store.Get(ctx, other); st.Cursor != "x" {

@@ -181,13 +181,27 @@ func (s *Store) Put(ctx context.Context, src Source, st State, rev uint64) (uint
 	return next, nil
 }
 
-// RequestSync asks the replica that polls src to poll it now (`syncline flow sync`).
-func (s *Store) RequestSync(ctx context.Context, src Source, at time.Time) error {
+// Request is a request to poll a source now (`syncline flow sync`).
+type Request struct {
+	// At is when it was asked for: a poll that began at or after it answers it.
+	At time.Time `json:"at"`
+	// FromStart reads the source from the beginning: the poll that answers the request
+	// starts from the empty cursor (every record is read again; those the targets hold
+	// already are skipped as unchanged).
+	FromStart bool `json:"fromStart,omitempty"`
+}
+
+// RequestSync asks the replica that polls src to poll it now.
+func (s *Store) RequestSync(ctx context.Context, src Source, r Request) error {
 	kv, _, err := s.buckets(ctx)
 	if err != nil {
 		return err
 	}
-	b, _ := at.UTC().MarshalText()
+	r.At = r.At.UTC()
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encoding a poll request of %s: %w", src, err)
+	}
 	if _, err := kv.Put(ctx, "sync."+src.Key(), b); err != nil {
 		s.forget(err)
 		return fmt.Errorf("asking for a poll of %s: %w", src, err)
@@ -195,25 +209,25 @@ func (s *Store) RequestSync(ctx context.Context, src Source, at time.Time) error
 	return nil
 }
 
-// SyncRequested returns when a poll of src was last asked for; zero if never.
-func (s *Store) SyncRequested(ctx context.Context, src Source) (time.Time, error) {
+// SyncRequested returns the last request to poll src; the zero Request if none.
+func (s *Store) SyncRequested(ctx context.Context, src Source) (Request, error) {
 	kv, _, err := s.buckets(ctx)
 	if err != nil {
-		return time.Time{}, err
+		return Request{}, err
 	}
 	e, err := kv.Get(ctx, "sync."+src.Key())
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return time.Time{}, nil
+		return Request{}, nil
 	case err != nil:
 		s.forget(err)
-		return time.Time{}, fmt.Errorf("reading the poll requests of %s: %w", src, err)
+		return Request{}, fmt.Errorf("reading the poll requests of %s: %w", src, err)
 	}
-	var t time.Time
-	if err := t.UnmarshalText(e.Value()); err != nil {
-		return time.Time{}, nil // a damaged request is no request
+	var r Request
+	if err := json.Unmarshal(e.Value(), &r); err != nil {
+		return Request{}, nil // a damaged request is no request
 	}
-	return t, nil
+	return r, nil
 }
 
 // Lease is a replica's hold on polling one source.

@@ -119,6 +119,7 @@ keyField, or given with --key.`,
 
 func newFlowSync(g *globals) *cobra.Command {
 	var tenant string
+	var fromStart bool
 	sync := &cobra.Command{
 		Use:   "sync FLOW",
 		Short: "Poll a flow's source now, whatever its schedule says",
@@ -127,15 +128,18 @@ within a second or so and reads every change since the source's cursor. The
 source (an endpoint's entity) is shared by every flow that reads it, so they
 all get its changes. ` + "`syncline get flows`" + ` shows when the poll ended, how, and
 the cursor. A flow whose source publishes its changes (schedule realtime) has
-nothing to poll.`,
-		Example: `  syncline flow sync shop-orders --tenant acme`,
+nothing to poll. --from-start reads the source from the beginning instead of
+from its cursor: every record is read again, and those the targets hold
+already are skipped as unchanged.`,
+		Example: `  syncline flow sync shop-orders --tenant acme
+  syncline flow sync shop-orders --from-start`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := g.resources()
 			if err != nil {
 				return err
 			}
-			resp, err := client.SyncFlow(cmd.Context(), &controlplanev1.SyncFlowRequest{Tenant: tenant, Flow: args[0]})
+			resp, err := client.SyncFlow(cmd.Context(), &controlplanev1.SyncFlowRequest{Tenant: tenant, Flow: args[0], FromStart: fromStart})
 			if err != nil {
 				return explain(err, g.server)
 			}
@@ -145,6 +149,7 @@ nothing to poll.`,
 		},
 	}
 	sync.Flags().StringVar(&tenant, "tenant", "", "the flow's tenant (an integrator token's own when left out)")
+	sync.Flags().BoolVar(&fromStart, "from-start", false, "read the source from the beginning, not from its cursor")
 	return sync
 }
 

@@ -182,8 +182,8 @@ func (p *poller) get() (*flowconfig.Flow, []poll.Schedule) {
 // polled, if a poll was asked for since the last began, or if the last one was cut off
 // (its holder died or stopped); otherwise when the first of its schedules is due after the
 // last poll, delayed by jitter (a fraction in [0, 1) of each schedule's jitter).
-func due(st poll.State, requested time.Time, schedules []poll.Schedule, jitter float64) time.Time {
-	if st.Started.IsZero() || requested.After(st.Started) || st.Outcome == poll.OutcomeRunning {
+func due(st poll.State, req poll.Request, schedules []poll.Schedule, jitter float64) time.Time {
+	if st.Started.IsZero() || asked(st, req) || st.Outcome == poll.OutcomeRunning {
 		return time.Time{}
 	}
 	var first time.Time
@@ -194,6 +194,11 @@ func due(st poll.State, requested time.Time, schedules []poll.Schedule, jitter f
 		}
 	}
 	return first
+}
+
+// asked reports whether req asks for a poll that has not begun yet.
+func asked(st poll.State, req poll.Request) bool {
+	return !req.At.IsZero() && !req.At.Before(st.Started)
 }
 
 // run waits for src's polls to be due and polls it whenever this replica gets its lease.
@@ -282,6 +287,9 @@ func (ps *pollers) pollLeased(ctx context.Context, p *poller, lease *poll.Lease,
 	if time.Until(due(st, req, schedules, jitter)) > 0 {
 		return
 	}
+	if asked(st, req) && req.FromStart {
+		st.Cursor = ""
+	}
 	start := time.Now()
 	st.Started, st.Finished, st.Outcome, st.Error, st.Changes, st.Replica = start, time.Time{}, poll.OutcomeRunning, "", 0, ps.replica
 	if rev, err = ps.store.Put(ctx, p.src, st, rev); err != nil {
@@ -304,7 +312,7 @@ func (ps *pollers) pollLeased(ctx context.Context, p *poller, lease *poll.Lease,
 	} else {
 		log.Debug("polled", "changes", st.Changes, "took", st.Finished.Sub(start))
 	}
-	st.Next = due(st, time.Time{}, schedules, jitter)
+	st.Next = due(st, poll.Request{}, schedules, jitter)
 	// Written with a context of its own: a poll that ran out of time still tells
 	// how it ended.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)

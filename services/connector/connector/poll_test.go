@@ -132,11 +132,12 @@ func (r *rig) pollState() poll.State {
 	return st
 }
 
-// syncNow asks for a poll now and waits until one that began after the request has ended.
+// syncNow asks for a poll now and waits until one that began at or after the request has
+// ended.
 func (r *rig) syncNow() poll.State {
 	r.t.Helper()
 	at := time.Now()
-	if err := poll.NewStore(r.js, 1).RequestSync(context.Background(), shopSource, at); err != nil {
+	if err := poll.NewStore(r.js, 1).RequestSync(context.Background(), shopSource, poll.Request{At: at}); err != nil {
 		r.t.Fatal(err)
 	}
 	var st poll.State
@@ -186,6 +187,21 @@ func TestPolledSourceReachesIngestOnce(t *testing.T) {
 	}
 	if len(got) != 25 || !five || !six {
 		t.Fatalf("after the second poll ingest holds %d changes (record 5 changed: %v, 6 deleted: %v), want 25", len(got), five, six)
+	}
+	// From the start: every record is read again, and none is stored twice.
+	at2 := time.Now()
+	if err := poll.NewStore(r.js, 1).RequestSync(context.Background(), shopSource, poll.Request{At: at2, FromStart: true}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "no poll from the start ended", func() bool {
+		st = r.pollState()
+		return !st.Started.Before(at2) && st.Outcome == poll.OutcomeOK
+	})
+	if st.Changes != 23 || st.Total != 48 {
+		t.Fatalf("state after a poll from the start = %+v, want all 23 records read again", st)
+	}
+	if got := r.ingested(); len(got) != 25 {
+		t.Fatalf("after reading from the start ingest holds %d changes, want the same 25", len(got))
 	}
 }
 
@@ -267,7 +283,7 @@ func TestPollingAgainstModel(t *testing.T) {
 			}
 			mu.Unlock()
 		case 1:
-			if err := poll.NewStore(r.js, 1).RequestSync(context.Background(), shopSource, time.Now()); err != nil {
+			if err := poll.NewStore(r.js, 1).RequestSync(context.Background(), shopSource, poll.Request{At: time.Now()}); err != nil {
 				t.Fatal(err)
 			}
 		}

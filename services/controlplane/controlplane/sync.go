@@ -34,7 +34,7 @@ func (h *resourceHandler) SyncFlow(ctx context.Context, req *controlplanev1.Sync
 	}
 	src := poll.Source{Tenant: tenant, Endpoint: spec.Source, Entity: spec.Entity}
 	at := time.Now()
-	if err := h.s.polls.RequestSync(ctx, src, at); err != nil {
+	if err := h.s.polls.RequestSync(ctx, src, poll.Request{At: at, FromStart: req.FromStart}); err != nil {
 		return nil, connect.NewError(connect.CodeUnavailable, err)
 	}
 	return &controlplanev1.SyncFlowResponse{Endpoint: spec.Source, Entity: spec.Entity, RequestedAt: timestamppb.New(at)}, nil

@@ -387,9 +387,14 @@ func (x *SourcePolls) GetNext() *timestamppb.Timestamp {
 
 // SyncFlowRequest names the flow whose source is to be polled now.
 type SyncFlowRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tenant        string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
-	Flow          string                 `protobuf:"bytes,2,opt,name=flow,proto3" json:"flow,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Tenant string                 `protobuf:"bytes,1,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Flow   string                 `protobuf:"bytes,2,opt,name=flow,proto3" json:"flow,omitempty"`
+	// Read the source from the beginning, not from its cursor: every record
+	// is read again, and those the targets hold already are skipped as
+	// unchanged. For a source whose cursor no longer fits it (its table or
+	// resource changed), or to check that a target holds everything.
+	FromStart     bool `protobuf:"varint,3,opt,name=from_start,json=fromStart,proto3" json:"from_start,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -436,6 +441,13 @@ func (x *SyncFlowRequest) GetFlow() string {
 		return x.Flow
 	}
 	return ""
+}
+
+func (x *SyncFlowRequest) GetFromStart() bool {
+	if x != nil {
+		return x.FromStart
+	}
+	return false
 }
 
 // SyncFlowResponse says which source will be polled.
@@ -1912,10 +1924,12 @@ const file_syncline_controlplane_v1_controlplane_proto_rawDesc = "" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12\x18\n" +
 	"\achanges\x18\x06 \x01(\x03R\achanges\x12\x14\n" +
 	"\x05total\x18\a \x01(\x03R\x05total\x12.\n" +
-	"\x04next\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04next\"=\n" +
+	"\x04next\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04next\"\\\n" +
 	"\x0fSyncFlowRequest\x12\x16\n" +
 	"\x06tenant\x18\x01 \x01(\tR\x06tenant\x12\x12\n" +
-	"\x04flow\x18\x02 \x01(\tR\x04flow\"\x85\x01\n" +
+	"\x04flow\x18\x02 \x01(\tR\x04flow\x12\x1d\n" +
+	"\n" +
+	"from_start\x18\x03 \x01(\bR\tfromStart\"\x85\x01\n" +
 	"\x10SyncFlowResponse\x12\x1a\n" +
 	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12\x16\n" +
 	"\x06entity\x18\x02 \x01(\tR\x06entity\x12=\n" +
