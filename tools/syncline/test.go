@@ -133,7 +133,7 @@ from its cursor: every record is read again, and those the targets hold
 already are skipped as unchanged.`,
 		Example: `  syncline flow sync shop-orders --tenant acme
   syncline flow sync shop-orders --from-start`,
-		Args:    cobra.ExactArgs(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := g.resources()
 			if err != nil {
