@@ -94,7 +94,7 @@ func TestGetEveryKindInEveryFormat(t *testing.T) {
 		{
 			kind:  "Flow",
 			name:  "orders",
-			list:  `TENANT +NAME +INTEGRATOR +SOURCE +TARGET +ENTITY +GENERATION +STATE +WAITING +SINCE +LAST ERROR\nacme +orders +shop-to-erp +shop +erp +order +1 +active +0 +- +-\n`,
+			list:  `TENANT +NAME +INTEGRATOR +SOURCE +TARGET +ENTITY +GENERATION +STATE +WAITING +SINCE +LAST POLL +CURSOR +LAST ERROR\nacme +orders +shop-to-erp +shop +erp +order +1 +active +0 +- +- +- +-\n`,
 			names: []string{"orders"},
 		},
 	}

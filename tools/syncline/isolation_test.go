@@ -57,6 +57,7 @@ func TestNoVerbReachesAnotherTenant(t *testing.T) {
 		"syncline report providers":    {"report", "providers", "--tenant", "globex"},
 		"syncline endpoint test":       {"endpoint", "test", "erp", "--tenant", "globex"},
 		"syncline flow test":           {"flow", "test", "orders", "--tenant", "globex", "--file", record, "--key", "X"},
+		"syncline flow sync":           {"flow", "sync", "orders", "--tenant", "globex", "--from-start"},
 		"syncline token":               nil, // a group: its verbs have cases
 		"syncline endpoint":            nil,
 		"syncline flow":                nil,

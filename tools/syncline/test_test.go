@@ -44,3 +44,14 @@ func TestEndpointAndFlowTest(t *testing.T) {
 		}
 	}
 }
+
+func TestFlowSyncRefusesAFlowWhoseSourcePublishes(t *testing.T) {
+	c := withExample(t)
+	_, err := c.run("flow", "sync", "orders", "--tenant", "acme")
+	if err == nil || !strings.Contains(err.Error(), "realtime schedule") || !strings.Contains(err.Error(), "interval or cron") {
+		t.Fatalf("flow sync of a realtime flow: %v, want a refusal that says the source publishes and how to poll it", err)
+	}
+	if _, err := c.run("flow", "sync", "nosuch", "--tenant", "acme"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("flow sync of a flow that does not exist: %v, want not found", err)
+	}
+}
