@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -295,4 +296,35 @@ func Forget(ctx context.Context, js jetstream.JetStream, tenant string) error {
 		}
 	}
 	return nil
+}
+
+// WatchRequests follows the requests to poll now: it calls wake with each source a
+// request is made for, until ctx is done. A watch that ends (a NATS server that restarted)
+// is made again.
+func (s *Store) WatchRequests(ctx context.Context, wake func(Source)) {
+	for ctx.Err() == nil {
+		kv, _, err := s.buckets(ctx)
+		var w jetstream.KeyWatcher
+		if err == nil {
+			w, err = kv.Watch(ctx, "sync.>", jetstream.UpdatesOnly())
+		}
+		if err != nil {
+			s.forget(err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for e := range w.Updates() {
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			parts := strings.Split(strings.TrimPrefix(e.Key(), "sync."), ".")
+			if len(parts) == 3 {
+				wake(Source{Tenant: parts[0], Endpoint: parts[1], Entity: parts[2]})
+			}
+		}
+		_ = w.Stop()
+	}
 }

@@ -18,9 +18,10 @@ import (
 	"github.com/syncline/syncline/pkg/secret"
 )
 
-// pollCheckEvery is how often a poller that waits looks at its source's state again: for a
-// request to poll now (`syncline flow sync`), a changed schedule, or a poll another
-// replica finished.
+// pollCheckEvery is how often a poller looks at its source's state again while another
+// replica polls it, and how often the pollers look for flows that poll a new source. A
+// poller whose source is not due sleeps until it is, or until a request to poll now
+// (`syncline flow sync`) or a change of its schedules wakes it.
 const pollCheckEvery = time.Second
 
 // pollers run the polls of the sources the flows read on a schedule: one goroutine per
@@ -43,6 +44,9 @@ type pollers struct {
 type poller struct {
 	src    poll.Source
 	cancel context.CancelFunc
+	// wake tells a waiting poller to look at its source again: a poll was asked for, or
+	// its schedules changed.
+	wake chan struct{}
 
 	mu sync.Mutex
 	// flow is the newest flow that reads the source: its endpoint is what is opened.
@@ -66,7 +70,18 @@ func newPollers(s *Service) *pollers {
 // Start implements lifecycle's part: it follows the flow index until ctx is done.
 func (ps *pollers) Start(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	ps.wg.Add(1)
+	ps.wg.Add(2)
+	go func() {
+		defer ps.wg.Done()
+		ps.store.WatchRequests(ctx, func(src poll.Source) {
+			ps.mu.Lock()
+			p := ps.running[src]
+			ps.mu.Unlock()
+			if p != nil {
+				p.poke()
+			}
+		})
+	}()
 	go func() {
 		defer ps.wg.Done()
 		t := time.NewTicker(pollCheckEvery)
@@ -152,7 +167,7 @@ func (ps *pollers) sync(ctx context.Context) {
 		p := ps.running[src]
 		if p == nil {
 			pctx, cancel := context.WithCancel(ctx)
-			p = &poller{src: src, cancel: cancel}
+			p = &poller{src: src, cancel: cancel, wake: make(chan struct{}, 1)}
 			ps.running[src] = p
 			p.set(w.flow, w.schedules)
 			ps.wg.Add(1)
@@ -168,8 +183,16 @@ func (ps *pollers) sync(ctx context.Context) {
 
 func (p *poller) set(f *flowconfig.Flow, s []poll.Schedule) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.flow, p.schedules = f, s
+	p.mu.Unlock()
+	p.poke()
+}
+
+func (p *poller) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
 }
 
 func (p *poller) get() (*flowconfig.Flow, []poll.Schedule) {
@@ -212,7 +235,13 @@ func (ps *pollers) run(ctx context.Context, p *poller) {
 			wait = 5 * pollCheckEvery
 		}
 		if wait > 0 {
-			sleep(ctx, min(wait, pollCheckEvery))
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+			case <-p.wake:
+			case <-t.C:
+			}
+			t.Stop()
 			continue
 		}
 		lease, err := ps.store.TryLease(ctx, p.src, ps.replica)
