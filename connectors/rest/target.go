@@ -8,6 +8,9 @@
 // 408 and 429) is the record's refusal, with the API's message; a 5xx, a timeout or a broken
 // connection is an outage of the whole call; 429 and 503 are a *connector.ThrottledError,
 // after the endpoint's budget has waited out what it could.
+//
+// An entity with source settings is polled as well (PolledSource, source.go): the records
+// changed at or after a time, sorted by when they changed, page by page.
 package rest
 
 import (
