@@ -2,6 +2,7 @@ package rest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -82,10 +83,79 @@ type Entity struct {
 	// States the states it takes, the default first. Empty fields send neither.
 	RefsField, StateField string
 	States                []string
+	// Source says how the entity's changes are polled; nil when they are not.
+	Source *Source
 }
 
+// The pagination styles of a polled entity.
+const (
+	// PagePages asks for page n of page_size records (json-server's _page and _limit).
+	PagePages = "page"
+	// PageOffset asks for page_size records from an offset (json-server's _start and _limit).
+	PageOffset = "offset"
+	// PageCursor sends back the cursor the answer names (cursor_field) as cursor_param.
+	PageCursor = "cursor"
+	// PageLink follows the answer's Link header to its rel="next".
+	PageLink = "link"
+)
+
+// The formats of a polled entity's changed field.
+const (
+	ChangedRFC3339 = "rfc3339"
+	ChangedUnix    = "unix"
+	ChangedUnixMS  = "unix_ms"
+)
+
+// Source is how the API serves one entity's changes to polling: records changed at or after
+// a time, sorted by when they changed (then by key), page by page.
+type Source struct {
+	// Path is the collection to read; the entity's path unless set.
+	Path string
+	// KeyField is the record field that holds its key; the entity's id_field unless set.
+	KeyField string
+	// ChangedField is the record field (a dotted path for a nested one) that holds when the
+	// record last changed, in ChangedFormat.
+	ChangedField, ChangedFormat string
+	// SinceParam is the query parameter that asks for records changed at or after a time
+	// (json-server: updatedAt_gte). Every read but the first sends it.
+	SinceParam string
+	// Sort holds the query parameters that sort the answer by the changed field, then by the
+	// key, ascending (json-server: _sort=updatedAt,id and _order=asc,asc).
+	Sort map[string]string
+	// RecordsField is where the records are in the answer (a dotted path); empty when the
+	// answer is the list itself.
+	RecordsField string
+	// DeletedField is the record field that marks it deleted (true, or a non-empty string
+	// such as a deleted-at time); empty when the API does not keep deleted records.
+	DeletedField string
+	PageSize     int
+	Pagination   string
+	// PageParam, LimitParam and OffsetParam are the query parameters of the page and
+	// offset styles (the link style sends PageParam=1 and LimitParam on its first request);
+	// CursorParam and CursorField those of the cursor style.
+	PageParam, LimitParam, OffsetParam string
+	CursorParam, CursorField           string
+}
+
+// sourceKeys are the settings of a polled entity, in the order messages list them.
+var sourceKeys = []string{"path", "key_field", "changed_field", "changed_format", "since_param", "sort", "records_field", "deleted_field",
+	"page_size", "pagination", "page_param", "limit_param", "offset_param", "cursor_param", "cursor_field"}
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 10000
+)
+
+var (
+	// paramPattern is a query parameter's name.
+	paramPattern = regexp.MustCompile(`^[^\s&=#?]+$`)
+	// fieldPathPattern is a field of a record or an answer, with '.' between the names of
+	// nested ones.
+	fieldPathPattern = regexp.MustCompile(`^[^.\s]+(\.[^.\s]+)*$`)
+)
+
 // entityKeys are the settings of one entity, in the order messages list them.
-var entityKeys = []string{"path", "item_path", "lookup", "ref_field", "id_field", "items_field", "update_method", "delete", "canonical", "refs_field", "state_field", "states"}
+var entityKeys = []string{"path", "item_path", "lookup", "ref_field", "id_field", "items_field", "update_method", "delete", "canonical", "refs_field", "state_field", "states", "source"}
 
 var (
 	namePattern = regexp.MustCompile(`^[a-z][a-z0-9_-]*$`)
@@ -100,7 +170,7 @@ func spec() connector.Spec {
 	return connector.Spec{
 		Type:     Type,
 		Kind:     connector.KindTarget,
-		Summary:  "Writes records to an HTTP API that speaks JSON: per entity a collection to find records in (by query parameter) and create them in (POST), and an item path to update (PUT or PATCH) and delete them.",
+		Summary:  "Writes records to an HTTP API that speaks JSON: per entity a collection to find records in (by query parameter) and create them in (POST), and an item path to update (PUT or PATCH) and delete them; and polls the entities with source settings for the records changed since a time, page by page.",
 		Reaches:  reaches,
 		Entities: entities,
 		Fields: []connector.Field{
@@ -119,20 +189,31 @@ func spec() connector.Spec {
 			{Name: "timeout", Type: connector.TypeDuration, Default: defaultTimeout.String(),
 				Summary: "how long one request may take, answer included, before the target counts the API as down"},
 			{Name: "entities", Type: connector.TypeMap, Required: true,
-				Summary: "per entity (customer, product, ...): path (the collection, /customers), item_path (default path/{id}), lookup (find field -> query parameter, such as email: email; external_ref defaults to ref_field), ref_field (the record field that stores the source key, default external_ref), id_field (default id), items_field (when the collection's answer is an object around the list), update_method (PATCH or PUT, default PATCH), delete (default false), canonical (the API takes the entity's canonical shape, and documents go through the order recipe; default false), refs_field (the field a document carries the ids of its customer, products or invoice in), state_field and states (the field that carries how far the API takes a document, and the states it takes, the default first)"},
+				Summary: "per entity (customer, product, ...): path (the collection, /customers), item_path (default path/{id}), lookup (find field -> query parameter, such as email: email; external_ref defaults to ref_field), ref_field (the record field that stores the source key, default external_ref), id_field (default id), items_field (when the collection's answer is an object around the list), update_method (PATCH or PUT, default PATCH), delete (default false), canonical (the API takes the entity's canonical shape, and documents go through the order recipe; default false), refs_field (the field a document carries the ids of its customer, products or invoice in), state_field and states (the field that carries how far the API takes a document, and the states it takes, the default first), source (to poll the entity's changes: path (default the entity's), key_field (default id_field), changed_field (required, such as updatedAt), changed_format (rfc3339, unix or unix_ms; default rfc3339), since_param (required: the query parameter asking for records changed at or after a time, such as updatedAt_gte), sort (query parameters sorting by the changed field then the key, ascending, such as {_sort: \"updatedAt,id\", _order: \"asc,asc\"}), records_field (where the records are in the answer; default items_field, else the answer is the list), deleted_field (a field that marks a record deleted), page_size (default 100), pagination (page, offset, cursor or link; default page), page_param (default _page), limit_param (default _limit), offset_param (default _start), cursor_param and cursor_field (the cursor style's))"},
 		},
 	}
 }
 
-// Register registers the "rest" target with its spec and factory.
+// Register registers the "rest" target with its spec and factory, and its polled side: the
+// entities with source settings.
 func Register(r *connector.Registry) error {
-	return r.RegisterTarget(spec(), func(ctx context.Context, settings map[string]any, env connector.Env) (connector.Target, error) {
+	err := r.RegisterTarget(spec(), func(ctx context.Context, settings map[string]any, env connector.Env) (connector.Target, error) {
 		s, err := parse(settings)
 		if err != nil {
 			return nil, err
 		}
 		return Open(ctx, s, env)
 	})
+	if err != nil {
+		return err
+	}
+	return r.RegisterPolling(Type, func(ctx context.Context, settings map[string]any, env connector.Env) (connector.Source, error) {
+		s, err := parse(settings)
+		if err != nil {
+			return nil, err
+		}
+		return OpenSource(ctx, s, env)
+	}, sourceEntities)
 }
 
 // reaches lists the API's host and port.
@@ -381,6 +462,13 @@ func parseEntity(v any) (Entity, []problem) {
 			}
 		}
 	}
+	if raw, ok := m["source"]; ok && raw != nil {
+		src, more := parseSource(raw, e)
+		for _, p := range more {
+			problems = append(problems, problem{".source" + p.path, p.reason})
+		}
+		e.Source = src
+	}
 	if _, ok := e.Lookup[connector.FieldExternalRef]; !ok {
 		e.Lookup[connector.FieldExternalRef] = e.RefField
 	}
@@ -410,4 +498,159 @@ func asMap(v any) (map[string]any, bool) {
 		return out, true
 	}
 	return nil, false
+}
+
+// parseSource reads a polled entity's source settings; e holds the entity's own, whose path,
+// id_field and items_field are the defaults.
+func parseSource(v any, e Entity) (*Source, []problem) {
+	var problems []problem
+	fail := func(key, format string, args ...any) {
+		problems = append(problems, problem{"." + key, fmt.Sprintf(format, args...)})
+	}
+	m, ok := asMap(v)
+	if !ok {
+		return nil, []problem{{"", "must be a map of settings (" + strings.Join(sourceKeys, ", ") + ")"}}
+	}
+	s := &Source{
+		Path: e.Path, KeyField: e.IDField, RecordsField: e.ItemsField,
+		ChangedFormat: ChangedRFC3339, PageSize: defaultPageSize, Pagination: PagePages,
+		PageParam: "_page", LimitParam: "_limit", OffsetParam: "_start", Sort: map[string]string{},
+	}
+	str := func(key string, into *string) {
+		raw, ok := m[key]
+		if !ok || raw == nil {
+			return
+		}
+		if str, ok := raw.(string); ok {
+			*into = str
+		} else {
+			fail(key, "must be a string")
+		}
+	}
+	str("path", &s.Path)
+	str("key_field", &s.KeyField)
+	str("changed_field", &s.ChangedField)
+	str("changed_format", &s.ChangedFormat)
+	str("since_param", &s.SinceParam)
+	str("records_field", &s.RecordsField)
+	str("deleted_field", &s.DeletedField)
+	str("pagination", &s.Pagination)
+	str("page_param", &s.PageParam)
+	str("limit_param", &s.LimitParam)
+	str("offset_param", &s.OffsetParam)
+	str("cursor_param", &s.CursorParam)
+	str("cursor_field", &s.CursorField)
+	if raw, ok := m["page_size"]; ok && raw != nil {
+		n, ok := wholeNumber(raw)
+		if !ok || n < 2 || n > maxPageSize {
+			fail("page_size", "must be a whole number from 2 to %d: how many records one request asks for", maxPageSize)
+		} else {
+			s.PageSize = int(n)
+		}
+	}
+	if raw, ok := m["sort"]; ok && raw != nil {
+		sort, ok := asMap(raw)
+		if !ok {
+			fail("sort", "must be a map of query parameters to values, such as {_sort: \"updatedAt,id\", _order: \"asc,asc\"}")
+		}
+		for _, param := range slices.Sorted(maps.Keys(sort)) {
+			value, ok := sort[param].(string)
+			if !ok || !paramPattern.MatchString(param) {
+				fail("sort."+param, "must be a query parameter with a string value, such as _sort: \"updatedAt,id\"")
+				continue
+			}
+			s.Sort[param] = value
+		}
+	}
+
+	switch {
+	case s.Path == "":
+		fail("path", "required: the collection's path under base_url, such as /customers (the entity's path is the default)")
+	case !pathPattern.MatchString(s.Path):
+		fail("path", "%q must start with '/' and hold no query, space or braces, such as /customers", s.Path)
+	}
+	if s.KeyField == "" {
+		fail("key_field", "must not be empty: the record field that holds its key, such as id")
+	}
+	switch {
+	case s.ChangedField == "":
+		fail("changed_field", "required: the record field that holds when it last changed, such as updatedAt")
+	case !fieldPathPattern.MatchString(s.ChangedField):
+		fail("changed_field", "%q must be a field name, or names joined by '.' for a nested field, such as updatedAt or meta.updated_at", s.ChangedField)
+	}
+	if !slices.Contains([]string{ChangedRFC3339, ChangedUnix, ChangedUnixMS}, s.ChangedFormat) {
+		fail("changed_format", "%q is not one of rfc3339 (a string such as 2026-03-01T12:00:00.000Z), unix (seconds since 1970) or unix_ms (milliseconds since 1970)", s.ChangedFormat)
+	}
+	switch {
+	case s.SinceParam == "":
+		fail("since_param", "required: the query parameter that asks for records changed at or after a time, such as updatedAt_gte")
+	case !paramPattern.MatchString(s.SinceParam):
+		fail("since_param", "%q is not a query parameter name", s.SinceParam)
+	}
+	for key, path := range map[string]string{"records_field": s.RecordsField, "deleted_field": s.DeletedField, "cursor_field": s.CursorField} {
+		if path != "" && !fieldPathPattern.MatchString(path) {
+			fail(key, "%q must be a field name, or names joined by '.' for a nested field", path)
+		}
+	}
+	params := map[string]*string{"page_param": &s.PageParam, "limit_param": &s.LimitParam, "offset_param": &s.OffsetParam, "cursor_param": &s.CursorParam}
+	for _, key := range slices.Sorted(maps.Keys(params)) {
+		if p := *params[key]; p != "" && !paramPattern.MatchString(p) {
+			fail(key, "%q is not a query parameter name", p)
+		}
+	}
+	need := func(key, value, why string) {
+		if value == "" {
+			fail(key, "required with pagination %s: %s", s.Pagination, why)
+		}
+	}
+	switch s.Pagination {
+	case PagePages:
+		need("page_param", s.PageParam, "the query parameter of the page number, such as _page")
+		need("limit_param", s.LimitParam, "the query parameter of the page size, such as _limit")
+	case PageOffset:
+		need("offset_param", s.OffsetParam, "the query parameter of the first record's offset, such as _start")
+		need("limit_param", s.LimitParam, "the query parameter of the page size, such as _limit")
+	case PageLink:
+		need("limit_param", s.LimitParam, "the query parameter of the page size, such as _limit or per_page")
+	case PageCursor:
+		need("cursor_param", s.CursorParam, "the query parameter that takes the next page's cursor, such as cursor")
+		need("cursor_field", s.CursorField, "the answer's field that holds the next page's cursor, such as next_cursor or meta.next")
+		need("records_field", s.RecordsField, "the answer is an object around the records and the cursor; name the field of the records, such as data")
+		need("limit_param", s.LimitParam, "the query parameter of the page size, such as limit")
+	default:
+		fail("pagination", "%q is not one of page (page_param and limit_param), offset (offset_param and limit_param), cursor (cursor_field sent back as cursor_param) or link (the Link header's rel=\"next\")", s.Pagination)
+	}
+	if _, ok := s.Sort[s.SinceParam]; ok && s.SinceParam != "" {
+		fail("sort."+s.SinceParam, "is the since_param, which the source sets itself")
+	}
+	var unknown []string
+	for key := range m {
+		if !slices.Contains(sourceKeys, key) {
+			unknown = append(unknown, key)
+		}
+	}
+	slices.Sort(unknown)
+	for _, key := range unknown {
+		fail(key, "unknown setting; a polled entity's settings are %s", strings.Join(sourceKeys, ", "))
+	}
+	return s, problems
+}
+
+// wholeNumber reads a whole number as decoders give it: an int, an int64, or a float64 or
+// json.Number without a fraction.
+func wholeNumber(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int:
+		return int64(n), true
+	case int64:
+		return n, true
+	case float64:
+		if n == float64(int64(n)) {
+			return int64(n), true
+		}
+	case json.Number:
+		i, err := n.Int64()
+		return i, err == nil
+	}
+	return 0, false
 }

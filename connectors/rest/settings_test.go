@@ -102,6 +102,43 @@ func TestSettingsErrorsNameTheirPath(t *testing.T) {
 		{"lookup is not a map", entity(map[string]any{"path": "/customers", "lookup": "email"}), []string{
 			"settings.entities.customer.lookup: must be a map of find fields to query parameters",
 		}},
+		{"source is not a map", entity(map[string]any{"path": "/customers", "source": "updatedAt"}), []string{
+			"settings.entities.customer.source: must be a map of settings (path, key_field, changed_field,",
+		}},
+		{"source without its required settings", entity(map[string]any{"path": "/customers", "source": map[string]any{}}), []string{
+			"settings.entities.customer.source.changed_field: required: the record field that holds when it last changed, such as updatedAt",
+			"settings.entities.customer.source.since_param: required: the query parameter that asks for records changed at or after a time, such as updatedAt_gte",
+		}},
+		{"source settings", entity(map[string]any{"path": "/customers", "source": map[string]any{
+			"path": "changes", "key_field": "", "changed_field": "meta..at", "changed_format": "iso", "since_param": "updated since",
+			"sort": map[string]any{"_sort": 1, "updatedAt_gte": "x"}, "records_field": "data..items", "page_size": 1, "pagination": "pages", "limit": 10,
+		}}), []string{
+			`settings.entities.customer.source.path: "changes" must start with '/'`,
+			"settings.entities.customer.source.key_field: must not be empty",
+			`settings.entities.customer.source.changed_field: "meta..at" must be a field name, or names joined by '.'`,
+			`settings.entities.customer.source.changed_format: "iso" is not one of rfc3339 (a string such as 2026-03-01T12:00:00.000Z), unix (seconds since 1970) or unix_ms (milliseconds since 1970)`,
+			`settings.entities.customer.source.since_param: "updated since" is not a query parameter name`,
+			`settings.entities.customer.source.sort._sort: must be a query parameter with a string value`,
+			`settings.entities.customer.source.records_field: "data..items" must be a field name`,
+			"settings.entities.customer.source.page_size: must be a whole number from 2 to 10000",
+			`settings.entities.customer.source.pagination: "pages" is not one of page (page_param and limit_param), offset (offset_param and limit_param), cursor (cursor_field sent back as cursor_param) or link (the Link header's rel="next")`,
+			"settings.entities.customer.source.limit: unknown setting; a polled entity's settings are path, key_field, changed_field, changed_format, since_param, sort, records_field, deleted_field, page_size, pagination, page_param, limit_param, offset_param, cursor_param, cursor_field",
+		}},
+		{"cursor pagination without its settings", entity(map[string]any{"path": "/customers", "source": map[string]any{
+			"changed_field": "updatedAt", "since_param": "updatedAt_gte", "pagination": "cursor", "limit_param": "", "sort": map[string]any{"updatedAt_gte": "0"},
+		}}), []string{
+			"settings.entities.customer.source.cursor_param: required with pagination cursor: the query parameter that takes the next page's cursor, such as cursor",
+			"settings.entities.customer.source.cursor_field: required with pagination cursor: the answer's field that holds the next page's cursor",
+			"settings.entities.customer.source.records_field: required with pagination cursor: the answer is an object around the records and the cursor",
+			"settings.entities.customer.source.limit_param: required with pagination cursor",
+			"settings.entities.customer.source.sort.updatedAt_gte: is the since_param, which the source sets itself",
+		}},
+		{"offset pagination without its parameter", entity(map[string]any{"path": "/customers", "source": map[string]any{
+			"changed_field": "updatedAt", "since_param": "updatedAt_gte", "pagination": "offset", "offset_param": "", "page_size": 2.5,
+		}}), []string{
+			"settings.entities.customer.source.offset_param: required with pagination offset: the query parameter of the first record's offset, such as _start",
+			"settings.entities.customer.source.page_size: must be a whole number from 2 to 10000",
+		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			// The apply-time check (CheckEgress, through Reaches) finds what the registry's
@@ -179,5 +216,32 @@ func TestSettingsSayWhatTheTargetReachesAndServes(t *testing.T) {
 	}
 	if got := connector.BudgetFromSettings(valid); got != (connector.BudgetConfig{}) {
 		t.Errorf("default budget = %+v, want no limits", got)
+	}
+}
+
+func TestSettingsSayWhatIsPolled(t *testing.T) {
+	r := registry(t)
+	if !r.Polls("rest") {
+		t.Fatal("rest endpoints are not polled")
+	}
+	settings := pollSettings("https://shop.example.com/api", "page", 50, nil)
+	settings["entities"].(map[string]any)["product"] = map[string]any{"path": "/products"}
+	if err := r.SourceEntities("rest", settings, "customer"); err != nil {
+		t.Errorf("customer is not polled: %v", err)
+	}
+	err := r.SourceEntities("rest", settings, "product")
+	var se *connector.SettingsError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), `entity: a rest endpoint with these settings cannot be polled for "product"; it can be for customer`) {
+		t.Errorf("polling products: %v, want a settings error naming customer", err)
+	}
+	// An endpoint with no entity to poll cannot be opened as a source.
+	_, err = r.OpenSource(context.Background(), "rest", shopSettings("http://127.0.0.1:9"), localEnv(t, nil))
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "settings.entities: no entity has source settings, so there is nothing to poll") {
+		t.Errorf("opening a source with nothing to poll: %v, want a settings error", err)
+	}
+	// The source is opened only where the egress policy allows.
+	_, err = r.OpenSource(context.Background(), "rest", pollSettings("http://127.0.0.1:9", "page", 4, nil), connector.Env{Tenant: "acme", Egress: mustEgress(t)})
+	if !errors.As(err, &se) || se.Path != "settings.base_url" {
+		t.Errorf("opening a source the policy does not allow: %v, want a settings error of settings.base_url", err)
 	}
 }

@@ -8,6 +8,9 @@
 // 408 and 429) is the record's refusal, with the API's message; a 5xx, a timeout or a broken
 // connection is an outage of the whole call; 429 and 503 are a *connector.ThrottledError,
 // after the endpoint's budget has waited out what it could.
+//
+// An entity with source settings is polled as well (PolledSource, source.go): the records
+// changed at or after a time, sorted by when they changed, page by page.
 package rest
 
 import (
@@ -16,13 +19,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/syncline/syncline/pkg/connector"
@@ -34,11 +35,9 @@ const checkProbe = "syncline-endpoint-test"
 
 // Target writes records to one API.
 type Target struct {
-	s Settings
+	*client
 	// readOnly: opened for a test (endpoint test, flow test), the target sends no write.
-	readOnly  bool
-	client    *http.Client
-	transport *http.Transport
+	readOnly bool
 }
 
 var _ connector.Target = (*Target)(nil)
@@ -53,28 +52,7 @@ func Open(_ context.Context, s Settings, env connector.Env) (*Target, error) {
 	if s.BaseURL == nil || len(s.Entities) == 0 {
 		return nil, errors.New("opening the rest target: the settings were not checked (use Register, or parse them)")
 	}
-	budget := env.Budget
-	if budget == nil {
-		budget = connector.NewBudget(s.Budget)
-	}
-	transport := &http.Transport{
-		// A proxy from the environment would be dialled instead of the API, past the policy.
-		Proxy:               nil,
-		DialContext:         env.Egress.Dialer(env.Tenant, "").DialContext,
-		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: 16,
-		TLSHandshakeTimeout: s.Timeout,
-	}
-	return &Target{
-		s:         s,
-		readOnly:  env.ReadOnly,
-		transport: transport,
-		client: &http.Client{
-			Transport: budget.Transport(transport),
-			// A redirect is a wrong base URL, and following one would turn a POST into a GET.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
-	}, nil
+	return &Target{client: newClient(s, env), readOnly: env.ReadOnly}, nil
 }
 
 // Find looks up, for each value, the records of entity whose field has it, with a GET of the
@@ -414,7 +392,7 @@ func (t *Target) Check(ctx context.Context) error {
 
 // Close closes the target's idle connections.
 func (t *Target) Close() error {
-	t.transport.CloseIdleConnections()
+	t.closeIdle()
 	return nil
 }
 
@@ -424,79 +402,4 @@ func (t *Target) entity(name string) (Entity, error) {
 		return Entity{}, fmt.Errorf("the endpoint serves no %q entity: settings.entities has %s", name, strings.Join(slices.Sorted(maps.Keys(t.s.Entities)), ", "))
 	}
 	return e, nil
-}
-
-// send makes one request within settings.timeout and reads its answer, up to maxAnswer. A
-// request that gets no answer (a timeout, a broken connection) is an error; so is an answer
-// larger than maxAnswer.
-func (t *Target) send(ctx context.Context, method, p string, query url.Values, body []byte) (*answer, error) {
-	u := t.s.BaseURL.String() + p
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	what := method + " " + p
-	if len(query) > 0 {
-		what += "?" + query.Encode()
-	}
-	parent := ctx
-	ctx, cancel := context.WithTimeout(ctx, t.s.Timeout)
-	defer cancel()
-	var reader io.Reader
-	if body != nil {
-		reader = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, reader)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", what, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	switch t.s.Auth {
-	case AuthBearer:
-		req.Header.Set("Authorization", "Bearer "+t.s.Token)
-	case AuthBasic:
-		req.SetBasicAuth(t.s.User, t.s.Password)
-	case AuthAPIKey:
-		req.Header.Set(t.s.APIKeyHeader, t.s.Token)
-	}
-	resp, err := t.client.Do(req)
-	if err != nil {
-		return nil, t.sendError(parent, what, err)
-	}
-	defer resp.Body.Close()
-	a := &answer{what: what, status: resp.StatusCode, header: resp.Header}
-	if resp.ContentLength > maxAnswer {
-		return nil, tooLarge(what, resp.StatusCode, strconv.FormatInt(resp.ContentLength, 10)+" bytes")
-	}
-	a.body, err = io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
-	if err != nil {
-		return nil, t.sendError(parent, what+": reading the answer", err)
-	}
-	if len(a.body) > maxAnswer {
-		return nil, tooLarge(what, resp.StatusCode, "more")
-	}
-	return a, nil
-}
-
-func tooLarge(what string, status int, size string) error {
-	return fmt.Errorf("%s answered %d with %s, over the 1 MiB the rest target reads: a lookup answering this much may be listing the whole collection because the API ignores its query parameter (check the entity's lookup settings)", what, status, size)
-}
-
-// sendError says why a request got no answer: the caller gave up, the budget holds it past
-// the timeout, the timeout passed, or the connection failed.
-func (t *Target) sendError(parent context.Context, what string, err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	var te *connector.ThrottledError
-	switch {
-	case parent.Err() != nil, errors.As(err, &te):
-		return fmt.Errorf("%s: %w", what, err)
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("%s: no answer within %s (settings.timeout): %w", what, t.s.Timeout, err)
-	}
-	return fmt.Errorf("%s on %s: %w", what, t.s.BaseURL.Host, err)
 }

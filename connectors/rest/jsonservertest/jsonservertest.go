@@ -259,6 +259,25 @@ func (s *Server) Add(t testing.TB, auth Auth, collection string, item map[string
 	return stored
 }
 
+// Put makes the item of collection with the id item["id"] hold item, over the API: it
+// replaces the item (PUT) when there is one and creates it (POST) when not, as a shop's own
+// edits would.
+func (s *Server) Put(t testing.TB, auth Auth, collection string, item map[string]any) {
+	t.Helper()
+	body, err := json.Marshal(item)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/" + collection + "/" + url.PathEscape(fmt.Sprint(item["id"]))
+	status, answer := s.do(t, http.MethodPut, path, body, &auth)
+	if status == http.StatusNotFound {
+		status, answer = s.do(t, http.MethodPost, "/"+collection, body, &auth)
+	}
+	if status != http.StatusOK && status != http.StatusCreated {
+		t.Fatalf("putting %s into /%s: %d %s", body, collection, status, answer)
+	}
+}
+
 func (s *Server) do(t testing.TB, method, path string, body []byte, auth *Auth) (int, []byte) {
 	t.Helper()
 	status, answer, err := s.send(context.Background(), method, path, body, auth)
