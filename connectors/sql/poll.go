@@ -32,7 +32,7 @@ const (
 	defaultSettle = 5 * time.Second
 )
 
-const pollSummary = "what a polled source reads, per entity (customer, product, ...): table (the table or view, optionally schema.table; " +
+const pollSummary = "what a polled source reads, per entity (customer, product, ...): table (the table or view, optionally schema.table, default settings.table; " +
 	"for mariadb a table of the DSN's database), key_column (the record's key, unique; default id), change_column (set on every insert and update), " +
 	"change_type (timestamp: an updated-at column, the default; sequence: an increasing integer), tombstone_column (optional: a row whose value there " +
 	"is neither NULL nor false nor 0 is read as a delete), page_size (rows per read, default 500, at most 10000), settle (timestamp only: read a change " +
@@ -73,12 +73,15 @@ func sourceEntities(settings map[string]any) ([]string, error) {
 // are joined.
 func parsePolls(settings map[string]any) (map[string]poll, error) {
 	driver, _ := settings["driver"].(string)
+	table, _ := settings["table"].(string)
 	raw, given := settings["poll"].(map[string]any)
 	switch {
 	case driver == DriverSQLite:
 		return nil, &connector.SettingsError{Path: "settings.driver", Reason: "a sqlite endpoint is not polled (it is a target only); poll a postgres or mariadb database"}
 	case !given || len(raw) == 0:
 		return nil, &connector.SettingsError{Path: "settings.poll", Reason: "names no entity, so the endpoint cannot be polled; give per entity its table, key_column and change_column, such as customer: {table: customers, key_column: id, change_column: updated_at}"}
+	case driver == DriverMariaDB && strings.Contains(table, "."):
+		return nil, &connector.SettingsError{Path: "settings.table", Reason: fmt.Sprintf("%q names another database: a mariadb endpoint reads the database of its DSN only; name the table alone, or make an endpoint for the other database", table)}
 	}
 	var errs []error
 	polls := make(map[string]poll, len(raw))
@@ -88,7 +91,7 @@ func parsePolls(settings map[string]any) (map[string]poll, error) {
 			errs = append(errs, &connector.SettingsError{Path: path, Reason: "the entity name must be lower-case letters, digits, '_' or '-', starting with a letter"})
 			continue
 		}
-		p, problems := parsePoll(name, raw[name], driver)
+		p, problems := parsePoll(name, raw[name], driver, table)
 		for _, e := range problems {
 			e.Path = path + e.Path
 			errs = append(errs, e)
@@ -104,8 +107,8 @@ func parsePolls(settings map[string]any) (map[string]poll, error) {
 }
 
 // parsePoll checks one entity's settings; each problem's Path is relative to the entity
-// (".table").
-func parsePoll(entity string, v any, driver string) (poll, []*connector.SettingsError) {
+// (".table"). table is the endpoint's, read when the entity names none.
+func parsePoll(entity string, v any, driver, table string) (poll, []*connector.SettingsError) {
 	m, ok := v.(map[string]any)
 	if !ok {
 		return poll{}, []*connector.SettingsError{{Reason: "must be a map such as {table: customers, key_column: id, change_column: updated_at}"}}
@@ -128,6 +131,9 @@ func parsePoll(entity string, v any, driver string) (poll, []*connector.Settings
 	p := poll{Entity: entity, Table: str("table"), Key: str("key_column"), Change: str("change_column"),
 		Kind: str("change_type"), Tombstone: str("tombstone_column"), PageSize: defaultPageSize}
 
+	if _, named := m["table"]; !named {
+		p.Table = table
+	}
 	switch {
 	case p.Table == "":
 		fail("table", "required: the table or view to read, such as customers or sales.customers")

@@ -42,8 +42,8 @@ type Settings struct {
 	// (a server that trusts the user). A password file or PGPASSWORD of the connector's host
 	// is the operator's and never used for an endpoint.
 	Password string
-	// Table is the table the target writes; a source endpoint needs none (it reads the
-	// tables of its poll setting).
+	// Table is the endpoint's table: the one the target writes, and the one a polled entity
+	// reads unless settings.poll names its own.
 	Table string
 	// KeyColumn holds the source key; empty means "external_ref".
 	KeyColumn   string
@@ -54,11 +54,11 @@ type Settings struct {
 // Open checks Settings against it, so a setting the control plane accepts is one Open accepts.
 func spec() connector.Spec {
 	return connector.Spec{
-		Type:    Type,
-		Kind:    connector.KindTarget,
-		Summary: "Writes records as rows of one table in PostgreSQL or SQLite, upserted by the source key; as a source, polls tables or views in PostgreSQL or MariaDB for changed rows by an updated-at or sequence column.",
-		KeyIsID: true,
-		Reaches: reaches,
+		Type:     Type,
+		Kind:     connector.KindTarget,
+		Summary:  "Writes records as rows of one table in PostgreSQL or SQLite, upserted by the source key; as a source, polls tables or views in PostgreSQL or MariaDB for changed rows by an updated-at or sequence column.",
+		KeyIsID:  true,
+		Reaches:  reaches,
 		Entities: targetEntities,
 		Fields: []connector.Field{
 			{Name: "driver", Type: connector.TypeString, Required: true, Enum: []string{DriverPostgres, DriverSQLite, DriverMariaDB},
@@ -67,8 +67,8 @@ func spec() connector.Spec {
 				Summary: "for postgres a postgres:// URL without a password (give the password as the credential password), for mariadb a mariadb://user@host:3306/database URL without a password (parameters tls, timeout, readTimeout, writeTimeout), for sqlite the database file's path in the tenant's folder (a relative path is in it), optionally followed by pragmas such as ?_pragma=journal_mode(WAL)"},
 			{Name: "password", Type: connector.TypeString, Secret: true, Credential: true,
 				Summary: "the database user's password: a credential, given under spec.credentials"},
-			{Name: "table", Type: connector.TypeString, Pattern: tablePattern,
-				Summary: "the table to write when the endpoint is a flow's target (a source reads the tables of poll), optionally schema-qualified (schema.table): letters, digits and _, not starting with a digit, used exactly as written"},
+			{Name: "table", Type: connector.TypeString, Required: true, Pattern: tablePattern,
+				Summary: "the endpoint's table: the one a target writes, and the one a polled entity reads unless poll names its own; optionally schema-qualified (schema.table): letters, digits and _, not starting with a digit, used exactly as written"},
 			{Name: "key_column", Type: connector.TypeString, Default: defaultKeyColumn, Pattern: identifierPattern,
 				Summary: "the column that holds the source key; it needs a unique index of its own"},
 			{Name: "create_table", Type: connector.TypeBool, Default: false,
@@ -101,14 +101,10 @@ func targetEntities(settings map[string]any) ([]connector.Capabilities, error) {
 		Read: true, Create: true, Update: true, Delete: true}}, nil
 }
 
-// checkTarget checks what a target needs that a source does not: a driver it writes to and
-// a table.
+// checkTarget checks what a target needs that a source does not: a driver it writes to.
 func (s *Settings) checkTarget() error {
 	if s.Driver == DriverMariaDB {
 		return &connector.SettingsError{Path: "settings.driver", Reason: "a mariadb endpoint is a polled source only, not a flow's target; write to postgres or sqlite instead, or to MariaDB through a rest endpoint of an API in front of it"}
-	}
-	if s.Table == "" {
-		return &connector.SettingsError{Path: "settings.table", Reason: "required when the endpoint is a flow's target: the table to write (optionally schema.table)"}
 	}
 	return nil
 }
@@ -132,10 +128,7 @@ func (s *Settings) validate(ctx context.Context, env connector.Env) error {
 	if err := Register(r); err != nil {
 		return err
 	}
-	m := map[string]any{"driver": s.Driver, "dsn": s.DSN, "create_table": s.CreateTable}
-	if s.Table != "" {
-		m["table"] = s.Table
-	}
+	m := map[string]any{"driver": s.Driver, "dsn": s.DSN, "table": s.Table, "create_table": s.CreateTable}
 	if s.Password != "" {
 		m["password"] = s.Password
 	}

@@ -23,7 +23,7 @@ func TestRegisterValidatesSettings(t *testing.T) {
 	}{
 		{"minimal", map[string]any{"driver": "sqlite", "dsn": "x.db", "table": "orders"}, ""},
 		{"schema-qualified", map[string]any{"driver": "postgres", "dsn": "postgres://h/db", "table": "sales.orders", "key_column": "ref", "create_table": true}, ""},
-		{"no table (a source's settings)", map[string]any{"driver": "postgres", "dsn": "postgres://h/db"}, ""},
+		{"missing table", map[string]any{"driver": "sqlite", "dsn": "x.db"}, "settings.table: required"},
 		{"unknown driver", map[string]any{"driver": "mysql", "dsn": "x", "table": "t"}, `settings.driver: "mysql" is not one of postgres, sqlite, mariadb`},
 		{"unknown setting", map[string]any{"driver": "sqlite", "dsn": "x", "table": "t", "tabel": "t"}, "settings.tabel: unknown setting; sql settings are create_table, driver, dsn, key_column, max_concurrency, max_requests_per_second, password, poll, table"},
 		{"table with SQL in it", map[string]any{"driver": "sqlite", "dsn": "x", "table": "t; DROP TABLE users"}, `settings.table: "t; DROP TABLE users" is not valid`},
@@ -51,9 +51,9 @@ func TestRegisterValidatesSettings(t *testing.T) {
 	}
 }
 
-// TestTargetNeedsATableAndAWritableDriver: settings without a table, or for mariadb, are a
-// source's; the target refuses them where a flow would use it.
-func TestTargetNeedsATableAndAWritableDriver(t *testing.T) {
+// TestTargetRefusesMariaDB: a mariadb endpoint is a source only; the target refuses it where
+// a flow would use it.
+func TestTargetRefusesMariaDB(t *testing.T) {
 	r := connector.NewRegistry()
 	if err := sqltarget.Register(r); err != nil {
 		t.Fatalf("Register: %v", err)
@@ -63,7 +63,6 @@ func TestTargetNeedsATableAndAWritableDriver(t *testing.T) {
 		settings map[string]any
 		want     string
 	}{
-		{"no table", map[string]any{"driver": "postgres", "dsn": "postgres://h/db"}, "settings.table: required when the endpoint is a flow's target"},
 		{"mariadb", map[string]any{"driver": "mariadb", "dsn": "mariadb://u@h/db", "table": "t"}, "settings.driver: a mariadb endpoint is a polled source only, not a flow's target; write to postgres or sqlite instead"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -52,9 +52,10 @@ func newSourceDB(t *testing.T, driver string) sourceDB {
 	return sourceDB{}
 }
 
-// settings are the endpoint's settings polling entity as poll says.
+// settings are the endpoint's settings polling its entities as polls say; the endpoint's
+// table, which every sql endpoint names, is one that no entity reads.
 func (d sourceDB) settings(polls map[string]any) map[string]any {
-	s := map[string]any{"driver": d.driver, "dsn": d.url, "poll": polls}
+	s := map[string]any{"driver": d.driver, "dsn": d.url, "table": "unused", "poll": polls}
 	if d.password != "" {
 		s["password"] = d.password
 	}
@@ -430,8 +431,16 @@ func TestSourcePayloads(t *testing.T) {
 			}
 			// The integer key goes on from the cursor as a number: 10 follows 7.
 			d.exec(t, `INSERT INTO things (id, name, updated_at) VALUES (10, 'ten', ?), (8, 'eight', ?)`, at, at)
-			if next := read(t, src, "thing", p.Cursor); keys(next) != "8,10" {
+			next := read(t, src, "thing", p.Cursor)
+			if keys(next) != "8,10" {
 				t.Fatalf("after 7 in the same updated-at: %s, want 8,10", keys(next))
+			}
+			// A column added while the source runs is in the next payload.
+			d.exec(t, `ALTER TABLE things ADD COLUMN extra VARCHAR(10)`)
+			d.exec(t, `UPDATE things SET extra = 'new', updated_at = ? WHERE id = 8`, at.Add(time.Second))
+			last := read(t, src, "thing", next.Cursor)
+			if keys(last) != "8" || !strings.Contains(string(last.Changes[0].Payload), `"extra":"new"`) {
+				t.Fatalf("after a column was added: %s, changes %v; want 8 with extra", keys(last), last.Changes)
 			}
 		})
 	}
@@ -521,10 +530,10 @@ func TestSourceSettings(t *testing.T) {
 		t.Fatal("the sql connector is not registered as polled")
 	}
 	pg := func(polls any) map[string]any {
-		return map[string]any{"driver": "postgres", "dsn": "postgres://u@db.example.com/shop", "poll": polls}
+		return map[string]any{"driver": "postgres", "dsn": "postgres://u@db.example.com/shop", "table": "customers", "poll": polls}
 	}
 	maria := func(dsn string, polls any) map[string]any {
-		return map[string]any{"driver": "mariadb", "dsn": dsn, "poll": polls}
+		return map[string]any{"driver": "mariadb", "dsn": dsn, "table": "customers", "poll": polls}
 	}
 	item := func(kv ...any) map[string]any {
 		m := map[string]any{"table": "items", "change_column": "updated_at"}
@@ -541,11 +550,15 @@ func TestSourceSettings(t *testing.T) {
 		{"minimal", pg(item()), ""},
 		{"every setting", pg(item("key_column", "ref", "change_type", "timestamp", "tombstone_column", "deleted_at", "page_size", 100, "settle", "1m")), ""},
 		{"a sequence", maria("mariadb://u@db.example.com:3307/shop?tls=true&timeout=5s", item("change_column", "seq", "change_type", "sequence", "page_size", float64(50))), ""},
-		{"no poll", map[string]any{"driver": "postgres", "dsn": "postgres://u@h/db"}, "settings.poll: names no entity, so the endpoint cannot be polled; give per entity its table, key_column and change_column"},
-		{"sqlite", map[string]any{"driver": "sqlite", "dsn": "x.db", "poll": item()}, "settings.driver: a sqlite endpoint is not polled (it is a target only); poll a postgres or mariadb database"},
+		{"the endpoint's table", pg(map[string]any{"item": map[string]any{"change_column": "updated_at"}}), ""},
+		{"no table at all", map[string]any{"driver": "postgres", "dsn": "postgres://u@h/db", "poll": item()}, "settings.table: required"},
+		{"a mariadb endpoint's table in another database", map[string]any{"driver": "mariadb", "dsn": "mariadb://u@h/shop", "table": "mysql.user", "poll": item()},
+			`settings.table: "mysql.user" names another database: a mariadb endpoint reads the database of its DSN only`},
+		{"no poll", map[string]any{"driver": "postgres", "dsn": "postgres://u@h/db", "table": "t"}, "settings.poll: names no entity, so the endpoint cannot be polled; give per entity its table, key_column and change_column"},
+		{"sqlite", map[string]any{"driver": "sqlite", "dsn": "x.db", "table": "t", "poll": item()}, "settings.driver: a sqlite endpoint is not polled (it is a target only); poll a postgres or mariadb database"},
 		{"an entity that is not a map", pg(map[string]any{"item": "items"}), "settings.poll.item: must be a map such as {table: customers"},
 		{"a bad entity name", pg(map[string]any{"Item": map[string]any{"table": "items", "change_column": "c"}}), "settings.poll.Item: the entity name must be lower-case"},
-		{"no table", pg(map[string]any{"item": map[string]any{"change_column": "updated_at"}}), "settings.poll.item.table: required: the table or view to read"},
+		{"an empty table", pg(item("table", "")), "settings.poll.item.table: required: the table or view to read"},
 		{"a table with SQL in it", pg(item("table", "items; DROP TABLE x")), `settings.poll.item.table: "items; DROP TABLE x" is not valid`},
 		{"a mariadb table in another database", maria("mariadb://u@h/shop", item("table", "mysql.user")), `settings.poll.item.table: "mysql.user" names another database: a mariadb endpoint reads the database of its DSN only`},
 		{"no change column", pg(map[string]any{"item": map[string]any{"table": "items"}}), "settings.poll.item.change_column: required"},
@@ -599,7 +612,7 @@ func TestSourceSettings(t *testing.T) {
 func TestMariaDBConnectsThroughTheEgressPolicy(t *testing.T) {
 	db := mariadbtest.NewDatabase(t)
 	settings := func(host string) map[string]any {
-		return map[string]any{"driver": "mariadb", "dsn": "mariadb://syncline_test@" + host + "/" + db.Name, "password": db.Password,
+		return map[string]any{"driver": "mariadb", "dsn": "mariadb://syncline_test@" + host + "/" + db.Name, "password": db.Password, "table": "items",
 			"poll": map[string]any{"item": map[string]any{"table": "items", "change_column": "updated_at"}}}
 	}
 	r := connector.NewRegistry()
