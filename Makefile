@@ -24,7 +24,7 @@ build: ## Build the five services and the syncline CLI into bin/
 	go build -o bin/ ./tools/syncline ./tools/loadgen
 
 .PHONY: test
-test: postgres peers tryton ## Run the whole test suite (starts PostgreSQL, installs the test peers and Tryton if needed), then a bounded run of each fuzz test
+test: postgres mariadb peers tryton ## Run the whole test suite (starts PostgreSQL and MariaDB, installs the test peers and Tryton if needed), then a bounded run of each fuzz test
 	go test $(GOTEST_FLAGS) $(PACKAGES)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST) FUZZMINIMIZETIME=0
 
@@ -56,6 +56,10 @@ fuzz: ## Fuzz the resource file loader, the mapping (compile, payloads), the env
 .PHONY: postgres
 postgres: ## Make sure a PostgreSQL server answers for the tests
 	tools/scripts/ensure-postgres.sh
+
+.PHONY: mariadb
+mariadb: ## Make sure a MariaDB server answers for the tests, with their user (syncline_test)
+	tools/scripts/ensure-mariadb.sh
 
 # The servers the tests run against (json-server), pinned in tools/peers/package-lock.json.
 # npm ci writes node_modules/.package-lock.json last, so it stands for a whole install.

@@ -11,11 +11,19 @@ import (
 	"github.com/syncline/syncline/pkg/connector"
 )
 
-// reaches lists where settings make the target connect: every host of a postgres URL, with
-// the database it opens, or the SQLite file. It is the spec's Reaches, checked by the egress
-// policy when the endpoint is applied and when it is opened.
+// reaches lists where settings make the connector connect: every host of a postgres URL, or
+// the server of a mariadb URL, with the database it opens, or the SQLite file. It is the
+// spec's Reaches, checked by the egress policy when the endpoint is applied and when it is
+// opened, as a target or as a source.
 func reaches(settings map[string]any) ([]connector.Destination, error) {
 	s := settingsFrom(settings)
+	if s.Driver == DriverMariaDB {
+		cfg, err := parseMariaDBDSN(s.DSN)
+		if err != nil {
+			return nil, err
+		}
+		return mariadbDestinations(cfg), nil
+	}
 	if s.Driver == DriverSQLite {
 		path, _, err := parseSQLiteDSN(s.DSN)
 		if err != nil {

@@ -79,7 +79,7 @@ func testEnv(t testing.TB, s sqltarget.Settings) connector.Env {
 		if path, _, _ := strings.Cut(s.DSN, "?"); filepath.IsAbs(path) {
 			folder = filepath.Dir(path)
 		}
-	case sqltarget.DriverPostgres:
+	case sqltarget.DriverPostgres, sqltarget.DriverMariaDB:
 		if u, err := url.Parse(s.DSN); err == nil && u.Hostname() != "" {
 			allow = append(allow, u.Hostname())
 		}

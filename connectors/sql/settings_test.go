@@ -24,8 +24,8 @@ func TestRegisterValidatesSettings(t *testing.T) {
 		{"minimal", map[string]any{"driver": "sqlite", "dsn": "x.db", "table": "orders"}, ""},
 		{"schema-qualified", map[string]any{"driver": "postgres", "dsn": "postgres://h/db", "table": "sales.orders", "key_column": "ref", "create_table": true}, ""},
 		{"missing table", map[string]any{"driver": "sqlite", "dsn": "x.db"}, "settings.table: required"},
-		{"unknown driver", map[string]any{"driver": "mysql", "dsn": "x", "table": "t"}, `settings.driver: "mysql" is not one of postgres, sqlite`},
-		{"unknown setting", map[string]any{"driver": "sqlite", "dsn": "x", "table": "t", "tabel": "t"}, "settings.tabel: unknown setting; sql settings are create_table, driver, dsn, key_column, max_concurrency, max_requests_per_second, password, table"},
+		{"unknown driver", map[string]any{"driver": "mysql", "dsn": "x", "table": "t"}, `settings.driver: "mysql" is not one of postgres, sqlite, mariadb`},
+		{"unknown setting", map[string]any{"driver": "sqlite", "dsn": "x", "table": "t", "tabel": "t"}, "settings.tabel: unknown setting; sql settings are create_table, driver, dsn, key_column, max_concurrency, max_requests_per_second, password, poll, table"},
 		{"table with SQL in it", map[string]any{"driver": "sqlite", "dsn": "x", "table": "t; DROP TABLE users"}, `settings.table: "t; DROP TABLE users" is not valid`},
 		{"three-part table", map[string]any{"driver": "sqlite", "dsn": "x", "table": "a.b.c"}, "settings.table:"},
 		{"table starting with a digit", map[string]any{"driver": "sqlite", "dsn": "x", "table": "1orders"}, "settings.table:"},
@@ -46,6 +46,40 @@ func TestRegisterValidatesSettings(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("ValidateSettings error = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestTargetRefusesMariaDB: a mariadb endpoint is a source only; the target refuses it where
+// a flow would use it.
+func TestTargetRefusesMariaDB(t *testing.T) {
+	r := connector.NewRegistry()
+	if err := sqltarget.Register(r); err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	for _, tt := range []struct {
+		name     string
+		settings map[string]any
+		want     string
+	}{
+		{"mariadb", map[string]any{"driver": "mariadb", "dsn": "mariadb://u@h/db", "table": "t"}, "settings.driver: a mariadb endpoint is a polled source only, not a flow's target; write to postgres or sqlite instead"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := r.Capabilities(sqltarget.Type, tt.settings, "customer")
+			var se *connector.SettingsError
+			if !errors.As(err, &se) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Capabilities error = %v, want a SettingsError containing %q", err, tt.want)
+			}
+			s := sqltarget.Settings{Driver: tt.settings["driver"].(string), DSN: tt.settings["dsn"].(string)}
+			s.Table, _ = tt.settings["table"].(string)
+			target, err := sqltarget.Open(context.Background(), s, testEnv(t, s))
+			if err == nil {
+				_ = target.Close()
+				t.Fatal("Open succeeded, want a refusal")
+			}
+			if !errors.As(err, &se) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Open error = %v, want a SettingsError containing %q", err, tt.want)
 			}
 		})
 	}
