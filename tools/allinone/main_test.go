@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/syncline/syncline/connectors/rest/jsonservertest"
 	"github.com/syncline/syncline/connectors/tryton/trytontest"
 )
 
@@ -16,6 +17,21 @@ var peers struct {
 	tryton    sync.Once
 	trytonSrv *trytontest.Server
 	trytonErr error
+
+	shop    sync.Once
+	shopSrv *jsonservertest.Server
+	shopErr error
+}
+
+// shopServer returns the package's json-server, starting it on first use. Each test that
+// uses it resets it to its own state.
+func shopServer(t *testing.T) *jsonservertest.Server {
+	t.Helper()
+	peers.shop.Do(func() { peers.shopSrv, peers.shopErr = jsonservertest.Start() })
+	if peers.shopErr != nil {
+		t.Fatalf("starting json-server: %v", peers.shopErr)
+	}
+	return peers.shopSrv
 }
 
 // trytonServer returns the package's Tryton server, starting it on first use.
@@ -30,6 +46,9 @@ func trytonServer(t *testing.T) *trytontest.Server {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if peers.shopSrv != nil {
+		peers.shopSrv.Stop()
+	}
 	if peers.trytonSrv != nil {
 		if err := peers.trytonSrv.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "stopping Tryton: %v\n", err)
