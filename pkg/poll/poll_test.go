@@ -190,3 +190,34 @@ func TestStoreAndLeases(t *testing.T) {
 		t.Errorf("another tenant's source was erased too")
 	}
 }
+
+// TestLeaseOfADeadHolderExpires: a replica that died holding a source's lease holds it no
+// longer than the lease's TTL; then another takes it, and the dead one can no longer renew.
+func TestLeaseOfADeadHolderExpires(t *testing.T) {
+	ctx := context.Background()
+	_, js := natstest.Connect(t, natstest.Run(t))
+	store := poll.NewStore(js, 1, poll.WithLeaseTTL(time.Second))
+	src := poll.Source{Tenant: "acme", Endpoint: "shop", Entity: "order"}
+	dead, err := store.TryLease(ctx, src, "dead")
+	if err != nil || dead == nil {
+		t.Fatalf("first lease: %v %v", dead, err)
+	}
+	if l, _ := store.TryLease(ctx, src, "alive"); l != nil {
+		t.Fatal("the lease was taken while its holder's TTL ran")
+	}
+	var alive *poll.Lease
+	for deadline := time.Now().Add(10 * time.Second); alive == nil; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the lease of a holder that stopped renewing it never expired")
+		}
+		if alive, err = store.TryLease(ctx, src, "alive"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dead.Renew(ctx, "dead"); err == nil {
+		t.Fatal("the dead holder renewed a lease another holds")
+	}
+	if err := alive.Renew(ctx, "alive"); err != nil {
+		t.Fatalf("the new holder cannot renew its lease: %v", err)
+	}
+}

@@ -76,16 +76,34 @@ var ErrConflict = errors.New("the source's state was changed by another replica"
 type Store struct {
 	js       jetstream.JetStream
 	replicas int
+	leaseTTL time.Duration
 
 	mu     sync.Mutex
 	states jetstream.KeyValue
 	leases jetstream.KeyValue
 }
 
-// NewStore returns the store of js; buckets are made with replicas.
-func NewStore(js jetstream.JetStream, replicas int) *Store {
-	return &Store{js: js, replicas: replicas}
+// StoreOption configures a Store.
+type StoreOption func(*Store)
+
+// WithLeaseTTL sets how long a lease outlives its holder (LeaseTTL by default). The bucket
+// has one TTL for every store of a NATS server: give each the same.
+func WithLeaseTTL(d time.Duration) StoreOption {
+	return func(s *Store) { s.leaseTTL = d }
 }
+
+// NewStore returns the store of js; buckets are made with replicas.
+func NewStore(js jetstream.JetStream, replicas int, opts ...StoreOption) *Store {
+	s := &Store{js: js, replicas: replicas, leaseTTL: LeaseTTL}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// LeaseTTL is how long a lease of this store outlives a holder that stopped renewing it;
+// a holder renews it every third of that.
+func (s *Store) LeaseTTL() time.Duration { return s.leaseTTL }
 
 func (s *Store) buckets(ctx context.Context) (states, leases jetstream.KeyValue, err error) {
 	s.mu.Lock()
@@ -108,7 +126,7 @@ func (s *Store) buckets(ctx context.Context) (states, leases jetstream.KeyValue,
 			Bucket:      LeaseBucket,
 			Description: "Which replica polls a source now; a lease expires when its holder stops renewing it.",
 			History:     1,
-			TTL:         LeaseTTL,
+			TTL:         s.leaseTTL,
 			Storage:     jetstream.MemoryStorage,
 			Replicas:    s.replicas,
 		})

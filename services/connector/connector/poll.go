@@ -283,7 +283,7 @@ func (ps *pollers) pollLeased(ctx context.Context, p *poller, lease *poll.Lease,
 	renewed := make(chan struct{})
 	go func() {
 		defer close(renewed)
-		t := time.NewTicker(poll.LeaseTTL / 3)
+		t := time.NewTicker(ps.store.LeaseTTL() / 3)
 		defer t.Stop()
 		for {
 			select {
