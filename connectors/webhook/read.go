@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -56,8 +57,9 @@ func refuse(status int, format string, args ...any) *Error {
 // delivery, or an *Error: 413 for a body over max_body_bytes (refused on its
 // Content-Length before a byte is read, else as soon as reading passes the
 // limit), 401 for a missing or wrong token or signature or a timestamp
-// outside the window, 400 for a missing delivery id or a body that is not
-// the records the endpoint takes. w is the request's writer, which
+// outside the window, 408 for a body that did not arrive before the
+// request's read deadline, 400 for a missing delivery id or a body that is
+// not the records the endpoint takes. w is the request's writer, which
 // http.MaxBytesReader tells to close the connection of an oversized body.
 // now is the receiver's clock.
 func (s Settings) Read(w http.ResponseWriter, r *http.Request, now time.Time) (Delivery, error) {
@@ -85,6 +87,8 @@ func (s Settings) Read(w http.ResponseWriter, r *http.Request, now time.Time) (D
 	switch {
 	case errors.As(err, &tooLarge):
 		return Delivery{}, s.tooLarge()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return Delivery{}, refuse(http.StatusRequestTimeout, "the body took too long to arrive: send it at once, and the delivery again")
 	case err != nil:
 		return Delivery{}, refuse(http.StatusBadRequest, "reading the body: %v", err)
 	}

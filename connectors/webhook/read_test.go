@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -268,3 +269,22 @@ func TestEventID(t *testing.T) {
 		t.Errorf("event id %s is not a version 8 UUID", a)
 	}
 }
+
+// TestReadTimesOut: a body that does not arrive before the request's read
+// deadline is refused with 408, so that the sender sends it again.
+func TestReadTimesOut(t *testing.T) {
+	s := settings(t, map[string]any{"auth": "token"})
+	r := httptest.NewRequest(http.MethodPost, "/hooks/acme/shop/order", io.MultiReader(strings.NewReader(`{"id":`), deadlineReader{}))
+	r.ContentLength = -1
+	r.Header.Set(webhook.HeaderToken, secret)
+	r.Header.Set("X-Syncline-Delivery", "d-1")
+	_, err := s.Read(httptest.NewRecorder(), r, now)
+	var we *webhook.Error
+	if !errors.As(err, &we) || we.Status != http.StatusRequestTimeout || !strings.Contains(we.Message, "took too long") {
+		t.Fatalf("Read = %v, want 408", err)
+	}
+}
+
+type deadlineReader struct{}
+
+func (deadlineReader) Read([]byte) (int, error) { return 0, os.ErrDeadlineExceeded }

@@ -21,7 +21,12 @@ const HooksPath = "/hooks/"
 
 // hookPublishTimeout bounds how long a webhook waits for JetStream to store
 // its records before it answers 503, well within the time a sender waits.
-const hookPublishTimeout = 10 * time.Second
+// hookReadTimeout bounds reading a request's body, so that a sender that
+// trickles it holds no connection for long (the server bounds the headers).
+const (
+	hookPublishTimeout = 10 * time.Second
+	hookReadTimeout    = 30 * time.Second
+)
 
 // hooks receives webhooks: each request is checked against the endpoint it
 // names (webhook.Settings.Read) and its records are published to the ingest
@@ -82,6 +87,8 @@ func (h *hooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := h.log.With("tenant", tenant, "endpoint", endpoint, "entity", entity)
+	// A writer that cannot set deadlines (a test's recorder) reads without one.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(hookReadTimeout))
 	opened, err := src.OpenSettings(tenant, h.s.deps.Secrets)
 	var settings webhook.Settings
 	if err == nil {
