@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -365,5 +367,74 @@ func TestHookBusDown(t *testing.T) {
 	}
 	if n := len(r.stored("ingest.acme.shop.order")); n != 1 {
 		t.Errorf("the ingest stream holds %d events, want 1", n)
+	}
+}
+
+// TestHookDeliveriesModel sends a random sequence of deliveries (new ones,
+// retries, retries with another body, and refused ones) and checks every
+// answer and the ingest stream against a plain model: a delivery id is
+// stored once, with the body of its first accepted attempt, and a refused
+// attempt stores nothing.
+func TestHookDeliveriesModel(t *testing.T) {
+	seed := time.Now().UnixNano()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("seed %d", seed)
+		}
+	})
+	rnd := rand.New(rand.NewPCG(uint64(seed), 0))
+	r := startHooks(t)
+	stored := map[string]string{} // delivery id -> body
+	for step := range 80 {
+		delivery := "d-" + strconv.Itoa(rnd.IntN(8))
+		body := fmt.Sprintf(`{"id":"SO-%d","updated_at":%d}`, rnd.IntN(3), 1+rnd.IntN(100))
+		at := time.Now()
+		var wantStatus int
+		kind := rnd.IntN(5)
+		switch kind {
+		case 0: // another secret
+			wantStatus = http.StatusUnauthorized
+		case 1: // signed too long ago
+			at = at.Add(-10 * time.Minute)
+			wantStatus = http.StatusUnauthorized
+		case 2: // too large
+			body = `{"id":"SO-9","updated_at":1,"pad":"` + strings.Repeat("x", 1100) + `"}`
+			wantStatus = http.StatusRequestEntityTooLarge
+		default:
+			wantStatus = http.StatusOK
+		}
+		h := signed(delivery, at, []byte(body))
+		if kind == 0 {
+			h.Set("X-Syncline-Signature", webhook.Sign([]byte("not-the-secret-0123456789abcdef"), delivery, at.Unix(), []byte(body)))
+		}
+		a := r.post("/hooks/acme/shop/order", []byte(body), h)
+		_, seen := stored[delivery]
+		switch {
+		case a.status != wantStatus:
+			t.Fatalf("step %d: delivery %s (kind %d) answered %+v, want %d", step, delivery, kind, a, wantStatus)
+		case wantStatus != http.StatusOK:
+		case len(a.EventIDs) != 1 || a.EventIDs[0] != webhook.EventID("acme", "shop", "order", delivery, 0):
+			t.Fatalf("step %d: delivery %s answered event ids %v", step, delivery, a.EventIDs)
+		case seen && a.Duplicates != 1, !seen && a.Duplicates != 0:
+			t.Fatalf("step %d: delivery %s (stored before: %v) answered %d duplicates", step, delivery, seen, a.Duplicates)
+		case !seen:
+			stored[delivery] = body
+		}
+	}
+	msgs := r.stored("ingest.acme.shop.order")
+	got := map[string]string{}
+	for _, m := range msgs {
+		e, err := envelope.Decode(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := e.Attributes["webhook_delivery"]
+		if _, twice := got[d]; twice {
+			t.Errorf("delivery %s is stored twice", d)
+		}
+		got[d] = string(e.Payload)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(stored) {
+		t.Errorf("the ingest stream holds %v, want %v", got, stored)
 	}
 }
