@@ -9,6 +9,7 @@ import (
 	"github.com/syncline/syncline/connectors/rest"
 	sqltarget "github.com/syncline/syncline/connectors/sql"
 	"github.com/syncline/syncline/connectors/tryton"
+	"github.com/syncline/syncline/connectors/webhook"
 	sdk "github.com/syncline/syncline/pkg/connector"
 )
 
@@ -32,6 +33,9 @@ func Builtin() (*sdk.Registry, error) {
 		Summary: "A system or service that publishes change events to ingest.<tenant>.<endpoint>.<entity> itself.",
 	}); err != nil {
 		return nil, fmt.Errorf("registering nats source: %w", err)
+	}
+	if err := webhook.Register(r); err != nil {
+		return nil, fmt.Errorf("registering webhook source: %w", err)
 	}
 	return r, nil
 }

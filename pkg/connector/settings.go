@@ -79,6 +79,11 @@ func (c *checkedSpec) validate(settings map[string]any) (map[string]any, error) 
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	if c.spec.Check != nil {
+		if err := c.spec.Check(out); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 

@@ -179,3 +179,43 @@ func TestPortableSettingsValidateAgain(t *testing.T) {
 		t.Errorf("validated again: %v, want %v", again, first)
 	}
 }
+
+// TestSpecCheck: a spec's Check sees settings that passed the fields' rules,
+// defaults filled in, and its refusal is what validation returns; settings
+// the fields refuse never reach it.
+func TestSpecCheck(t *testing.T) {
+	r := connector.NewRegistry()
+	var seen []map[string]any
+	err := r.RegisterSource(connector.Spec{
+		Type: "hook", Kind: connector.KindSource, Summary: "posts changes",
+		Fields: []connector.Field{
+			{Name: "limit", Type: connector.TypeInt, Summary: "bytes per request", Default: 1024},
+		},
+		Check: func(s map[string]any) error {
+			seen = append(seen, s)
+			if s["limit"].(int64) > 4096 {
+				return &connector.SettingsError{Path: "settings.limit", Reason: "at most 4096"}
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.ValidateSettings("hook", nil)
+	if err != nil || got["limit"] != int64(1024) {
+		t.Fatalf("ValidateSettings(nil) = %v, %v; want the default", got, err)
+	}
+	_, err = r.ValidateSettings("hook", map[string]any{"limit": 5000})
+	var se *connector.SettingsError
+	if !errors.As(err, &se) || se.Path != "settings.limit" || se.Reason != "at most 4096" {
+		t.Fatalf("ValidateSettings(limit 5000) = %v, want Check's refusal", err)
+	}
+	before := len(seen)
+	if _, err := r.ValidateSettings("hook", map[string]any{"limit": "many"}); err == nil {
+		t.Fatal("a limit that is no number was accepted")
+	}
+	if len(seen) != before {
+		t.Errorf("Check ran on settings the fields refused")
+	}
+}

@@ -38,6 +38,14 @@ type Spec struct {
 	// every target has it. The control plane checks each flow against it, and the
 	// connector composes the flow's recipe from it.
 	Entities EntitiesFunc
+	// Check checks what the fields' own rules cannot: settings that depend on each other, or
+	// a number's bounds. It gets settings that passed every field's rules, with defaults
+	// filled in, and runs wherever they are validated (an endpoint's apply, the data plane's
+	// open), so that a bad value is refused when it is saved, not when it is first used. A
+	// credential may be a placeholder there ("(secret)" where the control plane keeps the
+	// stored value), so Check judges no credential's value. A problem is a *SettingsError
+	// (several are joined); nil: no checks beyond the fields'.
+	Check func(settings map[string]any) error
 	// Budget is the default of the two settings the registry adds to every target spec
 	// (max_requests_per_second and max_concurrency, see BudgetFromSettings): a target whose
 	// system cannot take parallel writes says so here (MaxConcurrency 1). Zero is no limit.

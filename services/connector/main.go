@@ -1,4 +1,5 @@
-// Command connector runs the connector service (target pushes).
+// Command connector runs the connector service (target pushes, the ingest
+// API and the webhook receiver).
 // Configuration comes from the environment; see pkg/daemon.
 package main
 
@@ -21,7 +22,7 @@ import (
 )
 
 // spec is what the connector reads from the environment.
-var spec = daemon.Spec{Name: "connector", Summary: "The connector: pushes each flow's records to its target system and reports every outcome; serves the ingest API.", API: true, MasterKey: true, Egress: true}
+var spec = daemon.Spec{Name: "connector", Summary: "The connector: pushes each flow's records to its target system and reports every outcome; serves the ingest API and receives webhooks.", API: true, MasterKey: true, Egress: true}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -78,6 +79,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	svc.Mount(api)
+	// Webhook senders sign with their endpoint's secret and hold no
+	// Syncline token: the receiver is on the open mux.
+	svc.MountHooks(rt.Mux)
 	apiserver.MountReflection(rt.Mux, ingestv1connect.IngestServiceName)
 	return rt.Run(ctx, svc)
 }

@@ -366,13 +366,16 @@ func (in *Instance) Start(ctx context.Context) error {
 	in.parts.Add("mapper", ma)
 
 	// The APIs are behind the token check, which runs before a request's
-	// body is read; health, metrics and reflection are open.
+	// body is read; health, metrics, reflection and the webhook receiver
+	// are open.
 	api := http.NewServeMux()
 	cp.Mount(api)
 	el.Mount(api)
 	co.Mount(api)
 	mux := http.NewServeMux()
 	mux.Handle("/", authn.Handler(api))
+	// Webhooks are checked by their endpoint's secret, not a token.
+	co.MountHooks(mux)
 	apiserver.MountReflection(mux, controlplanev1connect.ResourceServiceName, eventlogv1connect.LogServiceName, ingestv1connect.IngestServiceName, eventlogv1connect.DeadLetterServiceName)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(in.registry, promhttp.HandlerOpts{Registry: in.registry}))
 	in.health.Add("nats", health.NATSProbe(in.conn))

@@ -4,8 +4,10 @@
 // A record the target rejects is failed and dead-lettered (so it can be
 // replayed once the cause is fixed); a target that cannot be reached opens
 // its flow's circuit breaker, and the flow's events wait in the hold stream
-// until it works again (breaker.go, paused.go). Its source side so far is the ingest
-// API (api.go), for systems that post change events over HTTP.
+// until it works again (breaker.go, paused.go). Its source side is the ingest API
+// (api.go), for systems that post change events over HTTP with a token, and the
+// webhook receiver (hooks.go), for systems that post their records signed with
+// their endpoint's secret.
 package connector
 
 import (
