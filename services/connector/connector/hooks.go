@@ -32,10 +32,11 @@ const (
 // names (webhook.Settings.Read) and its records are published to the ingest
 // stream before it is answered.
 type hooks struct {
-	s   *Service
-	pub *ingest.Publisher
-	log *slog.Logger
-	now func() time.Time
+	s          *Service
+	pub        *ingest.Publisher
+	deliveries *deliveries
+	log        *slog.Logger
+	now        func() time.Time
 }
 
 // MountHooks adds the webhook receiver to mux at HooksPath. The receiver
@@ -48,10 +49,11 @@ func (s *Service) MountHooks(mux *http.ServeMux) {
 
 func (s *Service) hooks() *hooks {
 	return &hooks{
-		s:   s,
-		pub: ingest.NewPublisher(s.deps.JetStream, s.deps.Tracer, ingest.WithRoutes(s.deps.Flows.Route)),
-		log: s.log.With("api", "webhooks"),
-		now: time.Now,
+		s:          s,
+		pub:        ingest.NewPublisher(s.deps.JetStream, s.deps.Tracer, ingest.WithRoutes(s.deps.Flows.Route)),
+		deliveries: &deliveries{js: s.deps.JetStream, replicas: s.deps.Bus.Replicas},
+		log:        s.log.With("api", "webhooks"),
+		now:        time.Now,
 	}
 }
 
@@ -109,8 +111,25 @@ func (h *hooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.answer(w, refused.Status, hookAnswer{Error: refused.Message})
 		return
 	}
+	ctx, cancel := context.WithTimeout(r.Context(), hookPublishTimeout)
+	defer cancel()
+	var first int64
+	for _, rec := range d.Records {
+		if rec.Version == 0 && first == 0 {
+			if first, err = h.deliveries.first(ctx, tenant, endpoint, entity, d.ID, h.now()); err != nil {
+				log.Warn("webhook not stored: the bus did not answer", "delivery", d.ID, "error", err)
+				w.Header().Set("Retry-After", "5")
+				h.answer(w, http.StatusServiceUnavailable, hookAnswer{Error: "not stored: the event bus did not answer in time; send the delivery again, with the same delivery id"})
+				return
+			}
+		}
+	}
 	changes := make([]ingest.Change, len(d.Records))
 	for i, rec := range d.Records {
+		if rec.Version == 0 {
+			// Versioned by its first arrival, on every retry.
+			rec.Version = first
+		}
 		changes[i] = ingest.Change{
 			EventID: webhook.EventID(tenant, endpoint, entity, d.ID, i),
 			Tenant:  tenant, Endpoint: endpoint, Entity: entity,
@@ -118,8 +137,6 @@ func (h *hooks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Attributes: map[string]string{"webhook_delivery": d.ID},
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), hookPublishTimeout)
-	defer cancel()
 	ids, err := h.pub.Publish(ctx, changes...)
 	var invalid *ingest.InvalidChangeError
 	var unrouted *ingest.UnroutedChangeError

@@ -43,10 +43,15 @@ type hookRig struct {
 
 func startHooks(t *testing.T) *hookRig {
 	t.Helper()
+	return startHooksWith(t, bus.DefaultConfig())
+}
+
+func startHooksWith(t *testing.T, cfg bus.Config) *hookRig {
+	t.Helper()
 	ctx := context.Background()
 	s := natstest.Run(t)
 	_, js := natstest.Connect(t, s)
-	if err := bus.EnsureStreams(ctx, js, bus.DefaultConfig()); err != nil {
+	if err := bus.EnsureStreams(ctx, js, cfg); err != nil {
 		t.Fatal(err)
 	}
 	kv, err := flowconfig.OpenBucket(ctx, js, 1)
@@ -273,6 +278,44 @@ func TestHookTokenAndArray(t *testing.T) {
 	}
 	if a := r.post("/hooks/acme/pim/product", body, http.Header{"X-Syncline-Token": {"guess"}, "X-Syncline-Delivery": {"batch-2"}}); a.status != http.StatusUnauthorized {
 		t.Errorf("a wrong token answered %+v, want 401", a)
+	}
+}
+
+// TestHookRetryKeepsItsFirstVersion: a delivery whose records carry no version is versioned
+// by its first arrival; retried after the ingest stream's duplicate window, and after a
+// newer delivery of the same record, it is stored again with that first version, older
+// than the newer delivery's, so that it never overwrites it.
+func TestHookRetryKeepsItsFirstVersion(t *testing.T) {
+	cfg := bus.DefaultConfig()
+	cfg.IngestDuplicates = time.Second
+	r := startHooksWith(t, cfg)
+	send := func(delivery, body string) {
+		t.Helper()
+		h := http.Header{"X-Syncline-Token": {hookSecret}, "X-Syncline-Delivery": {delivery}}
+		if a := r.post("/hooks/acme/pim/product", []byte(body), h); a.status != http.StatusOK {
+			t.Fatalf("delivery %s answered %+v", delivery, a)
+		}
+	}
+	send("old", `[{"sku":"TS-1","n":1}]`)
+	time.Sleep(1500 * time.Millisecond) // past the duplicate window
+	send("new", `[{"sku":"TS-1","n":2}]`)
+	time.Sleep(1500 * time.Millisecond)
+	send("old", `[{"sku":"TS-1","n":1}]`)
+	var versions []int64
+	var payloads []string
+	for _, m := range r.stored("ingest.acme.pim.product") {
+		e, err := envelope.Decode(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		versions = append(versions, e.SourceVersion)
+		payloads = append(payloads, string(e.Payload))
+	}
+	if len(versions) != 3 {
+		t.Fatalf("stored %d events (%v), want the old delivery twice and the new once", len(versions), payloads)
+	}
+	if versions[2] != versions[0] || versions[1] <= versions[0] {
+		t.Fatalf("versions old %d, new %d, old again %d: the retry must keep its first version, older than the new delivery's", versions[0], versions[1], versions[2])
 	}
 }
 
