@@ -3,6 +3,7 @@ package controlplane_test
 import (
 	"context"
 	"errors"
+	"github.com/nats-io/nats.go/jetstream"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -40,6 +41,7 @@ type fixture struct {
 	box    *secret.Box
 	// data holds the store's file and the tenants' folders.
 	data string
+	js   jetstream.JetStream
 }
 
 // as returns a client that calls with tok.
@@ -115,7 +117,7 @@ func setup(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { _ = w.Stop(context.Background()) })
 	client := controlplanev1connect.NewResourceServiceClient(srv.Client(), srv.URL, connect.WithInterceptors(auth.Bearer(token)))
-	return &fixture{client: client, store: store, flows: w.Index(), url: srv.URL, box: box, data: data}
+	return &fixture{client: client, store: store, flows: w.Index(), url: srv.URL, box: box, data: data, js: js}
 }
 
 func res(t *testing.T, kind, tenant, name string, spec map[string]any) *controlplanev1.Resource {
