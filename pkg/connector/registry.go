@@ -109,6 +109,21 @@ func (r *Registry) SourceEntities(typ string, settings map[string]any, entity st
 	return &SettingsError{Path: "entity", Reason: fmt.Sprintf("a %s endpoint with these settings cannot be polled for %q; it can be for %s", typ, entity, served)}
 }
 
+// PolledEntities validates settings for the type typ and lists the entities an endpoint
+// with them can be polled for; none for a type that is not polled, or settings that poll
+// nothing.
+func (r *Registry) PolledEntities(typ string, settings map[string]any) ([]string, error) {
+	e, err := r.lookup(typ)
+	if err != nil || e.source == nil {
+		return nil, err
+	}
+	valid, err := e.spec.validate(settings)
+	if err != nil {
+		return nil, err
+	}
+	return e.sourceEntities(valid)
+}
+
 // OpenSource validates settings for the polled type typ, checks what they reach against
 // env's egress policy, and opens the source. When env has no budget, the source gets one
 // of its own from the settings. ctx bounds the opening only.

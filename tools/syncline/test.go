@@ -23,10 +23,11 @@ func newEndpoint(g *globals) *cobra.Command {
 	var tenant string
 	test := &cobra.Command{
 		Use:   "test NAME",
-		Short: "Check that a target endpoint answers and accepts its credentials",
-		Long: `Connect to a target endpoint as the connector would (its settings, its
+		Short: "Check that an endpoint answers and accepts its credentials",
+		Long: `Connect to an endpoint as the connector would (its settings, its
 credentials, the egress policy) and check that it answers and accepts the
-credentials. Nothing is written. It prints what the endpoint serves, per
+credentials: a target as a target, a polled source by reading a change of
+each entity it is polled for. Nothing is written. It prints what the endpoint serves, per
 entity. It exits with status 1 when the target fails the check.`,
 		Example: `  syncline endpoint test erp --tenant acme`,
 		Args:    cobra.ExactArgs(1),

@@ -45,7 +45,10 @@ func (h *resourceHandler) TestEndpoint(ctx context.Context, req *controlplanev1.
 		return nil, h.s.endpointError(res, err)
 	}
 	spec, _ := h.s.deps.Connectors.Spec(ep.Type)
-	if spec.Kind != sdk.KindTarget {
+	// Settings that poll nothing (a sql endpoint without poll) make a target only.
+	pollable, _ := h.s.deps.Connectors.PolledEntities(ep.Type, checked)
+	polled := len(pollable) > 0
+	if spec.Kind != sdk.KindTarget && !polled {
 		return nil, apiError(connect.CodeFailedPrecondition, ReasonInvalid, res, "",
 			fmt.Errorf("a %s endpoint is a source that publishes its own events: there is nothing to connect to; publish a change with `syncline publish` and read `syncline logs`", ep.Type))
 	}
@@ -53,20 +56,44 @@ func (h *resourceHandler) TestEndpoint(ctx context.Context, req *controlplanev1.
 	ctx, cancel := context.WithTimeout(ctx, dryRunTimeout)
 	defer cancel()
 	start := time.Now()
-	t, err := h.s.openTarget(ctx, tenant, ep)
-	if err == nil {
-		err = t.Check(ctx)
-		if cerr := t.Close(); cerr != nil {
-			h.s.log.Warn("closing a tested target", "tenant", tenant, "endpoint", ep.Name, "error", cerr)
+	// A polled endpoint is checked as the source it is; one that is a target too (with
+	// settings a target takes) is checked as that as well.
+	var err2 error
+	var asSource bool
+	if polled {
+		var src sdk.Source
+		src, err2 = h.s.openSource(ctx, tenant, ep)
+		if err2 == nil {
+			err2 = src.Check(ctx)
+			if cerr := src.Close(); cerr != nil {
+				h.s.log.Warn("closing a tested source", "tenant", tenant, "endpoint", ep.Name, "error", cerr)
+			}
+			asSource = err2 == nil
+		}
+	}
+	if err2 == nil && spec.Kind == sdk.KindTarget {
+		t, err := h.s.openTarget(ctx, tenant, ep)
+		var settingsErr *sdk.SettingsError
+		switch {
+		case err == nil:
+			err2 = t.Check(ctx)
+			if cerr := t.Close(); cerr != nil {
+				h.s.log.Warn("closing a tested target", "tenant", tenant, "endpoint", ep.Name, "error", cerr)
+			}
+		case asSource && errors.As(err, &settingsErr):
+			// A source that cannot be a target (a MariaDB table): its source check is
+			// the test.
+		default:
+			err2 = err
 		}
 	}
 	out.DurationMs = time.Since(start).Milliseconds()
-	if err != nil {
+	if err2 != nil {
 		var ce *connect.Error
-		if errors.As(err, &ce) {
+		if errors.As(err2, &ce) {
 			return nil, ce
 		}
-		out.Message = err.Error()
+		out.Message = err2.Error()
 		return out, nil
 	}
 	out.Ok = true
@@ -197,20 +224,38 @@ func (h *resourceHandler) TestFlow(ctx context.Context, req *controlplanev1.Test
 // settings with its credentials opened, through the egress policy with its
 // tenant's own rules. ctx bounds the opening.
 func (s *Service) openTarget(ctx context.Context, tenant string, ep flowconfig.Endpoint) (sdk.Target, error) {
+	settings, env, err := s.openEndpoint(ctx, tenant, ep)
+	if err != nil {
+		return nil, err
+	}
+	return s.deps.Connectors.OpenTarget(ctx, ep.Type, settings, env)
+}
+
+// openSource opens a polled endpoint as the connector would, for a test.
+func (s *Service) openSource(ctx context.Context, tenant string, ep flowconfig.Endpoint) (sdk.Source, error) {
+	settings, env, err := s.openEndpoint(ctx, tenant, ep)
+	if err != nil {
+		return nil, err
+	}
+	return s.deps.Connectors.OpenSource(ctx, ep.Type, settings, env)
+}
+
+// openEndpoint opens an endpoint's credentials and the egress policy it is opened under.
+func (s *Service) openEndpoint(ctx context.Context, tenant string, ep flowconfig.Endpoint) (map[string]any, sdk.Env, error) {
 	res := name(KindEndpoint, tenant, ep.Name)
 	settings, err := ep.OpenSettings(tenant, s.deps.Secrets)
 	switch {
 	case errors.Is(err, flowconfig.ErrNoMasterKey):
-		return nil, apiError(connect.CodeFailedPrecondition, ReasonNoMasterKey, res, "set the control plane's master key", err)
+		return nil, sdk.Env{}, apiError(connect.CodeFailedPrecondition, ReasonNoMasterKey, res, "set the control plane's master key", err)
 	case err != nil:
-		return nil, apiError(connect.CodeFailedPrecondition, ReasonNoMasterKey, res, "give the credentials again with `syncline apply`", err)
+		return nil, sdk.Env{}, apiError(connect.CodeFailedPrecondition, ReasonNoMasterKey, res, "give the credentials again with `syncline apply`", err)
 	}
 	own, err := s.tenantEgress(ctx, tenant, nil)
 	if err != nil {
-		return nil, err
+		return nil, sdk.Env{}, err
 	}
 	egress := s.deps.Egress.WithTenants(func(string) sdk.TenantEgress { return own })
-	return s.deps.Connectors.OpenTarget(ctx, ep.Type, settings, sdk.Env{Tenant: tenant, Egress: egress, ReadOnly: true})
+	return settings, sdk.Env{Tenant: tenant, Egress: egress, ReadOnly: true}, nil
 }
 
 // endpointError turns an error of s.endpoint into the API's.

@@ -3,6 +3,8 @@ package controlplane_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +86,36 @@ func TestPolledFlowSyncAndStatus(t *testing.T) {
 	if p.GetCursor() != "rest1.abc" || p.GetOutcome() != "failed" || p.GetError() != "shop answered 502" || p.GetChanges() != 3 ||
 		p.GetTotal() != 40 || !p.GetStarted().AsTime().Equal(started) || !p.GetNext().AsTime().Equal(started.Add(5*time.Minute)) {
 		t.Fatalf("the flow's polls in its status = %+v", p)
+	}
+}
+
+// TestEndpointTestChecksAPolledSource: `syncline endpoint test` of a polled endpoint reads
+// from it as its source would, besides checking it as a target: an API whose target side
+// answers and whose feed does not fails the check, naming the entity.
+func TestEndpointTestChecksAPolledSource(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/orders" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte("[]"))
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer api.Close()
+	source := map[string]any{"path": "/feed", "changed_field": "updatedAt", "since_param": "updatedAt_gte", "sort": map[string]any{"_sort": "updatedAt,id"}}
+	rs := polledOrders(t, map[string]any{"mode": "interval", "every": "1m"}, source)
+	rs[0] = res(t, "Tenant", "", "acme", map[string]any{"egress": map[string]any{"allow": []any{strings.TrimPrefix(api.URL, "http://")}}})
+	rs[2].Spec.Fields["settings"].GetStructValue().Fields["base_url"] = structpb.NewStringValue(api.URL)
+	if _, err := f.client.Apply(ctx, &controlplanev1.ApplyRequest{Resources: rs}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := f.client.TestEndpoint(ctx, &controlplanev1.TestEndpointRequest{Tenant: "acme", Name: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Ok || !strings.Contains(resp.Message, "entity order") || !strings.Contains(resp.Message, "404") {
+		t.Fatalf("testing a polled source whose feed is missing: %+v, want a failure naming the entity and the 404", resp)
 	}
 }

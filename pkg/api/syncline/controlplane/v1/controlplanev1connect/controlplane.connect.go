@@ -93,8 +93,10 @@ type ResourceServiceClient interface {
 	// flow's own mapping overrides only what it names, and can exclude
 	// fields.
 	GetDefaultMapping(context.Context, *v1.GetDefaultMappingRequest) (*v1.GetDefaultMappingResponse, error)
-	// TestEndpoint checks that a target endpoint answers and accepts its
-	// credentials, as its connector would connect to it; it writes nothing.
+	// TestEndpoint checks that an endpoint answers and accepts its
+	// credentials, as its connector would connect to it: a target as its
+	// target, a polled source by reading a change of each entity it is polled
+	// for (a record it reads is not kept). It writes nothing.
 	TestEndpoint(context.Context, *v1.TestEndpointRequest) (*v1.TestEndpointResponse, error)
 	// TestFlow maps a sample source record as the flow would and says what
 	// its target would do with it: create, update (with the fields that would
@@ -313,8 +315,10 @@ type ResourceServiceHandler interface {
 	// flow's own mapping overrides only what it names, and can exclude
 	// fields.
 	GetDefaultMapping(context.Context, *v1.GetDefaultMappingRequest) (*v1.GetDefaultMappingResponse, error)
-	// TestEndpoint checks that a target endpoint answers and accepts its
-	// credentials, as its connector would connect to it; it writes nothing.
+	// TestEndpoint checks that an endpoint answers and accepts its
+	// credentials, as its connector would connect to it: a target as its
+	// target, a polled source by reading a change of each entity it is polled
+	// for (a record it reads is not kept). It writes nothing.
 	TestEndpoint(context.Context, *v1.TestEndpointRequest) (*v1.TestEndpointResponse, error)
 	// TestFlow maps a sample source record as the flow would and says what
 	// its target would do with it: create, update (with the fields that would
