@@ -70,10 +70,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	pollMetrics, err := connector.NewPollMetrics(rt.Registry)
+	if err != nil {
+		return err
+	}
 	svc, err := connector.New(connector.Deps{
 		JetStream: rt.JetStream, Flows: flows.Index(), Connectors: reg, Bus: cfg.Bus,
 		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases, Secrets: box,
-		Egress: egress, BudgetMetrics: budgetMetrics,
+		Egress: egress, BudgetMetrics: budgetMetrics, PollMetrics: pollMetrics,
 	})
 	if err != nil {
 		return err

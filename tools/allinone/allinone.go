@@ -346,7 +346,11 @@ func (in *Instance) Start(ctx context.Context) error {
 	if err != nil {
 		return in.fail(ctx, err)
 	}
-	co, err := connector.New(connector.Deps{JetStream: in.js, Flows: flows, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases, Secrets: box, Egress: egress, BudgetMetrics: budgetMetrics})
+	pollMetrics, err := connector.NewPollMetrics(in.registry)
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	co, err := connector.New(connector.Deps{JetStream: in.js, Flows: flows, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases, Secrets: box, Egress: egress, BudgetMetrics: budgetMetrics, PollMetrics: pollMetrics})
 	if err != nil {
 		return in.fail(ctx, err)
 	}

@@ -125,6 +125,8 @@ type rig struct {
 	// gates hold up the opening of a target: it sends on its gate when it
 	// starts opening, and opens when it receives.
 	gates map[string]chan struct{}
+	// pollMetrics, when set, are the started connectors'.
+	pollMetrics *connector.PollMetrics
 }
 
 func newRig(t *testing.T, cfg bus.Config) *rig {
@@ -218,7 +220,7 @@ func (r *rig) start(breaker connector.BreakerConfig) *connector.Service {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	svc, err := connector.New(connector.Deps{JetStream: r.js, Flows: r.flows, Connectors: r.reg, Bus: r.cfg, Breaker: breaker, Egress: egress})
+	svc, err := connector.New(connector.Deps{JetStream: r.js, Flows: r.flows, Connectors: r.reg, Bus: r.cfg, Breaker: breaker, Egress: egress, PollMetrics: r.pollMetrics})
 	if err != nil {
 		r.t.Fatal(err)
 	}

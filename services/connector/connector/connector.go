@@ -62,6 +62,8 @@ type Deps struct {
 	// BudgetMetrics show how each endpoint's request budget holds its flows
 	// back; nil records nothing.
 	BudgetMetrics *sdk.BudgetMetrics
+	// PollMetrics show how the polled sources are read; nil records nothing.
+	PollMetrics *PollMetrics
 }
 
 // Service is the connector service.

@@ -331,6 +331,7 @@ func (ps *pollers) pollLeased(ctx context.Context, p *poller, lease *poll.Lease,
 		// stays as the last page left it, running, and the next holder polls
 		// at once from its cursor.
 		log.Info("poll cut off", "changes", st.Changes, "error", pollErr)
+		ps.s.deps.PollMetrics.ended(p.src, "cut off", st.Changes, start, time.Now())
 		return
 	}
 	st.Finished = time.Now()
@@ -342,6 +343,7 @@ func (ps *pollers) pollLeased(ctx context.Context, p *poller, lease *poll.Lease,
 		log.Debug("polled", "changes", st.Changes, "took", st.Finished.Sub(start))
 	}
 	st.Next = due(st, poll.Request{}, schedules, jitter)
+	ps.s.deps.PollMetrics.ended(p.src, st.Outcome, st.Changes, start, st.Finished)
 	// Written with a context of its own: a poll that ran out of time still tells
 	// how it ended.
 	wctx, wcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -368,6 +370,7 @@ func (ps *pollers) poll(ctx context.Context, f *flowconfig.Flow, src poll.Source
 			if err := ps.publish(ctx, src, page.Changes); err != nil {
 				return err
 			}
+			ps.s.deps.PollMetrics.read(src, len(page.Changes))
 		}
 		st.Cursor = page.Cursor
 		st.Changes += int64(len(page.Changes))

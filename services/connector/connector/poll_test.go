@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/syncline/syncline/pkg/bus"
 	sdk "github.com/syncline/syncline/pkg/connector"
@@ -84,6 +85,33 @@ func pollRig(t *testing.T, src *watchedSource) *rig {
 	}
 	waitFor(t, "the index never saw the polled flow", func() bool { return r.flows.Get("acme", "orders") != nil })
 	return r
+}
+
+// metricValue returns the value of the counter or gauge name with labels in reg, 0 if none.
+func metricValue(t *testing.T, reg *prometheus.Registry, name string, labels prometheus.Labels) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	metrics:
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+					continue metrics
+				}
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return 0
 }
 
 // ingested returns the changes on the ingest stream, by event id, failing on an event id
@@ -158,9 +186,22 @@ func TestPolledSourceReachesIngestOnce(t *testing.T) {
 		src.Put(strconv.Itoa(i), map[string]string{"n": strconv.Itoa(i)}, at.Add(time.Duration(i/3)*time.Second))
 	}
 	r := pollRig(t, src)
+	reg := prometheus.NewRegistry()
+	var err error
+	if r.pollMetrics, err = connector.NewPollMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
 	r.start(connector.BreakerConfig{})
 	var st poll.State
 	waitFor(t, "the first poll never ended", func() bool { st = r.pollState(); return st.Outcome == poll.OutcomeOK })
+	labels := prometheus.Labels{"tenant": "acme", "endpoint": "shop", "entity": "order"}
+	if n := metricValue(t, reg, "syncline_source_changes_total", labels); n != 23 {
+		t.Errorf("syncline_source_changes_total = %v, want 23", n)
+	}
+	labels["outcome"] = "ok"
+	if n := metricValue(t, reg, "syncline_source_polls_total", labels); n < 1 {
+		t.Errorf("syncline_source_polls_total{outcome=ok} = %v, want the poll", n)
+	}
 	if st.Changes != 23 || st.Total != 23 || st.Cursor == "" || st.Error != "" || st.Next.IsZero() {
 		t.Fatalf("state after the first poll = %+v, want 23 changes, a cursor and the next poll", st)
 	}
