@@ -177,6 +177,9 @@ func parent(ctx context.Context, f flags) error {
 				runs = append(runs, run{backend: "sqlite", target: t, erp: e})
 			}
 		case "polling":
+			if f.pollRows < 1 || f.pollPageSize < 1 || f.pollPageSize > maxPollPageSize {
+				return fmt.Errorf("-poll-rows %d, -poll-page-size %d: give at least 1 row, and pages of 1 to %d rows (the sql source's page_size)", f.pollRows, f.pollPageSize, maxPollPageSize)
+			}
 			for _, b := range strings.Split(f.backends, ",") {
 				runs = append(runs, run{backend: b, target: t})
 			}
@@ -276,7 +279,10 @@ func parent(ctx context.Context, f flags) error {
 	if len(reports) > 0 || len(pollReports) > 0 {
 		fmt.Println()
 	}
-	return errors.Join(pollErr, printOrders(orderReports))
+	if err := printOrders(orderReports); err != nil {
+		return errors.Join(pollErr, err)
+	}
+	return pollErr
 }
 
 // runChild runs this program with args and reads the report it prints into
