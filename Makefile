@@ -106,8 +106,8 @@ demo-erp: ## Connect a webshop (json-server) to an ERP (Tryton 6.0) through Sync
 	tools/scripts/demo-erp.sh
 
 .PHONY: bench
-bench: postgres peers tryton ## Push change events through the whole chain and through a bare four-stream JetStream relay (the ratio and CPU per event), orders into Tryton and an ERP's API, load 1,000,000 API log records, time failure alerts; report throughput, latency, memory, query times and alert latency
-	go run ./tools/loadgen -backends sqlite,postgres -targets sql,rest,orders
+bench: postgres peers tryton ## Push change events through the whole chain and through a bare four-stream JetStream relay (the ratio and CPU per event), orders into Tryton and an ERP's API, poll a 100,000-row PostgreSQL table into the sql target, load 1,000,000 API log records, time failure alerts; report throughput, latency, memory, query times and alert latency
+	go run ./tools/loadgen -backends sqlite,postgres -targets sql,rest,orders,polling
 	go run ./tools/logbench
 	go test ./tools/allinone -run '^$$' -bench AlertLatency -benchtime 20x
 

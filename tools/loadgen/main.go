@@ -22,6 +22,11 @@
 // once, in the state asked, read back over each ERP's own API; a run whose
 // orders did not fails.
 //
+// The polling target (-targets polling) measures a polled source instead
+// of a publishing one: an initial load of a 100,000-row PostgreSQL table of
+// orders, read page by page by the sql source into the sql target, from the
+// first poll to the last row written (see polling.go).
+//
 // Latency is measured from the moment an event is published to the moment
 // the connector's audit event for it arrives, which the connector publishes
 // right after the target transaction commits: so it covers the target write
@@ -31,6 +36,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
@@ -80,13 +86,16 @@ type flags struct {
 	// stages.
 	relay, relayBatched bool
 	relayBatch          int
+
+	// pollRows and pollPageSize size the polling run (polling.go).
+	pollRows, pollPageSize int
 }
 
 func main() {
 	var f flags
 	flag.StringVar(&f.backends, "backends", "sqlite,postgres", "store backends to measure, comma-separated")
 	flag.StringVar(&f.backend, "backend", "", "measure one backend in this process (used by the parent)")
-	flag.StringVar(&f.targets, "targets", "sql,rest", "target connectors to measure, comma-separated: sql (a table in the backend's database), rest (json-server 0.17.4, from make peers; measured on the sqlite backend), orders (orders of 1 to 20 lines into the ERPs of -order-erps, on the sqlite backend)")
+	flag.StringVar(&f.targets, "targets", "sql,rest", "target connectors to measure, comma-separated: sql (a table in the backend's database), rest (json-server 0.17.4, from make peers; measured on the sqlite backend), orders (orders of 1 to 20 lines into the ERPs of -order-erps, on the sqlite backend), polling (a PostgreSQL table of -poll-rows orders polled by the sql source into the sql target, per backend)")
 	flag.StringVar(&f.target, "target", "sql", "the target connector of this process (used by the parent)")
 	flag.IntVar(&f.restEvents, "rest-events", 2000, "events for the throughput run against the rest target")
 	flag.IntVar(&f.restRate, "rest-rate", 100, "events per second for the latency run against the rest target")
@@ -108,6 +117,8 @@ func main() {
 	flag.BoolVar(&f.relay, "relay", true, "also measure a bare relay of four file-backed JetStream streams (one message per event per hop) with -events events, once, for the sql target's ratio to it")
 	flag.BoolVar(&f.relayBatched, "relay-batched", false, "also measure the bare relay carrying one message per batch of up to 500 events per hop")
 	flag.IntVar(&f.relayBatch, "relay-batch", 0, "measure the bare relay in this process, with up to this many events per message between stages (used by the parent)")
+	flag.IntVar(&f.pollRows, "poll-rows", 100000, "rows of the source table the polling target reads")
+	flag.IntVar(&f.pollPageSize, "poll-page-size", 1000, "page_size of the polling target's sql source: rows per read, 1 to 10000")
 	flag.StringVar(&f.publisher, "publisher", "", "publish the burst in this process: ingest or relay (used by the children)")
 	flag.StringVar(&f.publishURL, "publish-url", "", "the NATS server the publisher process publishes to (used by the children)")
 	flag.StringVar(&f.profile, "cpuprofile", "", "write a CPU profile of the throughput run to FILE.<backend> (the bare relay's to FILE.relay<events per message>), and heap profiles after each run")
@@ -123,6 +134,8 @@ func main() {
 		err = relayChild(ctx, f)
 	case f.erp != "":
 		err = orderChild(ctx, f)
+	case f.backend != "" && f.target == "polling":
+		err = pollChild(ctx, f)
 	case f.backend != "":
 		err = child(ctx, f)
 	default:
@@ -163,8 +176,15 @@ func parent(ctx context.Context, f flags) error {
 				}
 				runs = append(runs, run{backend: "sqlite", target: t, erp: e})
 			}
+		case "polling":
+			if f.pollRows < 1 || f.pollPageSize < 1 || f.pollPageSize > maxPollPageSize {
+				return fmt.Errorf("-poll-rows %d, -poll-page-size %d: give at least 1 row, and pages of 1 to %d rows (the sql source's page_size)", f.pollRows, f.pollPageSize, maxPollPageSize)
+			}
+			for _, b := range strings.Split(f.backends, ",") {
+				runs = append(runs, run{backend: b, target: t})
+			}
 		default:
-			return fmt.Errorf("target %q: use sql, rest or orders", t)
+			return fmt.Errorf("target %q: use sql, rest, orders or polling", t)
 		}
 	}
 	// The bare relay runs once, before Syncline, when a target whose burst
@@ -190,7 +210,18 @@ func parent(ctx context.Context, f flags) error {
 	}
 	var reports []report
 	var orderReports []orderReport
+	var pollReports []pollReport
 	for _, r := range runs {
+		if r.target == "polling" {
+			fmt.Fprintf(os.Stderr, "measuring a polled table of %d rows into %s, %d rows a page…\n", f.pollRows, r.backend, f.pollPageSize)
+			var rep pollReport
+			if err := runChild(ctx, self, &rep, "-backend", r.backend, "-target", r.target, "-poll-rows", fmt.Sprint(f.pollRows), "-poll-page-size", fmt.Sprint(f.pollPageSize),
+				"-cpuprofile", f.profile, "-partitions", fmt.Sprint(f.parts)); err != nil {
+				return fmt.Errorf("measuring a polled table into %s: %w", r.backend, err)
+			}
+			pollReports = append(pollReports, rep)
+			continue
+		}
 		if r.target == "orders" {
 			orders, rate := f.trytonOrders, f.trytonOrderRate
 			if r.erp == erpREST {
@@ -234,13 +265,24 @@ func parent(ctx context.Context, f flags) error {
 			return err
 		}
 	}
-	if len(orderReports) == 0 {
-		return nil
+	var pollErr error
+	if len(pollReports) > 0 {
+		if len(reports) > 0 {
+			fmt.Println()
+		}
+		// A failed polling run still lets the orders' table print.
+		pollErr = printPolling(pollReports)
 	}
-	if len(reports) > 0 {
+	if len(orderReports) == 0 {
+		return pollErr
+	}
+	if len(reports) > 0 || len(pollReports) > 0 {
 		fmt.Println()
 	}
-	return printOrders(orderReports)
+	if err := printOrders(orderReports); err != nil {
+		return errors.Join(pollErr, err)
+	}
+	return pollErr
 }
 
 // runChild runs this program with args and reads the report it prints into
