@@ -153,6 +153,12 @@ func TestNoTenantReachesAnother(t *testing.T) {
 				return err
 			}},
 		},
+		controlplanev1connect.ResourceServiceSyncFlowProcedure: {
+			{"poll globex's source from the start", false, func(ctx context.Context) error {
+				_, err := res.SyncFlow(ctx, &controlplanev1.SyncFlowRequest{Tenant: "globex", Flow: "orders", FromStart: true})
+				return err
+			}},
+		},
 		eventlogv1connect.LogServiceQueryLogsProcedure: {
 			{"query globex's log", false, func(ctx context.Context) error {
 				_, err := logs.QueryLogs(ctx, &eventlogv1.QueryLogsRequest{Tenant: "globex"})
