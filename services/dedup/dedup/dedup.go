@@ -174,6 +174,15 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 	// confirmation written meanwhile is not overwritten.
 	var inserts, puts []ledger.Entry
 	var advances []ledger.Version
+	// written says where a key's entry is in inserts or puts: a key decided twice in a
+	// batch is written once, as its last decision. A new key's entry is inserted as it
+	// ends the batch, never inserted and then put: a target's answer that came between
+	// the two would find the first and be given up, leaving the second pending.
+	type slot struct {
+		insert bool
+		i      int
+	}
+	written := map[ledger.Key]slot{}
 	// decided holds the entries this batch changed: later events of a key
 	// are decided against them, while known keeps what the store holds until
 	// the batch's writes land, which is what a push says it supersedes.
@@ -239,9 +248,16 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 				if next.TargetID == "" && flow.Target.KeyIsID {
 					next.TargetID = p.env.SourceKey
 				}
-				if exists {
+				switch w, ok := written[p.key]; {
+				case ok && w.insert:
+					inserts[w.i] = next
+				case ok:
+					puts[w.i] = next
+				case exists:
+					written[p.key] = slot{i: len(puts)}
 					puts = append(puts, next)
-				} else {
+				default:
+					written[p.key] = slot{insert: true, i: len(inserts)}
 					inserts = append(inserts, next)
 				}
 				decided[p.key] = next
