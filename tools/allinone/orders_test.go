@@ -2,14 +2,19 @@ package allinone_test
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"github.com/syncline/syncline/connectors/rest/jsonservertest"
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
 	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
+	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
+	"github.com/syncline/syncline/pkg/auth"
 	"github.com/syncline/syncline/pkg/ingest"
 	"github.com/syncline/syncline/pkg/natstest"
 	"github.com/syncline/syncline/pkg/pgtest"
@@ -55,6 +60,7 @@ func shopOrder(key string, version int64, email string, skus ...string) ingest.C
 //   - orders of one new customer published together, on keys of different partitions and
 //     pushed by both replicas, make one customer;
 //   - an order with a SKU the ERP lacks fails, named in the API log, and writes nothing;
+//     once the product is in the ERP, its dead letter replayed writes it;
 //   - the same order again (a later version of it) is kept as it is under the skip policy;
 //   - an ERP that fails between the customer and the order (the order's POST answers 503)
 //     pauses the flow, and once it works, one customer and one order are there.
@@ -162,6 +168,24 @@ func TestOrdersIntoAnERP(t *testing.T) {
 	if orders := peer.Items(t, jsonservertest.Auth{}, "orders", url.Values{"number": {"SO-r0-c0-o0"}}); len(orders) != 1 {
 		t.Errorf("the first order is held %d times", len(orders))
 	}
+
+	// The product is made in the ERP, and the order's dead letter replayed: it is written
+	// now, with its customer, though its content did not change.
+	peer.Add(t, jsonservertest.Auth{}, "products", map[string]any{"sku": "GONE-7", "name": "Back in stock"})
+	letters := eventlogv1connect.NewDeadLetterServiceClient(http.DefaultClient, a.in.APIURL(), connect.WithInterceptors(auth.Bearer(a.in.AdminToken())))
+	rep, err := letters.ReplayDeadLetters(t.Context(), &eventlogv1.ReplayDeadLettersRequest{Tenant: "acme", Filter: &eventlogv1.DeadLetterFilter{Stage: "connector", Code: "unknown_product"}})
+	if err != nil || len(rep.Replayed) != 1 {
+		t.Fatalf("replaying the order that failed: %v (%v)", rep, err)
+	}
+	eventually(t, time.Minute, func() string {
+		if n := len(peer.Items(t, jsonservertest.Auth{}, "orders", url.Values{"number": {"SO-bad-1"}})); n != 1 {
+			return fmt.Sprintf("after its replay the ERP holds order bad-1 %d times", n)
+		}
+		if n := customersOf()["nobody@example.com"]; n != 1 {
+			return fmt.Sprintf("after its replay the ERP holds %d customers of order bad-1", n)
+		}
+		return ""
+	})
 
 	// The ERP fails the next order's POST after its customer was made: the flow pauses,
 	// probes, and the order lands once.

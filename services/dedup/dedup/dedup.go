@@ -447,14 +447,20 @@ func (s *Service) confirmBatch(ctx context.Context, msgs []jetstream.Msg) (int, 
 	return s.confirm(ctx, msgs, as)
 }
 
-// failureBatch marks refused pushes failed in the ledger, from the
-// connector's dead letters: the target's refusals, and the records the target
-// held unknown to the ledger under the error duplicate policy.
+// failureBatch marks failed pushes failed in the ledger, from the connector's
+// dead letters: the target's refusals, the records the target held unknown to
+// the ledger under the error duplicate policy, and the documents the recipe
+// could not write (a line's SKU, a payment's invoice, a customer missing).
 func (s *Service) failureBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
 	as := make([]answer, 0, len(msgs))
 	for _, m := range msgs {
 		h := m.Headers()
-		if code := h.Get(bus.HeaderDeadCode); code != stage.CodeTargetRejected && code != stage.CodeDuplicate {
+		// Every failure of a record at its target is the record's: a refusal, a record
+		// held unknown to the ledger, and the document recipe's (a line's SKU or a
+		// payment's invoice missing). Its entry is failed, so that a replay pushes it
+		// again however unchanged its content. The connector's other dead letters (an
+		// event it cannot read, a flow that is gone) say nothing of the target.
+		if code := h.Get(bus.HeaderDeadCode); code == stage.CodeMalformed || code == stage.CodeFlowGone {
 			continue
 		}
 		e, err := envelope.Decode(m.Data())
