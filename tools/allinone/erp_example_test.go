@@ -7,15 +7,19 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/syncline/syncline/connectors/rest/jsonservertest"
 	"github.com/syncline/syncline/connectors/tryton/trytontest"
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
 	eventlogv1 "github.com/syncline/syncline/pkg/api/syncline/eventlog/v1"
+	"github.com/syncline/syncline/pkg/entity"
+	"github.com/syncline/syncline/pkg/mapping"
 	"github.com/syncline/syncline/pkg/resourcefile"
 )
 
@@ -285,4 +289,199 @@ func TestWebshopDemoPolledIntoTryton(t *testing.T) {
 	if got := readTryton(t, db); got.String() != want.String() {
 		t.Fatalf("after order 1006, Tryton holds\n  %s\nwant\n  %s", got, want)
 	}
+}
+
+// changedLayout is how every updated_at of the example shop is written: json-server compares
+// the polls' updated_at_gte as text, which orders the times only when all are written alike.
+const changedLayout = "2006-01-02T15:04:05Z"
+
+// TestERPExampleMapsToCanonicalRecords keeps the demo from rotting, without running anything:
+// every flow of examples/erp polls the shop's endpoint for its entity's collection by
+// updated_at, every record of shop.json has an id and an updated_at written as changedLayout,
+// passes its flow's filter and maps — through the flow's mapping over its entity's default,
+// as the control plane compiles it — into a record that entity.Check takes. What the records
+// refer to is in the shop too: each product's categories, the SKU of each stock level and
+// order line, the customer of each order. The README's order with an unknown SKU
+// (order-unknown-sku.json) maps as well, and only that SKU is unknown.
+func TestERPExampleMapsToCanonicalRecords(t *testing.T) {
+	db := exampleShop(t)
+	rs := exampleResources(t, exampleShopURL, exampleTrytonURL, "erp")
+	var entities map[string]any // the shop endpoint's, by entity
+	for _, r := range rs {
+		if r.Kind == "Endpoint" && r.Metadata.Name == "shop" {
+			entities = r.Spec.AsMap()["settings"].(map[string]any)["entities"].(map[string]any)
+		}
+	}
+	type flow struct {
+		name, collection string
+		prog             *mapping.Program
+	}
+	flows := map[string]flow{} // by entity
+	for _, r := range rs {
+		if r.Kind != "Flow" {
+			continue
+		}
+		b, err := protojson.Marshal(r.Spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var spec struct {
+			Entity   string       `json:"entity"`
+			Source   string       `json:"source"`
+			Mapping  mapping.Spec `json:"mapping"`
+			Schedule struct {
+				Mode string `json:"mode"`
+			} `json:"schedule"`
+		}
+		if err := json.Unmarshal(b, &spec); err != nil {
+			t.Fatalf("flow %s: %v", r.Metadata.Name, err)
+		}
+		if spec.Source != "shop" || spec.Schedule.Mode != "interval" {
+			t.Errorf("flow %s reads %s on the schedule %q, want the shop polled at an interval", r.Metadata.Name, spec.Source, spec.Schedule.Mode)
+		}
+		settings, _ := entities[spec.Entity].(map[string]any)
+		source, _ := settings["source"].(map[string]any)
+		if source["changed_field"] != "updated_at" || source["since_param"] != "updated_at_gte" {
+			t.Errorf("the shop's %s is polled by %v, want changed_field updated_at and since_param updated_at_gte", spec.Entity, source)
+		}
+		path, _ := settings["path"].(string)
+		if _, dup := flows[spec.Entity]; dup {
+			t.Fatalf("two flows of %s in examples/erp: the test expects one per entity", spec.Entity)
+		}
+		// Every flow of the example writes to Tryton, which reads each entity in its
+		// canonical shape.
+		own := spec.Mapping
+		if def, ok := mapping.CanonicalDefault(spec.Entity); ok {
+			own = mapping.Merge(def, own)
+		}
+		prog, err := mapping.Compile(own)
+		if err != nil {
+			t.Fatalf("flow %s's mapping: %v", r.Metadata.Name, err)
+		}
+		flows[spec.Entity] = flow{name: r.Metadata.Name, collection: strings.TrimPrefix(path, "/"), prog: prog}
+	}
+	if len(flows) != len(collectionOf) {
+		t.Fatalf("examples/erp has flows of %d entities, want %d (%v)", len(flows), len(collectionOf), collectionOf)
+	}
+
+	mapped := map[string][]map[string]any{} // entity -> canonical records
+	for entityName, f := range flows {
+		records := db[f.collection]
+		if len(records) == 0 {
+			t.Errorf("shop.json has no %s, which flow %s reads", f.collection, f.name)
+		}
+		keys := map[string]bool{}
+		for i, rec := range records {
+			id, ok := rec["id"].(float64)
+			key := fmt.Sprint(rec["id"])
+			if !ok || keys[key] {
+				t.Errorf("%s record %d: id %v is not a number, or another record has it", f.collection, i, rec["id"])
+			}
+			keys[key] = true
+			changed, _ := rec["updated_at"].(string)
+			if at, err := time.Parse(changedLayout, changed); err != nil || at.Format(changedLayout) != changed {
+				t.Errorf("%s %v: updated_at %q is not written as %s (UTC, no fraction), as every other is", f.collection, id, changed, changedLayout)
+			}
+			raw, err := json.Marshal(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, skip, reason, err := f.prog.ApplyJSON(raw)
+			if err != nil || skip {
+				t.Errorf("mapping %s %s: %v %s", f.collection, key, err, reason)
+				continue
+			}
+			if err := entity.Check(entityName, out); err != nil {
+				t.Errorf("%s %s maps to %s, which is not a canonical %s: %v", f.collection, key, out, entityName, err)
+				continue
+			}
+			var canonical map[string]any
+			if err := json.Unmarshal(out, &canonical); err != nil {
+				t.Fatal(err)
+			}
+			mapped[entityName] = append(mapped[entityName], canonical)
+		}
+	}
+	if t.Failed() {
+		return
+	}
+
+	categories := map[string]bool{}
+	for _, c := range mapped["category"] {
+		categories[strings.Join(append(texts(c["parent"]), c["name"].(string)), " > ")] = true
+	}
+	skus := map[string]bool{}
+	for _, p := range mapped["product"] {
+		variants, _ := p["variants"].([]any)
+		if len(variants) == 0 {
+			skus[p["sku"].(string)] = true
+		}
+		for _, v := range variants {
+			skus[v.(map[string]any)["sku"].(string)] = true
+		}
+		for _, path := range p["categories"].([]any) {
+			if name := strings.Join(texts(path), " > "); !categories[name] {
+				t.Errorf("product %s is in the category %q, which the shop's categories do not have", p["sku"], name)
+			}
+		}
+	}
+	for _, s := range mapped["stock"] {
+		if !skus[s["sku"].(string)] {
+			t.Errorf("a stock level names the SKU %s, which no product has", s["sku"])
+		}
+	}
+	emails := map[string]bool{}
+	for _, c := range mapped["customer"] {
+		emails[c["email"].(string)] = true
+	}
+	for _, o := range mapped["order"] {
+		if email := o["customer"].(map[string]any)["email"].(string); !emails[email] {
+			t.Errorf("order %s is of %s, who is not a customer of the shop", o["number"], email)
+		}
+		for _, l := range o["lines"].([]any) {
+			if sku := l.(map[string]any)["sku"].(string); !skus[sku] {
+				t.Errorf("order %s has a line of the SKU %s, which no product has", o["number"], sku)
+			}
+		}
+	}
+
+	// The README's order to break the demo with maps as well, and only its SKU is unknown.
+	raw, err := os.ReadFile(filepath.Join(erpExample, "order-unknown-sku.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, skip, _, err := flows["order"].prog.ApplyJSON(raw)
+	if err != nil || skip {
+		t.Fatalf("mapping order-unknown-sku.json: %v (skipped: %v)", err, skip)
+	}
+	if err := entity.Check("order", out); err != nil {
+		t.Fatalf("order-unknown-sku.json maps to %s, which is not a canonical order: %v", out, err)
+	}
+	var order struct {
+		Lines []struct {
+			SKU string `json:"sku"`
+		} `json:"lines"`
+	}
+	if err := json.Unmarshal(out, &order); err != nil {
+		t.Fatal(err)
+	}
+	var unknown []string
+	for _, l := range order.Lines {
+		if !skus[l.SKU] {
+			unknown = append(unknown, l.SKU)
+		}
+	}
+	if !slices.Equal(unknown, []string{"TS-999-XL-PINK"}) {
+		t.Errorf("order-unknown-sku.json's SKUs unknown to the shop: %v, want TS-999-XL-PINK alone", unknown)
+	}
+}
+
+// texts is a canonical list of names ([]any of strings) as []string.
+func texts(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, 0, len(list))
+	for _, s := range list {
+		out = append(out, s.(string))
+	}
+	return out
 }
