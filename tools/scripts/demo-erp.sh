@@ -2,9 +2,10 @@
 # make demo-erp: a webshop (json-server with examples/erp/shop.json) and an ERP
 # (Tryton 6.0 with a seeded database) connected by Syncline's all-in-one mode.
 # It installs what is missing, starts the three on free ports of 127.0.0.1,
-# applies examples/erp/shop-to-erp.yaml and orders.yaml, feeds the shop's records in with
-# tools/shopfeed, waits until the flows have applied them, prints what Tryton
-# holds and what to look at, and keeps everything running until Ctrl-C, which
+# applies examples/erp/shop-to-erp.yaml and orders.yaml a flow (or two) at a time,
+# each stage once the API log has the outcomes of the one before (the flows poll
+# the shop's API themselves: no publishing code), prints what Tryton holds
+# and what to look at, and keeps everything running until Ctrl-C, which
 # stops all it started. Everything lives in .demo-erp/, made afresh each run.
 #
 #   tools/scripts/demo-erp.sh            run the demo (make demo-erp)
@@ -148,8 +149,8 @@ echo $$ >"$run/demo.pid"
 say "Installing what is missing: json-server 0.17.4 (npm) and Tryton 6.0 (Debian's packages)"
 make -s --no-print-directory -C "$root" peers tryton
 
-say "Building syncline, shopfeed and trytonseed into .demo-erp/bin"
-go build -o "$demo/bin/" ./tools/syncline ./tools/shopfeed ./tools/trytonseed
+say "Building syncline and trytonseed into .demo-erp/bin"
+go build -o "$demo/bin/" ./tools/syncline ./tools/trytonseed
 export PATH=$demo/bin:$PATH
 
 say "Starting the webshop: json-server with examples/erp/shop.json"
@@ -186,7 +187,7 @@ echo "Tryton: $erp_url, database erp, login admin / admin"
 
 say "Starting Syncline (syncline dev) in .demo-erp/syncline"
 syncline dev --data-dir "$demo/syncline" --http-addr 127.0.0.1:0 --nats-port -1 \
-  --egress-allow "${erp_url#http://}" >"$demo/syncline.log" 2>&1 &
+  --egress-allow "${erp_url#http://},127.0.0.1:$shop_port" >"$demo/syncline.log" 2>&1 &
 echo $! >"$run/syncline.pid"
 for _ in $(seq 300); do
   [[ -f $demo/syncline/addresses.json ]] && break
@@ -199,18 +200,100 @@ nats_url=$(sed -n 's/.*"nats": *"\([^"]*\)".*/\1/p' "$demo/syncline/addresses.js
 export SYNCLINE_DATA_DIR=$demo/syncline
 echo "API $api_url, NATS $nats_url"
 
-say "Applying examples/erp/shop-to-erp.yaml (Tryton's address written in)"
-sed "s|^\( *url: \)http://127.0.0.1:8000|\1$erp_url|" examples/erp/shop-to-erp.yaml >"$demo/resources/shop-to-erp.yaml"
+say "Applying the resources, a stage at a time (each flow polls the shop at once, then every 5 s)"
+echo "A stock level needs its product in Tryton, and an order its customer and products:"
+echo "each stage is applied once the API log has the outcomes of the one before."
+# The resources, with the addresses of the shop and Tryton written in.
+sed -e "s|^\( *url: \)http://127.0.0.1:8000|\1$erp_url|" -e "s|^\( *base_url: \)http://127.0.0.1:3000|\1$shop_url|" \
+  examples/erp/shop-to-erp.yaml >"$demo/resources/shop-to-erp.yaml"
 grep -q "url: $erp_url" "$demo/resources/shop-to-erp.yaml" || fail "examples/erp/shop-to-erp.yaml has no url: http://127.0.0.1:8000 to replace"
-syncline apply -f "$demo/resources/shop-to-erp.yaml" >"$demo/apply.log"
-grep -v '^ ' "$demo/apply.log"
-token=$(sed -n 's/^ *token: \([^ ]*\).*/\1/p' "$demo/apply.log")
-[[ -n $token ]] || fail "the apply printed no integrator token; see $demo/apply.log"
-say "Applying examples/erp/orders.yaml (the shop's orders become confirmed sales)"
-syncline apply -f examples/erp/orders.yaml >"$demo/apply-orders.log"
-grep -v '^ ' "$demo/apply-orders.log"
-collections=categories=category,products=product,stock=stock,customers=customer,orders=order
+grep -q "base_url: $shop_url" "$demo/resources/shop-to-erp.yaml" || fail "examples/erp/shop-to-erp.yaml has no base_url: http://127.0.0.1:3000 to replace"
 
+# pick FILE NAME... prints the documents of the resource file FILE that are
+# flows named NAME, and with "-" every document that is not a flow (the
+# tenant, the integrator, the endpoints).
+pick() {
+  local file=$1
+  shift
+  awk -v names=" $* " '
+    function flush() {
+      if (doc != "" && ((kind != "Flow" && index(names, " - ")) || (kind == "Flow" && index(names, " " name " "))))
+        printf "---\n%s", doc
+      doc = ""; kind = ""; name = ""
+    }
+    /^---/ { flush(); next }
+    /^kind: / { kind = $2 }
+    /^  name: / && name == "" { name = $2 }
+    { doc = doc $0 "\n" }
+    END { flush() }
+  ' "$file"
+}
+pick "$demo/resources/shop-to-erp.yaml" - categories >"$demo/resources/stage-1.yaml"
+pick "$demo/resources/shop-to-erp.yaml" products >"$demo/resources/stage-2.yaml"
+pick "$demo/resources/shop-to-erp.yaml" stock customers >"$demo/resources/stage-3.yaml"
+cp examples/erp/orders.yaml "$demo/resources/stage-4.yaml"
+for n in 1 2 3; do
+  grep -q '^kind: Flow' "$demo/resources/stage-$n.yaml" ||
+    fail "examples/erp/shop-to-erp.yaml lacks a flow of stage $n (1 categories; 2 products; 3 stock, customers)"
+done
+
+# apply N applies stage N and prints what it did, a line a resource.
+apply() {
+  syncline apply -f "$demo/resources/stage-$1.yaml" >"$demo/apply-$1.log" ||
+    fail "syncline apply -f .demo-erp/resources/stage-$1.yaml failed; see $demo/apply-$1.log"
+  grep -v '^ ' "$demo/apply-$1.log"
+}
+
+# outcomes FLOW COLLECTION waits up to 3 minutes until the API log has an
+# outcome in flow FLOW for every record of the shop's COLLECTION, and prints
+# how many of each action, and every failure with its reason. It returns 1
+# when a record failed or an outcome did not come.
+outcomes() {
+  local flow=$1 collection=$2 deadline=$((SECONDS + 180)) state code
+  while :; do
+    syncline logs --tenant "$tenant" --flow "$flow" --limit 1000 -o json >"$demo/outcomes-$flow.json" 2>/dev/null || true
+    code=0
+    state=$("$python" - "$shop_url/$collection" "$demo/outcomes-$flow.json" "$flow" "$collection" <<'EOF'
+import collections, json, sys, urllib.request
+url, path, flow, collection = sys.argv[1:5]
+with urllib.request.urlopen(url, timeout=30) as answer:
+    keys = {str(record['id']) for record in json.load(answer)}
+try:
+    with open(path) as f:
+        records = json.load(f).get('records', [])
+except ValueError:
+    records = []
+latest = {}
+for r in records:  # newest first: each record's latest outcome
+    latest.setdefault(r.get('remoteId', ''), r)
+done = [latest[k] for k in sorted(keys, key=int) if k in latest]
+actions = collections.Counter(r.get('action', '') for r in done)
+print('done' if len(done) == len(keys) else 'waiting')
+print('%s: %d in the shop, %s' % (flow, len(keys), ', '.join(
+    '%d %s' % (n, action) for action, n in sorted(actions.items())) or 'no outcome yet'))
+failed = [r for r in done if r.get('status') == 'failure']
+for r in failed:
+    print('  %s %s failed: %s (%s)' % (collection, r.get('remoteId'), r.get('reason', ''), r.get('code', '')))
+sys.exit(1 if failed else 0)
+EOF
+    ) || code=$?
+    if [[ $code != 0 || ${state%%$'\n'*} == done ]]; then
+      sed 1d <<<"$state"
+      return "$code"
+    fi
+    if ((SECONDS > deadline)); then
+      sed 1d <<<"$state"
+      warn "not every record of $collection has an outcome in flow $flow after 3 minutes: syncline get flows says why"
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+export SYNCLINE_SERVER=$api_url SYNCLINE_NATS_URL=$nats_url
+apply 1
+token=$(sed -n 's/^ *token: \([^ ]*\).*/\1/p' "$demo/apply-1.log")
+[[ -n $token ]] || fail "the apply printed no integrator token; see $demo/apply-1.log"
 cat >"$demo/env" <<EOF
 # source .demo-erp/env: the demo's commands and addresses, and the integrator's
 # token, which sees and changes the tenant $tenant only.
@@ -223,11 +306,21 @@ export SHOP_URL="$shop_url"
 export TRYTON_URL="$erp_url"
 EOF
 chmod 600 "$demo/env"
-export SYNCLINE_SERVER=$api_url SYNCLINE_NATS_URL=$nats_url SYNCLINE_TOKEN=$token
 
-say "Feeding the webshop's records into Syncline (shopfeed), each collection once the one before is applied"
-fed=1
-shopfeed -shop "$shop_url" -tenant "$tenant" -endpoint shop -collections "$collections" -wait 3m || fed=''
+arrived=1
+outcomes categories categories || arrived=''
+apply 2
+outcomes products products || arrived=''
+apply 3
+outcomes stock stock || arrived=''
+outcomes customers customers || arrived=''
+apply 4
+outcomes orders orders || arrived=''
+# From here on, the integrator's token, as .demo-erp/env has it.
+export SYNCLINE_TOKEN=$token
+
+say "The flows: when each last polled the shop, and its cursor (the time and keys of the last records read)"
+syncline get flows
 
 say "What Tryton holds now (read over its JSON-RPC)"
 "$python" tools/scripts/tryton-counts.py "$erp_url" erp admin admin
@@ -240,7 +333,8 @@ cat <<EOF
 ${bold}The demo is running.${plain} In another terminal, in this folder:
 
   source .demo-erp/env                  # PATH, the addresses, the integrator's token
-  syncline get flows                    # the five flows and their state
+  syncline get flows                    # the five flows: state, LAST POLL, CURSOR
+  syncline flow sync stock              # poll the shop's stock levels now, not in 5 s
   syncline get integrator shop-to-erp   # its services (orders, customers, products...) and their flows
   syncline logs                         # the API log: each record's outcome, target id, trace id
   syncline logs --remote-id 11 -o json  # product 11 (TS-100), with its id in Tryton
@@ -253,16 +347,18 @@ A trace: product 11's journey is trace ${trace:-(none found)}, one span per hop
 OTEL_EXPORTER_OTLP_ENDPOINT set to an OTLP/HTTP collector (Jaeger's is
 http://127.0.0.1:4318) and look it up there.
 
-Break it on purpose (the README's "A webshop and an ERP" shows the outcomes):
-  syncline publish --tenant acme --endpoint shop --entity order --key 9001 --file examples/erp/order-unknown-sku.json
-  syncline publish --tenant acme --endpoint shop --entity stock --key 999 --data '{"sku":"XX-999","available":5}'
-  tools/scripts/demo-erp.sh stop-erp    # the ERP goes away; then publish a change
+Add a record to the shop and it reaches Tryton by the next poll. Break it on
+purpose (the README's "A webshop and an ERP" has more, and the outcomes):
+  curl -X POST \$SHOP_URL/stock -H 'Content-Type: application/json' \\
+    -d '{"id":998,"sku":"XX-998","available":5,"reserved":0,"updated_at":"'\$(date -u +%FT%TZ)'"}'
+  syncline logs --remote-id 998         # failed: Tryton has no product XX-998
+  tools/scripts/demo-erp.sh stop-erp    # the ERP goes away; then change a stock level in the shop
   tools/scripts/demo-erp.sh start-erp   # it comes back; the paused flow resumes
 
 Logs: .demo-erp/syncline.log, .demo-erp/tryton/trytond.log, .demo-erp/shop/json-server.log
 ${bold}Ctrl-C stops everything the demo started.${plain}
 EOF
-[[ -n $fed ]] || warn "not every record arrived (shopfeed said why, above): syncline logs --status failure lists the failures"
+[[ -n $arrived ]] || warn "not every record arrived (see above): syncline logs --status failure lists the failures"
 
 wait "$(<"$run/syncline.pid")" || true
 fail "syncline dev stopped by itself; its log: $demo/syncline.log"
