@@ -135,15 +135,9 @@ func (r *Registry) OpenSource(ctx context.Context, typ string, settings map[stri
 	if e.source == nil {
 		return nil, &SettingsError{Path: "type", Reason: fmt.Sprintf("a %s endpoint is not polled: its system publishes its changes itself", typ)}
 	}
-	valid, err := e.spec.validate(settings)
+	valid, env, err := e.prepare(ctx, settings, env)
 	if err != nil {
 		return nil, err
-	}
-	if err := e.spec.checkEgress(ctx, valid, env); err != nil {
-		return nil, err
-	}
-	if env.Budget == nil {
-		env.Budget = NewBudget(BudgetFromSettings(valid))
 	}
 	s, err := e.source(ctx, valid, env)
 	if err != nil {
@@ -153,6 +147,23 @@ func (r *Registry) OpenSource(ctx context.Context, typ string, settings map[stri
 		return nil, fmt.Errorf("opening %s source: the factory returned neither a source nor an error", typ)
 	}
 	return s, nil
+}
+
+// prepare validates settings, checks what they reach against env's egress policy, and
+// gives env a budget from them when it has none: what opening a target or a source starts
+// with.
+func (e entry) prepare(ctx context.Context, settings map[string]any, env Env) (map[string]any, Env, error) {
+	valid, err := e.spec.validate(settings)
+	if err != nil {
+		return nil, env, err
+	}
+	if err := e.spec.checkEgress(ctx, valid, env); err != nil {
+		return nil, env, err
+	}
+	if env.Budget == nil {
+		env.Budget = NewBudget(BudgetFromSettings(valid))
+	}
+	return valid, env, nil
 }
 
 func (r *Registry) register(spec Spec, f TargetFactory) error {
@@ -317,15 +328,9 @@ func (r *Registry) OpenTarget(ctx context.Context, typ string, settings map[stri
 	if e.factory == nil {
 		return nil, &SettingsError{Path: "type", Reason: fmt.Sprintf("%q is a %s connector and cannot be a flow's target", typ, e.spec.spec.Kind)}
 	}
-	valid, err := e.spec.validate(settings)
+	valid, env, err := e.prepare(ctx, settings, env)
 	if err != nil {
 		return nil, err
-	}
-	if err := e.spec.checkEgress(ctx, valid, env); err != nil {
-		return nil, err
-	}
-	if env.Budget == nil {
-		env.Budget = NewBudget(BudgetFromSettings(valid))
 	}
 	t, err := e.factory(ctx, valid, env)
 	if err != nil {

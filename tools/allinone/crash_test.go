@@ -29,36 +29,10 @@ import (
 // checks that every published event reached the target exactly once in
 // effect: one row per key with its content, one created record per event.
 func TestKilledAndRestarted(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "syncline")
-	build := exec.Command("go", "build", "-o", bin, "./syncline")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building syncline: %v\n%s", err, out)
-	}
 	data := filepath.Join(t.TempDir(), "data")
 	httpAddr, natsPort := freeAddr(t), freePort(t)
 	const token = "crash-test-admin-token-0123456789"
-	run := func() *exec.Cmd {
-		cmd := exec.Command(bin, "dev", "--data-dir", data, "--http-addr", httpAddr,
-			"--nats-port", strconv.Itoa(natsPort), "--admin-token", token, "--log-level", "warn")
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		eventually(t, 30*time.Second, func() string {
-			resp, err := http.Get("http://" + httpAddr + "/readyz")
-			if err != nil {
-				return err.Error()
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return resp.Status
-			}
-			return ""
-		})
-		return cmd
-	}
+	run := devProcess(t, data, httpAddr, natsPort, token)
 
 	first := run()
 	opts := connect.WithInterceptors(auth.Bearer(token))
@@ -142,4 +116,39 @@ func freePort(t *testing.T) int {
 
 func freeAddr(t *testing.T) string {
 	return "127.0.0.1:" + strconv.Itoa(freePort(t))
+}
+
+// devProcess builds syncline and returns a function that starts `syncline dev` on data, the
+// addresses and the admin token given, with extra arguments, as a process of its own, and
+// waits until it is ready. Each process is killed when the test ends.
+func devProcess(t *testing.T, data, httpAddr string, natsPort int, token string, extra ...string) func() *exec.Cmd {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "syncline")
+	build := exec.Command("go", "build", "-o", bin, "./syncline")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building syncline: %v\n%s", err, out)
+	}
+	return func() *exec.Cmd {
+		args := append([]string{"dev", "--data-dir", data, "--http-addr", httpAddr,
+			"--nats-port", strconv.Itoa(natsPort), "--admin-token", token, "--log-level", "warn"}, extra...)
+		cmd := exec.Command(bin, args...)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		eventually(t, 30*time.Second, func() string {
+			resp, err := http.Get("http://" + httpAddr + "/readyz")
+			if err != nil {
+				return err.Error()
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return resp.Status
+			}
+			return ""
+		})
+		return cmd
+	}
 }

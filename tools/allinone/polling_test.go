@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -86,12 +84,6 @@ func TestPolledShopKilledAndRestarted(t *testing.T) {
 	}
 	shop.Reset(t, jsonservertest.State{DB: map[string][]map[string]any{"orders": orders}})
 
-	bin := filepath.Join(t.TempDir(), "syncline")
-	build := exec.Command("go", "build", "-o", bin, "./syncline")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building syncline: %v\n%s", err, out)
-	}
 	shopURL, err := url.Parse(shop.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -99,27 +91,7 @@ func TestPolledShopKilledAndRestarted(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "data")
 	httpAddr, natsPort := freeAddr(t), freePort(t)
 	const token = "polling-test-admin-token-0123456789"
-	run := func() *exec.Cmd {
-		cmd := exec.Command(bin, "dev", "--data-dir", data, "--http-addr", httpAddr, "--egress-allow", shopURL.Host,
-			"--nats-port", strconv.Itoa(natsPort), "--admin-token", token, "--log-level", "warn")
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		eventually(t, 30*time.Second, func() string {
-			resp, err := http.Get("http://" + httpAddr + "/readyz")
-			if err != nil {
-				return err.Error()
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return resp.Status
-			}
-			return ""
-		})
-		return cmd
-	}
+	run := devProcess(t, data, httpAddr, natsPort, token, "--egress-allow", shopURL.Host)
 	first := run()
 	opts := connect.WithInterceptors(auth.Bearer(token))
 	e := &env{t: t, dir: data, driver: "sqlite", dsn: tenantFile(t, data, "acme", "erp.db")}
