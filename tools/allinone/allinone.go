@@ -43,6 +43,7 @@ import (
 	"github.com/syncline/syncline/pkg/sqlstore"
 	"github.com/syncline/syncline/pkg/telemetry"
 	"github.com/syncline/syncline/services/connector/connector"
+	"github.com/syncline/syncline/services/controlplane/console"
 	"github.com/syncline/syncline/services/controlplane/controlplane"
 	"github.com/syncline/syncline/services/controlplane/resource"
 	"github.com/syncline/syncline/services/dedup/dedup"
@@ -116,6 +117,9 @@ type Config struct {
 	Bus    bus.Config
 	Logger *slog.Logger
 	Tracer trace.TracerProvider
+	// TraceURL is the web console's link to a trace, with {traceId} where the id goes
+	// (Jaeger: http://127.0.0.1:16686/trace/{traceId}); empty shows trace ids unlinked.
+	TraceURL string
 }
 
 // Instance is a running (or stopped) all-in-one Syncline.
@@ -377,7 +381,17 @@ func (in *Instance) Start(ctx context.Context) error {
 	el.Mount(api)
 	co.Mount(api)
 	mux := http.NewServeMux()
-	mux.Handle("/", authn.Handler(api))
+	apis := authn.Handler(api)
+	for _, service := range []string{controlplanev1connect.ResourceServiceName, eventlogv1connect.LogServiceName,
+		eventlogv1connect.DeadLetterServiceName, ingestv1connect.IngestServiceName} {
+		mux.Handle("/"+service+"/", apis)
+	}
+	// The web console is at /; it calls the APIs above with the signed-in user's token.
+	web, err := console.New(console.Config{API: apis, Sessions: box, TraceURL: in.cfg.TraceURL, Logger: in.log})
+	if err != nil {
+		return in.fail(ctx, err)
+	}
+	mux.Handle("/", web.Handler())
 	// Webhooks are checked by their endpoint's secret, not a token.
 	co.MountHooks(mux)
 	apiserver.MountReflection(mux, controlplanev1connect.ResourceServiceName, eventlogv1connect.LogServiceName, ingestv1connect.IngestServiceName, eventlogv1connect.DeadLetterServiceName)

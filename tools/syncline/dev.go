@@ -92,6 +92,7 @@ unacknowledged for the next start; nothing is lost.`,
 	f.StringVar(&cfg.AdminToken, "admin-token", os.Getenv("SYNCLINE_ADMIN_TOKEN"), "admin token ($SYNCLINE_ADMIN_TOKEN; default: generated once, kept in the data folder)")
 	f.DurationVar(&cfg.NATSSyncInterval, "nats-sync-interval", 0, "how often embedded NATS fsyncs (default: JetStream's two minutes)")
 	f.StringSliceVar(&egressAllow, "egress-allow", splitEnv("SYNCLINE_EGRESS_ALLOW"), "what endpoints may reach, comma-separated: public, addresses or CIDR ranges with an optional :port, host names ($SYNCLINE_EGRESS_ALLOW; default public)")
+	f.StringVar(&cfg.TraceURL, "trace-url", os.Getenv("SYNCLINE_TRACE_URL"), "the web console's link to a trace, with {traceId} where the id goes, e.g. http://127.0.0.1:16686/trace/{traceId} for Jaeger ($SYNCLINE_TRACE_URL)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&otlp, "otlp-endpoint", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), "base URL of an OTLP/HTTP collector, e.g. http://127.0.0.1:4318; traces go to its /v1/traces ($OTEL_EXPORTER_OTLP_ENDPOINT; $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is used as is)")
 	return cmd
@@ -122,6 +123,7 @@ func splitEnv(name string) []string {
 func printWelcome(g *globals, in *allinone.Instance) {
 	fmt.Fprintf(g.out, `Syncline is running (all five services in one process).
 
+  console    %[1]s/   (sign in with the admin token)
   API        %[1]s   (gRPC, gRPC-Web and JSON over HTTP)
   metrics    %[1]s/metrics
   health     %[1]s/readyz
