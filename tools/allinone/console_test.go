@@ -37,7 +37,7 @@ func newBrowser(t *testing.T, base string) *browser {
 type secureJar struct{ *cookiejar.Jar }
 
 func (j secureJar) SetCookies(u *url.URL, cs []*http.Cookie) { j.Jar.SetCookies(secure(u), cs) }
-func (j secureJar) Cookies(u *url.URL) []*http.Cookie         { return j.Jar.Cookies(secure(u)) }
+func (j secureJar) Cookies(u *url.URL) []*http.Cookie        { return j.Jar.Cookies(secure(u)) }
 
 func secure(u *url.URL) *url.URL {
 	v := *u

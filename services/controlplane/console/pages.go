@@ -207,10 +207,10 @@ func (c *Console) tenantPage(w http.ResponseWriter, r *http.Request, rq *request
 
 // dashboardData is what the dashboard shows of a tenant.
 type dashboardData struct {
-	Flows                    []*controlplanev1.Resource
-	Paused, Held             int
-	Today                    eventlogv1.ReportRow
-	Integrators              []*controlplanev1.Resource
+	Flows                     []*controlplanev1.Resource
+	Paused, Held              int
+	Today                     eventlogv1.ReportRow
+	Integrators               []*controlplanev1.Resource
 	RecordsToday, FailedToday int64
 }
 
@@ -330,4 +330,3 @@ func parseDate(v string) (time.Time, error) {
 	}
 	return time.Time{}, fmt.Errorf("%q is not a date: write it as 2026-12-06 or 2026-12-06T14:30 (UTC)", v)
 }
-
