@@ -24,7 +24,7 @@ build: ## Build the five services and the syncline CLI into bin/
 	go build -o bin/ ./tools/syncline ./tools/loadgen
 
 .PHONY: test
-test: postgres mariadb peers tryton ## Run the whole test suite (starts PostgreSQL and MariaDB, installs the test peers and Tryton if needed), then a bounded run of each fuzz test
+test: postgres mariadb peers tryton chromium ## Run the whole test suite (starts PostgreSQL and MariaDB, installs the test peers, Tryton and Chromium if needed), then a bounded run of each fuzz test
 	go test $(GOTEST_FLAGS) $(PACKAGES)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST) FUZZMINIMIZETIME=0
 
@@ -76,6 +76,10 @@ $(PEERS): tools/peers/package.json tools/peers/package-lock.json
 .PHONY: tryton
 tryton: ## Make sure the Tryton 6.0 server and modules the tryton connector's tests run are installed
 	@tools/scripts/ensure-tryton.sh
+
+.PHONY: chromium
+chromium: ## Make sure Chromium is installed for the browser tests (pkg/browsertest): Debian's, installed as root if missing
+	@tools/scripts/ensure-chromium.sh
 
 .PHONY: lint
 lint: $(BIN)/staticcheck $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go ## gofmt, go vet, staticcheck, buf lint, generated-code drift
