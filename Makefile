@@ -81,6 +81,11 @@ tryton: ## Make sure the Tryton 6.0 server and modules the tryton connector's te
 chromium: ## Make sure Chromium is installed for the browser tests (pkg/browsertest): Debian's, installed as root if missing
 	@tools/scripts/ensure-chromium.sh
 
+.PHONY: screenshots
+screenshots: chromium ## Take the web console's screenshots (1280 and 390 px) in its browser test and copy them to docs/screenshots, which the README links
+	cd tools && go test ./allinone -run '^TestConsoleInABrowser$$' -count=1
+	cp tools/artifacts/screenshots/console-*.png docs/screenshots/
+
 .PHONY: lint
 lint: $(BIN)/staticcheck $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go ## gofmt, go vet, staticcheck, buf lint, generated-code drift
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

@@ -328,3 +328,19 @@ func callOn[T any](ctx context.Context, t *chromedp.Target, n *chromedp.Node, fn
 	}()
 	return chromedp.CallFunctionOn[T](fn, func(p *runtime.CallFunctionOnParams) { p.ObjectID = obj.Object.ObjectID }, args...)(ctx, t)
 }
+
+// Bool evaluates a JavaScript expression in the page and returns its truth, failing the
+// test when it cannot be evaluated.
+func (b *Browser) Bool(expr string) bool {
+	b.t.Helper()
+	var v bool
+	err := b.do("evaluating "+excerpt(expr, 60), nil, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		var err error
+		v, err = chromedp.Evaluate[bool](expr)(ctx, t)
+		return err
+	}))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return v
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/syncline/syncline/connectors/rest/jsonservertest"
 	"github.com/syncline/syncline/connectors/tryton/trytontest"
+	"github.com/syncline/syncline/pkg/browsertest"
 )
 
 // peers are the real systems the package's tests write to, started on first
@@ -48,6 +49,9 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if peers.shopSrv != nil {
 		peers.shopSrv.Stop()
+	}
+	if err := browsertest.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stopping Chromium: %v\n", err)
 	}
 	if peers.trytonSrv != nil {
 		if err := peers.trytonSrv.Stop(); err != nil {

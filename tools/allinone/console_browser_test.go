@@ -1,0 +1,66 @@
+package allinone_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/syncline/syncline/pkg/browsertest"
+	"github.com/syncline/syncline/pkg/ingest"
+)
+
+// TestConsoleInABrowser signs in to the console in a real Chromium, with the keyboard, and
+// goes through its pages: each passes the accessibility checker, fits 1280 px and a phone's
+// 390 px without scrolling sideways, and is kept as a screenshot.
+func TestConsoleInABrowser(t *testing.T) {
+	e := start(t, options{dir: t.TempDir(), driver: "sqlite"})
+	e.dsn = tenantFile(t, e.dir, "acme", "erp.db")
+	e.applyOrders("acme", "orders")
+	e.publish(ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "1001", Version: 1, Payload: order(1001, "paid")})
+	e.waitCreatedOnly(1)
+
+	b := browsertest.New(t)
+	b.Navigate(e.in.APIURL() + "/t/acme/")
+	if got := b.Title(); !strings.HasPrefix(got, "Sign in") {
+		t.Fatalf("without a session the dashboard shows %q, want the sign-in page", got)
+	}
+	b.Accessibility(t)
+	b.Screenshots("console-sign-in")
+
+	// A wrong token: refused next to the field.
+	b.Fill("Token", "not-a-token-of-anyone")
+	b.Press("\r")
+	b.WaitText("not recognised")
+	b.Accessibility(t)
+
+	// The first Tab after the skip link lands on the token field; Enter signs in.
+	b.Fill("Token", e.in.AdminToken())
+	b.ClickText("Sign in")
+	b.WaitText("Records")
+	if got := b.Title(); !strings.HasPrefix(got, "Dashboard") {
+		t.Fatalf("after signing in the page is %q, want the dashboard it was asked for", got)
+	}
+	b.Accessibility(t)
+	b.Screenshots("console-dashboard")
+
+	b.ClickText("API log")
+	b.WaitText("Newest first")
+	if !strings.Contains(b.Text("table"), "1001") {
+		t.Fatalf("the API log does not show order 1001: %s", b.Text("main"))
+	}
+	b.Accessibility(t)
+	b.Screenshots("console-api-log")
+	b.Fill("Remote id", "nope")
+	b.ClickText("Filter")
+	b.WaitText("No records match")
+
+	// Nothing is wider than a phone's screen.
+	for _, path := range []string{"/t/acme/", "/t/acme/logs"} {
+		b.Navigate(e.in.APIURL() + path)
+		for _, width := range []int{390, 1280} {
+			b.Viewport(width, 800)
+			if b.Bool(`document.documentElement.scrollWidth > document.documentElement.clientWidth`) {
+				t.Errorf("%s scrolls sideways at %d px", path, width)
+			}
+		}
+	}
+}
