@@ -32,9 +32,20 @@ func TestConsoleInABrowser(t *testing.T) {
 	b.WaitText("not recognised")
 	b.Accessibility(t)
 
-	// The first Tab after the skip link lands on the token field; Enter signs in.
+	// With the keyboard: the first Tab reaches the skip link, which skips the header to the
+	// token field; Enter signs in.
+	b.Navigate(e.in.APIURL() + "/login?next=/t/acme/")
+	b.Tab()
+	if got := b.Focused(); !strings.Contains(got, "Skip to the content") {
+		t.Errorf("the first Tab focuses %s, want the skip link", got)
+	}
+	b.Press("\r")
+	b.Tab()
+	if got := b.Focused(); !strings.Contains(got, `"Token"`) {
+		t.Errorf("the Tab after the skip link focuses %s, want the token field", got)
+	}
 	b.Fill("Token", e.in.AdminToken())
-	b.ClickText("Sign in")
+	b.Press("\r")
 	b.WaitText("Records")
 	if got := b.Title(); !strings.HasPrefix(got, "Dashboard") {
 		t.Fatalf("after signing in the page is %q, want the dashboard it was asked for", got)
