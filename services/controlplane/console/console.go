@@ -107,9 +107,23 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("POST /login", c.login)
 	mux.HandleFunc("POST /logout", c.signedIn(c.logout))
 	mux.HandleFunc("GET /{$}", c.signedIn(c.home))
+	// A tenant's pages, each page's routes in its own file; nav lists them in the header.
 	mux.HandleFunc("GET /t/{tenant}/{$}", c.signedIn(c.dashboard))
 	mux.HandleFunc("GET /t/{tenant}/logs", c.signedIn(c.logs))
 	return headers(mux)
+}
+
+// navItem is a page of a tenant in the header's navigation.
+type navItem struct {
+	Title string
+	// Path is the page's path under /t/<tenant>/.
+	Path string
+}
+
+// nav lists a tenant's pages, in the header's order.
+var nav = []navItem{
+	{"Dashboard", ""},
+	{"API log", "logs"},
 }
 
 // headers sets what every page of the console sends: no framing by other sites, no

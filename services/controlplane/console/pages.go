@@ -45,6 +45,7 @@ func (c *Console) funcs() template.FuncMap {
 		},
 		"percent": func(f float64) string { return fmt.Sprintf("%.1f %%", f*100) },
 		"list":    func(s ...string) []string { return s },
+		"nav":     func() []navItem { return nav },
 		// short is a trace id's first 8 digits: enough to tell traces apart on a page.
 		"short": func(id string) string { return id[:min(8, len(id))] },
 	}
