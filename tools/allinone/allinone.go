@@ -403,6 +403,9 @@ func (in *Instance) Start(ctx context.Context) error {
 	in.health.Mount(mux, apiserver.ProbeLimit.Option())
 	in.http = apiserver.New(in.cfg.HTTPAddr, mux, in.log)
 	in.parts.Add("http", in.http)
+	// Stopped before the server, so that its shutdown does not wait for the console's
+	// live pages.
+	in.parts.Add("console live pages", lifecycle.Funcs{OnStop: func(context.Context) error { web.Close(); return nil }})
 	in.parts.Add("readiness", lifecycle.Funcs{
 		OnStart: func(context.Context) error { in.health.SetReady(true); return nil },
 		OnStop:  func(context.Context) error { in.health.SetReady(false); return nil },

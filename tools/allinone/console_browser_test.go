@@ -3,6 +3,7 @@ package allinone_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/syncline/syncline/pkg/browsertest"
 	"github.com/syncline/syncline/pkg/ingest"
@@ -60,9 +61,30 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 	b.Accessibility(t)
 	b.Screenshots("console-api-log")
+	// A change published while the log is open appears without a reload.
+	e.publish(ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "1002", Version: 1, Payload: order(1002, "paid")})
+	b.WaitText("1002")
+	if !strings.Contains(b.Text("table"), "1001") {
+		t.Errorf("after the live update the API log lost order 1001: %s", b.Text("main"))
+	}
 	b.Fill("Remote id", "nope")
 	b.ClickText("Filter")
 	b.WaitText("No records match")
+
+	// The dashboard counts a record published while it is open.
+	b.ClickText("Dashboard")
+	b.WaitText("Flows paused")
+	records := func() string { return strings.TrimSpace(b.Text(".figures div:first-child dd")) }
+	if got := records(); got != "2" {
+		t.Fatalf("the dashboard counts %s records today, want 2", got)
+	}
+	e.publish(ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "1003", Version: 1, Payload: order(1003, "paid")})
+	eventually(t, 30*time.Second, func() string {
+		if got := records(); got != "3" {
+			return "the dashboard still counts " + got + " records today, want 3 without a reload"
+		}
+		return ""
+	})
 
 	// Nothing is wider than a phone's screen.
 	for _, path := range []string{"/t/acme/", "/t/acme/logs"} {

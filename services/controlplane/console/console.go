@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"time"
 
 	"connectrpc.com/connect"
@@ -54,6 +55,10 @@ type Console struct {
 	pages    map[string]*template.Template
 	sessions sessions
 	client   *http.Client
+
+	// done ends the live streams (Close).
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns the console.
@@ -68,7 +73,7 @@ func New(cfg Config) (*Console, error) {
 		cfg.Now = time.Now
 	}
 	c := &Console{cfg: cfg, log: cfg.Logger.With("api", "console"), sessions: sessions{box: cfg.Sessions, now: cfg.Now},
-		client: &http.Client{Transport: handlerTransport{cfg.API}}}
+		client: &http.Client{Transport: handlerTransport{cfg.API}}, done: make(chan struct{})}
 	pages, err := parsePages(c.funcs())
 	if err != nil {
 		return nil, err
@@ -109,7 +114,9 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET /{$}", c.signedIn(c.home))
 	// A tenant's pages, each page's routes in its own file; nav lists them in the header.
 	mux.HandleFunc("GET /t/{tenant}/{$}", c.signedIn(c.dashboard))
+	mux.HandleFunc("GET /t/{tenant}/live", c.signedIn(c.dashboardLive))
 	mux.HandleFunc("GET /t/{tenant}/logs", c.signedIn(c.logs))
+	mux.HandleFunc("GET /t/{tenant}/logs/live", c.signedIn(c.logsLive))
 	return headers(mux)
 }
 

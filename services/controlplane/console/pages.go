@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -220,7 +221,7 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, rq *request)
 	if !ok {
 		return
 	}
-	d, err := c.dashboardOf(r, rq, p.Tenant)
+	d, err := c.dashboardOf(r.Context(), rq, p.Tenant)
 	if err != nil {
 		c.apiError(w, "dashboard", p, err)
 		return
@@ -229,8 +230,23 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, rq *request)
 	c.render(w, http.StatusOK, "dashboard", p)
 }
 
-func (c *Console) dashboardOf(r *http.Request, rq *request, tenant string) (*dashboardData, error) {
-	ctx := r.Context()
+// dashboardLive streams the dashboard's figures and flows as they change.
+func (c *Console) dashboardLive(w http.ResponseWriter, r *http.Request, rq *request) {
+	p, ok := c.tenantPage(w, r, rq, "Dashboard")
+	if !ok {
+		return
+	}
+	c.live(w, r, func(ctx context.Context) ([]byte, error) {
+		d, err := c.dashboardOf(ctx, rq, p.Tenant)
+		if err != nil {
+			return nil, err
+		}
+		p.Data = d
+		return c.part("dashboard", "live", p)
+	})
+}
+
+func (c *Console) dashboardOf(ctx context.Context, rq *request, tenant string) (*dashboardData, error) {
 	flows, err := rq.resources.ListResources(ctx, &controlplanev1.ListResourcesRequest{Kind: "Flow", Tenant: tenant})
 	if err != nil {
 		return nil, err
@@ -267,6 +283,8 @@ type logsData struct {
 	Records []*eventlogv1.LogRecord
 	// Next is the query of the next page; empty on the last.
 	Next string
+	// Live says the page is the newest records, which the page keeps up to date.
+	Live bool
 }
 
 // logFilters are the API log's filters, as query parameters of the page.
@@ -277,17 +295,55 @@ func (c *Console) logs(w http.ResponseWriter, r *http.Request, rq *request) {
 	if !ok {
 		return
 	}
+	d, req, field, err := logQuery(p.Tenant, r.URL.Query())
+	p.Data = d
+	if err != nil {
+		p.FieldErrors = map[string]string{field: err.Error()}
+		c.render(w, http.StatusBadRequest, "logs", p)
+		return
+	}
+	if err := d.read(r.Context(), rq, req); err != nil {
+		c.apiError(w, "logs", p, err)
+		return
+	}
+	c.render(w, http.StatusOK, "logs", p)
+}
+
+// logsLive streams the API log's first page, with the page's filters, as it changes.
+func (c *Console) logsLive(w http.ResponseWriter, r *http.Request, rq *request) {
+	p, ok := c.tenantPage(w, r, rq, "API log")
+	if !ok {
+		return
+	}
 	q := r.URL.Query()
+	q.Del("page")
+	d, req, field, err := logQuery(p.Tenant, q)
+	if err != nil {
+		http.Error(w, field+": "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	p.Data = d
+	c.live(w, r, func(ctx context.Context) ([]byte, error) {
+		if err := d.read(ctx, rq, req); err != nil {
+			return nil, err
+		}
+		return c.part("logs", "records", p)
+	})
+}
+
+// logQuery reads the API log page's filters from q; a filter that cannot be read is
+// returned with its field's name.
+func logQuery(tenant string, q url.Values) (*logsData, *eventlogv1.QueryLogsRequest, string, error) {
 	d := &logsData{Filter: url.Values{}}
 	for _, f := range logFilters {
 		if v := strings.TrimSpace(q.Get(f)); v != "" {
 			d.Filter.Set(f, v)
 		}
 	}
-	p.Data = d
-	req := &eventlogv1.QueryLogsRequest{Tenant: p.Tenant, RemoteId: d.Filter.Get("remote_id"), Status: d.Filter.Get("status"),
+	req := &eventlogv1.QueryLogsRequest{Tenant: tenant, RemoteId: d.Filter.Get("remote_id"), Status: d.Filter.Get("status"),
 		Integrator: d.Filter.Get("integrator"), Flow: d.Filter.Get("flow"), Entity: d.Filter.Get("entity"), Action: d.Filter.Get("action"),
 		PageSize: 50, PageToken: q.Get("page")}
+	d.Live = req.PageToken == ""
 	for _, t := range []struct {
 		field string
 		dst   **timestamppb.Timestamp
@@ -298,18 +354,20 @@ func (c *Console) logs(w http.ResponseWriter, r *http.Request, rq *request) {
 		}
 		at, err := parseDate(v)
 		if err != nil {
-			p.FieldErrors = map[string]string{t.field: err.Error()}
-			c.render(w, http.StatusBadRequest, "logs", p)
-			return
+			return d, nil, t.field, err
 		}
 		*t.dst = timestamppb.New(at)
 	}
-	resp, err := rq.logs.QueryLogs(r.Context(), req)
+	return d, req, "", nil
+}
+
+// read queries the API log and keeps the page's records and the query of the next page.
+func (d *logsData) read(ctx context.Context, rq *request, req *eventlogv1.QueryLogsRequest) error {
+	resp, err := rq.logs.QueryLogs(ctx, req)
 	if err != nil {
-		c.apiError(w, "logs", p, err)
-		return
+		return err
 	}
-	d.Records = resp.Records
+	d.Records, d.Next = resp.Records, ""
 	if resp.NextPageToken != "" {
 		next := url.Values{}
 		for k, v := range d.Filter {
@@ -318,7 +376,16 @@ func (c *Console) logs(w http.ResponseWriter, r *http.Request, rq *request) {
 		next.Set("page", resp.NextPageToken)
 		d.Next = next.Encode()
 	}
-	c.render(w, http.StatusOK, "logs", p)
+	return nil
+}
+
+// part renders the named part of a page's template, for a live update.
+func (c *Console) part(pageName, part string, p page) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := c.pages[pageName].ExecuteTemplate(&buf, part, p); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // parseDate reads a filter's date: a day (2006-01-02, from its midnight UTC) or a time
