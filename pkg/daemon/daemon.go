@@ -52,6 +52,9 @@ type Spec struct {
 	Store bool
 	// API: the service serves an API (SYNCLINE_ADMIN_TOKEN, required).
 	API bool
+	// Console: the service serves the web console (SYNCLINE_EVENTLOG_URL and
+	// SYNCLINE_TRACE_URL, optional).
+	Console bool
 	// MasterKey: the service seals or opens credentials and secrets
 	// (SYNCLINE_MASTER_KEY, optional: without it the service runs and
 	// refuses what needs it, saying why).
@@ -102,6 +105,11 @@ type Config struct {
 	// EgressAllow, EgressFiles and EgressProtect are the egress policy's
 	// variables, checked, as given.
 	EgressAllow, EgressFiles, EgressProtect string
+	// EventlogURL is the eventlog service's API, which the web console calls for the API
+	// log, reports and dead letters; empty: those pages say it is not set.
+	EventlogURL string
+	// TraceURL is the web console's link to a trace, with {traceId}.
+	TraceURL string
 }
 
 // variable is one environment variable: who reads it, what --help says of
@@ -264,6 +272,28 @@ var variables = []variable{
 			}
 			c.Secrets, err = secret.New(key)
 			return err
+		}},
+	{name: "SYNCLINE_EVENTLOG_URL", reads: func(s Spec) bool { return s.Console },
+		about: "the eventlog service's API (http://eventlog:7400), which the web console calls for the API log, reports and dead letters; unset: those pages say so",
+		set: func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return errors.New("is not an http or https URL such as http://eventlog:7400")
+			}
+			c.EventlogURL = strings.TrimSuffix(v, "/")
+			return nil
+		}},
+	{name: "SYNCLINE_TRACE_URL", reads: func(s Spec) bool { return s.Console },
+		about: "the web console's link to a trace, with {traceId} where the id goes (Jaeger: http://jaeger:16686/trace/{traceId}); unset: trace ids are shown without a link",
+		set: func(c *Config, v string) error {
+			if v != "" && !strings.Contains(v, "{traceId}") {
+				return errors.New("has no {traceId}: write where the trace id goes, e.g. http://jaeger:16686/trace/{traceId}")
+			}
+			c.TraceURL = v
+			return nil
 		}},
 	{name: "SYNCLINE_PARTITIONS", def: strconv.Itoa(bus.DefaultConfig().Partitions), reads: always,
 		about: "partitions of the flow and push subjects, 1 to 1024; the same on every service, fixed for the life of a deployment",
@@ -441,6 +471,9 @@ type Runtime struct {
 	DB        *sqlstore.DB
 	// Leases let replicas of a service share its consumers.
 	Leases *bus.Leases
+	// APIHandler is the API behind its token check, when API was given the services it
+	// serves (so that / is free for the web console); nil otherwise.
+	APIHandler http.Handler
 
 	shutdownTracer func(context.Context) error
 	parts          *lifecycle.Group
@@ -514,13 +547,24 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 // readiness, metrics and reflection stay on rt.Mux, open. It fails when no
 // admin token is configured (a Spec with API makes Load require one), since
 // an API must never run open.
-func (rt *Runtime) API(tokens auth.TokenLookup) (*http.ServeMux, error) {
+//
+// With services (their full names, such as "syncline.controlplane.v1.ResourceService"),
+// the token check covers those services' paths only, and leaves the rest of the server to
+// the caller (the web console at /); without, it covers every path.
+func (rt *Runtime) API(tokens auth.TokenLookup, services ...string) (*http.ServeMux, error) {
 	a, err := auth.NewAuthenticator(rt.Config.AdminToken, tokens)
 	if err != nil {
 		return nil, err
 	}
 	api := http.NewServeMux()
-	rt.Mux.Handle("/", a.Handler(api))
+	if len(services) == 0 {
+		rt.Mux.Handle("/", a.Handler(api))
+		return api, nil
+	}
+	rt.APIHandler = a.Handler(api)
+	for _, s := range services {
+		rt.Mux.Handle("/"+s+"/", rt.APIHandler)
+	}
 	return api, nil
 }
 

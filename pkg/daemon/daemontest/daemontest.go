@@ -46,6 +46,9 @@ var bad = map[string]string{
 	"SYNCLINE_EGRESS_ALLOW":   "10.0.0.0/33",
 	"SYNCLINE_EGRESS_FILES":   "/dev/null",
 	"SYNCLINE_EGRESS_PROTECT": "db.internal",
+	// An address without its scheme; a trace link without the place of its id.
+	"SYNCLINE_EVENTLOG_URL": "eventlog:7400",
+	"SYNCLINE_TRACE_URL":    "http://jaeger:16686/trace/",
 }
 
 // CheckMain runs the service's main (run) as spec describes it: --help
