@@ -110,6 +110,7 @@ func (c *Console) Handler() http.Handler {
 	// A tenant's pages, each page's routes in its own file; nav lists them in the header.
 	mux.HandleFunc("GET /t/{tenant}/{$}", c.signedIn(c.dashboard))
 	mux.HandleFunc("GET /t/{tenant}/logs", c.signedIn(c.logs))
+	mux.HandleFunc("GET /t/{tenant}/reports", c.signedIn(c.reports))
 	return headers(mux)
 }
 
@@ -124,6 +125,7 @@ type navItem struct {
 var nav = []navItem{
 	{"Dashboard", ""},
 	{"API log", "logs"},
+	{"Reports", "reports"},
 }
 
 // headers sets what every page of the console sends: no framing by other sites, no
