@@ -117,6 +117,7 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET /t/{tenant}/live", c.signedIn(c.dashboardLive))
 	mux.HandleFunc("GET /t/{tenant}/logs", c.signedIn(c.logs))
 	mux.HandleFunc("GET /t/{tenant}/logs/live", c.signedIn(c.logsLive))
+	mux.HandleFunc("GET /t/{tenant}/reports", c.signedIn(c.reports))
 	return headers(mux)
 }
 
@@ -131,6 +132,7 @@ type navItem struct {
 var nav = []navItem{
 	{"Dashboard", ""},
 	{"API log", "logs"},
+	{"Reports", "reports"},
 }
 
 // headers sets what every page of the console sends: no framing by other sites, no
