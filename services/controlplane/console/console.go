@@ -110,6 +110,12 @@ func (c *Console) Handler() http.Handler {
 	// A tenant's pages, each page's routes in its own file; nav lists them in the header.
 	mux.HandleFunc("GET /t/{tenant}/{$}", c.signedIn(c.dashboard))
 	mux.HandleFunc("GET /t/{tenant}/logs", c.signedIn(c.logs))
+	mux.HandleFunc("GET /t/{tenant}/deadletters", c.signedIn(c.deadLetters))
+	mux.HandleFunc("GET /t/{tenant}/deadletters/{id}", c.signedIn(c.deadLetter))
+	mux.HandleFunc("POST /t/{tenant}/deadletters/{id}/record", c.signedIn(c.deadLetterRecord))
+	mux.HandleFunc("POST /t/{tenant}/deadletters/{id}/edit", c.signedIn(c.editDeadLetter))
+	mux.HandleFunc("POST /t/{tenant}/deadletters/{id}/replay", c.signedIn(c.replayDeadLetter))
+	mux.HandleFunc("POST /t/{tenant}/deadletters/{id}/discard", c.signedIn(c.discardDeadLetter))
 	return headers(mux)
 }
 
@@ -124,6 +130,7 @@ type navItem struct {
 var nav = []navItem{
 	{"Dashboard", ""},
 	{"API log", "logs"},
+	{"Dead letters", "deadletters"},
 }
 
 // headers sets what every page of the console sends: no framing by other sites, no
