@@ -118,6 +118,12 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET /t/{tenant}/logs", c.signedIn(c.logs))
 	mux.HandleFunc("GET /t/{tenant}/logs/live", c.signedIn(c.logsLive))
 	mux.HandleFunc("GET /t/{tenant}/reports", c.signedIn(c.reports))
+	mux.HandleFunc("GET /t/{tenant}/deadletters", c.signedIn(c.deadLetters))
+	mux.HandleFunc("GET /t/{tenant}/deadletters/{id}", c.signedIn(c.deadLetter))
+	mux.HandleFunc("POST /t/{tenant}/deadletters/{id}/record", c.signedIn(c.deadLetterRecord))
+	mux.HandleFunc("POST /t/{tenant}/deadletters/{id}/edit", c.signedIn(c.editDeadLetter))
+	mux.HandleFunc("POST /t/{tenant}/deadletters/{id}/replay", c.signedIn(c.replayDeadLetter))
+	mux.HandleFunc("POST /t/{tenant}/deadletters/{id}/discard", c.signedIn(c.discardDeadLetter))
 	return headers(mux)
 }
 
@@ -133,6 +139,7 @@ var nav = []navItem{
 	{"Dashboard", ""},
 	{"API log", "logs"},
 	{"Reports", "reports"},
+	{"Dead letters", "deadletters"},
 }
 
 // headers sets what every page of the console sends: no framing by other sites, no

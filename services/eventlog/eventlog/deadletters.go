@@ -200,9 +200,8 @@ func (h *deadLetterHandler) EditDeadLetter(ctx context.Context, req *eventlogv1.
 	if err != nil {
 		return nil, err
 	}
-	var obj map[string]any
-	if err := json.Unmarshal([]byte(req.Record), &obj); err != nil || obj == nil {
-		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("record: give the corrected record as a JSON object"))
+	if err := checkRecord(req.Record); err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}
 	l, err := h.get(ctx, tenant, req.Id)
 	if err != nil {
@@ -234,6 +233,42 @@ func (h *deadLetterHandler) EditDeadLetter(ctx context.Context, req *eventlogv1.
 	h.s.log.Info("dead letter record edited", "tenant", tenant, "dead_letter", l.ID, "by", p.String())
 	l.State = deadletter.StateOpen
 	return &eventlogv1.EditDeadLetterResponse{Letter: toProto(l)}, nil
+}
+
+// checkRecord says what is wrong with a corrected record, and where: it must be a JSON
+// object.
+func checkRecord(record string) error {
+	if strings.TrimSpace(record) == "" {
+		return errors.New("record: empty: give the corrected record as a JSON object")
+	}
+	var v any
+	if err := json.Unmarshal([]byte(record), &v); err != nil {
+		var syntax *json.SyntaxError
+		if errors.As(err, &syntax) {
+			return fmt.Errorf("record: not JSON at byte %d (%v): give the corrected record as a JSON object", syntax.Offset, err)
+		}
+		return fmt.Errorf("record: not JSON (%v): give the corrected record as a JSON object", err)
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return fmt.Errorf("record: a JSON %s, not an object: give the corrected record as a JSON object, {\"field\": value, ...}", jsonKind(v))
+	}
+	return nil
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "array"
+	case string:
+		return "string"
+	case float64:
+		return "number"
+	case bool:
+		return "boolean"
+	}
+	return "value"
 }
 
 // maxReplay bounds one replay request.
