@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
+	"github.com/syncline/syncline/pkg/browsertest"
 )
 
 // endpointSecret is the credential the tests give an endpoint: no page may show it.
@@ -230,5 +231,119 @@ func TestConsoleEndpoints(t *testing.T) {
 	}
 	if strings.Join(names, ", ") != "archive: globex-archive-db, erp: ERP orders, shop: webshop" {
 		t.Errorf("globex's endpoints after acme's integrator tried: %v", names)
+	}
+}
+
+// TestConsoleEndpointsInABrowser goes through the endpoints page in Chromium: add a SQLite
+// target (first refused, the API's reason by the settings), see it in the grid, edit its
+// description, a rename refused, test the connection, a delete of an endpoint in use refused
+// naming its flow, a credential that no page holds; every page passes axe-core and fits 1280
+// and 390 px.
+func TestConsoleEndpointsInABrowser(t *testing.T) {
+	e := start(t, options{dir: t.TempDir(), driver: "sqlite"})
+	e.dsn = tenantFile(t, e.dir, "acme", "erp.db")
+	e.applyOrders("acme", "orders")
+
+	b := browsertest.New(t)
+	b.Navigate(e.in.APIURL() + "/login?next=/t/acme/endpoints")
+	b.Fill("Token", e.in.AdminToken())
+	b.Press("\r")
+	b.WaitText("Add an endpoint")
+	if got := b.Title(); !strings.HasPrefix(got, "Endpoints") {
+		t.Fatalf("after signing in the page is %q, want the endpoints page", got)
+	}
+	b.Accessibility(t)
+
+	// Added without a table: the API refuses, and says so by the settings.
+	b.Fill("Name", "invoices")
+	b.Fill("Type", "sql (target)")
+	b.Fill("Description", "Invoices table")
+	b.Fill("Settings", "driver: sqlite\ndsn: erp.db\n")
+	b.ClickText("Add endpoint")
+	b.WaitText("settings.table")
+	if !strings.Contains(b.Text("#settings-error"), "table") || b.Value("Name") != "invoices" {
+		t.Errorf("a refused add: settings error %q, name %q; want the refusal by the settings and the input kept", b.Text("#settings-error"), b.Value("Name"))
+	}
+	b.Accessibility(t)
+	b.Fill("Settings", "driver: sqlite\ndsn: erp.db\ntable: invoices\ncreate_table: true\n")
+	b.ClickText("Add endpoint")
+	b.WaitText("Endpoint invoices added.")
+	if grid := b.Text("table"); !strings.Contains(grid, "Invoices table") || !strings.Contains(grid, "orders") {
+		t.Errorf("the grid after adding invoices: %s", grid)
+	}
+	// A REST target with a credential, which no page shows again.
+	b.Fill("Name", "crm")
+	b.Fill("Type", "rest (target)")
+	b.Fill("Description", "CRM")
+	b.Fill("Settings", crmSettings)
+	b.Fill("Credentials", "token="+endpointSecret)
+	b.ClickText("Add endpoint")
+	b.WaitText("Endpoint crm added.")
+	b.Accessibility(t)
+	b.Screenshots("console-endpoints")
+	noSecret := `!document.documentElement.outerHTML.includes("` + endpointSecret + `")`
+	if !b.Bool(noSecret) {
+		t.Errorf("the endpoints page holds the credential")
+	}
+
+	// Edit the description; the name is read-only.
+	b.ClickText("invoices")
+	b.WaitText("Test connection")
+	b.Fill("Description", "Invoices, from the ERP")
+	b.ClickText("Save")
+	b.WaitText("Endpoint invoices saved.")
+	if got := b.Value("Description"); got != "Invoices, from the ERP" {
+		t.Errorf("the description after saving: %q", got)
+	}
+	if !b.Bool(`document.getElementById("name").readOnly`) {
+		t.Errorf("the name can be edited")
+	}
+	b.ClickText("Test connection")
+	b.WaitText("Connected")
+	if got := b.Text(".test"); !strings.Contains(got, "It serves:") {
+		t.Errorf("the test's outcome: %s", got)
+	}
+	b.Accessibility(t)
+	b.Screenshots("console-endpoint")
+
+	// A form sent with another name (made writable and changed in the page) is a rename the
+	// API refuses; the page says so by the name.
+	b.Bool(`(() => { const n = document.getElementById("name"); n.readOnly = false; n.value = "invoices2"; return true })()`)
+	b.ClickText("Save")
+	b.WaitText("immutable")
+	if got := b.Value("Name"); got != "invoices" {
+		t.Errorf("after a refused rename the name shows %q", got)
+	}
+	b.Accessibility(t)
+
+	// The credential is on no page of crm's.
+	b.Navigate(e.in.APIURL() + "/t/acme/endpoints/crm")
+	b.WaitText("Stored (never shown)")
+	if !b.Bool(noSecret) {
+		t.Errorf("crm's page holds the credential")
+	}
+	b.ClickText("Test connection")
+	b.WaitText("Failed")
+
+	// erp is used by flow orders: the delete is confirmed, then refused naming it.
+	b.Navigate(e.in.APIURL() + "/t/acme/endpoints/erp")
+	b.ClickText("Delete this endpoint…")
+	b.WaitText("Flows use it (orders)")
+	b.Accessibility(t)
+	b.ClickText("Delete endpoint")
+	b.WaitText(`flows use it: "orders"`)
+	b.Accessibility(t)
+	b.Navigate(e.in.APIURL() + "/t/acme/endpoints/invoices/delete")
+	b.ClickText("Delete endpoint")
+	b.WaitText("Endpoint invoices deleted.")
+
+	for _, path := range []string{"/t/acme/endpoints", "/t/acme/endpoints/crm", "/t/acme/endpoints/erp/delete"} {
+		b.Navigate(e.in.APIURL() + path)
+		for _, width := range []int{390, 1280} {
+			b.Viewport(width, 800)
+			if b.Bool(`document.documentElement.scrollWidth > document.documentElement.clientWidth`) {
+				t.Errorf("%s scrolls sideways at %d px", path, width)
+			}
+		}
 	}
 }
