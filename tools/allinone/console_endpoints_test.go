@@ -159,6 +159,10 @@ func TestConsoleEndpoints(t *testing.T) {
 		t.Errorf("an edit without the uid: %d, want it refused", status)
 	}
 
+	if status, body := b.get("/t/acme/endpoints/nope"); status != http.StatusNotFound || strings.Contains(body, `name="uid"`) {
+		t.Errorf("an endpoint that does not exist: %d, want 404 without a form\n%s", status, body)
+	}
+
 	// Test connection: the SQLite target answers, the REST API does not, a NATS source has
 	// nothing to connect to; each says so.
 	for _, c := range []struct{ name, want string }{

@@ -350,7 +350,6 @@ func (c *Console) endpointPage(w http.ResponseWriter, r *http.Request, rq *reque
 	name := r.PathValue("name")
 	p.Title = "Endpoint " + name
 	d := &endpointData{}
-	p.Data = d
 	resp, err := rq.resources.GetResource(r.Context(), &controlplanev1.GetResourceRequest{Kind: "Endpoint", Tenant: p.Tenant, Name: name})
 	if err != nil {
 		c.apiError(w, "endpoint", *p, err)
@@ -362,6 +361,8 @@ func (c *Console) endpointPage(w http.ResponseWriter, r *http.Request, rq *reque
 		c.apiError(w, "endpoint", *p, err)
 		return nil, nil, false
 	}
+	// Set only now: a refusal shows no form.
+	p.Data = d
 	d.UsedBy = users[name]
 	d.Form = formOf(ep)
 	d.Credentials = credentialNames(ep)
