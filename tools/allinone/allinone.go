@@ -387,7 +387,7 @@ func (in *Instance) Start(ctx context.Context) error {
 		mux.Handle("/"+service+"/", apis)
 	}
 	// The web console is at /; it calls the APIs above with the signed-in user's token.
-	web, err := console.New(console.Config{API: apis, Sessions: box, TraceURL: in.cfg.TraceURL, Logger: in.log})
+	web, err := console.New(console.Config{API: apis, Sessions: box, TraceURL: in.cfg.TraceURL, Logger: in.log, Connectors: registry})
 	if err != nil {
 		return in.fail(ctx, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/syncline/syncline/pkg/api/syncline/controlplane/v1/controlplanev1connect"
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
 	"github.com/syncline/syncline/pkg/auth"
+	"github.com/syncline/syncline/pkg/connector"
 	"github.com/syncline/syncline/pkg/secret"
 )
 
@@ -44,6 +45,10 @@ type Config struct {
 	// or Grafana address); empty: trace ids are shown without a link.
 	TraceURL string
 	Logger   *slog.Logger
+	// Connectors are the connector types endpoints may have, as the control plane
+	// registers them: the endpoints page offers them, and says what each takes. The API
+	// has no call that lists them; nil: the type is typed in.
+	Connectors *connector.Registry
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 }
@@ -124,6 +129,13 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("POST /t/{tenant}/deadletters/{id}/edit", c.signedIn(c.editDeadLetter))
 	mux.HandleFunc("POST /t/{tenant}/deadletters/{id}/replay", c.signedIn(c.replayDeadLetter))
 	mux.HandleFunc("POST /t/{tenant}/deadletters/{id}/discard", c.signedIn(c.discardDeadLetter))
+	mux.HandleFunc("GET /t/{tenant}/endpoints", c.signedIn(c.endpoints))
+	mux.HandleFunc("POST /t/{tenant}/endpoints", c.signedIn(c.addEndpoint))
+	mux.HandleFunc("GET /t/{tenant}/endpoints/{name}", c.signedIn(c.endpoint))
+	mux.HandleFunc("POST /t/{tenant}/endpoints/{name}", c.signedIn(c.saveEndpoint))
+	mux.HandleFunc("POST /t/{tenant}/endpoints/{name}/test", c.signedIn(c.testEndpoint))
+	mux.HandleFunc("GET /t/{tenant}/endpoints/{name}/delete", c.signedIn(c.confirmDeleteEndpoint))
+	mux.HandleFunc("POST /t/{tenant}/endpoints/{name}/delete", c.signedIn(c.deleteEndpoint))
 	return headers(mux)
 }
 
@@ -137,6 +149,7 @@ type navItem struct {
 // nav lists a tenant's pages, in the header's order.
 var nav = []navItem{
 	{"Dashboard", ""},
+	{"Endpoints", "endpoints"},
 	{"API log", "logs"},
 	{"Reports", "reports"},
 	{"Dead letters", "deadletters"},

@@ -87,17 +87,7 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, p page)
 
 // apiError shows an API's refusal as the page's error, with the status it deserves.
 func (c *Console) apiError(w http.ResponseWriter, name string, p page, err error) {
-	status := http.StatusBadGateway
-	switch connect.CodeOf(err) {
-	case connect.CodePermissionDenied:
-		status = http.StatusForbidden
-	case connect.CodeNotFound:
-		status = http.StatusNotFound
-	case connect.CodeInvalidArgument, connect.CodeFailedPrecondition:
-		status = http.StatusBadRequest
-	case connect.CodeUnauthenticated:
-		status = http.StatusUnauthorized
-	}
+	status := statusOf(err)
 	var ce *connect.Error
 	if errors.As(err, &ce) {
 		p.Error = ce.Message()
@@ -105,6 +95,21 @@ func (c *Console) apiError(w http.ResponseWriter, name string, p page, err error
 		p.Error = err.Error()
 	}
 	c.render(w, status, name, p)
+}
+
+// statusOf is the HTTP status of a page that shows an API's refusal.
+func statusOf(err error) int {
+	switch connect.CodeOf(err) {
+	case connect.CodePermissionDenied:
+		return http.StatusForbidden
+	case connect.CodeNotFound:
+		return http.StatusNotFound
+	case connect.CodeInvalidArgument, connect.CodeFailedPrecondition:
+		return http.StatusBadRequest
+	case connect.CodeUnauthenticated:
+		return http.StatusUnauthorized
+	}
+	return http.StatusBadGateway
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
