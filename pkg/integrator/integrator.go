@@ -28,8 +28,9 @@ type Flow struct {
 	// Duplicates is the flow's duplicate policy, or its entity's default when it names
 	// none: skip for documents, update for the others.
 	Duplicates string
-	// DocumentState is how far the target takes the flow's documents; empty: the
-	// target's default.
+	// Document: the entity is a document (order, invoice, payment...). DocumentState
+	// is how far the target takes the flow's documents; empty: the target's default.
+	Document      bool
 	DocumentState string
 }
 
@@ -65,10 +66,10 @@ func Services(integrator string, flows []*controlplanev1.Resource) []Service {
 				continue
 			}
 			fl := Flow{Name: f.GetMetadata().GetName(), Entity: entity, Source: field(f, "source"), Target: field(f, "target"),
-				Duplicates: field(f, "duplicates")}
+				Duplicates: field(f, "duplicates"), Document: recipe.IsDocument(entity)}
 			if fl.Duplicates == "" {
 				fl.Duplicates = "update"
-				if recipe.IsDocument(entity) {
+				if fl.Document {
 					fl.Duplicates = "skip"
 				}
 			}

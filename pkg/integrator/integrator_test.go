@@ -41,11 +41,11 @@ func TestServices(t *testing.T) {
 		t.Fatalf("services %v, want %v", names, want)
 	}
 	want := map[string][]integrator.Flow{
-		"vouchers":  {{Name: "invoices", Entity: "invoice", Source: "shop", Target: "books", Duplicates: "error", DocumentState: "posted"}},
+		"vouchers":  {{Name: "invoices", Entity: "invoice", Source: "shop", Target: "books", Duplicates: "error", Document: true, DocumentState: "posted"}},
 		"payments":  nil,
-		"orders":    {{Name: "orders", Entity: "order", Source: "shop", Target: "erp", Duplicates: "skip"}},
+		"orders":    {{Name: "orders", Entity: "order", Source: "shop", Target: "erp", Duplicates: "skip", Document: true}},
 		"products":  {{Name: "products", Entity: "product", Source: "pim", Target: "erp", Duplicates: "update"}},
-		"documents": {{Name: "receipts", Entity: "goods-receipt", Source: "wms", Target: "erp", Duplicates: "skip"}},
+		"documents": {{Name: "receipts", Entity: "goods-receipt", Source: "wms", Target: "erp", Duplicates: "skip", Document: true}},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("services\n%+v\nwant\n%+v", got, want)

@@ -110,6 +110,8 @@ func (c *Console) Handler() http.Handler {
 	// A tenant's pages, each page's routes in its own file; nav lists them in the header.
 	mux.HandleFunc("GET /t/{tenant}/{$}", c.signedIn(c.dashboard))
 	mux.HandleFunc("GET /t/{tenant}/logs", c.signedIn(c.logs))
+	c.integratorRoutes(mux)
+	c.flowRoutes(mux)
 	return headers(mux)
 }
 
@@ -123,6 +125,8 @@ type navItem struct {
 // nav lists a tenant's pages, in the header's order.
 var nav = []navItem{
 	{"Dashboard", ""},
+	{"Integrators", "integrators"},
+	{"Flows", "flows"},
 	{"API log", "logs"},
 }
 

@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
@@ -46,6 +48,19 @@ func (c *Console) funcs() template.FuncMap {
 		"percent": func(f float64) string { return fmt.Sprintf("%.1f %%", f*100) },
 		"list":    func(s ...string) []string { return s },
 		"nav":     func() []navItem { return nav },
+		"stage":   stageOf,
+		"sample":  func() string { return sampleExample },
+		// value is a JSON value as JSON; null for none.
+		"value": func(v *structpb.Value) string {
+			if v == nil {
+				return "null"
+			}
+			b, err := json.Marshal(v.AsInterface())
+			if err != nil {
+				return v.String()
+			}
+			return string(b)
+		},
 		// short is a trace id's first 8 digits: enough to tell traces apart on a page.
 		"short": func(id string) string { return id[:min(8, len(id))] },
 	}
@@ -86,24 +101,28 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, p page)
 
 // apiError shows an API's refusal as the page's error, with the status it deserves.
 func (c *Console) apiError(w http.ResponseWriter, name string, p page, err error) {
-	status := http.StatusBadGateway
-	switch connect.CodeOf(err) {
-	case connect.CodePermissionDenied:
-		status = http.StatusForbidden
-	case connect.CodeNotFound:
-		status = http.StatusNotFound
-	case connect.CodeInvalidArgument, connect.CodeFailedPrecondition:
-		status = http.StatusBadRequest
-	case connect.CodeUnauthenticated:
-		status = http.StatusUnauthorized
-	}
 	var ce *connect.Error
 	if errors.As(err, &ce) {
 		p.Error = ce.Message()
 	} else {
 		p.Error = err.Error()
 	}
-	c.render(w, status, name, p)
+	c.render(w, statusOf(err), name, p)
+}
+
+// statusOf is the HTTP status of a page an API refused with err.
+func statusOf(err error) int {
+	switch connect.CodeOf(err) {
+	case connect.CodePermissionDenied:
+		return http.StatusForbidden
+	case connect.CodeNotFound:
+		return http.StatusNotFound
+	case connect.CodeInvalidArgument, connect.CodeFailedPrecondition:
+		return http.StatusBadRequest
+	case connect.CodeUnauthenticated:
+		return http.StatusUnauthorized
+	}
+	return http.StatusBadGateway
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
