@@ -83,7 +83,7 @@ chromium: ## Make sure Chromium is installed for the browser tests (pkg/browsert
 
 .PHONY: screenshots
 screenshots: chromium ## Take the web console's screenshots (1280 and 390 px) in its browser test and copy them to docs/screenshots, which the README links
-	cd tools && go test ./allinone -run '^TestConsoleInABrowser$$' -count=1
+	cd tools && go test ./allinone -run '^TestConsole.*InABrowser$$' -count=1
 	cp tools/artifacts/screenshots/console-*.png docs/screenshots/
 
 .PHONY: lint
