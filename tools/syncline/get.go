@@ -3,14 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
-	"github.com/syncline/syncline/pkg/recipe"
+	"github.com/syncline/syncline/pkg/integrator"
 	"github.com/syncline/syncline/pkg/resourcefile"
 )
 
@@ -224,56 +223,20 @@ func writeTable(w io.Writer, kind string, list []*controlplanev1.Resource) error
 	return tw.Flush()
 }
 
-// services are what an integrator offers, as the integration products name
-// them, each made by the flows of some entities; the first two are always
-// shown, set up or not.
-var services = []struct {
-	name     string
-	entities []string
-	always   bool
-}{
-	{"vouchers", []string{"invoice"}, true},
-	{"payments", []string{"payment", "customer-payment"}, true},
-	{"orders", []string{"order"}, false},
-	{"customers", []string{"customer"}, false},
-	{"products", []string{"product", "category"}, false},
-	{"stock", []string{"stock"}, false},
-	// Every other document type (goods receipts, write-offs...).
-	{"documents", slices.DeleteFunc(recipe.Documents(), func(e string) bool {
-		return slices.Contains([]string{"order", "invoice", "payment", "customer-payment"}, e)
-	}), false},
-}
-
 // writeServices lists the services of integrator with the flows (of all
 // flows) that make each: name, entity, source -> target, and for documents
 // how far the target takes them.
-func writeServices(w io.Writer, integrator string, flows []*controlplanev1.Resource) error {
+func writeServices(w io.Writer, name string, flows []*controlplanev1.Resource) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tFLOW\tENTITY\tSOURCE -> TARGET\tDUPLICATES\tDOCUMENT STATE")
 	var missing []string
-	for _, svc := range services {
-		n := 0
-		for _, f := range flows {
-			if specField("integrator", "")(f) != integrator || !slices.Contains(svc.entities, specField("entity", "")(f)) {
-				continue
-			}
-			n++
-			state := "-"
-			if d := f.GetSpec().GetFields()["document"].GetStructValue(); d != nil {
-				if v := d.GetFields()["state"].GetStringValue(); v != "" {
-					state = v
-				}
-			}
-			// A flow without a policy has its entity's default: skip for documents.
-			dups := "update"
-			if recipe.IsDocument(specField("entity", "")(f)) {
-				dups = "skip"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s -> %s\t%s\t%s\n", svc.name, nameOf(f), specField("entity", "-")(f),
-				specField("source", "-")(f), specField("target", "-")(f), specField("duplicates", dups)(f), state)
+	for _, svc := range integrator.Services(name, flows) {
+		for _, f := range svc.Flows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s -> %s\t%s\t%s\n", svc.Name, f.Name, orDash(f.Entity),
+				orDash(f.Source), orDash(f.Target), f.Duplicates, orDash(f.DocumentState))
 		}
-		if n == 0 && svc.always {
-			missing = append(missing, fmt.Sprintf("%s: not set up; apply a flow of entity %s", svc.name, svc.entities[0]))
+		if len(svc.Flows) == 0 {
+			missing = append(missing, fmt.Sprintf("%s: not set up; apply a flow of entity %s", svc.Name, svc.Entities[0]))
 		}
 	}
 	if err := tw.Flush(); err != nil {
@@ -283,6 +246,13 @@ func writeServices(w io.Writer, integrator string, flows []*controlplanev1.Resou
 		fmt.Fprintln(w, m)
 	}
 	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func nameOf(r *controlplanev1.Resource) string   { return r.GetMetadata().GetName() }

@@ -136,6 +136,8 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("POST /t/{tenant}/endpoints/{name}/test", c.signedIn(c.testEndpoint))
 	mux.HandleFunc("GET /t/{tenant}/endpoints/{name}/delete", c.signedIn(c.confirmDeleteEndpoint))
 	mux.HandleFunc("POST /t/{tenant}/endpoints/{name}/delete", c.signedIn(c.deleteEndpoint))
+	c.integratorRoutes(mux)
+	c.flowRoutes(mux)
 	return headers(mux)
 }
 
@@ -150,6 +152,8 @@ type navItem struct {
 var nav = []navItem{
 	{"Dashboard", ""},
 	{"Endpoints", "endpoints"},
+	{"Integrators", "integrators"},
+	{"Flows", "flows"},
 	{"API log", "logs"},
 	{"Reports", "reports"},
 	{"Dead letters", "deadletters"},

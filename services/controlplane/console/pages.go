@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
@@ -47,6 +49,19 @@ func (c *Console) funcs() template.FuncMap {
 		"percent": func(f float64) string { return fmt.Sprintf("%.1f %%", f*100) },
 		"list":    func(s ...string) []string { return s },
 		"nav":     func() []navItem { return nav },
+		"stage":   stageOf,
+		"sample":  func() string { return sampleExample },
+		// value is a JSON value as JSON; null for none.
+		"value": func(v *structpb.Value) string {
+			if v == nil {
+				return "null"
+			}
+			b, err := json.Marshal(v.AsInterface())
+			if err != nil {
+				return v.String()
+			}
+			return string(b)
+		},
 		// short is a trace id's first 8 digits: enough to tell traces apart on a page.
 		"short": func(id string) string { return id[:min(8, len(id))] },
 	}
@@ -87,17 +102,16 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, p page)
 
 // apiError shows an API's refusal as the page's error, with the status it deserves.
 func (c *Console) apiError(w http.ResponseWriter, name string, p page, err error) {
-	status := statusOf(err)
 	var ce *connect.Error
 	if errors.As(err, &ce) {
 		p.Error = ce.Message()
 	} else {
 		p.Error = err.Error()
 	}
-	c.render(w, status, name, p)
+	c.render(w, statusOf(err), name, p)
 }
 
-// statusOf is the HTTP status of a page that shows an API's refusal.
+// statusOf is the HTTP status of a page an API refused with err.
 func statusOf(err error) int {
 	switch connect.CodeOf(err) {
 	case connect.CodePermissionDenied:
