@@ -73,6 +73,10 @@ type page struct {
 	// Tenant is the tenant the page is of; Tenants those the signed-in token sees.
 	Tenant  string
 	Tenants []string
+	// Section is the page's place in the header's navigation: the first part of its path
+	// under /t/<tenant>/ ("" for the dashboard, "endpoints" for the endpoints and each
+	// endpoint's page).
+	Section string
 	CSRF    string
 	// Error is a problem to show at the top of the page; FieldErrors are shown next to
 	// the fields they name.
@@ -223,6 +227,8 @@ func (c *Console) tenantPage(w http.ResponseWriter, r *http.Request, rq *request
 		return p, false
 	}
 	p.Tenant = tenant
+	rest := strings.TrimPrefix(r.URL.Path, "/t/"+tenant+"/")
+	p.Section, _, _ = strings.Cut(rest, "/")
 	return p, true
 }
 
