@@ -21,6 +21,32 @@ controlplane connector eventlog
 controlplane connector eventlog
 {{- end }}
 
+{{/* Services that open tenants' endpoints: they get the egress policy (SYNCLINE_EGRESS_*). */}}
+{{- define "syncline.egressServices" -}}
+controlplane connector
+{{- end }}
+
+{{/* Services that answer the NATS auth callout: they get SYNCLINE_NATS_CALLOUT_SEED. */}}
+{{- define "syncline.calloutServices" -}}
+controlplane
+{{- end }}
+
+{{/* Services that connect out to tenants' endpoints or alert webhooks (networkPolicy.endpointEgress). */}}
+{{- define "syncline.outboundServices" -}}
+controlplane connector eventlog
+{{- end }}
+
+{{/* Services that may run under a HorizontalPodAutoscaler (services.<name>.autoscaling). */}}
+{{- define "syncline.autoscaledServices" -}}
+connector dedup
+{{- end }}
+
+{{/* Whether a service runs under a HorizontalPodAutoscaler: "true" or "". Call with (dict "root" $ "service" "dedup"). */}}
+{{- define "syncline.autoscaled" -}}
+{{- $svc := index .root.Values.services .service }}
+{{- if and $svc.autoscaling $svc.autoscaling.enabled }}true{{ end }}
+{{- end }}
+
 {{/* The chart's name. */}}
 {{- define "syncline.name" -}}
 {{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
@@ -80,7 +106,7 @@ app.kubernetes.io/component: {{ .service }}
 {{- end }}
 {{- end }}
 
-{{/* The Secret holding SYNCLINE_DATABASE_URL, SYNCLINE_ADMIN_TOKEN and SYNCLINE_MASTER_KEY. */}}
+{{/* The Secret holding SYNCLINE_DATABASE_URL, SYNCLINE_ADMIN_TOKEN, SYNCLINE_MASTER_KEY and the NATS password and callout seed. */}}
 {{- define "syncline.secretName" -}}
 {{- default (include "syncline.fullname" .) .Values.existingSecret }}
 {{- end }}
