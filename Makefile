@@ -9,6 +9,7 @@ BUF_VERSION                  := v1.75.0
 PROTOC_GEN_GO_VERSION        := v1.36.12
 PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
 STATICCHECK_VERSION          := v0.8.2
+HELM_VERSION                 := v4.3.2
 
 BIN      := $(CURDIR)/.bin
 PACKAGES := ./... ./tools/...
@@ -23,9 +24,14 @@ build: ## Build the five services and the syncline CLI into bin/
 	go build -o bin/ ./services/controlplane ./services/connector ./services/mapper ./services/dedup ./services/eventlog
 	go build -o bin/ ./tools/syncline ./tools/loadgen
 
+# The deployment checks (deploy/) are a Go module of their own, outside the
+# workspace, so that the Kubernetes modules stay out of the services' builds.
+DEPLOY_GO := cd deploy && GOWORK=off
+
 .PHONY: test
-test: postgres mariadb peers tryton chromium ## Run the whole test suite (starts PostgreSQL and MariaDB, installs the test peers, Tryton and Chromium if needed), then a bounded run of each fuzz test
+test: postgres mariadb peers tryton chromium $(BIN)/helm ## Run the whole test suite (starts PostgreSQL and MariaDB, installs the test peers, Tryton, Chromium and helm if needed), then a bounded run of each fuzz test
 	go test $(GOTEST_FLAGS) $(PACKAGES)
+	$(DEPLOY_GO) go test $(GOTEST_FLAGS) ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME_TEST) FUZZMINIMIZETIME=0
 
 # FUZZTIME is how long `make fuzz` runs each fuzz test; `make test` runs
@@ -87,15 +93,33 @@ screenshots: chromium ## Take the web console's screenshots (1280 and 390 px) in
 	cp tools/artifacts/screenshots/console-*.png docs/screenshots/
 
 .PHONY: lint
-lint: $(BIN)/staticcheck $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go ## gofmt, go vet, staticcheck, buf lint, generated-code drift
+lint: $(BIN)/staticcheck $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go chart ## gofmt, go vet, staticcheck, buf lint, generated-code drift, the Helm chart (make chart)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [[ -n $$unformatted ]]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	go vet $(PACKAGES)
 	$(BIN)/staticcheck $(PACKAGES)
+	$(DEPLOY_GO) go vet ./...
+	$(DEPLOY_GO) $(BIN)/staticcheck ./...
 	cd proto && $(BIN)/buf lint
 	$(MAKE) --no-print-directory proto
 	@if [[ -n $$(git status --porcelain pkg/api) ]]; then \
 	  echo "generated code in pkg/api is out of date: run 'make proto' and commit the result"; git status --short pkg/api; exit 1; fi
+
+# The example values files the chart is linted and rendered with.
+CHART        := deploy/helm/syncline
+CHART_VALUES := $(wildcard deploy/helm/values-*.yaml)
+
+.PHONY: chart
+chart: $(BIN)/helm ## helm lint and helm template of the chart with each deploy/helm/values-*.yaml, then its tests (deploy/: every manifest decoded strictly into the Kubernetes API types)
+	@for f in $(CHART_VALUES); do \
+	  echo "helm lint and template $(CHART) -f $$f"; \
+	  $(BIN)/helm lint --strict --quiet $(CHART) -f $$f; \
+	  $(BIN)/helm template syncline $(CHART) --namespace syncline -f $$f > /dev/null; \
+	done
+	$(DEPLOY_GO) go test -count=1 ./...
+
+.PHONY: helm
+helm: $(BIN)/helm ## Build the pinned helm (HELM_VERSION) into .bin
 
 .PHONY: proto
 proto: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go ## Regenerate Go code from proto/
@@ -135,3 +159,5 @@ $(BIN)/protoc-gen-connect-go:
 	GOBIN=$(BIN) GOWORK=off go install connectrpc.com/connect/cmd/protoc-gen-connect-go@$(PROTOC_GEN_CONNECT_GO_VERSION)
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) GOWORK=off go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+$(BIN)/helm:
+	GOBIN=$(BIN) GOWORK=off go install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)

@@ -1,12 +1,14 @@
-// Package deploy holds no Go code: its test checks that the deployment
-// files agree with each other and with the services, by reading them (no
-// helm or docker needed).
+// Package deploy holds no Go code: its tests check the deployment files.
+// They render the Helm chart with the pinned helm (make helm builds it into
+// .bin), decode every manifest strictly into the Kubernetes API's types,
+// and check that the chart, its values and deploy/README.md agree with each
+// other and with the services. It is a module of its own, so that the
+// Kubernetes modules stay out of the services' builds.
 package deploy
 
 import (
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
@@ -48,50 +50,6 @@ func lookup(t *testing.T, n *yaml.Node, path ...string) (key, value *yaml.Node) 
 		}
 	}
 	return key, n
-}
-
-// TestExistingSecretRecipeHoldsEveryKeyTheDeploymentsRead: a Secret made
-// as deploy/README.md says, or by the chart, holds every key that a
-// Deployment reads from it, so that no pod waits for a missing key.
-func TestExistingSecretRecipeHoldsEveryKeyTheDeploymentsRead(t *testing.T) {
-	v := values(t)
-	var wanted []string
-	for _, m := range regexp.MustCompile(`\$\.Values\.secretKeys\.(\w+)`).FindAllStringSubmatch(read(t, "helm/syncline/templates/deployments.yaml"), -1) {
-		_, key := lookup(t, v, "secretKeys", m[1])
-		if !slices.Contains(wanted, key.Value) {
-			wanted = append(wanted, key.Value)
-		}
-	}
-	if len(wanted) == 0 {
-		t.Fatal("the Deployments read no key of the Secret: the test no longer reads them right")
-	}
-
-	var made []string
-	for _, m := range regexp.MustCompile(`\{\{ \.Values\.secretKeys\.(\w+) \}\}:`).FindAllStringSubmatch(read(t, "helm/syncline/templates/secret.yaml"), -1) {
-		_, key := lookup(t, v, "secretKeys", m[1])
-		made = append(made, key.Value)
-	}
-
-	readme := read(t, "README.md")
-	i := strings.Index(readme, "create secret generic")
-	if i < 0 {
-		t.Fatal("deploy/README.md has no `kubectl create secret generic` recipe for existingSecret")
-	}
-	recipe := readme[i:]
-	recipe = recipe[:strings.Index(recipe, "```")]
-	var given []string
-	for _, m := range regexp.MustCompile(`--from-(?:literal|file)=([\w.-]+)=`).FindAllStringSubmatch(recipe, -1) {
-		given = append(given, m[1])
-	}
-
-	for _, key := range wanted {
-		if !slices.Contains(given, key) {
-			t.Errorf("the Deployments read the key %q of existingSecret, which the recipe in deploy/README.md does not create (it creates %q)", key, given)
-		}
-		if !slices.Contains(made, key) {
-			t.Errorf("the Deployments read the key %q, which the chart's own Secret does not hold (it holds %q)", key, made)
-		}
-	}
 }
 
 // TestValuesSayWhichServicesScale: the services deploy/README.md says share
