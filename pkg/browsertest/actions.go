@@ -133,19 +133,33 @@ func (b *Browser) Value(label string) string {
 }
 
 // Text returns the visible text (innerText, trimmed) of the first visible element that
-// matches the CSS selector, waiting for it to appear.
+// matches the CSS selector, waiting for it to appear. It is read in one evaluation in the
+// page, so a part the page replaces meanwhile (a live update) is read whole, before or after.
 func (b *Browser) Text(selector string) string {
 	b.t.Helper()
-	var text string
-	err := b.do(fmt.Sprintf("reading the text of %q", selector), nil, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		var err error
-		text, err = chromedp.Text(chromedp.CSS(selector), chromedp.NodeVisible)(ctx, t)
-		return err
+	sel, err := json.Marshal(selector)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	js := `(() => { const e = [...document.querySelectorAll(` + string(sel) + `)].find(e => e.getClientRects().length > 0); return e ? e.innerText : null })()`
+	var text *string
+	err = b.do(fmt.Sprintf("reading the text of %q", selector), nil, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		for {
+			var err error
+			if text, err = chromedp.Evaluate[*string](js)(ctx, t); err != nil || text != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("no visible element matches: %w", ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
 	}))
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	return strings.TrimSpace(text)
+	return strings.TrimSpace(*text)
 }
 
 // WaitText waits until the page's visible text holds text, polling, and fails the test with
