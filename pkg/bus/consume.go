@@ -79,6 +79,9 @@ type Consumer struct {
 	restoreStreams bool
 	// created is the durable's configuration as this run last wrote it.
 	created jetstream.ConsumerConfig
+	// delivered is the durable's last delivery number when it was opened
+	// (see pump).
+	delivered uint64
 	// crashFloor and crashes count the runs in a row that ended without
 	// finishing the first message after the ack floor crashFloor (see
 	// crashes.go); up to carefulUntil the consumer hands over one message
@@ -218,7 +221,9 @@ func (c *Consumer) open(ctx context.Context, start bool) (jetstream.MessagesCont
 		return nil, fmt.Errorf("creating consumer %s on %s: %w", c.spec.Durable, c.spec.Stream, err)
 	}
 	c.created = cfg
+	c.delivered = 0
 	if info := cons.CachedInfo(); info != nil {
+		c.delivered = info.Delivered.Consumer
 		for seq := range c.partial {
 			if seq <= info.AckFloor.Stream {
 				delete(c.partial, seq)
@@ -280,7 +285,7 @@ func (c *Consumer) run(iter jetstream.MessagesContext) {
 // (true), after acknowledging the batch's finished prefix.
 func (c *Consumer) consume(iter jetstream.MessagesContext) bool {
 	msgs := make(chan jetstream.Msg, c.deps.Config.MaxBatch)
-	go pump(iter, msgs, framedStream(c.spec.Stream), c.log)
+	go pump(iter, msgs, framedStream(c.spec.Stream), c.delivered, c.log)
 	batch := make([]jetstream.Msg, 0, c.deps.Config.MaxBatch)
 	var tick <-chan time.Time
 	if c.deps.Tick != nil && c.deps.TickEvery > 0 {
@@ -383,7 +388,14 @@ func (c *Consumer) fill(batch []jetstream.Msg, msgs <-chan jetstream.Msg) ([]jet
 // has arrived; on a framed stream a frame goes in as its events, one by one. It ends when the iterator is stopped, or stops it when the
 // server's heartbeats stop: the server restarted or lost the consumer, and
 // the consumer opens it again.
-func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, frames bool, log *slog.Logger) {
+//
+// Deliveries are numbered by the consumer, one after the other. A number
+// skipped is a delivery this process never got (a client that fell behind
+// drops what it cannot buffer), and acknowledging anything after it would
+// acknowledge it too (AckAll): so a gap also ends the pump, and the
+// consumer rewinds to its ack floor. delivered is the last number the
+// durable had given out when it was opened.
+func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, frames bool, delivered uint64, log *slog.Logger) {
 	defer close(out)
 	for {
 		m, err := iter.Next()
@@ -400,6 +412,15 @@ func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, frames bool,
 			log.Warn("fetching messages", "error", err)
 			time.Sleep(100 * time.Millisecond)
 			continue
+		}
+		if md, err := m.Metadata(); err == nil {
+			if md.Sequence.Consumer != delivered+1 {
+				log.Warn("a delivery never arrived (the client fell behind and dropped it); rewinding to the ack floor",
+					"expected", delivered+1, "got", md.Sequence.Consumer)
+				iter.Stop()
+				return
+			}
+			delivered = md.Sequence.Consumer
 		}
 		if !frames {
 			out <- m
