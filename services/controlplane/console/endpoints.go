@@ -241,6 +241,20 @@ func entityNames(names []string) []string {
 	return out
 }
 
+// parseEndpointBoxes reads an endpoint form's settings and credentials boxes; a box that
+// cannot be read is returned with its field's name.
+func parseEndpointBoxes(settings, credentials string) (map[string]any, map[string]string, string, error) {
+	s, err := parseSettings(settings)
+	if err != nil {
+		return nil, nil, "settings", err
+	}
+	c, err := parseCredentials(credentials)
+	if err != nil {
+		return nil, nil, "credentials", err
+	}
+	return s, c, "", nil
+}
+
 // addEndpoint applies a new endpoint. An endpoint of that name is not overwritten: Apply
 // would update it, so the form refuses the name first.
 func (c *Console) addEndpoint(w http.ResponseWriter, r *http.Request, rq *request) {
@@ -258,15 +272,9 @@ func (c *Console) addEndpoint(w http.ResponseWriter, r *http.Request, rq *reques
 			return
 		}
 	}
-	settings, err := parseSettings(f.Settings)
+	settings, creds, field, err := parseEndpointBoxes(f.Settings, r.PostFormValue("credentials"))
 	if err != nil {
-		p.FieldErrors = map[string]string{"settings": err.Error()}
-		refuse(http.StatusBadRequest)
-		return
-	}
-	creds, err := parseCredentials(r.PostFormValue("credentials"))
-	if err != nil {
-		p.FieldErrors = map[string]string{"credentials": err.Error()}
+		p.FieldErrors = map[string]string{field: err.Error()}
 		refuse(http.StatusBadRequest)
 		return
 	}
@@ -416,15 +424,9 @@ func (c *Console) saveEndpoint(w http.ResponseWriter, r *http.Request, rq *reque
 		refuse(http.StatusBadRequest)
 		return
 	}
-	settings, err := parseSettings(f.Settings)
+	settings, creds, field, err := parseEndpointBoxes(f.Settings, r.PostFormValue("credentials"))
 	if err != nil {
-		p.FieldErrors = map[string]string{"settings": err.Error()}
-		refuse(http.StatusBadRequest)
-		return
-	}
-	creds, err := parseCredentials(r.PostFormValue("credentials"))
-	if err != nil {
-		p.FieldErrors = map[string]string{"credentials": err.Error()}
+		p.FieldErrors = map[string]string{field: err.Error()}
 		refuse(http.StatusBadRequest)
 		return
 	}
