@@ -135,6 +135,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	c.stopOnce = sync.Once{}
 	c.lastAck = nil
 	c.handlerCtx, c.cancelHandler = context.WithCancel(context.Background())
+	c.deps.Metrics.running(c.spec, true)
 	go c.run(iter)
 	return nil
 }
@@ -257,6 +258,7 @@ func (c *Consumer) open(ctx context.Context, start bool) (jetstream.MessagesCont
 // run consumes until stopped, rewinding after every failure.
 func (c *Consumer) run(iter jetstream.MessagesContext) {
 	defer close(c.done)
+	defer c.deps.Metrics.running(c.spec, false)
 	defer c.cancelHandler()
 	defer c.finish()
 	for {

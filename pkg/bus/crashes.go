@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -81,16 +82,12 @@ func (c *Consumer) deadLetterCrashed(ctx context.Context, floor uint64) (uint64,
 	if err != nil {
 		return 0, fmt.Errorf("opening stream %s to dead-letter a message of consumer %s: %w", c.spec.Stream, c.spec.Durable, err)
 	}
-	filter := c.spec.Filter
-	if filter == "" {
-		filter = ">"
-	}
-	raw, err := st.GetMsg(ctx, floor+1, jetstream.WithGetMsgSubject(filter))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return floor, nil
-	}
+	raw, err := firstAfter(ctx, st, floor, c.spec)
 	if err != nil {
 		return 0, fmt.Errorf("reading the message after sequence %d of stream %s to dead-letter it: %w", floor, c.spec.Stream, err)
+	}
+	if raw == nil {
+		return floor, nil
 	}
 	reason := fmt.Sprintf("the %s stage stopped %d times in a row while handling it, without finishing it (its process crashed, or hung until stopped)", c.spec.Stage, c.crashes)
 	out := deadLetters(raw.Subject, raw.Header, raw.Data, c.spec.Stream, raw.Sequence, c.crashes, c.spec.Stage, CodeMaxDeliveries, reason)
@@ -121,4 +118,27 @@ func (c *Consumer) finish() {
 	if _, err := c.deps.JetStream.UpdateConsumer(ctx, c.spec.Stream, cfg); err != nil {
 		c.log.Warn("recording a clean stop; the next start counts this run as one that died", "error", err)
 	}
+}
+
+// firstAfter returns the consumer's first message after floor, the earliest
+// of its filters' (nil when there is none).
+func firstAfter(ctx context.Context, st jetstream.Stream, floor uint64, spec ConsumerSpec) (*jetstream.RawStreamMsg, error) {
+	filters := spec.Filters
+	if len(filters) == 0 {
+		filters = []string{cmp.Or(spec.Filter, ">")}
+	}
+	var first *jetstream.RawStreamMsg
+	for _, f := range filters {
+		raw, err := st.GetMsg(ctx, floor+1, jetstream.WithGetMsgSubject(f))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if first == nil || raw.Sequence < first.Sequence {
+			first = raw
+		}
+	}
+	return first, nil
 }

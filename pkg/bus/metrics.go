@@ -19,6 +19,7 @@ type Metrics struct {
 	paused      *prometheus.GaugeVec
 	unrouted    *prometheus.CounterVec
 	duplicates  *prometheus.CounterVec
+	consumers   *prometheus.GaugeVec
 }
 
 // NewMetrics registers the pipeline metrics on reg.
@@ -66,8 +67,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "syncline_stage_unrouted_total",
 			Help: "Events that reached no flow, by reason: an unknown tenant, no flow for the endpoint and entity, or an envelope that disagrees with its subject.",
 		}, []string{"stage", "code"}),
+		consumers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "syncline_stage_consumer_running",
+			Help: "1 while this process runs the consumer (a partition of a stage), 0 once it stopped: replicas share consumers, one process each at a time.",
+		}, []string{"stage", "consumer"}),
 	}
-	reg.MustRegister(m.finished, m.retries, m.deadLetters, m.batchSize, m.batchTime, m.held, m.released, m.paused, m.unrouted, m.duplicates)
+	reg.MustRegister(m.finished, m.retries, m.deadLetters, m.batchSize, m.batchTime, m.held, m.released, m.paused, m.unrouted, m.duplicates, m.consumers)
 	return m
 }
 
@@ -125,4 +130,15 @@ func (m *Metrics) Unrouted(stage, code string) {
 	if m != nil {
 		m.unrouted.WithLabelValues(stage, code).Inc()
 	}
+}
+
+func (m *Metrics) running(spec ConsumerSpec, on bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if on {
+		v = 1
+	}
+	m.consumers.WithLabelValues(spec.Stage, spec.Durable).Set(v)
 }

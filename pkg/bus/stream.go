@@ -36,8 +36,10 @@ func streamConfigs(c Config) []jetstream.StreamConfig {
 	// write: a direct get may be answered by a replica that lags, and "no
 	// more held events" would then be wrong.
 	hold.AllowDirect = false
+	ingest := pipeline(StreamIngest, "ingest.>", "Change events as sources publish them, partitioned by source key.", c.IngestDuplicates)
+	ingest.SubjectTransform = ingestTransform(c.Partitions)
 	return []jetstream.StreamConfig{
-		pipeline(StreamIngest, "ingest.>", "Change events as sources publish them.", c.IngestDuplicates),
+		ingest,
 		pipeline(StreamFlow, "flow.>", "Mapped events, one per matching flow, partitioned by source key.", c.InternalDuplicates),
 		pipeline(StreamPush, "push.>", "Events the ledger decided to apply, partitioned by source key.", c.InternalDuplicates),
 		pipeline(StreamAudit, "audit.>", "Outcomes of every stage, for the API log. Never payloads.", c.InternalDuplicates),
@@ -102,6 +104,10 @@ type ConsumerSpec struct {
 	Durable string
 	// Filter is the subject filter, e.g. "flow.*.*.3" for partition 3.
 	Filter string
+	// Filters, when given, are the filter subjects instead of Filter: a
+	// partition 0 that also reads the subjects of earlier versions, which
+	// had no partition token.
+	Filters []string
 	// Linger is how long to wait for more messages after the first of a
 	// batch when fewer than MaxBatch have arrived. Zero hands over at once,
 	// which is right on the path an event's latency is measured on; stages
@@ -116,14 +122,15 @@ type ConsumerSpec struct {
 // before it in one message instead of one ack per event.
 func consumerConfig(c Config, s ConsumerSpec) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:       s.Durable,
-		Description:   "Syncline " + s.Stage,
-		FilterSubject: s.Filter,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckAllPolicy,
-		AckWait:       c.AckWait,
-		MaxDeliver:    c.MaxDeliver,
-		MaxAckPending: c.MaxAckPending,
-		MaxWaiting:    512,
+		Durable:        s.Durable,
+		Description:    "Syncline " + s.Stage,
+		FilterSubject:  s.Filter,
+		FilterSubjects: s.Filters,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckAllPolicy,
+		AckWait:        c.AckWait,
+		MaxDeliver:     c.MaxDeliver,
+		MaxAckPending:  c.MaxAckPending,
+		MaxWaiting:     512,
 	}
 }

@@ -4,20 +4,28 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Subjects carry routing only, never personal data:
 //
-//	ingest.<tenant>.<endpoint>.<entity>
+//	ingest.<tenant>.<endpoint>.<entity>.<bucket>   as published (KeyBucket)
+//	ingest.<tenant>.<endpoint>.<entity>.<partition> as stored (the stream maps the bucket)
+//	ingest.<tenant>.<endpoint>.<entity>            as published without a bucket: partition 0
 //	flow.<tenant>.<flow>.<partition>
 //	push.<tenant>.<flow>.<partition>
-//	audit.<tenant>.<flow>
+//	audit.<tenant>.<flow>.<partition>
 //	dlq.<tenant>.<stage>
-//	hold.<tenant>.<flow>
-//	hold.<tenant>.<flow>.<partition>
+//	hold.<tenant>.<flow>.mapper.<partition>  the mapper's, per ingest partition
+//	hold.<tenant>.<flow>.<partition>         the connector's, per flow partition
 //
 // The tenant is always the second token, so any stage can attribute a message
-// it cannot decode.
+// it cannot decode. A partition is always hash(source key) mod the
+// deployment's partition count (Config.Partitions), so one key's events stay
+// in order through every stage. Audit and hold subjects of earlier versions
+// had no partition token (audit.<tenant>.<flow>, hold.<tenant>.<flow>); the
+// consumers of partition 0 still read them.
 
 // NoFlow stands in the flow token of an audit subject for events that matched
 // no flow (an unknown tenant, endpoint or entity).
@@ -29,9 +37,47 @@ const NoFlow = "_"
 // name, as names start with a letter.
 const NoTenant = "_"
 
-// IngestSubject is where a source publishes a change of one entity.
-func IngestSubject(tenant, endpoint, entity string) string {
-	return "ingest." + tenant + "." + endpoint + "." + entity
+// KeyBuckets is how many buckets an ingest subject's last token spreads
+// source keys over. The ingest stream maps a bucket to a partition
+// (IngestTransform), so publishers need not know the partition count, and a
+// bucket number tells nothing about the key.
+const KeyBuckets = 1024
+
+// KeyBucket is the bucket of key on an ingest subject.
+func KeyBucket(key string) int { return Partition(key, KeyBuckets) }
+
+// IngestSubject is where a source publishes a change of one entity with
+// source key key.
+func IngestSubject(tenant, endpoint, entity, key string) string {
+	return "ingest." + tenant + "." + endpoint + "." + entity + "." + strconv.Itoa(KeyBucket(key))
+}
+
+// ingestTransform maps an ingest subject's bucket to one of n partitions
+// as the stream stores it. A subject without a bucket (four tokens) is
+// stored as it is, and read by partition 0.
+func ingestTransform(n int) *jetstream.SubjectTransformConfig {
+	return &jetstream.SubjectTransformConfig{
+		Source:      "ingest.*.*.*.*",
+		Destination: fmt.Sprintf("ingest.{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}.{{partition(%d,4)}}", n),
+	}
+}
+
+// IngestFilters are the filter subjects of the mapper's consumer of
+// partition p.
+func IngestFilters(p int) []string {
+	if p == 0 {
+		return []string{"ingest.*.*.*.0", "ingest.*.*.*"}
+	}
+	return []string{"ingest.*.*.*." + strconv.Itoa(p)}
+}
+
+// AuditFilters are the filter subjects of a consumer of the audit stream's
+// partition p.
+func AuditFilters(p int) []string {
+	if p == 0 {
+		return []string{"audit.*.*.0", "audit.*.*"}
+	}
+	return []string{"audit.*.*." + strconv.Itoa(p)}
 }
 
 // FlowSubject is where the mapper puts a mapped event for the dedup stage.
@@ -44,29 +90,49 @@ func PushSubject(tenant, flow string, partition int) string {
 	return "push." + tenant + "." + flow + "." + strconv.Itoa(partition)
 }
 
-// AuditSubject is where every stage reports outcomes for the API log.
-func AuditSubject(tenant, flow string) string {
+// AuditSubject is where every stage reports outcomes for the API log:
+// partition is the event's flow partition (Partition of its source key), so
+// that the eventlog reads one key's outcomes in order.
+func AuditSubject(tenant, flow string, partition int) string {
 	if flow == "" {
 		flow = NoFlow
 	}
-	return "audit." + tenant + "." + flow
+	return "audit." + tenant + "." + flow + "." + strconv.Itoa(partition)
 }
 
-// IngestRoute returns the tenant, endpoint and entity of an ingest subject.
+// NoticePartition is the audit partition of a flow's notices, one for all
+// of them, so that they are read in order by one consumer.
+func NoticePartition(tenant, flow string, n int) int {
+	return Partition(tenant+"."+flow, n)
+}
+
+// IngestRoute returns the tenant, endpoint and entity of an ingest subject,
+// with or without its last (bucket or partition) token.
 func IngestRoute(subject string) (tenant, endpoint, entity string, ok bool) {
-	rest, ok := strings.CutPrefix(subject, "ingest.")
-	if !ok {
+	tokens := strings.Split(subject, ".")
+	if len(tokens) == 5 && isNumber(tokens[4]) {
+		tokens = tokens[:4]
+	}
+	if len(tokens) != 4 || tokens[0] != "ingest" || tokens[1] == "" || tokens[2] == "" || tokens[3] == "" {
 		return "", "", "", false
 	}
-	tenant, rest, ok1 := strings.Cut(rest, ".")
-	endpoint, entity, ok2 := strings.Cut(rest, ".")
-	ok = ok1 && ok2 && tenant != "" && endpoint != "" && entity != "" && !strings.Contains(entity, ".")
-	return tenant, endpoint, entity, ok
+	return tokens[1], tokens[2], tokens[3], true
 }
 
-// HoldSubject is where the mapper keeps a flow's events while its
-// integrator is inactive.
-func HoldSubject(tenant, flow string) string {
+func isNumber(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 32)
+	return err == nil
+}
+
+// HoldSubject is where the mapper's consumer of ingest partition p keeps a
+// flow's events while its integrator is inactive.
+func HoldSubject(tenant, flow string, p int) string {
+	return "hold." + tenant + "." + flow + ".mapper." + strconv.Itoa(p)
+}
+
+// LegacyHoldSubject is where earlier versions kept a flow's held events, for
+// all of them: partition 0 of the mapper releases them first.
+func LegacyHoldSubject(tenant, flow string) string {
 	return "hold." + tenant + "." + flow
 }
 
@@ -81,14 +147,17 @@ func DeadLetterSubject(tenant, stage string) string {
 	return "dlq." + tenant + "." + stage
 }
 
-// AuditRoute returns the tenant and flow of an audit subject.
+// AuditRoute returns the tenant and flow of an audit subject, with or
+// without its partition token.
 func AuditRoute(subject string) (tenant, flow string, ok bool) {
-	rest, ok := strings.CutPrefix(subject, "audit.")
-	if !ok {
+	tokens := strings.Split(subject, ".")
+	if len(tokens) == 4 && isNumber(tokens[3]) {
+		tokens = tokens[:3]
+	}
+	if len(tokens) != 3 || tokens[0] != "audit" || tokens[1] == "" || tokens[2] == "" {
 		return "", "", false
 	}
-	tenant, flow, ok = strings.Cut(rest, ".")
-	return tenant, flow, ok && !strings.Contains(flow, ".")
+	return tokens[1], tokens[2], true
 }
 
 // TenantOf returns the tenant token of any Syncline subject, or "" when the

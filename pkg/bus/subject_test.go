@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -58,22 +59,45 @@ func TestValidateToken(t *testing.T) {
 
 func TestTenantOf(t *testing.T) {
 	for subject, want := range map[string]string{
-		IngestSubject("acme", "shop", "order"): "acme",
-		FlowSubject("acme", "orders", 3):       "acme",
-		AuditSubject("acme", ""):               "acme",
-		"nonsense":                             "",
+		IngestSubject("acme", "shop", "order", "SO-1"): "acme",
+		FlowSubject("acme", "orders", 3):               "acme",
+		AuditSubject("acme", "", 0):                    "acme",
+		"nonsense":                                     "",
 	} {
 		if got := TenantOf(subject); got != want {
 			t.Errorf("TenantOf(%q) = %q, want %q", subject, got, want)
 		}
 	}
-	if tenant, flow, ok := AuditRoute(AuditSubject("acme", "orders")); !ok || tenant != "acme" || flow != "orders" {
-		t.Errorf("AuditRoute = %q %q %v, want acme orders", tenant, flow, ok)
+	for _, subject := range []string{AuditSubject("acme", "orders", 3), "audit.acme.orders"} {
+		if tenant, flow, ok := AuditRoute(subject); !ok || tenant != "acme" || flow != "orders" {
+			t.Errorf("AuditRoute(%q) = %q %q %v, want acme orders", subject, tenant, flow, ok)
+		}
 	}
-	if _, _, ok := AuditRoute("flow.acme.orders.1"); ok {
-		t.Errorf("AuditRoute took a flow subject")
+	for _, subject := range []string{"flow.acme.orders.1", "audit.acme.orders.x", "audit.acme", "audit.acme.orders.1.2"} {
+		if _, _, ok := AuditRoute(subject); ok {
+			t.Errorf("AuditRoute took %q", subject)
+		}
 	}
-	if got := AuditSubject("acme", ""); got != "audit.acme._" {
-		t.Errorf("AuditSubject without flow = %q, want audit.acme._", got)
+	if got := AuditSubject("acme", "", 2); got != "audit.acme._.2" {
+		t.Errorf("AuditSubject without flow = %q, want audit.acme._.2", got)
+	}
+}
+
+// TestIngestRoute reads the route of an ingest subject as published, with
+// its key's bucket or without, and as stored, with its partition.
+func TestIngestRoute(t *testing.T) {
+	published := IngestSubject("acme", "shop", "order", "SO-1")
+	if want := "ingest.acme.shop.order." + strconv.Itoa(KeyBucket("SO-1")); published != want {
+		t.Fatalf("IngestSubject = %q, want %q", published, want)
+	}
+	for _, subject := range []string{published, "ingest.acme.shop.order", "ingest.acme.shop.order.3"} {
+		if tenant, endpoint, entity, ok := IngestRoute(subject); !ok || tenant != "acme" || endpoint != "shop" || entity != "order" {
+			t.Errorf("IngestRoute(%q) = %q %q %q %v, want acme shop order", subject, tenant, endpoint, entity, ok)
+		}
+	}
+	for _, subject := range []string{"ingest.acme.shop", "ingest.acme.shop.order.x", "ingest.acme.shop.order.1.2", "audit.acme.shop.order", "ingest..shop.order"} {
+		if _, _, _, ok := IngestRoute(subject); ok {
+			t.Errorf("IngestRoute took %q", subject)
+		}
 	}
 }

@@ -531,6 +531,16 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("opening JetStream: %w", err)
 	}
+	n, raised, err := bus.ResolvePartitions(ctx, rt.JetStream, cfg.Bus.Partitions)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	if raised {
+		log.Warn("SYNCLINE_PARTITIONS is less than the partitions this deployment runs with; running with those, as partitions never shrink",
+			"configured", cfg.Bus.Partitions, "running", n)
+		rt.Config.Bus.Partitions = n
+	}
 	if rt.Leases, err = bus.OpenLeases(ctx, rt.JetStream, cfg.Bus.Replicas); err != nil {
 		rt.Close(ctx)
 		return nil, err

@@ -223,10 +223,12 @@ func waiting(ctx context.Context, js jetstream.JetStream, tenant string) (held, 
 		return nil, nil, fmt.Errorf("counting held events: %w", err)
 	}
 	for subject, n := range info.State.Subjects {
-		// hold.<tenant>.<flow>[.<partition>]
+		// hold.<tenant>.<flow>.mapper.<partition> (or, from earlier
+		// versions, hold.<tenant>.<flow>) is the mapper's;
+		// hold.<tenant>.<flow>.<partition> the connector's.
 		parts := strings.Split(subject, ".")
 		switch len(parts) {
-		case 3:
+		case 3, 5:
 			held[parts[1]+"."+parts[2]] += int64(n)
 		case 4:
 			paused[parts[1]+"."+parts[2]] += int64(n)

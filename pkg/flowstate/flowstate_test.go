@@ -42,7 +42,8 @@ func TestStates(t *testing.T) {
 	if err := bus.EnsureStreams(ctx, js, bus.DefaultConfig()); err != nil {
 		t.Fatal(err)
 	}
-	hold(t, js, bus.HoldSubject("acme", "products"), 2)
+	hold(t, js, bus.HoldSubject("acme", "products", 0), 1)
+	hold(t, js, bus.LegacyHoldSubject("acme", "products"), 1)
 	hold(t, js, bus.PausedSubject("acme", "stock", 0), 3)
 	hold(t, js, bus.PausedSubject("acme", "stock", 1), 1)
 	hold(t, js, bus.PausedSubject("globex", "stock", 0), 5)

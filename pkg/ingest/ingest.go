@@ -184,7 +184,7 @@ func (p *Publisher) Publish(ctx context.Context, changes ...Change) ([]string, e
 		if err != nil {
 			return nil, err
 		}
-		m := nats.NewMsg(bus.IngestSubject(e.Tenant, e.SourceEndpoint, e.Entity))
+		m := nats.NewMsg(bus.IngestSubject(e.Tenant, e.SourceEndpoint, e.Entity, e.SourceKey))
 		m.Header.Set(bus.HeaderMsgID, MsgID(e.Tenant, e.EventId))
 		m.Data = data
 		sctx := ctx

@@ -47,13 +47,15 @@ type FlowNotice struct {
 	At    time.Time `json:"at"`
 }
 
-// Notice builds the audit message of n.
-func Notice(n *FlowNotice) (*nats.Msg, error) {
+// Notice builds the audit message of n, on its flow's one audit partition
+// (bus.NoticePartition) of partitions, so that one consumer reads a flow's
+// notices in order.
+func Notice(n *FlowNotice, partitions int) (*nats.Msg, error) {
 	data, err := json.Marshal(n)
 	if err != nil {
 		return nil, fmt.Errorf("encoding a %s notice: %w", n.Kind, err)
 	}
-	m := nats.NewMsg(bus.AuditSubject(n.Tenant, n.Flow))
+	m := nats.NewMsg(bus.AuditSubject(n.Tenant, n.Flow, bus.NoticePartition(n.Tenant, n.Flow, partitions)))
 	m.Header.Set(HeaderNotice, n.Kind)
 	m.Header.Set(bus.HeaderMsgID, "notice:"+n.Kind+":"+n.Tenant+":"+n.Flow+":"+strconv.FormatInt(n.At.UnixNano(), 10))
 	m.Data = data

@@ -13,11 +13,11 @@ func TestNoticeRoundTrip(t *testing.T) {
 	at := time.Date(2026, 3, 4, 10, 0, 3, 0, time.UTC)
 	n := &stage.FlowNotice{Kind: stage.NoticeFlowPaused, Tenant: "acme", Integrator: "sync", Flow: "orders", Endpoint: "erp",
 		Reason: "connection refused", Failures: 3, Since: at.Add(-3 * time.Second), At: at}
-	m, err := stage.Notice(n)
+	m, err := stage.Notice(n, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Subject != bus.AuditSubject("acme", "orders") || m.Header.Get(stage.HeaderNotice) != stage.NoticeFlowPaused || m.Header.Get(bus.HeaderMsgID) == "" {
+	if m.Subject != bus.AuditSubject("acme", "orders", bus.NoticePartition("acme", "orders", 4)) || m.Header.Get(stage.HeaderNotice) != stage.NoticeFlowPaused || m.Header.Get(bus.HeaderMsgID) == "" {
 		t.Errorf("notice message on %s with headers %v", m.Subject, m.Header)
 	}
 	got, err := stage.ParseNotice(m.Header.Get(stage.HeaderNotice), m.Data)

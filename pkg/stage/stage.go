@@ -78,9 +78,10 @@ func MsgID(e *eventv1.Envelope) string {
 	return e.GetEventId() + ":" + e.GetTenant() + ":" + e.GetFlow()
 }
 
-// Audit builds the audit message for e's outcome. The payload is never
+// Audit builds the audit message for e's outcome, on the audit stream's
+// partition (bus.Partition of e's source key). The payload is never
 // included: the API log does not keep payloads. e is left as it was.
-func Audit(ctx context.Context, e *eventv1.Envelope, r *eventv1.Result) (*nats.Msg, error) {
+func Audit(ctx context.Context, e *eventv1.Envelope, r *eventv1.Result, partition int) (*nats.Msg, error) {
 	payload, result := e.Payload, e.Result
 	e.Payload, e.Result = nil, r
 	data, err := envelope.Encode(e)
@@ -88,7 +89,7 @@ func Audit(ctx context.Context, e *eventv1.Envelope, r *eventv1.Result) (*nats.M
 	if err != nil {
 		return nil, err
 	}
-	m := nats.NewMsg(bus.AuditSubject(e.GetTenant(), e.GetFlow()))
+	m := nats.NewMsg(bus.AuditSubject(e.GetTenant(), e.GetFlow(), partition))
 	bus.InjectTrace(ctx, m.Header)
 	m.Header.Set(bus.HeaderMsgID, MsgID(e))
 	m.Header.Set(HeaderOutcome, Outcome(r.GetStage(), r.GetAction()))
