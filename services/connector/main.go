@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	svc, err := connector.New(connector.Deps{
-		JetStream: rt.JetStream, Flows: flows.Index(), Connectors: reg, Bus: cfg.Bus,
+		JetStream: rt.JetStream, Flows: flows.Index(), Connectors: reg, Bus: rt.Config.Bus,
 		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases, Secrets: box,
 		Egress: egress, BudgetMetrics: budgetMetrics, PollMetrics: pollMetrics,
 	})

@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		rt.Log.Warn("the NATS auth callout is not answered: publishers cannot connect with tokens until it is set", "variable", natsauth.EnvCalloutSeed)
 	}
 	svc, err := controlplane.New(controlplane.Deps{
-		JetStream: rt.JetStream, Resources: store, Connectors: reg, Bus: cfg.Bus,
+		JetStream: rt.JetStream, Resources: store, Connectors: reg, Bus: rt.Config.Bus,
 		Logger: rt.Log, Secrets: box, Egress: egress,
 	})
 	if err != nil {

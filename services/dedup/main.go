@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	svc, err := dedup.New(dedup.Deps{
-		JetStream: rt.JetStream, Flows: flows.Index(), Ledger: store, Bus: cfg.Bus,
+		JetStream: rt.JetStream, Flows: flows.Index(), Ledger: store, Bus: rt.Config.Bus,
 		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases,
 	})
 	if err != nil {

@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		rt.Log.Warn("dead letters are kept without their events (no replay), and alerts fail, until a master key is set", "variable", secret.EnvMasterKey)
 	}
 	svc, err := eventlog.New(eventlog.Deps{
-		Conn: rt.Conn, JetStream: rt.JetStream, Log: store, Flows: flows.Index(), Bus: cfg.Bus,
+		Conn: rt.Conn, JetStream: rt.JetStream, Log: store, Flows: flows.Index(), Bus: rt.Config.Bus,
 		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases,
 		DeadLetters: letters, Secrets: box,
 		Alerts: flows.Index(), AlertMetrics: eventlog.NewAlertMetrics(rt.Registry),

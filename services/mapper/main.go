@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	svc, err := mapper.New(mapper.Deps{
-		JetStream: rt.JetStream, Flows: flows.Index(), Bus: cfg.Bus,
+		JetStream: rt.JetStream, Flows: flows.Index(), Bus: rt.Config.Bus,
 		Logger: rt.Log, Tracer: rt.Tracer, Metrics: rt.Metrics, Leases: rt.Leases,
 	})
 	if err != nil {

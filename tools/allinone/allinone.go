@@ -262,6 +262,16 @@ func (in *Instance) Start(ctx context.Context) error {
 			n = DefaultPartitions()
 		}
 		in.cfg.Bus.Partitions = n
+	} else {
+		n, raised, err := bus.ResolvePartitions(ctx, in.js, in.cfg.Bus.Partitions)
+		if err != nil {
+			return in.fail(ctx, err)
+		}
+		if raised {
+			in.log.Warn("the configured partition count is less than this deployment runs with; running with those, as partitions never shrink",
+				"configured", in.cfg.Bus.Partitions, "running", n)
+			in.cfg.Bus.Partitions = n
+		}
 	}
 	if err := bus.EnsureStreams(ctx, in.js, in.cfg.Bus); err != nil {
 		return in.fail(ctx, err)

@@ -88,6 +88,8 @@ type options struct {
 	// allow adds to the egress policy: the peers' host:port the test's
 	// endpoints reach (a Tryton server, a json-server).
 	allow []string
+	// partitions is the partition count; 0 keeps the default.
+	partitions int
 }
 
 func start(t *testing.T, o options) *env {
@@ -110,6 +112,9 @@ func start(t *testing.T, o options) *env {
 	cfg.Bus = bus.DefaultConfig()
 	cfg.Bus.Backoff = []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}
 	cfg.Bus.MaxDeliver = 3
+	if o.partitions > 0 {
+		cfg.Bus.Partitions = o.partitions
+	}
 	in, err := allinone.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -41,7 +41,7 @@ func TestNoPayloadsInLogsOrTraces(t *testing.T) {
 		ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "P2", Version: 1, Payload: record("SO-P2", "draft", "1")},
 		ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: "P3", Version: 1, Payload: record("SO-P3", "paid", `"not-a-number-8843"`)},
 	)
-	publishEnvelope(t, e.js, bus.IngestSubject("acme", "shop", "order"), "P4", []byte(`"Kerkstraat-41"`))
+	publishEnvelope(t, e.js, bus.IngestSubject("acme", "shop", "order", "P4"), "P4", []byte(`"Kerkstraat-41"`))
 	var records []*eventlogv1.LogRecord
 	eventually(t, 30*time.Second, func() string {
 		records = e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme"})

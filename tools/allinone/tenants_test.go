@@ -99,7 +99,7 @@ func TestDeleteTenantErasesEverything(t *testing.T) {
 	e, tokens := twoTenants(t, 20)
 	ctx := context.Background()
 	// A dead letter for acme: a payload that is not JSON.
-	publishEnvelope(t, e.js, bus.IngestSubject("acme", "shop", "order"), "bad", []byte(`"just a string"`))
+	publishEnvelope(t, e.js, bus.IngestSubject("acme", "shop", "order", "bad"), "bad", []byte(`"just a string"`))
 	eventually(t, 30*time.Second, func() string {
 		if n := len(e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme", Status: "failure"})); n != 1 {
 			return fmt.Sprintf("%d failure records, want the dead letter's 1", n)

@@ -148,7 +148,7 @@ func child(ctx context.Context, f flags) error {
 	}
 	defer nc.Close()
 	lat := newLatencies()
-	sub, err := nc.Subscribe("audit.bench.orders", lat.observe)
+	sub, err := nc.Subscribe("audit.bench.orders.*", lat.observe)
 	if err != nil {
 		return err
 	}

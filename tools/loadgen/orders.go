@@ -164,7 +164,7 @@ func orderChild(ctx context.Context, f flags) error {
 	}
 	defer nc.Close()
 	products, orders := newLatencies(), newLatencies()
-	for subject, l := range map[string]*latencies{"audit.bench.products": products, "audit.bench.orders": orders} {
+	for subject, l := range map[string]*latencies{"audit.bench.products.*": products, "audit.bench.orders.*": orders} {
 		sub, err := nc.Subscribe(subject, l.observe)
 		if err != nil {
 			return err

@@ -151,7 +151,7 @@ func pollChild(ctx context.Context, f flags) error {
 	}
 	defer nc.Close()
 	lat := newLatencies()
-	sub, err := nc.Subscribe("audit.bench.orders", lat.observe)
+	sub, err := nc.Subscribe("audit.bench.orders.*", lat.observe)
 	if err != nil {
 		return err
 	}

@@ -370,7 +370,7 @@ func (s *Service) outcomes(items []item, results []recipe.Outcome, took time.Dur
 			it.span.SetStatus(codes.Error, o.Code)
 			out = append(out, bus.DeadLetter(it.msg, stage.Connector, o.Code, o.Reason))
 		}
-		a, err := stage.Audit(it.ctx, it.env, r)
+		a, err := stage.Audit(it.ctx, it.env, r, bus.Partition(it.env.SourceKey, s.deps.Bus.Partitions))
 		if err != nil {
 			return out, err
 		}

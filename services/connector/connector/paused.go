@@ -336,7 +336,7 @@ func (s *Service) tellState(f *flowconfig.Flow, p *flowstate.Pause) {
 
 func (s *Service) notice(kind string, f *flowconfig.Flow, st breakerState, out []*nats.Msg) []*nats.Msg {
 	m, err := stage.Notice(&stage.FlowNotice{Kind: kind, Tenant: f.Tenant, Integrator: f.Integrator, Flow: f.Name,
-		Endpoint: f.Target.Name, Reason: st.reason, Failures: st.failures, Since: st.since.UTC(), At: time.Now().UTC()})
+		Endpoint: f.Target.Name, Reason: st.reason, Failures: st.failures, Since: st.since.UTC(), At: time.Now().UTC()}, s.deps.Bus.Partitions)
 	if err != nil {
 		s.log.Error("making a flow notice", "tenant", f.Tenant, "flow", f.Name, "error", err)
 		return out

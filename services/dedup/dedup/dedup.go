@@ -50,7 +50,9 @@ type Service struct {
 	log    *slog.Logger
 	tracer trace.Tracer
 	pub    *bus.Publisher
-	parts  *lifecycle.Group
+	// confirmSpecs are the consumers of the audit partitions' answers.
+	confirmSpecs []bus.ConsumerSpec
+	parts        *lifecycle.Group
 }
 
 // New returns a dedup service; Start runs it.
@@ -97,15 +99,15 @@ func New(deps Deps) (*Service, error) {
 	// The target's answers move the ledger out of pending: applied, with
 	// the target id for targets that make their own.
 	cd.Handler = s.confirmBatch
-	s.parts.Add("confirmations", bus.NewShared(deps.Leases, "dedup-confirm", []*bus.Consumer{bus.NewConsumer(bus.ConsumerSpec{
+	// One consumer per audit partition: the answers of one key come in order.
+	s.confirmSpecs = bus.AuditSpecs(bus.ConsumerSpec{
 		Stage:   stage.Dedup,
-		Stream:  bus.StreamAudit,
 		Durable: "dedup-confirm",
-		Filter:  "audit.>",
 		// Confirmations are not on an event's way to its target;
 		// gathering them makes fewer, larger ledger writes.
 		Linger: 20 * time.Millisecond,
-	}, cd)}, s.log))
+	}, deps.Bus.Partitions)
+	s.parts.Add("confirmations", bus.NewShared(deps.Leases, "dedup-confirm", bus.NewConsumers(s.confirmSpecs, cd), s.log))
 	s.parts.Add("erase requests", erase.NewResponder(deps.JetStream.Conn(), stage.Dedup, func(ctx context.Context, tenant string) (map[string]int64, error) {
 		n, err := deps.Ledger.DeleteTenant(ctx, tenant)
 		return map[string]int64{"ledger entries": n}, err
@@ -116,6 +118,10 @@ func New(deps Deps) (*Service, error) {
 // Start creates the streams if needed and starts a consumer per partition.
 func (s *Service) Start(ctx context.Context) error {
 	if err := bus.EnsureStreams(ctx, s.deps.JetStream, s.deps.Bus); err != nil {
+		return err
+	}
+	// Earlier versions read the answers with one consumer.
+	if err := bus.Supersede(ctx, s.deps.JetStream, s.deps.Bus, "dedup-confirm", s.confirmSpecs); err != nil {
 		return err
 	}
 	return s.parts.Start(ctx)
@@ -212,7 +218,7 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 				Stage: stage.Dedup, Action: d.action, Code: d.code, Reason: d.reason,
 				TargetId: entry.TargetID, Attempts: uint32(bus.Deliveries(p.msg)),
 				DurationUs: time.Since(start).Microseconds(),
-			})
+			}, bus.Partition(p.env.SourceKey, s.deps.Bus.Partitions))
 			if d.advance && (!exists || p.env.SourceVersion > entry.SourceVersion) {
 				advances = append(advances, ledger.Version{Key: p.key, SourceVersion: p.env.SourceVersion})
 				if !exists {

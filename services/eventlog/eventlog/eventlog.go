@@ -82,6 +82,8 @@ type Service struct {
 	tracer trace.Tracer
 	pub    *bus.Publisher
 	parts  *lifecycle.Group
+	// auditSpecs are the consumers of the audit partitions.
+	auditSpecs []bus.ConsumerSpec
 	// alerts is nil when Deps.Alerts is.
 	alerts *alerter
 }
@@ -110,9 +112,9 @@ func New(deps Deps) (*Service, error) {
 	}
 	cd := bus.ConsumerDeps{JetStream: deps.JetStream, Config: deps.Bus, Logger: s.log, Metrics: deps.Metrics}
 	cd.Handler = s.auditBatch
-	s.parts.Add("audit", bus.NewShared(deps.Leases, "eventlog-audit", []*bus.Consumer{
-		bus.NewConsumer(bus.ConsumerSpec{Stage: stage.Eventlog, Stream: bus.StreamAudit, Durable: "eventlog-audit", Filter: "audit.>", Linger: logLinger}, cd),
-	}, s.log))
+	// One consumer per audit partition, shared by the replicas.
+	s.auditSpecs = bus.AuditSpecs(bus.ConsumerSpec{Stage: stage.Eventlog, Durable: "eventlog-audit", Linger: logLinger}, deps.Bus.Partitions)
+	s.parts.Add("audit", bus.NewShared(deps.Leases, "eventlog-audit", bus.NewConsumers(s.auditSpecs, cd), s.log))
 	cd.Handler = s.deadLetterBatch
 	s.parts.Add("dead letters", bus.NewShared(deps.Leases, "eventlog-dlq", []*bus.Consumer{
 		bus.NewConsumer(bus.ConsumerSpec{Stage: stage.Eventlog, Stream: bus.StreamDeadLetter, Durable: "eventlog-dlq", Filter: "dlq.>", Linger: logLinger}, cd),
@@ -137,6 +139,10 @@ func New(deps Deps) (*Service, error) {
 // Start creates the streams if needed and starts consuming.
 func (s *Service) Start(ctx context.Context) error {
 	if err := bus.EnsureStreams(ctx, s.deps.JetStream, s.deps.Bus); err != nil {
+		return err
+	}
+	// Earlier versions read the audit stream with one consumer.
+	if err := bus.Supersede(ctx, s.deps.JetStream, s.deps.Bus, "eventlog-audit", s.auditSpecs); err != nil {
 		return err
 	}
 	return s.parts.Start(ctx)

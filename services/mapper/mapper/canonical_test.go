@@ -24,9 +24,17 @@ import (
 // holds tenant acme and flows, and returns the server's JetStream.
 func start(t *testing.T, flows ...*flowconfig.Flow) jetstream.JetStream {
 	t.Helper()
-	ctx := context.Background()
 	s := natstest.Run(t)
 	_, js := natstest.Connect(t, s)
+	run(t, js, 1, flows...)
+	return js
+}
+
+// run runs a mapper with partitions on js, whose flow bucket it makes hold
+// tenant acme and flows.
+func run(t *testing.T, js jetstream.JetStream, partitions int, flows ...*flowconfig.Flow) {
+	t.Helper()
+	ctx := context.Background()
 	kv, err := flowconfig.OpenBucket(ctx, js, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +57,7 @@ func start(t *testing.T, flows ...*flowconfig.Flow) jetstream.JetStream {
 	}
 	t.Cleanup(func() { _ = w.Stop(context.Background()) })
 	cfg := bus.DefaultConfig()
-	cfg.Partitions = 1
+	cfg.Partitions = partitions
 	m, err := mapper.New(mapper.Deps{JetStream: js, Flows: w.Index(), Bus: cfg})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +70,6 @@ func start(t *testing.T, flows ...*flowconfig.Flow) jetstream.JetStream {
 		defer cancel()
 		_ = m.Stop(ctx)
 	})
-	return js
 }
 
 // messages waits until stream holds n events, alone or in frames, and
@@ -111,12 +118,8 @@ func waitIdle(t *testing.T, js jetstream.JetStream) {
 	ctx := context.Background()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := js.Consumer(ctx, bus.StreamIngest, "mapper")
-		if err == nil {
-			info, err := c.Info(ctx)
-			if err == nil && info.NumAckPending == 0 && info.NumPending == 0 {
-				return
-			}
+		if idle(ctx, js) {
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the mapper left ingest events unacknowledged after 10s")
@@ -233,4 +236,25 @@ func TestCanonicalFlowPassesDeletes(t *testing.T) {
 	if r := dead[0].Header.Get(bus.HeaderDeadReason); !strings.Contains(r, "on_hand: required but missing") {
 		t.Errorf("dead letter reason = %q, want on_hand named", r)
 	}
+}
+
+// idle reports whether every partition's consumer of the mapper exists and
+// has acknowledged everything.
+func idle(ctx context.Context, js jetstream.JetStream) bool {
+	st, err := js.Stream(ctx, bus.StreamIngest)
+	if err != nil {
+		return false
+	}
+	n := 0
+	infos := st.ListConsumers(ctx)
+	for info := range infos.Info() {
+		if !strings.HasPrefix(info.Name, "mapper-p") {
+			continue
+		}
+		n++
+		if info.NumAckPending != 0 || info.NumPending != 0 {
+			return false
+		}
+	}
+	return infos.Err() == nil && n > 0
 }

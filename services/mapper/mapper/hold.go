@@ -3,6 +3,7 @@ package mapper
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,8 +17,9 @@ import (
 )
 
 // Holding. While a flow's integrator is inactive, the mapper keeps the flow's
-// events, as they arrived, in the hold stream (subject hold.<tenant>.<flow>):
-// nothing is dropped and nothing is pushed. When the integrator is active
+// events, as they arrived, in the hold stream (subject
+// hold.<tenant>.<flow>.mapper.<ingest partition>): nothing is dropped and
+// nothing is pushed. When the integrator is active
 // again, the mapper releases them in order, mapping each with the flow as it
 // is then, before any newer event of the flow: as long as a flow has held
 // events, its new events join them, so one key's changes never overtake each
@@ -25,9 +27,10 @@ import (
 // and logged as every event of a deleted integrator is; a flow that is gone
 // has its held events dead-lettered.
 //
-// All of it runs in the mapper consumer's goroutine (the handler and the
-// consumer's tick), and only in the process that holds the mapper's lease,
-// so holding and releasing never race each other.
+// Each ingest partition holds and releases its own events. All of it runs
+// in the partition's consumer goroutine (the handler and the consumer's
+// tick), and only in the process that holds the partition's lease, so
+// holding and releasing never race each other.
 
 // releaseBatch is how many held events one publish round moves.
 const releaseBatch = 500
@@ -35,52 +38,67 @@ const releaseBatch = 500
 // loadHeld rebuilds the set of flows that have held events from the hold
 // stream: another process may have held events while this one did not run
 // the consumer.
-func (s *Service) loadHeld(ctx context.Context) error {
-	st, held, err := bus.OpenHold(ctx, s.deps.JetStream, "hold.*.*")
+func (p *partition) loadHeld(ctx context.Context) error {
+	st, held, err := bus.OpenHold(ctx, p.s.deps.JetStream, "hold.*.*.mapper."+strconv.Itoa(p.n))
 	if err != nil {
 		return err
 	}
-	s.holdStream, s.held = st, held
-	return nil
-}
-
-// holds says whether an event of f must be held: its integrator is
-// inactive, or earlier events of f still wait.
-func (s *Service) holds(f *flowconfig.Flow) bool {
-	return f.Stage == flowconfig.StageInactive || s.held[bus.HeldFlow{Tenant: f.Tenant, Flow: f.Name}]
-}
-
-// hold returns the message that keeps m's event for flow f. It carries the
-// span in ctx, so that the release continues the event's trace, even for an
-// event that arrived without trace context.
-func (s *Service) hold(ctx context.Context, m jetstream.Msg, eventID string, f *flowconfig.Flow) *nats.Msg {
-	s.held[bus.HeldFlow{Tenant: f.Tenant, Flow: f.Name}] = true
-	msg := bus.Held(m, bus.HoldSubject(f.Tenant, f.Name), eventID+":"+f.Tenant+":hold:"+f.Name)
-	bus.InjectTrace(ctx, msg.Header)
-	return msg
-}
-
-// release moves the held events of every flow whose integrator is no
-// longer inactive on to the flow stream, oldest first.
-func (s *Service) release(ctx context.Context) error {
-	for k := range s.held {
-		f := s.deps.Flows.Get(k.Tenant, k.Flow)
-		if f != nil && f.Stage == flowconfig.StageInactive {
-			continue
-		}
-		if err := s.drain(ctx, k, f); err != nil {
+	p.holdStream, p.held, p.legacy = st, held, nil
+	if p.n == 0 {
+		if _, p.legacy, err = bus.OpenHold(ctx, p.s.deps.JetStream, "hold.*.*"); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// drain releases one flow's held events; f is nil for a flow that is gone.
-func (s *Service) drain(ctx context.Context, k bus.HeldFlow, f *flowconfig.Flow) error {
-	subject := bus.HoldSubject(k.Tenant, k.Flow)
+// holds says whether an event of f must be held: its integrator is
+// inactive, or earlier events of f still wait.
+func (p *partition) holds(f *flowconfig.Flow) bool {
+	k := bus.HeldFlow{Tenant: f.Tenant, Flow: f.Name}
+	return f.Stage == flowconfig.StageInactive || p.held[k] || p.legacy[k]
+}
+
+// hold returns the message that keeps m's event for flow f. It carries the
+// span in ctx, so that the release continues the event's trace, even for an
+// event that arrived without trace context.
+func (p *partition) hold(ctx context.Context, m jetstream.Msg, eventID string, f *flowconfig.Flow) *nats.Msg {
+	p.held[bus.HeldFlow{Tenant: f.Tenant, Flow: f.Name}] = true
+	msg := bus.Held(m, bus.HoldSubject(f.Tenant, f.Name, p.n), eventID+":"+f.Tenant+":hold:"+f.Name)
+	bus.InjectTrace(ctx, msg.Header)
+	return msg
+}
+
+// release moves the held events of every flow whose integrator is no
+// longer inactive on to the flow stream, oldest first: those an earlier
+// version held first.
+func (p *partition) release(ctx context.Context) error {
+	for _, set := range []map[bus.HeldFlow]bool{p.legacy, p.held} {
+		for k := range set {
+			f := p.s.deps.Flows.Get(k.Tenant, k.Flow)
+			if f != nil && f.Stage == flowconfig.StageInactive {
+				continue
+			}
+			subject := bus.HoldSubject(k.Tenant, k.Flow, p.n)
+			if p.legacy[k] {
+				subject = bus.LegacyHoldSubject(k.Tenant, k.Flow)
+			}
+			if err := p.drain(ctx, k, f, subject); err != nil {
+				return err
+			}
+			delete(set, k)
+		}
+	}
+	return nil
+}
+
+// drain releases one flow's held events under subject; f is nil for a flow
+// that is gone.
+func (p *partition) drain(ctx context.Context, k bus.HeldFlow, f *flowconfig.Flow, subject string) error {
+	s := p.s
 	released := 0
 	for {
-		held, err := bus.ReadHeld(ctx, s.holdStream, subject, 1, releaseBatch)
+		held, err := bus.ReadHeld(ctx, p.holdStream, subject, 1, releaseBatch)
 		if err != nil {
 			return fmt.Errorf("reading held events of flow %s/%s: %w", k.Tenant, k.Flow, err)
 		}
@@ -100,7 +118,6 @@ func (s *Service) drain(ctx context.Context, k bus.HeldFlow, f *flowconfig.Flow)
 		}
 		n := len(held)
 		if last == 0 {
-			delete(s.held, k)
 			if released > 0 {
 				s.log.Info("released held events", "tenant", k.Tenant, "flow", k.Flow, "events", released)
 			}
@@ -117,7 +134,7 @@ func (s *Service) drain(ctx context.Context, k bus.HeldFlow, f *flowconfig.Flow)
 			return fmt.Errorf("releasing held events of flow %s/%s: %w", k.Tenant, k.Flow, err)
 		}
 		// Only now that their outputs are durable do the held events go.
-		if err := s.holdStream.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(last+1)); err != nil {
+		if err := p.holdStream.Purge(ctx, jetstream.WithPurgeSubject(subject), jetstream.WithPurgeSequence(last+1)); err != nil {
 			return fmt.Errorf("removing released events of flow %s/%s: %w", k.Tenant, k.Flow, err)
 		}
 		released += n

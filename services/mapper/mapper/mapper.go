@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -52,10 +53,8 @@ type Service struct {
 	tracer   trace.Tracer
 	pub      *bus.Publisher
 	consumer *bus.Shared
-
-	// held and holdStream are the consumer goroutine's own (see hold.go).
-	held       map[bus.HeldFlow]bool
-	holdStream jetstream.Stream
+	// specs are the consumers of the ingest partitions.
+	specs []bus.ConsumerSpec
 
 	mu       sync.Mutex
 	programs map[string]compiled
@@ -86,31 +85,56 @@ func New(deps Deps) (*Service, error) {
 		tracer:   deps.Tracer.Tracer("github.com/syncline/syncline/services/mapper"),
 		pub:      bus.NewPublisher(deps.JetStream),
 		programs: map[string]compiled{},
-		held:     map[bus.HeldFlow]bool{},
 	}
-	s.consumer = bus.NewShared(deps.Leases, "mapper-ingest", []*bus.Consumer{bus.NewConsumer(bus.ConsumerSpec{
-		Stage:   stage.Mapper,
-		Stream:  bus.StreamIngest,
-		Durable: "mapper",
-		Filter:  "ingest.>",
-	}, bus.ConsumerDeps{
-		JetStream: deps.JetStream,
-		Config:    deps.Bus,
-		Logger:    s.log,
-		Metrics:   deps.Metrics,
-		Handler:   s.handle,
-		OnOpen:    s.loadHeld,
-		// A flow whose integrator becomes active again gets its held
-		// events within this, even when nothing new arrives.
-		Tick:      s.release,
-		TickEvery: 200 * time.Millisecond,
-	})}, s.log)
+	// One consumer per ingest partition, each with its own held flows, so
+	// that replicas share the mapping as they share every other stage.
+	consumers := make([]*bus.Consumer, deps.Bus.Partitions)
+	for n := range consumers {
+		p := &partition{s: s, n: n, held: map[bus.HeldFlow]bool{}}
+		spec := bus.ConsumerSpec{
+			Stage:   stage.Mapper,
+			Stream:  bus.StreamIngest,
+			Durable: "mapper-p" + strconv.Itoa(n),
+			Filters: bus.IngestFilters(n),
+		}
+		s.specs = append(s.specs, spec)
+		consumers[n] = bus.NewConsumer(spec, bus.ConsumerDeps{
+			JetStream: deps.JetStream,
+			Config:    deps.Bus,
+			Logger:    s.log,
+			Metrics:   deps.Metrics,
+			Handler:   p.handle,
+			OnOpen:    p.loadHeld,
+			// A flow whose integrator becomes active again gets its held
+			// events within this, even when nothing new arrives.
+			Tick:      p.release,
+			TickEvery: 200 * time.Millisecond,
+		})
+	}
+	s.consumer = bus.NewShared(deps.Leases, "mapper-ingest", consumers, s.log)
 	return s, nil
+}
+
+// partition is the mapper's consumer of one ingest partition. Its held
+// flows are its own: everything of it runs in the consumer's goroutine.
+type partition struct {
+	s *Service
+	n int
+	// held and holdStream: see hold.go. legacy are the flows with events
+	// held by an earlier version, under hold.<tenant>.<flow>: partition 0
+	// releases them.
+	held       map[bus.HeldFlow]bool
+	legacy     map[bus.HeldFlow]bool
+	holdStream jetstream.Stream
 }
 
 // Start creates the streams if needed and starts consuming.
 func (s *Service) Start(ctx context.Context) error {
 	if err := bus.EnsureStreams(ctx, s.deps.JetStream, s.deps.Bus); err != nil {
+		return err
+	}
+	// Earlier versions read the ingest stream with one consumer.
+	if err := bus.Supersede(ctx, s.deps.JetStream, s.deps.Bus, "mapper", s.specs); err != nil {
 		return err
 	}
 	return s.consumer.Start(ctx)
@@ -123,13 +147,14 @@ func (s *Service) Stop(ctx context.Context) error {
 
 // handle maps a batch and publishes every output — flow events, audit
 // records of skipped events, dead letters — before any input is acknowledged.
-func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+func (p *partition) handle(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+	s := p.s
 	// Held events released first go before anything newer of their flow.
 	// A release that fails is not this batch's failure: the flow stays in
 	// the held set, so its new events join the hold, in order, and the
 	// next tick tries the release again.
-	if len(s.held) > 0 {
-		if err := s.release(ctx); err != nil {
+	if len(p.held) > 0 || len(p.legacy) > 0 {
+		if err := p.release(ctx); err != nil {
 			s.log.Warn("releasing held events failed; retrying at the next tick", "error", err)
 		}
 	}
@@ -137,7 +162,7 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) (int, error)
 	spans := make([]trace.Span, 0, len(msgs))
 	for _, m := range msgs {
 		var span trace.Span
-		out, span = s.route(ctx, m, out)
+		out, span = p.route(ctx, m, out)
 		spans = append(spans, span)
 	}
 	err := s.pub.Publish(ctx, out...)
@@ -155,7 +180,8 @@ func (s *Service) handle(ctx context.Context, msgs []jetstream.Msg) (int, error)
 
 // route appends m's outputs to out and returns the stage's span for m, still
 // open, so it ends when the outputs are durable.
-func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) ([]*nats.Msg, trace.Span) {
+func (p *partition) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) ([]*nats.Msg, trace.Span) {
+	s := p.s
 	ctx, span := stage.Start(ctx, s.tracer, "mapper map", m)
 	dead := func(code string, err error) []*nats.Msg {
 		span.SetStatus(codes.Error, code)
@@ -217,8 +243,8 @@ func (s *Service) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg) (
 	nameFlows(span, flows)
 	source, key := e.Payload, e.SourceKey
 	for _, f := range flows {
-		if s.holds(f) {
-			out = append(out, s.hold(ctx, m, e.EventId, f))
+		if p.holds(f) {
+			out = append(out, p.hold(ctx, m, e.EventId, f))
 			continue
 		}
 		out = s.mapFlow(ctx, m, e, source, f, out)
@@ -260,7 +286,7 @@ func (s *Service) mapFlow(ctx context.Context, m jetstream.Msg, e *eventv1.Envel
 	finish := func(action eventv1.Action, code, reason string) []*nats.Msg {
 		result.Action, result.Code, result.Reason = action, code, reason
 		result.DurationUs = time.Since(start).Microseconds()
-		a, err := stage.Audit(ctx, e, result)
+		a, err := stage.Audit(ctx, e, result, bus.Partition(e.SourceKey, s.deps.Bus.Partitions))
 		if err != nil {
 			return fail(stage.CodeMalformed, err)
 		}
