@@ -44,6 +44,7 @@ func cases(t *testing.T) []renderCase {
 			"--set", "database.url=postgres://syncline@db:5432/syncline",
 			"--set", "nats.auth.user=syncline,nats.auth.password=secret-password,nats.auth.callout=true,nats.auth.calloutSeed=" + testSeed,
 			"--set", "metrics.podMonitor.enabled=true,services.connector.autoscaling.enabled=true,services.dedup.autoscaling.enabled=true",
+			"--set", "services.mapper.autoscaling.enabled=true,services.eventlog.autoscaling.enabled=true",
 			"--set", "otlpEndpoint=https://otel.example.com,egress.allow=none,egress.protect=postgres://db:5432/syncline",
 		}},
 		renderCase{name: "without the optional resources", args: []string{
@@ -128,27 +129,27 @@ spec:
 func TestValuesAreCheckedAgainstTheSchema(t *testing.T) {
 	base := []string{"--set", "database.url=postgres://syncline@db:5432/syncline"}
 	for set, want := range map[string]string{
-		"services.mapper.replicaz=2":                    "replicaz",
-		"networkPolicy.enabeld=false":                   "enabeld",
-		"bus.partitions=0":                              "/bus/partitions",
-		"bus.replicas=7":                                "/bus/replicas",
-		"masterKey=not-a-key":                           "/masterKey",
-		"nats.auth.calloutSeed=SUBADSEED":               "/nats/auth/calloutSeed",
-		"logLevel=verbose":                              "/logLevel",
-		"services.mapper.autoscaling.enabled=true":      "autoscaling",
-		"services.dedup.autoscaling.maxReplicas=0":      "/services/dedup/autoscaling/maxReplicas",
-		"topologySpreadConstraints[0].maxSkew=0":        "maxSkew",
-		"networkPolicy.nats.ports[0]=70000":             "/networkPolicy/nats/ports/0",
-		"terminationGracePeriodSeconds=10":              "/terminationGracePeriodSeconds",
-		"podDisruptionBudget.maxUnavailable=half":       "/podDisruptionBudget/maxUnavailable",
-		"console.traceUrl=http://jaeger/trace/":         "/console/traceUrl",
-		"database.url=mysql://syncline@db/syncline":     "/database/url",
-		"otlpEndpoint=otel:4318":                        "/otlpEndpoint",
-		"secretKeys.adminToken=admin token":             "/secretKeys/adminToken",
-		"services.controlplane.databaseUrlKey=a key":    "/services/controlplane/databaseUrlKey",
-		"metrics.podMonitor.interval=thirty":            "/metrics/podMonitor/interval",
-		"image.pullPolicy=Sometimes":                    "/image/pullPolicy",
-		"services.connector.resources.requests.cpu[0]=": "/services/connector/resources/requests/cpu",
+		"services.mapper.replicaz=2":                     "replicaz",
+		"networkPolicy.enabeld=false":                    "enabeld",
+		"bus.partitions=0":                               "/bus/partitions",
+		"bus.replicas=7":                                 "/bus/replicas",
+		"masterKey=not-a-key":                            "/masterKey",
+		"nats.auth.calloutSeed=SUBADSEED":                "/nats/auth/calloutSeed",
+		"logLevel=verbose":                               "/logLevel",
+		"services.controlplane.autoscaling.enabled=true": "autoscaling",
+		"services.dedup.autoscaling.maxReplicas=0":       "/services/dedup/autoscaling/maxReplicas",
+		"topologySpreadConstraints[0].maxSkew=0":         "maxSkew",
+		"networkPolicy.nats.ports[0]=70000":              "/networkPolicy/nats/ports/0",
+		"terminationGracePeriodSeconds=10":               "/terminationGracePeriodSeconds",
+		"podDisruptionBudget.maxUnavailable=half":        "/podDisruptionBudget/maxUnavailable",
+		"console.traceUrl=http://jaeger/trace/":          "/console/traceUrl",
+		"database.url=mysql://syncline@db/syncline":      "/database/url",
+		"otlpEndpoint=otel:4318":                         "/otlpEndpoint",
+		"secretKeys.adminToken=admin token":              "/secretKeys/adminToken",
+		"services.controlplane.databaseUrlKey=a key":     "/services/controlplane/databaseUrlKey",
+		"metrics.podMonitor.interval=thirty":             "/metrics/podMonitor/interval",
+		"image.pullPolicy=Sometimes":                     "/image/pullPolicy",
+		"services.connector.resources.requests.cpu[0]=":  "/services/connector/resources/requests/cpu",
 	} {
 		_, err := render(t, append(base, "--set", set)...)
 		if err == nil {
@@ -339,7 +340,7 @@ func TestEachServiceHasItsResources(t *testing.T) {
 					t.Errorf("HorizontalPodAutoscaler %s scales %s %s, which is not rendered", name, h.Spec.ScaleTargetRef.Kind, h.Spec.ScaleTargetRef.Name)
 				case d.Spec.Replicas != nil:
 					t.Errorf("%s has replicas: %d under the HorizontalPodAutoscaler %s: each upgrade would reset its scale", d.Name, *d.Spec.Replicas, name)
-				case !slices.Contains([]string{"connector", "dedup"}, component(d)):
+				case !slices.Contains([]string{"connector", "mapper", "dedup", "eventlog"}, component(d)):
 					t.Errorf("HorizontalPodAutoscaler %s scales %s, whose extra replicas are only standbys", name, component(d))
 				}
 				scaled[h.Spec.ScaleTargetRef.Name] = true

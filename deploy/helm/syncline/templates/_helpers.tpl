@@ -38,7 +38,7 @@ controlplane connector eventlog
 
 {{/* Services that may run under a HorizontalPodAutoscaler (services.<name>.autoscaling). */}}
 {{- define "syncline.autoscaledServices" -}}
-connector dedup
+connector mapper dedup eventlog
 {{- end }}
 
 {{/* Whether a service runs under a HorizontalPodAutoscaler: "true" or "". Call with (dict "root" $ "service" "dedup"). */}}
