@@ -2,10 +2,15 @@ package allinone_test
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/ingest"
+	"github.com/syncline/syncline/pkg/natstest"
+	"github.com/syncline/syncline/pkg/pgtest"
 	"github.com/syncline/syncline/tools/allinone"
 )
 
@@ -46,5 +51,56 @@ func TestPartitionsChosenAtStart(t *testing.T) {
 	}
 	if got := run(dir, 0); got != 6 {
 		t.Errorf("restart without a count: %d partitions, want the 6 the deployment runs with", got)
+	}
+}
+
+// TestPartitionsGrowWithEventsInFlight stops a deployment of two partitions
+// with events still on their way and starts it again with five: the old
+// partitions' consumers finish what they hold, new events spread over all
+// five, and every event reaches the target once. Started again asking for
+// fewer, it keeps the five.
+func TestPartitionsGrowWithEventsInFlight(t *testing.T) {
+	s := natstest.Run(t)
+	dir := t.TempDir()
+	o := options{natsURL: s.ClientURL(), replicated: true, storeURL: pgtest.NewDatabase(t), driver: "postgres", dsn: pgtest.NewDatabase(t), dir: dir, partitions: 2}
+	e := start(t, o)
+	e.applyOrders("acme", "orders")
+	const n = 4000
+	e.publishOrders(n / 2)
+	e.stop()
+	if rows := len(e.rows("orders")); rows == n/2 {
+		t.Fatalf("all %d rows were written before the stop: nothing was in flight", rows)
+	}
+
+	o.partitions = 5
+	e = start(t, o)
+	if got := e.in.Partitions(); got != 5 {
+		t.Fatalf("running with %d partitions, want 5", got)
+	}
+	for from := n / 2; from < n; from += 500 {
+		changes := make([]ingest.Change, 0, 500)
+		for i := from; i < from+500; i++ {
+			changes = append(changes, ingest.Change{Tenant: "acme", Endpoint: "shop", Entity: "order", Key: strconv.Itoa(i), Version: 1, Payload: order(i, "paid")})
+		}
+		e.publish(changes...)
+	}
+	eventually(t, 120*time.Second, func() string {
+		if rows := len(e.rows("orders")); rows != n {
+			return fmt.Sprintf("the target has %d rows, want %d", rows, n)
+		}
+		return ""
+	})
+	e.waitCreatedOnly(n)
+	for p := range 5 {
+		if f := metric(t, e, "syncline_stage_consumer_running", "consumer", "mapper-p"+strconv.Itoa(p)); f != 1 {
+			t.Errorf("mapper partition %d is not running", p)
+		}
+	}
+	e.stop()
+
+	o.partitions = 3
+	e = start(t, o)
+	if got := e.in.Partitions(); got != 5 {
+		t.Errorf("asked for 3 partitions where 5 run: running with %d, want 5 (partitions never shrink)", got)
 	}
 }
