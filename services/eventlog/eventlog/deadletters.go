@@ -363,6 +363,15 @@ func (s *Service) replayMsg(l deadletter.Letter) (*nats.Msg, string, error) {
 	if rest, ok := strings.CutPrefix(subject, "push."); ok {
 		subject = "flow." + rest
 	}
+	if tenant, endpoint, entity, ok := bus.IngestRoute(subject); ok {
+		// Stored with its partition: sent again on the key's bucket, which
+		// the stream maps to the key's partition as it maps a new change's
+		// (the partition token read as a bucket would land elsewhere).
+		subject = "ingest." + tenant + "." + endpoint + "." + entity
+		if e != nil && e.SourceKey != "" {
+			subject = bus.IngestSubject(tenant, endpoint, entity, e.SourceKey)
+		}
+	}
 	id := envelope.NewEventID()
 	data := msg.Data
 	if e != nil {
