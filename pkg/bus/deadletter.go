@@ -111,7 +111,7 @@ func deadLetterMsg(subject string, h nats.Header, data []byte, stream string, se
 	if tenant == "" {
 		tenant = NoFlow
 	}
-	out := nats.NewMsg(DeadLetterSubject(tenant, stage))
+	out := nats.NewMsg(DeadLetterSubject(tenant, stage, SubjectPartition(subject)))
 	for k, v := range h {
 		if k == HeaderMsgID {
 			continue

@@ -12,15 +12,14 @@ import (
 
 // PartitionsInUse returns the partition count a deployment already runs
 // with, read from the partition filters of the partitioned consumers
-// (…*.<partition>) of the ingest, flow, push and audit streams: the highest
-// partition plus one, or 0 when no
-// partitioned consumer exists yet (a new deployment). A process that picks
-// its partition count by itself calls it first, because the count is fixed
-// for the life of a deployment: a smaller one would leave the events of the
-// higher partitions to consumers that no longer run. ctx bounds the call.
+// (…*.<partition>) of the ingest, flow, push, audit and dead-letter streams:
+// the highest partition plus one, or 0 when no partitioned consumer exists
+// yet (a new deployment). A process calls it before it picks its partition
+// count, because the count never shrinks (see ResolvePartitions). ctx
+// bounds the call.
 func PartitionsInUse(ctx context.Context, js jetstream.JetStream) (int, error) {
 	n := 0
-	for _, name := range []string{StreamIngest, StreamFlow, StreamPush, StreamAudit} {
+	for _, name := range []string{StreamIngest, StreamFlow, StreamPush, StreamAudit, StreamDeadLetter} {
 		s, err := js.Stream(ctx, name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			continue
@@ -44,11 +43,12 @@ func PartitionsInUse(ctx context.Context, js jetstream.JetStream) (int, error) {
 }
 
 // filterPartition returns the partition of a partitioned consumer's filter
-// subject: flow.*.*.<p>, push.*.*.<p>, audit.*.*.<p> or ingest.*.*.*.<p>.
+// subject: flow.*.*.<p>, push.*.*.<p>, audit.*.*.<p>, dlq.*.*.<p> or
+// ingest.*.*.*.<p>.
 func filterPartition(filter string) (int, bool) {
 	tokens := strings.Split(filter, ".")
 	switch {
-	case len(tokens) == 4 && (tokens[0] == "flow" || tokens[0] == "push" || tokens[0] == "audit"):
+	case len(tokens) == 4 && (tokens[0] == "flow" || tokens[0] == "push" || tokens[0] == "audit" || tokens[0] == "dlq"):
 	case len(tokens) == 5 && tokens[0] == "ingest":
 	default:
 		return 0, false

@@ -16,7 +16,7 @@ import (
 //	flow.<tenant>.<flow>.<partition>
 //	push.<tenant>.<flow>.<partition>
 //	audit.<tenant>.<flow>.<partition>
-//	dlq.<tenant>.<stage>
+//	dlq.<tenant>.<stage>.<partition>   the partition the event failed in
 //	hold.<tenant>.<flow>.mapper.<partition>  the mapper's, per ingest partition
 //	hold.<tenant>.<flow>.<partition>         the connector's, per flow partition
 //
@@ -142,9 +142,36 @@ func PausedSubject(tenant, flow string, partition int) string {
 	return "hold." + tenant + "." + flow + "." + strconv.Itoa(partition)
 }
 
-// DeadLetterSubject is where a stage puts what it could not process.
-func DeadLetterSubject(tenant, stage string) string {
-	return "dlq." + tenant + "." + stage
+// DeadLetterSubject is where a stage puts what it could not process, in
+// partition, the one the event failed in (SubjectPartition).
+func DeadLetterSubject(tenant, stage string, partition int) string {
+	return "dlq." + tenant + "." + stage + "." + strconv.Itoa(partition)
+}
+
+// DeadLetterFilters are the filter subjects of a consumer of the dead
+// letters of stage ("*" for every stage) in partition p.
+func DeadLetterFilters(stage string, p int) []string {
+	if p == 0 {
+		return []string{"dlq.*." + stage + ".0", "dlq.*." + stage}
+	}
+	return []string{"dlq.*." + stage + "." + strconv.Itoa(p)}
+}
+
+// SubjectPartition is the partition of a stored ingest, flow, push or
+// audit subject (its last token), and 0 for a subject without one.
+func SubjectPartition(subject string) int {
+	tokens := strings.Split(subject, ".")
+	switch {
+	case len(tokens) == 5 && tokens[0] == "ingest":
+	case len(tokens) == 4 && (tokens[0] == "flow" || tokens[0] == "push" || tokens[0] == "audit"):
+	default:
+		return 0
+	}
+	p, err := strconv.Atoi(tokens[len(tokens)-1])
+	if err != nil || p < 0 {
+		return 0
+	}
+	return p
 }
 
 // AuditRoute returns the tenant and flow of an audit subject, with or

@@ -1,6 +1,7 @@
 package bus
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -99,5 +100,30 @@ func TestIngestRoute(t *testing.T) {
 		if _, _, _, ok := IngestRoute(subject); ok {
 			t.Errorf("IngestRoute took %q", subject)
 		}
+	}
+}
+
+// TestDeadLetterPartition: a dead letter goes to the partition its event
+// failed in, read from the stored subject; subjects without one go to 0.
+func TestDeadLetterPartition(t *testing.T) {
+	for subject, want := range map[string]int{
+		"ingest.acme.shop.order.3": 3,
+		"ingest.acme.shop.order":   0,
+		"flow.acme.orders.5":       5,
+		"push.acme.orders.2":       2,
+		"audit.acme.orders.7":      7,
+		"audit.acme.orders":        0,
+		"hold.acme.orders.1":       0,
+		"flow.acme.orders.x":       0,
+	} {
+		if got := SubjectPartition(subject); got != want {
+			t.Errorf("SubjectPartition(%q) = %d, want %d", subject, got, want)
+		}
+	}
+	if got := DeadLetterSubject("acme", "dedup", 4); got != "dlq.acme.dedup.4" {
+		t.Errorf("DeadLetterSubject = %q, want dlq.acme.dedup.4", got)
+	}
+	if f := DeadLetterFilters("connector", 0); !slices.Equal(f, []string{"dlq.*.connector.0", "dlq.*.connector"}) {
+		t.Errorf("DeadLetterFilters(connector, 0) = %v", f)
 	}
 }

@@ -51,18 +51,23 @@ func Supersede(ctx context.Context, js jetstream.JetStream, c Config, old string
 	return nil
 }
 
-// AuditSpecs are the specs of a stage's consumers of the audit stream's n
-// partitions: base's, each named <base.Durable>-p<partition> with its
-// partition's filters.
-func AuditSpecs(base ConsumerSpec, n int) []ConsumerSpec {
+// PartitionSpecs are the specs of a stage's consumers of n partitions:
+// base's, each named <base.Durable>-p<partition> with filters(partition).
+func PartitionSpecs(base ConsumerSpec, n int, filters func(p int) []string) []ConsumerSpec {
 	specs := make([]ConsumerSpec, n)
 	for p := range specs {
 		specs[p] = base
-		specs[p].Stream = StreamAudit
 		specs[p].Durable = base.Durable + "-p" + strconv.Itoa(p)
-		specs[p].Filter, specs[p].Filters = "", AuditFilters(p)
+		specs[p].Filter, specs[p].Filters = "", filters(p)
 	}
 	return specs
+}
+
+// AuditSpecs are the specs of a stage's consumers of the audit stream's n
+// partitions (PartitionSpecs).
+func AuditSpecs(base ConsumerSpec, n int) []ConsumerSpec {
+	base.Stream = StreamAudit
+	return PartitionSpecs(base, n, AuditFilters)
 }
 
 // NewConsumers returns a consumer for each spec, all with deps.

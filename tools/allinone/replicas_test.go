@@ -54,7 +54,7 @@ func TestReplicasShareAndHandOver(t *testing.T) {
 
 // consumerFamilies are the partitioned consumers of every stage, by the
 // prefix of their names (the partition follows it).
-var consumerFamilies = []string{"mapper-p", "dedup-p", "dedup-confirm-p", "connector-p", "eventlog-audit-p"}
+var consumerFamilies = []string{"mapper-p", "dedup-p", "dedup-confirm-p", "dedup-failures-p", "connector-p", "eventlog-audit-p", "eventlog-dlq-p"}
 
 // running returns the consumers an instance runs now, from its
 // syncline_stage_consumer_running gauges.
@@ -101,8 +101,8 @@ func shares(t *testing.T, es []*env) map[string][]int {
 
 // TestThreeReplicasShareEveryStage runs three instances as replicas of every
 // service over six partitions: each runs two partitions of every stage —
-// the mapper, dedup (decisions and confirmations), the connector and the
-// eventlog. One stops while events are in flight; its share moves to the
+// the mapper, dedup (decisions, confirmations, failed pushes), the
+// connector and the eventlog (API log, dead letters). One stops while events are in flight; its share moves to the
 // other two (three each), no partition is ever run by two replicas at once,
 // the mapper reads every event exactly once, and every event reaches the
 // target once.

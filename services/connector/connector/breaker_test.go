@@ -441,7 +441,7 @@ func TestHeldEventsOfADeletedFlowAreDeadLettered(t *testing.T) {
 	// them, so a crash in between dead-letters them again (stored once), never
 	// loses them: wait for both.
 	waitFor(t, "the held events of the deleted flow were never dead-lettered and removed from the hold", func() bool {
-		return r.count(bus.StreamDeadLetter, "dlq.acme.connector") == 2 && r.count(bus.StreamHold, "hold.>") == 0
+		return r.count(bus.StreamDeadLetter, "dlq.acme.connector.*") == 2 && r.count(bus.StreamHold, "hold.>") == 0
 	})
 	st, err := r.js.Stream(context.Background(), bus.StreamDeadLetter)
 	if err != nil {

@@ -50,8 +50,9 @@ type Service struct {
 	log    *slog.Logger
 	tracer trace.Tracer
 	pub    *bus.Publisher
-	// confirmSpecs are the consumers of the audit partitions' answers.
-	confirmSpecs []bus.ConsumerSpec
+	// confirmSpecs and failureSpecs are the consumers of the partitions'
+	// answers and failed pushes.
+	confirmSpecs, failureSpecs []bus.ConsumerSpec
 	parts        *lifecycle.Group
 }
 
@@ -89,13 +90,13 @@ func New(deps Deps) (*Service, error) {
 	// ledger marks it failed, so the same content is not skipped as
 	// unchanged next time.
 	cd.Handler = s.failureBatch
-	s.parts.Add("failures", bus.NewShared(deps.Leases, "dedup-failures", []*bus.Consumer{bus.NewConsumer(bus.ConsumerSpec{
+	s.failureSpecs = bus.PartitionSpecs(bus.ConsumerSpec{
 		Stage:   stage.Dedup,
 		Stream:  bus.StreamDeadLetter,
 		Durable: "dedup-failures",
-		Filter:  bus.DeadLetterSubject("*", stage.Connector),
 		Linger:  20 * time.Millisecond,
-	}, cd)}, s.log))
+	}, deps.Bus.Partitions, func(p int) []string { return bus.DeadLetterFilters(stage.Connector, p) })
+	s.parts.Add("failures", bus.NewShared(deps.Leases, "dedup-failures", bus.NewConsumers(s.failureSpecs, cd), s.log))
 	// The target's answers move the ledger out of pending: applied, with
 	// the target id for targets that make their own.
 	cd.Handler = s.confirmBatch
@@ -120,8 +121,12 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := bus.EnsureStreams(ctx, s.deps.JetStream, s.deps.Bus); err != nil {
 		return err
 	}
-	// Earlier versions read the answers with one consumer.
+	// Earlier versions read the answers and the failed pushes with one
+	// consumer each.
 	if err := bus.Supersede(ctx, s.deps.JetStream, s.deps.Bus, "dedup-confirm", s.confirmSpecs); err != nil {
+		return err
+	}
+	if err := bus.Supersede(ctx, s.deps.JetStream, s.deps.Bus, "dedup-failures", s.failureSpecs); err != nil {
 		return err
 	}
 	return s.parts.Start(ctx)

@@ -82,8 +82,9 @@ type Service struct {
 	tracer trace.Tracer
 	pub    *bus.Publisher
 	parts  *lifecycle.Group
-	// auditSpecs are the consumers of the audit partitions.
-	auditSpecs []bus.ConsumerSpec
+	// auditSpecs and dlqSpecs are the consumers of the audit and dead
+	// letter partitions.
+	auditSpecs, dlqSpecs []bus.ConsumerSpec
 	// alerts is nil when Deps.Alerts is.
 	alerts *alerter
 }
@@ -116,9 +117,9 @@ func New(deps Deps) (*Service, error) {
 	s.auditSpecs = bus.AuditSpecs(bus.ConsumerSpec{Stage: stage.Eventlog, Durable: "eventlog-audit", Linger: logLinger}, deps.Bus.Partitions)
 	s.parts.Add("audit", bus.NewShared(deps.Leases, "eventlog-audit", bus.NewConsumers(s.auditSpecs, cd), s.log))
 	cd.Handler = s.deadLetterBatch
-	s.parts.Add("dead letters", bus.NewShared(deps.Leases, "eventlog-dlq", []*bus.Consumer{
-		bus.NewConsumer(bus.ConsumerSpec{Stage: stage.Eventlog, Stream: bus.StreamDeadLetter, Durable: "eventlog-dlq", Filter: "dlq.>", Linger: logLinger}, cd),
-	}, s.log))
+	s.dlqSpecs = bus.PartitionSpecs(bus.ConsumerSpec{Stage: stage.Eventlog, Stream: bus.StreamDeadLetter, Durable: "eventlog-dlq", Linger: logLinger},
+		deps.Bus.Partitions, func(p int) []string { return bus.DeadLetterFilters("*", p) })
+	s.parts.Add("dead letters", bus.NewShared(deps.Leases, "eventlog-dlq", bus.NewConsumers(s.dlqSpecs, cd), s.log))
 	s.parts.Add("max-deliveries watcher", bus.NewDeadLetterWatcher(deps.Conn, deps.JetStream, s.log))
 	every := deps.SweepEvery
 	if every <= 0 {
@@ -141,8 +142,12 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := bus.EnsureStreams(ctx, s.deps.JetStream, s.deps.Bus); err != nil {
 		return err
 	}
-	// Earlier versions read the audit stream with one consumer.
+	// Earlier versions read the audit and dead-letter streams with one
+	// consumer each.
 	if err := bus.Supersede(ctx, s.deps.JetStream, s.deps.Bus, "eventlog-audit", s.auditSpecs); err != nil {
+		return err
+	}
+	if err := bus.Supersede(ctx, s.deps.JetStream, s.deps.Bus, "eventlog-dlq", s.dlqSpecs); err != nil {
 		return err
 	}
 	return s.parts.Start(ctx)

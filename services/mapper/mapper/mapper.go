@@ -235,7 +235,7 @@ func (p *partition) route(ctx context.Context, m jetstream.Msg, out []*nats.Msg)
 			// No tenant owns the event, so the admin's log keeps it (under
 			// bus.NoTenant), not one that may be created later.
 			out = unrouted(stage.CodeUnknownTenant, fmt.Errorf("event %s: tenant %q does not exist: create it with `syncline apply`, or publish for an existing tenant", e.EventId, e.Tenant))
-			out[len(out)-1].Subject = bus.DeadLetterSubject(bus.NoTenant, stage.Mapper)
+			out[len(out)-1].Subject = bus.DeadLetterSubject(bus.NoTenant, stage.Mapper, bus.SubjectPartition(m.Subject()))
 			return out, span
 		}
 		return unrouted(stage.CodeNoFlow, fmt.Errorf("event %s: no flow of tenant %q reads entity %q from endpoint %q: apply a flow for it or stop publishing there", e.EventId, e.Tenant, e.Entity, e.SourceEndpoint)), span
