@@ -53,7 +53,7 @@ type Service struct {
 	// confirmSpecs and failureSpecs are the consumers of the partitions'
 	// answers and failed pushes.
 	confirmSpecs, failureSpecs []bus.ConsumerSpec
-	parts        *lifecycle.Group
+	parts                      *lifecycle.Group
 }
 
 // New returns a dedup service; Start runs it.
