@@ -3,6 +3,7 @@ package allinone_test
 import (
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -74,6 +75,9 @@ type env struct {
 	stopped  bool
 }
 
+// replicasMasterKey is the master key of every replicated instance.
+var replicasMasterKey = base64.StdEncoding.EncodeToString([]byte("replicas-share-this-master-key!!"))
+
 type options struct {
 	// resolver looks endpoints' hosts up; nil is the system's.
 	resolver   connector.Resolver
@@ -114,6 +118,16 @@ func start(t *testing.T, o options) *env {
 	cfg.Bus.MaxDeliver = 3
 	if o.partitions > 0 {
 		cfg.Bus.Partitions = o.partitions
+	}
+	if o.replicated {
+		// Replicas share the master key, as a deployment's do: any of them
+		// may seal a credential or a dead letter that another opens.
+		if err := os.MkdirAll(o.dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(o.dir, "master-key"), []byte(replicasMasterKey+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	in, err := allinone.New(cfg)
 	if err != nil {
