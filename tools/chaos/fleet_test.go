@@ -64,6 +64,7 @@ type fleet struct {
 // exit is a run that ended without being killed.
 type exit struct {
 	run   string
+	at    time.Time
 	after time.Duration
 	err   error
 	log   string
@@ -170,7 +171,7 @@ func (f *fleet) watch(ru *run, out *os.File) {
 	}
 	restart := !ru.killed && !f.closing
 	if !ru.killed {
-		f.exits = append(f.exits, exit{run: ru.name, after: ru.end.Sub(ru.start), err: err, log: ru.log})
+		f.exits = append(f.exits, exit{run: ru.name, at: ru.end, after: ru.end.Sub(ru.start), err: err, log: ru.log})
 	}
 	f.mu.Unlock()
 	close(ru.done)
@@ -190,18 +191,20 @@ func (f *fleet) watch(ru *run, out *os.File) {
 }
 
 // kill kills replica r's process with SIGKILL (no drain, no stop) and
-// waits until it is gone; the run's end is then.
-func (f *fleet) kill(r *replica) {
+// waits until it is gone; the run's end is then. It reports whether a
+// process ran.
+func (f *fleet) kill(r *replica) bool {
 	f.mu.Lock()
 	ru := r.cur
 	if ru == nil {
 		f.mu.Unlock()
-		return
+		return false
 	}
 	ru.killed = true
 	f.mu.Unlock()
 	_ = ru.cmd.Process.Signal(syscall.SIGKILL)
 	<-ru.done
+	return true
 }
 
 // killAll kills every process, and none is started again.
@@ -299,15 +302,20 @@ func (f *fleet) crashes() []string {
 }
 
 // selfExits describes the runs that exited by themselves, with the last
-// line of each one's log.
-func (f *fleet) selfExits() []string {
+// line of each one's log, in two lists: those that ended before since, and
+// the rest.
+func (f *fleet) selfExits(since time.Time) (before, after []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []string
 	for _, e := range f.exits {
-		out = append(out, fmt.Sprintf("%s exited by itself after %s (%v): %s", e.run, e.after.Round(time.Millisecond), e.err, strings.TrimSpace(tail(e.log, 1))))
+		line := fmt.Sprintf("%s exited by itself after %s (%v): %s", e.run, e.after.Round(time.Millisecond), e.err, strings.TrimSpace(tail(e.log, 1)))
+		if e.at.Before(since) {
+			before = append(before, line)
+		} else {
+			after = append(after, line)
+		}
 	}
-	return out
+	return before, after
 }
 
 // holding is one run's holding of one consumer, from its "running consumer"
@@ -350,8 +358,44 @@ func (f *fleet) holdings(until time.Time) ([]holding, error) {
 // logLine is what the test reads of a service's JSON log line.
 type logLine struct {
 	Time     time.Time `json:"time"`
+	Level    string    `json:"level"`
 	Msg      string    `json:"msg"`
+	Service  string    `json:"service"`
 	Consumer string    `json:"consumer"`
+}
+
+// warnings counts the warnings and errors in every run's log by service
+// and message, what the processes went through, and keeps the first line of
+// each, with its run's name.
+func (f *fleet) warnings() (counts map[string]int, first map[string]string, err error) {
+	f.mu.Lock()
+	runs := append([]*run(nil), f.runs...)
+	f.mu.Unlock()
+	counts, first = map[string]int{}, map[string]string{}
+	for _, ru := range runs {
+		file, err := os.Open(ru.log)
+		if err != nil {
+			return nil, nil, err
+		}
+		sc := bufio.NewScanner(file)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			var l logLine
+			if json.Unmarshal(sc.Bytes(), &l) == nil && (l.Level == "WARN" || l.Level == "ERROR") {
+				k := ru.replica.service + ": " + l.Msg
+				if counts[k] == 0 {
+					first[k] = ru.name + " " + sc.Text()
+				}
+				counts[k]++
+			}
+		}
+		err = sc.Err()
+		file.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return counts, first, nil
 }
 
 // readHoldings reads one run's log. A line cut short by a kill does not
