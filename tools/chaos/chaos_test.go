@@ -221,7 +221,7 @@ func TestChaos(t *testing.T) {
 	if logErr != nil {
 		problems = append(problems, "reading the API log: "+logErr.Error())
 	}
-	logProblems, actions, dupSuccesses := checkLog(records, batches)
+	logProblems, actions, dupSuccesses, replayed := checkLog(records, batches)
 	problems = append(problems, logProblems...)
 	overlapping := overlaps(hs)
 	problems = append(problems, overlapping...)
@@ -251,9 +251,20 @@ func TestChaos(t *testing.T) {
 	for _, h := range hs {
 		durables[h.durable] = true
 	}
-	t.Logf("chaos figures: seed=%d events=%d keys=%d versions=%d kills=%d nats_stops=%d exits_at_start=%d exits_in_chaos=%d rows=%d duplicate_rows=%d log_records=%d duplicate_successes=%d actions=%v consumers=%d holdings=%d overlaps=%d settle=%s duration=%s",
-		s, events, p.keys, p.versions, kills, natsStops, len(startExits), len(chaosExits), len(rows)+dupRows, dupRows, len(records), dupSuccesses, actions,
+	t.Logf("chaos figures: seed=%d events=%d keys=%d versions=%d kills=%d nats_stops=%d exits_at_start=%d exits_in_chaos=%d rows=%d duplicate_rows=%d log_records=%d duplicate_successes=%d replayed=%d actions=%v consumers=%d holdings=%d overlaps=%d settle=%s duration=%s",
+		s, events, p.keys, p.versions, kills, natsStops, len(startExits), len(chaosExits), len(rows)+dupRows, dupRows, len(records), dupSuccesses, replayed, actions,
 		len(durables), len(hs), len(overlapping), settle.Round(100*time.Millisecond), time.Since(began).Round(time.Second))
+	// A replayed event is one delivered again after its outcome was logged,
+	// whose later outcome (updated, or skipped as a stale version) replaced
+	// the logged one. Redeliveries are at-least-once's price, and every
+	// stage makes them harmless to the target, so replays are counted, not
+	// failed. Whole partitions replayed from the stream's first message are
+	// a bug of pkg/bus, though: a clustered consumer that a rewind created
+	// at a start sequence reads an ack floor of 0 until its first ack, so the
+	// next holder's rewind goes back to sequence 1 (see README.md).
+	if replayed > 0 {
+		t.Logf("%d events were replayed after their outcome was logged; see README.md on whole partitions replayed", replayed)
+	}
 	if len(durables) == 0 {
 		problems = append(problems, "no process logged running a consumer: the check of one reader per consumer saw nothing")
 	}
@@ -486,10 +497,11 @@ func checkRows(rows map[string][]row, p plan) []string {
 }
 
 // checkLog says which events have no success, or more than one record, in
-// the API log; it also counts the records by version and action, those of a
-// push delivered more than once (redelivered), and the events with more
-// than one success.
-func checkLog(records []*eventlogv1.LogRecord, batches [][]ingest.Change) (problems []string, actions map[string]int, dupSuccesses int) {
+// the API log. It also counts the records by version, action and code; the
+// events with more than one success; and the events replayed: those whose
+// record is not what their first push did (a first version created, every
+// later one updated) because a later delivery's outcome replaced it.
+func checkLog(records []*eventlogv1.LogRecord, batches [][]ingest.Change) (problems []string, actions map[string]int, dupSuccesses, replayed int) {
 	byEvent := map[string][]*eventlogv1.LogRecord{}
 	actions = map[string]int{}
 	for _, r := range records {
@@ -498,10 +510,14 @@ func checkLog(records []*eventlogv1.LogRecord, batches [][]ingest.Change) (probl
 	for _, b := range batches {
 		for _, c := range b {
 			rs := byEvent[c.EventID]
+			first := "updated"
+			if c.Version == 1 {
+				first = "created"
+			}
 			for _, r := range rs {
-				actions[fmt.Sprintf("v%d-%s/%s", c.Version, r.Action, r.Status)]++
-				if r.Attempts > 1 {
-					actions["redelivered"]++
+				actions[fmt.Sprintf("v%d-%s/%s%s", c.Version, r.Action, r.Status, strings.TrimSuffix("("+r.Code+")", "()"))]++
+				if r.Action != first {
+					replayed++
 				}
 			}
 			delete(byEvent, c.EventID)
@@ -530,7 +546,7 @@ func checkLog(records []*eventlogv1.LogRecord, batches [][]ingest.Change) (probl
 	for id := range byEvent {
 		problems = append(problems, fmt.Sprintf("the API log has a record of event %s, which was never published", id))
 	}
-	return problems, actions, dupSuccesses
+	return problems, actions, dupSuccesses, replayed
 }
 
 // postgresHost is the test PostgreSQL server's host:port, which the
