@@ -134,8 +134,8 @@ func TestChaos(t *testing.T) {
 		"eventlog": {"SYNCLINE_DATABASE_URL=" + pgtest.NewDatabase(t), "SYNCLINE_ADMIN_TOKEN=" + adminToken,
 			secret.EnvMasterKey + "=" + key},
 	}
-	for s, vars := range env {
-		env[s] = append(slices.Clone(common), vars...)
+	for svc, vars := range env {
+		env[svc] = append(slices.Clone(common), vars...)
 	}
 	f := newFleet(t, bin, env)
 	f.startAll()
@@ -159,8 +159,9 @@ func TestChaos(t *testing.T) {
 
 	// The chaos: kill a random replica, keep it down a while, start it
 	// again; stop NATS nodes in turn on their schedule. It runs until
-	// everything is published, and at least until the last NATS node is
-	// back.
+	// everything is published and the last NATS node is back, and for at
+	// least p.minChaos. The time to settle is counted from its end, when
+	// every replica has been started again.
 	kills, natsStops := 0, 0
 	chaosStart := time.Now()
 	nextNATS := chaosStart.Add(p.natsAfter)
