@@ -59,6 +59,13 @@ fuzz: ## Fuzz the resource file loader, the mapping (compile, payloads), the env
 	    go test $${t%%:*} -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME); } || exit 1; \
 	done
 
+# The seed of make chaos's random choices; 0 picks one, which the test logs.
+CHAOS_SEED ?= 0
+
+.PHONY: chaos
+chaos: postgres ## Run the chaos test's long form: 25,000 events through two replicas of every service over a three-node NATS cluster, with five minutes of kill -9s and every NATS node restarted in turn (CHAOS_SEED=N reruns a logged seed)
+	go test ./tools/chaos -run '^TestChaos$$' -count=1 -timeout 30m -v -chaos.long -chaos.seed=$(CHAOS_SEED)
+
 .PHONY: postgres
 postgres: ## Make sure a PostgreSQL server answers for the tests
 	tools/scripts/ensure-postgres.sh

@@ -413,6 +413,7 @@ func (s *Shared) stopConsumers(idx []int) {
 			if err := s.consumers[i].Stop(ctx); err != nil {
 				s.log.Warn("stopping consumer", "consumer", s.consumers[i].spec.Durable, "error", err)
 			}
+			s.log.Info("stopped consumer", "consumer", s.consumers[i].spec.Durable)
 		})
 	}
 	wg.Wait()
@@ -441,6 +442,7 @@ func (s *Shared) release(ctx context.Context) error {
 	var errs []error
 	for i, l := range s.held {
 		errs = append(errs, s.consumers[i].Stop(ctx))
+		s.log.Info("stopped consumer", "consumer", s.consumers[i].spec.Durable)
 		s.setRunning(i, false)
 		if err := kv.Delete(ctx, s.leaseKey(i), jetstream.LastRevision(l.rev)); err != nil {
 			errs = append(errs, fmt.Errorf("freeing lease of %s: %w", s.consumers[i].spec.Durable, err))
