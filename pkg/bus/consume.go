@@ -186,8 +186,8 @@ func (c *Consumer) open(ctx context.Context, start bool) (jetstream.MessagesCont
 		cons, err = js.CreateConsumer(ctx, c.spec.Stream, cfg)
 	case err == nil:
 		info := cons.CachedInfo()
-		floor := info.AckFloor.Stream
-		inFlight := info.NumAckPending > 0 || info.Delivered.Stream != floor
+		floor := ackFloor(info)
+		inFlight := info.NumAckPending > 0 || info.Delivered.Stream > floor
 		if start {
 			c.countCrash(info, inFlight)
 		} else if floor != c.crashFloor {
@@ -226,7 +226,7 @@ func (c *Consumer) open(ctx context.Context, start bool) (jetstream.MessagesCont
 	if info := cons.CachedInfo(); info != nil {
 		c.delivered = info.Delivered.Consumer
 		for seq := range c.partial {
-			if seq <= info.AckFloor.Stream {
+			if seq <= ackFloor(info) {
 				delete(c.partial, seq)
 			}
 		}
@@ -658,3 +658,16 @@ func sequence(m jetstream.Msg) uint64 {
 // Deliveries returns how many times the server has delivered m, for the
 // attempts column of the API log.
 func Deliveries(m jetstream.Msg) int { return deliveries(m) }
+
+// ackFloor is the stream sequence up to which a durable has acknowledged
+// everything. A durable created at a start sequence (a rewind) has
+// acknowledged everything before it, though a clustered server reports an
+// ack floor of 0 until its first acknowledgement: taken at its word, the
+// next rewind would read the whole stream again.
+func ackFloor(info *jetstream.ConsumerInfo) uint64 {
+	floor := info.AckFloor.Stream
+	if info.Config.DeliverPolicy == jetstream.DeliverByStartSequencePolicy && info.Config.OptStartSeq > 0 {
+		floor = max(floor, info.Config.OptStartSeq-1)
+	}
+	return floor
+}

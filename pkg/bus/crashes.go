@@ -44,7 +44,7 @@ func (c *Consumer) runMetadata() map[string]string {
 // countCrash reads, at a start, whether the last run ended without
 // finishing what it had been delivered.
 func (c *Consumer) countCrash(info *jetstream.ConsumerInfo, inFlight bool) {
-	floor := info.AckFloor.Stream
+	floor := ackFloor(info)
 	md := info.Config.Metadata
 	c.carefulUntil = 0
 	if !inFlight || md[metaRun] != runRunning {

@@ -35,7 +35,7 @@ func Supersede(ctx context.Context, js jetstream.JetStream, c Config, old string
 	if err != nil {
 		return fmt.Errorf("reading consumer %s of stream %s: %w", old, stream, err)
 	}
-	floor := cons.CachedInfo().AckFloor.Stream
+	floor := ackFloor(cons.CachedInfo())
 	for _, s := range specs {
 		cfg := consumerConfig(c, s)
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy

@@ -527,10 +527,12 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	rt.Conn = nc
 	rt.Health.Add("nats", health.NATSProbe(nc))
-	if rt.JetStream, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("opening JetStream: %w", err)
 	}
+	rt.JetStream = bus.Retrying(js)
 	n, raised, err := bus.ResolvePartitions(ctx, rt.JetStream, cfg.Bus.Partitions)
 	if err != nil {
 		rt.Close(ctx)

@@ -476,7 +476,9 @@ func (in *Instance) startBus(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			in.js, err = jetstream.New(in.conn, jetstream.WithPublishAsyncMaxPending(4096))
+			js, err := jetstream.New(in.conn, jetstream.WithPublishAsyncMaxPending(4096))
+			// Replicas on a cluster create the same streams at once.
+			in.js = bus.Retrying(js)
 			return err
 		},
 		OnStop: func(context.Context) error {

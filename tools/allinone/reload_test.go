@@ -4,18 +4,25 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	controlplanev1 "github.com/syncline/syncline/pkg/api/syncline/controlplane/v1"
+	"github.com/syncline/syncline/pkg/bus"
+	"github.com/syncline/syncline/pkg/envelope"
 	"github.com/syncline/syncline/pkg/ingest"
 )
 
 // TestMappingChangeUnderLoad changes a flow's mapping while events stream
-// in: every event is mapped by exactly one version, the events mapped by
-// the old one all come before those mapped by the new one, and every event
-// published a second after the change gets the new one. Nothing restarts.
+// in: every event is mapped by exactly one version, in each of the mapper's
+// partitions the events mapped by the old one all come before those mapped
+// by the new one (the partitions map side by side, each switching when it
+// next maps), and every event published a second after the change gets the
+// new one. Nothing restarts.
 func TestMappingChangeUnderLoad(t *testing.T) {
 	dir := t.TempDir()
 	e := start(t, options{dir: dir, driver: "sqlite", dsn: tenantFile(t, dir, "acme", "erp.db")})
@@ -71,19 +78,49 @@ func TestMappingChangeUnderLoad(t *testing.T) {
 		}
 		return ""
 	})
-	switchAt := -1
+	partitions := ingestPartitions(t, e, n)
+	switchAt := map[string]int{}
+	first, last := n, -1
 	for i := range n {
+		p := partitions[strconv.Itoa(i)]
+		at, switched := switchAt[p]
 		switch l := labels[strconv.Itoa(i)]; {
-		case l == "v2" && switchAt < 0:
-			switchAt = i
-		case l == "v1" && switchAt >= 0:
-			t.Fatalf("event %d was mapped by v1 after event %d was mapped by v2", i, switchAt)
+		case l == "v2" && !switched:
+			switchAt[p] = i
+			first, last = min(first, i), max(last, i)
+		case l == "v1" && switched:
+			t.Fatalf("event %d was mapped by v1 after event %d of its partition (%s) was mapped by v2", i, at, p)
 		case l != "v1" && l != "v2":
 			t.Fatalf("event %d was mapped by %q", i, l)
 		}
 	}
-	if switchAt <= 0 || int64(switchAt) > surelyNew {
-		t.Errorf("the switch to v2 came at event %d: want some events on v1 and every event from %d (published a second after the change) on v2", switchAt, surelyNew)
+	if first <= 0 || int64(last) > surelyNew {
+		t.Errorf("the partitions switched to v2 at events %v: want some events on v1 and every event from %d (published a second after the change) on v2", switchAt, surelyNew)
 	}
-	t.Logf("events 0-%d mapped by v1, %d-%d by v2; the change was applied after event %d was published", switchAt-1, switchAt, n-1, n/6)
+	t.Logf("the partitions switched to v2 at events %v; the change was applied after event %d was published", switchAt, n/6)
+}
+
+// ingestPartitions reads the ingest stream: the partition each of the n
+// events (keys 0 to n-1) was stored in.
+func ingestPartitions(t *testing.T, e *env, n int) map[string]string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := e.js.OrderedConsumer(ctx, bus.StreamIngest, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for len(out) < n {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("reading the ingest stream after %d events: %v", len(out), err)
+		}
+		ev, err := envelope.Decode(m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[ev.SourceKey] = m.Subject()[strings.LastIndexByte(m.Subject(), '.')+1:]
+	}
+	return out
 }

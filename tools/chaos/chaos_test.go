@@ -228,10 +228,10 @@ func TestChaos(t *testing.T) {
 	problems = append(problems, overlapping...)
 	problems = append(problems, f.crashes()...)
 	// A process that exits with an error is started again, as Kubernetes
-	// would; these are logged, not failures. At the first start they are
-	// expected: NATS answers concurrent creates of one stream in a cluster
-	// with timeouts (nats-io/nats.go#949), and every replica creates the
-	// streams and buckets it uses.
+	// would; these are logged, not failures. NATS may answer concurrent
+	// creates of one stream in a cluster with timeouts
+	// (nats-io/nats.go#949); the services retry them (bus.Retrying), so
+	// exits at the start should be rare.
 	startExits, chaosExits := f.selfExits(chaosStart)
 	for _, e := range append(startExits, chaosExits...) {
 		t.Log(e)
@@ -257,14 +257,12 @@ func TestChaos(t *testing.T) {
 		len(durables), len(hs), len(overlapping), settle.Round(100*time.Millisecond), time.Since(began).Round(time.Second))
 	// A replayed event is one delivered again after its outcome was logged,
 	// whose later outcome (updated, or skipped as a stale version) replaced
-	// the logged one. Redeliveries are at-least-once's price, and every
-	// stage makes them harmless to the target, so replays are counted, not
-	// failed. Whole partitions replayed from the stream's first message are
-	// a bug of pkg/bus, though: a clustered consumer that a rewind created
-	// at a start sequence reads an ack floor of 0 until its first ack, so the
-	// next holder's rewind goes back to sequence 1 (see README.md).
+	// the logged one. Redeliveries of what was in flight at a kill are
+	// at-least-once's price, and every stage makes them harmless to the
+	// target, so they are counted, not failed. (Whole partitions replayed
+	// from the stream's first message were a bug, fixed: see README.md.)
 	if replayed > 0 {
-		t.Logf("%d events were replayed after their outcome was logged; see README.md on whole partitions replayed", replayed)
+		t.Logf("%d events were delivered again after their outcome was logged", replayed)
 	}
 	if len(durables) == 0 {
 		problems = append(problems, "no process logged running a consumer: the check of one reader per consumer saw nothing")
