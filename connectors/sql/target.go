@@ -351,11 +351,15 @@ func (t *Target) loadColumns(ctx context.Context) (map[string]bool, error) {
 			t.cols, t.stale = map[string]bool{t.key: true}, false
 			return t.cols, nil
 		}
-		if err := t.store.createTable(ctx); err != nil {
-			return nil, fmt.Errorf("creating table %q: %w", t.table, err)
-		}
-		if cols, _, err = t.store.columns(ctx); err != nil {
+		created := t.store.createTable(ctx)
+		// Another replica may have created it at the same moment:
+		// PostgreSQL's CREATE TABLE IF NOT EXISTS then fails on its
+		// catalog's unique index. The table is there either way.
+		if cols, ok, err = t.store.columns(ctx); err != nil {
 			return nil, fmt.Errorf("reading the columns of table %q: %w", t.table, err)
+		}
+		if !ok && created != nil {
+			return nil, fmt.Errorf("creating table %q: %w", t.table, created)
 		}
 	}
 	if !cols[t.key] {

@@ -2,8 +2,10 @@ package sql_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 
 	sqltarget "github.com/syncline/syncline/connectors/sql"
@@ -349,5 +351,46 @@ func TestPostgresRefusalsOfTheTable(t *testing.T) {
 	}
 	if err := results[1].Err; err != nil && !strings.Contains(err.Error(), "check_credit") {
 		t.Errorf("the trigger's refusal %q does not say where it was raised", err)
+	}
+}
+
+// TestTargetsCreateOneTableAtOnce: replicas of the connector open the same
+// new table at the same moment, each creating it if it is missing; every
+// one of them opens and writes its record, whichever created the table.
+func TestTargetsCreateOneTableAtOnce(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.driver, func(t *testing.T) {
+			dsn := b.newDSN(t)
+			settings := sqltarget.Settings{Driver: b.driver, DSN: dsn, Table: "orders", CreateTable: true}
+			env := testEnv(t, settings)
+			const n = 8
+			var wg sync.WaitGroup
+			errs := make([]error, n)
+			for i := range n {
+				wg.Go(func() {
+					target, err := sqltarget.Open(context.Background(), settings, env)
+					if err != nil {
+						errs[i] = fmt.Errorf("opening: %w", err)
+						return
+					}
+					defer target.Close()
+					results, err := target.Write(context.Background(), "order", []connector.Write{upsert(fmt.Sprintf("o%d", i), 1, `{"total": 1}`)})
+					if err == nil {
+						err = results[0].Err
+					}
+					errs[i] = err
+				})
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Errorf("target %d: %v", i, err)
+				}
+			}
+			reader := sqlReader{db: b.db(t, dsn), table: "orders", key: "external_ref"}
+			for i := range n {
+				reader.row(t, fmt.Sprintf("o%d", i))
+			}
+		})
 	}
 }
