@@ -487,6 +487,8 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every record names its service here, once; the all-in-one mode's
+	// wiring gives each service a logger of its own the same way.
 	log = log.With("service", cfg.Service)
 	tp, shutdown, err := telemetry.NewTracerProvider(ctx, telemetry.TraceConfig{
 		ServiceName: "syncline-" + cfg.Service, OTLPEndpoint: cfg.OTLPEndpoint, OTLPTracesEndpoint: cfg.OTLPTracesEndpoint,

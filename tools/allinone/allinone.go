@@ -41,6 +41,7 @@ import (
 	"github.com/syncline/syncline/pkg/natsserver"
 	"github.com/syncline/syncline/pkg/secret"
 	"github.com/syncline/syncline/pkg/sqlstore"
+	"github.com/syncline/syncline/pkg/stage"
 	"github.com/syncline/syncline/pkg/telemetry"
 	"github.com/syncline/syncline/services/connector/connector"
 	"github.com/syncline/syncline/services/controlplane/console"
@@ -334,7 +335,7 @@ func (in *Instance) Start(ctx context.Context) error {
 		}
 	}
 
-	cp, err := controlplane.New(controlplane.Deps{JetStream: in.js, Resources: resources, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Secrets: box, Egress: egress})
+	cp, err := controlplane.New(controlplane.Deps{JetStream: in.js, Resources: resources, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log.With("service", "controlplane"), Secrets: box, Egress: egress})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
@@ -350,7 +351,7 @@ func (in *Instance) Start(ctx context.Context) error {
 	in.parts.Add("flow configs", watcher)
 	flows := watcher.Index()
 
-	el, err := eventlog.New(eventlog.Deps{Conn: in.conn, JetStream: in.js, Log: logStore, Flows: flows, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases,
+	el, err := eventlog.New(eventlog.Deps{Conn: in.conn, JetStream: in.js, Log: logStore, Flows: flows, Bus: in.cfg.Bus, Logger: in.log.With("service", stage.Eventlog), Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases,
 		DeadLetters: letters, Secrets: box, Alerts: flows, AlertMetrics: eventlog.NewAlertMetrics(in.registry),
 		Retention: flows.Retention, SweepEvery: in.cfg.RetentionSweepEvery})
 	if err != nil {
@@ -364,15 +365,15 @@ func (in *Instance) Start(ctx context.Context) error {
 	if err != nil {
 		return in.fail(ctx, err)
 	}
-	co, err := connector.New(connector.Deps{JetStream: in.js, Flows: flows, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases, Secrets: box, Egress: egress, BudgetMetrics: budgetMetrics, PollMetrics: pollMetrics})
+	co, err := connector.New(connector.Deps{JetStream: in.js, Flows: flows, Connectors: registry, Bus: in.cfg.Bus, Logger: in.log.With("service", stage.Connector), Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases, Secrets: box, Egress: egress, BudgetMetrics: budgetMetrics, PollMetrics: pollMetrics})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
-	de, err := dedup.New(dedup.Deps{JetStream: in.js, Flows: flows, Ledger: ledgerStore, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases})
+	de, err := dedup.New(dedup.Deps{JetStream: in.js, Flows: flows, Ledger: ledgerStore, Bus: in.cfg.Bus, Logger: in.log.With("service", stage.Dedup), Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases})
 	if err != nil {
 		return in.fail(ctx, err)
 	}
-	ma, err := mapper.New(mapper.Deps{JetStream: in.js, Flows: flows, Bus: in.cfg.Bus, Logger: in.log, Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases})
+	ma, err := mapper.New(mapper.Deps{JetStream: in.js, Flows: flows, Bus: in.cfg.Bus, Logger: in.log.With("service", stage.Mapper), Tracer: in.cfg.Tracer, Metrics: metrics, Leases: leases})
 	if err != nil {
 		return in.fail(ctx, err)
 	}

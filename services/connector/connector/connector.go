@@ -119,7 +119,7 @@ func New(deps Deps) (*Service, error) {
 	}
 	s := &Service{
 		deps:     deps,
-		log:      deps.Logger.With("service", stage.Connector),
+		log:      deps.Logger,
 		tracer:   deps.Tracer.Tracer("github.com/syncline/syncline/services/connector"),
 		pub:      bus.NewPublisher(deps.JetStream),
 		targets:  map[string]*openTarget{},

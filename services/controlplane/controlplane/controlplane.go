@@ -74,7 +74,7 @@ func New(deps Deps) (*Service, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{deps: deps, log: deps.Logger.With("service", "controlplane"), polls: poll.NewStore(deps.JetStream, deps.Bus.Replicas)}, nil
+	return &Service{deps: deps, log: deps.Logger, polls: poll.NewStore(deps.JetStream, deps.Bus.Replicas)}, nil
 }
 
 // Start opens the flow-config bucket and brings it in step with the store,

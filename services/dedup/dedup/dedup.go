@@ -69,7 +69,7 @@ func New(deps Deps) (*Service, error) {
 	}
 	s := &Service{
 		deps:   deps,
-		log:    deps.Logger.With("service", stage.Dedup),
+		log:    deps.Logger,
 		tracer: deps.Tracer.Tracer("github.com/syncline/syncline/services/dedup"),
 		pub:    bus.NewPublisher(deps.JetStream),
 	}

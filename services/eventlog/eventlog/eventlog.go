@@ -101,7 +101,7 @@ func New(deps Deps) (*Service, error) {
 		deps.Tracer = telemetry.IDsOnly()
 	}
 	s := &Service{
-		deps: deps, log: deps.Logger.With("service", stage.Eventlog), pub: bus.NewPublisher(deps.JetStream),
+		deps: deps, log: deps.Logger, pub: bus.NewPublisher(deps.JetStream),
 		tracer: deps.Tracer.Tracer("github.com/syncline/syncline/services/eventlog"),
 	}
 	s.parts = lifecycle.NewGroup(s.log, 30*time.Second)

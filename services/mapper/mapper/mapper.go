@@ -81,7 +81,7 @@ func New(deps Deps) (*Service, error) {
 	}
 	s := &Service{
 		deps:     deps,
-		log:      deps.Logger.With("service", stage.Mapper),
+		log:      deps.Logger,
 		tracer:   deps.Tracer.Tracer("github.com/syncline/syncline/services/mapper"),
 		pub:      bus.NewPublisher(deps.JetStream),
 		programs: map[string]compiled{},
