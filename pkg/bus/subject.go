@@ -109,14 +109,19 @@ func NoticePartition(tenant, flow string, n int) int {
 // IngestRoute returns the tenant, endpoint and entity of an ingest subject,
 // with or without its last (bucket or partition) token.
 func IngestRoute(subject string) (tenant, endpoint, entity string, ok bool) {
-	tokens := strings.Split(subject, ".")
-	if len(tokens) == 5 && isNumber(tokens[4]) {
-		tokens = tokens[:4]
-	}
-	if len(tokens) != 4 || tokens[0] != "ingest" || tokens[1] == "" || tokens[2] == "" || tokens[3] == "" {
+	// Cut, not Split: the mapper reads every event's route, and this
+	// allocates nothing.
+	rest, ok := strings.CutPrefix(subject, "ingest.")
+	if !ok {
 		return "", "", "", false
 	}
-	return tokens[1], tokens[2], tokens[3], true
+	tenant, rest, ok1 := strings.Cut(rest, ".")
+	endpoint, rest, ok2 := strings.Cut(rest, ".")
+	entity, last, hasLast := strings.Cut(rest, ".")
+	if !ok1 || !ok2 || tenant == "" || endpoint == "" || entity == "" || hasLast && !isNumber(last) {
+		return "", "", "", false
+	}
+	return tenant, endpoint, entity, true
 }
 
 func isNumber(s string) bool {
