@@ -24,7 +24,9 @@ func (r retrying) CreateOrUpdateStream(ctx context.Context, cfg jetstream.Stream
 }
 
 func (r retrying) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	return retryCreate(ctx, func(ctx context.Context) (jetstream.KeyValue, error) { return r.JetStream.CreateOrUpdateKeyValue(ctx, cfg) })
+	return retryCreate(ctx, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return r.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
+	})
 }
 
 // createTries is how often a create is tried; createPause the pause after
