@@ -43,10 +43,11 @@ const (
 // Config holds the settings of the streams and consumers. The zero value is
 // not useful; start from DefaultConfig.
 type Config struct {
-	// Partitions is N in partition = hash(source key) mod N for the flow and
-	// push subjects. It is fixed for the life of a deployment: changing it
-	// reroutes keys, so in-flight events of one key could be applied out of
-	// order (the ledger's version check still keeps the newest).
+	// Partitions is N in partition = hash(source key) mod N for every
+	// stream a stage reads. It can grow, never shrink (ResolvePartitions):
+	// growing reroutes keys, so in-flight events of one key could be applied
+	// out of order for a moment (the ledger's version check still keeps the
+	// newest).
 	Partitions int
 	// Replicas of every stream (1 for a single server; 3 in production).
 	Replicas int

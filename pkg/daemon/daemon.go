@@ -296,7 +296,7 @@ var variables = []variable{
 			return nil
 		}},
 	{name: "SYNCLINE_PARTITIONS", def: strconv.Itoa(bus.DefaultConfig().Partitions), reads: always,
-		about: "partitions of the flow and push subjects, 1 to 1024; the same on every service, fixed for the life of a deployment",
+		about: "partitions of every stage, 1 to 1024; the same on every service; can grow for a running deployment, never shrink (a smaller count runs with the deployment's)",
 		set: func(c *Config, v string) error {
 			return setBus(c, v, func(b *bus.Config) *int { return &b.Partitions })
 		}},
