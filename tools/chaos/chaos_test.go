@@ -255,12 +255,15 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos figures: seed=%d events=%d keys=%d versions=%d kills=%d nats_stops=%d exits_at_start=%d exits_in_chaos=%d rows=%d duplicate_rows=%d log_records=%d duplicate_successes=%d replayed=%d actions=%v consumers=%d holdings=%d overlaps=%d settle=%s duration=%s",
 		s, events, p.keys, p.versions, kills, natsStops, len(startExits), len(chaosExits), len(rows)+dupRows, dupRows, len(records), dupSuccesses, replayed, actions,
 		len(durables), len(hs), len(overlapping), settle.Round(100*time.Millisecond), time.Since(began).Round(time.Second))
-	// A replayed event is one delivered again after its outcome was logged,
-	// whose later outcome (updated, or skipped as a stale version) replaced
-	// the logged one. Redeliveries of what was in flight at a kill are
-	// at-least-once's price, and every stage makes them harmless to the
-	// target, so they are counted, not failed. (Whole partitions replayed
-	// from the stream's first message were a bug, fixed: see README.md.)
+	// A replayed event is one whose logged outcome is not what its first push
+	// did (a first version created, every later one updated): a delivery
+	// whose first outcome was never logged (its process killed before) may
+	// find the row there and say updated. Redeliveries of what was in
+	// flight at a kill are at-least-once's price, and every stage makes
+	// them harmless to the target, so they are counted, not failed; a
+	// logged success is never replaced (apilog.Store.Insert). (Whole
+	// partitions replayed from the stream's first message were a bug,
+	// fixed: see README.md.)
 	if replayed > 0 {
 		t.Logf("%d events were delivered again after their outcome was logged", replayed)
 	}

@@ -114,7 +114,11 @@ func (e *QueryError) Error() string {
 type Store interface {
 	// Insert writes a batch in one statement or transaction. A record replaces an earlier one
 	// with the same tenant, event id and flow, so a redelivered event never adds a second
-	// record; within one batch the last of them wins.
+	// record, unless the earlier one is a success: the first success of an event stands. It is
+	// what changed the target; a delivery of the event after it (at-least-once, after a crash)
+	// changes nothing there, and its outcome (the ledger may call it a stale version once a
+	// newer change was applied) would misreport what happened. Records are applied in the
+	// batch's order by the same rule.
 	Insert(ctx context.Context, rs []Record) error
 	// Query returns one page of a tenant's records, newest first: by LoggedAt descending,
 	// ties broken by event id and then flow, both descending. The cursor is a position in that

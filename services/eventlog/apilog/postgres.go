@@ -38,8 +38,10 @@ func NewPostgres(ctx context.Context, db *sqlstore.DB) (*Postgres, error) {
 	return &Postgres{pool: db.PG}, nil
 }
 
-// DISTINCT ON keeps the last record of each identity (highest ordinality), because one
-// INSERT … ON CONFLICT may not touch a row twice.
+// DISTINCT ON keeps one record of each identity, because one INSERT … ON CONFLICT may not
+// touch a row twice: the batch's first success, else its last record (highest ordinality),
+// which is what applying the batch's records one by one keeps (see Store.Insert). A stored
+// success is left as it is.
 const pgInsert = `
 INSERT INTO api_log_records (` + columns + `)
 SELECT DISTINCT ON (tenant, event_id, flow) ` + columns + `
@@ -47,7 +49,7 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
             $9::text[], $10::text[], $11::text[], $12::text[], $13::integer[], $14::bigint[], $15::text[],
             $16::timestamptz[], $17::timestamptz[])
      WITH ORDINALITY AS r(` + columns + `, ord)
-ORDER BY tenant, event_id, flow, ord DESC
+ORDER BY tenant, event_id, flow, status <> 'success', CASE WHEN status = 'success' THEN ord ELSE -ord END
 ON CONFLICT (tenant, event_id, flow) DO UPDATE SET
 	integrator      = EXCLUDED.integrator,
 	entity          = EXCLUDED.entity,
@@ -62,12 +64,13 @@ ON CONFLICT (tenant, event_id, flow) DO UPDATE SET
 	duration_ns     = EXCLUDED.duration_ns,
 	trace_id        = EXCLUDED.trace_id,
 	occurred_at     = EXCLUDED.occurred_at,
-	logged_at       = EXCLUDED.logged_at`
+	logged_at       = EXCLUDED.logged_at
+WHERE api_log_records.status <> 'success'`
 
 // Insert implements Store. It writes a batch with COPY, PostgreSQL's fastest
 // way in; a batch that holds a record already logged (a redelivery) or one
 // record twice makes COPY fail as a whole, and is then upserted instead, so
-// the second write of a record replaces the first. Either way the batch is
+// the second write of a record replaces the first unless that was a success. Either way the batch is
 // one transaction under its tenants' write locks (see write), and the
 // triggers of migration 0004 roll it up in the same transaction.
 func (p *Postgres) Insert(ctx context.Context, rs []Record) error {

@@ -39,8 +39,8 @@ func NewSQLite(ctx context.Context, db *sqlstore.DB) (*SQLite, error) {
 	return &SQLite{db: db, insertChunk: sqliteInsertQuery(insertChunkRows)}, nil
 }
 
-// sqliteInsertQuery returns the upsert for n records. SQLite applies the rows in order, so the
-// last of two rows with the same identity is the one kept.
+// sqliteInsertQuery returns the upsert for n records. SQLite applies the rows in order, each
+// by Store.Insert's rule: it replaces a stored record of its identity unless that is a success.
 func sqliteInsertQuery(n int) string {
 	var b strings.Builder
 	b.WriteString("INSERT INTO api_log_records (" + columns + ") VALUES ")
@@ -65,7 +65,8 @@ ON CONFLICT (tenant, event_id, flow) DO UPDATE SET
 	duration_ns     = excluded.duration_ns,
 	trace_id        = excluded.trace_id,
 	occurred_at     = excluded.occurred_at,
-	logged_at       = excluded.logged_at`)
+	logged_at       = excluded.logged_at
+WHERE api_log_records.status <> 'success'`)
 	return b.String()
 }
 

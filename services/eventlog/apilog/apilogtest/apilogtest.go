@@ -23,7 +23,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apilog.Store) {
 	}{
 		{"insert then query returns every field", testRoundTrip},
 		{"insert stamps a missing logged-at", testStampsLoggedAt},
-		{"a redelivered event replaces its record", testIdempotentInsert},
+		{"a redelivered event replaces its record, but never a success", testIdempotentInsert},
 		{"an invalid record fails the whole batch", testInsertRejectsInvalid},
 		{"a query never crosses tenants", testTenantIsolation},
 		{"filters select matching records only", testFilters},
@@ -156,17 +156,31 @@ func testIdempotentInsert(t *testing.T, s apilog.Store) {
 	first := record("acme", "ev-1", "orders", base)
 	first.Action, first.Status, first.Attempts = apilog.ActionFailed, apilog.StatusFailure, 1
 	insert(t, s, first, record("acme", "ev-1", "invoices", base)) // one event in two flows: two records
+	// A failure is replaced: within one batch, failures by the last of them.
+	failedAgain := first
+	failedAgain.Attempts, failedAgain.Reason = 2, "timeout"
+	failedThird := failedAgain
+	failedThird.Attempts = 3
+	insert(t, s, failedAgain, failedThird)
+	got := all(t, s, apilog.Query{Tenant: "acme", Flow: "orders"})
+	if len(got) != 1 || got[0].Attempts != 3 || got[0].Status != apilog.StatusFailure {
+		t.Fatalf("the failure after two more is %+v, want the last one (attempts 3)", got)
+	}
+	// A success replaces it; within one batch, the first success stands.
 	retried := first
-	retried.Action, retried.Status, retried.Attempts, retried.LoggedAt = apilog.ActionCreated, apilog.StatusSuccess, 2, base.Add(time.Minute)
-	insert(t, s, retried)
-	// Within one batch the last record of an identity wins.
-	again := retried
-	again.Attempts = 3
-	insert(t, s, retried, again)
-	got := all(t, s, apilog.Query{Tenant: "acme"})
+	retried.Action, retried.Status, retried.Attempts, retried.LoggedAt = apilog.ActionCreated, apilog.StatusSuccess, 4, base.Add(time.Minute)
+	stale := retried
+	stale.Action, stale.ErrorCode, stale.Attempts, stale.LoggedAt = apilog.ActionSkipped, "stale_version", 5, base.Add(2*time.Minute)
+	insert(t, s, retried, stale)
+	// A later delivery of the applied event leaves its success as it is.
+	insert(t, s, stale)
+	failedLater := first
+	failedLater.Attempts = 6
+	insert(t, s, failedLater)
+	got = all(t, s, apilog.Query{Tenant: "acme"})
 	assertIDs(t, got, "acme/ev-1/orders", "acme/ev-1/invoices")
-	if got[0].Attempts != 3 || got[0].Action != apilog.ActionCreated || !got[0].LoggedAt.Equal(retried.LoggedAt) {
-		t.Fatalf("the replaced record is %+v, want the last insert's values (attempts 3, created)", got[0])
+	if got[0].Attempts != 4 || got[0].Action != apilog.ActionCreated || !got[0].LoggedAt.Equal(retried.LoggedAt) {
+		t.Fatalf("the record is %+v, want the first success (attempts 4, created) whatever came after", got[0])
 	}
 }
 

@@ -22,14 +22,19 @@ import (
 // after each change that every report and filtered page equals what the records themselves
 // say, computed here from the records the test knows are stored.
 
-// logged is what the test knows is stored: the last record written per identity.
+// logged is what the test knows is stored: per identity, the first success written, else the
+// last record (Store.Insert's rule).
 type logged map[[3]string]apilog.Record
 
 func (l logged) insert(t *testing.T, s apilog.Store, rs ...apilog.Record) {
 	t.Helper()
 	insert(t, s, rs...)
 	for _, r := range rs {
-		l[[3]string{r.Tenant, r.EventID, r.Flow}] = r
+		k := [3]string{r.Tenant, r.EventID, r.Flow}
+		if old, ok := l[k]; ok && old.Status == apilog.StatusSuccess {
+			continue
+		}
+		l[k] = r
 	}
 }
 
