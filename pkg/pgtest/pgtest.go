@@ -34,14 +34,7 @@ const connectTimeout = 10 * time.Second
 // never a reason to skip.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	adminURL := os.Getenv(EnvURL)
-	if adminURL == "" {
-		adminURL = DefaultURL
-	}
-	u, err := url.Parse(adminURL)
-	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-		t.Fatalf("pgtest: %s must be a postgres:// URL such as %s", EnvURL, DefaultURL)
-	}
+	adminURL, u := server(t)
 	shown := sqlstore.Redact(adminURL)
 
 	var b [8]byte
@@ -79,4 +72,27 @@ func NewDatabase(t testing.TB) string {
 	dbURL.Path = "/" + name
 	dbURL.RawPath = ""
 	return dbURL.String()
+}
+
+// Host is the test server's host:port, which a test's egress policy
+// allows as an operator allows a database on the private network.
+func Host(t testing.TB) string {
+	t.Helper()
+	_, u := server(t)
+	return u.Host
+}
+
+// server is the test server's URL ($SYNCLINE_TEST_POSTGRES_URL, else
+// DefaultURL), whole and parsed.
+func server(t testing.TB) (string, *url.URL) {
+	t.Helper()
+	raw := os.Getenv(EnvURL)
+	if raw == "" {
+		raw = DefaultURL
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		t.Fatalf("pgtest: %s must be a postgres:// URL such as %s", EnvURL, DefaultURL)
+	}
+	return raw, u
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -102,7 +101,7 @@ func start(t *testing.T, o options) *env {
 		// The test server is on loopback: allowed as an operator allows a
 		// database on the machine or the private network; so is the port
 		// of the tests' unreachable targets.
-		Egress:      connector.EgressConfig{Allow: append([]string{"public", testPostgresHost(t), downTarget}, o.allow...), Resolver: o.resolver},
+		Egress:      connector.EgressConfig{Allow: append([]string{"public", pgtest.Host(t), downTarget}, o.allow...), Resolver: o.resolver},
 		DataDir:     o.dir,
 		NATSPort:    -1,
 		HTTPAddr:    "127.0.0.1:0",
@@ -197,20 +196,6 @@ func tenantFile(t testing.TB, dir, tenant, name string) string {
 // downTarget is where the tests' targets that cannot be reached are: a port
 // nothing listens on, which the tests' egress policy allows.
 const downTarget = "127.0.0.1:1"
-
-// testPostgresHost is the test PostgreSQL server's host and port.
-func testPostgresHost(t *testing.T) string {
-	t.Helper()
-	raw := os.Getenv(pgtest.EnvURL)
-	if raw == "" {
-		raw = pgtest.DefaultURL
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatalf("%s: %v", pgtest.EnvURL, err)
-	}
-	return u.Host
-}
 
 // endpointDSN is the DSN of tenant's SQL endpoint: for SQLite the file's
 // name, which is in the tenant's own folder.

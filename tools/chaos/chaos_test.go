@@ -8,8 +8,6 @@ import (
 	"maps"
 	mrand "math/rand/v2"
 	"net/http"
-	"net/url"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -112,7 +110,7 @@ func TestChaos(t *testing.T) {
 	bin := buildServices(t)
 	cluster := natstest.RunCluster(t, 3)
 	target := pgtest.NewDatabase(t)
-	pgHost := postgresHost(t)
+	pgHost := pgtest.Host(t)
 	key, err := secret.NewKey()
 	if err != nil {
 		t.Fatal(err)
@@ -549,20 +547,4 @@ func checkLog(records []*eventlogv1.LogRecord, batches [][]ingest.Change) (probl
 		problems = append(problems, fmt.Sprintf("the API log has a record of event %s, which was never published", id))
 	}
 	return problems, actions, dupSuccesses, replayed
-}
-
-// postgresHost is the test PostgreSQL server's host:port, which the
-// services' egress policy allows, as an operator allows a database on the
-// private network.
-func postgresHost(t *testing.T) string {
-	t.Helper()
-	raw := os.Getenv(pgtest.EnvURL)
-	if raw == "" {
-		raw = pgtest.DefaultURL
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatalf("%s: %v", pgtest.EnvURL, err)
-	}
-	return u.Host
 }
