@@ -63,10 +63,12 @@ func ingestTransform(n int) *jetstream.SubjectTransformConfig {
 }
 
 // IngestFilters are the filter subjects of the mapper's consumer of
-// partition p.
+// partition p. Partition 0 also reads every ingest subject that is not a
+// route (too few tokens, or too many), so that the mapper dead-letters what
+// a publisher sent there, with the reason, instead of leaving it unread.
 func IngestFilters(p int) []string {
 	if p == 0 {
-		return []string{"ingest.*.*.*.0", "ingest.*.*.*"}
+		return []string{"ingest.*.*.*.0", "ingest.*.*.*", "ingest.*", "ingest.*.*", "ingest.*.*.*.*.>"}
 	}
 	return []string{"ingest.*.*.*." + strconv.Itoa(p)}
 }

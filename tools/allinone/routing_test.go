@@ -33,12 +33,22 @@ func TestEnvelopeMustAgreeWithItsSubject(t *testing.T) {
 	publishRaw(t, e, "ingest.acme.shop.order", "globex", "shop", "order", "spoofed-tenant")
 	publishRaw(t, e, "ingest.acme.shop.order", "acme", "erp", "order", "spoofed-endpoint")
 	publishRaw(t, e, "ingest.acme.shop.customer", "acme", "shop", "order", "spoofed-entity")
+	// Subjects that are no route at all, too few tokens or too many: each is
+	// read and dead-lettered, none left unread in the stream. A last token
+	// that is no bucket number is a bucket all the same: the stream maps it
+	// to a partition, and the event goes on.
+	publishRaw(t, e, "ingest.acme.shop", "acme", "shop", "order", "short-subject")
+	publishRaw(t, e, "ingest.acme.shop.order.7.extra", "acme", "shop", "order", "long-subject")
+	publishRaw(t, e, "ingest.acme.shop.order.notabucket", "acme", "shop", "order", "word-bucket")
 	e.publish(ingest.Change{Tenant: "globex", Endpoint: "shop", Entity: "order", Key: "marker", Version: 1, Payload: order(8, "paid")})
 
 	eventually(t, 30*time.Second, func() string {
 		recs := e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme", Status: "failure"})
-		if len(recs) != 3 {
-			return fmt.Sprintf("acme has %d failure records, want the 3 mismatched events: %s", len(recs), codes(recs))
+		if len(recs) != 5 {
+			return fmt.Sprintf("acme has %d failure records, want the 5 mismatched events: %s", len(recs), codes(recs))
+		}
+		if ok := e.logRecords(&eventlogv1.QueryLogsRequest{Tenant: "acme", RemoteId: "word-bucket", Status: "success"}); len(ok) != 1 {
+			return fmt.Sprintf("the event on a word for a bucket has %d successes in acme's log, want 1", len(ok))
 		}
 		for _, r := range recs {
 			if r.Code != stage.CodeRouteMismatch || r.Reason == "" {
@@ -67,8 +77,8 @@ func TestEnvelopeMustAgreeWithItsSubject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(letters.Letters) != 3 {
-		t.Errorf("acme lists %d dead letters, want 3", len(letters.Letters))
+	if len(letters.Letters) != 5 {
+		t.Errorf("acme lists %d dead letters, want 5", len(letters.Letters))
 	}
 	letters, err = e.deadLettersAs(tokens["globex"]).ListDeadLetters(context.Background(), &eventlogv1.ListDeadLettersRequest{})
 	if err != nil {
@@ -77,8 +87,8 @@ func TestEnvelopeMustAgreeWithItsSubject(t *testing.T) {
 	if len(letters.Letters) != 0 {
 		t.Errorf("globex lists %d dead letters of events it never published", len(letters.Letters))
 	}
-	if got := metric(t, e, "syncline_stage_unrouted_total", "code", stage.CodeRouteMismatch); got != 3 {
-		t.Errorf("syncline_stage_unrouted_total{code=%q} = %v, want 3", stage.CodeRouteMismatch, got)
+	if got := metric(t, e, "syncline_stage_unrouted_total", "code", stage.CodeRouteMismatch); got != 5 {
+		t.Errorf("syncline_stage_unrouted_total{code=%q} = %v, want 5", stage.CodeRouteMismatch, got)
 	}
 }
 
