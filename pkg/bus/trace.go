@@ -43,19 +43,125 @@ func (c headerCarrier) Keys() []string {
 	return keys
 }
 
-// InjectTrace writes ctx's span context into h.
+// InjectTrace writes ctx's span context into h. The usual context (no trace
+// state) is written straight into h, in the very form the propagator writes;
+// anything else goes through the propagator.
 func InjectTrace(ctx context.Context, h nats.Header) {
-	traceContext.Inject(ctx, headerCarrier(h))
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return
+	}
+	if sc.TraceState().Len() > 0 {
+		traceContext.Inject(ctx, headerCarrier(h))
+		return
+	}
+	h[traceparentKey] = []string{formatTraceparent(sc)}
 }
 
 // ExtractTrace returns ctx carrying the remote span context found in h.
 func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
+	if sc, ok := plainTraceparent(h); ok {
+		return trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
 	return traceContext.Extract(ctx, headerCarrier(h))
+}
+
+// RemoteSpanContext is the span context found in h; it is not valid when h
+// carries none.
+func RemoteSpanContext(h nats.Header) trace.SpanContext {
+	if sc, ok := plainTraceparent(h); ok {
+		return sc
+	}
+	return trace.SpanContextFromContext(traceContext.Extract(context.Background(), headerCarrier(h)))
+}
+
+const (
+	traceparentKey = "traceparent"
+	tracestateKey  = "tracestate"
+	// traceparentLen is the length of a version 00 traceparent:
+	// 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>.
+	traceparentLen = 55
+	hexDigits      = "0123456789abcdef"
+)
+
+// formatTraceparent is sc's version 00 traceparent, with the flags the
+// propagator keeps (sampled and random).
+func formatTraceparent(sc trace.SpanContext) string {
+	var b [traceparentLen]byte
+	b[0], b[1], b[2] = '0', '0', '-'
+	tid, sid := sc.TraceID(), sc.SpanID()
+	i := 3
+	for _, c := range tid {
+		b[i], b[i+1] = hexDigits[c>>4], hexDigits[c&0xf]
+		i += 2
+	}
+	b[i] = '-'
+	i++
+	for _, c := range sid {
+		b[i], b[i+1] = hexDigits[c>>4], hexDigits[c&0xf]
+		i += 2
+	}
+	flags := byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))
+	b[i], b[i+1], b[i+2] = '-', hexDigits[flags>>4], hexDigits[flags&0xf]
+	return string(b[:])
+}
+
+// plainTraceparent reads the usual trace context of h: one lower-case
+// traceparent of version 00 and no trace state. It reports false for
+// anything else (none, another spelling or version, a trace state, an
+// invalid one), which the propagator then reads as the W3C specification
+// says.
+func plainTraceparent(h nats.Header) (trace.SpanContext, bool) {
+	vs := h[traceparentKey]
+	if len(vs) == 0 {
+		return trace.SpanContext{}, false
+	}
+	v := vs[0]
+	if len(v) != traceparentLen || v[0] != '0' || v[1] != '0' || v[2] != '-' || v[35] != '-' || v[52] != '-' {
+		return trace.SpanContext{}, false
+	}
+	for k := range h {
+		if len(k) == len(tracestateKey) && strings.EqualFold(k, tracestateKey) {
+			return trace.SpanContext{}, false
+		}
+	}
+	var cfg trace.SpanContextConfig
+	var flags [1]byte
+	if !unhex(cfg.TraceID[:], v[3:35]) || !unhex(cfg.SpanID[:], v[36:52]) || !unhex(flags[:], v[53:55]) || flags[0] > 3 {
+		return trace.SpanContext{}, false
+	}
+	cfg.TraceFlags = trace.TraceFlags(flags[0])
+	cfg.Remote = true
+	sc := trace.NewSpanContext(cfg)
+	return sc, sc.IsValid()
+}
+
+// unhex decodes lower-case hex s into dst, which is half its length.
+func unhex(dst []byte, s string) bool {
+	for i := range dst {
+		hi, lo := hexValue(s[2*i]), hexValue(s[2*i+1])
+		if hi > 0xf || lo > 0xf {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+// hexValue is the value of a lower-case hex digit, or 0xff.
+func hexValue(c byte) byte {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0'
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10
+	}
+	return 0xff
 }
 
 // TraceID returns the trace id carried in h, or "" when there is none.
 func TraceID(h nats.Header) string {
-	sc := trace.SpanContextFromContext(ExtractTrace(context.Background(), h))
+	sc := RemoteSpanContext(h)
 	if !sc.HasTraceID() {
 		return ""
 	}

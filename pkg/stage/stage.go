@@ -15,6 +15,7 @@ import (
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
 	"github.com/syncline/syncline/pkg/bus"
 	"github.com/syncline/syncline/pkg/envelope"
+	"github.com/syncline/syncline/pkg/telemetry"
 )
 
 // Stage names.
@@ -111,13 +112,17 @@ func Output(ctx context.Context, subject string, e *eventv1.Envelope) (*nats.Msg
 	return m, nil
 }
 
+// consumerSpan is the kind of a stage's span, made once: an option is an
+// allocation.
+var consumerSpan = trace.WithSpanKind(trace.SpanKindConsumer)
+
 // Start starts a stage's span for processing m: a child of the span whose
 // context m's headers carry (the root of the event's trace when they carry
 // none), with OpenTelemetry's messaging attributes. The messages built with
 // the returned context (Audit, Output) carry the span on, so that every hop
 // of an event is one trace.
 func Start(ctx context.Context, t trace.Tracer, name string, m jetstream.Msg) (context.Context, trace.Span) {
-	ctx, span := t.Start(bus.ExtractTrace(ctx, m.Headers()), name, trace.WithSpanKind(trace.SpanKindConsumer))
+	ctx, span := telemetry.StartRemote(ctx, t, bus.RemoteSpanContext(m.Headers()), name, consumerSpan)
 	if span.IsRecording() {
 		span.SetAttributes(bus.ProcessAttributes(m)...)
 	}

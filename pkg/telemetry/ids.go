@@ -29,7 +29,11 @@ type idsTracer struct{ embedded.Tracer }
 // parent's trace, or in a new trace when ctx has none. It is never sampled,
 // so the traceparent it passes on says so, as the SDK's would.
 func (idsTracer) Start(ctx context.Context, _ string, _ ...trace.SpanStartOption) (context.Context, trace.Span) {
-	parent := trace.SpanContextFromContext(ctx)
+	return childOf(ctx, trace.SpanContextFromContext(ctx))
+}
+
+// childOf returns ctx with a span that is not recorded, a child of parent.
+func childOf(ctx context.Context, parent trace.SpanContext) (context.Context, trace.Span) {
 	cfg := trace.SpanContextConfig{TraceID: parent.TraceID(), TraceState: parent.TraceState()}
 	for !cfg.TraceID.IsValid() {
 		binary.BigEndian.PutUint64(cfg.TraceID[:8], rand.Uint64())
@@ -40,4 +44,18 @@ func (idsTracer) Start(ctx context.Context, _ string, _ ...trace.SpanStartOption
 	}
 	ctx = trace.ContextWithSpanContext(ctx, trace.NewSpanContext(cfg))
 	return ctx, trace.SpanFromContext(ctx)
+}
+
+// StartRemote starts a span of t that is a child of parent, a span context
+// read off a message (an invalid one: a new trace). It is t.Start on ctx
+// carrying parent, but with the IDsOnly tracer it makes one context instead
+// of two, which counts where every hop of every event starts a span.
+func StartRemote(ctx context.Context, t trace.Tracer, parent trace.SpanContext, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if _, ok := t.(idsTracer); ok {
+		return childOf(ctx, parent)
+	}
+	if parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
+	}
+	return t.Start(ctx, name, opts...)
 }

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/syncline/syncline/pkg/telemetry"
 	"github.com/syncline/syncline/pkg/telemetry/telemetrytest"
 )
@@ -126,5 +129,30 @@ func TestIDsOnlyContinuesTheParentsTrace(t *testing.T) {
 	}
 	if other.SpanContext().TraceID() == root.SpanContext().TraceID() {
 		t.Error("two root spans share a trace id")
+	}
+}
+
+// TestStartRemoteIsStartOnTheRemoteParent checks StartRemote against what it
+// stands for, t.Start on a context carrying the remote parent, with the
+// IDsOnly tracer and with the SDK's (recording).
+func TestStartRemoteIsStartOnTheRemoteParent(t *testing.T) {
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ts, _ := trace.ParseTraceState("vendor=x")
+	parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceState: ts, Remote: true})
+	sdk := sdktrace.NewTracerProvider()
+	defer sdk.Shutdown(context.Background())
+	for name, tr := range map[string]trace.Tracer{"ids only": telemetry.IDsOnly().Tracer("test"), "sdk": sdk.Tracer("test")} {
+		_, span := telemetry.StartRemote(context.Background(), tr, parent, "hop")
+		sc := span.SpanContext()
+		if sc.TraceID() != tid || sc.SpanID() == sid || !sc.SpanID().IsValid() || sc.TraceState().String() != "vendor=x" {
+			t.Errorf("%s: span %v under remote parent %v: want the parent's trace and state, a new span id", name, sc, parent)
+		}
+		span.End()
+		_, root := telemetry.StartRemote(context.Background(), tr, trace.SpanContext{}, "hop")
+		if !root.SpanContext().IsValid() || root.SpanContext().TraceID() == tid {
+			t.Errorf("%s: span %v without a parent: want a new trace", name, root.SpanContext())
+		}
+		root.End()
 	}
 }
