@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/syncline/syncline/pkg/connector"
+	"github.com/syncline/syncline/pkg/sqlstore"
 )
 
 // postgresStore writes a batch with one statement per round and field set, each binding its rows
@@ -387,7 +388,7 @@ func (p *postgresStore) find(ctx context.Context, keys []string) (map[string]jso
 	b.Queue(pgProbeKeysOnly)
 	key := quote(p.key)
 	b.Queue(fmt.Sprintf(`SELECT t.%s::text, to_jsonb(t) - $2::text - $3::text - $4::text FROM %s AS t WHERE t.%s = ANY($1::text[])`, key, p.table, key),
-		keys, p.key, sourceVersionColumn, syncedAtColumn)
+		sqlstore.Texts(keys), p.key, sourceVersionColumn, syncedAtColumn)
 	res := p.pool.SendBatch(ctx, b)
 	defer res.Close()
 	if _, err := res.Exec(); err != nil {
