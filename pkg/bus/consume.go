@@ -385,6 +385,15 @@ func (c *Consumer) fill(batch []jetstream.Msg, msgs <-chan jetstream.Msg) ([]jet
 	return batch, nil
 }
 
+// parsedMsg is a message from the server with its metadata parsed once.
+type parsedMsg struct {
+	jetstream.Msg
+	md *jetstream.MsgMetadata
+}
+
+// Metadata is the message's, parsed when it arrived.
+func (m *parsedMsg) Metadata() (*jetstream.MsgMetadata, error) { return m.md, nil }
+
 // pump moves messages from the iterator into a channel the consumer can
 // drain without blocking, which is what lets it build batches of whatever
 // has arrived; on a framed stream a frame goes in as its events, one by one. It ends when the iterator is stopped, or stops it when the
@@ -423,6 +432,9 @@ func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, frames bool,
 				return
 			}
 			delivered = md.Sequence.Consumer
+			// The client parses the metadata anew at every call, and the
+			// consumer and its stage ask several times per message.
+			m = &parsedMsg{Msg: m, md: md}
 		}
 		if !frames {
 			out <- m

@@ -60,12 +60,47 @@ func TestPumpStopsAtAMissingDelivery(t *testing.T) {
 			pump(d, out, false, tc.delivered, slog.New(slog.DiscardHandler))
 			var got []uint64
 			for m := range out {
-				got = append(got, m.(numbered).seq)
+				md, _ := m.Metadata()
+				got = append(got, md.Sequence.Consumer)
 			}
 			if len(got) != tc.handed || d.stopped != tc.wantStop {
 				t.Fatalf("deliveries %v after %d: handed over %v, stopped %v; want %d handed over, stopped %v",
 					tc.seqs, tc.delivered, got, d.stopped, tc.handed, tc.wantStop)
 			}
 		})
+	}
+}
+
+// counted counts the parses of its metadata, as the client parses the reply
+// subject at every call.
+type counted struct {
+	numbered
+	parses *int
+}
+
+func (m counted) Metadata() (*jetstream.MsgMetadata, error) {
+	*m.parses++
+	return m.numbered.Metadata()
+}
+
+// TestPumpParsesMetadataOnce: the consumer and its stage ask for a message's
+// metadata several times; the message handed over answers from the one parse
+// the pump made.
+func TestPumpParsesMetadataOnce(t *testing.T) {
+	parses := 0
+	d := &iterFake{msgs: []jetstream.Msg{counted{numbered{seq: 1}, &parses}}}
+	out := make(chan jetstream.Msg, 1)
+	pump(d, out, false, 0, slog.New(slog.DiscardHandler))
+	m := <-out
+	for range 3 {
+		if md, err := m.Metadata(); err != nil || md.Sequence.Stream != 1 {
+			t.Fatalf("metadata %+v, %v; want stream sequence 1", md, err)
+		}
+		if deliveries(m) < 0 || sequence(m) != 1 {
+			t.Fatalf("sequence %d, want 1", sequence(m))
+		}
+	}
+	if parses != 1 {
+		t.Errorf("the metadata was parsed %d times, want once", parses)
 	}
 }
