@@ -84,6 +84,7 @@ func TestCheckPayload(t *testing.T) {
 		{"too large", eventv1.Operation_OPERATION_UPSERT, `{"a":"` + strings.Repeat("x", envelope.MaxPayloadBytes) + `"}`, "more than the 512 KiB (524288 bytes) a record may be", envelope.ErrInvalidPayload},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			checkAgrees(t, []byte(tt.payload))
 			e := valid()
 			e.Operation, e.Payload = tt.op, []byte(tt.payload)
 			err := envelope.CheckPayload(e)
