@@ -47,11 +47,11 @@ FUZZTIME_TEST ?= 5s
 FUZZMINIMIZETIME ?= 5s
 # The fuzz tests of the inputs Syncline takes from outside: package and test.
 FUZZ_TARGETS := ./pkg/resourcefile:FuzzParse ./pkg/mapping:FuzzCompile ./pkg/mapping:FuzzApplyJSON \
-	./pkg/mapping:FuzzDecodeObject ./pkg/envelope:FuzzDecode ./pkg/envelope:FuzzCheckRecord \
+	./pkg/mapping:FuzzDecodeObject ./pkg/envelope:FuzzDecode ./pkg/envelope:FuzzUnmarshal ./pkg/envelope:FuzzCheckRecord \
 	./services/connector/connector:FuzzIngestRequest ./pkg/entity:FuzzCheck
 
 .PHONY: fuzz
-fuzz: ## Fuzz the resource file loader, the mapping (compile, payloads), the envelope decoder, the ingest API and the canonical-record check, FUZZTIME each (default 30s); make test runs their seed corpora and FUZZTIME_TEST each
+fuzz: ## Fuzz the resource file loader, the mapping (compile, payloads), the envelope decoder (and its agreement with proto.Unmarshal), the ingest API and the canonical-record check, FUZZTIME each (default 30s); make test runs their seed corpora and FUZZTIME_TEST each
 	@# A failing input is written to the package's testdata/fuzz and fails the run again, as
 	@# the seed corpus runs first; a failure that wrote none (the fuzzing engine's own, such
 	@# as a run cut short while it shrank an input) is tried once more.
