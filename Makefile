@@ -8,6 +8,9 @@ SHELL := bash
 BUF_VERSION                  := v1.75.0
 PROTOC_GEN_GO_VERSION        := v1.36.12
 PROTOC_GEN_CONNECT_GO_VERSION := v1.21.1
+# The vtprotobuf runtime in go.mod is the later commit grpc requires; its
+# protohelpers and types/known, all the generated code uses, are v0.6.0's.
+PROTOC_GEN_GO_VTPROTO_VERSION := v0.6.0
 STATICCHECK_VERSION          := v0.8.2
 HELM_VERSION                 := v4.3.2
 
@@ -44,11 +47,11 @@ FUZZTIME_TEST ?= 5s
 FUZZMINIMIZETIME ?= 5s
 # The fuzz tests of the inputs Syncline takes from outside: package and test.
 FUZZ_TARGETS := ./pkg/resourcefile:FuzzParse ./pkg/mapping:FuzzCompile ./pkg/mapping:FuzzApplyJSON \
-	./pkg/mapping:FuzzDecodeObject ./pkg/envelope:FuzzDecode ./pkg/envelope:FuzzCheckRecord \
+	./pkg/mapping:FuzzDecodeObject ./pkg/envelope:FuzzDecode ./pkg/envelope:FuzzUnmarshal ./pkg/envelope:FuzzCheckRecord \
 	./services/connector/connector:FuzzIngestRequest ./pkg/entity:FuzzCheck
 
 .PHONY: fuzz
-fuzz: ## Fuzz the resource file loader, the mapping (compile, payloads), the envelope decoder, the ingest API and the canonical-record check, FUZZTIME each (default 30s); make test runs their seed corpora and FUZZTIME_TEST each
+fuzz: ## Fuzz the resource file loader, the mapping (compile, payloads), the envelope decoder (and its agreement with proto.Unmarshal), the ingest API and the canonical-record check, FUZZTIME each (default 30s); make test runs their seed corpora and FUZZTIME_TEST each
 	@# A failing input is written to the package's testdata/fuzz and fails the run again, as
 	@# the seed corpus runs first; a failure that wrote none (the fuzzing engine's own, such
 	@# as a run cut short while it shrank an input) is tried once more.
@@ -100,7 +103,7 @@ screenshots: chromium ## Take the web console's screenshots (1280 and 390 px) in
 	cp tools/artifacts/screenshots/console-*.png docs/screenshots/
 
 .PHONY: lint
-lint: $(BIN)/staticcheck $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go chart ## gofmt, go vet, staticcheck, buf lint, generated-code drift, the Helm chart (make chart)
+lint: $(BIN)/staticcheck $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go $(BIN)/protoc-gen-go-vtproto chart ## gofmt, go vet, staticcheck, buf lint, generated-code drift, the Helm chart (make chart)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [[ -n $$unformatted ]]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	go vet $(PACKAGES)
@@ -129,7 +132,7 @@ chart: $(BIN)/helm ## helm lint and helm template of the chart with each deploy/
 helm: $(BIN)/helm ## Build the pinned helm (HELM_VERSION) into .bin
 
 .PHONY: proto
-proto: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go ## Regenerate Go code from proto/
+proto: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-connect-go $(BIN)/protoc-gen-go-vtproto ## Regenerate Go code from proto/
 	rm -rf pkg/api/syncline
 	cd proto && PATH=$(BIN):$$PATH $(BIN)/buf generate
 
@@ -164,6 +167,8 @@ $(BIN)/protoc-gen-go:
 	GOBIN=$(BIN) GOWORK=off go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
 $(BIN)/protoc-gen-connect-go:
 	GOBIN=$(BIN) GOWORK=off go install connectrpc.com/connect/cmd/protoc-gen-connect-go@$(PROTOC_GEN_CONNECT_GO_VERSION)
+$(BIN)/protoc-gen-go-vtproto:
+	GOBIN=$(BIN) GOWORK=off go install github.com/planetscale/vtprotobuf/cmd/protoc-gen-go-vtproto@$(PROTOC_GEN_GO_VTPROTO_VERSION)
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) GOWORK=off go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 $(BIN)/helm:

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
@@ -29,8 +28,8 @@ func NewEventID() string {
 // says which field is wrong and what to do, because it ends up in the dead
 // letter's reason.
 func Decode(data []byte) (*eventv1.Envelope, error) {
-	e := &eventv1.Envelope{}
-	if err := proto.Unmarshal(data, e); err != nil {
+	e, err := Unmarshal(data)
+	if err != nil {
 		return nil, fmt.Errorf("decoding envelope (%d bytes): %w: publish a syncline.event.v1.Envelope in protobuf encoding", len(data), err)
 	}
 	if err := Check(e); err != nil {
@@ -39,9 +38,9 @@ func Decode(data []byte) (*eventv1.Envelope, error) {
 	return e, nil
 }
 
-// Encode marshals an envelope.
+// Encode marshals an envelope, as proto.Marshal does.
 func Encode(e *eventv1.Envelope) ([]byte, error) {
-	b, err := proto.Marshal(e)
+	b, err := marshal(e)
 	if err != nil {
 		return nil, fmt.Errorf("encoding envelope %s: %w", e.GetEventId(), err)
 	}

@@ -188,8 +188,8 @@ func (s *Service) open(l deadletter.Letter) (sealedMsg, *eventv1.Envelope, error
 	if err != nil {
 		return msg, nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("dead letter %s: %w", l.ID, err))
 	}
-	e := &eventv1.Envelope{}
-	if proto.Unmarshal(msg.Data, e) != nil || envelope.Check(e) != nil {
+	e, err := envelope.Unmarshal(msg.Data)
+	if err != nil || envelope.Check(e) != nil {
 		return msg, nil, nil
 	}
 	return msg, e, nil

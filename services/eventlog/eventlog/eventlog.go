@@ -18,7 +18,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/protobuf/proto"
 
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
 	"github.com/syncline/syncline/pkg/api/syncline/eventlog/v1/eventlogv1connect"
@@ -189,8 +188,8 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (_ int, 
 			notices = append(notices, n)
 			continue
 		}
-		e := &eventv1.Envelope{}
-		if err := proto.Unmarshal(m.Data(), e); err != nil {
+		e, err := envelope.Unmarshal(m.Data())
+		if err != nil {
 			// Not written by a stage of this build: keep it, with the
 			// reason, rather than lose it.
 			dead = append(dead, bus.DeadLetter(m, stage.Eventlog, stage.CodeMalformed, "audit event is not an envelope: "+err.Error()))
@@ -234,8 +233,8 @@ func (s *Service) deadLetterBatch(ctx context.Context, msgs []jetstream.Msg) (_ 
 	defer func() { endSpans(spans, err) }()
 	for _, m := range msgs {
 		h := m.Headers()
-		e := &eventv1.Envelope{}
-		if err := proto.Unmarshal(m.Data(), e); err != nil || envelope.Check(e) != nil {
+		e, err := envelope.Unmarshal(m.Data())
+		if err != nil || envelope.Check(e) != nil {
 			// Not an envelope: attribute it by what the bus knows.
 			e = &eventv1.Envelope{Tenant: bus.TenantOf(h.Get(bus.HeaderDeadSubject)), EventId: h.Get(bus.HeaderMsgID)}
 		}
