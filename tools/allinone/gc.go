@@ -18,6 +18,16 @@ import (
 // work (measured: 2.0–2.7 s of GC against 0.9–1.0 s for 100,000 events), so
 // the tuner goes back to Go's default once the live heap is large. GOGC in the
 // environment turns it off.
+//
+// In a burst most of the heap's growth is the embedded server's block
+// caches, which it holds weakly once they are written out: a collection
+// frees them. A soft memory limit (softMemoryLimit) makes the collector run
+// when the heap reaches it rather than at twice the live heap, which takes
+// the burst's peak from 650–770 MB to about 440 MB at no CPU measurable on
+// the reference machine (loadgen; at 300 MiB it costs a tenth more CPU per
+// event). The limit is never under the live heap and a quarter, so a process
+// whose live heap outgrows it collects as at GOGC=25 rather than without
+// pause. GOMEMLIMIT in the environment turns this off.
 const (
 	lightGCPercent = 50
 	heavyGCPercent = 100
@@ -25,7 +35,16 @@ const (
 	// apart, so that a heap near one bound does not flip it every second.
 	heavyLiveHeap = 128 << 20
 	lightLiveHeap = 96 << 20
+	// softMemoryLimit is the memory limit while the live heap is under four
+	// fifths of it.
+	softMemoryLimit = 400 << 20
 )
+
+// memoryLimitFor is the soft memory limit for a live heap of live bytes.
+func memoryLimitFor(live uint64) int64 {
+	l := int64(min(live, 1<<61))
+	return max(softMemoryLimit, l+l/4)
+}
 
 // gcPercentFor is the collector's target for a live heap of live bytes,
 // given the current one.
@@ -79,6 +98,11 @@ func startGCTuner() (stop func()) {
 	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	current := lightGCPercent
 	before := debug.SetGCPercent(current)
+	limit := os.Getenv("GOMEMLIMIT") == ""
+	beforeLimit := debug.SetMemoryLimit(-1)
+	if limit {
+		debug.SetMemoryLimit(softMemoryLimit)
+	}
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
@@ -95,9 +119,13 @@ func startGCTuner() (stop func()) {
 			if sample[0].Value.Kind() != metrics.KindUint64 {
 				continue
 			}
-			if next := gcPercentFor(current, sample[0].Value.Uint64()); next != current {
+			live := sample[0].Value.Uint64()
+			if next := gcPercentFor(current, live); next != current {
 				debug.SetGCPercent(next)
 				current = next
+			}
+			if limit {
+				debug.SetMemoryLimit(memoryLimitFor(live))
 			}
 		}
 	}()
@@ -105,5 +133,6 @@ func startGCTuner() (stop func()) {
 		close(done)
 		<-finished
 		debug.SetGCPercent(before)
+		debug.SetMemoryLimit(beforeLimit)
 	}
 }
