@@ -283,13 +283,13 @@ func checkValues(s []byte, off int, doc []byte) error {
 				if s[i] != 'u' {
 					continue
 				}
-				r := hex4(s[i+1 : i+5])
+				r, _ := hex4At(s, i+1)
 				i += 4
 				if r < 0xD800 || r > 0xDFFF {
 					continue
 				}
 				if r < 0xDC00 && i+6 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
-					if r2 := hex4(s[i+3 : i+7]); r2 >= 0xDC00 && r2 <= 0xDFFF {
+					if r2, _ := hex4At(s, i+3); r2 >= 0xDC00 && r2 <= 0xDFFF {
 						i += 6
 						continue
 					}
@@ -347,23 +347,6 @@ func exactNumber(t []byte) bool {
 	}
 	got, ok := new(big.Rat).SetString(strconv.FormatFloat(f, 'g', -1, 64))
 	return ok && got.Cmp(want) == 0
-}
-
-// hex4 reads four hex digits, which valid JSON guarantees.
-func hex4(b []byte) rune {
-	var r rune
-	for _, c := range b {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		default:
-			c = c - 'A' + 10
-		}
-		r = r<<4 | rune(c)
-	}
-	return r
 }
 
 // position says where byte i of p is, for people: line and column (in
