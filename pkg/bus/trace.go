@@ -58,14 +58,6 @@ func InjectTrace(ctx context.Context, h nats.Header) {
 	h[traceparentKey] = []string{formatTraceparent(sc)}
 }
 
-// ExtractTrace returns ctx carrying the remote span context found in h.
-func ExtractTrace(ctx context.Context, h nats.Header) context.Context {
-	if sc, ok := plainTraceparent(h); ok {
-		return trace.ContextWithRemoteSpanContext(ctx, sc)
-	}
-	return traceContext.Extract(ctx, headerCarrier(h))
-}
-
 // RemoteSpanContext is the span context found in h; it is not valid when h
 // carries none.
 func RemoteSpanContext(h nats.Header) trace.SpanContext {
