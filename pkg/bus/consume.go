@@ -190,6 +190,11 @@ func (c *Consumer) open(ctx context.Context, start bool) (jetstream.MessagesCont
 		inFlight := info.NumAckPending > 0 || info.Delivered.Stream > floor
 		if start {
 			c.countCrash(info, inFlight)
+			if c.recent != nil {
+				if err := c.rememberFinished(ctx, floor); err != nil {
+					return nil, err
+				}
+			}
 		} else if floor != c.crashFloor {
 			c.crashFloor, c.crashes = floor, 0
 		}

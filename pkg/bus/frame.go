@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"strconv"
 	"strings"
 	"time"
@@ -58,14 +57,14 @@ func framedStream(stream string) bool {
 	return stream == StreamFlow || stream == StreamPush || stream == StreamAudit
 }
 
-// framed reports whether messages to subject travel in frames: the flow and
-// audit streams'. Pushes stay one message per event: a push published again
-// after a crash (the dedup stage repeats an undecided push one event at a
-// time) must be stored once by its own Nats-Msg-Id, as the connector's
-// memory of recent events does not survive the crash, and a second push of
-// a create would reach the target as an update.
+// framed reports whether messages to subject travel in frames: the flow,
+// push and audit streams'. A stage that crashed after publishing hands its
+// batch over again one event at a time (crashes.go), so what it publishes
+// again goes out in other frames, which the stream stores anew; the next
+// consumer finishes those events at once, as it remembers the events it
+// finished lately, across its own restarts too (see recentIDs).
 func framed(subject string) bool {
-	return strings.HasPrefix(subject, "flow.") || strings.HasPrefix(subject, "audit.")
+	return strings.HasPrefix(subject, "flow.") || strings.HasPrefix(subject, "push.") || strings.HasPrefix(subject, "audit.")
 }
 
 // Frame puts the messages of msgs that share a framed subject into frames of
@@ -386,57 +385,4 @@ func deadLetters(subject string, h nats.Header, data []byte, stream string, seq 
 func markIndex(m *nats.Msg, index int) {
 	m.Header.Set(HeaderMsgID, m.Header.Get(HeaderMsgID)+":"+strconv.Itoa(index))
 	m.Header.Set(HeaderDeadIndex, strconv.Itoa(index))
-}
-
-// recentIDs remembers the Nats-Msg-Ids of the events a consumer finished
-// within the duplicate window, so that an event published again in another
-// frame (a batch handed over one event at a time after a crash, where the
-// first run had framed it) is finished again at once instead of handed to the
-// stage: what JetStream's duplicate window does for one message, done per
-// event. It keeps 64-bit hashes in two generations, each at most a window
-// long, so an id is remembered for one to two windows, at about 20 bytes per
-// event; a collision between two events of one window (about one in 10^10 at
-// 10,000 events per second) would drop one.
-type recentIDs struct {
-	window    time.Duration
-	seed      maphash.Seed
-	cur, prev map[uint64]struct{}
-	since     time.Time
-}
-
-func newRecentIDs(window time.Duration) *recentIDs {
-	return &recentIDs{window: window, seed: maphash.MakeSeed(), cur: map[uint64]struct{}{}, since: time.Now()}
-}
-
-func msgID(m jetstream.Msg) string {
-	if v := m.Headers()[HeaderMsgID]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-// seen reports whether m's event was finished within the window.
-func (r *recentIDs) seen(m jetstream.Msg) bool {
-	id := msgID(m)
-	if id == "" {
-		return false
-	}
-	h := maphash.String(r.seed, id)
-	if _, ok := r.cur[h]; ok {
-		return true
-	}
-	_, ok := r.prev[h]
-	return ok
-}
-
-// add remembers that msgs' events are finished.
-func (r *recentIDs) add(msgs []jetstream.Msg) {
-	if now := time.Now(); now.Sub(r.since) > r.window {
-		r.prev, r.cur, r.since = r.cur, make(map[uint64]struct{}, len(r.cur)), now
-	}
-	for _, m := range msgs {
-		if id := msgID(m); id != "" {
-			r.cur[maphash.String(r.seed, id)] = struct{}{}
-		}
-	}
 }

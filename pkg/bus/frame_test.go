@@ -124,11 +124,12 @@ var framesSeed = flag.Uint64("frames.seed", 0, "seed of TestFramesAgainstModel (
 // key's events are first finished in the order they were published; and
 // within one run of the consumer no finished event is handed over again,
 // even when its frame is delivered again after a failure. It runs on the
-// flow stream, whose consumers also remember recent event ids, and on the
-// audit stream, whose consumers keep only a frame's progress.
+// flow and push streams, whose consumers also remember recent event ids, and
+// on the audit stream, whose consumers keep only a frame's progress.
 func TestFramesAgainstModel(t *testing.T) {
 	for _, tt := range []struct{ stream, subject string }{
 		{bus.StreamFlow, "flow.acme.orders.0"},
+		{bus.StreamPush, "push.acme.orders.0"},
 		{bus.StreamAudit, "audit.acme.orders"},
 	} {
 		t.Run(tt.stream, func(t *testing.T) { testFramesAgainstModel(t, tt.stream, tt.subject) })
@@ -294,11 +295,17 @@ func streamEvents(t *testing.T, js jetstream.JetStream, stream string) (msgs int
 // relayStage reads ingest and publishes each event on to one of two flow
 // subjects, as the mapper does.
 func relayStage(js jetstream.JetStream) func(ctx context.Context, msgs []jetstream.Msg) error {
+	return relayTo(js, "flow.acme.orders.")
+}
+
+// relayTo reads ingest and publishes each event on to one of two subjects
+// prefix0 and prefix1.
+func relayTo(js jetstream.JetStream, prefix string) func(ctx context.Context, msgs []jetstream.Msg) error {
 	pub := bus.NewPublisher(js)
 	return func(ctx context.Context, msgs []jetstream.Msg) error {
 		out := make([]*nats.Msg, len(msgs))
 		for i, m := range msgs {
-			out[i] = eventMsg("flow.acme.orders."+strconv.Itoa(i%2), "out-"+string(m.Data()), string(m.Data()))
+			out[i] = eventMsg(prefix+strconv.Itoa(i%2), "out-"+string(m.Data()), string(m.Data()))
 		}
 		return pub.Publish(ctx, out...)
 	}
@@ -403,6 +410,86 @@ func TestEventsPublishedAgainAreHandledOnce(t *testing.T) {
 	}
 	if len(next.seen) != 40 {
 		t.Errorf("the next stage handled %d events, want 40", len(next.seen))
+	}
+}
+
+// TestEventsPublishedAgainAreHandledOnceAcrossARestart: as above, on the
+// push stream, but the next stage's process ends too (the all-in-one mode
+// killed) after it finished the first frames and before the crashed stage
+// publishes their events again one at a time. The next stage's new process
+// reads back what its durable finished lately, and hands none of them over
+// again.
+func TestEventsPublishedAgainAreHandledOnceAcrossARestart(t *testing.T) {
+	_, js, cfg := setup(t)
+	publishN(t, js, "ingest.acme.shop.order", 40)
+	relay := relayTo(js, "push.acme.orders.")
+	spec := bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "relay", Filter: "ingest.>", Linger: 300 * time.Millisecond}
+	published := make(chan struct{})
+	c := bus.NewConsumer(spec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+		if err := relay(ctx, msgs); err != nil {
+			return 0, err
+		}
+		close(published)
+		<-ctx.Done() // the process dies before it acknowledges
+		return 0, ctx.Err()
+	}})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	<-published
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	_ = c.Stop(ctx)
+	cancel()
+	if msgs, events := streamEvents(t, js, bus.StreamPush); msgs != 2 || len(events) != 40 {
+		t.Fatalf("the push stream holds %d events in %d messages, want 40 in 2 frames", len(events), msgs)
+	}
+
+	nextSpec := bus.ConsumerSpec{Stage: "next", Stream: bus.StreamPush, Durable: "next", Filter: "push.>"}
+	first := &recorder{}
+	down := bus.NewConsumer(nextSpec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: first.handle})
+	if err := down.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		a, n := pendingOn(t, js, bus.StreamPush, "next")
+		return first.count() == 40 && a == 0 && n == 0
+	},
+		"the next stage did not finish the first run's 40 events")
+	if err := down.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next stage's new process, then the crashed stage's.
+	again := &recorder{}
+	down2 := bus.NewConsumer(nextSpec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: again.handle})
+	if err := down2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = down2.Stop(context.Background()) })
+	var mu sync.Mutex
+	var handled int
+	c2 := bus.NewConsumer(spec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+		if err := relay(ctx, msgs); err != nil {
+			return 0, err
+		}
+		mu.Lock()
+		handled += len(msgs)
+		mu.Unlock()
+		return len(msgs), nil
+	}})
+	if err := c2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c2.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return handled == 40 }, "the redelivered batch was not handled")
+	if _, events := streamEvents(t, js, bus.StreamPush); len(events) != 80 {
+		t.Fatalf("the push stream holds %d events, want the 40 published again beside the first 40", len(events))
+	}
+	waitFor(t, 10*time.Second, func() bool { a, n := pendingOn(t, js, bus.StreamPush, "next"); return a == 0 && n == 0 }, "the next stage left events unacknowledged")
+	if n := again.count(); n != 0 {
+		again.mu.Lock()
+		defer again.mu.Unlock()
+		t.Errorf("the next stage's new process handled %d events its durable had finished: %v", n, again.seen)
 	}
 }
 
