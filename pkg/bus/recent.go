@@ -68,8 +68,8 @@ func (r *recentIDs) add(msgs []jetstream.Msg) {
 	}
 }
 
-// recallBatch is how many messages one read of rememberFinished asks for: a
-// message may be a frame of hundreds of events.
+// recallBatch is how many messages one read of rememberFinished asks for, at
+// most pullBytes in all: a message may be a frame of hundreds of events.
 const recallBatch = 64
 
 // rememberFinished adds to c.recent the events that the durable finished
@@ -108,7 +108,7 @@ func (c *Consumer) rememberFinished(ctx context.Context, floor uint64) error {
 	left := cons.CachedInfo().NumPending
 	events := 0
 	for left > 0 {
-		batch, err := cons.Fetch(int(min(left, recallBatch)), jetstream.FetchMaxWait(5*time.Second))
+		batch, err := cons.Fetch(int(min(left, recallBatch)), jetstream.FetchMaxBytes(c.pullBytes()), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return fmt.Errorf("reading back what %s finished lately: %w", c.spec.Durable, err)
 		}
