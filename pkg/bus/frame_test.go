@@ -344,16 +344,11 @@ func TestRepublishedFrameIsStoredOnce(t *testing.T) {
 	}
 }
 
-// TestEventsPublishedAgainAreHandledOnce: a stage that published its
-// batch's outputs and died before acknowledging the batch hands the batch
-// over one event at a time when it starts again (see crashes.go), so its
-// outputs go out in other frames than the first time; the next stage's
-// consumer hands each event over once all the same.
-func TestEventsPublishedAgainAreHandledOnce(t *testing.T) {
-	_, js, cfg := setup(t)
-	publishN(t, js, "ingest.acme.shop.order", 40)
-	relay := relayStage(js)
-	spec := bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "relay", Filter: "ingest.>", Linger: 300 * time.Millisecond}
+// diesAfterPublishing runs the stage spec with relay as its handler until
+// it has published its first batch's outputs, and stops it before it
+// acknowledges the batch, as a process that dies would.
+func diesAfterPublishing(t *testing.T, js jetstream.JetStream, cfg bus.Config, spec bus.ConsumerSpec, relay func(context.Context, []jetstream.Msg) error) {
+	t.Helper()
 	published := make(chan struct{})
 	c := bus.NewConsumer(spec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
 		if err := relay(ctx, msgs); err != nil {
@@ -370,6 +365,41 @@ func TestEventsPublishedAgainAreHandledOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	_ = c.Stop(ctx)
 	cancel()
+}
+
+// startsAgain runs the stage spec again, as the process that follows one
+// that died, and waits until it has handled n events.
+func startsAgain(t *testing.T, js jetstream.JetStream, cfg bus.Config, spec bus.ConsumerSpec, relay func(context.Context, []jetstream.Msg) error, n int) {
+	t.Helper()
+	var mu sync.Mutex
+	var handled int
+	c := bus.NewConsumer(spec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+		if err := relay(ctx, msgs); err != nil {
+			return 0, err
+		}
+		mu.Lock()
+		handled += len(msgs)
+		mu.Unlock()
+		return len(msgs), nil
+	}})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return handled == n }, "the redelivered batch was not handled")
+}
+
+// TestEventsPublishedAgainAreHandledOnce: a stage that published its
+// batch's outputs and died before acknowledging the batch hands the batch
+// over one event at a time when it starts again (see crashes.go), so its
+// outputs go out in other frames than the first time; the next stage's
+// consumer hands each event over once all the same.
+func TestEventsPublishedAgainAreHandledOnce(t *testing.T) {
+	_, js, cfg := setup(t)
+	publishN(t, js, "ingest.acme.shop.order", 40)
+	relay := relayStage(js)
+	spec := bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "relay", Filter: "ingest.>", Linger: 300 * time.Millisecond}
+	diesAfterPublishing(t, js, cfg, spec, relay)
 
 	next := &recorder{}
 	down := bus.NewConsumer(bus.ConsumerSpec{Stage: "next", Stream: bus.StreamFlow, Durable: "next", Filter: "flow.>"},
@@ -381,22 +411,7 @@ func TestEventsPublishedAgainAreHandledOnce(t *testing.T) {
 	count := func() int { next.mu.Lock(); defer next.mu.Unlock(); return len(next.seen) }
 	waitFor(t, 10*time.Second, func() bool { return count() == 40 }, "the next stage did not get the first run's 40 events")
 
-	var mu sync.Mutex
-	var handled int
-	c2 := bus.NewConsumer(spec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
-		if err := relay(ctx, msgs); err != nil {
-			return 0, err
-		}
-		mu.Lock()
-		handled += len(msgs)
-		mu.Unlock()
-		return len(msgs), nil
-	}})
-	if err := c2.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c2.Stop(context.Background()) })
-	waitFor(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return handled == 40 }, "the redelivered batch was not handled")
+	startsAgain(t, js, cfg, spec, relay, 40)
 	if _, events := streamEvents(t, js, bus.StreamFlow); len(events) <= 40 {
 		t.Fatalf("the flow stream holds %d events: the test did not publish any again", len(events))
 	}
@@ -424,22 +439,7 @@ func TestEventsPublishedAgainAreHandledOnceAcrossARestart(t *testing.T) {
 	publishN(t, js, "ingest.acme.shop.order", 40)
 	relay := relayTo(js, "push.acme.orders.")
 	spec := bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "relay", Filter: "ingest.>", Linger: 300 * time.Millisecond}
-	published := make(chan struct{})
-	c := bus.NewConsumer(spec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
-		if err := relay(ctx, msgs); err != nil {
-			return 0, err
-		}
-		close(published)
-		<-ctx.Done() // the process dies before it acknowledges
-		return 0, ctx.Err()
-	}})
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	<-published
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	_ = c.Stop(ctx)
-	cancel()
+	diesAfterPublishing(t, js, cfg, spec, relay)
 	if msgs, events := streamEvents(t, js, bus.StreamPush); msgs != 2 || len(events) != 40 {
 		t.Fatalf("the push stream holds %d events in %d messages, want 40 in 2 frames", len(events), msgs)
 	}
@@ -466,22 +466,7 @@ func TestEventsPublishedAgainAreHandledOnceAcrossARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = down2.Stop(context.Background()) })
-	var mu sync.Mutex
-	var handled int
-	c2 := bus.NewConsumer(spec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
-		if err := relay(ctx, msgs); err != nil {
-			return 0, err
-		}
-		mu.Lock()
-		handled += len(msgs)
-		mu.Unlock()
-		return len(msgs), nil
-	}})
-	if err := c2.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c2.Stop(context.Background()) })
-	waitFor(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return handled == 40 }, "the redelivered batch was not handled")
+	startsAgain(t, js, cfg, spec, relay, 40)
 	if _, events := streamEvents(t, js, bus.StreamPush); len(events) != 80 {
 		t.Fatalf("the push stream holds %d events, want the 40 published again beside the first 40", len(events))
 	}
