@@ -671,3 +671,73 @@ func TestFrameOnIngestIsNotUnframed(t *testing.T) {
 		t.Errorf("the stage got %d messages, want the forged frame as one message", len(rec.seen))
 	}
 }
+
+// TestRestartRemembersOnlyWhatWasFinished: a consumer that starts reads back
+// the events its durable finished (up to its ack floor), and no more. Frame
+// A is finished; frame B is in hand when the process dies; then A's events
+// are published again one by one, as an upstream stage that crashed would.
+// The next process hands over B's events, each once, and none of A's.
+func TestRestartRemembersOnlyWhatWasFinished(t *testing.T) {
+	_, js, cfg := setup(t)
+	const subject = "push.acme.orders.0"
+	publish := func(msgs ...*nats.Msg) {
+		t.Helper()
+		if err := bus.NewPublisher(js).Publish(context.Background(), msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frame := func(prefix string) []*nats.Msg {
+		msgs := make([]*nats.Msg, 10)
+		for i := range msgs {
+			msgs[i] = eventMsg(subject, prefix+strconv.Itoa(i), prefix+strconv.Itoa(i))
+		}
+		return msgs
+	}
+	spec := bus.ConsumerSpec{Stage: "connector", Stream: bus.StreamPush, Durable: "next", Filter: "push.>"}
+
+	publish(frame("a")...)
+	first := &recorder{}
+	inB := make(chan struct{})
+	var once sync.Once
+	c := bus.NewConsumer(spec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+		if strings.HasPrefix(string(msgs[0].Data()), "b") {
+			once.Do(func() { close(inB) })
+			<-ctx.Done() // the process dies with frame B in hand
+			return 0, ctx.Err()
+		}
+		return first.handle(ctx, msgs)
+	}})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		a, n := pendingOn(t, js, bus.StreamPush, "next")
+		return first.count() == 10 && a == 0 && n == 0
+	},
+		"frame A was not finished")
+	publish(frame("b")...)
+	<-inB
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	_ = c.Stop(ctx)
+	cancel()
+	for _, m := range frame("a") {
+		publish(m)
+	}
+	if msgs, events := streamEvents(t, js, bus.StreamPush); msgs != 12 || len(events) != 30 {
+		t.Fatalf("the push stream holds %d events in %d messages, want 30 in 12", len(events), msgs)
+	}
+
+	next := &recorder{}
+	c2 := bus.NewConsumer(spec, bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: next.handle})
+	if err := c2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c2.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { a, n := pendingOn(t, js, bus.StreamPush, "next"); return a == 0 && n == 0 },
+		"the next process left events unacknowledged")
+	next.mu.Lock()
+	defer next.mu.Unlock()
+	if got := strings.Join(next.seen, " "); got != "b0 b1 b2 b3 b4 b5 b6 b7 b8 b9" {
+		t.Errorf("the next process handled %q, want frame B's events once each and none of A's", got)
+	}
+}
