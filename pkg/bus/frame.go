@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -191,27 +192,62 @@ func Unframe(h nats.Header, data []byte) ([]Event, error) {
 	if v := h.Get(HeaderFrame); v != frameVersion {
 		return nil, fmt.Errorf("frame version %q is not one this version of Syncline reads (%s)", v, frameVersion)
 	}
-	// The first pass finds every event's bytes and headers; the headers'
-	// names and values are then cut from one string of all of them.
-	type header struct{ event, ks, ke, vs, ve int }
-	var events []Event
-	var headers []header
-	size := 0
-	for p := 0; p < len(data); {
+	fes, err := unframe(data)
+	if err != nil {
+		return nil, err
+	}
+	events := make([]Event, len(fes))
+	for i, e := range fes {
+		events[i] = Event{Header: headerMap(e.header), Data: e.data}
+	}
+	return events, nil
+}
+
+// frameEvent is an event of a frame as unframe reads it: its bytes, and its
+// headers as a list of names and values in turn, in the frame's order.
+type frameEvent struct {
+	header []string
+	data   []byte
+}
+
+// frameField is where unframe found an event's bytes (header -1) or one of
+// its headers' name and value (ks:ke, vs:ve).
+type frameField struct {
+	event, ks, ke, vs, ve int
+}
+
+// unframeScratch holds the fields of a frame while unframe reads it; it is
+// reused, as it does not outlive the call.
+var unframeScratch = sync.Pool{New: func() any { return new([]frameField) }}
+
+// unframe reads the events of a frame's bytes. A stage reads every event of
+// every frame it is handed, so the reading costs a few allocations per frame,
+// none per event: the events' bytes are sub-slices of data, and their header
+// names and values are cut from one string of all of them.
+func unframe(data []byte) ([]frameEvent, error) {
+	scratch := unframeScratch.Get().(*[]frameField)
+	fields := (*scratch)[:0]
+	defer func() {
+		if cap(fields) <= 1<<16 {
+			*scratch = fields[:0]
+			unframeScratch.Put(scratch)
+		}
+	}()
+	events, pairs, size := 0, 0, 0
+	for p := 0; p < len(data); events++ {
 		start, end, err := fieldAt(data, p, 1)
 		if err != nil {
-			return nil, fmt.Errorf("frame event %d: %w", len(events), err)
+			return nil, fmt.Errorf("frame event %d: %w", events, err)
 		}
 		p = end
-		var e Event
 		for q := start; q < end; {
 			num, typ, n := protowire.ConsumeTag(data[q:end])
 			if n < 0 || typ != protowire.BytesType {
-				return nil, fmt.Errorf("frame event %d: malformed field", len(events))
+				return nil, fmt.Errorf("frame event %d: malformed field", events)
 			}
 			l, m := protowire.ConsumeVarint(data[q+n : end])
 			if m < 0 || l > uint64(end-q-n-m) {
-				return nil, fmt.Errorf("frame event %d: field %d is cut short", len(events), num)
+				return nil, fmt.Errorf("frame event %d: field %d is cut short", events, num)
 			}
 			vs, ve := q+n+m, q+n+m+int(l)
 			q = ve
@@ -219,51 +255,64 @@ func Unframe(h nats.Header, data []byte) ([]Event, error) {
 			case 1:
 				ks, ke, err := fieldAt(data[:ve], vs, 1)
 				if err != nil {
-					return nil, fmt.Errorf("frame event %d: header name: %w", len(events), err)
+					return nil, fmt.Errorf("frame event %d: header name: %w", events, err)
 				}
 				as, ae, err := fieldAt(data[:ve], ke, 2)
 				if err != nil {
-					return nil, fmt.Errorf("frame event %d: header %s: %w", len(events), data[ks:ke], err)
+					return nil, fmt.Errorf("frame event %d: header %s: %w", events, data[ks:ke], err)
 				}
-				headers = append(headers, header{len(events), ks, ke, as, ae})
+				fields = append(fields, frameField{events, ks, ke, as, ae})
+				pairs++
 				size += ke - ks + ae - as
 			case 2:
-				e.Data = data[vs:ve:ve]
+				// The last bytes field wins, as in protobuf.
+				fields = append(fields, frameField{event: events, ks: -1, vs: vs, ve: ve})
 			}
 		}
-		events = append(events, e)
 	}
-	if len(events) == 0 {
+	if events == 0 {
 		return nil, errors.New("frame holds no events")
 	}
-	buf := make([]byte, 0, size)
-	for _, h := range headers {
-		buf = append(append(buf, data[h.ks:h.ke]...), data[h.vs:h.ve]...)
-	}
-	text := string(buf)
-	values := make([]string, len(headers))
-	at := 0
-	for i, h := range headers {
-		e := &events[h.event]
-		if e.Header == nil {
-			e.Header = make(nats.Header, 4)
+	var b strings.Builder
+	b.Grow(size)
+	for _, f := range fields {
+		if f.ks >= 0 {
+			b.Write(data[f.ks:f.ke])
+			b.Write(data[f.vs:f.ve])
 		}
-		k := text[at : at+h.ke-h.ks]
-		at += h.ke - h.ks
-		values[i] = text[at : at+h.ve-h.vs]
-		at += h.ve - h.vs
-		if prev, ok := e.Header[k]; ok {
-			e.Header[k] = append(prev, values[i])
+	}
+	text := b.String()
+	out := make([]frameEvent, events)
+	header := make([]string, 0, 2*pairs)
+	at, from := 0, 0
+	for i, f := range fields {
+		if f.ks < 0 {
+			out[f.event].data = data[f.vs:f.ve:f.ve]
+		} else {
+			k, v := at+f.ke-f.ks, at+f.ke-f.ks+f.ve-f.vs
+			header = append(header, text[at:k], text[k:v])
+			at = v
+		}
+		if i == len(fields)-1 || fields[i+1].event != f.event {
+			out[f.event].header = header[from:len(header):len(header)]
+			from = len(header)
+		}
+	}
+	return out, nil
+}
+
+// headerMap is the header of an event whose names and values are header.
+func headerMap(header []string) nats.Header {
+	h := make(nats.Header, len(header)/2)
+	for i := 0; i+1 < len(header); i += 2 {
+		k := header[i]
+		if prev, ok := h[k]; ok {
+			h[k] = append(prev, header[i+1])
 			continue
 		}
-		e.Header[k] = values[i : i+1 : i+1]
+		h[k] = header[i+1 : i+2 : i+2]
 	}
-	for i := range events {
-		if events[i].Header == nil {
-			events[i].Header = nats.Header{}
-		}
-	}
-	return events, nil
+	return h
 }
 
 // fieldAt reads the length-delimited field numbered num at data[p:] and
@@ -285,13 +334,20 @@ func fieldAt(data []byte, p int, num protowire.Number) (start, end int, err erro
 // own: its headers and bytes, the frame's subject, and the frame's metadata
 // (stream, sequence, deliveries). It is finished when the consumer says so;
 // the frame is acknowledged when all its events are.
+//
+// Its headers stay a list of names and values until Headers is called: the
+// stages read the few they need through HeaderValue and SpanContextOf, so
+// that a map per event is made only for the rare event whose headers are
+// copied (a dead letter, a held message).
 type frameItem struct {
 	frame  jetstream.Msg
 	md     *jetstream.MsgMetadata
 	index  int
 	count  int
-	header nats.Header
+	pairs  []string
 	data   []byte
+	once   sync.Once
+	header nats.Header
 }
 
 var _ jetstream.Msg = (*frameItem)(nil)
@@ -300,10 +356,11 @@ var _ jetstream.Msg = (*frameItem)(nil)
 // not a frame, or cannot be read as one (the stage then refuses it as
 // malformed, and it is dead-lettered as it is).
 func items(m jetstream.Msg) []jetstream.Msg {
-	if !IsFrame(m.Headers()) {
+	h := m.Headers()
+	if !IsFrame(h) || h.Get(HeaderFrame) != frameVersion {
 		return []jetstream.Msg{m}
 	}
-	events, err := Unframe(m.Headers(), m.Data())
+	events, err := unframe(m.Data())
 	if err != nil {
 		return []jetstream.Msg{m}
 	}
@@ -314,10 +371,25 @@ func items(m jetstream.Msg) []jetstream.Msg {
 	out := make([]jetstream.Msg, len(events))
 	all := make([]frameItem, len(events))
 	for i, e := range events {
-		all[i] = frameItem{frame: m, md: md, index: i, count: len(events), header: e.Header, data: e.Data}
+		all[i] = frameItem{frame: m, md: md, index: i, count: len(events), pairs: e.header, data: e.data}
 		out[i] = &all[i]
 	}
 	return out
+}
+
+// HeaderValue is m.Headers().Get(key), the first value of m's header key,
+// read without making the header map of an event of a frame.
+func HeaderValue(m jetstream.Msg, key string) string {
+	f, ok := m.(*frameItem)
+	if !ok {
+		return m.Headers().Get(key)
+	}
+	for i := 0; i+1 < len(f.pairs); i += 2 {
+		if f.pairs[i] == key {
+			return f.pairs[i+1]
+		}
+	}
+	return ""
 }
 
 func (f *frameItem) last() bool { return f.index == f.count-1 }
@@ -328,8 +400,11 @@ func (f *frameItem) Metadata() (*jetstream.MsgMetadata, error) { return f.md, ni
 // Data is the event's bytes.
 func (f *frameItem) Data() []byte { return f.data }
 
-// Headers are the event's own headers.
-func (f *frameItem) Headers() nats.Header { return f.header }
+// Headers are the event's own headers, made into a map on the first call.
+func (f *frameItem) Headers() nats.Header {
+	f.once.Do(func() { f.header = headerMap(f.pairs) })
+	return f.header
+}
 
 // Subject is the frame's subject, which all its events share.
 func (f *frameItem) Subject() string { return f.frame.Subject() }

@@ -36,10 +36,7 @@ func newRecentIDs(window time.Duration) *recentIDs {
 }
 
 func msgID(m jetstream.Msg) string {
-	if v := m.Headers()[HeaderMsgID]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
+	return HeaderValue(m, HeaderMsgID)
 }
 
 // seen reports whether m's event was finished within the window.

@@ -25,12 +25,18 @@ func (c headerCarrier) Get(key string) string {
 	if v := c[key]; len(v) > 0 {
 		return v[0]
 	}
+	// Of several spellings, the first in byte order, so that the same
+	// headers always give the same answer.
+	spelling := ""
 	for k, v := range c {
-		if len(v) > 0 && strings.EqualFold(k, key) {
-			return v[0]
+		if len(v) > 0 && strings.EqualFold(k, key) && (spelling == "" || k < spelling) {
+			spelling = k
 		}
 	}
-	return ""
+	if spelling == "" {
+		return ""
+	}
+	return c[spelling][0]
 }
 
 func (c headerCarrier) Set(key, value string) { c[strings.ToLower(key)] = []string{value} }
@@ -108,14 +114,18 @@ func plainTraceparent(h nats.Header) (trace.SpanContext, bool) {
 	if len(vs) == 0 {
 		return trace.SpanContext{}, false
 	}
-	v := vs[0]
-	if len(v) != traceparentLen || v[0] != '0' || v[1] != '0' || v[2] != '-' || v[35] != '-' || v[52] != '-' {
-		return trace.SpanContext{}, false
-	}
 	for k := range h {
 		if len(k) == len(tracestateKey) && strings.EqualFold(k, tracestateKey) {
 			return trace.SpanContext{}, false
 		}
+	}
+	return parseTraceparent(vs[0])
+}
+
+// parseTraceparent reads a lower-case traceparent of version 00.
+func parseTraceparent(v string) (trace.SpanContext, bool) {
+	if len(v) != traceparentLen || v[0] != '0' || v[1] != '0' || v[2] != '-' || v[35] != '-' || v[52] != '-' {
+		return trace.SpanContext{}, false
 	}
 	var cfg trace.SpanContextConfig
 	var flags [1]byte
@@ -126,6 +136,49 @@ func plainTraceparent(h nats.Header) (trace.SpanContext, bool) {
 	cfg.Remote = true
 	sc := trace.NewSpanContext(cfg)
 	return sc, sc.IsValid()
+}
+
+// SpanContextOf is RemoteSpanContext(m.Headers()), the span context m
+// carries, read without making the header map of an event of a frame
+// (unless its trace context is not the usual one).
+func SpanContextOf(m jetstream.Msg) trace.SpanContext {
+	f, ok := m.(*frameItem)
+	if !ok {
+		return RemoteSpanContext(m.Headers())
+	}
+	plain, found, spelt, state := "", false, false, false
+	for i := 0; i+1 < len(f.pairs); i += 2 {
+		switch k := f.pairs[i]; {
+		case k == traceparentKey:
+			if !found {
+				plain, found = f.pairs[i+1], true
+			}
+			spelt = true
+		case len(k) == len(traceparentKey) && strings.EqualFold(k, traceparentKey):
+			spelt = true
+		case len(k) == len(tracestateKey) && strings.EqualFold(k, tracestateKey):
+			state = true
+		}
+	}
+	if !spelt {
+		// The propagator finds nothing either.
+		return trace.SpanContext{}
+	}
+	if found && !state {
+		if sc, ok := parseTraceparent(plain); ok {
+			return sc
+		}
+	}
+	return RemoteSpanContext(f.Headers())
+}
+
+// TraceIDOf is TraceID(m.Headers()), read as SpanContextOf reads.
+func TraceIDOf(m jetstream.Msg) string {
+	sc := SpanContextOf(m)
+	if !sc.HasTraceID() {
+		return ""
+	}
+	return sc.TraceID().String()
 }
 
 // unhex decodes lower-case hex s into dst, which is half its length.
@@ -188,7 +241,7 @@ func ProcessAttributes(m jetstream.Msg) []attribute.KeyValue {
 		semconv.MessagingOperationTypeProcess,
 		semconv.MessagingOperationName("process"),
 		semconv.MessagingDestinationName(m.Subject()),
-		semconv.MessagingMessageID(m.Headers().Get(HeaderMsgID)),
+		semconv.MessagingMessageID(HeaderValue(m, HeaderMsgID)),
 	}
 	if md, err := m.Metadata(); err == nil && md.Consumer != "" {
 		attrs = append(attrs, semconv.MessagingConsumerGroupName(md.Consumer))

@@ -122,7 +122,7 @@ var consumerSpan = trace.WithSpanKind(trace.SpanKindConsumer)
 // the returned context (Audit, Output) carry the span on, so that every hop
 // of an event is one trace.
 func Start(ctx context.Context, t trace.Tracer, name string, m jetstream.Msg) (context.Context, trace.Span) {
-	ctx, span := telemetry.StartRemote(ctx, t, bus.RemoteSpanContext(m.Headers()), name, consumerSpan)
+	ctx, span := telemetry.StartRemote(ctx, t, bus.SpanContextOf(m), name, consumerSpan)
 	if span.IsRecording() {
 		span.SetAttributes(bus.ProcessAttributes(m)...)
 	}

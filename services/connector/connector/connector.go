@@ -374,7 +374,7 @@ func (s *Service) outcomes(items []item, results []recipe.Outcome, took time.Dur
 		if err != nil {
 			return out, err
 		}
-		if prev := it.msg.Headers().Get(stage.HeaderSupersedes); prev != "" {
+		if prev := bus.HeaderValue(it.msg, stage.HeaderSupersedes); prev != "" {
 			a.Header.Set(stage.HeaderSupersedes, prev)
 		}
 		out = append(out, a)

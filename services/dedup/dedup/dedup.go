@@ -440,8 +440,7 @@ type answer struct {
 func (s *Service) confirmBatch(ctx context.Context, msgs []jetstream.Msg) (int, error) {
 	as := make([]answer, 0, len(msgs))
 	for _, m := range msgs {
-		h := m.Headers()
-		if !appliedOutcomes[h.Get(stage.HeaderOutcome)] {
+		if !appliedOutcomes[bus.HeaderValue(m, stage.HeaderOutcome)] {
 			continue
 		}
 		e, err := envelope.Decode(m.Data())
@@ -453,7 +452,7 @@ func (s *Service) confirmBatch(ctx context.Context, msgs []jetstream.Msg) (int, 
 			EventID:  e.EventId,
 			State:    ledger.StateApplied,
 			TargetID: e.GetResult().GetTargetId(),
-		}, supersedes: h.Get(stage.HeaderSupersedes)})
+		}, supersedes: bus.HeaderValue(m, stage.HeaderSupersedes)})
 	}
 	return s.confirm(ctx, msgs, as)
 }

@@ -179,7 +179,7 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (_ int, 
 	spans := make([]trace.Span, 0, len(msgs))
 	defer func() { endSpans(spans, err) }()
 	for _, m := range msgs {
-		if kind := m.Headers().Get(stage.HeaderNotice); kind != "" {
+		if kind := bus.HeaderValue(m, stage.HeaderNotice); kind != "" {
 			n, err := stage.ParseNotice(kind, m.Data())
 			if err != nil {
 				dead = append(dead, bus.DeadLetter(m, stage.Eventlog, stage.CodeMalformed, err.Error()))
@@ -196,7 +196,7 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (_ int, 
 			continue
 		}
 		spans = append(spans, s.startSpan(ctx, "eventlog record", m, e))
-		rec := recordOf(e, m.Headers(), now)
+		rec := recordOf(e, bus.TraceIDOf(m), now)
 		records = append(records, rec)
 		if rec.Status == apilog.StatusFailure && s.alerts != nil {
 			failed = append(failed, failure{rec: rec, stage: e.GetResult().GetStage()})
@@ -251,7 +251,7 @@ func (s *Service) deadLetterBatch(ctx context.Context, msgs []jetstream.Msg) (_ 
 		}
 		e.Result = r
 		spans = append(spans, s.startSpan(ctx, "eventlog dead letter", m, e))
-		rec := recordOf(e, h, now)
+		rec := recordOf(e, bus.TraceID(h), now)
 		// The tenant is the dead letter's subject's, which the stage took
 		// from the subject the event was published on, never the envelope's
 		// own word: an envelope naming another tenant must not reach that
@@ -306,7 +306,7 @@ func endSpans(spans []trace.Span, err error) {
 	}
 }
 
-func recordOf(e *eventv1.Envelope, h nats.Header, now time.Time) apilog.Record {
+func recordOf(e *eventv1.Envelope, traceID string, now time.Time) apilog.Record {
 	r := e.GetResult()
 	rec := apilog.Record{
 		Tenant:         e.Tenant,
@@ -322,7 +322,7 @@ func recordOf(e *eventv1.Envelope, h nats.Header, now time.Time) apilog.Record {
 		Reason:         r.GetReason(),
 		ErrorCode:      r.GetCode(),
 		Attempts:       int(r.GetAttempts()),
-		TraceID:        bus.TraceID(h),
+		TraceID:        traceID,
 		LoggedAt:       now,
 	}
 	if rec.Action == apilog.ActionFailed {
