@@ -184,14 +184,23 @@ func TraceIDOf(m jetstream.Msg) string {
 // unhex decodes lower-case hex s into dst, which is half its length.
 func unhex(dst []byte, s string) bool {
 	for i := range dst {
-		hi, lo := hexValue(s[2*i]), hexValue(s[2*i+1])
-		if hi > 0xf || lo > 0xf {
+		hi, lo := hexValues[s[2*i]], hexValues[s[2*i+1]]
+		if hi|lo > 0xf {
 			return false
 		}
 		dst[i] = hi<<4 | lo
 	}
 	return true
 }
+
+// hexValues holds the value of each lower-case hex digit, 0xff for every
+// other byte: every event's trace context is read through it at every stage.
+var hexValues = func() (t [256]byte) {
+	for c := range t {
+		t[c] = hexValue(byte(c))
+	}
+	return t
+}()
 
 // hexValue is the value of a lower-case hex digit, or 0xff.
 func hexValue(c byte) byte {

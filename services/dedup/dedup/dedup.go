@@ -182,8 +182,10 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 	}
 	// New keys are inserted, known ones put: a store may insert faster.
 	// Skipped newer versions only raise the version (advances), so that a
-	// confirmation written meanwhile is not overwritten.
-	var inserts, puts []ledger.Entry
+	// confirmation written meanwhile is not overwritten. Inserts are sized
+	// for every new key to be written, which in a burst they all are.
+	inserts := make([]ledger.Entry, 0, len(batch)-len(known))
+	var puts []ledger.Entry
 	var advances []ledger.Version
 	// written says where a key's entry is in inserts or puts: a key decided twice in a
 	// batch is written once, as its last decision. A new key's entry is inserted as it
@@ -193,11 +195,11 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 		insert bool
 		i      int
 	}
-	written := map[ledger.Key]slot{}
+	written := make(map[ledger.Key]slot, len(batch))
 	// decided holds the entries this batch changed: later events of a key
 	// are decided against them, while known keeps what the store holds until
 	// the batch's writes land, which is what a push says it supersedes.
-	decided := map[ledger.Key]ledger.Entry{}
+	decided := make(map[ledger.Key]ledger.Entry, len(batch))
 	for _, p := range batch {
 		start := time.Now()
 		entry, exists := decided[p.key]
