@@ -227,6 +227,11 @@ var unframeScratch = sync.Pool{New: func() any { return new([]frameField) }}
 func unframe(data []byte) ([]frameEvent, error) {
 	scratch := unframeScratch.Get().(*[]frameField)
 	fields := (*scratch)[:0]
+	if cap(fields) == 0 {
+		// A field takes at least a few bytes: room for what a frame of
+		// this size holds, so that reading it is one allocation at most.
+		fields = make([]frameField, 0, len(data)/16)
+	}
 	defer func() {
 		if cap(fields) <= 1<<16 {
 			*scratch = fields[:0]
