@@ -64,6 +64,15 @@ func BenchmarkEnvelope(b *testing.B) {
 			}
 		}
 	})
+	b.Run("decode staged", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if _, err := envelope.DecodeStaged(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("encode", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(data)))

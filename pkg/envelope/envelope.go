@@ -27,8 +27,15 @@ func NewEventID() string {
 // Decode parses an envelope and checks what every stage relies on. The error
 // says which field is wrong and what to do, because it ends up in the dead
 // letter's reason.
-func Decode(data []byte) (*eventv1.Envelope, error) {
-	e, err := Unmarshal(data)
+func Decode(data []byte) (*eventv1.Envelope, error) { return decode(data, Unmarshal) }
+
+// DecodeStaged is Decode for the bytes a stage wrote with Encode (see
+// UnmarshalStaged): the flow, push and audit streams. It checks what Decode
+// checks, and its errors are Decode's.
+func DecodeStaged(data []byte) (*eventv1.Envelope, error) { return decode(data, UnmarshalStaged) }
+
+func decode(data []byte, unmarshal func([]byte) (*eventv1.Envelope, error)) (*eventv1.Envelope, error) {
+	e, err := unmarshal(data)
 	if err != nil {
 		return nil, fmt.Errorf("decoding envelope (%d bytes): %w: publish a syncline.event.v1.Envelope in protobuf encoding", len(data), err)
 	}

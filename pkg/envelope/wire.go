@@ -38,6 +38,26 @@ func Unmarshal(data []byte) (*eventv1.Envelope, error) {
 	return e, nil
 }
 
+// UnmarshalStaged is Unmarshal for the bytes a stage wrote with Encode: the
+// flow, push and audit streams, where only Syncline's services publish
+// (pkg/natsauth gives a tenant's token ingest alone). Encode writes only what
+// proto.Marshal writes, which the generated code reads exactly as
+// proto.Unmarshal does, so UnmarshalStaged leaves out the check that makes
+// sure of that for anyone's bytes: a third of decoding, which every stage
+// does for every event. What it reads is still checked for strings that are
+// not UTF-8 (the cheap part of the check), and anything the generated code
+// refuses or that has such a string goes to Unmarshal, so the errors are
+// Unmarshal's: only bytes no protobuf library writes (a known field of
+// another wire type, a varint past 64 bits, unknown fields in a timestamp)
+// could be read otherwise than Unmarshal reads them.
+func UnmarshalStaged(data []byte) (*eventv1.Envelope, error) {
+	e := &eventv1.Envelope{}
+	if e.UnmarshalVT(data) != nil || !stringsUTF8(e) {
+		return Unmarshal(data)
+	}
+	return e, nil
+}
+
 // marshal is proto.Marshal, faster: MarshalVT writes the envelopes it
 // writes as proto.Marshal would, and proto.Marshal writes (or refuses) the
 // others.
@@ -54,9 +74,11 @@ func marshal(e *eventv1.Envelope) ([]byte, error) {
 // well-known types drop. Tests walk the descriptor, so a string or
 // timestamp added to the envelope and left out here fails them.
 func marshalsAsProto(e *eventv1.Envelope) bool {
-	if hasUnknown(e.OccurredAt) || hasUnknown(e.PublishedAt) {
-		return false
-	}
+	return !hasUnknown(e.OccurredAt) && !hasUnknown(e.PublishedAt) && stringsUTF8(e)
+}
+
+// stringsUTF8 reports whether every string in e is UTF-8.
+func stringsUTF8(e *eventv1.Envelope) bool {
 	for _, s := range [...]string{e.EventId, e.Tenant, e.Integrator, e.SourceEndpoint, e.Flow, e.Entity, e.SourceKey} {
 		if !utf8.ValidString(s) {
 			return false

@@ -52,6 +52,60 @@ func TestWireAgreesWithProto(t *testing.T) {
 	}
 }
 
+// TestStagedDecodingAgrees: what Encode writes, UnmarshalStaged and
+// DecodeStaged read exactly as Unmarshal and Decode do, envelopes from a
+// newer build (unknown fields) included; and bytes that were never an
+// envelope, or were cut or changed on the way, make them fail or agree,
+// never panic.
+func TestStagedDecodingAgrees(t *testing.T) {
+	seed := *wireSeed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	t.Logf("seed %d (rerun with -wire.seed=%d)", seed, seed)
+	r := rand.New(rand.NewPCG(seed, 1))
+	for i := range 5000 {
+		e, _ := randomEnvelope(r)
+		if hasUnknown(e.OccurredAt) || hasUnknown(e.PublishedAt) {
+			// No protobuf library writes a timestamp with fields it lacks.
+			continue
+		}
+		b, err := Encode(e)
+		if err != nil {
+			t.Fatalf("envelope %d: Encode: %v", i, err)
+		}
+		if got, err := UnmarshalStaged(b); err != nil || !proto.Equal(got, e) {
+			t.Fatalf("envelope %d: UnmarshalStaged = %v, %v; want %v", i, got, err, e)
+		}
+		got, err := DecodeStaged(b)
+		want, werr := Decode(b)
+		if fmt.Sprint(err) != fmt.Sprint(werr) || !proto.Equal(got, want) {
+			t.Fatalf("envelope %d: DecodeStaged = %v, %v; Decode = %v, %v", i, got, err, want, werr)
+		}
+		// Bytes changed or cut: the staged reading agrees wherever the
+		// wire check would have let the generated code read them.
+		c := []byte(string(b))
+		switch r.IntN(3) {
+		case 0:
+			c = c[:r.IntN(len(c)+1)]
+		default:
+			for range 1 + r.IntN(4) {
+				if len(c) > 0 {
+					c[r.IntN(len(c))] = byte(r.Uint32())
+				}
+			}
+		}
+		got, err = UnmarshalStaged(c)
+		want, werr = Unmarshal(c)
+		if envelopeShape.plain(c) && (fmt.Sprint(err) != fmt.Sprint(werr) || !proto.Equal(got, want)) {
+			t.Fatalf("envelope %d changed to %x: UnmarshalStaged = %v, %v; Unmarshal = %v, %v", i, c, got, err, want, werr)
+		}
+		if err == nil && !stringsUTF8(got) {
+			t.Fatalf("envelope %d changed to %x: UnmarshalStaged read a string that is not UTF-8: %v", i, c, got)
+		}
+	}
+}
+
 // randomEnvelope returns an envelope with every field at random, each also
 // unset now and then: nil and empty payloads, maps and Results, timestamps
 // out of range, enum values no build knows; and whether it was given unknown
@@ -188,6 +242,13 @@ func TestStringsMustBeUTF8(t *testing.T) {
 			}
 			if _, err := Decode(data); err == nil || !strings.Contains(err.Error(), "decoding envelope") || !strings.Contains(err.Error(), want.Error()) {
 				t.Fatalf("Decode = %v, want an error with %v", err, want)
+			}
+			// The staged decoders skip the wire check, not this.
+			if e, err := UnmarshalStaged(data); err == nil || err.Error() != want.Error() || e != nil {
+				t.Fatalf("UnmarshalStaged = %v, %v; want proto.Unmarshal's error %v", e, err, want)
+			}
+			if _, err := DecodeStaged(data); err == nil || !strings.Contains(err.Error(), "decoding envelope") || !strings.Contains(err.Error(), want.Error()) {
+				t.Fatalf("DecodeStaged = %v, want an error with %v", err, want)
 			}
 		})
 	})

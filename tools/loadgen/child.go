@@ -453,7 +453,7 @@ func (l *latencies) observe(m *nats.Msg) {
 }
 
 func (l *latencies) observeOne(now time.Time, data []byte) {
-	e, err := envelope.Decode(data)
+	e, err := envelope.DecodeStaged(data)
 	if err != nil {
 		return
 	}

@@ -198,7 +198,7 @@ func (p *partition) pushBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 	byFlow := map[string]*group{}
 	var all []item
 	for i, m := range msgs {
-		e, err := envelope.Decode(m.Data())
+		e, err := envelope.DecodeStaged(m.Data())
 		if err != nil {
 			out = append(out, bus.DeadLetter(m, stage.Connector, stage.CodeMalformed, err.Error()))
 			continue

@@ -156,7 +156,7 @@ func (s *Service) decideBatch(ctx context.Context, msgs []jetstream.Msg) (int, e
 	batch := make([]pending, 0, len(msgs))
 	keys := make([]ledger.Key, 0, len(msgs))
 	for _, m := range msgs {
-		e, err := envelope.Decode(m.Data())
+		e, err := envelope.DecodeStaged(m.Data())
 		if err != nil {
 			out = append(out, bus.DeadLetter(m, stage.Dedup, stage.CodeMalformed, err.Error()))
 			continue
@@ -445,7 +445,7 @@ func (s *Service) confirmBatch(ctx context.Context, msgs []jetstream.Msg) (int, 
 		if !appliedOutcomes[bus.HeaderValue(m, stage.HeaderOutcome)] {
 			continue
 		}
-		e, err := envelope.Decode(m.Data())
+		e, err := envelope.DecodeStaged(m.Data())
 		if err != nil {
 			continue
 		}

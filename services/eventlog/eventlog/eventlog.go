@@ -188,7 +188,7 @@ func (s *Service) auditBatch(ctx context.Context, msgs []jetstream.Msg) (_ int, 
 			notices = append(notices, n)
 			continue
 		}
-		e, err := envelope.Unmarshal(m.Data())
+		e, err := envelope.UnmarshalStaged(m.Data())
 		if err != nil {
 			// Not written by a stage of this build: keep it, with the
 			// reason, rather than lose it.
