@@ -146,7 +146,9 @@ func headerLen(k, v string) int {
 // encodeFrame makes the frame of msgs on subject; size is at least its bytes.
 func encodeFrame(subject string, msgs []*nats.Msg, size int) *nats.Msg {
 	data := make([]byte, 0, size)
-	h := sha256.New()
+	// The events' ids, each ended by a newline, hashed at once: one
+	// allocation per frame rather than one per event.
+	var ids []byte
 	for _, m := range msgs {
 		data = protowire.AppendTag(data, 1, protowire.BytesType)
 		data = protowire.AppendVarint(data, uint64(eventLen(m)))
@@ -162,12 +164,15 @@ func encodeFrame(subject string, msgs []*nats.Msg, size int) *nats.Msg {
 		}
 		data = protowire.AppendTag(data, 2, protowire.BytesType)
 		data = protowire.AppendBytes(data, m.Data)
-		h.Write([]byte(m.Header.Get(HeaderMsgID)))
-		h.Write([]byte{'\n'})
+		if ids == nil {
+			ids = make([]byte, 0, len(msgs)*(len(m.Header.Get(HeaderMsgID))+1))
+		}
+		ids = append(append(ids, m.Header.Get(HeaderMsgID)...), '\n')
 	}
+	sum := sha256.Sum256(ids)
 	out := nats.NewMsg(subject)
 	out.Header.Set(HeaderFrame, frameVersion)
-	out.Header.Set(HeaderMsgID, "frame:"+hex.EncodeToString(h.Sum(nil)[:16]))
+	out.Header.Set(HeaderMsgID, "frame:"+hex.EncodeToString(sum[:16]))
 	out.Data = data
 	return out
 }

@@ -1,6 +1,8 @@
 package bus
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"math/rand/v2"
 	"reflect"
 	"strconv"
@@ -127,5 +129,25 @@ func TestReadingAFrameAllocatesPerFrameNotPerEvent(t *testing.T) {
 	small, large := testing.AllocsPerRun(50, read(frame(10))), testing.AllocsPerRun(50, read(frame(400)))
 	if large != small {
 		t.Fatalf("reading a frame of 10 events takes %.0f allocations, one of 400 events %.0f: reading costs allocations per event", small, large)
+	}
+}
+
+// A frame's Nats-Msg-Id is "frame:" and the first 16 bytes, in hex, of the
+// SHA-256 of its events' ids, each ended by a newline: what every version
+// has written, so that a frame published again by another version of the
+// stage is still stored once.
+func TestFrameIDIsTheHashOfItsEventsIDs(t *testing.T) {
+	var msgs []*nats.Msg
+	var ids []byte
+	for i := range 5 {
+		m := nats.NewMsg("audit.t.f.0")
+		m.Header.Set(HeaderMsgID, "event-"+strconv.Itoa(i))
+		m.Data = []byte("x")
+		msgs = append(msgs, m)
+		ids = append(ids, "event-"+strconv.Itoa(i)+"\n"...)
+	}
+	sum := sha256.Sum256(ids)
+	if got, want := Frame(msgs, 0)[0].Header.Get(HeaderMsgID), "frame:"+hex.EncodeToString(sum[:16]); got != want {
+		t.Fatalf("frame id %s, want %s", got, want)
 	}
 }
