@@ -479,14 +479,25 @@ func TestEventsPublishedAgainAreHandledOnceAcrossARestart(t *testing.T) {
 }
 
 // settled reports whether the flow stream's durable has acknowledged
-// everything; false while it does not exist (a rewind creates it again).
+// everything the stream holds: its ack floor is the stream's last message.
+// Nothing pending is not enough: a durable that a rewind has just created
+// again may report nothing delivered and nothing pending before the server
+// has counted what it is to deliver.
 func settled(js jetstream.JetStream, durable string) bool {
+	st, err := js.Stream(context.Background(), bus.StreamFlow)
+	if err != nil {
+		return false
+	}
+	sinfo, err := st.Info(context.Background())
+	if err != nil {
+		return false
+	}
 	c, err := js.Consumer(context.Background(), bus.StreamFlow, durable)
 	if err != nil {
 		return false
 	}
 	info, err := c.Info(context.Background())
-	return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+	return err == nil && info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream >= sinfo.State.LastSeq
 }
 
 // publishFrame publishes events "<prefix>0".. as one frame on subject.
