@@ -64,6 +64,17 @@ func InjectTrace(ctx context.Context, h nats.Header) {
 	h[traceparentKey] = []string{formatTraceparent(sc)}
 }
 
+// Traceparent is what InjectTrace writes for ctx when that is one
+// traceparent alone (the usual context, no trace state): its value, and
+// true. It reports false when InjectTrace writes nothing or more.
+func Traceparent(ctx context.Context) (string, bool) {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() || sc.TraceState().Len() > 0 {
+		return "", false
+	}
+	return formatTraceparent(sc), true
+}
+
 // RemoteSpanContext is the span context found in h; it is not valid when h
 // carries none.
 func RemoteSpanContext(h nats.Header) trace.SpanContext {

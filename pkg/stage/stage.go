@@ -90,12 +90,31 @@ func Audit(ctx context.Context, e *eventv1.Envelope, r *eventv1.Result, partitio
 	if err != nil {
 		return nil, err
 	}
-	m := nats.NewMsg(bus.AuditSubject(e.GetTenant(), e.GetFlow(), partition))
-	bus.InjectTrace(ctx, m.Header)
-	m.Header.Set(bus.HeaderMsgID, MsgID(e))
-	m.Header.Set(HeaderOutcome, Outcome(r.GetStage(), r.GetAction()))
-	m.Data = data
-	return m, nil
+	h := header(ctx, MsgID(e), HeaderOutcome, Outcome(r.GetStage(), r.GetAction()))
+	return &nats.Msg{Subject: bus.AuditSubject(e.GetTenant(), e.GetFlow(), partition), Header: h, Data: data}, nil
+}
+
+// header is the header of a stage's output: its message id, ctx's trace
+// context (bus.InjectTrace) and, when key is not empty, key's value. The
+// values share one slice: every event is an output of three stages.
+func header(ctx context.Context, msgID, key, value string) nats.Header {
+	h := make(nats.Header, 3)
+	values := make([]string, 3)
+	values[0] = msgID
+	h[bus.HeaderMsgID] = values[0:1:1]
+	n := 1
+	if key != "" {
+		values[n] = value
+		h[key] = values[n : n+1 : n+1]
+		n++
+	}
+	if tp, ok := bus.Traceparent(ctx); ok {
+		values[n] = tp
+		h["traceparent"] = values[n : n+1 : n+1]
+	} else {
+		bus.InjectTrace(ctx, h)
+	}
+	return h
 }
 
 // Output builds the message that carries e to the next stage on subject.
@@ -105,11 +124,7 @@ func Output(ctx context.Context, subject string, e *eventv1.Envelope) (*nats.Msg
 	if err != nil {
 		return nil, err
 	}
-	m := nats.NewMsg(subject)
-	bus.InjectTrace(ctx, m.Header)
-	m.Header.Set(bus.HeaderMsgID, MsgID(e))
-	m.Data = data
-	return m, nil
+	return &nats.Msg{Subject: subject, Header: header(ctx, MsgID(e), "", ""), Data: data}, nil
 }
 
 // consumerSpan is the kind of a stage's span, made once: an option is an
