@@ -184,13 +184,7 @@ func SpanContextOf(m jetstream.Msg) trace.SpanContext {
 }
 
 // TraceIDOf is TraceID(m.Headers()), read as SpanContextOf reads.
-func TraceIDOf(m jetstream.Msg) string {
-	sc := SpanContextOf(m)
-	if !sc.HasTraceID() {
-		return ""
-	}
-	return sc.TraceID().String()
-}
+func TraceIDOf(m jetstream.Msg) string { return traceIDOf(SpanContextOf(m)) }
 
 // unhex decodes lower-case hex s into dst, which is half its length.
 func unhex(dst []byte, s string) bool {
@@ -225,8 +219,10 @@ func hexValue(c byte) byte {
 }
 
 // TraceID returns the trace id carried in h, or "" when there is none.
-func TraceID(h nats.Header) string {
-	sc := RemoteSpanContext(h)
+func TraceID(h nats.Header) string { return traceIDOf(RemoteSpanContext(h)) }
+
+// traceIDOf is sc's trace id in hex, or "" when it has none.
+func traceIDOf(sc trace.SpanContext) string {
 	if !sc.HasTraceID() {
 		return ""
 	}

@@ -15,7 +15,7 @@ import (
 	eventv1 "github.com/syncline/syncline/pkg/api/syncline/event/v1"
 )
 
-var wireSeed = flag.Uint64("wire.seed", 0, "seed of TestWireAgreesWithProto (0: a new one, logged)")
+var wireSeed = flag.Uint64("wire.seed", 0, "seed of TestWireAgreesWithProto and TestStagedDecodingAgrees (0: a new one, logged)")
 
 // TestWireAgreesWithProto encodes random envelopes with Encode and decodes
 // them with proto.Unmarshal, and the other way round with proto.Marshal and
@@ -23,12 +23,7 @@ var wireSeed = flag.Uint64("wire.seed", 0, "seed of TestWireAgreesWithProto (0: 
 // without unknown fields must take the generated code's path (plain), or
 // the test would prove nothing about it.
 func TestWireAgreesWithProto(t *testing.T) {
-	seed := *wireSeed
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	t.Logf("seed %d (rerun with -wire.seed=%d)", seed, seed)
-	r := rand.New(rand.NewPCG(seed, 0))
+	r := wireRand(t, 0)
 	for i := range 5000 {
 		e, unknown := randomEnvelope(r)
 		b, err := Encode(e)
@@ -58,12 +53,7 @@ func TestWireAgreesWithProto(t *testing.T) {
 // envelope, or were cut or changed on the way, make them fail or agree,
 // never panic.
 func TestStagedDecodingAgrees(t *testing.T) {
-	seed := *wireSeed
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	t.Logf("seed %d (rerun with -wire.seed=%d)", seed, seed)
-	r := rand.New(rand.NewPCG(seed, 1))
+	r := wireRand(t, 1)
 	for i := range 5000 {
 		e, _ := randomEnvelope(r)
 		if hasUnknown(e.OccurredAt) || hasUnknown(e.PublishedAt) {
@@ -104,6 +94,17 @@ func TestStagedDecodingAgrees(t *testing.T) {
 			t.Fatalf("envelope %d changed to %x: UnmarshalStaged read a string that is not UTF-8: %v", i, c, got)
 		}
 	}
+}
+
+// wireRand is the random source of a test, stream of its own, seeded by
+// -wire.seed or by a new seed it logs.
+func wireRand(t *testing.T, stream uint64) *rand.Rand {
+	seed := *wireSeed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	t.Logf("seed %d (rerun with -wire.seed=%d)", seed, seed)
+	return rand.New(rand.NewPCG(seed, stream))
 }
 
 // randomEnvelope returns an envelope with every field at random, each also
