@@ -225,6 +225,9 @@ type frameField struct {
 // reused, as it does not outlive the call.
 var unframeScratch = sync.Pool{New: func() any { return new([]frameField) }}
 
+// maxScratchHint bounds the fields unframe makes room for at once.
+const maxScratchHint = 1 << 12
+
 // unframe reads the events of a frame's bytes. A stage reads every event of
 // every frame it is handed, so the reading costs a few allocations per frame,
 // none per event: the events' bytes are sub-slices of data, and their header
@@ -234,8 +237,10 @@ func unframe(data []byte) ([]frameEvent, error) {
 	fields := (*scratch)[:0]
 	if cap(fields) == 0 {
 		// A field takes at least a few bytes: room for what a frame of
-		// this size holds, so that reading it is one allocation at most.
-		fields = make([]frameField, 0, len(data)/16)
+		// this size holds, so that reading it is one allocation at most,
+		// up to a bound (4,096 fields, 160 KB) that a frame of the largest
+		// payload a server allows does not turn into one huge allocation.
+		fields = make([]frameField, 0, min(len(data)/16, maxScratchHint))
 	}
 	defer func() {
 		if cap(fields) <= 1<<16 {
