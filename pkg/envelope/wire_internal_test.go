@@ -96,6 +96,74 @@ func TestStagedDecodingAgrees(t *testing.T) {
 	}
 }
 
+// TestDecodedEnvelopesOwnTheirBytes: an envelope read by Unmarshal or
+// UnmarshalStaged keeps nothing of the bytes it was read from (a frame of
+// hundreds of events, which a string of one of them would keep alive, or a
+// buffer its caller reuses), and a payload appended to leaves the strings
+// read with it as they were.
+func TestDecodedEnvelopesOwnTheirBytes(t *testing.T) {
+	r := wireRand(t, 2)
+	for i := range 2000 {
+		e, _ := randomEnvelope(r)
+		if hasUnknown(e.OccurredAt) || hasUnknown(e.PublishedAt) {
+			continue
+		}
+		for _, read := range []struct {
+			name string
+			f    func([]byte) (*eventv1.Envelope, error)
+		}{{"Unmarshal", Unmarshal}, {"UnmarshalStaged", UnmarshalStaged}} {
+			b, err := Encode(e)
+			if err != nil {
+				t.Fatalf("envelope %d: Encode: %v", i, err)
+			}
+			got, err := read.f(b)
+			if err != nil {
+				t.Fatalf("envelope %d: %s: %v", i, read.name, err)
+			}
+			for j := range b {
+				b[j] = byte(r.Uint32())
+			}
+			if !proto.Equal(got, e) {
+				t.Fatalf("envelope %d: %s's envelope changed with the bytes it was read from: %v; want %v", i, read.name, got, e)
+			}
+			payload := got.Payload
+			got.Payload = append(got.Payload, "appended past the payload, over whatever follows it"...)
+			got.Payload = payload
+			if !proto.Equal(got, e) {
+				t.Fatalf("envelope %d: %s's envelope changed with an append to its payload: %v; want %v", i, read.name, got, e)
+			}
+		}
+	}
+}
+
+// TestDecodingAllocatesPerEnvelopeNotPerString: the strings of an envelope
+// read by the generated code share one allocation, so a full envelope costs
+// the envelope, its copy of the bytes, its two timestamps and its Result.
+func TestDecodingAllocatesPerEnvelopeNotPerString(t *testing.T) {
+	e := &eventv1.Envelope{
+		SchemaVersion: 1, EventId: "01890a5d-ac96-774b-bcce-b302099a8057", Tenant: "acme", Integrator: "shop-sync",
+		SourceEndpoint: "shop", Flow: "orders-to-erp", Entity: "order", Operation: eventv1.Operation_OPERATION_UPSERT,
+		SourceKey: "SO-1001", SourceVersion: 3, Payload: []byte(`{"number":"SO-1001","total":19.95}`),
+		OccurredAt: timestamppb.Now(), PublishedAt: timestamppb.Now(), FlowGeneration: 2,
+		Result: &eventv1.Result{Stage: "dedup", Action: eventv1.Action_ACTION_CREATED, TargetId: "42", Reason: "new key", Code: "none", ContentHash: strings.Repeat("ab", 32)},
+	}
+	b, err := Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, read := range []struct {
+		name string
+		f    func([]byte) (*eventv1.Envelope, error)
+	}{{"Unmarshal", Unmarshal}, {"UnmarshalStaged", UnmarshalStaged}} {
+		if got, err := read.f(b); err != nil || !proto.Equal(got, e) {
+			t.Fatalf("%s = %v, %v; want %v", read.name, got, err, e)
+		}
+		if n := testing.AllocsPerRun(100, func() { _, _ = read.f(b) }); n > 5 {
+			t.Errorf("%s: %v allocations for an envelope of 12 strings, a payload, two timestamps and a Result; want at most 5", read.name, n)
+		}
+	}
+}
+
 // wireRand is the random source of a test, stream of its own, seeded by
 // -wire.seed or by a new seed it logs.
 func wireRand(t *testing.T, stream uint64) *rand.Rand {

@@ -471,7 +471,9 @@ func (l *latencies) observeOne(now time.Time, data []byte) {
 	if l.seen[e.EventId] {
 		return
 	}
-	l.seen[e.EventId] = true
+	// A clone: the decoded id shares one allocation with the rest of its
+	// envelope, which the map would otherwise keep for every event.
+	l.seen[strings.Clone(e.EventId)] = true
 	l.outcomes[strings.TrimSpace(strings.ToLower(strings.TrimPrefix(e.GetResult().GetAction().String(), "ACTION_"))+" "+e.GetResult().GetCode())]++
 	l.times = append(l.times, now.Sub(e.PublishedAt.AsTime()))
 	l.lastAt = now
