@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -70,6 +71,9 @@ func child(ctx context.Context, f flags) error {
 
 	cfg := allinone.Config{DataDir: dir, NATSPort: -1, HTTPAddr: "127.0.0.1:0", AdminToken: "bench-admin-token-0123456789", Bus: bus.DefaultConfig()}
 	cfg.Bus.Partitions = f.parts
+	// Warnings and errors show: a stage that rewinds or retries in a run
+	// explains its figures.
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// WAL with synchronous=NORMAL: how anyone who cares about write speed
 	// runs a SQLite database (see the sql target's README).
 	// The file is in the bench tenant's folder of the data folder.
