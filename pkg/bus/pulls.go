@@ -46,6 +46,13 @@ type pulls struct {
 	reconnects uint64                 // the connection's count when cur was asked for
 }
 
+// Pulls returns cons's deliveries as a consumer of this package reads
+// them: pull requests of batch messages and at most bytes, one at a time,
+// on nc, cons's connection.
+func Pulls(nc *nats.Conn, cons jetstream.Consumer, batch, bytes int) jetstream.MessagesContext {
+	return newPulls(nc, cons, batch, bytes)
+}
+
 func newPulls(nc *nats.Conn, cons jetstream.Consumer, batch, bytes int) *pulls {
 	ctx, stop := context.WithCancel(context.Background())
 	// At least a few: a request's channel must hold its heartbeats too.
