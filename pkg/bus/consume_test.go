@@ -589,7 +589,8 @@ func TestConsumerDeadLettersAPermanentFailureAtOnce(t *testing.T) {
 	}
 }
 
-// warnings is a log handler that keeps the messages of warnings and errors.
+// warnings is a log handler that keeps warnings and errors, each as its
+// message and its attributes (key=value).
 type warnings struct {
 	mu   sync.Mutex
 	msgs []string
@@ -599,7 +600,12 @@ func (w *warnings) Enabled(_ context.Context, l slog.Level) bool { return l >= s
 func (w *warnings) Handle(_ context.Context, r slog.Record) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, r.Message)
+	line := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		line += " " + a.String()
+		return true
+	})
+	w.msgs = append(w.msgs, line)
 	return nil
 }
 func (w *warnings) WithAttrs([]slog.Attr) slog.Handler { return w }
@@ -678,5 +684,35 @@ func TestASlowBatchIsNotALostServer(t *testing.T) {
 		// a pull request, with the count of what it did not deliver)
 		// leaves the client waiting for messages it will never get.
 		t.Errorf("the client dropped what the server sent: %q", dropped)
+	}
+}
+
+// TestClientErrorsAreLogged: what the NATS client drops from a
+// subscription that fell behind is a warning on the service's log, with
+// the connection and the subject, not a line of its own on stderr.
+func TestClientErrorsAreLogged(t *testing.T) {
+	s := natstest.Run(t)
+	logs := &warnings{}
+	nc, err := nats.Connect(s.ClientURL(), nats.Name("syncline-test"), bus.LogClientErrors(slog.New(logs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ch := make(chan *nats.Msg, 1)
+	if _, err := nc.ChanSubscribe("behind", ch); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := nc.Publish("behind", []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool { return len(logs.all()) > 0 }, "no warning for the messages the client dropped")
+	want := "NATS client error error=nats: slow consumer, messages dropped connection=syncline-test subject=behind"
+	if got := logs.all()[0]; got != want {
+		t.Errorf("warning %q, want %q", got, want)
 	}
 }

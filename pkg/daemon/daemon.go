@@ -522,7 +522,7 @@ func Open(ctx context.Context, cfg Config) (*Runtime, error) {
 		rt.Close(ctx)
 		return nil, err
 	}
-	nc, err := nats.Connect(cfg.NATSURL, append(natsOpts, nats.Name("syncline-"+cfg.Service), nats.MaxReconnects(-1))...)
+	nc, err := nats.Connect(cfg.NATSURL, append(natsOpts, nats.Name("syncline-"+cfg.Service), nats.MaxReconnects(-1), bus.LogClientErrors(log))...)
 	if err != nil {
 		rt.Close(ctx)
 		return nil, fmt.Errorf("connecting to NATS at %s (SYNCLINE_NATS_URL): %w", redactURLs(cfg.NATSURL), err)

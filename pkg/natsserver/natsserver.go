@@ -128,10 +128,9 @@ func Start(cfg Config) (*Server, error) {
 	return &Server{ns: ns, auth: cfg.Auth}, nil
 }
 
-// Connect opens an in-process connection (no TCP) with reconnects disabled:
-// the server cannot go away without the process.
-func (s *Server) Connect(name string) (*nats.Conn, error) {
-	opts := []nats.Option{nats.InProcessServer(s.ns), nats.Name(name), nats.MaxReconnects(-1)}
+// Connect opens an in-process connection (no TCP), with opts added.
+func (s *Server) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
+	opts = append(opts, nats.InProcessServer(s.ns), nats.Name(name), nats.MaxReconnects(-1))
 	if s.auth != nil {
 		opts = append(opts, nats.UserInfo(natsauth.ServiceUser, s.auth.ServicePassword))
 	}

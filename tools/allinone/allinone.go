@@ -463,13 +463,13 @@ func (in *Instance) startBus(ctx context.Context) error {
 		OnStart: func(context.Context) error {
 			var err error
 			if in.nats != nil {
-				in.conn, err = in.nats.Connect("syncline-dev")
+				in.conn, err = in.nats.Connect("syncline-dev", bus.LogClientErrors(in.log))
 			} else {
 				var opts []nats.Option
 				if opts, err = in.cfg.NATS.Options(); err != nil {
 					return err
 				}
-				in.conn, err = nats.Connect(in.cfg.NATSURL, append(opts, nats.Name("syncline-dev"), nats.MaxReconnects(-1))...)
+				in.conn, err = nats.Connect(in.cfg.NATSURL, append(opts, nats.Name("syncline-dev"), nats.MaxReconnects(-1), bus.LogClientErrors(in.log))...)
 				if err != nil {
 					err = fmt.Errorf("connecting to NATS at %s: %w", in.cfg.NATSURL, err)
 				}
