@@ -236,13 +236,21 @@ func (c *Consumer) open(ctx context.Context, start bool) (jetstream.MessagesCont
 			}
 		}
 	}
-	// Short pull requests with frequent heartbeats (pulls): a request the
-	// server lost is noticed within two seconds, and reported, so that a
-	// consumer the server has lost is created again. A request asks for
-	// MaxBatch messages, and at most pullBytes: a message may be a frame of
-	// hundreds of events, and what is pulled waits in memory until the
-	// stage takes it.
-	iter := newPulls(js.Conn(), cons, c.deps.Config.MaxBatch, c.pullBytes())
+	// Short pull requests with frequent heartbeats: if a pull request is
+	// lost (the client notices by the missing heartbeats), the iterator
+	// issues a new one within two seconds, instead of the thirty that the
+	// defaults allow a quiet consumer to sit idle with events waiting.
+	// Missing heartbeats are reported rather than waited out, so that a
+	// consumer the server has lost is noticed and created again.
+	// A pull asks for MaxBatch messages, and at most pullBytes: a message
+	// may be a frame of hundreds of events, and what is pulled waits in
+	// memory until the stage takes it.
+	iter, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(c.deps.Config.MaxBatch, c.pullBytes()),
+		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second),
+		jetstream.WithMessagesErrOnMissingHeartbeat(true))
+	if err != nil {
+		return nil, fmt.Errorf("subscribing consumer %s: %w", c.spec.Durable, err)
+	}
 	if c.deps.OnOpen != nil {
 		if err := c.deps.OnOpen(ctx); err != nil {
 			iter.Stop()
@@ -416,9 +424,7 @@ func pump(iter jetstream.MessagesContext, out chan<- jetstream.Msg, frames bool,
 				iter.Stop()
 				return
 			}
-			// The iterator stopped itself if it cannot go on (the
-			// consumer is gone): the next call says so, and the
-			// consumer opens it again. It asks again after the others.
+			// The iterator recovers from the others by itself.
 			log.Warn("fetching messages", "error", err)
 			time.Sleep(100 * time.Millisecond)
 			continue

@@ -121,10 +121,12 @@ func relayChild(ctx context.Context, f flags) error {
 			return fmt.Errorf("creating the consumer of the relay's stream %d: %w", i+1, err)
 		}
 		// As Syncline's stages pull (bus.Consumer).
-		in := &relayInput{conn: conn, cons: cons, batch: cfg.MaxBatch, missed: &missed}
-		in.iter = bus.Pulls(conn, cons, in.batch, 16<<20)
-		defer in.stop()
-		h := hop{in: in, framed: i > 0 && f.relayBatch > 1, batch: f.relayBatch}
+		iter, err := cons.Messages(jetstream.PullMaxMessages(cfg.MaxBatch), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
+		if err != nil {
+			return fmt.Errorf("consuming the relay's stream %d: %w", i+1, err)
+		}
+		defer iter.Stop()
+		h := hop{in: iter, framed: i > 0 && f.relayBatch > 1, batch: f.relayBatch, missed: &missed}
 		var run func(context.Context) error
 		switch {
 		case i == relayStreams-1:
@@ -267,40 +269,29 @@ func relayPublish(ctx context.Context, js jetstream.JetStream, events, batch int
 
 // hop is one stage of the relay: its input and how that is framed.
 type hop struct {
-	in *relayInput
+	in jetstream.MessagesContext
 	// framed says the input messages are frames of events (see frame);
 	// otherwise each is one event.
 	framed bool
 	batch  int
-}
-
-// next returns the hop's next input.
-func (h hop) next() (jetstream.Msg, error) { return h.in.next() }
-
-// relayInput is a hop's input, pulled as Syncline's stages pull
-// (bus.Pulls). A missed heartbeat (neither a message nor a heartbeat for
-// two seconds) is counted and passed over: the input is pulled anew.
-type relayInput struct {
-	conn   *nats.Conn
-	cons   jetstream.Consumer
-	batch  int
-	iter   jetstream.MessagesContext
+	// missed counts the heartbeats the hop missed.
 	missed *atomic.Int64
 }
 
-func (in *relayInput) next() (jetstream.Msg, error) {
+// next returns the hop's next input. A missed heartbeat (neither a message
+// nor a heartbeat for two seconds, which a busy machine causes now and then)
+// is passed over: the iterator then asks the server for messages again by
+// itself.
+func (h hop) next() (jetstream.Msg, error) {
 	for {
-		m, err := in.iter.Next()
+		m, err := h.in.Next()
 		if errors.Is(err, jetstream.ErrNoHeartbeat) {
-			in.missed.Add(1)
-			in.iter = bus.Pulls(in.conn, in.cons, in.batch, 16<<20)
+			h.missed.Add(1)
 			continue
 		}
 		return m, err
 	}
 }
-
-func (in *relayInput) stop() { in.iter.Stop() }
 
 // output is a hop's published output and the inputs it acknowledges once
 // stored.
