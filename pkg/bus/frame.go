@@ -164,10 +164,11 @@ func encodeFrame(subject string, msgs []*nats.Msg, size int) *nats.Msg {
 		}
 		data = protowire.AppendTag(data, 2, protowire.BytesType)
 		data = protowire.AppendBytes(data, m.Data)
+		id := m.Header.Get(HeaderMsgID)
 		if ids == nil {
-			ids = make([]byte, 0, len(msgs)*(len(m.Header.Get(HeaderMsgID))+1))
+			ids = make([]byte, 0, len(msgs)*(len(id)+1))
 		}
-		ids = append(append(ids, m.Header.Get(HeaderMsgID)...), '\n')
+		ids = append(append(ids, id...), '\n')
 	}
 	sum := sha256.Sum256(ids)
 	out := nats.NewMsg(subject)
