@@ -81,7 +81,10 @@ type Config struct {
 	Backoff []time.Duration
 	// MaxBatch is the most messages a stage handles at once.
 	MaxBatch int
-	// MaxAckPending bounds the unacknowledged messages per consumer.
+	// MaxAckPending bounds the unacknowledged messages per consumer: the
+	// batch a stage is handling and what it has read ahead. A pull asks for
+	// this many and statusRoom more (see PullOptions), so the server's
+	// statuses always find room beside the messages it may send.
 	MaxAckPending int
 }
 
@@ -99,7 +102,7 @@ func DefaultConfig() Config {
 		AckWait:            30 * time.Second,
 		Backoff:            []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute},
 		MaxBatch:           500,
-		MaxAckPending:      20000,
+		MaxAckPending:      1000,
 	}
 }
 

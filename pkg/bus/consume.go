@@ -236,18 +236,7 @@ func (c *Consumer) open(ctx context.Context, start bool) (jetstream.MessagesCont
 			}
 		}
 	}
-	// Short pull requests with frequent heartbeats: if a pull request is
-	// lost (the client notices by the missing heartbeats), the iterator
-	// issues a new one within two seconds, instead of the thirty that the
-	// defaults allow a quiet consumer to sit idle with events waiting.
-	// Missing heartbeats are reported rather than waited out, so that a
-	// consumer the server has lost is noticed and created again.
-	// A pull asks for MaxBatch messages, and at most pullBytes: a message
-	// may be a frame of hundreds of events, and what is pulled waits in
-	// memory until the stage takes it.
-	iter, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(c.deps.Config.MaxBatch, c.pullBytes()),
-		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second),
-		jetstream.WithMessagesErrOnMissingHeartbeat(true))
+	iter, err := cons.Messages(PullOptions(c.deps.Config, c.pullBytes())...)
 	if err != nil {
 		return nil, fmt.Errorf("subscribing consumer %s: %w", c.spec.Durable, err)
 	}
@@ -479,6 +468,37 @@ func (c *Consumer) pullBytes() int {
 		n = max(n, 2*int(nc.MaxPayload()))
 	}
 	return n
+}
+
+// statusRoom is what a pull asks for beyond MaxAckPending: room in the
+// client's channel for the server's statuses (heartbeats, the end of a pull
+// request with the count it did not deliver).
+const statusRoom = 256
+
+// PullOptions are how a consumer pulls: short requests with frequent
+// heartbeats, at most maxBytes at a time, for MaxAckPending messages and
+// statusRoom more.
+//
+// The iterator's channel holds exactly what a pull asks for, and the
+// server's statuses share it with the messages. The server never sends more
+// than MaxAckPending unacknowledged messages, so the channel always has
+// statusRoom free for statuses, even while a stage takes long over a batch
+// and the channel fills. A full channel made the client drop them (a slow
+// consumer): it lost count of its requests, stopped pulling, and two seconds
+// later reported the server lost, which cost a rewind in the middle of a
+// burst.
+//
+// If a pull request is lost (the client notices by the missing heartbeats),
+// the iterator issues a new one within two seconds, instead of the thirty
+// that the defaults allow a quiet consumer to sit idle with events waiting.
+// Missing heartbeats are reported rather than waited out, so that a
+// consumer the server has lost is noticed and created again.
+func PullOptions(c Config, maxBytes int) []jetstream.PullMessagesOpt {
+	return []jetstream.PullMessagesOpt{
+		jetstream.PullMaxMessagesWithBytesLimit(c.MaxAckPending+statusRoom, maxBytes),
+		jetstream.PullExpiry(5 * time.Second), jetstream.PullHeartbeat(time.Second),
+		jetstream.WithMessagesErrOnMissingHeartbeat(true),
+	}
 }
 
 // handle runs the handler on a batch. It returns true when the whole batch is

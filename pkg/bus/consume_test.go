@@ -617,6 +617,103 @@ func (w *warnings) all() []string {
 	return slices.Clone(w.msgs)
 }
 
+// TestASlowBatchIsNotALostServer: a stage that takes longer over a batch
+// than the server's heartbeats and pull expiry, while ten times its batch
+// waits, goes on where it was once the batch is done: the server's
+// heartbeats and the ends of its pull requests, which arrive meanwhile,
+// are not mistaken for a lost server, no consumer is rewound, and every
+// message is handled once.
+func TestASlowBatchIsNotALostServer(t *testing.T) {
+	nc, js, cfg := setup(t)
+	var dropped []string
+	var droppedMu sync.Mutex
+	nc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		droppedMu.Lock()
+		defer droppedMu.Unlock()
+		dropped = append(dropped, err.Error())
+	})
+	cfg.MaxBatch = 4
+	cfg.AckWait = time.Minute
+	publishN(t, js, "ingest.acme.shop.order", 40)
+	release := make(chan struct{})
+	var once sync.Once
+	rec := &recorder{}
+	handler := func(ctx context.Context, msgs []jetstream.Msg) (int, error) {
+		// The first batch takes longer than a pull request lives (5s).
+		once.Do(func() { <-release })
+		return rec.handle(ctx, msgs)
+	}
+	logs := &warnings{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("warnings: %q; handled: %q", logs.all(), rec.seen)
+		}
+	})
+	c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "slow", Filter: "ingest.>"},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: handler, Logger: slog.New(logs)})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	time.Sleep(7 * time.Second)
+	close(release)
+	waitFor(t, 10*time.Second, func() bool { return rec.count() == 40 }, "not all 40 messages handled")
+	later := make([]*nats.Msg, 3)
+	for i := range later {
+		later[i] = nats.NewMsg("ingest.acme.shop.order")
+		later[i].Header.Set(bus.HeaderMsgID, "later-"+strconv.Itoa(i))
+		later[i].Data = []byte("later " + strconv.Itoa(i))
+	}
+	if err := bus.NewPublisher(js).Publish(context.Background(), later...); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, func() bool { return rec.count() == 43 }, "the messages published after the slow batch were not handled")
+	time.Sleep(3 * time.Second) // what a rewind would deliver again
+	for d, n := range rec.runs {
+		if n != 1 {
+			t.Errorf("message %q handled %d times, want once", d, n)
+		}
+	}
+	if w := logs.all(); len(w) > 0 {
+		t.Errorf("the consumer warned %q; want no warnings: a slow batch is not a failure", w)
+	}
+	droppedMu.Lock()
+	defer droppedMu.Unlock()
+	if len(dropped) > 0 {
+		// A status the server sent and the client dropped (the end of
+		// a pull request, with the count of what it did not deliver)
+		// leaves the client waiting for messages it will never get.
+		t.Errorf("the client dropped what the server sent: %q", dropped)
+	}
+}
+
+// TestAckPendingOfOneBatch: a consumer that may hold no more than one batch
+// unacknowledged still goes through everything: the server sends the next
+// batch once the stage acknowledges the one before.
+func TestAckPendingOfOneBatch(t *testing.T) {
+	_, js, cfg := setup(t)
+	cfg.MaxBatch = 4
+	cfg.MaxAckPending = 4
+	publishN(t, js, "ingest.acme.shop.order", 41)
+	rec := &recorder{}
+	logs := &warnings{}
+	c := bus.NewConsumer(bus.ConsumerSpec{Stage: "test", Stream: bus.StreamIngest, Durable: "tight", Filter: "ingest.>"},
+		bus.ConsumerDeps{JetStream: js, Config: cfg, Handler: rec.handle, Logger: slog.New(logs)})
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, func() bool { return rec.count() == 41 }, "not all 41 messages handled")
+	for d, n := range rec.runs {
+		if n != 1 {
+			t.Errorf("message %q handled %d times, want once", d, n)
+		}
+	}
+	if w := logs.all(); len(w) > 0 {
+		t.Errorf("the consumer warned %q; want no warnings", w)
+	}
+}
+
 // TestClientErrorsAreLogged: what the NATS client drops from a
 // subscription that fell behind is a warning on the service's log, with
 // the connection and the subject, not a line of its own on stderr.

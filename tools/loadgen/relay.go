@@ -121,7 +121,7 @@ func relayChild(ctx context.Context, f flags) error {
 			return fmt.Errorf("creating the consumer of the relay's stream %d: %w", i+1, err)
 		}
 		// As Syncline's stages pull (bus.Consumer).
-		iter, err := cons.Messages(jetstream.PullMaxMessages(cfg.MaxBatch), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
+		iter, err := cons.Messages(bus.PullOptions(cfg, 16<<20)...)
 		if err != nil {
 			return fmt.Errorf("consuming the relay's stream %d: %w", i+1, err)
 		}
