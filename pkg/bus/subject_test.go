@@ -1,10 +1,12 @@
 package bus
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPartitionIsStableAndSpread(t *testing.T) {
@@ -126,4 +128,66 @@ func TestDeadLetterPartition(t *testing.T) {
 	if f := DeadLetterFilters("connector", 0); !slices.Equal(f, []string{"dlq.*.connector.0", "dlq.*.connector"}) {
 		t.Errorf("DeadLetterFilters(connector, 0) = %v", f)
 	}
+}
+
+// TestEveryStoredSubjectHasOneReader: whatever the partition count, each
+// ingest and audit subject as the stream stores it (the ingest bucket
+// mapped to a partition) is read by exactly one partition's consumer: its
+// partition's for a route, partition 0's for anything else a publisher may
+// send, and for the audit subjects of earlier versions (no partition).
+func TestEveryStoredSubjectHasOneReader(t *testing.T) {
+	seed := time.Now().UnixNano()
+	r := rand.New(rand.NewPCG(uint64(seed), 0))
+	t.Logf("seed %d", seed)
+	token := func() string { return []string{"acme", "shop", "order", "7", "0", "x"}[r.IntN(6)] }
+	for n := 1; n <= 5; n++ {
+		for range 2000 {
+			stream, filters := "ingest", IngestFilters
+			if r.IntN(2) == 0 {
+				stream, filters = "audit", AuditFilters
+			}
+			// What a route is stored as: ingest.<tenant>.<endpoint>.<entity>.<partition>,
+			// audit.<tenant>.<flow>.<partition>; anything else goes to 0.
+			route := map[string]int{"ingest": 5, "audit": 4}[stream]
+			tokens := []string{stream}
+			size := 1 + r.IntN(route+1)
+			if stream == "audit" {
+				// Only the stages publish there.
+				size = route - 1 - r.IntN(2)
+			}
+			for range size {
+				tokens = append(tokens, token())
+			}
+			want := 0
+			if len(tokens) == route {
+				want = r.IntN(n)
+				tokens[route-1] = strconv.Itoa(want)
+			}
+			subject := strings.Join(tokens, ".")
+			var readers []int
+			for p := range n {
+				if slices.ContainsFunc(filters(p, n), func(f string) bool { return subjectMatches(f, subject) }) {
+					readers = append(readers, p)
+				}
+			}
+			if len(readers) != 1 || readers[0] != want {
+				t.Fatalf("%d partitions: %s is read by partitions %v, want %d alone (seed %d)", n, subject, readers, want, seed)
+			}
+		}
+	}
+}
+
+// subjectMatches reports whether NATS delivers subject to a subscription
+// on filter: "*" matches one token, a last ">" one or more.
+func subjectMatches(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, tok := range f {
+		switch {
+		case tok == ">":
+			return len(s) > i
+		case i >= len(s) || tok != "*" && tok != s[i]:
+			return false
+		}
+	}
+	return len(f) == len(s)
 }

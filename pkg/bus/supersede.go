@@ -67,7 +67,7 @@ func PartitionSpecs(base ConsumerSpec, n int, filters func(p int) []string) []Co
 // partitions (PartitionSpecs).
 func AuditSpecs(base ConsumerSpec, n int) []ConsumerSpec {
 	base.Stream = StreamAudit
-	return PartitionSpecs(base, n, AuditFilters)
+	return PartitionSpecs(base, n, func(p int) []string { return AuditFilters(p, n) })
 }
 
 // NewConsumers returns a consumer for each spec, all with deps.

@@ -95,7 +95,7 @@ func New(deps Deps) (*Service, error) {
 			Stage:   stage.Mapper,
 			Stream:  bus.StreamIngest,
 			Durable: "mapper-p" + strconv.Itoa(n),
-			Filters: bus.IngestFilters(n),
+			Filters: bus.IngestFilters(n, deps.Bus.Partitions),
 		}
 		s.specs = append(s.specs, spec)
 		consumers[n] = bus.NewConsumer(spec, bus.ConsumerDeps{
