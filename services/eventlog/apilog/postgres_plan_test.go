@@ -69,3 +69,65 @@ func TestPostgresWritePlansNeverScan(t *testing.T) {
 		t.Errorf("a write at 60,000 records scans the records table:\n%s", got)
 	}
 }
+
+// TestPostgresReportReadsPercentilesByBucket: a report's percentiles read the durations of one
+// histogram bucket off api_log_records_by_day_bucket (migration 0006), never the whole table,
+// and they are the nearest-rank percentiles of the records, as percentile_disc gives them.
+func TestPostgresReportReadsPercentilesByBucket(t *testing.T) {
+	ctx := context.Background()
+	plans := pgtest.NewPlans(t, pgtest.NewDatabase(t))
+	pool := plans.Pool
+	s, err := apilog.NewPostgres(ctx, &sqlstore.DB{Dialect: sqlstore.Postgres, PG: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two whole days of two flows, 30,000 records each, with durations over a few dozen
+	// buckets, written as the eventlog writes them.
+	first := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	for d := range 2 {
+		for b := range 12 {
+			rs := make([]apilog.Record, 5000)
+			for i := range rs {
+				n := (b*len(rs) + i) * 7919 % 60000
+				rs[i] = apilog.Record{Tenant: "acme", EventID: fmt.Sprintf("d%d-%d-%d", d, b, i), Integrator: "sync",
+					Flow: []string{"orders", "customers"}[i%2], Entity: "order", SourceKey: fmt.Sprintf("SO-%d", i),
+					Action: apilog.ActionCreated, Status: apilog.StatusSuccess,
+					Duration: time.Duration(100_000 + n*n/40), LoggedAt: first.Add(time.Duration(d)*24*time.Hour + time.Duration(b)*time.Hour)}
+			}
+			if err := s.Insert(ctx, rs); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := pool.Exec(ctx, "ANALYZE api_log_records"); err != nil {
+		t.Fatal(err)
+	}
+	plans.Explain(t)
+	rows, err := s.Report(ctx, apilog.ReportQuery{Tenant: "acme", From: first, To: first.Add(48 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := plans.Take()
+	if !strings.Contains(got, "api_log_records_by_day_bucket") {
+		t.Errorf("the report's percentiles do not read api_log_records_by_day_bucket:\n%s", got)
+	}
+	if pgtest.Scans(got, "api_log_records") {
+		t.Errorf("the report scans the records table:\n%s", got)
+	}
+	if len(rows) != 4 {
+		t.Fatalf("%d report rows, want 4 (2 days of 2 flows): %+v", len(rows), rows)
+	}
+	for _, r := range rows {
+		var p50, p95 int64
+		if err := pool.QueryRow(ctx, `
+SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY duration_ns), percentile_disc(0.95) WITHIN GROUP (ORDER BY duration_ns)
+FROM api_log_records WHERE tenant = 'acme' AND flow = $1 AND (logged_at AT TIME ZONE 'UTC')::date = $2::date`,
+			r.Flow, r.Day.Format(time.DateOnly)).Scan(&p50, &p95); err != nil {
+			t.Fatal(err)
+		}
+		if r.P50 != time.Duration(p50) || r.P95 != time.Duration(p95) {
+			t.Errorf("%s on %s: P50 %v, P95 %v; percentile_disc gives %v and %v",
+				r.Flow, r.Day.Format(time.DateOnly), r.P50, r.P95, time.Duration(p50), time.Duration(p95))
+		}
+	}
+}

@@ -162,20 +162,18 @@ WHERE rank <= {top}`
 
 // pgDayPercentiles reads, for each (integrator, flow, entity, day, bucket, skip), the
 // duration after the first skip durations of the bucket among that row's records, in order,
-// off api_log_records_by_day_duration (migration 0005). Bucket b holds the durations d with
-// bounds[b] <= d < bounds[b + 1] (api_log_duration_bucket); the first and the last bucket are
-// open.
+// off api_log_records_by_day_bucket (migration 0006): the index yields the bucket's records,
+// and the statement sorts their durations. Bucket b holds the durations d with
+// api_log_duration_bucket(d) = b, the buckets the histograms count.
 const pgDayPercentiles = `
 SELECT (SELECT r.duration_ns FROM api_log_records AS r
 		WHERE r.tenant = $1 AND (r.logged_at AT TIME ZONE 'UTC')::date = p.day
-			AND r.integrator = p.integrator AND r.flow = p.flow AND r.entity = p.entity
-			AND r.duration_ns >= coalesce(b.bounds[p.bucket], -9223372036854775808)
-			AND r.duration_ns <= coalesce(b.bounds[p.bucket + 1] - 1, 9223372036854775807)
+			AND r.flow = p.flow AND api_log_duration_bucket(r.duration_ns) = p.bucket
+			AND r.integrator = p.integrator AND r.entity = p.entity
 		ORDER BY r.duration_ns
 		OFFSET p.skip LIMIT 1)
 FROM unnest($2::text[], $3::text[], $4::text[], $5::date[], $6::integer[], $7::bigint[]) WITH ORDINALITY
-		AS p(integrator, flow, entity, day, bucket, skip, i),
-	(SELECT api_log_duration_bounds() AS bounds) AS b
+		AS p(integrator, flow, entity, day, bucket, skip, i)
 ORDER BY p.i`
 
 // reportPercentiles are the percentiles a report row shows, in ReportRow's order.
