@@ -12,6 +12,18 @@ import (
 	"github.com/syncline/syncline/services/eventlog/apilog"
 )
 
+// plannedLog is an API log on a new database of one session, whose plans the test hears: the
+// statements warmed on a small table are the ones whose plans are read.
+func plannedLog(t *testing.T) (*pgtest.Plans, *apilog.Postgres) {
+	t.Helper()
+	plans := pgtest.NewPlans(t, pgtest.NewDatabase(t))
+	s, err := apilog.NewPostgres(context.Background(), &sqlstore.DB{Dialect: sqlstore.Postgres, PG: plans.Pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plans, s
+}
+
 // TestPostgresWritePlansNeverScan: the API log's write path (COPY, or the
 // upsert of redelivered records, and the rollup triggers) runs prepared and
 // cached plans, made many times while the log is small. Once it holds tens
@@ -20,14 +32,7 @@ import (
 // statement, including those of the triggers.
 func TestPostgresWritePlansNeverScan(t *testing.T) {
 	ctx := context.Background()
-	// One session, so the statements warmed on the small table are the
-	// ones whose plans are read.
-	plans := pgtest.NewPlans(t, pgtest.NewDatabase(t))
-	pool := plans.Pool
-	s, err := apilog.NewPostgres(ctx, &sqlstore.DB{Dialect: sqlstore.Postgres, PG: pool})
-	if err != nil {
-		t.Fatal(err)
-	}
+	plans, s := plannedLog(t)
 	day := time.Now().UTC().Truncate(time.Microsecond)
 	records := func(prefix string, n int) []apilog.Record {
 		rs := make([]apilog.Record, n)
@@ -75,12 +80,8 @@ func TestPostgresWritePlansNeverScan(t *testing.T) {
 // and they are the nearest-rank percentiles of the records, as percentile_disc gives them.
 func TestPostgresReportReadsPercentilesByBucket(t *testing.T) {
 	ctx := context.Background()
-	plans := pgtest.NewPlans(t, pgtest.NewDatabase(t))
+	plans, s := plannedLog(t)
 	pool := plans.Pool
-	s, err := apilog.NewPostgres(ctx, &sqlstore.DB{Dialect: sqlstore.Postgres, PG: pool})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Two whole days of two flows, 30,000 records each, with durations over a few dozen
 	// buckets, written as the eventlog writes them.
 	first := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
